@@ -1,0 +1,80 @@
+import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { SoloError } from "../errors.ts";
+
+/** A data directory held by this process. @internal */
+export interface DataDirLock {
+  /** The absolute path of the directory. */
+  readonly path: string;
+  /** Removes the lock file; safe to call twice. */
+  release(): Promise<void>;
+}
+
+const LOCK_FILE = "kernel.lock";
+
+/**
+ * Creates the data directory (mode 0700) if needed and takes its lock, so two kernels never share
+ * one directory. A lock left by a process that no longer exists is taken over.
+ * @internal
+ */
+export async function lockDataDir(dir: string): Promise<DataDirLock> {
+  const path = resolve(dir);
+  try {
+    await mkdir(path, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new SoloError(
+      "SOLO_ERR_KERNEL_DATA_DIR",
+      `cannot create the data directory ${path}: ${(err as Error).message}`,
+      { dataDir: path },
+      { cause: err },
+    );
+  }
+  const lockPath = join(path, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(lockPath, "wx", 0o600);
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      let released = false;
+      return {
+        path,
+        release: async () => {
+          if (released) return;
+          released = true;
+          await rm(lockPath, { force: true });
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new SoloError(
+          "SOLO_ERR_KERNEL_DATA_DIR",
+          `cannot lock the data directory ${path}: ${(err as Error).message}`,
+          { dataDir: path },
+          { cause: err },
+        );
+      }
+      const holder = Number.parseInt(await readFile(lockPath, "utf8").catch(() => ""), 10);
+      if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+        throw new SoloError("SOLO_ERR_KERNEL_DATA_DIR_LOCKED", `the data directory ${path} is in use by process ${holder}`, {
+          dataDir: path,
+          pid: holder,
+          hint: "stop that kernel first, or open this one with another dataDir",
+        });
+      }
+      await rm(lockPath, { force: true });
+    }
+  }
+  throw new SoloError("SOLO_ERR_KERNEL_DATA_DIR_LOCKED", `the data directory ${path} is being locked by another process`, {
+    dataDir: path,
+  });
+}
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

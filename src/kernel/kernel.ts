@@ -1,0 +1,602 @@
+import { availableParallelism } from "node:os";
+import { SoloError } from "../errors.ts";
+import { compileEngine } from "../sandbox/engine.ts";
+import { encodeJson } from "../sandbox/json.ts";
+import type { Crash } from "../sandbox/service.ts";
+import { stripTypes } from "../sandbox/typescript.ts";
+import { SchedulerPool } from "../scheduler/pool.ts";
+import type { FromScheduler } from "../scheduler/protocol.ts";
+import { type DataDirLock, lockDataDir } from "./data-dir.ts";
+import { DEFAULT_LIMITS, type LimitsInput, resolveLimits, type ServiceLimits } from "./limits.ts";
+import { checkService, checkTenant, describeType } from "./names.ts";
+
+/** Options for {@link openKernel}. */
+export interface KernelOptions {
+  /** Where the kernel keeps its data; created (mode 0700) if missing. Default `./.solo`. */
+  readonly dataDir?: string;
+  /** Scheduler threads that run tenant code. Default: one per core. */
+  readonly schedulers?: number;
+  /** Default limits for every service; each deploy may override them. */
+  readonly limits?: LimitsInput;
+  /** Largest service source accepted by deploy, in bytes. Default 1 MiB. */
+  readonly maxCodeBytes?: number;
+  /** Receives every line a service logs with `solo.log` / `console.log`. */
+  readonly onLog?: (entry: LogEntry) => void;
+}
+
+/** What {@link Kernel.deploy} takes. */
+export interface DeploySpec {
+  readonly tenant: string;
+  readonly service: string;
+  /** One ES module, JavaScript or TypeScript, whose default export is the handler object. */
+  readonly code: string;
+  /** Passed to `init(args, ctx)`; any JSON value. */
+  readonly args?: unknown;
+  /** Overrides of the kernel's default limits for this service. */
+  readonly limits?: LimitsInput;
+}
+
+/** What a successful deploy returns. */
+export interface Deployment {
+  readonly tenant: string;
+  readonly service: string;
+  readonly version: number;
+}
+
+/** Options for {@link Kernel.call}. */
+export interface CallOptions {
+  /** How long to wait for the reply. Default 5000 ms, at most 600000. */
+  readonly timeoutMs?: number;
+  /** Aborts the wait; the call then rejects with code `canceled`. */
+  readonly signal?: AbortSignal;
+}
+
+/** A service's lifecycle state, as `list()` shows it. */
+export type ServiceState = "running" | "crashed" | "stopped";
+
+/** What a service has used, as last sampled by its scheduler. */
+export interface ServiceUsage {
+  /** Messages handled (init, calls, casts, timer messages). */
+  readonly messages: number;
+  /** CPU milliseconds spent in the service's code. */
+  readonly cpuMs: number;
+  /** Bytes of the service's QuickJS heap. */
+  readonly memoryBytes: number;
+  /** Messages waiting in the mailbox. */
+  readonly mailbox: number;
+  /** Casts and timer messages that found no handler or a stopped service (never lost silently). */
+  readonly unhandled: number;
+}
+
+/** One service, as `list()` shows it. */
+export interface ServiceInfo {
+  readonly tenant: string;
+  readonly service: string;
+  readonly version: number;
+  readonly state: ServiceState;
+  readonly handlers: readonly string[];
+  readonly limits: ServiceLimits;
+  readonly usage: ServiceUsage;
+  readonly deployedAt: string;
+  /** Why the service crashed, when `state` is `crashed`. */
+  readonly crash?: Crash;
+}
+
+/** One line a service logged. */
+export interface LogEntry {
+  readonly tenant: string;
+  readonly service: string;
+  readonly level: "debug" | "info" | "warn" | "error";
+  readonly text: string;
+  readonly at: string;
+}
+
+/** A running Solo kernel: the embedding API every other interface is a client of. */
+export interface Kernel {
+  /** The data directory in use. */
+  readonly dataDir: string;
+  /** The number of scheduler threads. */
+  readonly schedulers: number;
+  /** Analyzes nothing yet, strips types, starts the service and runs `init`. */
+  deploy(spec: DeploySpec): Promise<Deployment>;
+  /** Sends a request to `handleCall` and waits for the reply, like `gen_server:call`. */
+  call(tenant: string, service: string, request?: unknown, options?: CallOptions): Promise<unknown>;
+  /** Sends a message to `handleCast` without waiting, like `gen_server:cast`. */
+  cast(tenant: string, service: string, message?: unknown): Promise<void>;
+  /** Stops a service (running `terminate` if it is idle); pending calls are rejected. */
+  kill(tenant: string, service: string): Promise<void>;
+  /** The tenant's services with their state and usage. */
+  list(tenant: string): ServiceInfo[];
+  /** The most recent log lines of a service (up to 200). */
+  logs(tenant: string, service: string): LogEntry[];
+  /** Terminates every service, stops the schedulers and releases the data directory. */
+  close(): Promise<void>;
+}
+
+type RecordState = "starting" | ServiceState;
+
+interface ServiceRecord {
+  readonly tenant: string;
+  readonly service: string;
+  readonly sid: number;
+  readonly version: number;
+  readonly scheduler: number;
+  readonly limits: ServiceLimits;
+  readonly deployedAt: string;
+  state: RecordState;
+  handlers: readonly string[];
+  usage: ServiceUsage;
+  crash?: Crash;
+  logs: LogEntry[];
+}
+
+const DEFAULT_CALL_TIMEOUT_MS = 5000;
+const MAX_CALL_TIMEOUT_MS = 600_000;
+const DEFAULT_MAX_CODE_BYTES = 1024 * 1024;
+const LOG_LINES_KEPT = 200;
+const CLOSE_GRACE_MS = 5000;
+const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits"]);
+const OPTION_KEYS = new Set(["dataDir", "schedulers", "limits", "maxCodeBytes", "onLog"]);
+const EMPTY_USAGE: ServiceUsage = Object.freeze({ messages: 0, cpuMs: 0, memoryBytes: 0, mailbox: 0, unhandled: 0 });
+
+/**
+ * Opens a kernel on a data directory and starts its schedulers.
+ *
+ * @example
+ * const kernel = await openKernel({ dataDir: "./.solo" });
+ * await kernel.deploy({ tenant: "acme", service: "counter", code });
+ * await kernel.call("acme", "counter", { op: "inc" });
+ * await kernel.close();
+ */
+export async function openKernel(options: KernelOptions = {}): Promise<Kernel> {
+  const opts = checkOptions(options);
+  const lock = await lockDataDir(opts.dataDir);
+  try {
+    const kernel = new KernelImpl(opts, lock);
+    await kernel.start();
+    return kernel;
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+interface ResolvedOptions {
+  readonly dataDir: string;
+  readonly schedulers: number;
+  readonly limits: ServiceLimits;
+  readonly maxCodeBytes: number;
+  readonly onLog: ((entry: LogEntry) => void) | undefined;
+}
+
+function checkOptions(options: unknown): ResolvedOptions {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `openKernel options must be an object, got ${describeType(options)}`);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!OPTION_KEYS.has(key)) {
+      throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `openKernel: unknown option ${JSON.stringify(key)}`, {
+        field: key,
+        hint: `known options: ${[...OPTION_KEYS].join(", ")}`,
+      });
+    }
+  }
+  const dataDir = o.dataDir ?? "./.solo";
+  if (typeof dataDir !== "string" || dataDir === "") {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: dataDir must be a non-empty path", { field: "dataDir" });
+  }
+  const schedulers = o.schedulers ?? availableParallelism();
+  if (typeof schedulers !== "number" || !Number.isInteger(schedulers) || schedulers < 1 || schedulers > 256) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: schedulers must be an integer from 1 to 256", {
+      field: "schedulers",
+    });
+  }
+  const maxCodeBytes = o.maxCodeBytes ?? DEFAULT_MAX_CODE_BYTES;
+  if (typeof maxCodeBytes !== "number" || !Number.isInteger(maxCodeBytes) || maxCodeBytes < 1024 || maxCodeBytes > 16 * 1024 * 1024) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: maxCodeBytes must be an integer from 1024 to 16777216", {
+      field: "maxCodeBytes",
+    });
+  }
+  if (o.onLog !== undefined && typeof o.onLog !== "function") {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: onLog must be a function", { field: "onLog" });
+  }
+  return {
+    dataDir,
+    schedulers,
+    limits: resolveLimits(o.limits, DEFAULT_LIMITS),
+    maxCodeBytes,
+    onLog: o.onLog as ((entry: LogEntry) => void) | undefined,
+  };
+}
+
+class KernelImpl implements Kernel {
+  readonly dataDir: string;
+  readonly schedulers: number;
+  private readonly opts: ResolvedOptions;
+  private readonly lock: DataDirLock;
+  private readonly pool: SchedulerPool;
+  private readonly tenants = new Map<string, Map<string, ServiceRecord>>();
+  private readonly bySid = new Map<number, ServiceRecord>();
+  private readonly placement = new Map<string, number>();
+  private readonly load: number[];
+  private nextSid = 0;
+  private closed: Promise<void> | undefined;
+
+  constructor(opts: ResolvedOptions, lock: DataDirLock) {
+    this.opts = opts;
+    this.lock = lock;
+    this.dataDir = lock.path;
+    this.schedulers = opts.schedulers;
+    this.load = new Array<number>(opts.schedulers).fill(0);
+    this.pool = new SchedulerPool(
+      opts.schedulers,
+      compileEngine(),
+      {
+        onMessage: (_index, msg) => this.onSchedulerMessage(msg),
+        onSchedulerDied: (index, error) => this.onSchedulerDied(index, error),
+      },
+      500,
+    );
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.pool.ready();
+    } catch (err) {
+      await this.pool.close(0);
+      throw err;
+    }
+  }
+
+  async deploy(spec: DeploySpec): Promise<Deployment> {
+    this.assertOpen();
+    const { tenant, service, code, args, limits } = this.checkDeploy(spec);
+    const services = this.tenants.get(tenant);
+    const previous = services?.get(service);
+    if (previous && (previous.state === "running" || previous.state === "starting")) {
+      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${service} already exists in tenant ${tenant} (version ${previous.version})`, {
+        tenant,
+        service,
+        hint: "kill it first to replace it; hot swap arrives with the kernel's next release",
+      });
+    }
+    const stripped = stripTypes(code, `${service}.ts`);
+    const filename = stripped === code ? `${service}.js` : `${service}.ts`;
+    const scheduler = this.place(tenant);
+    const record: ServiceRecord = {
+      tenant,
+      service,
+      sid: ++this.nextSid,
+      version: (previous?.version ?? 0) + 1,
+      scheduler,
+      limits,
+      deployedAt: new Date().toISOString(),
+      state: "starting",
+      handlers: [],
+      usage: EMPTY_USAGE,
+      logs: [],
+    };
+    this.register(record);
+    try {
+      const { promise } = this.pool.request(scheduler, (rid) => ({
+        op: "deploy",
+        rid,
+        sid: record.sid,
+        tenant,
+        service,
+        version: record.version,
+        filename,
+        code: stripped,
+        args,
+        limits,
+      }));
+      const reply = JSON.parse(await promise) as { handlers: string[] };
+      record.handlers = Object.freeze([...reply.handlers]);
+      if (record.state === "starting") record.state = "running";
+      if (previous) {
+        this.bySid.delete(previous.sid);
+        this.load[previous.scheduler] = (this.load[previous.scheduler] ?? 1) - 1;
+      }
+      return { tenant, service, version: record.version };
+    } catch (err) {
+      this.unregister(record, previous);
+      throw err;
+    }
+  }
+
+  call(tenant: string, service: string, request?: unknown, options: CallOptions = {}): Promise<unknown> {
+    try {
+      this.assertOpen();
+      const record = this.running(tenant, service);
+      const { timeoutMs, signal } = checkCallOptions(options);
+      const payload = request === undefined ? "" : encodeJson(request, "the request", record.limits.messageBytes);
+      if (signal?.aborted) throw canceled(record);
+      return this.send(record, payload, timeoutMs, signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  async cast(tenant: string, service: string, message?: unknown): Promise<void> {
+    this.assertOpen();
+    const record = this.running(tenant, service);
+    const payload = message === undefined ? "" : encodeJson(message, "the message", record.limits.messageBytes);
+    this.pool.post(record.scheduler, { op: "cast", sid: record.sid, payload });
+  }
+
+  async kill(tenant: string, service: string): Promise<void> {
+    this.assertOpen();
+    const record = this.lookup(tenant, service);
+    if (record.state !== "running") return;
+    await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise;
+    record.state = "stopped";
+  }
+
+  list(tenant: string): ServiceInfo[] {
+    const services = this.tenants.get(checkTenant(tenant));
+    if (!services) return [];
+    const out: ServiceInfo[] = [];
+    for (const r of services.values()) {
+      if (r.state === "starting") continue;
+      out.push({
+        tenant: r.tenant,
+        service: r.service,
+        version: r.version,
+        state: r.state,
+        handlers: r.handlers,
+        limits: r.limits,
+        usage: r.usage,
+        deployedAt: r.deployedAt,
+        ...(r.crash ? { crash: r.crash } : {}),
+      });
+    }
+    return out.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+  }
+
+  logs(tenant: string, service: string): LogEntry[] {
+    return [...this.lookup(tenant, service).logs];
+  }
+
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      try {
+        await this.pool.close(CLOSE_GRACE_MS);
+      } finally {
+        for (const r of this.bySid.values()) if (r.state === "running") r.state = "stopped";
+        await this.lock.release();
+      }
+    })();
+    return this.closed;
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private send(record: ServiceRecord, payload: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      const { rid, promise } = this.pool.request(record.scheduler, (id) => ({
+        op: "call",
+        rid: id,
+        sid: record.sid,
+        payload,
+        deadline: Date.now() + timeoutMs,
+      }));
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        this.pool.forget(rid);
+        reject(canceled(record));
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        this.pool.forget(rid);
+        reject(
+          new SoloError("SOLO_ERR_CALL_TIMEOUT", `call to ${record.tenant}/${record.service} timed out after ${timeoutMs} ms`, {
+            tenant: record.tenant,
+            service: record.service,
+            timeoutMs,
+            hint: "the service is slow or its mailbox is long; raise timeoutMs or look at list() usage",
+          }),
+        );
+      }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      promise.then(
+        (json) => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          resolve(json === "" ? undefined : JSON.parse(json));
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  private checkDeploy(spec: unknown): {
+    tenant: string;
+    service: string;
+    code: string;
+    args: string;
+    limits: ServiceLimits;
+  } {
+    if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
+      throw new SoloError(
+        "SOLO_ERR_REQUEST_INVALID",
+        `deploy takes an object { tenant, service, code, args?, limits? }, got ${describeType(spec)}`,
+      );
+    }
+    const s = spec as Record<string, unknown>;
+    for (const key of Object.keys(s)) {
+      if (!DEPLOY_KEYS.has(key)) {
+        throw new SoloError("SOLO_ERR_REQUEST_INVALID", `deploy: unknown field ${JSON.stringify(key.slice(0, 80))}`, {
+          field: key.slice(0, 80),
+          hint: `deploy takes ${[...DEPLOY_KEYS].join(", ")}`,
+        });
+      }
+    }
+    const tenant = checkTenant(s.tenant);
+    const service = checkService(s.service);
+    const code = s.code;
+    if (typeof code !== "string" || code.trim() === "") {
+      throw new SoloError(
+        "SOLO_ERR_REQUEST_INVALID",
+        `deploy: code must be a non-empty string of JavaScript or TypeScript, got ${describeType(code)}`,
+        {
+          field: "code",
+        },
+      );
+    }
+    const size = Buffer.byteLength(code);
+    if (size > this.opts.maxCodeBytes) {
+      throw new SoloError("SOLO_ERR_DEPLOY_CODE_TOO_LARGE", `deploy: code is ${size} bytes, over the limit of ${this.opts.maxCodeBytes}`, {
+        field: "code",
+        limit: this.opts.maxCodeBytes,
+      });
+    }
+    const limits = resolveLimits(s.limits, this.opts.limits);
+    const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
+    return { tenant, service, code, args, limits };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is closed; open a new one with openKernel()");
+  }
+
+  /** Finds a deployed service (any state but starting), or throws not-found. */
+  private lookup(tenant: string, service: string): ServiceRecord {
+    const t = checkTenant(tenant);
+    const s = checkService(service);
+    const r = this.tenants.get(t)?.get(s);
+    if (!r || r.state === "starting") {
+      throw new SoloError("SOLO_ERR_SERVICE_NOT_FOUND", `no service named ${s} in tenant ${t}`, {
+        tenant: t,
+        service: s,
+        hint: "list(tenant) shows the deployed services",
+      });
+    }
+    return r;
+  }
+
+  private running(tenant: string, service: string): ServiceRecord {
+    const r = this.lookup(tenant, service);
+    if (r.state === "crashed") {
+      throw new SoloError("SOLO_ERR_SERVICE_CRASHED", `service ${r.service} has crashed: ${r.crash?.message ?? "unknown reason"}`, {
+        tenant: r.tenant,
+        service: r.service,
+        ...(r.crash ? { crash: r.crash } : {}),
+        hint: "deploy it again to start a new version",
+      });
+    }
+    if (r.state === "stopped") {
+      throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} is stopped`, {
+        tenant: r.tenant,
+        service: r.service,
+        hint: "deploy it again to start it",
+      });
+    }
+    return r;
+  }
+
+  // A tenant lives on one scheduler for its whole life (its WebAssembly instance is there); a new
+  // tenant goes to the scheduler with the fewest services.
+  private place(tenant: string): number {
+    const existing = this.placement.get(tenant);
+    if (existing !== undefined) return existing;
+    let best = 0;
+    for (let i = 1; i < this.load.length; i++) if ((this.load[i] ?? 0) < (this.load[best] ?? 0)) best = i;
+    this.placement.set(tenant, best);
+    return best;
+  }
+
+  private register(record: ServiceRecord): void {
+    let services = this.tenants.get(record.tenant);
+    if (!services) {
+      services = new Map();
+      this.tenants.set(record.tenant, services);
+    }
+    services.set(record.service, record);
+    this.bySid.set(record.sid, record);
+    this.load[record.scheduler] = (this.load[record.scheduler] ?? 0) + 1;
+  }
+
+  private unregister(record: ServiceRecord, previous: ServiceRecord | undefined): void {
+    this.bySid.delete(record.sid);
+    this.load[record.scheduler] = (this.load[record.scheduler] ?? 1) - 1;
+    const services = this.tenants.get(record.tenant);
+    if (!services || services.get(record.service) !== record) return;
+    if (previous) services.set(record.service, previous);
+    else services.delete(record.service);
+  }
+
+  private onSchedulerMessage(msg: FromScheduler): void {
+    switch (msg.op) {
+      case "status": {
+        const r = this.bySid.get(msg.sid);
+        if (!r) return;
+        r.state = msg.status;
+        if (msg.crash) r.crash = msg.crash;
+        return;
+      }
+      case "usage":
+        for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled] of msg.samples) {
+          const r = this.bySid.get(sid);
+          if (r) r.usage = { messages, cpuMs, memoryBytes, mailbox, unhandled };
+        }
+        return;
+      case "log": {
+        const r = this.bySid.get(msg.sid);
+        if (!r) return;
+        const level = msg.level === "debug" || msg.level === "warn" || msg.level === "error" ? msg.level : "info";
+        const entry: LogEntry = { tenant: r.tenant, service: r.service, level, text: msg.text, at: new Date(msg.at).toISOString() };
+        r.logs.push(entry);
+        if (r.logs.length > LOG_LINES_KEPT) r.logs.splice(0, r.logs.length - LOG_LINES_KEPT);
+        this.opts.onLog?.(entry);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private onSchedulerDied(index: number, error: SoloError): void {
+    const crash: Crash = { kind: "scheduler_failed", reason: "SOLO_ERR_SCHEDULER_FAILED", message: error.message };
+    for (const r of this.bySid.values()) {
+      if (r.scheduler !== index) continue;
+      if (r.state === "running") {
+        r.state = "crashed";
+        r.crash = crash;
+      }
+    }
+    for (const [tenant, i] of this.placement) if (i === index) this.placement.delete(tenant);
+    this.load[index] = 0;
+  }
+}
+
+function checkCallOptions(options: unknown): { timeoutMs: number; signal: AbortSignal | undefined } {
+  if (options === null || typeof options !== "object") {
+    throw new SoloError(
+      "SOLO_ERR_REQUEST_INVALID",
+      `call options must be an object like { timeoutMs: 1000 }, got ${describeType(options)}`,
+    );
+  }
+  const o = options as { timeoutMs?: unknown; signal?: unknown };
+  const timeoutMs = o.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  if (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_CALL_TIMEOUT_MS) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `call: timeoutMs must be an integer from 1 to ${MAX_CALL_TIMEOUT_MS}`, {
+      field: "timeoutMs",
+    });
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "call: signal must be an AbortSignal", { field: "signal" });
+  }
+  return { timeoutMs, signal: o.signal };
+}
+
+function canceled(record: ServiceRecord): SoloError {
+  return new SoloError("SOLO_ERR_CALL_CANCELED", `call to ${record.tenant}/${record.service} was canceled by its signal`, {
+    tenant: record.tenant,
+    service: record.service,
+  });
+}

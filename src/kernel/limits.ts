@@ -1,0 +1,69 @@
+import { SoloError } from "../errors.ts";
+import { describeType } from "./names.ts";
+
+/** The limits one service runs under. Every field is enforced by the engine or the scheduler. */
+export interface ServiceLimits {
+  /** Heap of the service's QuickJS runtime (`setMemoryLimit`), in bytes. */
+  readonly memoryBytes: number;
+  /** JavaScript stack of the service (`setMaxStackSize`), in bytes. */
+  readonly stackBytes: number;
+  /** CPU time one message (with all its promise jobs) may use, in milliseconds. */
+  readonly cpuMsPerMessage: number;
+  /** Largest JSON encoding of a request, reply, cast, timer message or init args, in bytes. */
+  readonly messageBytes: number;
+  /** Largest JSON encoding of the state returned by `init` (and, later, `codeChange`), in bytes. */
+  readonly stateBytes: number;
+  /** Most `sendAfter` timers a service may have pending at once. */
+  readonly timers: number;
+}
+
+/** A partial set of limits, as given to `openKernel` or `deploy`. */
+export type LimitsInput = Partial<ServiceLimits>;
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Each limit's default and allowed range. */
+export const LIMIT_RANGES: Readonly<Record<keyof ServiceLimits, { min: number; default: number; max: number; unit: string }>> = {
+  memoryBytes: { min: 1 * MiB, default: 32 * MiB, max: 1024 * MiB, unit: "bytes" },
+  // The ceiling keeps QuickJS's own stack check ahead of the scheduler thread's native stack
+  // (16 MiB per scheduler), so an overflow is always a catchable RangeError inside the service.
+  stackBytes: { min: 32 * KiB, default: 256 * KiB, max: 1 * MiB, unit: "bytes" },
+  cpuMsPerMessage: { min: 1, default: 100, max: 60_000, unit: "ms" },
+  messageBytes: { min: 1 * KiB, default: 1 * MiB, max: 16 * MiB, unit: "bytes" },
+  stateBytes: { min: 1 * KiB, default: 8 * MiB, max: 256 * MiB, unit: "bytes" },
+  timers: { min: 0, default: 1000, max: 100_000, unit: "timers" },
+};
+
+/** The defaults, as one object. */
+export const DEFAULT_LIMITS: ServiceLimits = Object.freeze(
+  Object.fromEntries(Object.entries(LIMIT_RANGES).map(([k, v]) => [k, v.default])) as unknown as ServiceLimits,
+);
+
+/** Merges `input` over `base`, rejecting unknown keys, non-integers and out-of-range values. */
+export function resolveLimits(input: unknown, base: ServiceLimits, field = "limits"): ServiceLimits {
+  if (input === undefined) return base;
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw new SoloError("SOLO_ERR_LIMITS_INVALID", `${field} must be an object, got ${describeType(input)}`, { field });
+  }
+  const out: Record<string, number> = { ...base };
+  for (const [key, value] of Object.entries(input)) {
+    const range = Object.hasOwn(LIMIT_RANGES, key) ? LIMIT_RANGES[key as keyof ServiceLimits] : undefined;
+    if (range === undefined) {
+      throw new SoloError("SOLO_ERR_LIMITS_INVALID", `${field}.${key} is not a limit`, {
+        field: `${field}.${key}`,
+        hint: `known limits: ${Object.keys(LIMIT_RANGES).join(", ")}`,
+      });
+    }
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
+      throw new SoloError(
+        "SOLO_ERR_LIMITS_INVALID",
+        `${field}.${key} must be an integer from ${range.min} to ${range.max} ${range.unit}, got ${typeof value === "number" ? value : describeType(value)}`,
+        { field: `${field}.${key}`, min: range.min, max: range.max },
+      );
+    }
+    out[key] = value;
+  }
+  return Object.freeze(out) as unknown as ServiceLimits;
+}

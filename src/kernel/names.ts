@@ -1,0 +1,61 @@
+import { SoloError } from "../errors.ts";
+
+/**
+ * The identifier grammar for tenants and services: 1 to 63 characters, lower-case ASCII letters,
+ * digits, `-` and `_`, starting with a letter and not ending with `-` or `_`. Such names are safe
+ * in URLs, file names, metric labels and log lines without escaping.
+ */
+export const NAME_PATTERN = /^[a-z](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+
+/** The longest tenant or service name. */
+export const NAME_MAX_LENGTH = 63;
+
+/** A validated tenant name. */
+export type TenantName = string & { readonly __brand: "TenantName" };
+/** A validated service name. */
+export type ServiceName = string & { readonly __brand: "ServiceName" };
+
+/** Checks one identifier; `field` names the argument in the error ("tenant", "service"). */
+export function checkName(value: unknown, field: string): string {
+  if (typeof value !== "string") {
+    throw new SoloError("SOLO_ERR_NAME_INVALID", `${field} must be a string, got ${describeType(value)}`, {
+      field,
+      hint: "names are 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter",
+    });
+  }
+  if (!NAME_PATTERN.test(value)) {
+    const shown = value.length > 80 ? `${JSON.stringify(value.slice(0, 80))}... (${value.length} characters)` : JSON.stringify(value);
+    throw new SoloError("SOLO_ERR_NAME_INVALID", `${field} ${shown} is not a valid name: ${whyInvalid(value)}`, {
+      field,
+      hint: "names are 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter and ending with a letter or digit",
+    });
+  }
+  return value;
+}
+
+/** Validates a tenant name. */
+export function checkTenant(value: unknown): TenantName {
+  return checkName(value, "tenant") as TenantName;
+}
+
+/** Validates a service name. */
+export function checkService(value: unknown, field = "service"): ServiceName {
+  return checkName(value, field) as ServiceName;
+}
+
+function whyInvalid(value: string): string {
+  if (value.length === 0) return "it is empty";
+  if (value.length > NAME_MAX_LENGTH) return `it is ${value.length} characters long (at most ${NAME_MAX_LENGTH})`;
+  if (!/^[a-z]/.test(value)) return "it must start with a lower-case letter";
+  const bad = [...value].find((ch) => !/[a-z0-9_-]/.test(ch));
+  if (bad !== undefined) return `it contains ${JSON.stringify(bad)}; only a-z, 0-9, '-' and '_' are allowed`;
+  return "it must end with a letter or digit";
+}
+
+/** A short description of a value's type for error messages. */
+export function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const t = typeof value;
+  return t === "object" ? "an object" : t;
+}

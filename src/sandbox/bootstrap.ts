@@ -1,0 +1,387 @@
+/**
+ * The guest half of the sandbox: a script evaluated in every service's QuickJS context before the
+ * author's module. It captures the intrinsics it relies on, removes the powers a service must not
+ * have, builds the `solo` host object and returns the dispatcher the host drives.
+ *
+ * Everything it hands the host is a string: replies and outcomes are encoded here, inside the
+ * sandbox and under the message's CPU budget, by a strict JSON encoder, so no getter, proxy, toJSON
+ * or prototype trick can run on the host side. The host treats every string it gets back as hostile.
+ *
+ * Outcome strings: "R<json>" a call's reply, "S" done, "M" no such handler, "P" pending (the result
+ * arrives later through host("settle", outcome)), "E<json>" failed with a described error.
+ * @internal
+ */
+export const BOOTSTRAP_FILENAME = "solo:bootstrap";
+
+export const BOOTSTRAP_SOURCE = String.raw`(function (host, metaJson) {
+"use strict";
+const G = globalThis;
+const jsonParse = JSON.parse, jsonStringify = JSON.stringify;
+const getProto = Object.getPrototypeOf, ObjectProto = Object.prototype, keysOf = Object.keys;
+const defineProperty = Object.defineProperty, freeze = Object.freeze, hasOwn = Object.hasOwn;
+const isArray = Array.isArray, isFinite = Number.isFinite, apply = Reflect.apply;
+const P = Promise, promiseThen = Promise.prototype.then, ErrorCtor = Error, TypeErrorCtor = TypeError;
+const EvalErrorCtor = EvalError, StringCtor = String, NumberCtor = Number, MapCtor = Map;
+const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
+const arrayJoin = Array.prototype.join, arrayPush = Array.prototype.push, arrayIndexOf = Array.prototype.indexOf;
+const stringSlice = String.prototype.slice, stringIndexOf = String.prototype.indexOf, charAt = String.prototype.charAt;
+const identRe = /^[A-Za-z_$][A-Za-z0-9_$]*$/, regexpTest = RegExp.prototype.test;
+const meta = jsonParse(metaJson);
+const MAX_DEPTH = meta.maxDepth;
+
+// No ambient authority: no code from strings, no clocks finer than Date, no shared memory, no GC
+// observation. Services get code only through deploy.
+for (const name of ["eval", "performance", "SharedArrayBuffer", "Atomics", "WebAssembly", "WeakRef", "FinalizationRegistry"]) {
+  delete G[name];
+}
+const denied = function Function() {
+  throw new EvalErrorCtor("compiling code at run time is not available in a Solo service; code arrives only through deploy");
+};
+for (const fn of [function () {}, async function () {}, function* () {}, async function* () {}]) {
+  const proto = getProto(fn);
+  defineProperty(proto, "constructor", { value: denied, writable: false, configurable: false, enumerable: false });
+}
+denied.prototype = getProto(function () {});
+defineProperty(G, "Function", { value: denied, writable: false, configurable: false, enumerable: false });
+
+function tagged(reason, message, path) {
+  const e = new ErrorCtor(message);
+  e.soloReason = reason;
+  if (path !== undefined) e.soloPath = path;
+  return e;
+}
+
+function pathKey(path, key) {
+  return apply(regexpTest, identRe, [key]) ? path + "." + key : path + "[" + jsonStringify(key) + "]";
+}
+
+function typeName(v) {
+  if (v === null) return "null";
+  const t = typeof v;
+  if (t !== "object") return t === "number" ? StringCtor(v) : t;
+  let name = "object";
+  try {
+    const c = getProto(v) && getProto(v).constructor;
+    if (typeof c === "function" && typeof c.name === "string" && c.name !== "") name = "a " + c.name;
+  } catch (e) {}
+  return name;
+}
+
+// Strict JSON encoding: only null, booleans, finite numbers, strings, arrays and plain objects.
+// Object properties whose value is undefined are left out (as JSON.stringify does); anything else
+// that JSON would silently drop or change is an error naming its path.
+function encode(value, what, limit) {
+  // Fast paths for the common scalar replies; everything else takes the full walk below.
+  switch (typeof value) {
+    case "boolean": return value ? "true" : "false";
+    case "number": if (isFinite(value)) return jsonStringify(value); break;
+    case "string": if (value.length * 6 + 2 <= limit) return jsonStringify(value); break;
+    case "object": if (value === null) return "null"; break;
+  }
+  const parts = [];
+  const ancestors = [];
+  let size = 0;
+  function out(s) {
+    size += s.length;
+    if (size > limit) throw tagged("SOLO_ERR_VALUE_TOO_LARGE", what + " is larger than " + limit + " bytes of JSON", "$");
+    apply(arrayPush, parts, [s]);
+  }
+  function walk(v, path, depth) {
+    switch (typeof v) {
+      case "string": out(jsonStringify(v)); return;
+      case "boolean": out(v ? "true" : "false"); return;
+      case "number":
+        if (!isFinite(v)) throw tagged("SOLO_ERR_VALUE_NOT_JSON", what + " at " + path + " is " + v + "; only finite numbers are JSON", path);
+        out(jsonStringify(v));
+        return;
+      case "undefined":
+        throw tagged("SOLO_ERR_VALUE_NOT_JSON", what + " at " + path + " is undefined; use null for no value", path);
+      case "object": break;
+      default:
+        throw tagged("SOLO_ERR_VALUE_NOT_JSON", what + " at " + path + " is a " + typeof v + "; only JSON data (null, boolean, finite number, string, array, plain object) can leave a service", path);
+    }
+    if (v === null) { out("null"); return; }
+    if (depth >= MAX_DEPTH) throw tagged("SOLO_ERR_VALUE_TOO_DEEP", what + " at " + path + " is nested deeper than " + MAX_DEPTH + " levels", path);
+    if (apply(arrayIndexOf, ancestors, [v]) !== -1) throw tagged("SOLO_ERR_VALUE_NOT_JSON", what + " at " + path + " refers back to itself (a cycle); JSON data must be a tree", path);
+    apply(arrayPush, ancestors, [v]);
+    if (isArray(v)) {
+      const n = v.length;
+      out("[");
+      for (let i = 0; i < n; i++) {
+        if (i > 0) out(",");
+        walk(v[i], path + "[" + i + "]", depth + 1);
+      }
+      out("]");
+    } else {
+      const proto = getProto(v);
+      if (proto !== ObjectProto && proto !== null) {
+        throw tagged("SOLO_ERR_VALUE_NOT_JSON", what + " at " + path + " is " + typeName(v) + ", not a plain object; convert it to JSON data first (for a Date, use toISOString(); for a Map, Object.fromEntries())", path);
+      }
+      const keys = keysOf(v);
+      out("{");
+      let first = true;
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
+        const item = v[k];
+        if (item === undefined) continue;
+        if (!first) out(",");
+        first = false;
+        out(jsonStringify(k));
+        out(":");
+        walk(item, pathKey(path, k), depth + 1);
+      }
+      out("}");
+    }
+    ancestors.length = ancestors.length - 1;
+  }
+  walk(value, "$", 0);
+  return apply(arrayJoin, parts, [""]);
+}
+
+function safeString(get, fallback) {
+  try {
+    const v = get();
+    return typeof v === "string" ? v : v === undefined ? fallback : StringCtor(v);
+  } catch (e) {
+    return fallback;
+  }
+}
+
+function clip(s, n) {
+  return s.length > n ? apply(stringSlice, s, [0, n]) + "..." : s;
+}
+
+function describe(e) {
+  if (e !== null && typeof e === "object" && typeof e.soloReason === "string") {
+    return "E" + jsonStringify({ kind: "value", reason: e.soloReason, message: e.message, path: e.soloPath });
+  }
+  const isObj = e !== null && (typeof e === "object" || typeof e === "function");
+  const name = isObj ? safeString(() => e.name, "Error") : "thrown value";
+  const message = isObj ? safeString(() => e.message, "") : safeString(() => (typeof e === "string" ? e : encode(e, "thrown value", 4096)), typeof e);
+  const stack = isObj ? safeString(() => e.stack, "") : "";
+  return "E" + jsonStringify({ kind: "exception", name: clip(name, 200), message: clip(message, 2000), stack: clip(stack, 4000) });
+}
+
+function resultError(message) {
+  return "E" + jsonStringify({ kind: "result", reason: "SOLO_ERR_HANDLER_RESULT_INVALID", message: message });
+}
+
+const HANDLERS = ["init", "handleCall", "handleCast", "handleInfo", "codeChange", "terminate"];
+const OP_HANDLER = { init: "init", call: "handleCall", cast: "handleCast", info: "handleInfo", codeChange: "codeChange", terminate: "terminate" };
+let mod = null;
+const fns = {};
+let state = null;
+
+function install(ns) {
+  const d = ns.default;
+  if (d === null || typeof d !== "object" || isArray(d)) {
+    throw tagged("SOLO_ERR_DEPLOY_EXPORT_INVALID", "the module's default export must be an object of handlers (export default { init, handleCall, ... }), got " + (d === undefined ? "no default export" : typeName(d)));
+  }
+  const found = [];
+  for (const name of HANDLERS) {
+    const f = d[name];
+    if (f === undefined) continue;
+    if (typeof f !== "function") throw tagged("SOLO_ERR_DEPLOY_EXPORT_INVALID", "default export ." + name + " must be a function, got " + typeName(f));
+    fns[name] = f;
+    apply(arrayPush, found, [name]);
+  }
+  if (!fns.handleCall && !fns.handleCast && !fns.handleInfo) {
+    throw tagged("SOLO_ERR_DEPLOY_EXPORT_INVALID", "the default export has none of handleCall, handleCast or handleInfo, so the service could never receive a message");
+  }
+  mod = d;
+  return apply(arrayJoin, found, [","]);
+}
+
+function finish(op, result) {
+  if (op === "init" || op === "codeChange") {
+    if (result === undefined) return resultError(OP_HANDLER[op] + " must return the state (any JSON value; return null for none), got undefined");
+    encode(result, "the state returned by " + OP_HANDLER[op], meta.stateBytes);
+    state = result;
+    return "S";
+  }
+  if (op === "terminate") return "S";
+  const h = OP_HANDLER[op];
+  const shape = op === "call" ? "{ reply, state }" : "{ state }";
+  if (result === null || typeof result !== "object" || isArray(result)) {
+    return resultError(h + " must return " + shape + ", got " + (result === undefined ? "undefined" : typeName(result)));
+  }
+  const next = result.state;
+  if (next === undefined) return resultError(h + " must return " + shape + "; the returned object has no state (return the state unchanged if nothing changed)");
+  if (op === "call") {
+    const reply = result.reply;
+    if (reply === undefined) return resultError("handleCall must return { reply, state }; the returned object has no reply (use null for an empty reply)");
+    const s = encode(reply, "the reply", meta.messageBytes);
+    state = next;
+    return "R" + s;
+  }
+  state = next;
+  return "S";
+}
+
+function settleLater(op) {
+  return [
+    (v) => { let out; try { out = finish(op, v); } catch (e) { out = describe(e); } host("settle", out); },
+    (e) => { host("settle", describe(e)); },
+  ];
+}
+
+function invoke(op, args) {
+  const fn = fns[OP_HANDLER[op]];
+  if (fn === undefined) {
+    if (op === "init") { state = null; return "S"; }
+    if (op === "codeChange") return "S";
+    return op === "terminate" ? "S" : "M";
+  }
+  let result;
+  try {
+    result = apply(fn, mod, args);
+  } catch (e) {
+    return describe(e);
+  }
+  try {
+    if (result !== null && (typeof result === "object" || typeof result === "function") && typeof result.then === "function") {
+      const p = new P((resolve) => resolve(result));
+      apply(promiseThen, p, settleLater(op));
+      return "P";
+    }
+    return finish(op, result);
+  } catch (e) {
+    return describe(e);
+  }
+}
+
+// Handler contexts are immutable, so one per sender is enough.
+const contexts = new MapCtor();
+function makeContext(from) {
+  let c = apply(mapGet, contexts, [from]);
+  if (c === undefined) {
+    c = freeze({ tenant: meta.tenant, service: meta.service, version: meta.version, from: from === "" ? null : from });
+    apply(mapSet, contexts, [from, c]);
+  }
+  return c;
+}
+
+function parseInput(json) {
+  return json === "" ? undefined : jsonParse(json);
+}
+
+// Calls this service has made that await a reply: id -> [resolve, reject].
+const pending = new MapCtor();
+
+class SoloError extends ErrorCtor {
+  constructor(data) {
+    super(data.message);
+    this.name = "SoloError";
+    this.code = data.code;
+    this.reason = data.reason;
+    this.details = data.details;
+  }
+}
+
+function hostResult(r) {
+  if (apply(charAt, r, [0]) === "E") throw new SoloError(jsonParse(apply(stringSlice, r, [1])));
+  return apply(stringSlice, r, [1]);
+}
+
+function encodeArg(value, what) {
+  try {
+    return encode(value, what, meta.messageBytes);
+  } catch (e) {
+    if (e !== null && typeof e === "object" && typeof e.soloReason === "string") {
+      throw new SoloError({ code: e.soloReason === "SOLO_ERR_VALUE_TOO_LARGE" ? "resource_exhausted" : "invalid_argument", reason: e.soloReason, message: e.message, details: { path: e.soloPath } });
+    }
+    throw e;
+  }
+}
+
+function checkServiceName(service, what) {
+  if (typeof service !== "string") throw new TypeErrorCtor(what + ": the service name must be a string");
+}
+
+function timeoutOf(options) {
+  if (options === undefined || options === null) return -1;
+  if (typeof options !== "object") throw new TypeErrorCtor("solo.call: options must be an object like { timeoutMs: 1000 }");
+  const t = options.timeoutMs;
+  if (t === undefined) return -1;
+  if (typeof t !== "number" || !(t >= 1 && t <= 600000) || t !== (t | 0)) throw new TypeErrorCtor("solo.call: timeoutMs must be an integer from 1 to 600000");
+  return t;
+}
+
+function logText(args) {
+  const parts = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    let s;
+    if (typeof a === "string") s = a;
+    else {
+      try { s = encode(a, "log argument", 8192); } catch (e) { s = safeString(() => StringCtor(a), "<unprintable>"); }
+    }
+    apply(arrayPush, parts, [s]);
+  }
+  return clip(apply(arrayJoin, parts, [" "]), 8192);
+}
+
+function logger(level) {
+  return function log(...args) { host("log", level + "\n" + logText(args)); };
+}
+
+const solo = freeze({
+  call(service, request, options) {
+    try {
+      checkServiceName(service, "solo.call");
+      const timeout = timeoutOf(options);
+      const body = encodeArg(request, "the request");
+      const id = hostResult(host("call", service + "\n" + timeout + "\n" + body));
+      return new P((resolve, reject) => { apply(mapSet, pending, [id, [resolve, reject]]); });
+    } catch (e) {
+      return P.reject(e);
+    }
+  },
+  cast(service, message) {
+    checkServiceName(service, "solo.cast");
+    hostResult(host("cast", service + "\n" + encodeArg(message, "the message")));
+  },
+  sendAfter(ms, message) {
+    if (typeof ms !== "number" || !(ms >= 0 && ms <= 86400000)) throw new TypeErrorCtor("solo.sendAfter: ms must be a number from 0 to 86400000 (24 hours)");
+    return NumberCtor(hostResult(host("timer", (ms | 0) + "\n" + encodeArg(message, "the timer message"))));
+  },
+  cancelTimer(id) {
+    if (typeof id !== "number") return false;
+    return hostResult(host("cancel", StringCtor(id))) === "1";
+  },
+  log: logger("info"),
+  warn: logger("warn"),
+  error: logger("error"),
+});
+defineProperty(G, "solo", { value: solo, writable: false, configurable: false, enumerable: false });
+defineProperty(G, "console", {
+  value: freeze({ log: logger("info"), info: logger("info"), debug: logger("debug"), warn: logger("warn"), error: logger("error") }),
+  writable: false, configurable: false, enumerable: false,
+});
+
+function run(op, a, b) {
+  switch (op) {
+    case "call":
+    case "cast":
+    case "info":
+      return invoke(op, [parseInput(a), state, makeContext(b)]);
+    case "init":
+      return invoke(op, [parseInput(a), makeContext("")]);
+    case "terminate":
+      return invoke(op, [jsonParse(a), state, makeContext("")]);
+    case "codeChange":
+      return invoke(op, [jsonParse(a), state, makeContext("")]);
+    case "resolve": {
+      const entry = apply(mapGet, pending, [a]);
+      if (entry === undefined) return "S";
+      apply(mapDelete, pending, [a]);
+      if (apply(charAt, b, [0]) === "R") entry[0](jsonParse(apply(stringSlice, b, [1])));
+      else entry[1](new SoloError(jsonParse(apply(stringSlice, b, [1]))));
+      return "S";
+    }
+  }
+  return "E" + jsonStringify({ kind: "exception", name: "Error", message: "unknown operation " + op, stack: "" });
+}
+
+return [install, run];
+})`;

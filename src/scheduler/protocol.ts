@@ -1,0 +1,46 @@
+import type { ErrorData } from "../errors.ts";
+import type { ServiceLimits } from "../kernel/limits.ts";
+import type { Crash } from "../sandbox/service.ts";
+
+/**
+ * Messages between the control plane (main thread) and a scheduler (worker thread). Both sides
+ * batch: one `postMessage` carries an array of these. Services are named by a numeric `sid` the
+ * control plane assigns; replies are matched by a request id `rid`.
+ * @internal
+ */
+export type ToScheduler =
+  | {
+      readonly op: "deploy";
+      readonly rid: number;
+      readonly sid: number;
+      readonly tenant: string;
+      readonly service: string;
+      readonly version: number;
+      readonly filename: string;
+      readonly code: string;
+      readonly args: string;
+      readonly limits: ServiceLimits;
+    }
+  | { readonly op: "call"; readonly rid: number; readonly sid: number; readonly payload: string; readonly deadline: number }
+  | { readonly op: "cast"; readonly sid: number; readonly payload: string }
+  | { readonly op: "kill"; readonly rid: number; readonly sid: number }
+  | { readonly op: "shutdown"; readonly rid: number };
+
+/** One usage sample: sid, messages handled, CPU ms, heap bytes, mailbox length, unhandled messages. @internal */
+export type UsageSample = readonly [number, number, number, number, number, number];
+
+/** @internal */
+export type FromScheduler =
+  | { readonly op: "ready" }
+  | { readonly op: "ok"; readonly rid: number; readonly value: string }
+  | { readonly op: "err"; readonly rid: number; readonly error: ErrorData }
+  | { readonly op: "status"; readonly sid: number; readonly status: "crashed" | "stopped"; readonly crash?: Crash }
+  | { readonly op: "usage"; readonly samples: readonly UsageSample[] }
+  | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number };
+
+/** What the control plane hands a new scheduler thread. @internal */
+export interface SchedulerData {
+  readonly engine: WebAssembly.Module;
+  readonly index: number;
+  readonly usageIntervalMs: number;
+}

@@ -1,0 +1,635 @@
+/**
+ * A scheduler: one worker thread hosting tenants' WebAssembly instances and their services'
+ * mailboxes. The control plane sends it batches of operations; it runs services one message at a
+ * time each, round-robin across services, in bounded slices so new work is always admitted, and
+ * sends back batches of replies.
+ * @internal
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import type { QuickJSWASMModule } from "quickjs-emscripten-core";
+import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
+import { NAME_PATTERN } from "../kernel/names.ts";
+import { instantiateEngine } from "../sandbox/engine.ts";
+import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
+import type { FromScheduler, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
+
+const DEFAULT_CALL_TIMEOUT_MS = 5000;
+const SLICE_MS = 10;
+
+type MessageKind = "init" | "call" | "cast" | "info";
+
+interface Message {
+  readonly kind: MessageKind;
+  readonly payload: string;
+  /** Control-plane request id awaiting the outcome (deploy or external call). */
+  readonly rid?: number;
+  /** A service awaiting the reply of this call. */
+  readonly from?: { readonly svc: Service; readonly callId: string };
+  readonly fromName: string;
+  /** Date.now() after which nobody awaits this message any more; 0 for none. */
+  readonly deadline: number;
+  /** Services (sids) transitively awaiting this message, for deadlock detection. */
+  readonly chain: readonly number[];
+}
+
+interface OutCall {
+  readonly timer: NodeJS.Timeout;
+}
+
+interface Tenant {
+  readonly name: string;
+  engine: Promise<QuickJSWASMModule> | undefined;
+  readonly byName: Map<string, Service>;
+}
+
+type Status = "starting" | "running" | "crashed" | "stopped";
+
+class Service {
+  readonly sid: number;
+  readonly name: string;
+  readonly tenant: Tenant;
+  readonly sandbox: ServiceSandbox;
+  status: Status = "starting";
+  handlers: readonly string[] = [];
+  readonly mailbox = new Queue<Message>();
+  current: Message | undefined;
+  readonly resumes: Array<readonly [string, string]> = [];
+  readonly outCalls = new Map<string, OutCall>();
+  readonly timers = new Map<number, NodeJS.Timeout>();
+  queued = false;
+  dirty = true;
+  messages = 0;
+  unhandled = 0;
+
+  constructor(sid: number, name: string, tenant: Tenant, sandbox: ServiceSandbox) {
+    this.sid = sid;
+    this.name = name;
+    this.tenant = tenant;
+    this.sandbox = sandbox;
+  }
+
+  hasWork(): boolean {
+    if (this.status !== "running" && this.status !== "starting") return false;
+    return this.current ? this.resumes.length > 0 : this.mailbox.length > 0;
+  }
+}
+
+/** A FIFO with O(1) push and shift. */
+class Queue<T> {
+  private items: Array<T | undefined> = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(item: T): void {
+    this.items.push(item);
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  drain(): T[] {
+    const rest = this.items.slice(this.head) as T[];
+    this.items = [];
+    this.head = 0;
+    return rest;
+  }
+}
+
+const data = workerData as SchedulerData;
+const port = parentPort;
+if (!port) throw new Error("the scheduler must run in a worker thread");
+
+const tenants = new Map<string, Tenant>();
+const services = new Map<number, Service>();
+const runQueue = new Queue<Service>();
+let outbox: FromScheduler[] = [];
+let draining = false;
+let drainScheduled = false;
+let callSeq = 0;
+let timerSeq = 0;
+
+// Replies leave in small batches even in the middle of a long drain, so the control plane can
+// send the next requests while this thread is still busy: the pipeline never empties.
+const EARLY_FLUSH = 16;
+
+function send(msg: FromScheduler): void {
+  outbox.push(msg);
+  if (outbox.length >= EARLY_FLUSH) flush();
+}
+
+function flush(): void {
+  if (outbox.length === 0) return;
+  const batch = outbox;
+  outbox = [];
+  port?.postMessage(batch);
+}
+
+function errorData(reason: Reason, message: string, details: Record<string, unknown> = {}): ErrorData {
+  return { code: REASONS[reason], reason, message, details };
+}
+
+function encodeError(e: ErrorData): string {
+  return `E${JSON.stringify(e)}`;
+}
+
+// ---- message delivery ---------------------------------------------------------------------
+
+function schedule(s: Service): void {
+  if (s.queued || !s.hasWork()) return;
+  s.queued = true;
+  runQueue.push(s);
+  if (!draining && !drainScheduled) {
+    drainScheduled = true;
+    setImmediate(drain);
+  }
+}
+
+function drain(): void {
+  drainScheduled = false;
+  draining = true;
+  const started = performance.now();
+  try {
+    while (runQueue.length > 0 && performance.now() - started < SLICE_MS) {
+      const s = runQueue.shift() as Service;
+      s.queued = false;
+      step(s);
+      schedule(s);
+    }
+  } finally {
+    draining = false;
+  }
+  if (runQueue.length > 0 && !drainScheduled) {
+    drainScheduled = true;
+    setImmediate(drain);
+  }
+  flush();
+}
+
+function step(s: Service): void {
+  try {
+    if (s.current) {
+      const next = s.resumes.shift();
+      if (next) settle(s, s.sandbox.resume(next[0], next[1]));
+      return;
+    }
+    const m = s.mailbox.shift();
+    if (!m) return;
+    if (m.deadline !== 0 && Date.now() > m.deadline) return; // its caller has given up already
+    s.current = m;
+    s.dirty = true;
+    settle(s, s.sandbox.begin(m.kind, m.payload, m.fromName));
+  } catch (err) {
+    poisonTenant(s.tenant, err);
+  }
+}
+
+function settle(s: Service, o: Outcome): void {
+  const m = s.current;
+  if (!m) return;
+  if (o.t === "pending") {
+    if (s.outCalls.size > 0) return; // resumes when a reply or a timeout arrives
+    const handler = m.kind === "init" ? "init" : `handle${m.kind[0]?.toUpperCase()}${m.kind.slice(1)}`;
+    crash(s, {
+      kind: "unsettled",
+      reason: "SOLO_ERR_HANDLER_UNSETTLED",
+      message: `${handler} returned a promise that can never settle: it awaits something that is not a solo.call and no job is left to run`,
+    });
+    return;
+  }
+  s.current = undefined;
+  s.sandbox.endMessage();
+  s.messages++;
+  switch (o.t) {
+    case "reply":
+      respond(m, `R${o.json}`);
+      return;
+    case "done":
+      if (m.kind === "init") {
+        s.status = "running";
+        respond(m, `R${JSON.stringify({ handlers: s.handlers })}`);
+      } else if (m.kind === "call") {
+        respond(m, encodeError(errorData("SOLO_ERR_INTERNAL", "the call finished without a reply")));
+      }
+      return;
+    case "missing":
+      if (m.kind === "call") {
+        respond(
+          m,
+          encodeError(
+            errorData("SOLO_ERR_HANDLER_MISSING", `service ${s.name} has no handleCall, so it cannot answer calls`, {
+              hint: "use cast for this service, or deploy a version with handleCall",
+            }),
+          ),
+        );
+      } else {
+        s.unhandled++;
+      }
+      return;
+    case "failed":
+      s.current = m; // crash() answers the message that failed
+      crash(s, o.crash);
+      return;
+  }
+}
+
+/** Answers a message's sender: the control plane, or a service awaiting a call. */
+function respond(m: Message, outcome: string): void {
+  if (m.rid !== undefined) {
+    if (outcome.charCodeAt(0) === 82) send({ op: "ok", rid: m.rid, value: outcome.slice(1) });
+    else send({ op: "err", rid: m.rid, error: JSON.parse(outcome.slice(1)) as ErrorData });
+    return;
+  }
+  if (m.from) {
+    const caller = m.from.svc;
+    const out = caller.outCalls.get(m.from.callId);
+    if (!out || !caller.current) return; // the caller timed out, crashed or was stopped
+    clearTimeout(out.timer);
+    caller.outCalls.delete(m.from.callId);
+    caller.resumes.push([m.from.callId, outcome]);
+    schedule(caller);
+  }
+}
+
+function crash(s: Service, c: Crash): void {
+  const m = s.current;
+  s.current = undefined;
+  const starting = s.status === "starting";
+  if (m) {
+    if (m.kind === "init") {
+      respond(m, encodeError(deployFailure(c).toData()));
+    } else if (m.kind === "call") {
+      respond(m, encodeError(crashError(c, s.name)));
+    }
+  }
+  const reason = starting ? "it failed to start" : `it crashed: ${c.message}`;
+  stop(
+    s,
+    starting ? "stopped" : "crashed",
+    errorData("SOLO_ERR_SERVICE_CRASHED", `service ${s.name} is not running: ${reason}`, { crash: c }),
+  );
+  if (starting) {
+    services.delete(s.sid);
+    if (s.tenant.byName.get(s.name) === s) s.tenant.byName.delete(s.name);
+  } else {
+    send({ op: "status", sid: s.sid, status: "crashed", crash: c });
+  }
+}
+
+/** Takes a service down: rejects what waits on it, cancels its timers, frees its runtime. */
+function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): void {
+  s.status = status;
+  s.dirty = true;
+  const encoded = encodeError(rejection);
+  if (s.current) {
+    respond(s.current, encoded);
+    s.current = undefined;
+  }
+  for (const m of s.mailbox.drain()) {
+    if (m.kind === "call" || m.kind === "init") respond(m, encoded);
+    else s.unhandled++;
+  }
+  for (const t of s.timers.values()) clearTimeout(t);
+  s.timers.clear();
+  for (const out of s.outCalls.values()) clearTimeout(out.timer);
+  s.outCalls.clear();
+  s.resumes.length = 0;
+  try {
+    s.sandbox.dispose();
+  } catch (err) {
+    // The runtime could not be freed cleanly; its memory goes with the tenant's instance later.
+    console.error(`solo scheduler ${data.index}: freeing ${s.tenant.name}/${s.name} failed:`, err);
+  }
+}
+
+// The WebAssembly instance of a tenant threw outside the guest: nothing in it can be trusted, so
+// every service of that tenant crashes and the next deploy gets a fresh instance. Other tenants
+// have their own instances and do not notice.
+function poisonTenant(t: Tenant, err: unknown): void {
+  const fault = err instanceof EngineFault;
+  if (!fault) console.error(`solo scheduler ${data.index}: internal error in tenant ${t.name}:`, err);
+  const message = fault ? `the engine failed (${err.message}); the tenant's WebAssembly instance was replaced` : "internal scheduler error";
+  const c: Crash = { kind: "engine_fault", reason: "SOLO_ERR_ENGINE_FAULT", message };
+  t.engine = undefined;
+  for (const s of [...t.byName.values()]) {
+    if (s.status === "running" || s.status === "starting") crash(s, c);
+  }
+}
+
+// ---- the solo host object -----------------------------------------------------------------
+
+function hostFor(sid: number): (op: string, arg: string) => string {
+  return (op, arg) => {
+    const s = services.get(sid);
+    if (!s) throw new SoloError("SOLO_ERR_SERVICE_STOPPED", "this service has been stopped");
+    switch (op) {
+      case "call":
+        return hostCall(s, arg);
+      case "cast":
+        return hostCast(s, arg);
+      case "timer":
+        return hostTimer(s, arg);
+      case "cancel":
+        return hostCancel(s, arg);
+      case "log":
+        return hostLog(s, arg);
+      default:
+        throw new SoloError("SOLO_ERR_INTERNAL", `unknown host operation ${JSON.stringify(op.slice(0, 40))}`);
+    }
+  };
+}
+
+function splitOnce(arg: string): [string, string] {
+  const i = arg.indexOf("\n");
+  return i < 0 ? [arg, ""] : [arg.slice(0, i), arg.slice(i + 1)];
+}
+
+function target(s: Service, name: string, what: string): Service {
+  const t = NAME_PATTERN.test(name) ? s.tenant.byName.get(name) : undefined;
+  if (!t) {
+    throw new SoloError(
+      "SOLO_ERR_SERVICE_NOT_FOUND",
+      `${what}: no service named ${JSON.stringify(name.slice(0, 80))} in tenant ${s.tenant.name}`,
+      {
+        service: name.slice(0, 80),
+      },
+    );
+  }
+  if (t.status === "crashed") throw new SoloError("SOLO_ERR_SERVICE_CRASHED", `${what}: service ${name} has crashed`, { service: name });
+  if (t.status === "stopped") throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `${what}: service ${name} is stopped`, { service: name });
+  return t;
+}
+
+function checkSize(t: Service, body: string, what: string): void {
+  if (body.length > t.sandbox.spec.limits.messageBytes) {
+    throw new SoloError(
+      "SOLO_ERR_VALUE_TOO_LARGE",
+      `${what} is larger than ${t.name}'s message limit of ${t.sandbox.spec.limits.messageBytes} bytes`,
+      {
+        limit: t.sandbox.spec.limits.messageBytes,
+      },
+    );
+  }
+}
+
+function hostCall(s: Service, arg: string): string {
+  const [name, rest] = splitOnce(arg);
+  const [timeoutText, body] = splitOnce(rest);
+  const current = s.current;
+  if (!current) {
+    throw new SoloError(
+      "SOLO_ERR_CALL_NOT_IN_MESSAGE",
+      "solo.call can only be used while handling a message (in init or a handler), not at module top level",
+    );
+  }
+  const t = target(s, name, "solo.call");
+  if (t === s || current.chain.includes(t.sid)) {
+    const names = [...current.chain.map((sid) => services.get(sid)?.name ?? "?"), s.name, t.name];
+    throw new SoloError(
+      "SOLO_ERR_CALL_DEADLOCK",
+      t === s
+        ? `solo.call: service ${s.name} called itself; it handles one message at a time, so it would wait for itself forever`
+        : `solo.call: calling ${t.name} would deadlock: ${names.join(" -> ")} is a cycle of services waiting on each other`,
+      { cycle: names, hint: "use solo.cast for messages that need no reply, or restructure so calls never form a cycle" },
+    );
+  }
+  checkSize(t, body, "solo.call: the request");
+  const timeout = Number(timeoutText) > 0 ? Number(timeoutText) : DEFAULT_CALL_TIMEOUT_MS;
+  const callId = String(++callSeq);
+  const timer = setTimeout(() => {
+    if (!s.outCalls.delete(callId) || !s.current) return;
+    s.resumes.push([
+      callId,
+      encodeError(
+        errorData("SOLO_ERR_CALL_TIMEOUT", `solo.call to ${t.name} timed out after ${timeout} ms`, { service: t.name, timeoutMs: timeout }),
+      ),
+    ]);
+    schedule(s);
+    if (!draining) flushSoon();
+  }, timeout);
+  s.outCalls.set(callId, { timer });
+  t.mailbox.push({
+    kind: "call",
+    payload: body,
+    from: { svc: s, callId },
+    fromName: s.name,
+    deadline: Date.now() + timeout,
+    chain: [...current.chain, s.sid],
+  });
+  schedule(t);
+  return `I${callId}`;
+}
+
+function hostCast(s: Service, arg: string): string {
+  const [name, body] = splitOnce(arg);
+  const t = target(s, name, "solo.cast");
+  checkSize(t, body, "solo.cast: the message");
+  t.mailbox.push({ kind: "cast", payload: body, fromName: s.name, deadline: 0, chain: [] });
+  schedule(t);
+  return "I";
+}
+
+function hostTimer(s: Service, arg: string): string {
+  const [msText, body] = splitOnce(arg);
+  if (!s.handlers.includes("handleInfo")) {
+    throw new SoloError(
+      "SOLO_ERR_HANDLER_MISSING",
+      "solo.sendAfter: timer messages are delivered to handleInfo, which this service does not define",
+      {
+        hint: "add handleInfo(message, state, ctx) to the default export",
+      },
+    );
+  }
+  const max = s.sandbox.spec.limits.timers;
+  if (s.timers.size >= max) {
+    throw new SoloError("SOLO_ERR_LIMIT_TIMERS", `solo.sendAfter: the service already has ${max} pending timers, its limit`, {
+      limit: max,
+    });
+  }
+  const id = ++timerSeq;
+  const timer = setTimeout(
+    () => {
+      if (!s.timers.delete(id) || s.status !== "running") return;
+      s.mailbox.push({ kind: "info", payload: body, fromName: "", deadline: 0, chain: [] });
+      schedule(s);
+    },
+    Math.max(0, Number(msText) || 0),
+  );
+  timer.unref();
+  s.timers.set(id, timer);
+  return `I${id}`;
+}
+
+function hostCancel(s: Service, arg: string): string {
+  const id = Number(arg);
+  const timer = s.timers.get(id);
+  if (!timer) return "I0";
+  clearTimeout(timer);
+  s.timers.delete(id);
+  return "I1";
+}
+
+function hostLog(s: Service, arg: string): string {
+  const [level, text] = splitOnce(arg);
+  const lvl = level === "warn" || level === "error" || level === "debug" ? level : "info";
+  send({ op: "log", sid: s.sid, level: lvl, text: text.slice(0, 8192), at: Date.now() });
+  return "I";
+}
+
+let flushPending = false;
+function flushSoon(): void {
+  if (flushPending) return;
+  flushPending = true;
+  setImmediate(() => {
+    flushPending = false;
+    flush();
+  });
+}
+
+// ---- operations from the control plane ----------------------------------------------------
+
+async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void> {
+  let t = tenants.get(op.tenant);
+  if (!t) {
+    t = { name: op.tenant, engine: undefined, byName: new Map() };
+    tenants.set(op.tenant, t);
+  }
+  t.engine ??= instantiateEngine(data.engine);
+  let engine: QuickJSWASMModule;
+  try {
+    engine = await t.engine;
+  } catch (err) {
+    t.engine = undefined;
+    send({ op: "err", rid: op.rid, error: SoloError.from(err).toData() });
+    return;
+  }
+  const previous = t.byName.get(op.service);
+  if (previous && (previous.status === "running" || previous.status === "starting")) {
+    send({
+      op: "err",
+      rid: op.rid,
+      error: errorData("SOLO_ERR_DEPLOY_EXISTS", `service ${op.service} is already running in tenant ${op.tenant}`),
+    });
+    return;
+  }
+  let s: Service | undefined;
+  try {
+    const sandbox = new ServiceSandbox(
+      engine,
+      { tenant: op.tenant, service: op.service, version: op.version, filename: op.filename, limits: op.limits },
+      hostFor(op.sid),
+    );
+    s = new Service(op.sid, op.service, t, sandbox);
+    services.set(op.sid, s);
+    s.handlers = sandbox.load(op.code);
+  } catch (err) {
+    if (s) {
+      services.delete(s.sid);
+      s.sandbox.dispose();
+    }
+    if (err instanceof EngineFault) poisonTenant(t, err);
+    send({ op: "err", rid: op.rid, error: SoloError.from(err).toData() });
+    return;
+  }
+  if (previous) services.delete(previous.sid);
+  t.byName.set(op.service, s);
+  s.mailbox.push({ kind: "init", payload: op.args, rid: op.rid, fromName: "", deadline: 0, chain: [] });
+  schedule(s);
+}
+
+function kill(rid: number, s: Service, reason: string): void {
+  if (s.status === "running" || s.status === "starting") {
+    if (s.status === "running" && !s.current) {
+      // terminate(reason, state) runs under the usual budget; what it returns or throws is not
+      // waited on beyond its own jobs: the service is going away either way.
+      try {
+        const o = s.sandbox.begin("terminate", JSON.stringify(reason));
+        s.sandbox.endMessage();
+        if (o.t === "failed") send({ op: "log", sid: s.sid, level: "warn", text: `terminate failed: ${o.crash.message}`, at: Date.now() });
+      } catch (err) {
+        if (err instanceof EngineFault) poisonTenant(s.tenant, err);
+      }
+    }
+    if (s.status === "running" || s.status === "starting") {
+      stop(s, "stopped", errorData("SOLO_ERR_SERVICE_STOPPED", `service ${s.name} was stopped (${reason})`));
+    }
+  }
+  send({ op: "ok", rid, value: "" });
+}
+
+function receive(batch: readonly ToScheduler[]): void {
+  for (const op of batch) {
+    switch (op.op) {
+      case "deploy":
+        deploy(op).then(flush, (err: unknown) => {
+          send({ op: "err", rid: op.rid, error: SoloError.from(err).toData() });
+          flush();
+        });
+        break;
+      case "call": {
+        const s = services.get(op.sid);
+        if (!s || (s.status !== "running" && s.status !== "starting")) {
+          send({ op: "err", rid: op.rid, error: errorData("SOLO_ERR_SERVICE_CRASHED", "the service is not running") });
+          break;
+        }
+        s.mailbox.push({ kind: "call", payload: op.payload, rid: op.rid, fromName: "", deadline: op.deadline, chain: [] });
+        schedule(s);
+        break;
+      }
+      case "cast": {
+        const s = services.get(op.sid);
+        if (s && (s.status === "running" || s.status === "starting")) {
+          s.mailbox.push({ kind: "cast", payload: op.payload, fromName: "", deadline: 0, chain: [] });
+          schedule(s);
+        } else if (s) {
+          s.unhandled++;
+        }
+        break;
+      }
+      case "kill": {
+        const s = services.get(op.sid);
+        if (s) kill(op.rid, s, "killed");
+        else send({ op: "ok", rid: op.rid, value: "" });
+        break;
+      }
+      case "shutdown":
+        for (const s of services.values()) kill(-1, s, "shutdown");
+        outbox = outbox.filter((m) => !(m.op === "ok" && m.rid === -1));
+        send({ op: "ok", rid: op.rid, value: "" });
+        break;
+    }
+  }
+  if (!draining) drain();
+}
+
+function sampleUsage(): void {
+  const samples: UsageSample[] = [];
+  for (const s of services.values()) {
+    if (!s.dirty) continue;
+    s.dirty = false;
+    const running = s.status === "running" || s.status === "starting";
+    let memory = 0;
+    if (running) {
+      try {
+        memory = s.sandbox.memoryBytes();
+      } catch (err) {
+        poisonTenant(s.tenant, err);
+      }
+    }
+    samples.push([s.sid, s.messages, Math.round(s.sandbox.cpuMs * 1000) / 1000, memory, s.mailbox.length, s.unhandled]);
+  }
+  if (samples.length > 0) {
+    send({ op: "usage", samples });
+    flush();
+  }
+}
+
+port.on("message", (batch: readonly ToScheduler[]) => receive(batch));
+setInterval(sampleUsage, data.usageIntervalMs).unref();
+port.postMessage([{ op: "ready" }] satisfies FromScheduler[]);
