@@ -403,7 +403,18 @@ class KernelImpl implements Kernel {
         (json) => {
           clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
-          resolve(json === "" ? undefined : JSON.parse(json));
+          try {
+            resolve(json === "" ? undefined : JSON.parse(json));
+          } catch (err) {
+            reject(
+              new SoloError(
+                "SOLO_ERR_ENGINE_FAULT",
+                `the reply of ${record.tenant}/${record.service} could not be read`,
+                {},
+                { cause: err },
+              ),
+            );
+          }
         },
         (err: unknown) => {
           clearTimeout(timer);

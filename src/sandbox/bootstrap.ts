@@ -42,6 +42,9 @@ for (const fn of [function () {}, async function () {}, function* () {}, async f
   defineProperty(proto, "constructor", { value: denied, writable: false, configurable: false, enumerable: false });
 }
 denied.prototype = getProto(function () {});
+// QuickJS-ng supports V8's Error.prepareStackTrace, whose call sites expose the functions on the
+// stack (this bootstrap's among them). Pin it to undefined so no service can install one.
+defineProperty(ErrorCtor, "prepareStackTrace", { value: undefined, writable: false, configurable: false, enumerable: false });
 defineProperty(G, "Function", { value: denied, writable: false, configurable: false, enumerable: false });
 
 function tagged(reason, message, path) {
@@ -294,8 +297,13 @@ function encodeArg(value, what) {
   }
 }
 
+const nameRe = /^[a-z](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
 function checkServiceName(service, what) {
   if (typeof service !== "string") throw new TypeErrorCtor(what + ": the service name must be a string");
+  // Names are framed into the host request, so only the identifier grammar may pass.
+  if (!apply(regexpTest, nameRe, [service])) {
+    throw new SoloError({ code: "not_found", reason: "SOLO_ERR_SERVICE_NOT_FOUND", message: what + ": no service named " + jsonStringify(apply(stringSlice, service, [0, 80])) + " (not a valid service name)", details: {} });
+  }
 }
 
 function timeoutOf(options) {

@@ -61,6 +61,7 @@ export class EngineFault extends Error {
 }
 
 const SETTLE = "settle";
+const BOOTSTRAP_BUDGET_MS = 5000;
 
 /**
  * One service's QuickJS runtime and context inside its tenant's WebAssembly instance, with the
@@ -102,7 +103,10 @@ export class ServiceSandbox {
    */
   load(code: string): string[] {
     const { ctx } = this;
-    this.beginMessage();
+    // The bootstrap is the kernel's own code: it runs under a fixed allowance, not the service's
+    // per-message budget, which starts with the author's module.
+    this.usedMs = 0;
+    this.deadline = performance.now() + BOOTSTRAP_BUDGET_MS;
     try {
       const boot = this.guard(() => ctx.evalCode(BOOTSTRAP_SOURCE, BOOTSTRAP_FILENAME));
       if (boot.error) throw this.internalFailure(boot.error, "the bootstrap failed to evaluate");
@@ -128,6 +132,7 @@ export class ServiceSandbox {
       for (const op of ["call", "cast", "info", "init", "terminate", "resolve"]) this.ops.set(op, ctx.newString(op));
       this.fast = new FastCall(this.engine, ctx);
 
+      this.beginMessage();
       const evaluated = this.guard(() => ctx.evalCode(code, this.spec.filename, { type: "module" }));
       if (evaluated.error) throw this.moduleError(evaluated.error);
       let ns = evaluated.value;
@@ -342,7 +347,7 @@ export class ServiceSandbox {
         hint: "fix the syntax at the given line and column, then deploy again",
       });
     }
-    if (/could not load module|module not found|cannot load module|import/i.test(e.message)) {
+    if (e.name === "ReferenceError" && /could not load module|module not found|cannot load module/i.test(e.message)) {
       return new SoloError("SOLO_ERR_DEPLOY_IMPORT", `the service imports a module${at}: ${e.message}`, {
         ...where,
         hint: "a Solo service is one self-contained module: remove import statements and use the solo host object",

@@ -207,9 +207,18 @@ function settle(s: Service, o: Outcome): void {
   s.sandbox.endMessage();
   s.messages++;
   switch (o.t) {
-    case "reply":
+    case "reply": {
+      // The reply text was produced inside the sandbox: a service that tampered with its own
+      // intrinsics could hand back something that is not JSON or not within its size limit.
+      const bad = checkReply(s, o.json);
+      if (bad) {
+        s.current = m;
+        crash(s, bad);
+        return;
+      }
       respond(m, `R${o.json}`);
       return;
+    }
     case "done":
       if (m.kind === "init") {
         s.status = "running";
@@ -236,6 +245,23 @@ function settle(s: Service, o: Outcome): void {
       s.current = m; // crash() answers the message that failed
       crash(s, o.crash);
       return;
+  }
+}
+
+function checkReply(s: Service, json: string): Crash | undefined {
+  const limit = s.sandbox.spec.limits.messageBytes;
+  if (json.length > limit || (json.length * 3 > limit && Buffer.byteLength(json) > limit)) {
+    return { kind: "invalid_value", reason: "SOLO_ERR_VALUE_TOO_LARGE", message: `the reply is larger than ${limit} bytes of JSON` };
+  }
+  try {
+    JSON.parse(json);
+    return undefined;
+  } catch {
+    return {
+      kind: "invalid_value",
+      reason: "SOLO_ERR_VALUE_NOT_JSON",
+      message: "the service produced a reply that is not valid JSON (its intrinsics were tampered with)",
+    };
   }
 }
 
@@ -367,7 +393,8 @@ function target(s: Service, name: string, what: string): Service {
 }
 
 function checkSize(t: Service, body: string, what: string): void {
-  if (body.length > t.sandbox.spec.limits.messageBytes) {
+  const limit = t.sandbox.spec.limits.messageBytes;
+  if (body.length > limit || (body.length * 3 > limit && Buffer.byteLength(body) > limit)) {
     throw new SoloError(
       "SOLO_ERR_VALUE_TOO_LARGE",
       `${what} is larger than ${t.name}'s message limit of ${t.sandbox.spec.limits.messageBytes} bytes`,
