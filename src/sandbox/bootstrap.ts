@@ -391,5 +391,13 @@ function run(op, a, b) {
   return "E" + jsonStringify({ kind: "exception", name: "Error", message: "unknown operation " + op, stack: "" });
 }
 
-return [install, run];
+function installChecked(ns) {
+  try {
+    return "S" + install(ns);
+  } catch (e) {
+    return describe(e);
+  }
+}
+
+return [installChecked, run];
 })`;

@@ -163,8 +163,10 @@ export class ServiceSandbox {
         installed.error.dispose();
         throw deployFailure(this.crashFrom(dumped));
       }
-      const names = ctx.getString(installed.value);
+      const answer = ctx.getString(installed.value);
       installed.value.dispose();
+      if (answer.startsWith("E")) throw deployFailure(this.crashFrom(parseGuestError(answer.slice(1))));
+      const names = answer.slice(1);
       return names === "" ? [] : names.split(",");
     } finally {
       this.endMessage();

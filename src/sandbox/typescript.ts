@@ -32,10 +32,10 @@ function typeScriptError(err: unknown, filename: string): SoloError {
 }
 
 // Node decorates a type-stripping error's stack with the failing line and a caret under the
-// column ("<file>:<line>\n<source line>\n<spaces>^"). That decoration is the only place the
+// column ("<file>:<line>\n<source lines>\n<spaces>^"). That decoration is the only place the
 // position is given; a test pins the format so a Node change cannot silently lose it.
 function locate(stack: string): { line: number; column: number } | undefined {
-  const m = /^[^\n]*:(\d+)\n[^\n]*\n( *)\^/.exec(stack);
+  const m = /^[^\n]*:(\d+)\n(?:[^\n]*\n)*?( *)\^ *\n/.exec(stack);
   if (!m) return undefined;
   return { line: Number(m[1]), column: (m[2] ?? "").length + 1 };
 }

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+
+describe("npm start", () => {
+  it("runs a kernel on the data directory, says where, and stops cleanly on SIGTERM", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
+    const dataDir = join(dir, ".solo");
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", new URL("./start.ts", import.meta.url).pathname], {
+      env: { ...process.env, SOLO_DATA_DIR: dataDir },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("Press Ctrl-C")) child.kill("SIGTERM");
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    assert.equal(code, 0, out);
+    assert.match(out, new RegExp(`data directory +${dataDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+    assert.match(out, /stopped\./);
+    assert.ok(existsSync(dataDir));
+    assert.equal(existsSync(join(dataDir, "kernel.lock")), false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
