@@ -243,8 +243,13 @@ function invoke(op, args) {
   }
   try {
     if (result !== null && (typeof result === "object" || typeof result === "function") && typeof result.then === "function") {
-      const p = new P((resolve) => resolve(result));
-      apply(promiseThen, p, settleLater(op));
+      // A native promise is followed with the captured then, so a service that replaced
+      // Promise.prototype.then still settles its own handlers; other thenables are adopted.
+      try {
+        apply(promiseThen, result, settleLater(op));
+      } catch (e) {
+        apply(promiseThen, new P((resolve) => resolve(result)), settleLater(op));
+      }
       return "P";
     }
     return finish(op, result);
