@@ -164,7 +164,7 @@ describe("a service looking for host authority", () => {
     const reply = await run(
       "fn-ctors",
       `    const out = [];
-    for (const f of [async function () {}, function* () {}, async function* () async () => {}, class {}]) {
+    for (const f of [async function () {}, function* () {}, async function* () {}, async () => {}, class {}]) {
       try { f.constructor("return process"); out.push("compiled"); } catch (e) { out.push(e.name); }
     }
     return { reply: out, state };`,
