@@ -62,6 +62,7 @@ export class EngineFault extends Error {
 
 const SETTLE = "settle";
 const BOOTSTRAP_BUDGET_MS = 5000;
+const MEMORY_CHECK_MS = 2;
 
 /**
  * One service's QuickJS runtime and context inside its tenant's WebAssembly instance, with the
@@ -79,6 +80,8 @@ export class ServiceSandbox {
   private fast: FastCall | undefined;
   private readonly onHost: HostHandler;
   private deadline = Number.POSITIVE_INFINITY;
+  private lastMemoryCheck = 0;
+  private memoryExceeded = false;
   private usedMs = 0;
   private settled: string | undefined;
   private awaitingSettle = false;
@@ -93,7 +96,7 @@ export class ServiceSandbox {
     this.rt = engine.newRuntime();
     this.rt.setMemoryLimit(spec.limits.memoryBytes);
     this.rt.setMaxStackSize(spec.limits.stackBytes);
-    this.rt.setInterruptHandler(() => performance.now() > this.deadline);
+    this.rt.setInterruptHandler(() => this.shouldInterrupt());
     this.ctx = this.rt.newContext();
   }
 
@@ -214,12 +217,51 @@ export class ServiceSandbox {
     this.rt.dispose();
   }
 
+  // Called by QuickJS every few thousand branches. Besides the CPU deadline it measures the heap
+  // every MEMORY_CHECK_MS of execution: this engine build cannot size its allocations
+  // (malloc_usable_size is unavailable in WebAssembly), so QuickJS's own limit only refuses single
+  // oversized allocations, and the walk of the heap is what adds small ones up.
+  private shouldInterrupt(): boolean {
+    const now = performance.now();
+    if (now > this.deadline) return true;
+    if (now - this.lastMemoryCheck < MEMORY_CHECK_MS) return false;
+    this.lastMemoryCheck = now;
+    if (this.memoryBytes() > this.spec.limits.memoryBytes) {
+      this.memoryExceeded = true;
+      return true;
+    }
+    return false;
+  }
+
   private beginMessage(): void {
+    this.memoryExceeded = false;
+    this.lastMemoryCheck = performance.now();
     this.usedMs = 0;
     this.deadline = performance.now() + this.spec.limits.cpuMsPerMessage;
   }
 
   private step(op: string, a: string, b: string): Outcome {
+    const heapBefore = this.fast?.heapBytes() ?? 0;
+    const outcome = this.stepInner(op, a, b);
+    // A few large allocations can finish between two interrupt checks; when the tenant's linear
+    // memory had to grow during this step, measure the heap before the outcome counts.
+    if (outcome.t !== "failed" && (this.fast?.heapBytes() ?? 0) > heapBefore) {
+      const used = this.memoryBytes();
+      if (used > this.spec.limits.memoryBytes) {
+        return {
+          t: "failed",
+          crash: {
+            kind: "memory_limit",
+            reason: "SOLO_ERR_LIMIT_MEMORY",
+            message: `the service's heap grew to ${used} bytes, past its limit of ${this.spec.limits.memoryBytes}`,
+          },
+        };
+      }
+    }
+    return outcome;
+  }
+
+  private stepInner(op: string, a: string, b: string): Outcome {
     const started = performance.now();
     try {
       const raw = this.callRun(op, a, b);
@@ -369,7 +411,17 @@ export class ServiceSandbox {
         ...(e.path !== undefined ? { path: e.path } : {}),
       };
     }
-    if (e.name === "InternalError" && e.message === "interrupted") return cpuCrash(this.spec.limits.cpuMsPerMessage, where);
+    if (e.name === "InternalError" && e.message === "interrupted") {
+      if (this.memoryExceeded) {
+        return {
+          kind: "memory_limit",
+          reason: "SOLO_ERR_LIMIT_MEMORY",
+          message: `the service's heap grew past its limit of ${this.spec.limits.memoryBytes} bytes and the message was stopped`,
+          ...where,
+        };
+      }
+      return cpuCrash(this.spec.limits.cpuMsPerMessage, where);
+    }
     if (e.name === "InternalError" && e.message === "out of memory") {
       return {
         kind: "memory_limit",

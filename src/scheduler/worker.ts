@@ -648,6 +648,15 @@ function sampleUsage(): void {
       } catch (err) {
         poisonTenant(s.tenant, err);
       }
+      // Messages too short for the in-message check can still add up across many messages.
+      const limit = s.sandbox.spec.limits.memoryBytes;
+      if (memory > limit && s.status === "running" && !s.current) {
+        crash(s, {
+          kind: "memory_limit",
+          reason: "SOLO_ERR_LIMIT_MEMORY",
+          message: `the service's heap holds ${memory} bytes, over its limit of ${limit}`,
+        });
+      }
     }
     samples.push([s.sid, s.messages, Math.round(s.sandbox.cpuMs * 1000) / 1000, memory, s.mailbox.length, s.unhandled]);
   }
