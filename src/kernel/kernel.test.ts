@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Kernel, openKernel, SoloError } from "../index.ts";
+import { rejection } from "../test-support.ts";
 
 const COUNTER = `export default {
   init(args) { return { count: args?.start ?? 0 } },
@@ -17,16 +18,6 @@ const COUNTER = `export default {
 
 let kernel: Kernel;
 let dir: string;
-
-async function rejection(p: Promise<unknown>): Promise<SoloError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SoloError, `expected a SoloError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail("expected the promise to reject");
-}
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "solo-test-"));

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
-import { type Crash, type CrashKind, type ErrorCode, type Kernel, type LimitsInput, openKernel, type Reason, SoloError } from "../index.ts";
+import { type Crash, type CrashKind, type ErrorCode, type Kernel, type LimitsInput, openKernel, type Reason } from "../index.ts";
+import { crashOf, rejection } from "../test-support.ts";
 
 let kernel: Kernel;
 let dataDir: string;
@@ -35,22 +36,6 @@ async function deploy(service: string, code: string, options: { tenant?: string;
 async function run(service: string, body: string, request: unknown = null, limits?: LimitsInput): Promise<unknown> {
   await deploy(service, body.startsWith("export default") ? body : handler(body), limits ? { limits } : {});
   return kernel.call(MALLORY, service, request);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SoloError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof SoloError, `expected a SoloError, got ${String(err)}`);
-    return err;
-  }
-  return assert.fail("expected the operation to fail with a SoloError");
-}
-
-function crashOf(error: SoloError): Crash {
-  const crash = error.details.crash;
-  assert.ok(crash !== null && typeof crash === "object", `expected details.crash on ${error.reason}: ${error.message}`);
-  return crash as Crash;
 }
 
 /** Asserts a call failed with this code and reason and that the service crashed with this kind. */
