@@ -10,17 +10,6 @@ const kernel = await openKernel({
   onLog: (e) => process.stdout.write(`${e.at} ${e.level.padEnd(5)} ${e.tenant}/${e.service}: ${e.text}\n`),
 });
 
-process.stdout.write(
-  [
-    `Solo kernel running (pid ${process.pid})`,
-    `  data directory  ${kernel.dataDir}`,
-    `  schedulers      ${kernel.schedulers} worker threads running QuickJS-ng (WebAssembly)`,
-    "  gateway         not yet: embed the kernel with openKernel() from this package (see README)",
-    "Press Ctrl-C to stop.",
-    "",
-  ].join("\n"),
-);
-
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
@@ -37,3 +26,15 @@ async function stop(signal: string): Promise<void> {
 }
 process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGTERM", () => void stop("SIGTERM"));
+
+// Printed only once the signal handlers are in place, so a signal sent on seeing it is handled.
+process.stdout.write(
+  [
+    `Solo kernel running (pid ${process.pid})`,
+    `  data directory  ${kernel.dataDir}`,
+    `  schedulers      ${kernel.schedulers} worker threads running QuickJS-ng (WebAssembly)`,
+    "  gateway         not yet: embed the kernel with openKernel() from this package (see README)",
+    "Press Ctrl-C to stop.",
+    "",
+  ].join("\n"),
+);

@@ -425,3 +425,26 @@ describe("openKernel()", () => {
     rmSync(d, { recursive: true, force: true });
   });
 });
+
+describe("redeploying a crashed service", () => {
+  it("keeps the crashed version visible until the new one has started, and refuses a concurrent deploy", async () => {
+    const d = mkdtempSync(join(tmpdir(), "solo-test-"));
+    const k = await openKernel({ dataDir: d, schedulers: 1 });
+    try {
+      await k.deploy({ tenant: "re", service: "svc", code: "export default { handleCall() { throw new Error('x') } }" });
+      await rejection(k.call("re", "svc"));
+      const slow =
+        "export default { init() { const end = Date.now() + 30; while (Date.now() < end) {} return 0 }, handleCall(r, n) { return { reply: n, state: n } } }";
+      const first = k.deploy({ tenant: "re", service: "svc", code: slow });
+      const second = await rejection(k.deploy({ tenant: "re", service: "svc", code: slow }));
+      assert.equal(second.reason, "SOLO_ERR_DEPLOY_EXISTS");
+      assert.equal(k.list("re")[0]?.state, "crashed");
+      assert.equal((await rejection(k.call("re", "svc"))).reason, "SOLO_ERR_SERVICE_CRASHED");
+      assert.equal((await first).version, 2);
+      assert.equal(await k.call("re", "svc"), 0);
+    } finally {
+      await k.close();
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

@@ -219,7 +219,7 @@ class KernelImpl implements Kernel {
   private readonly tenants = new Map<string, Map<string, ServiceRecord>>();
   private readonly bySid = new Map<number, ServiceRecord>();
   private readonly placement = new Map<string, number>();
-  private readonly load: number[];
+  private readonly deploying = new Set<string>();
   private nextSid = 0;
   private closed: Promise<void> | undefined;
 
@@ -228,7 +228,6 @@ class KernelImpl implements Kernel {
     this.lock = lock;
     this.dataDir = lock.path;
     this.schedulers = opts.schedulers;
-    this.load = new Array<number>(opts.schedulers).fill(0);
     this.pool = new SchedulerPool(
       opts.schedulers,
       compileEngine(),
@@ -254,12 +253,19 @@ class KernelImpl implements Kernel {
     const { tenant, service, code, args, limits } = this.checkDeploy(spec);
     const services = this.tenants.get(tenant);
     const previous = services?.get(service);
-    if (previous && (previous.state === "running" || previous.state === "starting")) {
-      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${service} already exists in tenant ${tenant} (version ${previous.version})`, {
-        tenant,
-        service,
-        hint: "kill it first to replace it; hot swap arrives with the kernel's next release",
-      });
+    const key = `${tenant}/${service}`;
+    if (this.deploying.has(key) || previous?.state === "running") {
+      throw new SoloError(
+        "SOLO_ERR_DEPLOY_EXISTS",
+        previous?.state === "running"
+          ? `service ${service} already exists in tenant ${tenant} (version ${previous.version})`
+          : `service ${service} is being deployed in tenant ${tenant}`,
+        {
+          tenant,
+          service,
+          hint: "kill it first to replace it; hot swap arrives with the kernel's next release",
+        },
+      );
     }
     const stripped = stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
@@ -277,7 +283,10 @@ class KernelImpl implements Kernel {
       usage: EMPTY_USAGE,
       logs: [],
     };
-    this.register(record);
+    // Until init succeeds the new record is known only by its sid: the previous version (crashed
+    // or stopped) stays visible under the name, and a failed deploy leaves nothing behind.
+    this.deploying.add(key);
+    this.bySid.set(record.sid, record);
     try {
       const { promise } = this.pool.request(scheduler, (rid) => ({
         op: "deploy",
@@ -294,14 +303,19 @@ class KernelImpl implements Kernel {
       const reply = JSON.parse(await promise) as { handlers: string[] };
       record.handlers = Object.freeze([...reply.handlers]);
       if (record.state === "starting") record.state = "running";
-      if (previous) {
-        this.bySid.delete(previous.sid);
-        this.load[previous.scheduler] = (this.load[previous.scheduler] ?? 1) - 1;
+      if (previous) this.bySid.delete(previous.sid);
+      let named = this.tenants.get(tenant);
+      if (!named) {
+        named = new Map();
+        this.tenants.set(tenant, named);
       }
+      named.set(service, record);
       return { tenant, service, version: record.version };
     } catch (err) {
-      this.unregister(record, previous);
+      this.bySid.delete(record.sid);
       throw err;
+    } finally {
+      this.deploying.delete(key);
     }
   }
 
@@ -511,34 +525,18 @@ class KernelImpl implements Kernel {
   }
 
   // A tenant lives on one scheduler for its whole life (its WebAssembly instance is there); a new
-  // tenant goes to the scheduler with the fewest services.
+  // tenant goes to the scheduler running the fewest services. Counted on demand: placement happens
+  // once per tenant, so the scan is cheap and never drifts from the records.
   private place(tenant: string): number {
     const existing = this.placement.get(tenant);
     if (existing !== undefined) return existing;
+    const load = new Array<number>(this.schedulers).fill(0);
+    for (const r of this.bySid.values())
+      if (r.state === "running" || r.state === "starting") load[r.scheduler] = (load[r.scheduler] ?? 0) + 1;
     let best = 0;
-    for (let i = 1; i < this.load.length; i++) if ((this.load[i] ?? 0) < (this.load[best] ?? 0)) best = i;
+    for (let i = 1; i < load.length; i++) if ((load[i] ?? 0) < (load[best] ?? 0)) best = i;
     this.placement.set(tenant, best);
     return best;
-  }
-
-  private register(record: ServiceRecord): void {
-    let services = this.tenants.get(record.tenant);
-    if (!services) {
-      services = new Map();
-      this.tenants.set(record.tenant, services);
-    }
-    services.set(record.service, record);
-    this.bySid.set(record.sid, record);
-    this.load[record.scheduler] = (this.load[record.scheduler] ?? 0) + 1;
-  }
-
-  private unregister(record: ServiceRecord, previous: ServiceRecord | undefined): void {
-    this.bySid.delete(record.sid);
-    this.load[record.scheduler] = (this.load[record.scheduler] ?? 1) - 1;
-    const services = this.tenants.get(record.tenant);
-    if (!services || services.get(record.service) !== record) return;
-    if (previous) services.set(record.service, previous);
-    else services.delete(record.service);
   }
 
   private onSchedulerMessage(msg: FromScheduler): void {
@@ -581,7 +579,6 @@ class KernelImpl implements Kernel {
       }
     }
     for (const [tenant, i] of this.placement) if (i === index) this.placement.delete(tenant);
-    this.load[index] = 0;
   }
 }
 
