@@ -558,8 +558,14 @@ describe("invalid limits at deploy", () => {
 });
 
 describe("crash reports a service cannot forge", () => {
+  it("reports a service's own InternalError('interrupted') as an exception, not a cpu_limit", async () => {
+    await deploy("fake-interrupt", handler("    throw new InternalError('interrupted');"));
+    const error = await rejection(kernel.call(TENANT, "fake-interrupt", null));
+    assertCrash(error, { code: "aborted", reason: "SOLO_ERR_HANDLER_THREW", kind: "exception" });
+  });
+
   it("reports a service that throws its own InternalError('out of memory') as an exception, not a memory breach", {
-    todo: "bug: crashFrom() classifies by error name and message only, so any service can fake memory_limit/cpu_limit crashes",
+    todo: "bug: crashFrom() classifies by error name and message only, so a service can fake a memory_limit crash (a real out-of-memory error is catchable, so it reaches the host the same way)",
   }, async () => {
     await deploy("fake-oom", handler("    throw new InternalError('out of memory');"));
     const error = await rejection(kernel.call(TENANT, "fake-oom", null));

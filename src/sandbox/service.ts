@@ -366,7 +366,7 @@ export class ServiceSandbox {
       const d: unknown = this.ctx.dump(handle);
       if (d !== null && typeof d === "object") {
         const o = d as Record<string, unknown>;
-        return { kind: "exception", name: str(o.name, "Error"), message: str(o.message, ""), stack: str(o.stack, "") };
+        return { kind: "exception", name: str(o.name, "Error"), message: str(o.message, ""), stack: str(o.stack, ""), fromEngine: true };
       }
       return { kind: "exception", name: "thrown value", message: String(d), stack: "" };
     } catch {
@@ -411,7 +411,9 @@ export class ServiceSandbox {
         ...(e.path !== undefined ? { path: e.path } : {}),
       };
     }
-    if (e.name === "InternalError" && e.message === "interrupted") {
+    // Only an error that escaped the guest uncaught can be the engine's interrupt: a service that
+    // throws its own InternalError("interrupted") reports it through the bootstrap instead.
+    if (e.fromEngine && e.name === "InternalError" && e.message === "interrupted") {
       if (this.memoryExceeded) {
         return {
           kind: "memory_limit",
@@ -445,6 +447,8 @@ export class ServiceSandbox {
 
 interface GuestError {
   kind: "exception" | "value" | "result";
+  /** Read by the host from an error that escaped the guest (uncatchable), not described by it. */
+  fromEngine?: boolean;
   name: string;
   message: string;
   stack?: string;
