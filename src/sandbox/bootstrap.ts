@@ -74,13 +74,18 @@ function typeName(v) {
 // Object properties whose value is undefined are left out (as JSON.stringify does); anything else
 // that JSON would silently drop or change is an error naming its path.
 function encode(value, what, limit) {
-  // Fast paths for the common scalar replies; everything else takes the full walk below.
+  // Fast paths for the common scalar replies, kept apart from the full walk: QuickJS creates a
+  // function's inner closures on every entry, so the walk lives in its own function.
   switch (typeof value) {
     case "boolean": return value ? "true" : "false";
     case "number": if (isFinite(value)) return jsonStringify(value); break;
     case "string": if (value.length * 6 + 2 <= limit) return jsonStringify(value); break;
     case "object": if (value === null) return "null"; break;
   }
+  return encodeTree(value, what, limit);
+}
+
+function encodeTree(value, what, limit) {
   const parts = [];
   const ancestors = [];
   let size = 0;
