@@ -113,8 +113,6 @@ export interface Kernel {
   close(): Promise<void>;
 }
 
-type RecordState = "starting" | ServiceState;
-
 interface ServiceRecord {
   readonly tenant: string;
   readonly service: string;
@@ -123,7 +121,7 @@ interface ServiceRecord {
   readonly scheduler: number;
   readonly limits: ServiceLimits;
   readonly deployedAt: string;
-  state: RecordState;
+  state: ServiceState;
   handlers: readonly string[];
   usage: ServiceUsage;
   crash?: Crash;
@@ -278,7 +276,9 @@ class KernelImpl implements Kernel {
       scheduler,
       limits,
       deployedAt: new Date().toISOString(),
-      state: "starting",
+      // Counted as running (for placement) from the start; it is reachable by name only once
+      // init has succeeded, and a failed deploy removes it.
+      state: "running",
       handlers: [],
       usage: EMPTY_USAGE,
       logs: [],
@@ -302,7 +302,6 @@ class KernelImpl implements Kernel {
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
       record.handlers = Object.freeze([...reply.handlers]);
-      if (record.state === "starting") record.state = "running";
       if (previous) this.bySid.delete(previous.sid);
       let named = this.tenants.get(tenant);
       if (!named) {
@@ -352,7 +351,6 @@ class KernelImpl implements Kernel {
     if (!services) return [];
     const out: ServiceInfo[] = [];
     for (const r of services.values()) {
-      if (r.state === "starting") continue;
       out.push({
         tenant: r.tenant,
         service: r.service,
@@ -489,12 +487,12 @@ class KernelImpl implements Kernel {
     if (this.closed) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is closed; open a new one with openKernel()");
   }
 
-  /** Finds a deployed service (any state but starting), or throws not-found. */
+  /** Finds a deployed service, or throws not-found. Records being deployed are not under a name yet. */
   private lookup(tenant: string, service: string): ServiceRecord {
     const t = checkTenant(tenant);
     const s = checkService(service);
     const r = this.tenants.get(t)?.get(s);
-    if (!r || r.state === "starting") {
+    if (!r) {
       throw new SoloError("SOLO_ERR_SERVICE_NOT_FOUND", `no service named ${s} in tenant ${t}`, {
         tenant: t,
         service: s,
@@ -531,8 +529,7 @@ class KernelImpl implements Kernel {
     const existing = this.placement.get(tenant);
     if (existing !== undefined) return existing;
     const load = new Array<number>(this.schedulers).fill(0);
-    for (const r of this.bySid.values())
-      if (r.state === "running" || r.state === "starting") load[r.scheduler] = (load[r.scheduler] ?? 0) + 1;
+    for (const r of this.bySid.values()) if (r.state === "running") load[r.scheduler] = (load[r.scheduler] ?? 0) + 1;
     let best = 0;
     for (let i = 1; i < load.length; i++) if ((load[i] ?? 0) < (load[best] ?? 0)) best = i;
     this.placement.set(tenant, best);

@@ -12,14 +12,21 @@ export const MAX_DEPTH = 64;
 export function encodeJson(value: unknown, what: string, maxBytes: number): string {
   check(value, what, "$", 0, []);
   const json = JSON.stringify(value);
-  // A UTF-16 length over the limit may still fit in bytes only if it is all ASCII; compare bytes.
-  if (json.length > maxBytes || Buffer.byteLength(json) > maxBytes) {
+  if (overByteLimit(json, maxBytes)) {
     throw new SoloError("SOLO_ERR_VALUE_TOO_LARGE", `${what} is ${Buffer.byteLength(json)} bytes of JSON, over the limit of ${maxBytes}`, {
       limit: maxBytes,
       hint: "send less data per message, or raise limits.messageBytes for this service",
     });
   }
   return json;
+}
+
+/**
+ * Whether `text` is more than `limit` bytes of UTF-8. Each UTF-16 unit is at most 3 bytes, so the
+ * byte count is only computed when the length alone cannot decide.
+ */
+export function overByteLimit(text: string, limit: number): boolean {
+  return text.length > limit || (text.length * 3 > limit && Buffer.byteLength(text) > limit);
 }
 
 function check(v: unknown, what: string, path: string, depth: number, ancestors: object[]): void {

@@ -1,5 +1,5 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core";
-import { type ErrorData, type Reason, SoloError } from "../errors.ts";
+import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
 import { FastCall } from "./fast-call.ts";
@@ -523,7 +523,7 @@ export function deployFailure(crash: Crash): SoloError {
 /** The error a caller receives when the message it sent failed with `crash`. */
 export function crashError(crash: Crash, service: string): ErrorData {
   return {
-    code: new SoloError(crash.reason, "").code,
+    code: REASONS[crash.reason],
     reason: crash.reason,
     message: `service ${service} failed handling the message: ${crash.message}`,
     details: { crash },

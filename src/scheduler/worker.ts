@@ -10,6 +10,7 @@ import type { QuickJSWASMModule } from "quickjs-emscripten-core";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import { NAME_PATTERN } from "../kernel/names.ts";
 import { instantiateEngine } from "../sandbox/engine.ts";
+import { overByteLimit } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
 import type { FromScheduler, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
 
@@ -250,7 +251,7 @@ function settle(s: Service, o: Outcome): void {
 
 function checkReply(s: Service, json: string): Crash | undefined {
   const limit = s.sandbox.spec.limits.messageBytes;
-  if (json.length > limit || (json.length * 3 > limit && Buffer.byteLength(json) > limit)) {
+  if (overByteLimit(json, limit)) {
     return { kind: "invalid_value", reason: "SOLO_ERR_VALUE_TOO_LARGE", message: `the reply is larger than ${limit} bytes of JSON` };
   }
   try {
@@ -394,7 +395,7 @@ function target(s: Service, name: string, what: string): Service {
 
 function checkSize(t: Service, body: string, what: string): void {
   const limit = t.sandbox.spec.limits.messageBytes;
-  if (body.length > limit || (body.length * 3 > limit && Buffer.byteLength(body) > limit)) {
+  if (overByteLimit(body, limit)) {
     throw new SoloError(
       "SOLO_ERR_VALUE_TOO_LARGE",
       `${what} is larger than ${t.name}'s message limit of ${t.sandbox.spec.limits.messageBytes} bytes`,
