@@ -402,7 +402,16 @@ export default {
       assert.equal(info?.state, "running");
       assert.deepEqual(info?.handlers, ["init", "handleCall", "handleCast"]);
       assert.equal(info?.limits.cpuMsPerMessage, 250);
-      assert.equal(typeof info?.usage.memoryBytes, "number");
+      await kernel.call("lister", "one");
+      // Usage is sampled by the scheduler every 500 ms; wait (bounded) for a sample with the call.
+      let usage = kernel.list("lister")[0]?.usage;
+      for (let i = 0; i < 100 && (usage?.messages ?? 0) < 2; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        usage = kernel.list("lister")[0]?.usage;
+      }
+      assert.equal(usage?.messages, 2); // init and the call
+      assert.ok((usage?.memoryBytes ?? 0) > 0);
+      assert.ok((usage?.cpuMs ?? -1) >= 0);
       assert.throws(
         () => kernel.list("NOT VALID"),
         (e: unknown) => e instanceof SoloError && e.reason === "SOLO_ERR_NAME_INVALID",
