@@ -66,6 +66,17 @@ export const REASONS = {
   SOLO_ERR_CALL_NOT_IN_MESSAGE: "failed_precondition",
   SOLO_ERR_ENGINE_FAULT: "internal",
   SOLO_ERR_SCHEDULER_FAILED: "unavailable",
+  SOLO_ERR_STORE_OPEN: "failed_precondition",
+  SOLO_ERR_STORE_CORRUPT: "data_loss",
+  SOLO_ERR_STORE_SCHEMA_NEWER: "failed_precondition",
+  SOLO_ERR_STORE_LOCKED: "failed_precondition",
+  SOLO_ERR_STORE_UNAVAILABLE: "unavailable",
+  SOLO_ERR_STORE_CLOSED: "unavailable",
+  SOLO_ERR_EVENT_INVALID: "invalid_argument",
+  SOLO_ERR_EVENT_TOO_LARGE: "resource_exhausted",
+  SOLO_ERR_EVENT_QUERY_INVALID: "invalid_argument",
+  SOLO_ERR_STORAGE_KEY_INVALID: "invalid_argument",
+  SOLO_ERR_STORAGE_QUOTA: "resource_exhausted",
   SOLO_ERR_INTERNAL: "internal",
 } as const satisfies Record<string, ErrorCode>;
 

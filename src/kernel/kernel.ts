@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { SoloError } from "../errors.ts";
 import { compileEngine } from "../sandbox/engine.ts";
@@ -6,9 +7,14 @@ import type { Crash } from "../sandbox/service.ts";
 import { stripTypes } from "../sandbox/typescript.ts";
 import { SchedulerPool } from "../scheduler/pool.ts";
 import type { FromScheduler } from "../scheduler/protocol.ts";
+import { openStore } from "../store/open.ts";
+import type { DeploymentRecord, Store } from "../store/store.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir.ts";
 import { DEFAULT_LIMITS, type LimitsInput, resolveLimits, type ServiceLimits } from "./limits.ts";
+import { type EventInput, EventLog, type SoloEvent, type VerifyReport } from "./log/event-log.ts";
+import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./log/query.ts";
 import { checkService, checkTenant, describeType } from "./names.ts";
+import { ServiceIo } from "./service-io.ts";
 
 /** Options for {@link openKernel}. */
 export interface KernelOptions {
@@ -22,6 +28,11 @@ export interface KernelOptions {
   readonly maxCodeBytes?: number;
   /** Receives every line a service logs with `solo.log` / `console.log`. */
   readonly onLog?: (entry: LogEntry) => void;
+  /**
+   * A PostgreSQL URL (`postgres://user@host:5432/db`) to keep the event log and durable state in,
+   * instead of the SQLite file in the data directory. Default: `$SOLO_DATABASE_URL` if set.
+   */
+  readonly database?: string;
 }
 
 /** What {@link Kernel.deploy} takes. */
@@ -109,6 +120,17 @@ export interface Kernel {
   list(tenant: string): ServiceInfo[];
   /** The most recent log lines of a service (up to 200). */
   logs(tenant: string, service: string): LogEntry[];
+  /** One page of the event log, oldest first unless `order: "desc"`; `cursor` continues it. */
+  events(query?: EventQuery): Promise<EventPage>;
+  /**
+   * Follows the event log: from `fromId` (the stored past, then live) or from now, with no gap and
+   * no duplicate. Iterate with `for await`; break, or abort `signal`, to stop.
+   */
+  subscribe(options?: SubscribeOptions): AsyncIterableIterator<SoloEvent>;
+  /** Walks the whole hash chain and reports the first missing, altered or unlinked event. */
+  verify(): Promise<VerifyReport>;
+  /** Where the kernel keeps its durable state: `sqlite` (in the data directory) or `postgres`. */
+  readonly store: { readonly kind: "sqlite" | "postgres"; readonly location: string };
   /** Terminates every service, stops the schedulers and releases the data directory. */
   close(): Promise<void>;
 }
@@ -118,6 +140,8 @@ interface ServiceRecord {
   readonly service: string;
   readonly sid: number;
   readonly version: number;
+  /** The event that recorded this version's start (deploy or recovery): the cause of what follows. */
+  causeId: number | null;
   readonly scheduler: number;
   readonly limits: ServiceLimits;
   readonly deployedAt: string;
@@ -134,7 +158,10 @@ const DEFAULT_MAX_CODE_BYTES = 1024 * 1024;
 const LOG_LINES_KEPT = 200;
 const CLOSE_GRACE_MS = 5000;
 const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits"]);
-const OPTION_KEYS = new Set(["dataDir", "schedulers", "limits", "maxCodeBytes", "onLog"]);
+const OPTION_KEYS = new Set(["dataDir", "schedulers", "limits", "maxCodeBytes", "onLog", "database"]);
+// Services recovered at once when a kernel opens over existing state.
+const RECOVERY_CONCURRENCY = 64;
+const FAILURES_LISTED = 100;
 const EMPTY_USAGE: ServiceUsage = Object.freeze({ messages: 0, cpuMs: 0, memoryBytes: 0, mailbox: 0, unhandled: 0 });
 
 /**
@@ -160,6 +187,7 @@ export async function openKernel(options: KernelOptions = {}): Promise<Kernel> {
 }
 
 interface ResolvedOptions {
+  readonly database: string | undefined;
   readonly dataDir: string;
   readonly schedulers: number;
   readonly limits: ServiceLimits;
@@ -199,7 +227,15 @@ function checkOptions(options: unknown): ResolvedOptions {
   if (o.onLog !== undefined && typeof o.onLog !== "function") {
     throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: onLog must be a function", { field: "onLog" });
   }
+  const database = o.database ?? process.env.SOLO_DATABASE_URL;
+  if (database !== undefined && (typeof database !== "string" || !/^postgres(ql)?:\/\/./.test(database))) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: database must be a postgres:// URL", {
+      field: o.database === undefined ? "SOLO_DATABASE_URL" : "database",
+      hint: "for example postgres://postgres@127.0.0.1:5432/solo; leave it out to use SQLite in the data directory",
+    });
+  }
   return {
+    database,
     dataDir,
     schedulers,
     limits: resolveLimits(o.limits, DEFAULT_LIMITS),
@@ -218,8 +254,14 @@ class KernelImpl implements Kernel {
   private readonly bySid = new Map<number, ServiceRecord>();
   private readonly placement = new Map<string, number>();
   private readonly deploying = new Set<string>();
+  /** The highest version each service has ever had, so versions never repeat across restarts. */
+  private readonly versions = new Map<string, number>();
   private nextSid = 0;
   private closed: Promise<void> | undefined;
+  private db: Store | undefined;
+  private eventLog: EventLog | undefined;
+  private io: ServiceIo | undefined;
+  private readonly openedAt = Date.now();
 
   constructor(opts: ResolvedOptions, lock: DataDirLock) {
     this.opts = opts;
@@ -237,34 +279,230 @@ class KernelImpl implements Kernel {
     );
   }
 
+  get store(): { readonly kind: "sqlite" | "postgres"; readonly location: string } {
+    const db = this.storeOrThrow();
+    return { kind: db.kind, location: db.location };
+  }
+
+  private storeOrThrow(): Store {
+    if (!this.db) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is not open");
+    return this.db;
+  }
+
+  private get log(): EventLog {
+    if (!this.eventLog) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is not open");
+    return this.eventLog;
+  }
+
   async start(): Promise<void> {
     try {
+      this.db = await openStore(this.dataDir, this.opts.database);
+      this.eventLog = await EventLog.open(this.db);
+      this.io = new ServiceIo(this.db, this.eventLog);
+      for (const v of await this.db.latestVersions()) this.versions.set(`${v.tenant}/${v.service}`, v.version);
       await this.pool.ready();
+      await this.recover();
     } catch (err) {
       await this.pool.close(0);
+      await this.eventLog?.close();
+      await this.db?.close();
       throw err;
     }
   }
 
+  // Every service deployed and not killed starts again, from its latest version's code, args and
+  // limits; its durable data comes back through solo.storage. Recovery of one service failing
+  // (its init throws now, say) leaves it listed as crashed and does not stop the others.
+  private async recover(): Promise<void> {
+    const started = performance.now();
+    const deployments = await this.storeOrThrow().activeDeployments();
+    const up: ServiceRecord[] = [];
+    const down: Array<{ d: DeploymentRecord; error: SoloError }> = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < deployments.length) {
+        const d = deployments[next++] as DeploymentRecord;
+        const limits = resolveLimits(JSON.parse(d.limits) as unknown, this.opts.limits);
+        try {
+          up.push(await this.launch(d.tenant, d.service, d.version, d.code, d.args, limits, new Date(d.deployedAt).toISOString()));
+        } catch (err) {
+          const error = SoloError.from(err);
+          down.push({ d, error });
+          this.registerCrashed(d, limits, error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(RECOVERY_CONCURRENCY, deployments.length) }, worker));
+    const kernelEvent = await this.log.append({
+      tenant: null,
+      type: "kernel_started",
+      payload: {
+        store: this.storeOrThrow().kind,
+        schedulers: this.schedulers,
+        recovered: up.length,
+        failed: down.length,
+        failures: down.slice(0, FAILURES_LISTED).map(({ d, error }) => ({
+          tenant: d.tenant,
+          service: d.service,
+          version: d.version,
+          reason: error.reason,
+          message: error.message.slice(0, 200),
+        })),
+        durationMs: Math.round(performance.now() - started),
+      },
+    });
+    const inputs: EventInput[] = [];
+    for (const r of up) {
+      inputs.push({
+        tenant: r.tenant,
+        type: "service_started",
+        subject: r.service,
+        payload: { version: r.version, recovered: true },
+        causationId: kernelEvent.id,
+      });
+    }
+    for (const { d, error } of down) {
+      inputs.push({
+        tenant: d.tenant,
+        type: "service_crashed",
+        subject: d.service,
+        payload: { version: d.version, phase: "recovery", reason: error.reason, message: error.message.slice(0, 1000) },
+        causationId: kernelEvent.id,
+      });
+    }
+    if (inputs.length === 0) return;
+    const { events } = await this.log.write([], inputs);
+    for (let i = 0; i < up.length; i++) (up[i] as ServiceRecord).causeId = (events[i] as SoloEvent).id;
+  }
+
+  private registerCrashed(d: DeploymentRecord, limits: ServiceLimits, error: SoloError): void {
+    const crash = (error.details as { crash?: Crash }).crash ?? {
+      kind: "exception" as const,
+      reason: error.reason,
+      message: error.message,
+    };
+    const record: ServiceRecord = {
+      tenant: d.tenant,
+      service: d.service,
+      sid: ++this.nextSid,
+      version: d.version,
+      causeId: null,
+      scheduler: -1,
+      limits,
+      deployedAt: new Date(d.deployedAt).toISOString(),
+      state: "crashed",
+      handlers: [],
+      usage: EMPTY_USAGE,
+      crash,
+      logs: [],
+    };
+    this.bySid.set(record.sid, record);
+    this.named(d.tenant).set(d.service, record);
+  }
+
+  private named(tenant: string): Map<string, ServiceRecord> {
+    let named = this.tenants.get(tenant);
+    if (!named) {
+      named = new Map();
+      this.tenants.set(tenant, named);
+    }
+    return named;
+  }
+
   async deploy(spec: DeploySpec): Promise<Deployment> {
     this.assertOpen();
-    const { tenant, service, code, args, limits } = this.checkDeploy(spec);
-    const services = this.tenants.get(tenant);
-    const previous = services?.get(service);
+    const { tenant, service } = checkIdentity(spec);
     const key = `${tenant}/${service}`;
-    if (this.deploying.has(key) || previous?.state === "running") {
-      throw new SoloError(
-        "SOLO_ERR_DEPLOY_EXISTS",
-        previous?.state === "running"
-          ? `service ${service} already exists in tenant ${tenant} (version ${previous.version})`
-          : `service ${service} is being deployed in tenant ${tenant}`,
-        {
-          tenant,
-          service,
-          hint: "kill it first to replace it; hot swap arrives with the kernel's next release",
-        },
-      );
+    const version = (this.versions.get(key) ?? 0) + 1;
+    try {
+      const { code, args, limits } = this.checkDeploy(spec);
+      const previous = this.tenants.get(tenant)?.get(service);
+      if (this.deploying.has(key) || previous?.state === "running") {
+        throw new SoloError(
+          "SOLO_ERR_DEPLOY_EXISTS",
+          previous?.state === "running"
+            ? `service ${service} already exists in tenant ${tenant} (version ${previous.version})`
+            : `service ${service} is being deployed in tenant ${tenant}`,
+          {
+            tenant,
+            service,
+            hint: "kill it first to replace it; hot swap arrives with the kernel's next release",
+          },
+        );
+      }
+      this.deploying.add(key);
+      try {
+        const deployedAt = Date.now();
+        const record = await this.launch(tenant, service, version, code, args, limits, new Date(deployedAt).toISOString(), previous);
+        // Acknowledged only once the deployment and its event are durable; if they cannot be
+        // written, the new instance is stopped and nothing is left half-started.
+        let event: SoloEvent;
+        try {
+          const { events } = await this.log.write(
+            [{ t: "deployment.put", deployment: { tenant, service, version, code, args, limits: JSON.stringify(limits), deployedAt } }],
+            [
+              {
+                tenant,
+                type: "service_deployed",
+                subject: service,
+                payload: {
+                  version,
+                  codeBytes: Buffer.byteLength(code),
+                  codeSha256: createHash("sha256").update(code).digest("hex"),
+                  handlers: [...record.handlers],
+                },
+              },
+            ],
+          );
+          event = events[0] as SoloEvent;
+        } catch (err) {
+          await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise.catch(() => undefined);
+          this.bySid.delete(record.sid);
+          if (this.tenants.get(tenant)?.get(service) === record) {
+            if (previous) {
+              this.bySid.set(previous.sid, previous);
+              this.named(tenant).set(service, previous);
+            } else this.tenants.get(tenant)?.delete(service);
+          }
+          throw err;
+        }
+        record.causeId = event.id;
+        this.versions.set(key, version);
+        return { tenant, service, version };
+      } finally {
+        this.deploying.delete(key);
+      }
+    } catch (err) {
+      const error = SoloError.from(err);
+      // Recorded before the caller hears of it; a store that cannot record it fails the same way.
+      if (error.reason !== "SOLO_ERR_KERNEL_CLOSED" && !error.reason.startsWith("SOLO_ERR_STORE_")) {
+        await this.log
+          .append({
+            tenant,
+            type: "service_deployment_failed",
+            subject: service,
+            payload: { version, reason: error.reason, message: error.message.slice(0, 1000), details: clipDetails(error.details) },
+          })
+          .catch(() => undefined);
+      }
+      throw error;
     }
+  }
+
+  /**
+   * Starts one version on its tenant's scheduler and runs init; on success the record is
+   * registered under its name (replacing `previous`). Throws the deploy error otherwise.
+   */
+  private async launch(
+    tenant: string,
+    service: string,
+    version: number,
+    code: string,
+    args: string,
+    limits: ServiceLimits,
+    deployedAt: string,
+    previous?: ServiceRecord,
+  ): Promise<ServiceRecord> {
     const stripped = stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
     const scheduler = this.place(tenant);
@@ -272,10 +510,11 @@ class KernelImpl implements Kernel {
       tenant,
       service,
       sid: ++this.nextSid,
-      version: (previous?.version ?? 0) + 1,
+      version,
+      causeId: null,
       scheduler,
       limits,
-      deployedAt: new Date().toISOString(),
+      deployedAt,
       // Counted as running (for placement) from the start; it is reachable by name only once
       // init has succeeded, and a failed deploy removes it.
       state: "running",
@@ -285,7 +524,6 @@ class KernelImpl implements Kernel {
     };
     // Until init succeeds the new record is known only by its sid: the previous version (crashed
     // or stopped) stays visible under the name, and a failed deploy leaves nothing behind.
-    this.deploying.add(key);
     this.bySid.set(record.sid, record);
     try {
       const { promise } = this.pool.request(scheduler, (rid) => ({
@@ -294,7 +532,7 @@ class KernelImpl implements Kernel {
         sid: record.sid,
         tenant,
         service,
-        version: record.version,
+        version,
         filename,
         code: stripped,
         args,
@@ -303,18 +541,11 @@ class KernelImpl implements Kernel {
       const reply = JSON.parse(await promise) as { handlers: string[] };
       record.handlers = Object.freeze([...reply.handlers]);
       if (previous) this.bySid.delete(previous.sid);
-      let named = this.tenants.get(tenant);
-      if (!named) {
-        named = new Map();
-        this.tenants.set(tenant, named);
-      }
-      named.set(service, record);
-      return { tenant, service, version: record.version };
+      this.named(tenant).set(service, record);
+      return record;
     } catch (err) {
       this.bySid.delete(record.sid);
       throw err;
-    } finally {
-      this.deploying.delete(key);
     }
   }
 
@@ -341,9 +572,49 @@ class KernelImpl implements Kernel {
   async kill(tenant: string, service: string): Promise<void> {
     this.assertOpen();
     const record = this.lookup(tenant, service);
-    if (record.state !== "running") return;
-    await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise;
+    if (record.state === "stopped") return;
+    const was = record.state;
+    if (record.state === "running") {
+      await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise;
+    }
     record.state = "stopped";
+    // A crashed service is still deployed (a restart would bring it back) until it is killed.
+    await this.log.write(
+      [{ t: "deployment.kill", tenant: record.tenant, service: record.service }],
+      [
+        {
+          tenant: record.tenant,
+          type: "service_killed",
+          subject: record.service,
+          payload: { version: record.version, was },
+          causationId: record.causeId,
+        },
+      ],
+    );
+  }
+
+  async events(query?: EventQuery): Promise<EventPage> {
+    this.assertOpen();
+    const { filter, limit } = checkEventQuery(query);
+    const rows = await this.log.query(filter);
+    const events = rows.slice(0, limit);
+    const last = events[events.length - 1];
+    return { events, cursor: rows.length > limit && last ? encodeCursor(last.id, filter.order) : null };
+  }
+
+  subscribe(options?: SubscribeOptions): AsyncIterableIterator<SoloEvent> {
+    this.assertOpen();
+    const { filter, fromId, signal } = checkSubscribe(options);
+    return this.log.follow(filter, fromId ?? this.log.headId + 1, signal);
+  }
+
+  verify(): Promise<VerifyReport> {
+    try {
+      this.assertOpen();
+      return this.log.verify();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   list(tenant: string): ServiceInfo[] {
@@ -374,8 +645,13 @@ class KernelImpl implements Kernel {
     this.closed ??= (async () => {
       try {
         await this.pool.close(CLOSE_GRACE_MS);
-      } finally {
         for (const r of this.bySid.values()) if (r.state === "running") r.state = "stopped";
+        await this.eventLog
+          ?.append({ tenant: null, type: "kernel_stopped", payload: { uptimeMs: Date.now() - this.openedAt } })
+          .catch((err: unknown) => console.error("solo: recording kernel_stopped failed:", err));
+        await this.eventLog?.close();
+        await this.db?.close();
+      } finally {
         await this.lock.release();
       }
     })();
@@ -543,6 +819,26 @@ class KernelImpl implements Kernel {
         if (!r) return;
         r.state = msg.status;
         if (msg.crash) r.crash = msg.crash;
+        if (msg.status === "crashed") {
+          this.record({
+            tenant: r.tenant,
+            type: "service_crashed",
+            subject: r.service,
+            payload: { version: r.version, crash: msg.crash ?? null },
+            causationId: r.causeId,
+          });
+        }
+        return;
+      }
+      case "io": {
+        const r = this.bySid.get(msg.sid);
+        if (!r || !this.io) return;
+        this.io.handle(r, msg.kind, msg.arg).then(
+          (outcome) => {
+            if (r.state === "running") this.pool.post(r.scheduler, { op: "io", sid: r.sid, cid: msg.cid, outcome });
+          },
+          (err: unknown) => console.error("solo: a service's storage request failed unexpectedly:", err),
+        );
         return;
       }
       case "usage":
@@ -566,6 +862,13 @@ class KernelImpl implements Kernel {
     }
   }
 
+  // Events the runtime records on its own (crashes): appended in the background; a store that
+  // cannot take them is reported on stderr, since there is no caller to tell.
+  private record(input: EventInput): void {
+    if (!this.eventLog) return;
+    this.eventLog.append(input).catch((err: unknown) => console.error(`solo: recording ${input.type} failed:`, err));
+  }
+
   private onSchedulerDied(index: number, error: SoloError): void {
     const crash: Crash = { kind: "scheduler_failed", reason: "SOLO_ERR_SCHEDULER_FAILED", message: error.message };
     for (const r of this.bySid.values()) {
@@ -573,10 +876,34 @@ class KernelImpl implements Kernel {
       if (r.state === "running") {
         r.state = "crashed";
         r.crash = crash;
+        this.record({
+          tenant: r.tenant,
+          type: "service_crashed",
+          subject: r.service,
+          payload: { version: r.version, crash },
+          causationId: r.causeId,
+        });
       }
     }
     for (const [tenant, i] of this.placement) if (i === index) this.placement.delete(tenant);
   }
+}
+
+function checkIdentity(spec: unknown): { tenant: string; service: string } {
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
+    throw new SoloError(
+      "SOLO_ERR_REQUEST_INVALID",
+      `deploy takes an object { tenant, service, code, args?, limits? }, got ${describeType(spec)}`,
+    );
+  }
+  const s = spec as Record<string, unknown>;
+  return { tenant: checkTenant(s.tenant), service: checkService(s.service) };
+}
+
+// Error details go into the failure event; a pathological one must not make it oversized.
+function clipDetails(details: Readonly<Record<string, unknown>>): unknown {
+  const json = JSON.stringify(details);
+  return json.length <= 4096 ? details : { clipped: true, keys: Object.keys(details).slice(0, 20) };
 }
 
 function checkCallOptions(options: unknown): { timeoutMs: number; signal: AbortSignal | undefined } {

@@ -15,6 +15,10 @@ export interface ServiceLimits {
   readonly stateBytes: number;
   /** Most `sendAfter` timers a service may have pending at once. */
   readonly timers: number;
+  /** Bytes of durable `solo.storage` (keys and values, UTF-8) the service may hold. */
+  readonly storageBytes: number;
+  /** Keys of durable `solo.storage` the service may hold. */
+  readonly storageKeys: number;
 }
 
 /** A partial set of limits, as given to `openKernel` or `deploy`. */
@@ -33,6 +37,8 @@ export const LIMIT_RANGES: Readonly<Record<keyof ServiceLimits, { min: number; d
   messageBytes: { min: 1 * KiB, default: 1 * MiB, max: 16 * MiB, unit: "bytes" },
   stateBytes: { min: 1 * KiB, default: 8 * MiB, max: 256 * MiB, unit: "bytes" },
   timers: { min: 0, default: 1000, max: 100_000, unit: "timers" },
+  storageBytes: { min: 0, default: 16 * MiB, max: 1024 * MiB, unit: "bytes" },
+  storageKeys: { min: 0, default: 10_000, max: 1_000_000, unit: "keys" },
 };
 
 /** The defaults, as one object. */

@@ -343,14 +343,51 @@ function logger(level) {
   return function log(...args) { host("log", level + "\n" + logText(args)); };
 }
 
+// A host operation answered later (storage, emit): its result settles the promise through "resolve".
+function later(op, body) {
+  const id = hostResult(host(op, body));
+  return new P((resolve, reject) => { apply(mapSet, pending, [id, [resolve, reject]]); });
+}
+
+function keyArg(key, what) {
+  if (typeof key !== "string" || key === "") throw new TypeErrorCtor(what + ": the key must be a non-empty string");
+  return jsonStringify(key);
+}
+
+// Durable key-value storage: every write resolves once it is on disk.
+const storage = freeze({
+  get(key) {
+    try {
+      return apply(promiseThen, later("kv", "get\n" + keyArg(key, "solo.storage.get")), [(found) => (found.length === 0 ? undefined : found[0])]);
+    } catch (e) { return P.reject(e); }
+  },
+  put(key, value) {
+    try {
+      const k = keyArg(key, "solo.storage.put");
+      if (value === undefined) throw new TypeErrorCtor("solo.storage.put: the value is undefined; use solo.storage.delete to remove a key");
+      return later("kv", "put\n" + k + "\n" + encodeArg(value, "the stored value"));
+    } catch (e) { return P.reject(e); }
+  },
+  delete(key) {
+    try { return later("kv", "delete\n" + keyArg(key, "solo.storage.delete")); } catch (e) { return P.reject(e); }
+  },
+  list(prefix, options) {
+    try {
+      if (prefix !== undefined && typeof prefix !== "string") throw new TypeErrorCtor("solo.storage.list: the prefix must be a string");
+      const o = options === undefined || options === null ? {} : options;
+      if (typeof o !== "object") throw new TypeErrorCtor("solo.storage.list: options must be an object like { after, limit }");
+      return later("kv", "list\n" + jsonStringify({ prefix: prefix === undefined ? "" : prefix, after: o.after, limit: o.limit }));
+    } catch (e) { return P.reject(e); }
+  },
+});
+
 const solo = freeze({
   call(service, request, options) {
     try {
       checkServiceName(service, "solo.call");
       const timeout = timeoutOf(options);
       const body = encodeArg(request, "the request");
-      const id = hostResult(host("call", service + "\n" + timeout + "\n" + body));
-      return new P((resolve, reject) => { apply(mapSet, pending, [id, [resolve, reject]]); });
+      return later("call", service + "\n" + timeout + "\n" + body);
     } catch (e) {
       return P.reject(e);
     }
@@ -370,6 +407,13 @@ const solo = freeze({
   log: logger("info"),
   warn: logger("warn"),
   error: logger("error"),
+  storage,
+  emit(name, payload) {
+    try {
+      if (typeof name !== "string") throw new TypeErrorCtor("solo.emit: the event name must be a string");
+      return later("emit", jsonStringify(name) + "\n" + encodeArg(payload === undefined ? null : payload, "the event payload"));
+    } catch (e) { return P.reject(e); }
+  },
 });
 defineProperty(G, "solo", { value: solo, writable: false, configurable: false, enumerable: false });
 defineProperty(G, "console", {

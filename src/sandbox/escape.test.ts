@@ -309,14 +309,14 @@ describe("a service tampering with the solo object", () => {
     const d = Object.getOwnPropertyDescriptor(globalThis, "solo");
     solo.log("still", "logging");
     console.warn("console too");
-    return { reply: { out, frozen: Object.isFrozen(solo) && Object.isFrozen(console), writable: d.writable, configurable: d.configurable, keys: Object.keys(solo) }, state };`,
+    return { reply: { out, frozen: Object.isFrozen(solo) && Object.isFrozen(console) && Object.isFrozen(solo.storage), writable: d.writable, configurable: d.configurable, keys: Object.keys(solo) }, state };`,
     );
     assert.deepEqual(reply, {
       out: ["TypeError", "TypeError", "TypeError", "TypeError", "TypeError", "TypeError", "TypeError", "TypeError", "TypeError"],
       frozen: true,
       writable: false,
       configurable: false,
-      keys: ["call", "cast", "sendAfter", "cancelTimer", "log", "warn", "error"],
+      keys: ["call", "cast", "sendAfter", "cancelTimer", "log", "warn", "error", "storage", "emit"],
     });
     assert.deepEqual(
       kernel.logs(MALLORY, "tamper-solo").map((l) => [l.level, l.text]),

@@ -22,6 +22,26 @@ export function encodeJson(value: unknown, what: string, maxBytes: number): stri
 }
 
 /**
+ * Encodes a host value as canonical JSON: the strict rules of {@link encodeJson}, with every
+ * object's keys in code-unit order, so equal values always give the same bytes (what the event
+ * log hashes). Returns the text; the caller checks its size.
+ */
+export function canonicalJson(value: unknown, what: string): string {
+  check(value, what, "$", 0, []);
+  return canonical(value);
+}
+
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== "object") return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(",")}}`;
+}
+
+/**
  * Whether `text` is more than `limit` bytes of UTF-8. Each UTF-16 unit is at most 3 bytes, so the
  * byte count is only computed when the length alone cannot decide.
  */

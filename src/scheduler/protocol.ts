@@ -24,6 +24,8 @@ export type ToScheduler =
   | { readonly op: "call"; readonly rid: number; readonly sid: number; readonly payload: string; readonly deadline: number }
   | { readonly op: "cast"; readonly sid: number; readonly payload: string }
   | { readonly op: "kill"; readonly rid: number; readonly sid: number }
+  /** The outcome (`R<json>` or `E<error json>`) of a service's storage or emit request. */
+  | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly outcome: string }
   | { readonly op: "shutdown"; readonly rid: number };
 
 /** One usage sample: sid, messages handled, CPU ms, heap bytes, mailbox length, unhandled messages. @internal */
@@ -36,7 +38,12 @@ export type FromScheduler =
   | { readonly op: "err"; readonly rid: number; readonly error: ErrorData }
   | { readonly op: "status"; readonly sid: number; readonly status: "crashed" | "stopped"; readonly crash?: Crash }
   | { readonly op: "usage"; readonly samples: readonly UsageSample[] }
-  | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number };
+  | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number }
+  /** A service's request to the control plane (durable storage, events); answered by an `io` message. */
+  | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly kind: IoKind; readonly arg: string };
+
+/** What a service may ask of the control plane. @internal */
+export type IoKind = "kv" | "emit";
 
 /** What the control plane hands a new scheduler thread. @internal */
 export interface SchedulerData {

@@ -12,9 +12,10 @@ import { NAME_PATTERN } from "../kernel/names.ts";
 import { instantiateEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
-import type { FromScheduler, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
+import type { FromScheduler, IoKind, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
+const IO_TIMEOUT_MS = 30_000;
 const SLICE_MS = 10;
 
 type MessageKind = "init" | "call" | "cast" | "info";
@@ -366,6 +367,9 @@ function hostFor(sid: number): (op: string, arg: string) => string {
         return hostCancel(s, arg);
       case "log":
         return hostLog(s, arg);
+      case "kv":
+      case "emit":
+        return hostIo(s, op, arg);
       default:
         throw new SoloError("SOLO_ERR_INTERNAL", `unknown host operation ${JSON.stringify(op.slice(0, 40))}`);
     }
@@ -451,6 +455,32 @@ function hostCall(s: Service, arg: string): string {
     chain: [...current.chain, s.sid],
   });
   schedule(t);
+  return `I${callId}`;
+}
+
+// Storage and events live in the control plane: the request goes there and the message waits,
+// like a solo.call, until the answer (or the timeout) resumes it.
+function hostIo(s: Service, kind: IoKind, arg: string): string {
+  if (!s.current) {
+    throw new SoloError(
+      "SOLO_ERR_CALL_NOT_IN_MESSAGE",
+      `solo.${kind === "kv" ? "storage" : "emit"} can only be used while handling a message (in init or a handler), not at module top level`,
+    );
+  }
+  const callId = String(++callSeq);
+  const timer = setTimeout(() => {
+    if (!s.outCalls.delete(callId) || !s.current) return;
+    s.resumes.push([
+      callId,
+      encodeError(
+        errorData("SOLO_ERR_STORE_UNAVAILABLE", `the store did not answer within ${IO_TIMEOUT_MS} ms`, { timeoutMs: IO_TIMEOUT_MS }),
+      ),
+    ]);
+    schedule(s);
+    if (!draining) flushSoon();
+  }, IO_TIMEOUT_MS);
+  s.outCalls.set(callId, { timer });
+  send({ op: "io", sid: s.sid, cid: callId, kind, arg });
   return `I${callId}`;
 }
 
@@ -618,6 +648,16 @@ function receive(batch: readonly ToScheduler[]): void {
         } else if (s) {
           s.unhandled++;
         }
+        break;
+      }
+      case "io": {
+        const s = services.get(op.sid);
+        const out = s?.outCalls.get(op.cid);
+        if (!s || !out || !s.current) break; // the message timed out, or the service stopped
+        clearTimeout(out.timer);
+        s.outCalls.delete(op.cid);
+        s.resumes.push([op.cid, op.outcome]);
+        schedule(s);
         break;
       }
       case "kill": {

@@ -1,0 +1,156 @@
+import { SoloError } from "../errors.ts";
+import { overByteLimit } from "../sandbox/json.ts";
+import type { IoKind } from "../scheduler/protocol.ts";
+import type { Store } from "../store/store.ts";
+import type { ServiceLimits } from "./limits.ts";
+import type { EventLog } from "./log/event-log.ts";
+import { CUSTOM_EVENT_NAME, customEventType } from "./log/event-types.ts";
+
+/** The longest storage key, in bytes of UTF-8. */
+export const MAX_KEY_BYTES = 512;
+const DEFAULT_LIST_LIMIT = 100;
+const MAX_LIST_LIMIT = 1000;
+
+/** The service a request comes from, as the control plane knows it. @internal */
+export interface IoCaller {
+  readonly tenant: string;
+  readonly service: string;
+  readonly limits: ServiceLimits;
+  readonly causeId: number | null;
+}
+
+/**
+ * Answers services' requests for durable storage (`solo.storage`) and custom events
+ * (`solo.emit`). Requests arrive as text framed by the bootstrap, from code that may be hostile:
+ * every field is checked here again. Answers are `R<json>` or `E<error json>`.
+ * @internal
+ */
+export class ServiceIo {
+  private readonly store: Store;
+  private readonly log: EventLog;
+
+  constructor(store: Store, log: EventLog) {
+    this.store = store;
+    this.log = log;
+  }
+
+  async handle(caller: IoCaller, kind: IoKind, arg: string): Promise<string> {
+    try {
+      return `R${kind === "kv" ? await this.kv(caller, arg) : await this.emit(caller, arg)}`;
+    } catch (err) {
+      return `E${JSON.stringify(SoloError.from(err).toData())}`;
+    }
+  }
+
+  private async kv(c: IoCaller, arg: string): Promise<string> {
+    const [verb, first, rest] = split3(arg);
+    switch (verb) {
+      case "get": {
+        const value = await this.store.kvGet(c.tenant, c.service, parseKey(first));
+        return value === undefined ? "[]" : `[${value}]`;
+      }
+      case "put": {
+        const key = parseKey(first);
+        if (overByteLimit(rest, c.limits.messageBytes)) {
+          throw new SoloError(
+            "SOLO_ERR_VALUE_TOO_LARGE",
+            `solo.storage.put: the value is over the message limit of ${c.limits.messageBytes} bytes`,
+            {
+              limit: c.limits.messageBytes,
+            },
+          );
+        }
+        parseJson(rest, "the stored value");
+        await this.log.write(
+          [
+            {
+              t: "kv.put",
+              tenant: c.tenant,
+              service: c.service,
+              key,
+              value: rest,
+              maxBytes: c.limits.storageBytes,
+              maxKeys: c.limits.storageKeys,
+            },
+          ],
+          [],
+        );
+        return "null";
+      }
+      case "delete": {
+        const key = parseKey(first);
+        const { changed } = await this.log.write([{ t: "kv.delete", tenant: c.tenant, service: c.service, key }], []);
+        return changed ? "true" : "false";
+      }
+      case "list": {
+        const o = parseJson(first, "the list options") as { prefix?: unknown; after?: unknown; limit?: unknown };
+        const prefix = o.prefix ?? "";
+        if (typeof prefix !== "string" || overByteLimit(prefix, MAX_KEY_BYTES)) {
+          throw keyError(`solo.storage.list: the prefix must be a string of at most ${MAX_KEY_BYTES} bytes`);
+        }
+        const after = o.after ?? "";
+        if (typeof after !== "string" || overByteLimit(after, MAX_KEY_BYTES)) {
+          throw keyError(`solo.storage.list: after must be a key (a string of at most ${MAX_KEY_BYTES} bytes)`);
+        }
+        const limit = o.limit ?? DEFAULT_LIST_LIMIT;
+        if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+          throw new SoloError("SOLO_ERR_REQUEST_INVALID", `solo.storage.list: limit must be an integer from 1 to ${MAX_LIST_LIMIT}`, {
+            field: "limit",
+          });
+        }
+        const rows = await this.store.kvList(c.tenant, c.service, prefix, after, limit);
+        // Values are stored as JSON text already, so the answer is assembled without re-encoding.
+        return `[${rows.map(([k, v]) => `{"key":${JSON.stringify(k)},"value":${v}}`).join(",")}]`;
+      }
+      default:
+        throw new SoloError("SOLO_ERR_REQUEST_INVALID", "solo.storage: unknown operation");
+    }
+  }
+
+  private async emit(c: IoCaller, arg: string): Promise<string> {
+    const nl = arg.indexOf("\n");
+    const name = parseJson(nl < 0 ? arg : arg.slice(0, nl), "the event name");
+    if (typeof name !== "string" || !CUSTOM_EVENT_NAME.test(name)) {
+      throw new SoloError(
+        "SOLO_ERR_EVENT_INVALID",
+        `solo.emit: ${JSON.stringify(String(name).slice(0, 80))} is not a valid event name: 1-64 of a-z, 0-9, '_', '-', '.', starting with a letter and ending with a letter or digit`,
+        { field: "name" },
+      );
+    }
+    const payload = parseJson(nl < 0 ? "null" : arg.slice(nl + 1), "the event payload");
+    const event = await this.log.append({
+      tenant: c.tenant,
+      type: customEventType(c.service, name),
+      subject: c.service,
+      payload,
+      causationId: c.causeId,
+    });
+    return String(event.id);
+  }
+}
+
+function split3(arg: string): [string, string, string] {
+  const a = arg.indexOf("\n");
+  if (a < 0) return [arg, "", ""];
+  const b = arg.indexOf("\n", a + 1);
+  return b < 0 ? [arg.slice(0, a), arg.slice(a + 1), ""] : [arg.slice(0, a), arg.slice(a + 1, b), arg.slice(b + 1)];
+}
+
+function keyError(message: string): SoloError {
+  return new SoloError("SOLO_ERR_STORAGE_KEY_INVALID", message, { field: "key", limit: MAX_KEY_BYTES });
+}
+
+function parseKey(json: string): string {
+  const key = parseJson(json, "the key");
+  if (typeof key !== "string" || key === "") throw keyError("solo.storage: the key must be a non-empty string");
+  if (overByteLimit(key, MAX_KEY_BYTES)) throw keyError(`solo.storage: the key is over ${MAX_KEY_BYTES} bytes`);
+  return key;
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new SoloError("SOLO_ERR_VALUE_NOT_JSON", `${what} is not valid JSON`);
+  }
+}

@@ -1,0 +1,344 @@
+import pg from "pg";
+import { SoloError } from "../../errors.ts";
+import { nowMicros, seal } from "../chain.ts";
+import { checkQuota, checkTail, deploymentFromRow, prefixRun, type Row } from "../rows.ts";
+import { EVENT_COLUMNS, type EventRowIn, eventFromRow, eventQuery, eventValues } from "../sql.ts";
+import {
+  type ChainHead,
+  type DeploymentRecord,
+  type EventFilter,
+  kvEntryBytes,
+  type Mutation,
+  type OpResult,
+  type Store,
+  type StoredEventRow,
+  type WriteOp,
+} from "../store.ts";
+import { POSTGRES_MIGRATIONS } from "./schema.ts";
+
+// One kernel per database until leases arrive: a session-level advisory lock held for the store's
+// life. The key is an arbitrary constant ("SOLO" in ASCII).
+const KERNEL_LOCK_KEY = 0x534f4c4f;
+const MIGRATION_LOCK_KEY = 0x534f4c50;
+// PostgreSQL takes at most 65535 parameters per statement; 11 per event.
+const EVENTS_PER_INSERT = 5000;
+
+/**
+ * Opens the PostgreSQL store at `url`: connects, takes the one-kernel lock, runs migrations and
+ * checks the log's tail. Rejects with a precise error on each failure.
+ * @internal
+ */
+export async function openPostgresStore(url: string): Promise<Store> {
+  const location = redact(url);
+  const pool = new pg.Pool({ connectionString: url, max: 4, application_name: "solo" });
+  // An idle client whose connection drops emits on the pool; the next query reports it.
+  pool.on("error", () => undefined);
+  // Durability must not depend on the server's defaults: a commit returns only once it is flushed.
+  pool.on("connect", (client) => {
+    client.query("SET synchronous_commit = on").catch(() => undefined);
+  });
+  let lockClient: pg.PoolClient | undefined;
+  try {
+    lockClient = await pool.connect().catch((err: unknown) => {
+      throw new SoloError(
+        "SOLO_ERR_STORE_OPEN",
+        `cannot connect to PostgreSQL at ${location}: ${(err as Error).message}`,
+        { database: location, hint: "check that the server is up and the URL (host, port, user, database) is right" },
+        { cause: err },
+      );
+    });
+    const locked = await lockClient.query("SELECT pg_try_advisory_lock($1) AS ok", [KERNEL_LOCK_KEY]);
+    if (!(locked.rows[0] as Row).ok) {
+      throw new SoloError("SOLO_ERR_STORE_LOCKED", `another Solo kernel is using the PostgreSQL database ${location}`, {
+        database: location,
+        hint: "stop that kernel first, or give this one its own database",
+      });
+    }
+    await migrate(pool, location);
+    const head = await loadHead(pool, location);
+    return new PostgresStore(pool, lockClient, location, head);
+  } catch (err) {
+    lockClient?.release(true);
+    await pool.end();
+    if (err instanceof SoloError) throw err;
+    throw new SoloError(
+      "SOLO_ERR_STORE_OPEN",
+      `opening the PostgreSQL store ${location} failed: ${(err as Error).message}`,
+      { database: location },
+      { cause: err },
+    );
+  }
+}
+
+async function migrate(pool: pg.Pool, location: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
+    await client.query("CREATE TABLE IF NOT EXISTS solo_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
+    const found = Number(((await client.query("SELECT COALESCE(MAX(version), 0) AS v FROM solo_schema")).rows[0] as Row).v);
+    if (found > POSTGRES_MIGRATIONS.length) {
+      throw new SoloError(
+        "SOLO_ERR_STORE_SCHEMA_NEWER",
+        `the PostgreSQL store ${location} has schema version ${found}, newer than this kernel's ${POSTGRES_MIGRATIONS.length}`,
+        { database: location, found, supported: POSTGRES_MIGRATIONS.length, hint: "run a newer Solo against this database" },
+      );
+    }
+    for (let v = found; v < POSTGRES_MIGRATIONS.length; v++) {
+      await client.query(POSTGRES_MIGRATIONS[v] as string);
+      await client.query("INSERT INTO solo_schema (version, applied_at) VALUES ($1, $2)", [v + 1, Date.now()]);
+    }
+    await client.query("COMMIT");
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function loadHead(pool: pg.Pool, location: string): Promise<ChainHead> {
+  const h = (await pool.query("SELECT id, timestamp, hash FROM log_head WHERE one = 1")).rows[0] as Row | undefined;
+  const last = (await pool.query(`SELECT ${EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT 1`)).rows[0] as EventRowIn | undefined;
+  return checkTail(h, last, `the PostgreSQL store ${location}`, { database: location });
+}
+
+class PostgresStore implements Store {
+  readonly kind = "postgres";
+  readonly location: string;
+  private readonly pool: pg.Pool;
+  private readonly lockClient: pg.PoolClient;
+  private closing: Promise<void> | undefined;
+  private lastHead: ChainHead;
+
+  constructor(pool: pg.Pool, lockClient: pg.PoolClient, location: string, head: ChainHead) {
+    this.pool = pool;
+    this.lockClient = lockClient;
+    this.location = location;
+    this.lastHead = head;
+  }
+
+  private unavailable(err: unknown, what: string): SoloError {
+    if (err instanceof SoloError) return err;
+    return new SoloError(
+      "SOLO_ERR_STORE_UNAVAILABLE",
+      `${what} the PostgreSQL store ${this.location} failed: ${(err as Error).message}`,
+      { database: this.location },
+      { cause: err },
+    );
+  }
+
+  private async query(text: string, values: unknown[] = []): Promise<Row[]> {
+    if (this.closing) throw new SoloError("SOLO_ERR_STORE_CLOSED", `the PostgreSQL store ${this.location} is closed`);
+    try {
+      return (await this.pool.query(text, values)).rows as Row[];
+    } catch (err) {
+      throw this.unavailable(err, "reading");
+    }
+  }
+
+  async commit(ops: readonly WriteOp[]): Promise<OpResult[]> {
+    if (this.closing) throw new SoloError("SOLO_ERR_STORE_CLOSED", `the PostgreSQL store ${this.location} is closed`);
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw this.unavailable(err, "connecting to");
+    });
+    const results: OpResult[] = [];
+    try {
+      await client.query("BEGIN");
+      // The head row is the log's one lock: whoever holds it assigns the next ids, so ids stay
+      // gap-free and in commit order however many connections (or kernels) append.
+      const h = (await client.query("SELECT id, timestamp, hash FROM log_head WHERE one = 1 FOR UPDATE")).rows[0] as Row;
+      const start: ChainHead = { id: Number(h.id), timestamp: Number(h.timestamp), hash: String(h.hash) };
+      let head = start;
+      const now = nowMicros();
+      const rows: StoredEventRow[] = [];
+      for (const op of ops) {
+        const guarded = op.mutations.length > 0;
+        if (guarded) await client.query("SAVEPOINT op");
+        try {
+          let changed = false;
+          for (const m of op.mutations) changed = (await this.apply(client, m)) || changed;
+          if (guarded) {
+            // Events of a guarded operation go in with it, so its savepoint covers them.
+            const sealed = seal(head, op.events, now);
+            await insertEvents(client, sealed.rows);
+            await client.query("RELEASE SAVEPOINT op");
+            head = sealed.head;
+            results.push({ ok: true, events: sealed.rows, changed });
+          } else {
+            const sealed = seal(head, op.events, now);
+            rows.push(...sealed.rows);
+            head = sealed.head;
+            results.push({ ok: true, events: sealed.rows, changed });
+          }
+        } catch (err) {
+          if (!guarded || !(err instanceof SoloError)) throw err;
+          await client.query("ROLLBACK TO SAVEPOINT op");
+          await client.query("RELEASE SAVEPOINT op");
+          results.push({ ok: false, error: err.toData() });
+        }
+      }
+      await insertEvents(client, rows);
+      if (head.id !== start.id) {
+        await client.query("UPDATE log_head SET id = $1, timestamp = $2, hash = $3 WHERE one = 1", [head.id, head.timestamp, head.hash]);
+      }
+      await client.query("COMMIT");
+      this.lastHead = head;
+      client.release();
+      return results;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      client.release(true);
+      throw this.unavailable(err, "writing to");
+    }
+  }
+
+  private async apply(client: pg.PoolClient, m: Mutation): Promise<boolean> {
+    switch (m.t) {
+      case "deployment.put": {
+        const d = m.deployment;
+        await client.query(
+          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, deployed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+          [d.tenant, d.service, d.version, d.code, d.args, d.limits, d.deployedAt],
+        );
+        await client.query(
+          "INSERT INTO deployments (tenant, service, version, active) VALUES ($1, $2, $3, TRUE) ON CONFLICT (tenant, service) DO UPDATE SET version = EXCLUDED.version, active = TRUE",
+          [d.tenant, d.service, d.version],
+        );
+        return true;
+      }
+      case "deployment.kill": {
+        const r = await client.query("UPDATE deployments SET active = FALSE WHERE tenant = $1 AND service = $2 AND active", [
+          m.tenant,
+          m.service,
+        ]);
+        return (r.rowCount ?? 0) > 0;
+      }
+      case "kv.put": {
+        const old = (
+          await client.query("SELECT value FROM kv WHERE tenant = $1 AND service = $2 AND key = $3", [m.tenant, m.service, m.key])
+        ).rows[0] as Row | undefined;
+        const usage = await usageOf(client, m.tenant, m.service);
+        const bytes = usage.bytes - (old ? kvEntryBytes(m.key, String(old.value)) : 0) + kvEntryBytes(m.key, m.value);
+        const keys = usage.keys + (old ? 0 : 1);
+        checkQuota(m, bytes, keys);
+        await client.query(
+          "INSERT INTO kv (tenant, service, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, service, key) DO UPDATE SET value = EXCLUDED.value",
+          [m.tenant, m.service, m.key, m.value],
+        );
+        await setUsage(client, m.tenant, m.service, bytes, keys);
+        return true;
+      }
+      case "kv.delete": {
+        const old = (
+          await client.query("DELETE FROM kv WHERE tenant = $1 AND service = $2 AND key = $3 RETURNING value", [m.tenant, m.service, m.key])
+        ).rows[0] as Row | undefined;
+        if (!old) return false;
+        const usage = await usageOf(client, m.tenant, m.service);
+        await setUsage(client, m.tenant, m.service, usage.bytes - kvEntryBytes(m.key, String(old.value)), usage.keys - 1);
+        return true;
+      }
+    }
+  }
+
+  async head(): Promise<ChainHead> {
+    const h = (await this.query("SELECT id, timestamp, hash FROM log_head WHERE one = 1"))[0];
+    if (!h) return this.lastHead;
+    return { id: Number(h.id), timestamp: Number(h.timestamp), hash: String(h.hash) };
+  }
+
+  async queryEvents(filter: EventFilter): Promise<StoredEventRow[]> {
+    const q = eventQuery(filter, (n) => `$${n}`);
+    return ((await this.query(q.text, q.values)) as unknown as EventRowIn[]).map(eventFromRow);
+  }
+
+  async activeDeployments(): Promise<DeploymentRecord[]> {
+    const rows = await this.query(
+      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.deployed_at
+         FROM deployments d JOIN deployment_versions v
+           ON v.tenant = d.tenant AND v.service = d.service AND v.version = d.version
+        WHERE d.active ORDER BY v.tenant, v.service`,
+    );
+    return rows.map(deploymentFromRow);
+  }
+
+  async deploymentHistory(tenant: string, service: string): Promise<DeploymentRecord[]> {
+    const rows = await this.query(
+      "SELECT tenant, service, version, code, args, limits, deployed_at FROM deployment_versions WHERE tenant = $1 AND service = $2 ORDER BY version",
+      [tenant, service],
+    );
+    return rows.map(deploymentFromRow);
+  }
+
+  async latestVersions(): Promise<Array<{ tenant: string; service: string; version: number }>> {
+    const rows = await this.query("SELECT tenant, service, MAX(version) AS version FROM deployment_versions GROUP BY tenant, service");
+    return rows.map((r) => ({ tenant: String(r.tenant), service: String(r.service), version: Number(r.version) }));
+  }
+
+  async kvGet(tenant: string, service: string, key: string): Promise<string | undefined> {
+    const r = (await this.query("SELECT value FROM kv WHERE tenant = $1 AND service = $2 AND key = $3", [tenant, service, key]))[0];
+    return r ? String(r.value) : undefined;
+  }
+
+  async kvList(tenant: string, service: string, prefix: string, after: string, limit: number): Promise<Array<[string, string]>> {
+    const exclusive = after > prefix;
+    const rows = await this.query(
+      `SELECT key, value FROM kv WHERE tenant = $1 AND service = $2 AND key ${exclusive ? ">" : ">="} $3 ORDER BY key LIMIT $4`,
+      [tenant, service, exclusive ? after : prefix, limit],
+    );
+    return prefixRun(rows, prefix);
+  }
+
+  async kvUsage(tenant: string, service: string): Promise<{ bytes: number; keys: number }> {
+    const r = (await this.query("SELECT bytes, keys FROM kv_usage WHERE tenant = $1 AND service = $2", [tenant, service]))[0];
+    return r ? { bytes: Number(r.bytes), keys: Number(r.keys) } : { bytes: 0, keys: 0 };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.lockClient.query("SELECT pg_advisory_unlock($1)", [KERNEL_LOCK_KEY]).catch(() => undefined);
+      this.lockClient.release();
+      await this.pool.end();
+    })();
+    return this.closing;
+  }
+}
+
+async function insertEvents(client: pg.PoolClient, rows: readonly StoredEventRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += EVENTS_PER_INSERT) {
+    const chunk = rows.slice(i, i + EVENTS_PER_INSERT);
+    const values: Array<string | number | null> = [];
+    const tuples: string[] = [];
+    for (const row of chunk) {
+      const base = values.length;
+      values.push(...eventValues(row));
+      tuples.push(`(${Array.from({ length: 11 }, (_, k) => `$${base + k + 1}`).join(", ")})`);
+    }
+    await client.query(`INSERT INTO events (${EVENT_COLUMNS}) VALUES ${tuples.join(", ")}`, values);
+  }
+}
+
+async function usageOf(client: pg.PoolClient, tenant: string, service: string): Promise<{ bytes: number; keys: number }> {
+  const r = (await client.query("SELECT bytes, keys FROM kv_usage WHERE tenant = $1 AND service = $2", [tenant, service])).rows[0] as
+    | Row
+    | undefined;
+  return r ? { bytes: Number(r.bytes), keys: Number(r.keys) } : { bytes: 0, keys: 0 };
+}
+
+async function setUsage(client: pg.PoolClient, tenant: string, service: string, bytes: number, keys: number): Promise<void> {
+  await client.query(
+    "INSERT INTO kv_usage (tenant, service, bytes, keys) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, service) DO UPDATE SET bytes = EXCLUDED.bytes, keys = EXCLUDED.keys",
+    [tenant, service, bytes, keys],
+  );
+}
+
+/** The URL without its password, for messages and `location`. @internal */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "<an unparseable PostgreSQL URL>";
+  }
+}

@@ -1,0 +1,61 @@
+import { GENESIS_HASH } from "../store.ts";
+
+/**
+ * The PostgreSQL schema, one entry per version; `solo_schema` records which have run. Append new
+ * versions, never edit old ones. The SQLite schema has the same versions.
+ * @internal
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE events (
+     id BIGINT PRIMARY KEY,
+     timestamp BIGINT NOT NULL,
+     wall_time BIGINT NOT NULL,
+     tenant TEXT,
+     type TEXT NOT NULL,
+     subject TEXT,
+     payload TEXT NOT NULL,
+     causation_id BIGINT,
+     correlation_id TEXT,
+     prev_hash TEXT NOT NULL,
+     hash TEXT NOT NULL
+   );
+   CREATE INDEX events_by_tenant ON events (tenant, id);
+   CREATE TABLE log_head (
+     one INTEGER PRIMARY KEY CHECK (one = 1),
+     id BIGINT NOT NULL,
+     timestamp BIGINT NOT NULL,
+     hash TEXT NOT NULL
+   );
+   INSERT INTO log_head VALUES (1, 0, 0, '${GENESIS_HASH}');
+   CREATE TABLE deployment_versions (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     code TEXT NOT NULL,
+     args TEXT NOT NULL,
+     limits TEXT NOT NULL,
+     deployed_at BIGINT NOT NULL,
+     PRIMARY KEY (tenant, service, version)
+   );
+   CREATE TABLE deployments (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     active BOOLEAN NOT NULL,
+     PRIMARY KEY (tenant, service)
+   );
+   CREATE TABLE kv (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     key TEXT COLLATE "C" NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (tenant, service, key)
+   );
+   CREATE TABLE kv_usage (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     bytes BIGINT NOT NULL,
+     keys BIGINT NOT NULL,
+     PRIMARY KEY (tenant, service)
+   );`,
+];

@@ -1,0 +1,276 @@
+import { existsSync } from "node:fs";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { SoloError } from "../../errors.ts";
+import { nowMicros, seal } from "../chain.ts";
+import { checkQuota, checkTail, deploymentFromRow, prefixRun, type Row } from "../rows.ts";
+import { EVENT_COLUMNS, type EventRowIn, eventFromRow, eventQuery, eventValues } from "../sql.ts";
+import {
+  type ChainHead,
+  type DeploymentRecord,
+  type EventFilter,
+  kvEntryBytes,
+  type Mutation,
+  type OpResult,
+  type StoredEventRow,
+  type WriteOp,
+} from "../store.ts";
+import { SQLITE_MIGRATIONS } from "./schema.ts";
+
+/**
+ * The SQLite backend's synchronous core, run on its own thread by `sqlite-store.ts` so that
+ * fsync never blocks the control plane. WAL with `synchronous=FULL`: a commit returns only once
+ * its WAL frames are on disk. One connection, one writer: the data directory's lock guarantees no
+ * other kernel writes the file, so the log's head is kept in memory and re-read only at open.
+ * @internal
+ */
+export class SqliteEngine {
+  readonly path: string;
+  private readonly db: DatabaseSync;
+  private head: ChainHead;
+  private readonly insertEvent: StatementSync;
+  private readonly statements = new Map<string, StatementSync>();
+  private readonly updateHead: StatementSync;
+
+  constructor(path: string) {
+    this.path = path;
+    const existed = existsSync(path);
+    try {
+      this.db = new DatabaseSync(path);
+    } catch (err) {
+      throw new SoloError(
+        "SOLO_ERR_STORE_OPEN",
+        `cannot open the SQLite store ${path}: ${(err as Error).message}`,
+        { file: path },
+        { cause: err },
+      );
+    }
+    try {
+      this.configure(existed);
+      this.migrate();
+      this.head = this.checkHead();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    this.insertEvent = this.stmt(`INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.updateHead = this.stmt("UPDATE log_head SET id = ?, timestamp = ?, hash = ? WHERE one = 1");
+  }
+
+  private configure(existed: boolean): void {
+    try {
+      // busy_timeout first: a checkpoint by a reader (the backup tool, say) must not fail a write.
+      this.db.exec("PRAGMA busy_timeout = 5000");
+      this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec("PRAGMA synchronous = FULL");
+      this.db.exec("PRAGMA wal_autocheckpoint = 4000");
+      if (existed) {
+        const rows = this.stmt("PRAGMA quick_check(5)").all() as Row[];
+        const problems = rows.map((r) => String(Object.values(r)[0])).filter((m) => m !== "ok");
+        if (problems.length > 0) {
+          throw corrupt(this.path, `SQLite's integrity check failed: ${problems.join("; ")}`, "quick_check");
+        }
+      }
+    } catch (err) {
+      if (err instanceof SoloError) throw err;
+      // "file is not a database", "database disk image is malformed": the file is not usable.
+      throw corrupt(this.path, `the file is not a readable SQLite database (${(err as Error).message})`, "open", err);
+    }
+  }
+
+  private migrate(): void {
+    const version = Number((this.stmt("PRAGMA user_version").get() as Row).user_version);
+    if (version > SQLITE_MIGRATIONS.length) {
+      throw new SoloError(
+        "SOLO_ERR_STORE_SCHEMA_NEWER",
+        `the SQLite store ${this.path} has schema version ${version}, newer than this kernel's ${SQLITE_MIGRATIONS.length}`,
+        { file: this.path, found: version, supported: SQLITE_MIGRATIONS.length, hint: "run a newer Solo on this data directory" },
+      );
+    }
+    for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        this.db.exec(SQLITE_MIGRATIONS[v] as string);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
+        this.db.exec("COMMIT");
+      } catch (err) {
+        this.db.exec("ROLLBACK");
+        throw new SoloError(
+          "SOLO_ERR_STORE_OPEN",
+          `migrating the SQLite store ${this.path} to schema version ${v + 1} failed: ${(err as Error).message}`,
+          { file: this.path, version: v + 1 },
+          { cause: err },
+        );
+      }
+    }
+  }
+
+  private checkHead(): ChainHead {
+    const head = this.stmt("SELECT id, timestamp, hash FROM log_head WHERE one = 1").get() as Row | undefined;
+    const last = this.stmt(`SELECT ${EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT 1`).get() as EventRowIn | undefined;
+    return checkTail(head, last, `the SQLite store ${this.path}`, { file: this.path });
+  }
+
+  commit(ops: readonly WriteOp[]): OpResult[] {
+    const results: OpResult[] = [];
+    let head = this.head;
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const now = nowMicros();
+      for (const op of ops) {
+        const guarded = op.mutations.length > 0;
+        if (guarded) this.db.exec("SAVEPOINT op");
+        try {
+          let changed = false;
+          for (const m of op.mutations) changed = this.apply(m) || changed;
+          const sealed = seal(head, op.events, now);
+          for (const row of sealed.rows) this.insertEvent.run(...eventValues(row));
+          if (guarded) this.db.exec("RELEASE op");
+          head = sealed.head;
+          results.push({ ok: true, events: sealed.rows, changed });
+        } catch (err) {
+          if (!guarded || !(err instanceof SoloError)) throw err;
+          this.db.exec("ROLLBACK TO op");
+          this.db.exec("RELEASE op");
+          results.push({ ok: false, error: err.toData() });
+        }
+      }
+      if (head.id !== this.head.id) this.updateHead.run(head.id, head.timestamp, head.hash);
+      this.db.exec("COMMIT");
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      throw new SoloError(
+        "SOLO_ERR_STORE_UNAVAILABLE",
+        `writing to the SQLite store ${this.path} failed: ${(err as Error).message}`,
+        { file: this.path },
+        { cause: err },
+      );
+    }
+    this.head = head;
+    return results;
+  }
+
+  private apply(m: Mutation): boolean {
+    switch (m.t) {
+      case "deployment.put": {
+        const d = m.deployment;
+        this.stmt(
+          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ).run(d.tenant, d.service, d.version, d.code, d.args, d.limits, d.deployedAt);
+        this.stmt(
+          "INSERT INTO deployments (tenant, service, version, active) VALUES (?, ?, ?, 1) ON CONFLICT (tenant, service) DO UPDATE SET version = excluded.version, active = 1",
+        ).run(d.tenant, d.service, d.version);
+        return true;
+      }
+      case "deployment.kill": {
+        const r = this.stmt("UPDATE deployments SET active = 0 WHERE tenant = ? AND service = ? AND active = 1").run(m.tenant, m.service);
+        return Number(r.changes) > 0;
+      }
+      case "kv.put": {
+        const old = this.stmt("SELECT value FROM kv WHERE tenant = ? AND service = ? AND key = ?").get(m.tenant, m.service, m.key) as
+          | Row
+          | undefined;
+        const usage = this.usage(m.tenant, m.service);
+        const oldBytes = old ? kvEntryBytes(m.key, String(old.value)) : 0;
+        const bytes = usage.bytes - oldBytes + kvEntryBytes(m.key, m.value);
+        const keys = usage.keys + (old ? 0 : 1);
+        checkQuota(m, bytes, keys);
+        this.stmt(
+          "INSERT INTO kv (tenant, service, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, service, key) DO UPDATE SET value = excluded.value",
+        ).run(m.tenant, m.service, m.key, m.value);
+        this.setUsage(m.tenant, m.service, bytes, keys);
+        return true;
+      }
+      case "kv.delete": {
+        const old = this.stmt("SELECT value FROM kv WHERE tenant = ? AND service = ? AND key = ?").get(m.tenant, m.service, m.key) as
+          | Row
+          | undefined;
+        if (!old) return false;
+        this.stmt("DELETE FROM kv WHERE tenant = ? AND service = ? AND key = ?").run(m.tenant, m.service, m.key);
+        const usage = this.usage(m.tenant, m.service);
+        this.setUsage(m.tenant, m.service, usage.bytes - kvEntryBytes(m.key, String(old.value)), usage.keys - 1);
+        return true;
+      }
+    }
+  }
+
+  private setUsage(tenant: string, service: string, bytes: number, keys: number): void {
+    this.stmt(
+      "INSERT INTO kv_usage (tenant, service, bytes, keys) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, service) DO UPDATE SET bytes = excluded.bytes, keys = excluded.keys",
+    ).run(tenant, service, bytes, keys);
+  }
+
+  usage(tenant: string, service: string): { bytes: number; keys: number } {
+    const r = this.stmt("SELECT bytes, keys FROM kv_usage WHERE tenant = ? AND service = ?").get(tenant, service) as Row | undefined;
+    return r ? { bytes: Number(r.bytes), keys: Number(r.keys) } : { bytes: 0, keys: 0 };
+  }
+
+  // Prepared once per distinct SQL text: preparing costs more than running most of these.
+  private stmt(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  getHead(): ChainHead {
+    return this.head;
+  }
+
+  queryEvents(filter: EventFilter): StoredEventRow[] {
+    const q = eventQuery(filter, () => "?");
+    return (this.stmt(q.text).all(...q.values) as unknown as EventRowIn[]).map(eventFromRow);
+  }
+
+  activeDeployments(): DeploymentRecord[] {
+    return this.stmt(
+      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.deployed_at
+           FROM deployments d JOIN deployment_versions v
+             ON v.tenant = d.tenant AND v.service = d.service AND v.version = d.version
+          WHERE d.active = 1 ORDER BY v.tenant, v.service`,
+    )
+      .all()
+      .map(deploymentFromRow);
+  }
+
+  deploymentHistory(tenant: string, service: string): DeploymentRecord[] {
+    return this.stmt(
+      "SELECT tenant, service, version, code, args, limits, deployed_at FROM deployment_versions WHERE tenant = ? AND service = ? ORDER BY version",
+    )
+      .all(tenant, service)
+      .map(deploymentFromRow);
+  }
+
+  latestVersions(): Array<{ tenant: string; service: string; version: number }> {
+    return this.stmt("SELECT tenant, service, MAX(version) AS version FROM deployment_versions GROUP BY tenant, service")
+      .all()
+      .map((r) => ({ tenant: String(r.tenant), service: String(r.service), version: Number(r.version) }));
+  }
+
+  kvGet(tenant: string, service: string, key: string): string | undefined {
+    const r = this.stmt("SELECT value FROM kv WHERE tenant = ? AND service = ? AND key = ?").get(tenant, service, key) as Row | undefined;
+    return r ? String(r.value) : undefined;
+  }
+
+  kvList(tenant: string, service: string, prefix: string, after: string, limit: number): Array<[string, string]> {
+    const from = after > prefix ? after : prefix;
+    const rows = this.stmt(
+      `SELECT key, value FROM kv WHERE tenant = ? AND service = ? AND key ${after > prefix ? ">" : ">="} ? ORDER BY key LIMIT ?`,
+    ).all(tenant, service, from, limit) as Row[];
+    return prefixRun(rows, prefix);
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+}
+
+function corrupt(file: string, message: string, check: string, cause?: unknown): SoloError {
+  return new SoloError(
+    "SOLO_ERR_STORE_CORRUPT",
+    `the SQLite store ${file} is damaged: ${message}`,
+    { file, check, hint: "restore the data directory from a backup; Solo never resets a damaged store by itself" },
+    cause === undefined ? undefined : { cause },
+  );
+}

@@ -1,0 +1,61 @@
+import { GENESIS_HASH } from "../store.ts";
+
+/**
+ * The SQLite schema, one entry per version; `PRAGMA user_version` records how many have run.
+ * Append new versions, never edit old ones. The PostgreSQL schema has the same versions.
+ * @internal
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE events (
+     id INTEGER PRIMARY KEY,
+     timestamp INTEGER NOT NULL,
+     wall_time INTEGER NOT NULL,
+     tenant TEXT,
+     type TEXT NOT NULL,
+     subject TEXT,
+     payload TEXT NOT NULL,
+     causation_id INTEGER,
+     correlation_id TEXT,
+     prev_hash TEXT NOT NULL,
+     hash TEXT NOT NULL
+   ) STRICT;
+   CREATE INDEX events_by_tenant ON events (tenant, id);
+   CREATE TABLE log_head (
+     one INTEGER PRIMARY KEY CHECK (one = 1),
+     id INTEGER NOT NULL,
+     timestamp INTEGER NOT NULL,
+     hash TEXT NOT NULL
+   ) STRICT;
+   INSERT INTO log_head VALUES (1, 0, 0, '${GENESIS_HASH}');
+   CREATE TABLE deployment_versions (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     code TEXT NOT NULL,
+     args TEXT NOT NULL,
+     limits TEXT NOT NULL,
+     deployed_at INTEGER NOT NULL,
+     PRIMARY KEY (tenant, service, version)
+   ) STRICT;
+   CREATE TABLE deployments (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     active INTEGER NOT NULL,
+     PRIMARY KEY (tenant, service)
+   ) STRICT, WITHOUT ROWID;
+   CREATE TABLE kv (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     key TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (tenant, service, key)
+   ) STRICT;
+   CREATE TABLE kv_usage (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     bytes INTEGER NOT NULL,
+     keys INTEGER NOT NULL,
+     PRIMARY KEY (tenant, service)
+   ) STRICT, WITHOUT ROWID;`,
+];
