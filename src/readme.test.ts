@@ -22,9 +22,11 @@ describe("the README tour", () => {
       assert.equal(run.status, 0, run.stderr);
       const lines = run.stdout.split("\n");
       assert.deepEqual(lines.slice(0, 2), ["11", "17"]);
-      assert.match(run.stdout, /aborted SOLO_ERR_HANDLER_THREW \{[\s\S]*line: 6,/);
+      assert.match(run.stdout, /aborted SOLO_ERR_HANDLER_THREW \{[\s\S]*line: 8,/);
       assert.match(run.stdout, /\[ \[ 'counter', 'crashed' \] \]/);
-      assert.match(run.stdout, /version: 2/);
+      assert.ok(lines.includes("18"), run.stdout);
+      assert.match(run.stdout, /\[ '2 service_deployed', '3 service_crashed', '6 service_started' \]/);
+      assert.match(run.stdout, /ok: true,\s+events: 6,/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -21,9 +21,11 @@ describe("npm start", () => {
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
     assert.equal(code, 0, out);
     assert.match(out, new RegExp(`data directory +${dataDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+    assert.match(out, /store +sqlite at .*solo\.db/);
     assert.match(out, /stopped\./);
     assert.ok(existsSync(dataDir));
     assert.equal(existsSync(join(dataDir, "kernel.lock")), false);
+    assert.ok(existsSync(join(dataDir, "solo.db")));
     rmSync(dir, { recursive: true, force: true });
   });
 });

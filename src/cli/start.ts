@@ -1,5 +1,6 @@
 /**
- * `npm start`: runs a kernel on the embedded default data directory until Ctrl-C or SIGTERM.
+ * `npm start`: runs a kernel on the embedded default data directory (or the PostgreSQL database
+ * in `$SOLO_DATABASE_URL`) until Ctrl-C or SIGTERM; services deployed earlier start again.
  * The network gateway arrives in a later release; for now this prints what runs and where.
  */
 import { openKernel } from "../index.ts";
@@ -32,6 +33,7 @@ process.stdout.write(
   [
     `Solo kernel running (pid ${process.pid})`,
     `  data directory  ${kernel.dataDir}`,
+    `  store           ${kernel.store.kind} at ${kernel.store.location}`,
     `  schedulers      ${kernel.schedulers} worker threads running QuickJS-ng (WebAssembly)`,
     "  gateway         not yet: embed the kernel with openKernel() from this package (see README)",
     "Press Ctrl-C to stop.",
