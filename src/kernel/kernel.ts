@@ -322,8 +322,10 @@ class KernelImpl implements Kernel {
     const worker = async (): Promise<void> => {
       while (next < deployments.length) {
         const d = deployments[next++] as DeploymentRecord;
-        const limits = resolveLimits(JSON.parse(d.limits) as unknown, this.opts.limits);
+        let limits = this.opts.limits;
         try {
+          // Limits are re-resolved over today's defaults: a field added since has its default.
+          limits = resolveLimits(JSON.parse(d.limits) as unknown, this.opts.limits);
           up.push(await this.launch(d.tenant, d.service, d.version, d.code, d.args, limits, new Date(d.deployedAt).toISOString()));
         } catch (err) {
           const error = SoloError.from(err);

@@ -87,6 +87,7 @@ export class EventLog {
   private readonly store: Store;
   private queue: Queued[] = [];
   private inFlight = false;
+  private pumpScheduled = false;
   private committed: ChainHead;
   private recent: SoloEvent[] = [];
   private waiters: Array<() => void> = [];
@@ -130,11 +131,22 @@ export class EventLog {
       const op: WriteOp = { mutations, events: inputs.map((e) => draft(e, wallTime)) };
       return new Promise((resolve, reject) => {
         this.queue.push({ op, resolve, reject });
-        this.pump();
+        this.pumpSoon();
       });
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  // The next commit starts one turn later, not at once: writers woken by the previous commit
+  // (and everything else in this turn) join it instead of each starting a transaction of one.
+  private pumpSoon(): void {
+    if (this.pumpScheduled || this.inFlight) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   private pump(): void {
@@ -160,13 +172,13 @@ export class EventLog {
           }
         }
         this.advance(fresh);
-        this.pump();
+        this.pumpSoon();
         this.settleIdle();
       },
       (err: unknown) => {
         this.inFlight = false;
         for (const q of batch) q.reject(err);
-        this.pump();
+        this.pumpSoon();
         this.settleIdle();
       },
     );
@@ -217,15 +229,21 @@ export class EventLog {
         continue;
       }
       const end = Math.min(upTo, next + PAGE - 1);
-      const rows = await this.store.queryEvents({
-        ...(filter.tenant !== undefined ? { tenant: filter.tenant } : {}),
-        ...(filter.types ? { types: filter.types } : {}),
-        ...(filter.subject !== undefined ? { subject: filter.subject } : {}),
-        afterId: next - 1,
-        beforeId: end + 1,
-        order: "asc",
-        limit: PAGE,
-      });
+      let rows: StoredEventRow[];
+      try {
+        rows = await this.store.queryEvents({
+          ...(filter.tenant !== undefined ? { tenant: filter.tenant } : {}),
+          ...(filter.types ? { types: filter.types } : {}),
+          ...(filter.subject !== undefined ? { subject: filter.subject } : {}),
+          afterId: next - 1,
+          beforeId: end + 1,
+          order: "asc",
+          limit: PAGE,
+        });
+      } catch (err) {
+        if (this.closed) return; // the kernel closed under the reader: the subscription just ends
+        throw err;
+      }
       next = end + 1;
       for (const r of rows) yield toEvent(r);
     }

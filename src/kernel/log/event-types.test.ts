@@ -8,7 +8,7 @@ describe("event types", () => {
     const doc = readFileSync(new URL("../../../docs/events.md", import.meta.url), "utf8");
     const rows = [...doc.matchAll(/^\|\s*`([a-z_]+)`\s*\|/gm)].map((m) => m[1]);
     // Event types all contain "_"; the field table's names do not.
-    const documented = new Set(rows.filter((t): t is string => t?.includes("_")));
+    const documented = new Set(rows.filter((t): t is string => t?.includes("_") === true));
     assert.deepEqual([...documented].sort(), [...EVENT_TYPES].sort());
   });
 

@@ -110,6 +110,9 @@ class PostgresStore implements Store {
   private readonly lockClient: pg.PoolClient;
   private closing: Promise<void> | undefined;
   private lastHead: ChainHead;
+  // Everything started before close() is let finish before the pool ends: pg's pool neither runs
+  // nor rejects requests still waiting for a connection once it has ended.
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(pool: pg.Pool, lockClient: pg.PoolClient, location: string, head: ChainHead) {
     this.pool = pool;
@@ -128,17 +131,32 @@ class PostgresStore implements Store {
     );
   }
 
-  private async query(text: string, values: unknown[] = []): Promise<Row[]> {
-    if (this.closing) throw new SoloError("SOLO_ERR_STORE_CLOSED", `the PostgreSQL store ${this.location} is closed`);
-    try {
-      return (await this.pool.query(text, values)).rows as Row[];
-    } catch (err) {
-      throw this.unavailable(err, "reading");
-    }
+  private track<T>(work: () => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(new SoloError("SOLO_ERR_STORE_CLOSED", `the PostgreSQL store ${this.location} is closed`));
+    const p = work();
+    this.inFlight.add(p);
+    const done = (): void => {
+      this.inFlight.delete(p);
+    };
+    p.then(done, done);
+    return p;
   }
 
-  async commit(ops: readonly WriteOp[]): Promise<OpResult[]> {
-    if (this.closing) throw new SoloError("SOLO_ERR_STORE_CLOSED", `the PostgreSQL store ${this.location} is closed`);
+  private query(text: string, values: unknown[] = []): Promise<Row[]> {
+    return this.track(async () => {
+      try {
+        return (await this.pool.query(text, values)).rows as Row[];
+      } catch (err) {
+        throw this.unavailable(err, "reading");
+      }
+    });
+  }
+
+  commit(ops: readonly WriteOp[]): Promise<OpResult[]> {
+    return this.track(() => this.commitNow(ops));
+  }
+
+  private async commitNow(ops: readonly WriteOp[]): Promise<OpResult[]> {
     const client = await this.pool.connect().catch((err: unknown) => {
       throw this.unavailable(err, "connecting to");
     });
@@ -281,11 +299,19 @@ class PostgresStore implements Store {
   }
 
   async kvList(tenant: string, service: string, prefix: string, after: string, limit: number): Promise<Array<[string, string]>> {
-    const exclusive = after > prefix;
-    const rows = await this.query(
-      `SELECT key, value FROM kv WHERE tenant = $1 AND service = $2 AND key ${exclusive ? ">" : ">="} $3 ORDER BY key LIMIT $4`,
-      [tenant, service, exclusive ? after : prefix, limit],
-    );
+    // Both bounds compared by the database, in its (byte, COLLATE "C") order of keys.
+    const rows =
+      after === ""
+        ? await this.query("SELECT key, value FROM kv WHERE tenant = $1 AND service = $2 AND key >= $3 ORDER BY key LIMIT $4", [
+            tenant,
+            service,
+            prefix,
+            limit,
+          ])
+        : await this.query(
+            "SELECT key, value FROM kv WHERE tenant = $1 AND service = $2 AND key >= $3 AND key > $4 ORDER BY key LIMIT $5",
+            [tenant, service, prefix, after, limit],
+          );
     return prefixRun(rows, prefix);
   }
 
@@ -296,6 +322,7 @@ class PostgresStore implements Store {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await Promise.allSettled([...this.inFlight]);
       await this.lockClient.query("SELECT pg_advisory_unlock($1)", [KERNEL_LOCK_KEY]).catch(() => undefined);
       this.lockClient.release();
       await this.pool.end();

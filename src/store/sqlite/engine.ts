@@ -254,10 +254,23 @@ export class SqliteEngine {
   }
 
   kvList(tenant: string, service: string, prefix: string, after: string, limit: number): Array<[string, string]> {
-    const from = after > prefix ? after : prefix;
-    const rows = this.stmt(
-      `SELECT key, value FROM kv WHERE tenant = ? AND service = ? AND key ${after > prefix ? ">" : ">="} ? ORDER BY key LIMIT ?`,
-    ).all(tenant, service, from, limit) as Row[];
+    // Both bounds compared by the database, in its (byte) order of keys.
+    const rows = (
+      after === ""
+        ? this.stmt("SELECT key, value FROM kv WHERE tenant = ? AND service = ? AND key >= ? ORDER BY key LIMIT ?").all(
+            tenant,
+            service,
+            prefix,
+            limit,
+          )
+        : this.stmt("SELECT key, value FROM kv WHERE tenant = ? AND service = ? AND key >= ? AND key > ? ORDER BY key LIMIT ?").all(
+            tenant,
+            service,
+            prefix,
+            after,
+            limit,
+          )
+    ) as Row[];
     return prefixRun(rows, prefix);
   }
 
