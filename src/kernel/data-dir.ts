@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { SoloError } from "../errors.ts";
 
@@ -30,18 +31,18 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
     );
   }
   const lockPath = join(path, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const mine = `${process.pid}\n`;
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const handle = await open(lockPath, "wx", 0o600);
-      await handle.writeFile(`${process.pid}\n`);
-      await handle.close();
+      await createWithContent(lockPath, mine);
       let released = false;
       return {
         path,
         release: async () => {
           if (released) return;
           released = true;
-          await rm(lockPath, { force: true });
+          // Only our own lock: after a takeover the file may be another kernel's.
+          if ((await readFile(lockPath, "utf8").catch(() => "")) === mine) await rm(lockPath, { force: true });
         },
       };
     } catch (err) {
@@ -53,7 +54,8 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
           { cause: err },
         );
       }
-      const holder = Number.parseInt(await readFile(lockPath, "utf8").catch(() => ""), 10);
+      const content = await readFile(lockPath, "utf8").catch(() => "");
+      const holder = Number.parseInt(content, 10);
       if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
         throw new SoloError("SOLO_ERR_KERNEL_DATA_DIR_LOCKED", `the data directory ${path} is in use by process ${holder}`, {
           dataDir: path,
@@ -61,12 +63,26 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
           hint: "stop that kernel first, or open this one with another dataDir",
         });
       }
-      await rm(lockPath, { force: true });
+      // Left by a process that is gone. Removed only if it still holds what we read, so a lock
+      // just taken over by another kernel is not removed in its place.
+      if ((await readFile(lockPath, "utf8").catch(() => "")) === content) await rm(lockPath, { force: true });
     }
   }
   throw new SoloError("SOLO_ERR_KERNEL_DATA_DIR_LOCKED", `the data directory ${path} is being locked by another process`, {
     dataDir: path,
   });
+}
+
+// The lock file appears with its content already in it (written to a private file, then
+// hard-linked into place, which fails if the lock exists), so nobody ever reads an empty lock.
+async function createWithContent(target: string, content: string): Promise<void> {
+  const temp = `${target}.${process.pid}.${randomBytes(6).toString("hex")}`;
+  await writeFile(temp, content, { mode: 0o600, flag: "wx" });
+  try {
+    await link(temp, target);
+  } finally {
+    await rm(temp, { force: true });
+  }
 }
 
 function isAlive(pid: number): boolean {

@@ -48,6 +48,9 @@ export class SqliteEngine {
       this.configure(existed);
       this.migrate();
       this.head = this.checkHead();
+      // Takes the exclusive lock now, not at the first write, so a second opener is refused at once.
+      this.db.exec("BEGIN EXCLUSIVE");
+      this.db.exec("COMMIT");
     } catch (err) {
       this.db.close();
       throw err;
@@ -58,8 +61,11 @@ export class SqliteEngine {
 
   private configure(existed: boolean): void {
     try {
-      // busy_timeout first: a checkpoint by a reader (the backup tool, say) must not fail a write.
-      this.db.exec("PRAGMA busy_timeout = 5000");
+      // A dead holder's locks go with its process, so a short wait is enough to tell "in use".
+      this.db.exec("PRAGMA busy_timeout = 250");
+      // A second guard behind the data directory's lock: this connection holds SQLite's lock from
+      // its first access until it closes, so no other connection can write the file meanwhile.
+      this.db.exec("PRAGMA locking_mode = EXCLUSIVE");
       this.db.exec("PRAGMA journal_mode = WAL");
       this.db.exec("PRAGMA synchronous = FULL");
       this.db.exec("PRAGMA wal_autocheckpoint = 4000");
@@ -72,6 +78,12 @@ export class SqliteEngine {
       }
     } catch (err) {
       if (err instanceof SoloError) throw err;
+      if (/database is locked/i.test((err as Error).message)) {
+        throw new SoloError("SOLO_ERR_STORE_LOCKED", `the SQLite store ${this.path} is in use by another process`, {
+          file: this.path,
+          hint: "stop the kernel (or tool) that has it open",
+        });
+      }
       // "file is not a database", "database disk image is malformed": the file is not usable.
       throw corrupt(this.path, `the file is not a readable SQLite database (${(err as Error).message})`, "open", err);
     }
