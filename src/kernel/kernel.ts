@@ -368,7 +368,7 @@ class KernelImpl implements Kernel {
         tenant: d.tenant,
         type: "service_crashed",
         subject: d.service,
-        payload: { version: d.version, phase: "recovery", reason: error.reason, message: error.message.slice(0, 1000) },
+        payload: { version: d.version, phase: "recovery", crash: crashOf(error) },
         causationId: kernelEvent.id,
       });
     }
@@ -378,11 +378,7 @@ class KernelImpl implements Kernel {
   }
 
   private registerCrashed(d: DeploymentRecord, limits: ServiceLimits, error: SoloError): void {
-    const crash = (error.details as { crash?: Crash }).crash ?? {
-      kind: "exception" as const,
-      reason: error.reason,
-      message: error.message,
-    };
+    const crash = crashOf(error);
     const record: ServiceRecord = {
       tenant: d.tenant,
       service: d.service,
@@ -889,6 +885,11 @@ class KernelImpl implements Kernel {
     }
     for (const [tenant, i] of this.placement) if (i === index) this.placement.delete(tenant);
   }
+}
+
+/** The crash a failed start describes, or one made from the error itself. */
+function crashOf(error: SoloError): Crash {
+  return (error.details as { crash?: Crash }).crash ?? { kind: "exception", reason: error.reason, message: error.message.slice(0, 1000) };
 }
 
 function checkIdentity(spec: unknown): { tenant: string; service: string } {

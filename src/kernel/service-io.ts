@@ -1,7 +1,7 @@
 import { SoloError } from "../errors.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import type { IoKind } from "../scheduler/protocol.ts";
-import type { Store } from "../store/store.ts";
+import type { Mutation, Store } from "../store/store.ts";
 import type { ServiceLimits } from "./limits.ts";
 import type { EventLog } from "./log/event-log.ts";
 import { CUSTOM_EVENT_NAME, customEventType } from "./log/event-types.ts";
@@ -28,6 +28,8 @@ export interface IoCaller {
 export class ServiceIo {
   private readonly store: Store;
   private readonly log: EventLog;
+  /** Each service's last write not yet durable: its later reads wait for it (program order). */
+  private readonly lastWrite = new Map<string, Promise<unknown>>();
 
   constructor(store: Store, log: EventLog) {
     this.store = store;
@@ -42,11 +44,33 @@ export class ServiceIo {
     }
   }
 
+  // Writes reach the store in the order they were issued (the log's queue is FIFO); a read issued
+  // after a write of the same service waits for it, so a service always reads its own writes.
+  private write(c: IoCaller, m: Mutation): Promise<{ changed: boolean }> {
+    const key = `${c.tenant}/${c.service}`;
+    const p = this.log.write([m], []);
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.lastWrite.set(key, settled);
+    settled.then(() => {
+      if (this.lastWrite.get(key) === settled) this.lastWrite.delete(key);
+    });
+    return p;
+  }
+
+  private async afterWrites(c: IoCaller): Promise<void> {
+    await this.lastWrite.get(`${c.tenant}/${c.service}`);
+  }
+
   private async kv(c: IoCaller, arg: string): Promise<string> {
     const [verb, first, rest] = split3(arg);
     switch (verb) {
       case "get": {
-        const value = await this.store.kvGet(c.tenant, c.service, parseKey(first));
+        const key = parseKey(first);
+        await this.afterWrites(c);
+        const value = await this.store.kvGet(c.tenant, c.service, key);
         return value === undefined ? "[]" : `[${value}]`;
       }
       case "put": {
@@ -61,25 +85,20 @@ export class ServiceIo {
           );
         }
         parseJson(rest, "the stored value");
-        await this.log.write(
-          [
-            {
-              t: "kv.put",
-              tenant: c.tenant,
-              service: c.service,
-              key,
-              value: rest,
-              maxBytes: c.limits.storageBytes,
-              maxKeys: c.limits.storageKeys,
-            },
-          ],
-          [],
-        );
+        await this.write(c, {
+          t: "kv.put",
+          tenant: c.tenant,
+          service: c.service,
+          key,
+          value: rest,
+          maxBytes: c.limits.storageBytes,
+          maxKeys: c.limits.storageKeys,
+        });
         return "null";
       }
       case "delete": {
         const key = parseKey(first);
-        const { changed } = await this.log.write([{ t: "kv.delete", tenant: c.tenant, service: c.service, key }], []);
+        const { changed } = await this.write(c, { t: "kv.delete", tenant: c.tenant, service: c.service, key });
         return changed ? "true" : "false";
       }
       case "list": {
@@ -98,6 +117,7 @@ export class ServiceIo {
             field: "limit",
           });
         }
+        await this.afterWrites(c);
         const rows = await this.store.kvList(c.tenant, c.service, prefix, after, limit);
         // Values are stored as JSON text already, so the answer is assembled without re-encoding.
         return `[${rows.map(([k, v]) => `{"key":${JSON.stringify(k)},"value":${v}}`).join(",")}]`;

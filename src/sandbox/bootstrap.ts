@@ -350,7 +350,9 @@ function later(op, body) {
 }
 
 function keyArg(key, what) {
-  if (typeof key !== "string" || key === "") throw new TypeErrorCtor(what + ": the key must be a non-empty string");
+  if (typeof key !== "string" || key === "") {
+    throw new SoloError({ code: "invalid_argument", reason: "SOLO_ERR_STORAGE_KEY_INVALID", message: what + ": the key must be a non-empty string", details: { field: "key" } });
+  }
   return jsonStringify(key);
 }
 
@@ -410,7 +412,9 @@ const solo = freeze({
   storage,
   emit(name, payload) {
     try {
-      if (typeof name !== "string") throw new TypeErrorCtor("solo.emit: the event name must be a string");
+      if (typeof name !== "string") {
+        throw new SoloError({ code: "invalid_argument", reason: "SOLO_ERR_EVENT_INVALID", message: "solo.emit: the event name must be a string", details: { field: "name" } });
+      }
       return later("emit", jsonStringify(name) + "\n" + encodeArg(payload === undefined ? null : payload, "the event payload"));
     } catch (e) { return P.reject(e); }
   },

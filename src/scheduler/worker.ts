@@ -196,7 +196,8 @@ function settle(s: Service, o: Outcome): void {
   const m = s.current;
   if (!m) return;
   if (o.t === "pending") {
-    if (s.outCalls.size > 0) return; // resumes when a reply or a timeout arrives
+    // Resumes when a reply or a timeout arrives, or with the answers already waiting to run.
+    if (s.outCalls.size > 0 || s.resumes.length > 0) return;
     const handler = m.kind === "init" ? "init" : `handle${m.kind[0]?.toUpperCase()}${m.kind.slice(1)}`;
     crash(s, {
       kind: "unsettled",

@@ -63,7 +63,8 @@ function checkObject(input: unknown, keys: ReadonlySet<string>, what: string): R
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
     throw bad(`${what} takes an object, got ${describeType(input)}`, "");
   }
-  const o = input as Record<string, unknown>;
+  // One read of each field: what is checked is what is used, whatever getters the input has.
+  const o: Record<string, unknown> = { ...(input as Record<string, unknown>) };
   for (const key of Object.keys(o)) {
     if (!keys.has(key)) {
       throw new SoloError("SOLO_ERR_EVENT_QUERY_INVALID", `${what}: unknown field ${JSON.stringify(key.slice(0, 80))}`, {
