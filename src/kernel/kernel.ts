@@ -315,7 +315,7 @@ class KernelImpl implements Kernel {
   // (its init throws now, say) leaves it listed as crashed and does not stop the others.
   private async recover(): Promise<void> {
     const started = performance.now();
-    const deployments = await this.storeOrThrow().activeDeployments();
+    const deployments = this.recoveryOrder(await this.storeOrThrow().activeDeployments());
     const up: ServiceRecord[] = [];
     const down: Array<{ d: DeploymentRecord; error: SoloError }> = [];
     let next = 0;
@@ -375,6 +375,35 @@ class KernelImpl implements Kernel {
     if (inputs.length === 0) return;
     const { events } = await this.log.write([], inputs);
     for (let i = 0; i < up.length; i++) (up[i] as ServiceRecord).causeId = (events[i] as SoloEvent).id;
+  }
+
+  // Tenants are placed before anything starts (largest first, each on the least loaded
+  // scheduler), and their services are interleaved, so every scheduler has work throughout: in
+  // store order all services in flight would belong to one tenant, hence to one scheduler.
+  private recoveryOrder(deployments: readonly DeploymentRecord[]): DeploymentRecord[] {
+    const byTenant = new Map<string, DeploymentRecord[]>();
+    for (const d of deployments) {
+      const list = byTenant.get(d.tenant);
+      if (list) list.push(d);
+      else byTenant.set(d.tenant, [d]);
+    }
+    const lists = [...byTenant.values()].sort((a, b) => b.length - a.length);
+    const load = new Array<number>(this.schedulers).fill(0);
+    for (const list of lists) {
+      const tenant = (list[0] as DeploymentRecord).tenant;
+      let best = 0;
+      for (let i = 1; i < load.length; i++) if ((load[i] ?? 0) < (load[best] ?? 0)) best = i;
+      this.placement.set(tenant, best);
+      load[best] = (load[best] ?? 0) + list.length;
+    }
+    const order: DeploymentRecord[] = [];
+    for (let i = 0; order.length < deployments.length; i++) {
+      for (const list of lists) {
+        const d = list[i];
+        if (d) order.push(d);
+      }
+    }
+    return order;
   }
 
   private registerCrashed(d: DeploymentRecord, limits: ServiceLimits, error: SoloError): void {

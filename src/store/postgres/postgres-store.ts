@@ -20,8 +20,6 @@ import { POSTGRES_MIGRATIONS } from "./schema.ts";
 // life. The key is an arbitrary constant ("SOLO" in ASCII).
 const KERNEL_LOCK_KEY = 0x534f4c4f;
 const MIGRATION_LOCK_KEY = 0x534f4c50;
-// PostgreSQL takes at most 65535 parameters per statement; 11 per event.
-const EVENTS_PER_INSERT = 5000;
 
 /**
  * Opens the PostgreSQL store at `url`: connects, takes the one-kernel lock, runs migrations and
@@ -331,18 +329,19 @@ class PostgresStore implements Store {
   }
 }
 
+// One statement for any number of events: eleven arrays, one per column, unnested into rows. It
+// sends far fewer parameters than a VALUES list and PostgreSQL plans it once per shape.
+const INSERT_EVENTS = `INSERT INTO events (${EVENT_COLUMNS})
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[])`;
+
 async function insertEvents(client: pg.PoolClient, rows: readonly StoredEventRow[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += EVENTS_PER_INSERT) {
-    const chunk = rows.slice(i, i + EVENTS_PER_INSERT);
-    const values: Array<string | number | null> = [];
-    const tuples: string[] = [];
-    for (const row of chunk) {
-      const base = values.length;
-      values.push(...eventValues(row));
-      tuples.push(`(${Array.from({ length: 11 }, (_, k) => `$${base + k + 1}`).join(", ")})`);
-    }
-    await client.query(`INSERT INTO events (${EVENT_COLUMNS}) VALUES ${tuples.join(", ")}`, values);
+  if (rows.length === 0) return;
+  const columns: Array<Array<string | number | null>> = Array.from({ length: 11 }, () => new Array(rows.length));
+  for (let i = 0; i < rows.length; i++) {
+    const values = eventValues(rows[i] as StoredEventRow);
+    for (let c = 0; c < 11; c++) (columns[c] as Array<string | number | null>)[i] = values[c] ?? null;
   }
+  await client.query(INSERT_EVENTS, columns);
 }
 
 async function usageOf(client: pg.PoolClient, tenant: string, service: string): Promise<{ bytes: number; keys: number }> {
