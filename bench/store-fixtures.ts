@@ -1,45 +1,29 @@
 // Shared fixtures of the store benchmarks: realistic small events, a throwaway PostgreSQL database,
 // a pass-through store that records the size and duration of every commit, and the baselines'
 // direct inserts (node:sqlite / pg, same schema, one transaction, no hashing).
-import { randomBytes } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { draft, type EventInput } from "../src/kernel/log/event-log.ts";
+import { redact } from "../src/store/postgres/postgres-store.ts";
 import { POSTGRES_MIGRATIONS } from "../src/store/postgres/schema.ts";
+import { createScratchDatabase, type ScratchDatabase, unreachable } from "../src/store/postgres/scratch-database.ts";
 import { EVENT_COLUMNS } from "../src/store/sql.ts";
 import { SQLITE_MIGRATIONS } from "../src/store/sqlite/schema.ts";
 import type { EventDraft, Store } from "../src/store/store.ts";
+import { prng } from "../src/test-support.ts";
 
 /** The server the benchmarks create their databases on. */
 export const BENCH_POSTGRES_URL = process.env.SOLO_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
 /** The URL without its password, for printing. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "<an unparseable PostgreSQL URL>";
-  }
-}
+export const redactUrl = redact;
 
 // ---- events ---------------------------------------------------------------------------------
 
 export const TENANTS = 100;
 const SERVICES_PER_TENANT = 50;
 
-/** A small deterministic PRNG (mulberry32), so every run appends the same events. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 /**
  * `count` events as services append them: a tenant among {@link TENANTS}, half `service_deployed`
@@ -130,61 +114,27 @@ export function recordingStore(inner: Store): { store: Store; samples: CommitSam
 // ---- PostgreSQL ----------------------------------------------------------------------------
 
 /** A database created for one benchmark run. */
-export interface BenchDatabase {
-  readonly name: string;
-  /** A URL for the new database, with the server's user and password. */
-  readonly url: string;
-  /** Terminates every other connection to the database and drops it; safe to call twice. */
-  drop(): Promise<void>;
-}
-
-async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  // A bounded connect, so an unreachable host is reported instead of hanging the run.
-  const client = new pg.Client({ connectionString: BENCH_POSTGRES_URL, connectionTimeoutMillis: 5000 });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+export type BenchDatabase = ScratchDatabase;
 
 /** Undefined when the server answers, otherwise why the PostgreSQL rows are skipped. */
-export async function postgresUnreachable(): Promise<string | undefined> {
-  try {
-    await withAdmin((c) => c.query("SELECT 1"));
-    return undefined;
-  } catch (err) {
-    return `PostgreSQL is not reachable at ${redactUrl(BENCH_POSTGRES_URL)} (${(err as Error).message}); start it or set SOLO_BENCH_POSTGRES_URL`;
-  }
+export function postgresUnreachable(): Promise<string | undefined> {
+  return unreachable(BENCH_POSTGRES_URL, "SOLO_BENCH_POSTGRES_URL");
 }
 
 /** Creates a fresh, empty database `solo_bench_<pid>_<random hex>`. */
-export async function createBenchDatabase(): Promise<BenchDatabase> {
-  const name = `solo_bench_${process.pid}_${randomBytes(6).toString("hex")}`;
-  // The name is made of [a-z0-9_] only, so quoting it is enough.
-  await withAdmin((c) => c.query(`CREATE DATABASE "${name}"`));
-  const url = new URL(BENCH_POSTGRES_URL);
-  url.pathname = `/${name}`;
-  let dropped: Promise<void> | undefined;
-  return {
-    name,
-    url: url.toString(),
-    drop() {
-      dropped ??= withAdmin(async (c) => {
-        await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
-        await c.query(`DROP DATABASE IF EXISTS "${name}"`);
-      });
-      return dropped;
-    },
-  };
+export function createBenchDatabase(): Promise<BenchDatabase> {
+  return createScratchDatabase(BENCH_POSTGRES_URL, "solo_bench");
 }
 
 // ---- baselines: the engine's own limit ------------------------------------------------------
 
 // Stands in for prev_hash and hash, so baseline rows are as wide as ours without hashing anything.
 const FAKE_HASH = "f".repeat(64);
+
+/** The i-th draft as a baseline row (event i + 1), in EVENT_COLUMNS order. */
+function rawRow(d: EventDraft, i: number, micros: number): Array<string | number | null> {
+  return [i + 1, micros + i, d.wallTime, d.tenant, d.type, d.subject, d.payload, d.causationId, d.correlationId, FAKE_HASH, FAKE_HASH];
+}
 
 /**
  * Inserts `drafts` as events 1..n into a fresh SQLite file at `path` (configured as the store
@@ -206,20 +156,7 @@ export function sqliteRawInsert(path: string, drafts: readonly EventDraft[], per
     for (let from = 0; from < drafts.length; from += perTx) {
       db.exec("BEGIN IMMEDIATE");
       for (let i = from; i < Math.min(from + perTx, drafts.length); i++) {
-        const d = drafts[i] as EventDraft;
-        insert.run(
-          i + 1,
-          micros + i,
-          d.wallTime,
-          d.tenant,
-          d.type,
-          d.subject,
-          d.payload,
-          d.causationId,
-          d.correlationId,
-          FAKE_HASH,
-          FAKE_HASH,
-        );
+        insert.run(...rawRow(drafts[i] as EventDraft, i, micros));
       }
       db.exec("COMMIT");
     }
@@ -258,20 +195,7 @@ export async function postgresRawInsert(url: string, drafts: readonly EventDraft
         const cols: unknown[][] = Array.from({ length: 11 }, () => new Array<unknown>(n));
         for (let k = 0; k < n; k++) {
           const i = from + k;
-          const d = drafts[i] as EventDraft;
-          const row = [
-            i + 1,
-            micros + i,
-            d.wallTime,
-            d.tenant,
-            d.type,
-            d.subject,
-            d.payload,
-            d.causationId,
-            d.correlationId,
-            FAKE_HASH,
-            FAKE_HASH,
-          ];
+          const row = rawRow(drafts[i] as EventDraft, i, micros);
           for (let c = 0; c < 11; c++) (cols[c] as unknown[])[k] = row[c];
         }
         await client.query(insert, cols);

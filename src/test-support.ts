@@ -23,3 +23,15 @@ export function crashOf(error: SoloError): Crash {
   assert.ok(crash !== null && typeof crash === "object", `expected details.crash on ${error.reason}: ${error.message}`);
   return crash as Crash;
 }
+
+/** mulberry32: a small seeded PRNG, so a run with the same seed makes the same choices. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

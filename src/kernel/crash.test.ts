@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it, type TestContext } from "node:test";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "../store/test-support.ts";
-import { rejection } from "../test-support.ts";
+import { prng, rejection } from "../test-support.ts";
 import { CHURN, CRASH_TENANT, WRITER_CODE, WRITERS } from "./crash-child.ts";
 import { lockDataDir } from "./data-dir.ts";
 import { type Kernel, openKernel } from "./kernel.ts";
@@ -24,18 +24,6 @@ const MIN_ACKS = 20;
 const MAX_ACKS = 300;
 const SEED = process.env.SOLO_CRASH_SEED === undefined ? randomInt(2 ** 31) : Number(process.env.SOLO_CRASH_SEED);
 const PG_SKIP = await postgresSkipReason();
-
-/** mulberry32: a small seeded PRNG, so a failing run's kill points can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Everything a test starts is ended here too, whether the test passed or not.
 const children = new Set<ChildProcess>();

@@ -434,19 +434,11 @@ function hostCall(s: Service, arg: string): string {
   }
   checkSize(t, body, "solo.call: the request");
   const timeout = Number(timeoutText) > 0 ? Number(timeoutText) : DEFAULT_CALL_TIMEOUT_MS;
-  const callId = String(++callSeq);
-  const timer = setTimeout(() => {
-    if (!s.outCalls.delete(callId) || !s.current) return;
-    s.resumes.push([
-      callId,
-      encodeError(
-        errorData("SOLO_ERR_CALL_TIMEOUT", `solo.call to ${t.name} timed out after ${timeout} ms`, { service: t.name, timeoutMs: timeout }),
-      ),
-    ]);
-    schedule(s);
-    if (!draining) flushSoon();
-  }, timeout);
-  s.outCalls.set(callId, { timer });
+  const callId = awaitAnswer(
+    s,
+    timeout,
+    errorData("SOLO_ERR_CALL_TIMEOUT", `solo.call to ${t.name} timed out after ${timeout} ms`, { service: t.name, timeoutMs: timeout }),
+  );
   t.mailbox.push({
     kind: "call",
     payload: body,
@@ -468,21 +460,27 @@ function hostIo(s: Service, kind: IoKind, arg: string): string {
       `solo.${kind === "kv" ? "storage" : "emit"} can only be used while handling a message (in init or a handler), not at module top level`,
     );
   }
+  const callId = awaitAnswer(
+    s,
+    IO_TIMEOUT_MS,
+    errorData("SOLO_ERR_STORE_UNAVAILABLE", `the store did not answer within ${IO_TIMEOUT_MS} ms`, { timeoutMs: IO_TIMEOUT_MS }),
+  );
+  send({ op: "io", sid: s.sid, cid: callId, kind, arg });
+  return `I${callId}`;
+}
+
+// Registers an answer the current message awaits (a call's reply, a store's answer); if none
+// arrives within `timeoutMs`, the message resumes with `onTimeout` instead.
+function awaitAnswer(s: Service, timeoutMs: number, onTimeout: ErrorData): string {
   const callId = String(++callSeq);
   const timer = setTimeout(() => {
     if (!s.outCalls.delete(callId) || !s.current) return;
-    s.resumes.push([
-      callId,
-      encodeError(
-        errorData("SOLO_ERR_STORE_UNAVAILABLE", `the store did not answer within ${IO_TIMEOUT_MS} ms`, { timeoutMs: IO_TIMEOUT_MS }),
-      ),
-    ]);
+    s.resumes.push([callId, encodeError(onTimeout)]);
     schedule(s);
     if (!draining) flushSoon();
-  }, IO_TIMEOUT_MS);
+  }, timeoutMs);
   s.outCalls.set(callId, { timer });
-  send({ op: "io", sid: s.sid, cid: callId, kind, arg });
-  return `I${callId}`;
+  return callId;
 }
 
 function hostCast(s: Service, arg: string): string {
