@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat, truncate } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { draft } from "../../kernel/log/event-log.ts";
 import { rejection } from "../../test-support.ts";
 import { openSqliteStore } from "./sqlite-store.ts";
 
@@ -26,5 +27,28 @@ describe("SQLite store", () => {
     const second = await openSqliteStore(path);
     assert.equal((await second.head()).id, 0);
     await second.close();
+  });
+
+  it("reports a truncated file at open, naming the file and the failed check, and leaves it as it was", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "solo-sqlite-"));
+    dirs.push(dir);
+    const path = join(dir, "solo.db");
+    const store = await openSqliteStore(path);
+    const payload = { text: "x".repeat(500) };
+    for (let i = 0; i < 20; i++) {
+      const events = Array.from({ length: 100 }, (_, k) => draft({ tenant: `t${k % 7}`, type: "svc.s.e", subject: "s", payload }, 0));
+      await store.commit([{ mutations: [], events }]);
+    }
+    await store.close();
+    const full = (await stat(path)).size;
+    await truncate(path, Math.floor(full / 2));
+    const err = await rejection(openSqliteStore(path));
+    assert.equal(err.reason, "SOLO_ERR_STORE_CORRUPT");
+    assert.equal(err.code, "data_loss");
+    assert.equal(err.details.file, path);
+    assert.ok(["quick_check", "open", "log_head", "event_hash"].includes(String(err.details.check)), String(err.details.check));
+    assert.match(err.message, /solo\.db/);
+    // Reported, never repaired or reset behind the operator's back.
+    assert.equal((await stat(path)).size, Math.floor(full / 2));
   });
 });
