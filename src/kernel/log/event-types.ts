@@ -18,13 +18,13 @@ export const EVENT_TYPES = [
   "service_restarted",
   "service_failed",
   // hot swap
-  "service_swapped",
-  "service_swap_failed",
-  "service_rolled_back",
+  "hot_swap_succeeded",
+  "hot_swap_failed",
+  "hot_swap_rolled_back",
   // resources and breakers
-  "resource_limit_exceeded",
-  "breaker_opened",
-  "breaker_closed",
+  "resource_violation",
+  "circuit_breaker_opened",
+  "circuit_breaker_closed",
   // tenants and capabilities
   "tenant_created",
   "tenant_updated",
