@@ -72,7 +72,7 @@ interface DurableState {
  * now fails is listed as crashed, and everything is in the log.
  */
 async function recoveryScenario(options: KernelOptions, kind: "sqlite" | "postgres"): Promise<void> {
-  const first = await openKernel({ ...options, schedulers: 1 });
+  const first = await openKernel({ ...options, schedulers: 1, supervision: { restart: "temporary" } });
   try {
     assert.equal(first.store.kind, kind);
     await first.deploy({ tenant: "r", service: "alive", code: DURABLE, args: { who: "alive", n: [1, 2] } });
@@ -93,7 +93,7 @@ async function recoveryScenario(options: KernelOptions, kind: "sqlite" | "postgr
     await first.close();
   }
 
-  const second = await openKernel({ ...options, schedulers: 1 });
+  const second = await openKernel({ ...options, schedulers: 1, supervision: { restart: "temporary" } });
   try {
     assert.equal(second.store.kind, kind);
     assert.deepEqual(
@@ -176,7 +176,7 @@ async function recoveryScenario(options: KernelOptions, kind: "sqlite" | "postgr
   }
 
   // Killed before this restart: alive stays down; the redeployed killed service comes back.
-  const third = await openKernel({ ...options, schedulers: 1 });
+  const third = await openKernel({ ...options, schedulers: 1, supervision: { restart: "temporary" } });
   try {
     assert.deepEqual(
       third.list("r").map((s) => [s.service, s.state, s.version]),
@@ -206,7 +206,7 @@ describe("recovery", () => {
   it("lets a killed service stay down across several restarts, and its next deploy takes the next version", async () => {
     const dataDir = tempDir();
     for (let round = 1; round <= 3; round++) {
-      const k = await openKernel({ dataDir, schedulers: 1 });
+      const k = await openKernel({ dataDir, schedulers: 1, supervision: { restart: "temporary" } });
       try {
         assert.deepEqual(k.list("v"), []);
         assert.equal((await k.deploy({ tenant: "v", service: "svc", code: DURABLE })).version, round);
@@ -221,14 +221,14 @@ describe("recovery", () => {
 describe("a service that fails to start at recovery", () => {
   it("is recorded as service_crashed with { version, crash }, the shape docs/events.md gives every crash", async () => {
     const dataDir = tempDir();
-    const first = await openKernel({ dataDir, schedulers: 1 });
+    const first = await openKernel({ dataDir, schedulers: 1, supervision: { restart: "temporary" } });
     try {
       await first.deploy({ tenant: "f", service: "fickle", code: DURABLE });
       await first.call("f", "fickle", "fail-next-init");
     } finally {
       await first.close();
     }
-    const second = await openKernel({ dataDir, schedulers: 1 });
+    const second = await openKernel({ dataDir, schedulers: 1, supervision: { restart: "temporary" } });
     try {
       const crashed = (await second.events({ tenant: "f", types: ["service_crashed"] })).events[0];
       const p = crashed?.payload as { version: number; crash?: { kind: string; reason: string; message: string } };
@@ -311,7 +311,7 @@ describe("solo.storage and solo.emit", () => {
   let kernel: Kernel;
 
   before(async () => {
-    kernel = await openKernel({ dataDir: tempDir(), schedulers: 1 });
+    kernel = await openKernel({ dataDir: tempDir(), schedulers: 1, supervision: { restart: "temporary" } });
     const services: Array<[string, string, Record<string, number>?]> = [
       ["kv", "main"],
       ["kv", "other"],

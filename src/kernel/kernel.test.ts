@@ -21,7 +21,8 @@ let dir: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "solo-test-"));
-  kernel = await openKernel({ dataDir: dir, schedulers: 2 });
+  // Crashes here stay crashed; restarts are the supervisor tests' subject.
+  kernel = await openKernel({ dataDir: dir, schedulers: 2, supervision: { restart: "temporary" } });
 });
 
 after(async () => {
@@ -447,7 +448,7 @@ describe("openKernel()", () => {
 describe("redeploying a crashed service", () => {
   it("keeps the crashed version visible until the new one has started, and refuses a concurrent deploy", async () => {
     const d = mkdtempSync(join(tmpdir(), "solo-test-"));
-    const k = await openKernel({ dataDir: d, schedulers: 1 });
+    const k = await openKernel({ dataDir: d, schedulers: 1, supervision: { restart: "temporary" } });
     try {
       await k.deploy({ tenant: "re", service: "svc", code: "export default { handleCall() { throw new Error('x') } }" });
       await rejection(k.call("re", "svc"));

@@ -15,6 +15,15 @@ import { type EventInput, EventLog, type SoloEvent, type VerifyReport } from "./
 import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./log/query.ts";
 import { checkService, checkTenant, describeType } from "./names.ts";
 import { ServiceIo } from "./service-io.ts";
+import {
+  type Clock,
+  DEFAULT_SUPERVISION,
+  decide,
+  resolveSupervision,
+  type SupervisionInput,
+  type SupervisionPolicy,
+  SYSTEM_CLOCK,
+} from "./supervisor/supervisor.ts";
 
 /** Options for {@link openKernel}. */
 export interface KernelOptions {
@@ -33,6 +42,10 @@ export interface KernelOptions {
    * instead of the SQLite file in the data directory. Default: `$SOLO_DATABASE_URL` if set.
    */
   readonly database?: string;
+  /** Default supervision for every service (restart type, intensity, backoff); each deploy may override it. */
+  readonly supervision?: SupervisionInput;
+  /** The clock supervision uses; tests inject a manual one. Default: the system clock. */
+  readonly clock?: Clock;
 }
 
 /** What {@link Kernel.deploy} takes. */
@@ -45,6 +58,8 @@ export interface DeploySpec {
   readonly args?: unknown;
   /** Overrides of the kernel's default limits for this service. */
   readonly limits?: LimitsInput;
+  /** How the tenant's supervisor restarts this service (overrides the kernel's default). */
+  readonly supervision?: SupervisionInput;
 }
 
 /** What a successful deploy returns. */
@@ -63,7 +78,7 @@ export interface CallOptions {
 }
 
 /** A service's lifecycle state, as `list()` shows it. */
-export type ServiceState = "running" | "crashed" | "stopped";
+export type ServiceState = "running" | "restarting" | "crashed" | "failed" | "stopped";
 
 /** What a service has used, as last sampled by its scheduler. */
 export interface ServiceUsage {
@@ -89,8 +104,11 @@ export interface ServiceInfo {
   readonly limits: ServiceLimits;
   readonly usage: ServiceUsage;
   readonly deployedAt: string;
-  /** Why the service crashed, when `state` is `crashed`. */
+  /** Why the service last crashed (also while it restarts, or once it has failed). */
   readonly crash?: Crash;
+  /** Restarts since this version was deployed (by the supervisor or `restart()`). */
+  readonly restarts: number;
+  readonly supervision: SupervisionPolicy;
 }
 
 /** One line a service logged. */
@@ -118,6 +136,13 @@ export interface Kernel {
   kill(tenant: string, service: string): Promise<void>;
   /** The tenant's services with their state and usage. */
   list(tenant: string): ServiceInfo[];
+  /** One service's state, version, restarts, last crash, limits, supervision and usage. */
+  status(tenant: string, service: string): ServiceInfo;
+  /**
+   * Stops the service if it runs (with `terminate`) and starts its current version again, with a
+   * fresh `init` and a fresh restart-intensity count: how an operator revives a `failed` service.
+   */
+  restart(tenant: string, service: string): Promise<Deployment>;
   /** The most recent log lines of a service (up to 200). */
   logs(tenant: string, service: string): LogEntry[];
   /** One page of the event log, oldest first unless `order: "desc"`; `cursor` continues it. */
@@ -140,6 +165,16 @@ interface ServiceRecord {
   readonly service: string;
   readonly sid: number;
   readonly version: number;
+  /** The author's source and the init args, to start this version again. */
+  readonly code: string;
+  readonly args: string;
+  readonly supervision: SupervisionPolicy;
+  restarts: number;
+  /** When the supervisor restarted it (clock ms), for the intensity window. */
+  restartTimes: number[];
+  restartTimer?: unknown;
+  /** When a pending restart is due (clock ms). */
+  restartAt?: number;
   /** The event that recorded this version's start (deploy or recovery): the cause of what follows. */
   causeId: number | null;
   readonly scheduler: number;
@@ -157,8 +192,8 @@ const MAX_CALL_TIMEOUT_MS = 600_000;
 const DEFAULT_MAX_CODE_BYTES = 1024 * 1024;
 const LOG_LINES_KEPT = 200;
 const CLOSE_GRACE_MS = 5000;
-const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits"]);
-const OPTION_KEYS = new Set(["dataDir", "schedulers", "limits", "maxCodeBytes", "onLog", "database"]);
+const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision"]);
+const OPTION_KEYS = new Set(["dataDir", "schedulers", "limits", "maxCodeBytes", "onLog", "database", "supervision", "clock"]);
 // Services recovered at once when a kernel opens over existing state.
 const RECOVERY_CONCURRENCY = 64;
 const FAILURES_LISTED = 100;
@@ -188,6 +223,8 @@ export async function openKernel(options: KernelOptions = {}): Promise<Kernel> {
 
 interface ResolvedOptions {
   readonly database: string | undefined;
+  readonly supervision: SupervisionPolicy;
+  readonly clock: Clock;
   readonly dataDir: string;
   readonly schedulers: number;
   readonly limits: ServiceLimits;
@@ -234,8 +271,20 @@ function checkOptions(options: unknown): ResolvedOptions {
       hint: "for example postgres://postgres@127.0.0.1:5432/solo; leave it out to use SQLite in the data directory",
     });
   }
+  const clock = o.clock ?? SYSTEM_CLOCK;
+  if (
+    clock === null ||
+    typeof clock !== "object" ||
+    ["now", "setTimeout", "clearTimeout", "random"].some((k) => typeof (clock as Record<string, unknown>)[k] !== "function")
+  ) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: clock must have now, setTimeout, clearTimeout and random", {
+      field: "clock",
+    });
+  }
   return {
     database,
+    supervision: resolveSupervision(o.supervision, DEFAULT_SUPERVISION),
+    clock: clock as Clock,
     dataDir,
     schedulers,
     limits: resolveLimits(o.limits, DEFAULT_LIMITS),
@@ -323,14 +372,16 @@ class KernelImpl implements Kernel {
       while (next < deployments.length) {
         const d = deployments[next++] as DeploymentRecord;
         let limits = this.opts.limits;
+        let supervision = this.opts.supervision;
         try {
           // Limits are re-resolved over today's defaults: a field added since has its default.
           limits = resolveLimits(JSON.parse(d.limits) as unknown, this.opts.limits);
-          up.push(await this.launch(d.tenant, d.service, d.version, d.code, d.args, limits, new Date(d.deployedAt).toISOString()));
+          supervision = resolveSupervision(d.supervision ? (JSON.parse(d.supervision) as unknown) : undefined, this.opts.supervision);
+          up.push(await this.launch({ ...d, limits, supervision, deployedAt: new Date(d.deployedAt).toISOString() }));
         } catch (err) {
           const error = SoloError.from(err);
           down.push({ d, error });
-          this.registerCrashed(d, limits, error);
+          this.registerCrashed(d, limits, supervision, error);
         }
       }
     };
@@ -375,6 +426,12 @@ class KernelImpl implements Kernel {
     if (inputs.length === 0) return;
     const { events } = await this.log.write([], inputs);
     for (let i = 0; i < up.length; i++) (up[i] as ServiceRecord).causeId = (events[i] as SoloEvent).id;
+    // A service that could not start is supervised like any crash: restarted, or failed.
+    for (let i = 0; i < down.length; i++) {
+      const { d } = down[i] as { d: DeploymentRecord };
+      const r = this.tenants.get(d.tenant)?.get(d.service);
+      if (r) this.supervise(r, (events[up.length + i] as SoloEvent).id);
+    }
   }
 
   // Tenants are placed before anything starts (largest first, each on the least loaded
@@ -406,13 +463,18 @@ class KernelImpl implements Kernel {
     return order;
   }
 
-  private registerCrashed(d: DeploymentRecord, limits: ServiceLimits, error: SoloError): void {
+  private registerCrashed(d: DeploymentRecord, limits: ServiceLimits, supervision: SupervisionPolicy, error: SoloError): void {
     const crash = crashOf(error);
     const record: ServiceRecord = {
       tenant: d.tenant,
       service: d.service,
       sid: ++this.nextSid,
       version: d.version,
+      code: d.code,
+      args: d.args,
+      supervision,
+      restarts: 0,
+      restartTimes: [],
       causeId: null,
       scheduler: -1,
       limits,
@@ -442,7 +504,7 @@ class KernelImpl implements Kernel {
     const key = `${tenant}/${service}`;
     const version = (this.versions.get(key) ?? 0) + 1;
     try {
-      const { code, args, limits } = this.checkDeploy(spec);
+      const { code, args, limits, supervision } = this.checkDeploy(spec);
       const previous = this.tenants.get(tenant)?.get(service);
       if (this.deploying.has(key) || previous?.state === "running") {
         throw new SoloError(
@@ -458,15 +520,37 @@ class KernelImpl implements Kernel {
         );
       }
       this.deploying.add(key);
+      // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
+      if (previous?.state === "restarting") {
+        this.cancelRestart(previous);
+        previous.state = "crashed";
+      }
       try {
         const deployedAt = Date.now();
-        const record = await this.launch(tenant, service, version, code, args, limits, new Date(deployedAt).toISOString(), previous);
+        const record = await this.launch(
+          { tenant, service, version, code, args, limits, supervision, deployedAt: new Date(deployedAt).toISOString() },
+          previous,
+        );
         // Acknowledged only once the deployment and its event are durable; if they cannot be
         // written, the new instance is stopped and nothing is left half-started.
         let event: SoloEvent;
         try {
           const { events } = await this.log.write(
-            [{ t: "deployment.put", deployment: { tenant, service, version, code, args, limits: JSON.stringify(limits), deployedAt } }],
+            [
+              {
+                t: "deployment.put",
+                deployment: {
+                  tenant,
+                  service,
+                  version,
+                  code,
+                  args,
+                  limits: JSON.stringify(limits),
+                  supervision: JSON.stringify(supervision),
+                  deployedAt,
+                },
+              },
+            ],
             [
               {
                 tenant,
@@ -520,16 +604,8 @@ class KernelImpl implements Kernel {
    * Starts one version on its tenant's scheduler and runs init; on success the record is
    * registered under its name (replacing `previous`). Throws the deploy error otherwise.
    */
-  private async launch(
-    tenant: string,
-    service: string,
-    version: number,
-    code: string,
-    args: string,
-    limits: ServiceLimits,
-    deployedAt: string,
-    previous?: ServiceRecord,
-  ): Promise<ServiceRecord> {
+  private async launch(spec: LaunchSpec, previous?: ServiceRecord): Promise<ServiceRecord> {
+    const { tenant, service, version, code, args, limits, supervision, deployedAt } = spec;
     const stripped = stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
     const scheduler = this.place(tenant);
@@ -538,6 +614,11 @@ class KernelImpl implements Kernel {
       service,
       sid: ++this.nextSid,
       version,
+      code,
+      args,
+      supervision,
+      restarts: 0,
+      restartTimes: [],
       causeId: null,
       scheduler,
       limits,
@@ -567,7 +648,10 @@ class KernelImpl implements Kernel {
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
       record.handlers = Object.freeze([...reply.handlers]);
-      if (previous) this.bySid.delete(previous.sid);
+      if (previous) {
+        this.cancelRestart(previous);
+        this.bySid.delete(previous.sid);
+      }
       this.named(tenant).set(service, record);
       return record;
     } catch (err) {
@@ -601,6 +685,7 @@ class KernelImpl implements Kernel {
     const record = this.lookup(tenant, service);
     if (record.state === "stopped") return;
     const was = record.state;
+    this.cancelRestart(record);
     if (record.state === "running") {
       await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise;
     }
@@ -648,20 +733,52 @@ class KernelImpl implements Kernel {
     const services = this.tenants.get(checkTenant(tenant));
     if (!services) return [];
     const out: ServiceInfo[] = [];
-    for (const r of services.values()) {
-      out.push({
+    for (const r of services.values()) out.push(infoOf(r));
+    return out.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+  }
+
+  status(tenant: string, service: string): ServiceInfo {
+    return infoOf(this.lookup(tenant, service));
+  }
+
+  async restart(tenant: string, service: string): Promise<Deployment> {
+    this.assertOpen();
+    const r = this.lookup(tenant, service);
+    if (r.state === "stopped") {
+      throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed; deploy it to start it again`, {
         tenant: r.tenant,
         service: r.service,
-        version: r.version,
-        state: r.state,
-        handlers: r.handlers,
-        limits: r.limits,
-        usage: r.usage,
-        deployedAt: r.deployedAt,
-        ...(r.crash ? { crash: r.crash } : {}),
       });
     }
-    return out.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+    const key = `${r.tenant}/${r.service}`;
+    if (this.deploying.has(key)) {
+      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${r.service} is being deployed or restarted in tenant ${r.tenant}`, {
+        tenant: r.tenant,
+        service: r.service,
+      });
+    }
+    this.deploying.add(key);
+    try {
+      this.cancelRestart(r);
+      if (r.state === "running") {
+        await this.pool.request(r.scheduler, (rid) => ({ op: "kill", rid, sid: r.sid })).promise;
+        r.state = "stopped";
+      }
+      // An operator's restart starts the intensity count afresh.
+      const fresh = await this.launch(r, r);
+      fresh.restarts = r.restarts + 1;
+      const event = await this.log.append({
+        tenant: r.tenant,
+        type: "service_restarted",
+        subject: r.service,
+        payload: { version: r.version, restarts: fresh.restarts, by: "operator" },
+        causationId: r.causeId,
+      });
+      fresh.causeId = event.id;
+      return { tenant: r.tenant, service: r.service, version: r.version };
+    } finally {
+      this.deploying.delete(key);
+    }
   }
 
   logs(tenant: string, service: string): LogEntry[] {
@@ -670,9 +787,10 @@ class KernelImpl implements Kernel {
 
   close(): Promise<void> {
     this.closed ??= (async () => {
+      for (const r of this.bySid.values()) this.cancelRestart(r);
       try {
         await this.pool.close(CLOSE_GRACE_MS);
-        for (const r of this.bySid.values()) if (r.state === "running") r.state = "stopped";
+        for (const r of this.bySid.values()) if (r.state === "running" || r.state === "restarting") r.state = "stopped";
         await this.eventLog
           ?.append({ tenant: null, type: "kernel_stopped", payload: { uptimeMs: Date.now() - this.openedAt } })
           .catch((err: unknown) => console.error("solo: recording kernel_stopped failed:", err));
@@ -746,6 +864,7 @@ class KernelImpl implements Kernel {
     code: string;
     args: string;
     limits: ServiceLimits;
+    supervision: SupervisionPolicy;
   } {
     if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
       throw new SoloError(
@@ -782,8 +901,9 @@ class KernelImpl implements Kernel {
       });
     }
     const limits = resolveLimits(s.limits, this.opts.limits);
+    const supervision = resolveSupervision(s.supervision, this.opts.supervision);
     const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
-    return { tenant, service, code, args, limits };
+    return { tenant, service, code, args, limits, supervision };
   }
 
   private assertOpen(): void {
@@ -807,6 +927,28 @@ class KernelImpl implements Kernel {
 
   private running(tenant: string, service: string): ServiceRecord {
     const r = this.lookup(tenant, service);
+    if (r.state === "restarting") {
+      const retryAfterMs = Math.max(0, (r.restartAt ?? 0) - this.opts.clock.now());
+      throw new SoloError("SOLO_ERR_SERVICE_RESTARTING", `service ${r.service} crashed and is being restarted: ${r.crash?.message ?? ""}`, {
+        tenant: r.tenant,
+        service: r.service,
+        retryAfterMs,
+        ...(r.crash ? { crash: r.crash } : {}),
+        hint: `retry in ${retryAfterMs} ms`,
+      });
+    }
+    if (r.state === "failed") {
+      throw new SoloError(
+        "SOLO_ERR_SERVICE_FAILED",
+        `service ${r.service} crashed ${r.restartTimes.length + 1} times within ${r.supervision.periodMs} ms and was given up: ${r.crash?.message ?? ""}`,
+        {
+          tenant: r.tenant,
+          service: r.service,
+          ...(r.crash ? { crash: r.crash } : {}),
+          hint: "fix the cause and deploy a new version, or restart(tenant, service) to try again",
+        },
+      );
+    }
     if (r.state === "crashed") {
       throw new SoloError("SOLO_ERR_SERVICE_CRASHED", `service ${r.service} has crashed: ${r.crash?.message ?? "unknown reason"}`, {
         tenant: r.tenant,
@@ -844,17 +986,10 @@ class KernelImpl implements Kernel {
       case "status": {
         const r = this.bySid.get(msg.sid);
         if (!r) return;
+        if (r.state !== "running") return; // already killed or replaced
         r.state = msg.status;
         if (msg.crash) r.crash = msg.crash;
-        if (msg.status === "crashed") {
-          this.record({
-            tenant: r.tenant,
-            type: "service_crashed",
-            subject: r.service,
-            payload: { version: r.version, crash: msg.crash ?? null },
-            causationId: r.causeId,
-          });
-        }
+        if (msg.status === "crashed") this.crashed(r, msg.crash ?? null);
         return;
       }
       case "io": {
@@ -889,11 +1024,99 @@ class KernelImpl implements Kernel {
     }
   }
 
-  // Events the runtime records on its own (crashes): appended in the background; a store that
-  // cannot take them is reported on stderr, since there is no caller to tell.
-  private record(input: EventInput): void {
-    if (!this.eventLog) return;
-    this.eventLog.append(input).catch((err: unknown) => console.error(`solo: recording ${input.type} failed:`, err));
+  // Events the runtime records on its own (crashes, restarts): appended in the background; a
+  // store that cannot take them is reported on stderr, since there is no caller to tell.
+  private record(input: EventInput): Promise<SoloEvent | undefined> {
+    if (!this.eventLog) return Promise.resolve(undefined);
+    return this.eventLog.append(input).catch((err: unknown) => {
+      console.error(`solo: recording ${input.type} failed:`, err);
+      return undefined;
+    });
+  }
+
+  // ---- supervision ------------------------------------------------------------------------
+
+  /** Records a crash, then lets the tenant's supervisor decide. */
+  private crashed(r: ServiceRecord, crash: Crash | null, phase?: string): void {
+    // Decided now, so calls see "restarting" (with a retry hint) from the moment of the crash.
+    const cause = this.record({
+      tenant: r.tenant,
+      type: "service_crashed",
+      subject: r.service,
+      payload: { version: r.version, crash, ...(phase ? { phase } : {}) },
+      causationId: r.causeId,
+    });
+    this.supervise(r, cause);
+  }
+
+  private supervise(r: ServiceRecord, cause: number | null | Promise<SoloEvent | undefined>): void {
+    if (this.closed || this.tenants.get(r.tenant)?.get(r.service) !== r) return;
+    const { clock } = this.opts;
+    const now = clock.now();
+    const d = decide(r.supervision, r.restartTimes, true, now, clock.random());
+    const causeId = async (): Promise<number | null> =>
+      typeof cause === "object" && cause !== null ? ((await cause)?.id ?? r.causeId) : cause;
+    if (d.action === "stay_down") return;
+    if (d.action === "fail") {
+      r.state = "failed";
+      void causeId().then((id) =>
+        this.record({
+          tenant: r.tenant,
+          type: "service_failed",
+          subject: r.service,
+          payload: {
+            version: r.version,
+            restarts: r.restarts,
+            restartsInPeriod: d.restartsInPeriod,
+            periodMs: r.supervision.periodMs,
+            crash: r.crash ?? null,
+          },
+          causationId: id,
+        }),
+      );
+      return;
+    }
+    r.state = "restarting";
+    r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
+    r.restartAt = now + d.delayMs;
+    r.restartTimer = clock.setTimeout(() => {
+      r.restartTimer = undefined;
+      void causeId().then((id) => this.restartNow(r, id, d.delayMs));
+    }, d.delayMs);
+  }
+
+  private async restartNow(r: ServiceRecord, causeId: number | null, delayMs: number): Promise<void> {
+    if (this.closed || r.state !== "restarting" || this.tenants.get(r.tenant)?.get(r.service) !== r) return;
+    const key = `${r.tenant}/${r.service}`;
+    this.deploying.add(key);
+    try {
+      const fresh = await this.launch(r, r);
+      fresh.restarts = r.restarts + 1;
+      fresh.restartTimes = r.restartTimes;
+      fresh.crash = r.crash;
+      const event = await this.record({
+        tenant: r.tenant,
+        type: "service_restarted",
+        subject: r.service,
+        payload: { version: r.version, restarts: fresh.restarts, delayMs, by: "supervisor" },
+        causationId: causeId,
+      });
+      fresh.causeId = event?.id ?? causeId;
+    } catch (err) {
+      // Starting again failed (init throws now, say): that is one more crash for the supervisor.
+      r.state = "crashed";
+      r.crash = crashOf(SoloError.from(err));
+      r.restarts += 1;
+      this.crashed(r, r.crash, "restart");
+    } finally {
+      this.deploying.delete(key);
+    }
+  }
+
+  private cancelRestart(r: ServiceRecord): void {
+    if (r.restartTimer !== undefined) this.opts.clock.clearTimeout(r.restartTimer);
+    r.restartTimer = undefined;
+    r.restartAt = undefined;
   }
 
   private onSchedulerDied(index: number, error: SoloError): void {
@@ -903,17 +1126,39 @@ class KernelImpl implements Kernel {
       if (r.state === "running") {
         r.state = "crashed";
         r.crash = crash;
-        this.record({
-          tenant: r.tenant,
-          type: "service_crashed",
-          subject: r.service,
-          payload: { version: r.version, crash },
-          causationId: r.causeId,
-        });
+        this.crashed(r, crash);
       }
     }
     for (const [tenant, i] of this.placement) if (i === index) this.placement.delete(tenant);
   }
+}
+
+/** What starting one version of a service needs. */
+interface LaunchSpec {
+  readonly tenant: string;
+  readonly service: string;
+  readonly version: number;
+  readonly code: string;
+  readonly args: string;
+  readonly limits: ServiceLimits;
+  readonly supervision: SupervisionPolicy;
+  readonly deployedAt: string;
+}
+
+function infoOf(r: ServiceRecord): ServiceInfo {
+  return {
+    tenant: r.tenant,
+    service: r.service,
+    version: r.version,
+    state: r.state,
+    handlers: r.handlers,
+    limits: r.limits,
+    usage: r.usage,
+    deployedAt: r.deployedAt,
+    ...(r.crash ? { crash: r.crash } : {}),
+    restarts: r.restarts,
+    supervision: r.supervision,
+  };
 }
 
 /** The crash a failed start describes, or one made from the error itself. */

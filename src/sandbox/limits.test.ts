@@ -103,7 +103,8 @@ async function waitForState(service: string, state: "crashed" | "stopped"): Prom
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "solo-test-"));
-  kernel = await openKernel({ dataDir, schedulers: 2 });
+  // These tests look at one crash at a time; restarts are the supervisor tests' subject.
+  kernel = await openKernel({ dataDir, schedulers: 2, supervision: { restart: "temporary" } });
   // A bystander in its own tenant, and a warm-up service so both schedulers have run a service
   // before the small CPU budgets below start counting.
   await kernel.deploy({ tenant: "bystander", service: "echo", code: handler("    return { reply: { pong: request }, state };") });

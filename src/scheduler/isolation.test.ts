@@ -22,7 +22,12 @@ for (const schedulers of [2, 1]) {
   describe(`neighbours on ${schedulers === 1 ? "one shared scheduler" : "separate schedulers"}`, () => {
     it("keep answering every call while another tenant's services loop, blow up and crash", async () => {
       const dir = mkdtempSync(join(tmpdir(), "solo-test-"));
-      const kernel = await openKernel({ dataDir: dir, schedulers, limits: { cpuMsPerMessage: 20, memoryBytes: 4 * 1024 * 1024 } });
+      const kernel = await openKernel({
+        dataDir: dir,
+        schedulers,
+        limits: { cpuMsPerMessage: 20, memoryBytes: 4 * 1024 * 1024 },
+        supervision: { restart: "temporary" },
+      });
       try {
         await kernel.deploy({ tenant: "neighbour", service: "counter", code: COUNTER });
         let crashes = 0;

@@ -47,6 +47,7 @@ export function deploymentFromRow(r: Row): DeploymentRecord {
     code: String(r.code),
     args: String(r.args),
     limits: String(r.limits),
+    ...(typeof r.supervision === "string" && r.supervision !== "" ? { supervision: r.supervision } : {}),
     deployedAt: Number(r.deployed_at),
   };
 }

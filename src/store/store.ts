@@ -105,6 +105,8 @@ export interface DeploymentRecord {
   readonly args: string;
   /** The resolved limits, as JSON text. */
   readonly limits: string;
+  /** The resolved supervision policy, as JSON text ("" when deployed before it existed). */
+  readonly supervision?: string;
   readonly deployedAt: number;
 }
 

@@ -52,7 +52,7 @@ after(() => {
 });
 
 function open(dataDir: string): Promise<Kernel> {
-  return openKernel({ dataDir, schedulers: 1 });
+  return openKernel({ dataDir, schedulers: 1, supervision: { restart: "temporary" } });
 }
 
 /** Polls `probe` until it returns something, between tries yielding to the event loop; bounded. */

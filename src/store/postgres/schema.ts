@@ -58,4 +58,6 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      keys BIGINT NOT NULL,
      PRIMARY KEY (tenant, service)
    );`,
+  // 2: each version's supervision policy (restart type, intensity, backoff).
+  `ALTER TABLE deployment_versions ADD COLUMN supervision TEXT NOT NULL DEFAULT '';`,
 ];

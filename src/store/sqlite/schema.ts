@@ -58,4 +58,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      keys INTEGER NOT NULL,
      PRIMARY KEY (tenant, service)
    ) STRICT, WITHOUT ROWID;`,
+  // 2: each version's supervision policy (restart type, intensity, backoff).
+  `ALTER TABLE deployment_versions ADD COLUMN supervision TEXT NOT NULL DEFAULT '';`,
 ];
