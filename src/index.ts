@@ -20,7 +20,27 @@ export {
   type ServiceInfo,
   type ServiceState,
   type ServiceUsage,
+  type TenantUsage,
 } from "./kernel/kernel.ts";
-export { DEFAULT_LIMITS, LIMIT_RANGES, type LimitsInput, type ServiceLimits } from "./kernel/limits.ts";
+export {
+  DEFAULT_LIMITS,
+  DEFAULT_TENANT_LIMITS,
+  LIMIT_RANGES,
+  type LimitsInput,
+  type ServiceLimits,
+  TENANT_LIMIT_RANGES,
+  type TenantLimits,
+} from "./kernel/limits.ts";
+export type { SoloEvent, VerifyReport } from "./kernel/log/event-log.ts";
+export { EVENT_TYPES, type KernelEventType } from "./kernel/log/event-types.ts";
+export type { EventPage, EventQuery, SubscribeOptions } from "./kernel/log/query.ts";
 export { NAME_PATTERN } from "./kernel/names.ts";
+export {
+  type Clock,
+  DEFAULT_SUPERVISION,
+  RESTART_TYPES,
+  type RestartType,
+  type SupervisionInput,
+  type SupervisionPolicy,
+} from "./kernel/supervisor/supervisor.ts";
 export { CRASH_KINDS, type Crash, type CrashKind } from "./sandbox/service.ts";

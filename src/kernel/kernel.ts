@@ -10,7 +10,15 @@ import type { FromScheduler } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
 import type { DeploymentRecord, Store } from "../store/store.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir.ts";
-import { DEFAULT_LIMITS, type LimitsInput, resolveLimits, type ServiceLimits } from "./limits.ts";
+import {
+  DEFAULT_LIMITS,
+  DEFAULT_TENANT_LIMITS,
+  type LimitsInput,
+  resolveLimits,
+  resolveTenantLimits,
+  type ServiceLimits,
+  type TenantLimits,
+} from "./limits.ts";
 import { type EventInput, EventLog, type SoloEvent, type VerifyReport } from "./log/event-log.ts";
 import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./log/query.ts";
 import { checkService, checkTenant, describeType } from "./names.ts";
@@ -46,6 +54,20 @@ export interface KernelOptions {
   readonly supervision?: SupervisionInput;
   /** The clock supervision uses; tests inject a manual one. Default: the system clock. */
   readonly clock?: Clock;
+  /** What each tenant may use in all (services, memory). */
+  readonly tenantLimits?: Partial<TenantLimits>;
+}
+
+/** A tenant's totals, as the resource monitor last sampled them. */
+export interface TenantUsage {
+  readonly tenant: string;
+  /** Services not killed (running, restarting, crashed or failed). */
+  readonly services: number;
+  readonly running: number;
+  readonly memoryBytes: number;
+  readonly mailbox: number;
+  readonly dropped: number;
+  readonly limits: TenantLimits;
 }
 
 /** What {@link Kernel.deploy} takes. */
@@ -92,6 +114,8 @@ export interface ServiceUsage {
   readonly mailbox: number;
   /** Casts and timer messages that found no handler or a stopped service (never lost silently). */
   readonly unhandled: number;
+  /** Casts and timer messages dropped because the mailbox was full (each reported as a resource_violation event). */
+  readonly dropped: number;
 }
 
 /** One service, as `list()` shows it. */
@@ -138,6 +162,8 @@ export interface Kernel {
   list(tenant: string): ServiceInfo[];
   /** One service's state, version, restarts, last crash, limits, supervision and usage. */
   status(tenant: string, service: string): ServiceInfo;
+  /** A tenant's totals (services, memory, mailboxes, dropped messages) and its limits. */
+  tenantUsage(tenant: string): TenantUsage;
   /**
    * Stops the service if it runs (with `terminate`) and starts its current version again, with a
    * fresh `init` and a fresh restart-intensity count: how an operator revives a `failed` service.
@@ -173,6 +199,8 @@ interface ServiceRecord {
   /** When the supervisor restarted it (clock ms), for the intensity window. */
   restartTimes: number[];
   restartTimer?: unknown;
+  /** Asked to crash for its tenant's memory; not chosen twice. */
+  evicting?: boolean;
   /** When a pending restart is due (clock ms). */
   restartAt?: number;
   /** The event that recorded this version's start (deploy or recovery): the cause of what follows. */
@@ -193,11 +221,21 @@ const DEFAULT_MAX_CODE_BYTES = 1024 * 1024;
 const LOG_LINES_KEPT = 200;
 const CLOSE_GRACE_MS = 5000;
 const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision"]);
-const OPTION_KEYS = new Set(["dataDir", "schedulers", "limits", "maxCodeBytes", "onLog", "database", "supervision", "clock"]);
+const OPTION_KEYS = new Set([
+  "dataDir",
+  "schedulers",
+  "limits",
+  "maxCodeBytes",
+  "onLog",
+  "database",
+  "supervision",
+  "clock",
+  "tenantLimits",
+]);
 // Services recovered at once when a kernel opens over existing state.
 const RECOVERY_CONCURRENCY = 64;
 const FAILURES_LISTED = 100;
-const EMPTY_USAGE: ServiceUsage = Object.freeze({ messages: 0, cpuMs: 0, memoryBytes: 0, mailbox: 0, unhandled: 0 });
+const EMPTY_USAGE: ServiceUsage = Object.freeze({ messages: 0, cpuMs: 0, memoryBytes: 0, mailbox: 0, unhandled: 0, dropped: 0 });
 
 /**
  * Opens a kernel on a data directory and starts its schedulers.
@@ -223,6 +261,7 @@ export async function openKernel(options: KernelOptions = {}): Promise<Kernel> {
 
 interface ResolvedOptions {
   readonly database: string | undefined;
+  readonly tenantLimits: TenantLimits;
   readonly supervision: SupervisionPolicy;
   readonly clock: Clock;
   readonly dataDir: string;
@@ -283,6 +322,7 @@ function checkOptions(options: unknown): ResolvedOptions {
   }
   return {
     database,
+    tenantLimits: resolveTenantLimits(o.tenantLimits, DEFAULT_TENANT_LIMITS),
     supervision: resolveSupervision(o.supervision, DEFAULT_SUPERVISION),
     clock: clock as Clock,
     dataDir,
@@ -519,6 +559,7 @@ class KernelImpl implements Kernel {
           },
         );
       }
+      this.checkTenantRoom(tenant, service);
       this.deploying.add(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
       if (previous?.state === "restarting") {
@@ -739,6 +780,85 @@ class KernelImpl implements Kernel {
 
   status(tenant: string, service: string): ServiceInfo {
     return infoOf(this.lookup(tenant, service));
+  }
+
+  tenantUsage(tenant: string): TenantUsage {
+    const t = checkTenant(tenant);
+    let services = 0;
+    let running = 0;
+    let memoryBytes = 0;
+    let mailbox = 0;
+    let dropped = 0;
+    for (const r of this.tenants.get(t)?.values() ?? []) {
+      if (r.state === "stopped") continue;
+      services++;
+      if (r.state === "running") {
+        running++;
+        memoryBytes += r.usage.memoryBytes;
+        mailbox += r.usage.mailbox;
+      }
+      dropped += r.usage.dropped;
+    }
+    return { tenant: t, services, running, memoryBytes, mailbox, dropped, limits: this.opts.tenantLimits };
+  }
+
+  // Deploy refuses a service the tenant has no room for: a name beyond its service count, or any
+  // new service while its services already hold its memory.
+  private checkTenantRoom(tenant: string, service: string): void {
+    const limits = this.opts.tenantLimits;
+    const usage = this.tenantUsage(tenant);
+    const replacing = this.tenants.get(tenant)?.get(service);
+    const others = usage.services - (replacing && replacing.state !== "stopped" ? 1 : 0);
+    if (others >= limits.maxServices) {
+      throw new SoloError("SOLO_ERR_TENANT_LIMIT", `tenant ${tenant} already has ${others} services, its limit`, {
+        tenant,
+        limit: limits.maxServices,
+        resource: "services",
+        hint: "kill services the tenant no longer needs",
+      });
+    }
+    if (usage.memoryBytes >= limits.memoryBytes) {
+      throw new SoloError("SOLO_ERR_TENANT_LIMIT", `tenant ${tenant}'s services hold ${usage.memoryBytes} bytes, its memory limit`, {
+        tenant,
+        limit: limits.memoryBytes,
+        resource: "memory",
+        hint: "kill services the tenant no longer needs, or lower their state",
+      });
+    }
+  }
+
+  // At run time a tenant over its memory loses its largest running service (crashed with
+  // memory_limit, then supervised as any crash), recorded as a resource_violation.
+  private enforceTenantMemory(tenants: ReadonlySet<string>): void {
+    for (const tenant of tenants) {
+      const usage = this.tenantUsage(tenant);
+      if (usage.memoryBytes <= usage.limits.memoryBytes) continue;
+      let largest: ServiceRecord | undefined;
+      for (const r of this.tenants.get(tenant)?.values() ?? []) {
+        if (r.state === "running" && !r.evicting && (!largest || r.usage.memoryBytes > largest.usage.memoryBytes)) largest = r;
+      }
+      if (!largest) continue;
+      largest.evicting = true;
+      const crash: Crash = {
+        kind: "memory_limit",
+        reason: "SOLO_ERR_TENANT_LIMIT",
+        message: `tenant ${tenant}'s services held ${usage.memoryBytes} bytes, over its limit of ${usage.limits.memoryBytes}; this was its largest service`,
+      };
+      void this.record({
+        tenant,
+        type: "resource_violation",
+        subject: largest.service,
+        payload: {
+          version: largest.version,
+          resource: "tenant_memory",
+          limit: usage.limits.memoryBytes,
+          used: usage.memoryBytes,
+          evicted: largest.service,
+        },
+        causationId: largest.causeId,
+      });
+      this.pool.post(largest.scheduler, { op: "evict", sid: largest.sid, crash });
+    }
   }
 
   async restart(tenant: string, service: string): Promise<Deployment> {
@@ -1003,12 +1123,34 @@ class KernelImpl implements Kernel {
         );
         return;
       }
-      case "usage":
-        for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled] of msg.samples) {
+      case "usage": {
+        const touched = new Set<string>();
+        for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled, dropped] of msg.samples) {
           const r = this.bySid.get(sid);
-          if (r) r.usage = { messages, cpuMs, memoryBytes, mailbox, unhandled };
+          if (!r) continue;
+          touched.add(r.tenant);
+          const before = r.usage.dropped;
+          r.usage = { messages, cpuMs, memoryBytes, mailbox, unhandled, dropped };
+          // At most one event per service per sample interval, however many messages were dropped.
+          if (dropped > before) {
+            void this.record({
+              tenant: r.tenant,
+              type: "resource_violation",
+              subject: r.service,
+              payload: {
+                version: r.version,
+                resource: "mailbox",
+                limit: r.limits.mailbox,
+                dropped: dropped - before,
+                droppedTotal: dropped,
+              },
+              causationId: r.causeId,
+            });
+          }
         }
+        this.enforceTenantMemory(touched);
         return;
+      }
       case "log": {
         const r = this.bySid.get(msg.sid);
         if (!r) return;

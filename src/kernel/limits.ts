@@ -19,6 +19,32 @@ export interface ServiceLimits {
   readonly storageBytes: number;
   /** Keys of durable `solo.storage` the service may hold. */
   readonly storageKeys: number;
+  /** Messages that may wait in the mailbox; beyond it calls are refused and casts dropped (counted). */
+  readonly mailbox: number;
+}
+
+/** What one tenant may use in all: enforced at deploy and, for memory, at run time. */
+export interface TenantLimits {
+  /** Services (not killed) the tenant may have. */
+  readonly maxServices: number;
+  /** Heap bytes all the tenant's services may hold together. */
+  readonly memoryBytes: number;
+}
+
+/** The tenant limits' defaults and ranges. */
+export const TENANT_LIMIT_RANGES: Readonly<Record<keyof TenantLimits, { min: number; default: number; max: number; unit: string }>> = {
+  maxServices: { min: 1, default: 10_000, max: 1_000_000, unit: "services" },
+  memoryBytes: { min: 1024 * 1024, default: 2 * 1024 * 1024 * 1024, max: 1024 * 1024 * 1024 * 1024, unit: "bytes" },
+};
+
+/** The tenant defaults, as one object. */
+export const DEFAULT_TENANT_LIMITS: TenantLimits = Object.freeze(
+  Object.fromEntries(Object.entries(TENANT_LIMIT_RANGES).map(([k, v]) => [k, v.default])) as unknown as TenantLimits,
+);
+
+/** Validates tenant limits over `base`. */
+export function resolveTenantLimits(input: unknown, base: TenantLimits, field = "tenantLimits"): TenantLimits {
+  return resolveIn(TENANT_LIMIT_RANGES, input, base, field) as unknown as TenantLimits;
 }
 
 /** A partial set of limits, as given to `openKernel` or `deploy`. */
@@ -39,6 +65,7 @@ export const LIMIT_RANGES: Readonly<Record<keyof ServiceLimits, { min: number; d
   timers: { min: 0, default: 1000, max: 100_000, unit: "timers" },
   storageBytes: { min: 0, default: 16 * MiB, max: 1024 * MiB, unit: "bytes" },
   storageKeys: { min: 0, default: 10_000, max: 1_000_000, unit: "keys" },
+  mailbox: { min: 1, default: 10_000, max: 1_000_000, unit: "messages" },
 };
 
 /** The defaults, as one object. */
@@ -48,17 +75,26 @@ export const DEFAULT_LIMITS: ServiceLimits = Object.freeze(
 
 /** Merges `input` over `base`, rejecting unknown keys, non-integers and out-of-range values. */
 export function resolveLimits(input: unknown, base: ServiceLimits, field = "limits"): ServiceLimits {
+  return resolveIn(LIMIT_RANGES, input, base, field) as unknown as ServiceLimits;
+}
+
+function resolveIn<T extends object>(
+  ranges: Readonly<Record<string, { min: number; max: number; unit: string }>>,
+  input: unknown,
+  base: T,
+  field: string,
+): T {
   if (input === undefined) return base;
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
     throw new SoloError("SOLO_ERR_LIMITS_INVALID", `${field} must be an object, got ${describeType(input)}`, { field });
   }
-  const out: Record<string, number> = { ...base };
+  const out: Record<string, number> = { ...(base as Record<string, number>) };
   for (const [key, value] of Object.entries(input)) {
-    const range = Object.hasOwn(LIMIT_RANGES, key) ? LIMIT_RANGES[key as keyof ServiceLimits] : undefined;
+    const range = Object.hasOwn(ranges, key) ? ranges[key] : undefined;
     if (range === undefined) {
       throw new SoloError("SOLO_ERR_LIMITS_INVALID", `${field}.${key} is not a limit`, {
         field: `${field}.${key}`,
-        hint: `known limits: ${Object.keys(LIMIT_RANGES).join(", ")}`,
+        hint: `known limits: ${Object.keys(ranges).join(", ")}`,
       });
     }
     if (value === undefined) continue;
@@ -71,5 +107,5 @@ export function resolveLimits(input: unknown, base: ServiceLimits, field = "limi
     }
     out[key] = value;
   }
-  return Object.freeze(out) as unknown as ServiceLimits;
+  return Object.freeze(out) as unknown as T;
 }

@@ -24,12 +24,14 @@ export type ToScheduler =
   | { readonly op: "call"; readonly rid: number; readonly sid: number; readonly payload: string; readonly deadline: number }
   | { readonly op: "cast"; readonly sid: number; readonly payload: string }
   | { readonly op: "kill"; readonly rid: number; readonly sid: number }
+  /** Crashes a running service on the control plane's behalf (its tenant is over a limit). */
+  | { readonly op: "evict"; readonly sid: number; readonly crash: Crash }
   /** The outcome (`R<json>` or `E<error json>`) of a service's storage or emit request. */
   | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly outcome: string }
   | { readonly op: "shutdown"; readonly rid: number };
 
-/** One usage sample: sid, messages handled, CPU ms, heap bytes, mailbox length, unhandled messages. @internal */
-export type UsageSample = readonly [number, number, number, number, number, number];
+/** One usage sample: sid, messages handled, CPU ms, heap bytes, mailbox length, unhandled messages, dropped messages. @internal */
+export type UsageSample = readonly [number, number, number, number, number, number, number];
 
 /** @internal */
 export type FromScheduler =

@@ -62,6 +62,8 @@ class Service {
   dirty = true;
   messages = 0;
   unhandled = 0;
+  /** Casts and timer messages refused because the mailbox was full. */
+  dropped = 0;
 
   constructor(sid: number, name: string, tenant: Tenant, sandbox: ServiceSandbox) {
     this.sid = sid;
@@ -433,6 +435,7 @@ function hostCall(s: Service, arg: string): string {
     );
   }
   checkSize(t, body, "solo.call: the request");
+  if (full(t)) throw mailboxFull(t);
   const timeout = Number(timeoutText) > 0 ? Number(timeoutText) : DEFAULT_CALL_TIMEOUT_MS;
   const callId = awaitAnswer(
     s,
@@ -487,9 +490,33 @@ function hostCast(s: Service, arg: string): string {
   const [name, body] = splitOnce(arg);
   const t = target(s, name, "solo.cast");
   checkSize(t, body, "solo.cast: the message");
+  if (full(t)) {
+    drop(t);
+    return "I";
+  }
   t.mailbox.push({ kind: "cast", payload: body, fromName: s.name, deadline: 0, chain: [] });
   schedule(t);
   return "I";
+}
+
+function full(s: Service): boolean {
+  return s.mailbox.length >= s.sandbox.spec.limits.mailbox;
+}
+
+function mailboxFull(s: Service): SoloError {
+  const limit = s.sandbox.spec.limits.mailbox;
+  return new SoloError("SOLO_ERR_MAILBOX_FULL", `service ${s.name} has ${s.mailbox.length} messages waiting, its mailbox limit`, {
+    service: s.name,
+    limit,
+    hint: "the service cannot keep up; retry later, or deploy it with a larger limits.mailbox",
+  });
+}
+
+// A cast or timer message that finds the mailbox full is counted (usage.dropped) and reported by
+// the control plane as a resource_violation event: never lost without a trace.
+function drop(s: Service): void {
+  s.dropped++;
+  s.dirty = true;
 }
 
 function hostTimer(s: Service, arg: string): string {
@@ -513,6 +540,10 @@ function hostTimer(s: Service, arg: string): string {
   const timer = setTimeout(
     () => {
       if (!s.timers.delete(id) || s.status !== "running") return;
+      if (full(s)) {
+        drop(s);
+        return;
+      }
       s.mailbox.push({ kind: "info", payload: body, fromName: "", deadline: 0, chain: [] });
       schedule(s);
     },
@@ -635,6 +666,10 @@ function receive(batch: readonly ToScheduler[]): void {
           send({ op: "err", rid: op.rid, error: errorData("SOLO_ERR_SERVICE_CRASHED", "the service is not running") });
           break;
         }
+        if (full(s)) {
+          send({ op: "err", rid: op.rid, error: mailboxFull(s).toData() });
+          break;
+        }
         s.mailbox.push({ kind: "call", payload: op.payload, rid: op.rid, fromName: "", deadline: op.deadline, chain: [] });
         schedule(s);
         break;
@@ -642,8 +677,11 @@ function receive(batch: readonly ToScheduler[]): void {
       case "cast": {
         const s = services.get(op.sid);
         if (s && (s.status === "running" || s.status === "starting")) {
-          s.mailbox.push({ kind: "cast", payload: op.payload, fromName: "", deadline: 0, chain: [] });
-          schedule(s);
+          if (full(s)) drop(s);
+          else {
+            s.mailbox.push({ kind: "cast", payload: op.payload, fromName: "", deadline: 0, chain: [] });
+            schedule(s);
+          }
         } else if (s) {
           s.unhandled++;
         }
@@ -657,6 +695,12 @@ function receive(batch: readonly ToScheduler[]): void {
         s.outCalls.delete(op.cid);
         s.resumes.push([op.cid, op.outcome]);
         schedule(s);
+        break;
+      }
+      case "evict": {
+        const s = services.get(op.sid);
+        // Between messages, or answering the one it is in: either way only this service ends.
+        if (s && s.status === "running") crash(s, op.crash);
         break;
       }
       case "kill": {
@@ -698,7 +742,7 @@ function sampleUsage(): void {
         });
       }
     }
-    samples.push([s.sid, s.messages, Math.round(s.sandbox.cpuMs * 1000) / 1000, memory, s.mailbox.length, s.unhandled]);
+    samples.push([s.sid, s.messages, Math.round(s.sandbox.cpuMs * 1000) / 1000, memory, s.mailbox.length, s.unhandled, s.dropped]);
   }
   if (samples.length > 0) {
     send({ op: "usage", samples });
