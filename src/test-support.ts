@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { SoloError } from "./errors.ts";
+import type { Clock } from "./kernel/supervisor/supervisor.ts";
 import type { Crash } from "./sandbox/service.ts";
 
 /** Awaits a promise that must reject with a SoloError, and returns the error. */
@@ -34,4 +35,36 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A clock that moves only when told to; its timers run in due order as it advances. */
+export class ManualClock implements Clock {
+  private t = 1_000_000;
+  private timers: Array<{ at: number; fn: () => void }> = [];
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const timer = { at: this.t + ms, fn };
+    this.timers.push(timer);
+    return timer;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((t) => t !== handle);
+  }
+  random(): number {
+    return 0.5; // no jitter: delays are exactly the backoff
+  }
+  get pending(): number {
+    return this.timers.length;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+    for (;;) {
+      const due = this.timers.filter((t) => t.at <= this.t).sort((a, b) => a.at - b.at)[0];
+      if (!due) return;
+      this.timers = this.timers.filter((t) => t !== due);
+      due.fn();
+    }
+  }
 }

@@ -9,6 +9,7 @@ import { SchedulerPool } from "../scheduler/pool.ts";
 import type { FromScheduler } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
 import type { DeploymentRecord, Store } from "../store/store.ts";
+import { type BreakerState, type CallOutcome, CircuitBreaker } from "./breaker/breaker.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir.ts";
 import {
   DEFAULT_LIMITS,
@@ -133,6 +134,8 @@ export interface ServiceInfo {
   /** Restarts since this version was deployed (by the supervisor or `restart()`). */
   readonly restarts: number;
   readonly supervision: SupervisionPolicy;
+  /** The service's circuit breaker: `closed`, `open` or `half_open`, and the failures counted while closed. */
+  readonly breaker: { readonly state: BreakerState; readonly consecutiveFailures: number };
 }
 
 /** One line a service logged. */
@@ -345,6 +348,8 @@ class KernelImpl implements Kernel {
   private readonly deploying = new Set<string>();
   /** The highest version each service has ever had, so versions never repeat across restarts. */
   private readonly versions = new Map<string, number>();
+  /** Each service's circuit breaker, by tenant/service; a new version starts with a closed one. */
+  private readonly breakers = new Map<string, CircuitBreaker>();
   private nextSid = 0;
   private closed: Promise<void> | undefined;
   private db: Store | undefined;
@@ -620,6 +625,7 @@ class KernelImpl implements Kernel {
         }
         record.causeId = event.id;
         this.versions.set(key, version);
+        this.breakers.delete(key);
         return { tenant, service, version };
       } finally {
         this.deploying.delete(key);
@@ -708,7 +714,19 @@ class KernelImpl implements Kernel {
       const { timeoutMs, signal } = checkCallOptions(options);
       const payload = request === undefined ? "" : encodeJson(request, "the request", record.limits.messageBytes);
       if (signal?.aborted) throw canceled(record);
-      return this.send(record, payload, timeoutMs, signal);
+      const breaker = this.breakerFor(record);
+      const admission = breaker.admit(this.opts.clock.now());
+      if (!admission.ok) throw circuitOpen(record, admission.retryAfterMs);
+      return this.send(record, payload, timeoutMs, signal).then(
+        (reply) => {
+          this.settleBreaker(record, breaker, admission.trial, "success", undefined);
+          return reply;
+        },
+        (err: unknown) => {
+          this.settleBreaker(record, breaker, admission.trial, breakerOutcome(err), err);
+          throw err;
+        },
+      );
     } catch (err) {
       return Promise.reject(err);
     }
@@ -718,6 +736,9 @@ class KernelImpl implements Kernel {
     this.assertOpen();
     const record = this.running(tenant, service);
     const payload = message === undefined ? "" : encodeJson(message, "the message", record.limits.messageBytes);
+    const breaker = this.breakerFor(record);
+    const now = this.opts.clock.now();
+    if (breaker.state(now) !== "closed") throw circuitOpen(record, Math.max(0, breaker.admitPeek(now)));
     this.pool.post(record.scheduler, { op: "cast", sid: record.sid, payload });
   }
 
@@ -774,12 +795,17 @@ class KernelImpl implements Kernel {
     const services = this.tenants.get(checkTenant(tenant));
     if (!services) return [];
     const out: ServiceInfo[] = [];
-    for (const r of services.values()) out.push(infoOf(r));
+    for (const r of services.values()) out.push(this.info(r));
     return out.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
   }
 
   status(tenant: string, service: string): ServiceInfo {
-    return infoOf(this.lookup(tenant, service));
+    return this.info(this.lookup(tenant, service));
+  }
+
+  private info(r: ServiceRecord): ServiceInfo {
+    const b = this.breakers.get(`${r.tenant}/${r.service}`);
+    return infoOf(r, b ? { state: b.state(this.opts.clock.now()), consecutiveFailures: b.consecutiveFailures } : CLOSED_BREAKER);
   }
 
   tenantUsage(tenant: string): TenantUsage {
@@ -1176,6 +1202,46 @@ class KernelImpl implements Kernel {
     });
   }
 
+  // ---- circuit breakers -------------------------------------------------------------------
+
+  private breakerFor(r: ServiceRecord): CircuitBreaker {
+    const key = `${r.tenant}/${r.service}`;
+    let b = this.breakers.get(key);
+    if (!b) {
+      b = new CircuitBreaker(r.supervision.breakerThreshold, r.supervision.breakerCooldownMs);
+      this.breakers.set(key, b);
+    }
+    return b;
+  }
+
+  private settleBreaker(r: ServiceRecord, b: CircuitBreaker, trial: boolean, outcome: CallOutcome, err: unknown): void {
+    const change = b.settle(trial, outcome, this.opts.clock.now());
+    if (change === "opened") {
+      const e = err instanceof SoloError ? err : undefined;
+      void this.record({
+        tenant: r.tenant,
+        type: "circuit_breaker_opened",
+        subject: r.service,
+        payload: {
+          version: r.version,
+          threshold: r.supervision.breakerThreshold,
+          cooldownMs: r.supervision.breakerCooldownMs,
+          trial,
+          lastFailure: e ? { reason: e.reason, message: e.message.slice(0, 500) } : null,
+        },
+        causationId: r.causeId,
+      });
+    } else if (change === "closed") {
+      void this.record({
+        tenant: r.tenant,
+        type: "circuit_breaker_closed",
+        subject: r.service,
+        payload: { version: r.version },
+        causationId: r.causeId,
+      });
+    }
+  }
+
   // ---- supervision ------------------------------------------------------------------------
 
   /** Records a crash, then lets the tenant's supervisor decide. */
@@ -1287,7 +1353,29 @@ interface LaunchSpec {
   readonly deployedAt: string;
 }
 
-function infoOf(r: ServiceRecord): ServiceInfo {
+function circuitOpen(r: ServiceRecord, retryAfterMs: number): SoloError {
+  return new SoloError("SOLO_ERR_CIRCUIT_OPEN", `service ${r.service}'s circuit breaker is open after repeated failures; not called`, {
+    tenant: r.tenant,
+    service: r.service,
+    retryAfterMs,
+    hint: `retry in ${retryAfterMs} ms; one trial call then decides whether it closes`,
+  });
+}
+
+// What a failed call says about the service: a crash it caused, or a timeout, is a failure; a
+// refusal before it ran (mailbox full, restarting) or the caller's own cancel says nothing.
+function breakerOutcome(err: unknown): CallOutcome {
+  if (!(err instanceof SoloError)) return "failure";
+  if (err.reason === "SOLO_ERR_CALL_TIMEOUT") return "failure";
+  if (err.reason === "SOLO_ERR_SERVICE_CRASHED" || err.reason === "SOLO_ERR_CALL_CANCELED" || err.reason === "SOLO_ERR_MAILBOX_FULL") {
+    return "neutral";
+  }
+  return (err.details as { crash?: unknown }).crash !== undefined ? "failure" : "neutral";
+}
+
+const CLOSED_BREAKER = Object.freeze({ state: "closed" as const, consecutiveFailures: 0 });
+
+function infoOf(r: ServiceRecord, breaker: ServiceInfo["breaker"]): ServiceInfo {
   return {
     tenant: r.tenant,
     service: r.service,
@@ -1300,6 +1388,7 @@ function infoOf(r: ServiceRecord): ServiceInfo {
     ...(r.crash ? { crash: r.crash } : {}),
     restarts: r.restarts,
     supervision: r.supervision,
+    breaker,
   };
 }
 

@@ -3,41 +3,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { rejection } from "../../test-support.ts";
+import { ManualClock, rejection } from "../../test-support.ts";
 import { type Kernel, openKernel } from "../kernel.ts";
 import { type Clock, DEFAULT_SUPERVISION, decide, resolveSupervision } from "./supervisor.ts";
-
-/** A clock that moves only when told to; its timers run in due order as it advances. */
-class ManualClock implements Clock {
-  private t = 1_000_000;
-  private timers: Array<{ at: number; fn: () => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const timer = { at: this.t + ms, fn };
-    this.timers.push(timer);
-    return timer;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((t) => t !== handle);
-  }
-  random(): number {
-    return 0.5; // no jitter: delays are exactly the backoff
-  }
-  get pending(): number {
-    return this.timers.length;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    for (;;) {
-      const due = this.timers.filter((t) => t.at <= this.t).sort((a, b) => a.at - b.at)[0];
-      if (!due) return;
-      this.timers = this.timers.filter((t) => t !== due);
-      due.fn();
-    }
-  }
-}
 
 const dirs: string[] = [];
 const kernels: Kernel[] = [];

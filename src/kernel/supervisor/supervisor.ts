@@ -18,6 +18,10 @@ export interface SupervisionPolicy {
   readonly backoffMs: number;
   /** The longest wait before a restart. */
   readonly maxBackoffMs: number;
+  /** Consecutive failed calls (crash or timeout) that open the service's circuit breaker. */
+  readonly breakerThreshold: number;
+  /** How long an open breaker refuses calls before it lets one trial call through. */
+  readonly breakerCooldownMs: number;
 }
 
 /** A partial policy, as `openKernel` and `deploy` take it. */
@@ -33,6 +37,8 @@ export const DEFAULT_SUPERVISION: SupervisionPolicy = Object.freeze({
   periodMs: 5000,
   backoffMs: 100,
   maxBackoffMs: 30_000,
+  breakerThreshold: 5,
+  breakerCooldownMs: 10_000,
 });
 
 const RANGES = {
@@ -40,6 +46,8 @@ const RANGES = {
   periodMs: { min: 1, max: 86_400_000 },
   backoffMs: { min: 0, max: 600_000 },
   maxBackoffMs: { min: 0, max: 3_600_000 },
+  breakerThreshold: { min: 1, max: 1000 },
+  breakerCooldownMs: { min: 1, max: 3_600_000 },
 } as const;
 
 /** Merges `input` over `base`, rejecting unknown fields and values out of range. */
@@ -64,7 +72,7 @@ export function resolveSupervision(input: unknown, base: SupervisionPolicy, fiel
     if (!range) {
       throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.${key.slice(0, 80)} is not a supervision setting`, {
         field: `${field}.${key.slice(0, 80)}`,
-        hint: "known settings: restart, maxRestarts, periodMs, backoffMs, maxBackoffMs",
+        hint: "known settings: restart, maxRestarts, periodMs, backoffMs, maxBackoffMs, breakerThreshold, breakerCooldownMs",
       });
     }
     if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
