@@ -125,8 +125,9 @@ describe("tenant limits", () => {
     assert.equal(k.status("mem", "small").state, "running");
     assert.equal(await k.call("mem", "small", null), 1);
     const violation = (await k.events({ tenant: "mem", types: ["resource_violation"] })).events[0];
-    assert.equal(violation?.subject, "big");
-    assert.equal((violation?.payload as { resource: string }).resource, "tenant_memory");
+    assert.ok(violation);
+    assert.equal(violation.subject, "big");
+    assert.equal((violation.payload as { resource: string }).resource, "tenant_memory");
   });
 
   it("rejects bad tenant limits with the field", async () => {

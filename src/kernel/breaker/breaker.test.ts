@@ -99,7 +99,8 @@ describe("a service's circuit breaker", () => {
       events.map((e) => e.type),
       ["circuit_breaker_opened", "circuit_breaker_closed"],
     );
-    assert.equal((events[0]?.payload as { lastFailure: { reason: string } }).lastFailure.reason, "SOLO_ERR_HANDLER_THREW");
+    assert.ok(events[0]);
+    assert.equal((events[0].payload as { lastFailure: { reason: string } }).lastFailure.reason, "SOLO_ERR_HANDLER_THREW");
   });
 
   it("starts closed again for a new version", async () => {
