@@ -52,6 +52,8 @@ export const REASONS = {
   SOLO_ERR_SERVICE_RESTARTING: "unavailable",
   SOLO_ERR_SERVICE_FAILED: "unavailable",
   SOLO_ERR_CIRCUIT_OPEN: "unavailable",
+  SOLO_ERR_SWAP_FAILED: "aborted",
+  SOLO_ERR_VERSION_NOT_FOUND: "not_found",
   SOLO_ERR_SUPERVISION_INVALID: "invalid_argument",
   SOLO_ERR_HANDLER_THREW: "aborted",
   SOLO_ERR_HANDLER_RESULT_INVALID: "aborted",

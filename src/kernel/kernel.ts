@@ -59,6 +59,12 @@ export interface KernelOptions {
   readonly tenantLimits?: Partial<TenantLimits>;
 }
 
+/** Options for {@link Kernel.swap}. */
+export interface SwapOptions {
+  /** How long a crash of the new version rolls it back (0 to 3600000 ms). Default 30000. */
+  readonly rollbackWindowMs?: number;
+}
+
 /** A tenant's totals, as the resource monitor last sampled them. */
 export interface TenantUsage {
   readonly tenant: string;
@@ -172,6 +178,15 @@ export interface Kernel {
    * fresh `init` and a fresh restart-intensity count: how an operator revives a `failed` service.
    */
   restart(tenant: string, service: string): Promise<Deployment>;
+  /**
+   * Hot swap: replaces a running service's code between two messages, carrying its state through
+   * the new code's `codeChange(fromVersion, state)`; no message is lost, reordered or handled twice.
+   * If the new version crashes within `rollbackWindowMs` (default 30 s), the previous code comes
+   * back with the state captured at the swap. A failed swap leaves the old version running.
+   */
+  swap(tenant: string, service: string, code: string, options?: SwapOptions): Promise<Deployment>;
+  /** Swaps back to an earlier version's code (default: the one before the running one). */
+  rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
   /** The most recent log lines of a service (up to 200). */
   logs(tenant: string, service: string): LogEntry[];
   /** One page of the event log, oldest first unless `order: "desc"`; `cursor` continues it. */
@@ -202,6 +217,8 @@ interface ServiceRecord {
   /** When the supervisor restarted it (clock ms), for the intensity window. */
   restartTimes: number[];
   restartTimer?: unknown;
+  /** After a swap, until its rollback window ends: the version to go back to and the state captured then. */
+  swapWatch?: { readonly from: ServiceRecord; readonly state: string; readonly timer: unknown };
   /** Asked to crash for its tenant's memory; not chosen twice. */
   evicting?: boolean;
   /** When a pending restart is due (clock ms). */
@@ -651,7 +668,7 @@ class KernelImpl implements Kernel {
    * Starts one version on its tenant's scheduler and runs init; on success the record is
    * registered under its name (replacing `previous`). Throws the deploy error otherwise.
    */
-  private async launch(spec: LaunchSpec, previous?: ServiceRecord): Promise<ServiceRecord> {
+  private async launch(spec: LaunchSpec, previous?: ServiceRecord, state?: string): Promise<ServiceRecord> {
     const { tenant, service, version, code, args, limits, supervision, deployedAt } = spec;
     const stripped = stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
@@ -692,11 +709,13 @@ class KernelImpl implements Kernel {
         code: stripped,
         args,
         limits,
+        ...(state !== undefined ? { state } : {}),
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
       record.handlers = Object.freeze([...reply.handlers]);
       if (previous) {
         this.cancelRestart(previous);
+        this.cancelSwapWatch(previous);
         this.bySid.delete(previous.sid);
       }
       this.named(tenant).set(service, record);
@@ -748,6 +767,7 @@ class KernelImpl implements Kernel {
     if (record.state === "stopped") return;
     const was = record.state;
     this.cancelRestart(record);
+    this.cancelSwapWatch(record);
     if (record.state === "running") {
       await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise;
     }
@@ -933,7 +953,10 @@ class KernelImpl implements Kernel {
 
   close(): Promise<void> {
     this.closed ??= (async () => {
-      for (const r of this.bySid.values()) this.cancelRestart(r);
+      for (const r of this.bySid.values()) {
+        this.cancelRestart(r);
+        this.cancelSwapWatch(r);
+      }
       try {
         await this.pool.close(CLOSE_GRACE_MS);
         for (const r of this.bySid.values()) if (r.state === "running" || r.state === "restarting") r.state = "stopped";
@@ -1029,27 +1052,29 @@ class KernelImpl implements Kernel {
     }
     const tenant = checkTenant(s.tenant);
     const service = checkService(s.service);
-    const code = s.code;
-    if (typeof code !== "string" || code.trim() === "") {
-      throw new SoloError(
-        "SOLO_ERR_REQUEST_INVALID",
-        `deploy: code must be a non-empty string of JavaScript or TypeScript, got ${describeType(code)}`,
-        {
-          field: "code",
-        },
-      );
-    }
-    const size = Buffer.byteLength(code);
-    if (size > this.opts.maxCodeBytes) {
-      throw new SoloError("SOLO_ERR_DEPLOY_CODE_TOO_LARGE", `deploy: code is ${size} bytes, over the limit of ${this.opts.maxCodeBytes}`, {
-        field: "code",
-        limit: this.opts.maxCodeBytes,
-      });
-    }
+    const code = this.checkCode(s.code, "deploy");
     const limits = resolveLimits(s.limits, this.opts.limits);
     const supervision = resolveSupervision(s.supervision, this.opts.supervision);
     const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
     return { tenant, service, code, args, limits, supervision };
+  }
+
+  private checkCode(code: unknown, what: string): string {
+    if (typeof code !== "string" || code.trim() === "") {
+      throw new SoloError(
+        "SOLO_ERR_REQUEST_INVALID",
+        `${what}: code must be a non-empty string of JavaScript or TypeScript, got ${describeType(code)}`,
+        { field: "code" },
+      );
+    }
+    const size = Buffer.byteLength(code);
+    if (size > this.opts.maxCodeBytes) {
+      throw new SoloError("SOLO_ERR_DEPLOY_CODE_TOO_LARGE", `${what}: code is ${size} bytes, over the limit of ${this.opts.maxCodeBytes}`, {
+        field: "code",
+        limit: this.opts.maxCodeBytes,
+      });
+    }
+    return code;
   }
 
   private assertOpen(): void {
@@ -1254,7 +1279,230 @@ class KernelImpl implements Kernel {
       payload: { version: r.version, crash, ...(phase ? { phase } : {}) },
       causationId: r.causeId,
     });
+    const watch = r.swapWatch;
+    if (watch) {
+      r.swapWatch = undefined;
+      this.opts.clock.clearTimeout(watch.timer);
+      r.state = "restarting";
+      void this.rollBackAfterCrash(r, watch, cause);
+      return;
+    }
     this.supervise(r, cause);
+  }
+
+  // ---- hot swap ---------------------------------------------------------------------------
+
+  async swap(tenant: string, service: string, code: string, options: SwapOptions = {}): Promise<Deployment> {
+    this.assertOpen();
+    const r = this.running(tenant, service);
+    const checked = this.checkCode(code, "swap");
+    const windowMs = checkWindow(options);
+    const key = `${r.tenant}/${r.service}`;
+    if (this.deploying.has(key)) {
+      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${r.service} is being deployed, restarted or swapped in tenant ${r.tenant}`, {
+        tenant: r.tenant,
+        service: r.service,
+      });
+    }
+    const version = (this.versions.get(key) ?? 0) + 1;
+    this.deploying.add(key);
+    try {
+      const { fresh, state } = await this.swapIn(r, checked, version, r.version).catch(async (err: unknown) => {
+        const error = SoloError.from(err);
+        await this.record({
+          tenant: r.tenant,
+          type: "hot_swap_failed",
+          subject: r.service,
+          payload: {
+            from: r.version,
+            to: version,
+            reason: error.reason,
+            message: error.message.slice(0, 1000),
+            details: clipDetails(error.details),
+          },
+          causationId: r.causeId,
+        });
+        throw error;
+      });
+      const { events } = await this.log.write(
+        [
+          {
+            t: "deployment.put",
+            deployment: {
+              tenant: r.tenant,
+              service: r.service,
+              version,
+              code: checked,
+              args: r.args,
+              limits: JSON.stringify(r.limits),
+              supervision: JSON.stringify(r.supervision),
+              deployedAt: Date.now(),
+            },
+          },
+        ],
+        [
+          {
+            tenant: r.tenant,
+            type: "hot_swap_started",
+            subject: r.service,
+            payload: { from: r.version, to: version, rollbackWindowMs: windowMs },
+            causationId: r.causeId,
+          },
+        ],
+      );
+      fresh.causeId = (events[0] as SoloEvent).id;
+      this.versions.set(key, version);
+      this.breakers.delete(key);
+      const settle = (): void => {
+        if (fresh.swapWatch === undefined) return;
+        fresh.swapWatch = undefined;
+        void this.record({
+          tenant: r.tenant,
+          type: "hot_swap_succeeded",
+          subject: r.service,
+          payload: { from: r.version, to: version },
+          causationId: fresh.causeId,
+        });
+      };
+      fresh.swapWatch = { from: r, state, timer: this.opts.clock.setTimeout(settle, windowMs) };
+      if (windowMs === 0) {
+        this.opts.clock.clearTimeout(fresh.swapWatch.timer);
+        settle();
+      }
+      return { tenant: r.tenant, service: r.service, version };
+    } finally {
+      this.deploying.delete(key);
+    }
+  }
+
+  async rollback(tenant: string, service: string, version?: number): Promise<Deployment> {
+    this.assertOpen();
+    const r = this.running(tenant, service);
+    const key = `${r.tenant}/${r.service}`;
+    const history = await this.storeOrThrow().deploymentHistory(r.tenant, r.service);
+    const target =
+      version === undefined ? [...history].reverse().find((d) => d.version < r.version) : history.find((d) => d.version === version);
+    if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) {
+      throw new SoloError("SOLO_ERR_REQUEST_INVALID", "rollback: version must be a positive integer", { field: "version" });
+    }
+    if (!target || target.version === r.version) {
+      throw new SoloError(
+        "SOLO_ERR_VERSION_NOT_FOUND",
+        version === undefined
+          ? `service ${r.service} has no version before ${r.version} to roll back to`
+          : `service ${r.service} has no version ${version} other than the running one`,
+        { tenant: r.tenant, service: r.service, versions: history.map((d) => d.version) },
+      );
+    }
+    if (this.deploying.has(key)) {
+      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${r.service} is being deployed, restarted or swapped in tenant ${r.tenant}`, {
+        tenant: r.tenant,
+        service: r.service,
+      });
+    }
+    this.deploying.add(key);
+    try {
+      this.cancelSwapWatch(r);
+      const { fresh } = await this.swapIn(r, target.code, target.version, r.version);
+      const { events } = await this.log.write(
+        [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: target.version }],
+        [
+          {
+            tenant: r.tenant,
+            type: "hot_swap_rolled_back",
+            subject: r.service,
+            payload: { from: r.version, to: target.version, by: "operator" },
+            causationId: r.causeId,
+          },
+        ],
+      );
+      fresh.causeId = (events[0] as SoloEvent).id;
+      this.breakers.delete(key);
+      return { tenant: r.tenant, service: r.service, version: target.version };
+    } finally {
+      this.deploying.delete(key);
+    }
+  }
+
+  /** Replaces a running service's code on its scheduler (between two messages); returns the new record. */
+  private async swapIn(
+    r: ServiceRecord,
+    code: string,
+    version: number,
+    fromVersion: number,
+  ): Promise<{ fresh: ServiceRecord; state: string }> {
+    const stripped = stripTypes(code, `${r.service}.ts`);
+    const filename = stripped === code ? `${r.service}.js` : `${r.service}.ts`;
+    const reply = JSON.parse(
+      await this.pool.request(r.scheduler, (rid) => ({
+        op: "swap",
+        rid,
+        sid: r.sid,
+        version,
+        fromVersion,
+        filename,
+        code: stripped,
+        limits: r.limits,
+      })).promise,
+    ) as { handlers: string[]; state: string };
+    const fresh: ServiceRecord = {
+      ...r,
+      version,
+      code,
+      handlers: Object.freeze([...reply.handlers]),
+      causeId: r.causeId,
+      restarts: 0,
+      restartTimes: [],
+      swapWatch: undefined,
+      deployedAt: new Date().toISOString(),
+    };
+    delete fresh.crash;
+    this.bySid.set(fresh.sid, fresh);
+    if (this.tenants.get(r.tenant)?.get(r.service) === r) this.named(r.tenant).set(r.service, fresh);
+    return { fresh, state: reply.state };
+  }
+
+  // The new version crashed inside its rollback window: the previous code comes back with the state
+  // captured at the swap (no init), and the store points at the previous version again.
+  private async rollBackAfterCrash(
+    r: ServiceRecord,
+    watch: NonNullable<ServiceRecord["swapWatch"]>,
+    cause: Promise<SoloEvent | undefined>,
+  ): Promise<void> {
+    const key = `${r.tenant}/${r.service}`;
+    const old = watch.from;
+    this.deploying.add(key);
+    try {
+      const fresh = await this.launch(old, r, watch.state);
+      fresh.crash = r.crash;
+      const crashEvent = await cause;
+      const { events } = await this.log.write(
+        [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: old.version }],
+        [
+          {
+            tenant: r.tenant,
+            type: "hot_swap_rolled_back",
+            subject: r.service,
+            payload: { from: r.version, to: old.version, by: "watchdog", crash: r.crash ?? null },
+            causationId: crashEvent?.id ?? r.causeId,
+          },
+        ],
+      );
+      fresh.causeId = (events[0] as SoloEvent).id;
+      this.breakers.delete(key);
+    } catch (err) {
+      console.error(`solo: rolling ${key} back to version ${old.version} failed:`, err);
+      r.state = "crashed";
+      this.supervise(r, cause);
+    } finally {
+      this.deploying.delete(key);
+    }
+  }
+
+  private cancelSwapWatch(r: ServiceRecord): void {
+    if (!r.swapWatch) return;
+    this.opts.clock.clearTimeout(r.swapWatch.timer);
+    r.swapWatch = undefined;
   }
 
   private supervise(r: ServiceRecord, cause: number | null | Promise<SoloEvent | undefined>): void {
@@ -1412,6 +1660,23 @@ function checkIdentity(spec: unknown): { tenant: string; service: string } {
 function clipDetails(details: Readonly<Record<string, unknown>>): unknown {
   const json = JSON.stringify(details);
   return json.length <= 4096 ? details : { clipped: true, keys: Object.keys(details).slice(0, 20) };
+}
+
+const DEFAULT_ROLLBACK_WINDOW_MS = 30_000;
+
+function checkWindow(options: unknown): number {
+  if (options === null || typeof options !== "object") {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "swap options must be an object like { rollbackWindowMs: 30000 }", {
+      field: "options",
+    });
+  }
+  const w = (options as { rollbackWindowMs?: unknown }).rollbackWindowMs ?? DEFAULT_ROLLBACK_WINDOW_MS;
+  if (typeof w !== "number" || !Number.isInteger(w) || w < 0 || w > 3_600_000) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "swap: rollbackWindowMs must be an integer from 0 to 3600000", {
+      field: "rollbackWindowMs",
+    });
+  }
+  return w;
 }
 
 function checkCallOptions(options: unknown): { timeoutMs: number; signal: AbortSignal | undefined } {

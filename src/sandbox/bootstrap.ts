@@ -437,6 +437,18 @@ function run(op, a, b) {
       return invoke(op, [jsonParse(a), state, makeContext("")]);
     case "codeChange":
       return invoke(op, [jsonParse(a), state, makeContext("")]);
+    case "export":
+      // The state leaving for another version: strict JSON within stateBytes, or a described error.
+      try {
+        return "R" + encode(state, "the state", meta.stateBytes);
+      } catch (e) {
+        return describe(e);
+      }
+    case "adopt":
+      // The state arriving from another version; with a version in b, that version's state goes
+      // through this code's codeChange(fromVersion, state).
+      state = jsonParse(a);
+      return b === "" ? "S" : invoke("codeChange", [jsonParse(b), state, makeContext("")]);
     case "resolve": {
       const entry = apply(mapGet, pending, [a]);
       if (entry === undefined) return "S";

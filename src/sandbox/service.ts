@@ -132,7 +132,7 @@ export class ServiceSandbox {
       this.install = ctx.getProp(pair.value, 0);
       this.run = ctx.getProp(pair.value, 1);
       pair.value.dispose();
-      for (const op of ["call", "cast", "info", "init", "terminate", "resolve"]) this.ops.set(op, ctx.newString(op));
+      for (const op of ["call", "cast", "info", "init", "terminate", "resolve", "export", "adopt"]) this.ops.set(op, ctx.newString(op));
       this.fast = new FastCall(this.engine, ctx);
 
       this.beginMessage();
@@ -177,7 +177,7 @@ export class ServiceSandbox {
   }
 
   /** Starts a new message (`init`, `call`, `cast`, `info`, `terminate`) with a fresh CPU budget. */
-  begin(op: "init" | "call" | "cast" | "info" | "terminate", a: string, b = ""): Outcome {
+  begin(op: "init" | "call" | "cast" | "info" | "terminate" | "export" | "adopt", a: string, b = ""): Outcome {
     this.beginMessage();
     this.awaitingSettle = true;
     this.settled = undefined;

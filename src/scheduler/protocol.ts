@@ -20,6 +20,19 @@ export type ToScheduler =
       readonly code: string;
       readonly args: string;
       readonly limits: ServiceLimits;
+      /** Start from this state (JSON) instead of running init: a rollback to a captured state. */
+      readonly state?: string;
+    }
+  | {
+      readonly op: "swap";
+      readonly rid: number;
+      readonly sid: number;
+      readonly version: number;
+      /** The version whose state the new code's codeChange receives; 0 to adopt it as it is. */
+      readonly fromVersion: number;
+      readonly filename: string;
+      readonly code: string;
+      readonly limits: ServiceLimits;
     }
   | { readonly op: "call"; readonly rid: number; readonly sid: number; readonly payload: string; readonly deadline: number }
   | { readonly op: "cast"; readonly sid: number; readonly payload: string }

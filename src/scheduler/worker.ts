@@ -8,6 +8,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { QuickJSWASMModule } from "quickjs-emscripten-core";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
+import type { ServiceLimits } from "../kernel/limits.ts";
 import { NAME_PATTERN } from "../kernel/names.ts";
 import { instantiateEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
@@ -18,7 +19,9 @@ const DEFAULT_CALL_TIMEOUT_MS = 5000;
 const IO_TIMEOUT_MS = 30_000;
 const SLICE_MS = 10;
 
-type MessageKind = "init" | "call" | "cast" | "info";
+// "adopt" starts a service from a given state instead of init (a rollback); "swap" replaces its
+// code between two messages.
+type MessageKind = "init" | "adopt" | "call" | "cast" | "info" | "swap";
 
 interface Message {
   readonly kind: MessageKind;
@@ -41,6 +44,8 @@ interface OutCall {
 interface Tenant {
   readonly name: string;
   engine: Promise<QuickJSWASMModule> | undefined;
+  /** The engine once instantiated, for work that cannot wait (a swap between two messages). */
+  module?: QuickJSWASMModule;
   readonly byName: Map<string, Service>;
 }
 
@@ -50,7 +55,7 @@ class Service {
   readonly sid: number;
   readonly name: string;
   readonly tenant: Tenant;
-  readonly sandbox: ServiceSandbox;
+  sandbox: ServiceSandbox;
   status: Status = "starting";
   handlers: readonly string[] = [];
   readonly mailbox = new Queue<Message>();
@@ -186,8 +191,12 @@ function step(s: Service): void {
     const m = s.mailbox.shift();
     if (!m) return;
     if (m.deadline !== 0 && Date.now() > m.deadline) return; // its caller has given up already
-    s.current = m;
     s.dirty = true;
+    if (m.kind === "swap") {
+      swapNow(s, m);
+      return;
+    }
+    s.current = m;
     settle(s, s.sandbox.begin(m.kind, m.payload, m.fromName));
   } catch (err) {
     poisonTenant(s.tenant, err);
@@ -225,7 +234,7 @@ function settle(s: Service, o: Outcome): void {
       return;
     }
     case "done":
-      if (m.kind === "init") {
+      if (m.kind === "init" || m.kind === "adopt") {
         s.status = "running";
         respond(m, `R${JSON.stringify({ handlers: s.handlers })}`);
       } else if (m.kind === "call") {
@@ -250,6 +259,67 @@ function settle(s: Service, o: Outcome): void {
       s.current = m; // crash() answers the message that failed
       crash(s, o.crash);
       return;
+  }
+}
+
+// A hot swap, between two messages: the state leaves the old version as JSON, the new module is
+// loaded in a fresh runtime, adopts the state through its codeChange(fromVersion, state), and only
+// then replaces the old one. Any failure leaves the old version running, untouched.
+function swapNow(s: Service, m: Message): void {
+  const spec = JSON.parse(m.payload) as { version: number; fromVersion: number; filename: string; code: string; limits: ServiceLimits };
+  const fail = (e: ErrorData): void => respond(m, encodeError(e));
+  const engine = s.tenant.module;
+  if (!engine) {
+    fail(errorData("SOLO_ERR_INTERNAL", "the tenant's engine is not ready"));
+    return;
+  }
+  const old = s.sandbox;
+  const exported = old.begin("export", "");
+  old.endMessage();
+  if (exported.t !== "reply") {
+    const why = exported.t === "failed" ? exported.crash.message : "no state";
+    fail(errorData("SOLO_ERR_SWAP_FAILED", `the state of ${s.name} cannot move to the new version: ${why}`, { phase: "export" }));
+    return;
+  }
+  let next: ServiceSandbox | undefined;
+  try {
+    next = new ServiceSandbox(
+      engine,
+      { tenant: s.tenant.name, service: s.name, version: spec.version, filename: spec.filename, limits: spec.limits },
+      hostFor(s.sid),
+    );
+    const handlers = next.load(spec.code);
+    const adopted = next.begin("adopt", exported.json, spec.fromVersion === 0 ? "" : String(spec.fromVersion));
+    next.endMessage();
+    if (adopted.t !== "done") {
+      const why =
+        adopted.t === "failed"
+          ? adopted.crash.message
+          : adopted.t === "pending"
+            ? "codeChange returned a promise; it must return the new state synchronously"
+            : "codeChange gave no state";
+      next.dispose();
+      fail(
+        errorData("SOLO_ERR_SWAP_FAILED", `codeChange of the new version failed: ${why}`, {
+          phase: "codeChange",
+          ...(adopted.t === "failed" ? { crash: adopted.crash } : {}),
+        }),
+      );
+      return;
+    }
+    s.sandbox = next;
+    s.handlers = handlers;
+    old.dispose();
+    respond(m, `R${JSON.stringify({ handlers, state: exported.json })}`);
+  } catch (err) {
+    if (err instanceof EngineFault) {
+      fail(SoloError.from(err).toData());
+      poisonTenant(s.tenant, err);
+      return;
+    }
+    next?.dispose();
+    const e = SoloError.from(err);
+    fail(errorData("SOLO_ERR_SWAP_FAILED", `the new version cannot be loaded: ${e.message}`, { phase: "load", cause: e.toData() }));
   }
 }
 
@@ -323,7 +393,7 @@ function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): 
     s.current = undefined;
   }
   for (const m of s.mailbox.drain()) {
-    if (m.kind === "call" || m.kind === "init") respond(m, encoded);
+    if (m.rid !== undefined || m.from) respond(m, encoded);
     else s.unhandled++;
   }
   for (const t of s.timers.values()) clearTimeout(t);
@@ -592,6 +662,7 @@ async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void>
   let engine: QuickJSWASMModule;
   try {
     engine = await t.engine;
+    t.module = engine;
   } catch (err) {
     t.engine = undefined;
     send({ op: "err", rid: op.rid, error: SoloError.from(err).toData() });
@@ -627,7 +698,8 @@ async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void>
   }
   if (previous) services.delete(previous.sid);
   t.byName.set(op.service, s);
-  s.mailbox.push({ kind: "init", payload: op.args, rid: op.rid, fromName: "", deadline: 0, chain: [] });
+  if (op.state !== undefined) s.mailbox.push({ kind: "adopt", payload: op.state, rid: op.rid, fromName: "", deadline: 0, chain: [] });
+  else s.mailbox.push({ kind: "init", payload: op.args, rid: op.rid, fromName: "", deadline: 0, chain: [] });
   schedule(s);
 }
 
@@ -694,6 +766,17 @@ function receive(batch: readonly ToScheduler[]): void {
         clearTimeout(out.timer);
         s.outCalls.delete(op.cid);
         s.resumes.push([op.cid, op.outcome]);
+        schedule(s);
+        break;
+      }
+      case "swap": {
+        const s = services.get(op.sid);
+        if (s?.status !== "running") {
+          send({ op: "err", rid: op.rid, error: errorData("SOLO_ERR_SERVICE_CRASHED", "the service is not running") });
+          break;
+        }
+        // In mailbox order: what was sent before the swap is handled by the old version.
+        s.mailbox.push({ kind: "swap", payload: JSON.stringify(op), rid: op.rid, fromName: "", deadline: 0, chain: [] });
         schedule(s);
         break;
       }

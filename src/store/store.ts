@@ -114,6 +114,8 @@ export interface DeploymentRecord {
 export type Mutation =
   | { readonly t: "deployment.put"; readonly deployment: DeploymentRecord }
   | { readonly t: "deployment.kill"; readonly tenant: string; readonly service: string }
+  /** Makes an existing version the one that runs (and is recovered): a rollback. */
+  | { readonly t: "deployment.activate"; readonly tenant: string; readonly service: string; readonly version: number }
   | {
       readonly t: "kv.put";
       readonly tenant: string;

@@ -18,6 +18,7 @@ export const EVENT_TYPES = [
   "service_restarted",
   "service_failed",
   // hot swap
+  "hot_swap_started",
   "hot_swap_succeeded",
   "hot_swap_failed",
   "hot_swap_rolled_back",

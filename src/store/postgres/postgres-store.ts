@@ -230,6 +230,14 @@ class PostgresStore implements Store {
         ]);
         return (r.rowCount ?? 0) > 0;
       }
+      case "deployment.activate": {
+        await client.query("UPDATE deployments SET version = $1, active = TRUE WHERE tenant = $2 AND service = $3", [
+          m.version,
+          m.tenant,
+          m.service,
+        ]);
+        return true;
+      }
       case "kv.put": {
         const old = (
           await client.query("SELECT value FROM kv WHERE tenant = $1 AND service = $2 AND key = $3", [m.tenant, m.service, m.key])

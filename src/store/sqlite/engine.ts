@@ -177,6 +177,10 @@ export class SqliteEngine {
         const r = this.stmt("UPDATE deployments SET active = 0 WHERE tenant = ? AND service = ? AND active = 1").run(m.tenant, m.service);
         return Number(r.changes) > 0;
       }
+      case "deployment.activate": {
+        this.stmt("UPDATE deployments SET version = ?, active = 1 WHERE tenant = ? AND service = ?").run(m.version, m.tenant, m.service);
+        return true;
+      }
       case "kv.put": {
         const old = this.stmt("SELECT value FROM kv WHERE tenant = ? AND service = ? AND key = ?").get(m.tenant, m.service, m.key) as
           | Row
