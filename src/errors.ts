@@ -46,6 +46,7 @@ export const REASONS = {
   SOLO_ERR_DEPLOY_EXPORT_INVALID: "invalid_argument",
   SOLO_ERR_DEPLOY_INIT_FAILED: "failed_precondition",
   SOLO_ERR_DEPLOY_EXISTS: "already_exists",
+  SOLO_ERR_DEPLOY_REJECTED: "invalid_argument",
   SOLO_ERR_SERVICE_NOT_FOUND: "not_found",
   SOLO_ERR_SERVICE_CRASHED: "unavailable",
   SOLO_ERR_SERVICE_STOPPED: "unavailable",

@@ -9,6 +9,7 @@
  * await kernel.close();
  */
 export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./errors.ts";
+export { type Finding, RULES, type RuleId } from "./kernel/analyzer/analyze.ts";
 export {
   type CallOptions,
   type Deployment,
@@ -20,6 +21,7 @@ export {
   type ServiceInfo,
   type ServiceState,
   type ServiceUsage,
+  type SwapOptions,
   type TenantUsage,
 } from "./kernel/kernel.ts";
 export {

@@ -99,13 +99,15 @@ describe("swap()", () => {
     const bad = [
       ["export default { handleCall(r, s) { return { reply: 0, state: s } }, codeChange() { throw new Error('no') } }", "codeChange"],
       ["export default { handleCall(r, s) { return { reply: 0, state: s } }, codeChange(f, s) {} }", "codeChange"],
-      ["export default 42", "load"],
+      ["const broken = null;\nbroken.field;\nexport default { handleCall(r, s) { return { reply: 0, state: s } } }", "load"],
+      ["export default 42", "analyzer"],
       ["export default { handleCall(", "syntax"],
     ] as const;
     let n = 1;
     for (const [code, phase] of bad) {
       const err = await rejection(k.swap("hs", "keep", code));
       if (phase === "syntax") assert.equal(err.reason, "SOLO_ERR_DEPLOY_SYNTAX", code);
+      else if (phase === "analyzer") assert.equal(err.reason, "SOLO_ERR_DEPLOY_REJECTED", code);
       else {
         assert.equal(err.reason, "SOLO_ERR_SWAP_FAILED", code);
         assert.equal(err.details.phase, phase, code);
@@ -115,7 +117,7 @@ describe("swap()", () => {
     }
     assert.equal(k.status("hs", "keep").version, 1);
     const failed = (await k.events({ tenant: "hs", types: ["hot_swap_failed"] })).events;
-    assert.equal(failed.length, 4);
+    assert.equal(failed.length, 5);
   });
 
   it("rolls back to the previous code and the state captured at the swap when the new version crashes in its window", async () => {

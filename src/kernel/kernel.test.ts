@@ -37,6 +37,7 @@ describe("Kernel", () => {
         tenant: "acme",
         service: "counter",
         version: 1,
+        findings: [],
       });
       assert.equal(await kernel.call("acme", "counter", "inc"), 42);
       assert.equal(await kernel.call("acme", "counter", "inc"), 43);
@@ -93,10 +94,15 @@ export default {
       assert.match(String(err.details.hint), /as const/);
     });
 
-    it("refuses a module without a handler object", async () => {
+    it("refuses a module without a handler object, with the analyzer's finding", async () => {
       for (const code of ["export default 42;", "export default { init() { return 1 } }", "export default { handleCall: 3 }"]) {
         const err = await rejection(kernel.deploy({ tenant: "acme", service: "shapeless", code }));
-        assert.equal(err.reason, "SOLO_ERR_DEPLOY_EXPORT_INVALID", code);
+        assert.equal(err.reason, "SOLO_ERR_DEPLOY_REJECTED", code);
+        const findings = err.details.findings as Array<{ rule: string; severity: string; line: number }>;
+        assert.ok(
+          findings.some((f) => f.rule === "default-export" && f.severity === "error" && f.line === 1),
+          code,
+        );
       }
       assert.equal(
         kernel.list("acme").find((s) => s.service === "shapeless"),
@@ -106,8 +112,8 @@ export default {
 
     it("refuses a module without a default export", async () => {
       const err = await rejection(kernel.deploy({ tenant: "acme", service: "nodefault", code: "export const x = 1;" }));
-      assert.equal(err.reason, "SOLO_ERR_DEPLOY_EXPORT_INVALID");
-      assert.match(err.message, /no default export/);
+      assert.equal(err.reason, "SOLO_ERR_DEPLOY_REJECTED");
+      assert.match(err.message, /default export/);
     });
 
     it("refuses a second deploy of a running service", async () => {
@@ -294,6 +300,7 @@ export default {
         tenant: "again",
         service: "svc",
         version: 2,
+        findings: [],
       });
       assert.equal(await kernel.call("again", "svc"), 1);
     });

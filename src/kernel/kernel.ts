@@ -9,6 +9,7 @@ import { SchedulerPool } from "../scheduler/pool.ts";
 import type { FromScheduler } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
 import type { DeploymentRecord, Store } from "../store/store.ts";
+import { analyze, type Finding } from "./analyzer/analyze.ts";
 import { type BreakerState, type CallOutcome, CircuitBreaker } from "./breaker/breaker.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir.ts";
 import {
@@ -57,6 +58,11 @@ export interface KernelOptions {
   readonly clock?: Clock;
   /** What each tenant may use in all (services, memory). */
   readonly tenantLimits?: Partial<TenantLimits>;
+  /**
+   * `enforce` (default): analyzer errors refuse a deploy or swap. `warn`: they are only reported
+   * (for testing the sandbox itself, which stays the boundary either way).
+   */
+  readonly analyzer?: "enforce" | "warn";
 }
 
 /** Options for {@link Kernel.swap}. */
@@ -96,6 +102,8 @@ export interface Deployment {
   readonly tenant: string;
   readonly service: string;
   readonly version: number;
+  /** What the analyzer found in the code that did not block it (warnings; errors when `analyzer: "warn"`). */
+  readonly findings: readonly Finding[];
 }
 
 /** Options for {@link Kernel.call}. */
@@ -251,7 +259,9 @@ const OPTION_KEYS = new Set([
   "supervision",
   "clock",
   "tenantLimits",
+  "analyzer",
 ]);
+const FINDINGS_RECORDED = 50;
 // Services recovered at once when a kernel opens over existing state.
 const RECOVERY_CONCURRENCY = 64;
 const FAILURES_LISTED = 100;
@@ -280,6 +290,7 @@ export async function openKernel(options: KernelOptions = {}): Promise<Kernel> {
 }
 
 interface ResolvedOptions {
+  readonly analyzer: "enforce" | "warn";
   readonly database: string | undefined;
   readonly tenantLimits: TenantLimits;
   readonly supervision: SupervisionPolicy;
@@ -340,7 +351,12 @@ function checkOptions(options: unknown): ResolvedOptions {
       field: "clock",
     });
   }
+  const analyzerMode = o.analyzer ?? "enforce";
+  if (analyzerMode !== "enforce" && analyzerMode !== "warn") {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", 'openKernel: analyzer must be "enforce" or "warn"', { field: "analyzer" });
+  }
   return {
+    analyzer: analyzerMode,
     database,
     tenantLimits: resolveTenantLimits(o.tenantLimits, DEFAULT_TENANT_LIMITS),
     supervision: resolveSupervision(o.supervision, DEFAULT_SUPERVISION),
@@ -582,6 +598,7 @@ class KernelImpl implements Kernel {
         );
       }
       this.checkTenantRoom(tenant, service);
+      const { stripped, findings } = this.analyzeCode(code, service, "deploy");
       this.deploying.add(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
       if (previous?.state === "restarting") {
@@ -591,7 +608,7 @@ class KernelImpl implements Kernel {
       try {
         const deployedAt = Date.now();
         const record = await this.launch(
-          { tenant, service, version, code, args, limits, supervision, deployedAt: new Date(deployedAt).toISOString() },
+          { tenant, service, version, code, stripped, args, limits, supervision, deployedAt: new Date(deployedAt).toISOString() },
           previous,
         );
         // Acknowledged only once the deployment and its event are durable; if they cannot be
@@ -624,6 +641,7 @@ class KernelImpl implements Kernel {
                   codeBytes: Buffer.byteLength(code),
                   codeSha256: createHash("sha256").update(code).digest("hex"),
                   handlers: [...record.handlers],
+                  findings: findings.slice(0, FINDINGS_RECORDED),
                 },
               },
             ],
@@ -643,7 +661,7 @@ class KernelImpl implements Kernel {
         record.causeId = event.id;
         this.versions.set(key, version);
         this.breakers.delete(key);
-        return { tenant, service, version };
+        return { tenant, service, version, findings };
       } finally {
         this.deploying.delete(key);
       }
@@ -670,7 +688,7 @@ class KernelImpl implements Kernel {
    */
   private async launch(spec: LaunchSpec, previous?: ServiceRecord, state?: string): Promise<ServiceRecord> {
     const { tenant, service, version, code, args, limits, supervision, deployedAt } = spec;
-    const stripped = stripTypes(code, `${service}.ts`);
+    const stripped = spec.stripped ?? stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
     const scheduler = this.place(tenant);
     const record: ServiceRecord = {
@@ -941,7 +959,7 @@ class KernelImpl implements Kernel {
         causationId: r.causeId,
       });
       fresh.causeId = event.id;
-      return { tenant: r.tenant, service: r.service, version: r.version };
+      return { tenant: r.tenant, service: r.service, version: r.version, findings: [] };
     } finally {
       this.deploying.delete(key);
     }
@@ -1057,6 +1075,23 @@ class KernelImpl implements Kernel {
     const supervision = resolveSupervision(s.supervision, this.opts.supervision);
     const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
     return { tenant, service, code, args, limits, supervision };
+  }
+
+  // The analyzer reads the code with its types stripped (positions are the author's). Its errors
+  // refuse the code with every finding attached; its warnings travel with the result.
+  private analyzeCode(code: string, service: string, what: string): { stripped: string; findings: Finding[] } {
+    const stripped = stripTypes(code, `${service}.ts`);
+    const { findings } = analyze(stripped);
+    const errors = findings.filter((f) => f.severity === "error");
+    if (errors.length > 0 && this.opts.analyzer === "enforce") {
+      const first = errors[0] as Finding;
+      throw new SoloError(
+        "SOLO_ERR_DEPLOY_REJECTED",
+        `${what}: the analyzer found ${errors.length} error${errors.length === 1 ? "" : "s"}; first at line ${first.line}, column ${first.column}: ${first.message}`,
+        { findings: findings.slice(0, FINDINGS_RECORDED), hint: first.hint },
+      );
+    }
+    return { stripped, findings };
   }
 
   private checkCode(code: unknown, what: string): string {
@@ -1307,7 +1342,10 @@ class KernelImpl implements Kernel {
     const version = (this.versions.get(key) ?? 0) + 1;
     this.deploying.add(key);
     try {
-      const { fresh, state } = await this.swapIn(r, checked, version, r.version).catch(async (err: unknown) => {
+      const { fresh, state, findings } = await (async () => {
+        const { findings } = this.analyzeCode(checked, r.service, "swap");
+        return { ...(await this.swapIn(r, checked, version, r.version)), findings };
+      })().catch(async (err: unknown) => {
         const error = SoloError.from(err);
         await this.record({
           tenant: r.tenant,
@@ -1369,7 +1407,7 @@ class KernelImpl implements Kernel {
         this.opts.clock.clearTimeout(fresh.swapWatch.timer);
         settle();
       }
-      return { tenant: r.tenant, service: r.service, version };
+      return { tenant: r.tenant, service: r.service, version, findings };
     } finally {
       this.deploying.delete(key);
     }
@@ -1418,7 +1456,7 @@ class KernelImpl implements Kernel {
       );
       fresh.causeId = (events[0] as SoloEvent).id;
       this.breakers.delete(key);
-      return { tenant: r.tenant, service: r.service, version: target.version };
+      return { tenant: r.tenant, service: r.service, version: target.version, findings: [] };
     } finally {
       this.deploying.delete(key);
     }
@@ -1595,6 +1633,8 @@ interface LaunchSpec {
   readonly service: string;
   readonly version: number;
   readonly code: string;
+  /** The code with its types stripped, when the caller has it already. */
+  readonly stripped?: string;
   readonly args: string;
   readonly limits: ServiceLimits;
   readonly supervision: SupervisionPolicy;

@@ -61,8 +61,9 @@ async function expectCrash(
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "solo-test-"));
-  // These tests look at one crash at a time; restarts are the supervisor tests' subject.
-  kernel = await openKernel({ dataDir, schedulers: 2, supervision: { restart: "temporary" } });
+  // These tests look at one crash at a time (restarts are the supervisor tests' subject), and at
+  // code the analyzer would refuse: the sandbox must hold without it.
+  kernel = await openKernel({ dataDir, schedulers: 2, supervision: { restart: "temporary" }, analyzer: "warn" });
   // The bystander lives in its own tenant; a warm-up service in a second tenant makes sure both
   // schedulers have run a service before the hostile ones arrive.
   await kernel.deploy({ tenant: "bystander", service: "echo", code: handler("    return { reply: { pong: request }, state };") });

@@ -103,8 +103,9 @@ async function waitForState(service: string, state: "crashed" | "stopped"): Prom
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "solo-test-"));
-  // These tests look at one crash at a time; restarts are the supervisor tests' subject.
-  kernel = await openKernel({ dataDir, schedulers: 2, supervision: { restart: "temporary" } });
+  // These tests look at one crash at a time (restarts are the supervisor tests' subject), and at
+  // code the analyzer would refuse: the sandbox must hold without it.
+  kernel = await openKernel({ dataDir, schedulers: 2, supervision: { restart: "temporary" }, analyzer: "warn" });
   // A bystander in its own tenant, and a warm-up service so both schedulers have run a service
   // before the small CPU budgets below start counting.
   await kernel.deploy({ tenant: "bystander", service: "echo", code: handler("    return { reply: { pong: request }, state };") });

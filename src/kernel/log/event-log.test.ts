@@ -117,6 +117,7 @@ describe("the event log", () => {
         codeBytes: Buffer.byteLength(COUNTER),
         codeSha256: createHash("sha256").update(COUNTER).digest("hex"),
         handlers: ["init", "handleCall"],
+        findings: [],
       });
       assert.equal(e.id, await headId(kernel));
     });
