@@ -23,7 +23,7 @@ import {
 } from "./limits.ts";
 import { type EventInput, EventLog, type SoloEvent, type VerifyReport } from "./log/event-log.ts";
 import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./log/query.ts";
-import { checkService, checkTenant, describeType } from "./names.ts";
+import { checkMeta, checkService, checkTenant, describeType, NO_META, type ServiceMeta, TAG_PATTERN } from "./names.ts";
 import { ServiceIo } from "./service-io.ts";
 import {
   type Clock,
@@ -95,6 +95,10 @@ export interface DeploySpec {
   readonly limits?: LimitsInput;
   /** How the tenant's supervisor restarts this service (overrides the kernel's default). */
   readonly supervision?: SupervisionInput;
+  /** Labels for discovery: `list(tenant, { tag })`. Up to 32, each 1-64 of a-z 0-9 _ . : - */
+  readonly tags?: readonly string[];
+  /** Flat descriptive data (string, number, boolean or null values), up to 4 KiB of JSON. */
+  readonly metadata?: Readonly<Record<string, string | number | boolean | null>>;
 }
 
 /** What a successful deploy returns. */
@@ -150,6 +154,8 @@ export interface ServiceInfo {
   readonly supervision: SupervisionPolicy;
   /** The service's circuit breaker: `closed`, `open` or `half_open`, and the failures counted while closed. */
   readonly breaker: { readonly state: BreakerState; readonly consecutiveFailures: number };
+  readonly tags: readonly string[];
+  readonly metadata: ServiceMeta["metadata"];
 }
 
 /** One line a service logged. */
@@ -175,8 +181,8 @@ export interface Kernel {
   cast(tenant: string, service: string, message?: unknown): Promise<void>;
   /** Stops a service (running `terminate` if it is idle); pending calls are rejected. */
   kill(tenant: string, service: string): Promise<void>;
-  /** The tenant's services with their state and usage. */
-  list(tenant: string): ServiceInfo[];
+  /** The tenant's services with their state and usage; with `tag`, only the services carrying it. */
+  list(tenant: string, filter?: { readonly tag?: string }): ServiceInfo[];
   /** One service's state, version, restarts, last crash, limits, supervision and usage. */
   status(tenant: string, service: string): ServiceInfo;
   /** A tenant's totals (services, memory, mailboxes, dropped messages) and its limits. */
@@ -220,6 +226,7 @@ interface ServiceRecord {
   /** The author's source and the init args, to start this version again. */
   readonly code: string;
   readonly args: string;
+  readonly meta: ServiceMeta;
   readonly supervision: SupervisionPolicy;
   restarts: number;
   /** When the supervisor restarted it (clock ms), for the intensity window. */
@@ -248,7 +255,7 @@ const MAX_CALL_TIMEOUT_MS = 600_000;
 const DEFAULT_MAX_CODE_BYTES = 1024 * 1024;
 const LOG_LINES_KEPT = 200;
 const CLOSE_GRACE_MS = 5000;
-const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision"]);
+const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata"]);
 const OPTION_KEYS = new Set([
   "dataDir",
   "schedulers",
@@ -455,7 +462,7 @@ class KernelImpl implements Kernel {
           // Limits are re-resolved over today's defaults: a field added since has its default.
           limits = resolveLimits(JSON.parse(d.limits) as unknown, this.opts.limits);
           supervision = resolveSupervision(d.supervision ? (JSON.parse(d.supervision) as unknown) : undefined, this.opts.supervision);
-          up.push(await this.launch({ ...d, limits, supervision, deployedAt: new Date(d.deployedAt).toISOString() }));
+          up.push(await this.launch({ ...d, limits, supervision, meta: metaOf(d), deployedAt: new Date(d.deployedAt).toISOString() }));
         } catch (err) {
           const error = SoloError.from(err);
           down.push({ d, error });
@@ -550,6 +557,7 @@ class KernelImpl implements Kernel {
       version: d.version,
       code: d.code,
       args: d.args,
+      meta: metaOf(d),
       supervision,
       restarts: 0,
       restartTimes: [],
@@ -582,7 +590,7 @@ class KernelImpl implements Kernel {
     const key = `${tenant}/${service}`;
     const version = (this.versions.get(key) ?? 0) + 1;
     try {
-      const { code, args, limits, supervision } = this.checkDeploy(spec);
+      const { code, args, limits, supervision, meta } = this.checkDeploy(spec);
       const previous = this.tenants.get(tenant)?.get(service);
       if (this.deploying.has(key) || previous?.state === "running") {
         throw new SoloError(
@@ -608,7 +616,7 @@ class KernelImpl implements Kernel {
       try {
         const deployedAt = Date.now();
         const record = await this.launch(
-          { tenant, service, version, code, stripped, args, limits, supervision, deployedAt: new Date(deployedAt).toISOString() },
+          { tenant, service, version, code, stripped, args, limits, supervision, meta, deployedAt: new Date(deployedAt).toISOString() },
           previous,
         );
         // Acknowledged only once the deployment and its event are durable; if they cannot be
@@ -627,6 +635,7 @@ class KernelImpl implements Kernel {
                   args,
                   limits: JSON.stringify(limits),
                   supervision: JSON.stringify(supervision),
+                  ...(meta !== NO_META ? { meta: JSON.stringify(meta) } : {}),
                   deployedAt,
                 },
               },
@@ -687,7 +696,7 @@ class KernelImpl implements Kernel {
    * registered under its name (replacing `previous`). Throws the deploy error otherwise.
    */
   private async launch(spec: LaunchSpec, previous?: ServiceRecord, state?: string): Promise<ServiceRecord> {
-    const { tenant, service, version, code, args, limits, supervision, deployedAt } = spec;
+    const { tenant, service, version, code, args, limits, supervision, deployedAt, meta } = spec;
     const stripped = spec.stripped ?? stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
     const scheduler = this.place(tenant);
@@ -698,6 +707,7 @@ class KernelImpl implements Kernel {
       version,
       code,
       args,
+      meta,
       supervision,
       restarts: 0,
       restartTimes: [],
@@ -829,11 +839,15 @@ class KernelImpl implements Kernel {
     }
   }
 
-  list(tenant: string): ServiceInfo[] {
+  list(tenant: string, filter: { readonly tag?: string } = {}): ServiceInfo[] {
     const services = this.tenants.get(checkTenant(tenant));
+    const tag = filter?.tag;
+    if (tag !== undefined && (typeof tag !== "string" || !TAG_PATTERN.test(tag))) {
+      throw new SoloError("SOLO_ERR_REQUEST_INVALID", "list: tag must be a valid tag", { field: "tag" });
+    }
     if (!services) return [];
     const out: ServiceInfo[] = [];
-    for (const r of services.values()) out.push(this.info(r));
+    for (const r of services.values()) if (tag === undefined || r.meta.tags.includes(tag)) out.push(this.info(r));
     return out.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
   }
 
@@ -1052,6 +1066,7 @@ class KernelImpl implements Kernel {
     args: string;
     limits: ServiceLimits;
     supervision: SupervisionPolicy;
+    meta: ServiceMeta;
   } {
     if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
       throw new SoloError(
@@ -1074,7 +1089,7 @@ class KernelImpl implements Kernel {
     const limits = resolveLimits(s.limits, this.opts.limits);
     const supervision = resolveSupervision(s.supervision, this.opts.supervision);
     const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
-    return { tenant, service, code, args, limits, supervision };
+    return { tenant, service, code, args, limits, supervision, meta: checkMeta(s.tags, s.metadata) };
   }
 
   // The analyzer reads the code with its types stripped (positions are the author's). Its errors
@@ -1374,6 +1389,7 @@ class KernelImpl implements Kernel {
               args: r.args,
               limits: JSON.stringify(r.limits),
               supervision: JSON.stringify(r.supervision),
+              ...(r.meta !== NO_META ? { meta: JSON.stringify(r.meta) } : {}),
               deployedAt: Date.now(),
             },
           },
@@ -1635,6 +1651,7 @@ interface LaunchSpec {
   readonly code: string;
   /** The code with its types stripped, when the caller has it already. */
   readonly stripped?: string;
+  readonly meta: ServiceMeta;
   readonly args: string;
   readonly limits: ServiceLimits;
   readonly supervision: SupervisionPolicy;
@@ -1677,7 +1694,16 @@ function infoOf(r: ServiceRecord, breaker: ServiceInfo["breaker"]): ServiceInfo 
     restarts: r.restarts,
     supervision: r.supervision,
     breaker,
+    tags: r.meta.tags,
+    metadata: r.meta.metadata,
   };
+}
+
+/** The tags and metadata stored with a version. */
+function metaOf(d: DeploymentRecord): ServiceMeta {
+  if (!d.meta) return NO_META;
+  const m = JSON.parse(d.meta) as ServiceMeta;
+  return Object.freeze({ tags: Object.freeze([...m.tags]), metadata: Object.freeze({ ...m.metadata }) });
 }
 
 /** The crash a failed start describes, or one made from the error itself. */

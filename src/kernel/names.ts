@@ -59,3 +59,56 @@ export function describeType(value: unknown): string {
   const t = typeof value;
   return t === "object" ? "an object" : t;
 }
+
+/** A tag: 1-64 of a-z, 0-9, `_`, `.`, `:`, `-`, starting with a letter or digit. */
+export const TAG_PATTERN = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
+const MAX_TAGS = 32;
+const MAX_METADATA_BYTES = 4096;
+
+/** Tags and metadata a deploy gives a service, for discovery. */
+export interface ServiceMeta {
+  readonly tags: readonly string[];
+  readonly metadata: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/** No tags, no metadata. */
+export const NO_META: ServiceMeta = Object.freeze({ tags: Object.freeze([]), metadata: Object.freeze({}) });
+
+/** Validates a deploy's `tags` and `metadata` (flat JSON: string, number, boolean or null values). */
+export function checkMeta(tags: unknown, metadata: unknown): ServiceMeta {
+  if (tags === undefined && metadata === undefined) return NO_META;
+  const t = tags ?? [];
+  if (!Array.isArray(t) || t.length > MAX_TAGS) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `deploy: tags must be an array of at most ${MAX_TAGS} tags`, { field: "tags" });
+  }
+  for (const tag of t) {
+    if (typeof tag !== "string" || !TAG_PATTERN.test(tag)) {
+      throw new SoloError(
+        "SOLO_ERR_REQUEST_INVALID",
+        `deploy: tag ${JSON.stringify(String(tag).slice(0, 80))} is not valid: 1-64 of a-z, 0-9, '_', '.', ':', '-', starting with a letter or digit`,
+        { field: "tags" },
+      );
+    }
+  }
+  const m = metadata ?? {};
+  if (m === null || typeof m !== "object" || Array.isArray(m) || Object.getPrototypeOf(m) !== Object.prototype) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "deploy: metadata must be a plain object", { field: "metadata" });
+  }
+  const out: Record<string, string | number | boolean | null> = {};
+  for (const [k, v] of Object.entries(m)) {
+    if (v !== null && typeof v !== "string" && typeof v !== "boolean" && !(typeof v === "number" && Number.isFinite(v))) {
+      throw new SoloError(
+        "SOLO_ERR_REQUEST_INVALID",
+        `deploy: metadata.${k.slice(0, 80)} must be a string, finite number, boolean or null`,
+        {
+          field: `metadata.${k.slice(0, 80)}`,
+        },
+      );
+    }
+    out[k] = v;
+  }
+  if (Buffer.byteLength(JSON.stringify(out)) > MAX_METADATA_BYTES) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `deploy: metadata is over ${MAX_METADATA_BYTES} bytes of JSON`, { field: "metadata" });
+  }
+  return Object.freeze({ tags: Object.freeze([...new Set(t as string[])]), metadata: Object.freeze(out) });
+}

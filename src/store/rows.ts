@@ -48,6 +48,7 @@ export function deploymentFromRow(r: Row): DeploymentRecord {
     args: String(r.args),
     limits: String(r.limits),
     ...(typeof r.supervision === "string" && r.supervision !== "" ? { supervision: r.supervision } : {}),
+    ...(typeof r.meta === "string" && r.meta !== "" ? { meta: r.meta } : {}),
     deployedAt: Number(r.deployed_at),
   };
 }

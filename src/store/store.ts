@@ -107,6 +107,8 @@ export interface DeploymentRecord {
   readonly limits: string;
   /** The resolved supervision policy, as JSON text ("" when deployed before it existed). */
   readonly supervision?: string;
+  /** Tags and metadata given at deploy, as JSON text ("" when none). */
+  readonly meta?: string;
   readonly deployedAt: number;
 }
 

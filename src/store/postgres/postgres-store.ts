@@ -214,8 +214,8 @@ class PostgresStore implements Store {
       case "deployment.put": {
         const d = m.deployment;
         await client.query(
-          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, deployed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-          [d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.deployedAt],
+          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, deployed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+          [d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.deployedAt],
         );
         await client.query(
           "INSERT INTO deployments (tenant, service, version, active) VALUES ($1, $2, $3, TRUE) ON CONFLICT (tenant, service) DO UPDATE SET version = EXCLUDED.version, active = TRUE",
@@ -278,7 +278,7 @@ class PostgresStore implements Store {
 
   async activeDeployments(): Promise<DeploymentRecord[]> {
     const rows = await this.query(
-      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.deployed_at
+      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.deployed_at
          FROM deployments d JOIN deployment_versions v
            ON v.tenant = d.tenant AND v.service = d.service AND v.version = d.version
         WHERE d.active ORDER BY v.tenant, v.service`,
@@ -288,7 +288,7 @@ class PostgresStore implements Store {
 
   async deploymentHistory(tenant: string, service: string): Promise<DeploymentRecord[]> {
     const rows = await this.query(
-      "SELECT tenant, service, version, code, args, limits, supervision, deployed_at FROM deployment_versions WHERE tenant = $1 AND service = $2 ORDER BY version",
+      "SELECT tenant, service, version, code, args, limits, supervision, meta, deployed_at FROM deployment_versions WHERE tenant = $1 AND service = $2 ORDER BY version",
       [tenant, service],
     );
     return rows.map(deploymentFromRow);

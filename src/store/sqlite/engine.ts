@@ -166,8 +166,8 @@ export class SqliteEngine {
       case "deployment.put": {
         const d = m.deployment;
         this.stmt(
-          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ).run(d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.deployedAt);
+          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ).run(d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.deployedAt);
         this.stmt(
           "INSERT INTO deployments (tenant, service, version, active) VALUES (?, ?, ?, 1) ON CONFLICT (tenant, service) DO UPDATE SET version = excluded.version, active = 1",
         ).run(d.tenant, d.service, d.version);
@@ -241,7 +241,7 @@ export class SqliteEngine {
 
   activeDeployments(): DeploymentRecord[] {
     return this.stmt(
-      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.deployed_at
+      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.deployed_at
            FROM deployments d JOIN deployment_versions v
              ON v.tenant = d.tenant AND v.service = d.service AND v.version = d.version
           WHERE d.active = 1 ORDER BY v.tenant, v.service`,
@@ -252,7 +252,7 @@ export class SqliteEngine {
 
   deploymentHistory(tenant: string, service: string): DeploymentRecord[] {
     return this.stmt(
-      "SELECT tenant, service, version, code, args, limits, supervision, deployed_at FROM deployment_versions WHERE tenant = ? AND service = ? ORDER BY version",
+      "SELECT tenant, service, version, code, args, limits, supervision, meta, deployed_at FROM deployment_versions WHERE tenant = ? AND service = ? ORDER BY version",
     )
       .all(tenant, service)
       .map(deploymentFromRow);

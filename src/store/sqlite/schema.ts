@@ -60,4 +60,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
    ) STRICT, WITHOUT ROWID;`,
   // 2: each version's supervision policy (restart type, intensity, backoff).
   `ALTER TABLE deployment_versions ADD COLUMN supervision TEXT NOT NULL DEFAULT '';`,
+  // 3: each version's tags and metadata.
+  `ALTER TABLE deployment_versions ADD COLUMN meta TEXT NOT NULL DEFAULT '';`,
 ];
