@@ -26,7 +26,10 @@ describe("the README tour", () => {
       assert.ok(lines.includes("running 18"), run.stdout);
       assert.ok(lines.includes("19"), run.stdout);
       assert.ok(lines.includes("2 29"), run.stdout);
-      assert.match(run.stdout, /\[\s+'2 service_deployed',\s+'3 service_crashed',\s+'4 service_restarted',\s+'7 service_started',\s+'8 hot_swap_started'\s+\]/);
+      assert.match(
+        run.stdout,
+        /\[\s+'2 service_deployed',\s+'3 service_crashed',\s+'4 service_restarted',\s+'7 service_started',\s+'8 hot_swap_started'\s+\]/,
+      );
       assert.match(run.stdout, /ok: true,\s+events: 8,/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
