@@ -173,7 +173,10 @@ export interface Kernel {
   readonly dataDir: string;
   /** The number of scheduler threads. */
   readonly schedulers: number;
-  /** Analyzes nothing yet, strips types, starts the service and runs `init`. */
+  /**
+   * Checks the code with the analyzer (errors refuse it), strips types, starts the service under
+   * its tenant's supervisor, runs `init`, and records the deployment durably before resolving.
+   */
   deploy(spec: DeploySpec): Promise<Deployment>;
   /** Sends a request to `handleCall` and waits for the reply, like `gen_server:call`. */
   call(tenant: string, service: string, request?: unknown, options?: CallOptions): Promise<unknown>;
@@ -601,7 +604,7 @@ class KernelImpl implements Kernel {
           {
             tenant,
             service,
-            hint: "kill it first to replace it; hot swap arrives with the kernel's next release",
+            hint: "use swap() to replace its code keeping its state, or kill it first",
           },
         );
       }
@@ -1591,36 +1594,42 @@ class KernelImpl implements Kernel {
     r.restartAt = now + d.delayMs;
     r.restartTimer = clock.setTimeout(() => {
       r.restartTimer = undefined;
-      void causeId().then((id) => this.restartNow(r, id, d.delayMs));
+      // The restart does not wait for the crash event's commit; only the restart event needs its id.
+      void this.restartNow(r, causeId, d.delayMs);
     }, d.delayMs);
   }
 
-  private async restartNow(r: ServiceRecord, causeId: number | null, delayMs: number): Promise<void> {
+  private async restartNow(r: ServiceRecord, causeId: () => Promise<number | null>, delayMs: number): Promise<void> {
     if (this.closed || r.state !== "restarting" || this.tenants.get(r.tenant)?.get(r.service) !== r) return;
     const key = `${r.tenant}/${r.service}`;
     this.deploying.add(key);
+    let fresh: ServiceRecord;
     try {
-      const fresh = await this.launch(r, r);
-      fresh.restarts = r.restarts + 1;
-      fresh.restartTimes = r.restartTimes;
-      fresh.crash = r.crash;
-      const event = await this.record({
-        tenant: r.tenant,
-        type: "service_restarted",
-        subject: r.service,
-        payload: { version: r.version, restarts: fresh.restarts, delayMs, by: "supervisor" },
-        causationId: causeId,
-      });
-      fresh.causeId = event?.id ?? causeId;
+      fresh = await this.launch(r, r);
     } catch (err) {
       // Starting again failed (init throws now, say): that is one more crash for the supervisor.
+      this.deploying.delete(key);
       r.state = "crashed";
       r.crash = crashOf(SoloError.from(err));
       r.restarts += 1;
       this.crashed(r, r.crash, "restart");
-    } finally {
-      this.deploying.delete(key);
+      return;
     }
+    // Running and reachable from here on: an operator may restart or swap it at once.
+    this.deploying.delete(key);
+    fresh.restarts = r.restarts + 1;
+    fresh.restartTimes = r.restartTimes;
+    fresh.crash = r.crash;
+    fresh.causeId = r.causeId; // until the restart's own event is written
+    const cause = await causeId();
+    const event = await this.record({
+      tenant: r.tenant,
+      type: "service_restarted",
+      subject: r.service,
+      payload: { version: r.version, restarts: fresh.restarts, delayMs, by: "supervisor" },
+      causationId: cause,
+    });
+    fresh.causeId = event?.id ?? cause;
   }
 
   private cancelRestart(r: ServiceRecord): void {

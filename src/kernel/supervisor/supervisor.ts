@@ -42,7 +42,7 @@ export const DEFAULT_SUPERVISION: SupervisionPolicy = Object.freeze({
 });
 
 const RANGES = {
-  maxRestarts: { min: 0, max: 1000 },
+  maxRestarts: { min: 0, max: 1_000_000 },
   periodMs: { min: 1, max: 86_400_000 },
   backoffMs: { min: 0, max: 600_000 },
   maxBackoffMs: { min: 0, max: 3_600_000 },
