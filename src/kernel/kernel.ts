@@ -236,7 +236,11 @@ interface ServiceRecord {
   restartTimes: number[];
   restartTimer?: unknown;
   /** After a swap, until its rollback window ends: the version to go back to and the state captured then. */
-  swapWatch?: { readonly from: ServiceRecord; readonly state: string; readonly timer: unknown };
+  swapWatch?: { readonly from: ServiceRecord; readonly state: string; readonly timer: unknown | undefined };
+  /** kill() was asked for it: whatever was starting it in the meantime must not bring it back. */
+  killed?: boolean;
+  /** Crashed before it was registered under its name (right after init): handled once it is. */
+  earlyCrash?: Crash | null;
   /** Asked to crash for its tenant's memory; not chosen twice. */
   evicting?: boolean;
   /** When a pending restart is due (clock ms). */
@@ -513,7 +517,10 @@ class KernelImpl implements Kernel {
     }
     if (inputs.length === 0) return;
     const { events } = await this.log.write([], inputs);
-    for (let i = 0; i < up.length; i++) (up[i] as ServiceRecord).causeId = (events[i] as SoloEvent).id;
+    for (let i = 0; i < up.length; i++) {
+      (up[i] as ServiceRecord).causeId = (events[i] as SoloEvent).id;
+      this.afterStart(up[i] as ServiceRecord);
+    }
     // A service that could not start is supervised like any crash: restarted, or failed.
     for (let i = 0; i < down.length; i++) {
       const { d } = down[i] as { d: DeploymentRecord };
@@ -612,7 +619,9 @@ class KernelImpl implements Kernel {
       const { stripped, findings } = this.analyzeCode(code, service, "deploy");
       this.deploying.add(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
-      if (previous?.state === "restarting") {
+      const wasRestarting = previous?.state === "restarting";
+      const restartDue = previous?.restartAt ?? 0;
+      if (previous && wasRestarting) {
         this.cancelRestart(previous);
         previous.state = "crashed";
       }
@@ -671,9 +680,17 @@ class KernelImpl implements Kernel {
           throw err;
         }
         record.causeId = event.id;
+        this.afterStart(record);
         this.versions.set(key, version);
         this.breakers.delete(key);
         return { tenant, service, version, findings };
+      } catch (err) {
+        // The new version did not start: the one it was to replace goes back to its supervisor.
+        if (previous && wasRestarting && this.tenants.get(tenant)?.get(service) === previous) {
+          const cause = previous.causeId;
+          this.scheduleRestart(previous, Math.max(0, restartDue - this.opts.clock.now()), async () => cause);
+        }
+        throw err;
       } finally {
         this.deploying.delete(key);
       }
@@ -698,7 +715,7 @@ class KernelImpl implements Kernel {
    * Starts one version on its tenant's scheduler and runs init; on success the record is
    * registered under its name (replacing `previous`). Throws the deploy error otherwise.
    */
-  private async launch(spec: LaunchSpec, previous?: ServiceRecord, state?: string): Promise<ServiceRecord> {
+  private async launch(spec: LaunchSpec, previous?: ServiceRecord, state?: string, revive = false): Promise<ServiceRecord> {
     const { tenant, service, version, code, args, limits, supervision, deployedAt, meta } = spec;
     const stripped = spec.stripped ?? stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
@@ -743,6 +760,11 @@ class KernelImpl implements Kernel {
         ...(state !== undefined ? { state } : {}),
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
+      if (revive && previous?.killed) {
+        // Killed while this start was on its way: the new instance goes too.
+        await this.pool.request(scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise.catch(() => undefined);
+        throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${service} was killed while it was starting`, { tenant, service });
+      }
       record.handlers = Object.freeze([...reply.handlers]);
       if (previous) {
         this.cancelRestart(previous);
@@ -797,6 +819,7 @@ class KernelImpl implements Kernel {
     const record = this.lookup(tenant, service);
     if (record.state === "stopped") return;
     const was = record.state;
+    record.killed = true;
     this.cancelRestart(record);
     this.cancelSwapWatch(record);
     if (record.state === "running") {
@@ -966,7 +989,16 @@ class KernelImpl implements Kernel {
         r.state = "stopped";
       }
       // An operator's restart starts the intensity count afresh.
-      const fresh = await this.launch(r, r);
+      let fresh: ServiceRecord;
+      try {
+        fresh = await this.launch(r, r);
+      } catch (err) {
+        // It did not come back (its init fails now): a crash like any other, for its supervisor.
+        r.state = "crashed";
+        r.crash = crashOf(SoloError.from(err));
+        this.crashed(r, r.crash, "restart");
+        throw err;
+      }
       fresh.restarts = r.restarts + 1;
       const event = await this.log.append({
         tenant: r.tenant,
@@ -976,6 +1008,7 @@ class KernelImpl implements Kernel {
         causationId: r.causeId,
       });
       fresh.causeId = event.id;
+      this.afterStart(fresh);
       return { tenant: r.tenant, service: r.service, version: r.version, findings: [] };
     } finally {
       this.deploying.delete(key);
@@ -1213,7 +1246,10 @@ class KernelImpl implements Kernel {
         if (r.state !== "running") return; // already killed or replaced
         r.state = msg.status;
         if (msg.crash) r.crash = msg.crash;
-        if (msg.status === "crashed") this.crashed(r, msg.crash ?? null);
+        if (msg.status !== "crashed") return;
+        // Not under its name yet (the crash came right after init): whoever is starting it handles it.
+        if (this.tenants.get(r.tenant)?.get(r.service) !== r) r.earlyCrash = msg.crash ?? null;
+        else this.crashed(r, msg.crash ?? null);
         return;
       }
       case "io": {
@@ -1335,7 +1371,7 @@ class KernelImpl implements Kernel {
     const watch = r.swapWatch;
     if (watch) {
       r.swapWatch = undefined;
-      this.opts.clock.clearTimeout(watch.timer);
+      if (watch.timer !== undefined) this.opts.clock.clearTimeout(watch.timer);
       r.state = "restarting";
       void this.rollBackAfterCrash(r, watch, cause);
       return;
@@ -1380,6 +1416,19 @@ class KernelImpl implements Kernel {
         });
         throw error;
       });
+      if (r.killed) {
+        // Killed while the scheduler was swapping: the instance is gone, and so is the swap.
+        fresh.killed = true;
+        fresh.state = "stopped";
+        this.versions.set(key, version); // the number ran, however briefly: it is not given out again
+        throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed during the swap`, {
+          tenant: r.tenant,
+          service: r.service,
+        });
+      }
+      // Armed before the new version is recorded: it takes messages already, and a crash from
+      // now on rolls it back (the timer starts once the swap is durable).
+      fresh.swapWatch = { from: r, state, timer: undefined };
       const { events } = await this.log.write(
         [
           {
@@ -1421,10 +1470,11 @@ class KernelImpl implements Kernel {
           causationId: fresh.causeId,
         });
       };
-      fresh.swapWatch = { from: r, state, timer: this.opts.clock.setTimeout(settle, windowMs) };
-      if (windowMs === 0) {
-        this.opts.clock.clearTimeout(fresh.swapWatch.timer);
-        settle();
+      if (fresh.swapWatch) {
+        if (this.closed)
+          fresh.swapWatch = undefined; // closed meanwhile: no timer may outlive the kernel
+        else if (windowMs === 0) settle();
+        else fresh.swapWatch = { from: r, state, timer: this.opts.clock.setTimeout(settle, windowMs) };
       }
       return { tenant: r.tenant, service: r.service, version, findings };
     } finally {
@@ -1529,9 +1579,23 @@ class KernelImpl implements Kernel {
     const key = `${r.tenant}/${r.service}`;
     const old = watch.from;
     this.deploying.add(key);
+    let fresh: ServiceRecord;
     try {
-      const fresh = await this.launch(old, r, watch.state);
-      fresh.crash = r.crash;
+      fresh = await this.launch(old, r, watch.state, true);
+    } catch (err) {
+      this.deploying.delete(key);
+      if (r.killed) return; // killed meanwhile: it stays down
+      console.error(`solo: rolling ${key} back to version ${old.version} failed:`, err);
+      r.state = "crashed";
+      this.supervise(r, cause);
+      return;
+    }
+    // Running again: the name is free for an operator from here on.
+    this.deploying.delete(key);
+    fresh.crash = r.crash;
+    fresh.causeId = r.causeId;
+    this.breakers.delete(key);
+    try {
       const crashEvent = await cause;
       const { events } = await this.log.write(
         [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: old.version }],
@@ -1546,19 +1610,15 @@ class KernelImpl implements Kernel {
         ],
       );
       fresh.causeId = (events[0] as SoloEvent).id;
-      this.breakers.delete(key);
+      this.afterStart(fresh);
     } catch (err) {
-      console.error(`solo: rolling ${key} back to version ${old.version} failed:`, err);
-      r.state = "crashed";
-      this.supervise(r, cause);
-    } finally {
-      this.deploying.delete(key);
+      console.error(`solo: recording the rollback of ${key} to version ${old.version} failed:`, err);
     }
   }
 
   private cancelSwapWatch(r: ServiceRecord): void {
     if (!r.swapWatch) return;
-    this.opts.clock.clearTimeout(r.swapWatch.timer);
+    if (r.swapWatch.timer !== undefined) this.opts.clock.clearTimeout(r.swapWatch.timer);
     r.swapWatch = undefined;
   }
 
@@ -1589,14 +1649,19 @@ class KernelImpl implements Kernel {
       );
       return;
     }
-    r.state = "restarting";
     r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
-    r.restartAt = now + d.delayMs;
+    this.scheduleRestart(r, d.delayMs, causeId);
+  }
+
+  private scheduleRestart(r: ServiceRecord, delayMs: number, causeId: () => Promise<number | null>): void {
+    const { clock } = this.opts;
+    r.state = "restarting";
+    r.restartAt = clock.now() + delayMs;
     r.restartTimer = clock.setTimeout(() => {
       r.restartTimer = undefined;
       // The restart does not wait for the crash event's commit; only the restart event needs its id.
-      void this.restartNow(r, causeId, d.delayMs);
-    }, d.delayMs);
+      void this.restartNow(r, causeId, delayMs);
+    }, delayMs);
   }
 
   private async restartNow(r: ServiceRecord, causeId: () => Promise<number | null>, delayMs: number): Promise<void> {
@@ -1605,10 +1670,11 @@ class KernelImpl implements Kernel {
     this.deploying.add(key);
     let fresh: ServiceRecord;
     try {
-      fresh = await this.launch(r, r);
+      fresh = await this.launch(r, r, undefined, true);
     } catch (err) {
-      // Starting again failed (init throws now, say): that is one more crash for the supervisor.
       this.deploying.delete(key);
+      if (r.killed) return; // killed while it was starting again: it stays down
+      // Starting again failed (init throws now, say): that is one more crash for the supervisor.
       r.state = "crashed";
       r.crash = crashOf(SoloError.from(err));
       r.restarts += 1;
@@ -1630,6 +1696,15 @@ class KernelImpl implements Kernel {
       causationId: cause,
     });
     fresh.causeId = event?.id ?? cause;
+    this.afterStart(fresh);
+  }
+
+  /** A crash that came before the service was registered is handled now that it is. */
+  private afterStart(r: ServiceRecord): void {
+    if (r.earlyCrash === undefined) return;
+    const crash = r.earlyCrash;
+    r.earlyCrash = undefined;
+    if (this.tenants.get(r.tenant)?.get(r.service) === r && r.state === "crashed") this.crashed(r, crash);
   }
 
   private cancelRestart(r: ServiceRecord): void {

@@ -569,6 +569,13 @@ function hostCast(s: Service, arg: string): string {
   return "I";
 }
 
+// A stopped (killed) service says so; anything else that is not running has crashed.
+function notRunning(s: Service | undefined): ErrorData {
+  return s?.status === "stopped"
+    ? errorData("SOLO_ERR_SERVICE_STOPPED", `service ${s.name} was stopped`)
+    : errorData("SOLO_ERR_SERVICE_CRASHED", "the service is not running");
+}
+
 function full(s: Service): boolean {
   return s.mailbox.length >= s.sandbox.spec.limits.mailbox;
 }
@@ -735,7 +742,7 @@ function receive(batch: readonly ToScheduler[]): void {
       case "call": {
         const s = services.get(op.sid);
         if (!s || (s.status !== "running" && s.status !== "starting")) {
-          send({ op: "err", rid: op.rid, error: errorData("SOLO_ERR_SERVICE_CRASHED", "the service is not running") });
+          send({ op: "err", rid: op.rid, error: notRunning(s) });
           break;
         }
         if (full(s)) {
@@ -772,7 +779,7 @@ function receive(batch: readonly ToScheduler[]): void {
       case "swap": {
         const s = services.get(op.sid);
         if (s?.status !== "running") {
-          send({ op: "err", rid: op.rid, error: errorData("SOLO_ERR_SERVICE_CRASHED", "the service is not running") });
+          send({ op: "err", rid: op.rid, error: notRunning(s) });
           break;
         }
         // In mailbox order: what was sent before the swap is handled by the old version.
