@@ -505,9 +505,7 @@ describe("kill, restart, deploy and close racing a swap or a restart", () => {
     assert.equal(k2.status("rb", "r").version, 2);
   });
 
-  it("an operator's restart inside the window still ends the swap with a verdict", {
-    todo: "bug: restart() goes through launch(r, r), which cancels the previous record's watchdog (kernel.ts:749) and records nothing: the swap's hot_swap_started never gets a hot_swap_succeeded or hot_swap_rolled_back, and a crash of the new version later in its window is restarted instead of rolled back",
-  }, async () => {
+  it("an operator's restart inside the window still ends the swap with a verdict", async () => {
     const { k, clock } = await harness();
     await k.deploy({ tenant: "rw", service: "r", code: counter(1) });
     await k.swap("rw", "r", counter(2), { rollbackWindowMs: 10_000 });
@@ -642,7 +640,7 @@ describe("timers, state and limits across a swap", () => {
   });
 
   it("keeps the timers of the swap-time state after a watchdog rollback", {
-    todo: "bug: a watchdog rollback starts the old version as a new scheduler service from the swap-time state without init (kernel.ts:1533, worker.ts:701 'adopt'), and stop() cleared the crashed service's pending sendAfter timers (worker.ts:400); the restored state expects a timer that no longer exists, so a periodic service falls silent for good after a rollback (a supervisor restart re-arms it through init, a rollback never does)",
+    todo: "known gap: a watchdog rollback starts the old version as a new scheduler service from the swap-time state without init (kernel.ts:1533, worker.ts:701 'adopt'), and stop() cleared the crashed service's pending sendAfter timers (worker.ts:400); the restored state expects a timer that no longer exists, so a periodic service falls silent for good after a rollback (a supervisor restart re-arms it through init, a rollback never does)",
   }, async () => {
     const { k } = await harness();
     await k.deploy({ tenant: "tr", service: "t", code: ticker(1) });
@@ -803,7 +801,7 @@ describe("limits, the resource monitor and breakers across restarts", () => {
   });
 
   it("holds a service to its memory limit when the memory is in strings built by concatenation", {
-    todo: "bug: memoryBytes() (sandbox/service.ts:202-206) reads 'memory used' from QuickJS's memory dump, which does not count strings built by concatenating large strings (quickjs-ng ropes): a service with a 4 MiB limit keeps 24 MiB this way and reports about 0.1 MiB, so neither the in-message check (service.ts:229, 248-250), nor the sampler (worker.ts:819-826), nor the tenant's memory eviction (kernel.ts:916) ever sees it. QuickJS's own limit only refuses single allocations over the limit, so each 3 MiB piece passes; the same string made flat (or one 6 MiB repeat) is refused with SOLO_ERR_LIMIT_MEMORY",
+    todo: "known gap: memoryBytes() (sandbox/service.ts:202-206) reads 'memory used' from QuickJS's memory dump, which does not count strings built by concatenating large strings (quickjs-ng ropes): a service with a 4 MiB limit keeps 24 MiB this way and reports about 0.1 MiB, so neither the in-message check (service.ts:229, 248-250), nor the sampler (worker.ts:819-826), nor the tenant's memory eviction (kernel.ts:916) ever sees it. QuickJS's own limit only refuses single allocations over the limit, so each 3 MiB piece passes; the same string made flat (or one 6 MiB repeat) is refused with SOLO_ERR_LIMIT_MEMORY",
   }, async () => {
     const { k } = await harness({ supervision: { restart: "temporary" } });
     const code = `export default {

@@ -988,18 +988,23 @@ class KernelImpl implements Kernel {
         await this.pool.request(r.scheduler, (rid) => ({ op: "kill", rid, sid: r.sid })).promise;
         r.state = "stopped";
       }
-      // An operator's restart starts the intensity count afresh.
+      // An operator's restart starts the intensity count afresh; a swap's rollback window goes on.
+      const watch = r.swapWatch;
+      r.swapWatch = undefined;
       let fresh: ServiceRecord;
       try {
         fresh = await this.launch(r, r);
       } catch (err) {
-        // It did not come back (its init fails now): a crash like any other, for its supervisor.
+        // It did not come back (its init fails now): a crash like any other, for its supervisor
+        // (or, inside a swap's window, for the watchdog).
+        r.swapWatch = watch;
         r.state = "crashed";
         r.crash = crashOf(SoloError.from(err));
         this.crashed(r, r.crash, "restart");
         throw err;
       }
       fresh.restarts = r.restarts + 1;
+      fresh.swapWatch = watch;
       const event = await this.log.append({
         tenant: r.tenant,
         type: "service_restarted",
@@ -1459,18 +1464,22 @@ class KernelImpl implements Kernel {
       fresh.causeId = (events[0] as SoloEvent).id;
       this.versions.set(key, version);
       this.breakers.delete(key);
+      // The verdict goes to whichever record carries this watch when the window ends: an
+      // operator's restart() inside the window hands the watch on to the restarted instance.
+      const watch = fresh.swapWatch;
       const settle = (): void => {
-        if (fresh.swapWatch === undefined) return;
-        fresh.swapWatch = undefined;
+        const current = this.tenants.get(r.tenant)?.get(r.service);
+        if (!current || !watch || current.swapWatch?.from !== watch.from) return;
+        current.swapWatch = undefined;
         void this.record({
           tenant: r.tenant,
           type: "hot_swap_succeeded",
           subject: r.service,
           payload: { from: r.version, to: version },
-          causationId: fresh.causeId,
+          causationId: current.causeId,
         });
       };
-      if (fresh.swapWatch) {
+      if (watch && fresh.swapWatch === watch) {
         if (this.closed)
           fresh.swapWatch = undefined; // closed meanwhile: no timer may outlive the kernel
         else if (windowMs === 0) settle();
