@@ -68,3 +68,12 @@ export class ManualClock implements Clock {
     }
   }
 }
+
+/** Waits, a bounded number of short turns, until `check` holds; fails naming `what` otherwise. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, tries = 3000): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}

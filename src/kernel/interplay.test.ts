@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { SoloError } from "../errors.ts";
-import { ManualClock, rejection } from "../test-support.ts";
+import { ManualClock, rejection, until } from "../test-support.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
 import type { SoloEvent } from "./log/event-log.ts";
 
@@ -48,15 +48,6 @@ async function reopen(h: Harness): Promise<Kernel> {
   const k = await openKernel({ dataDir: h.dataDir, schedulers: 1, clock: new ManualClock() });
   kernels.push(k);
   return k;
-}
-
-/** Polls, a bounded number of turns, until `check` holds. */
-async function until(what: string, check: () => boolean | Promise<boolean>, tries = 2500): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 async function eventsOf(k: Kernel, tenant: string, types?: readonly string[]): Promise<SoloEvent[]> {

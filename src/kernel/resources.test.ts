@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { rejection } from "../test-support.ts";
+import { rejection, until } from "../test-support.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
 
 const dirs: string[] = [];
@@ -19,14 +19,6 @@ async function kernelWith(options: KernelOptions = {}): Promise<Kernel> {
   const k = await openKernel({ dataDir, schedulers: 1, supervision: { restart: "temporary" }, ...options });
   kernels.push(k);
   return k;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 3000; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 // Each message keeps the service busy for a while, so a burst sent at once waits in the mailbox.

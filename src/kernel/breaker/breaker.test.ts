@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ManualClock, rejection } from "../../test-support.ts";
+import { ManualClock, rejection, until } from "../../test-support.ts";
 import { type Kernel, openKernel } from "../kernel.ts";
 import { CircuitBreaker } from "./breaker.ts";
 
@@ -51,14 +51,6 @@ after(async () => {
   for (const k of kernels) await k.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 3000; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 describe("a service's circuit breaker", () => {
   it("opens after 5 crashing calls, refuses calls and casts at once, and closes after a good trial call", async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ManualClock, rejection } from "../../test-support.ts";
+import { ManualClock, rejection, until } from "../../test-support.ts";
 import { type Kernel, openKernel } from "../kernel.ts";
 import { type Clock, DEFAULT_SUPERVISION, decide, resolveSupervision } from "./supervisor.ts";
 
@@ -20,15 +20,6 @@ async function kernelWith(clock: Clock): Promise<Kernel> {
   const k = await openKernel({ dataDir, schedulers: 1, clock });
   kernels.push(k);
   return k;
-}
-
-/** Polls (a bounded number of turns) until `check` holds. */
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 const CRASHY = `export default {
