@@ -515,7 +515,7 @@ describe("kill, restart, deploy and close racing a swap or a restart", () => {
     const stall = stallWrites(k, recording("service_restarted"));
     clock.advance(100);
     await until("running", () => k.status("rs", "a").state === "running");
-    assert.ok(stall.holding(), "service_restarted is not written yet");
+    await until("the restart's event to be held back", () => stall.holding());
     assert.deepEqual(await k.call("rs", "a"), [1, 1], "it answers calls");
     const swapped = await k.swap("rs", "a", counter(2), { rollbackWindowMs: 0 }).then(
       (d) => d.version,

@@ -239,6 +239,8 @@ interface ServiceRecord {
   swapWatch?: { readonly from: ServiceRecord; readonly state: string; readonly timer: unknown | undefined };
   /** kill() was asked for it: whatever was starting it in the meantime must not bring it back. */
   killed?: boolean;
+  /** The kill is in the store: it will not be recovered. */
+  killDurable?: boolean;
   /** Crashed before it was registered under its name (right after init): handled once it is. */
   earlyCrash?: Crash | null;
   /** Asked to crash for its tenant's memory; not chosen twice. */
@@ -617,6 +619,8 @@ class KernelImpl implements Kernel {
       }
       this.checkTenantRoom(tenant, service);
       const { stripped, findings } = this.analyzeCode(code, service, "deploy");
+      // Taken now, so a number never comes back even if the outcome of the write is unknown.
+      this.versions.set(key, version);
       this.deploying.add(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
       const wasRestarting = previous?.state === "restarting";
@@ -817,8 +821,9 @@ class KernelImpl implements Kernel {
   async kill(tenant: string, service: string): Promise<void> {
     this.assertOpen();
     const record = this.lookup(tenant, service);
-    if (record.state === "stopped") return;
-    const was = record.state;
+    // Stopped and durably killed: done. Killed but not recorded (the store failed): write it again.
+    if (record.state === "stopped" && (!record.killed || record.killDurable)) return;
+    const was = record.killed ? "stopped" : record.state;
     record.killed = true;
     this.cancelRestart(record);
     this.cancelSwapWatch(record);
@@ -839,6 +844,7 @@ class KernelImpl implements Kernel {
         },
       ],
     );
+    record.killDurable = true;
   }
 
   async events(query?: EventQuery): Promise<EventPage> {
@@ -912,7 +918,11 @@ class KernelImpl implements Kernel {
     const limits = this.opts.tenantLimits;
     const usage = this.tenantUsage(tenant);
     const replacing = this.tenants.get(tenant)?.get(service);
-    const others = usage.services - (replacing && replacing.state !== "stopped" ? 1 : 0);
+    // Deploys of new names still starting count too, so concurrent deploys cannot overshoot.
+    const starting = [...this.deploying].filter(
+      (k) => k.startsWith(`${tenant}/`) && k !== `${tenant}/${service}` && !this.tenants.get(tenant)?.has(k.slice(tenant.length + 1)),
+    ).length;
+    const others = usage.services + starting - (replacing && replacing.state !== "stopped" ? 1 : 0);
     if (others >= limits.maxServices) {
       throw new SoloError("SOLO_ERR_TENANT_LIMIT", `tenant ${tenant} already has ${others} services, its limit`, {
         tenant,
@@ -936,7 +946,10 @@ class KernelImpl implements Kernel {
   private enforceTenantMemory(tenants: ReadonlySet<string>): void {
     for (const tenant of tenants) {
       const usage = this.tenantUsage(tenant);
-      if (usage.memoryBytes <= usage.limits.memoryBytes) continue;
+      // A service already asked to go does not count: a late sample must not evict a second one.
+      let evicting = 0;
+      for (const r of this.tenants.get(tenant)?.values() ?? []) if (r.evicting && r.state === "running") evicting += r.usage.memoryBytes;
+      if (usage.memoryBytes - evicting <= usage.limits.memoryBytes) continue;
       let largest: ServiceRecord | undefined;
       for (const r of this.tenants.get(tenant)?.values() ?? []) {
         if (r.state === "running" && !r.evicting && (!largest || r.usage.memoryBytes > largest.usage.memoryBytes)) largest = r;

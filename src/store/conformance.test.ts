@@ -601,6 +601,25 @@ function storeConformance(kind: StoreKind, factory: Factory): void {
         assert.deepEqual(await store.kvUsage("acme", "counter"), { bytes: 7, keys: 3 });
       });
 
+      it("keeps a write the database itself refuses to its own operation: the batch around it commits", async () => {
+        // PostgreSQL text cannot hold U+0000 (the kernel refuses such keys at its edge too); SQLite
+        // stores it. Either way, no other operation of the batch may fail with it.
+        const results = await store.commit([
+          { mutations: [kvPut("a", "1", ROOMY, "counter", "other")], events: [draft({ type: "storage.put" })] },
+          { mutations: [kvPut("nul\u0000key", "2")], events: [draft({ type: "storage.put" })] },
+          { mutations: [kvPut("c", "3", ROOMY, "counter", "third")], events: [draft({ type: "storage.put" })] },
+        ]);
+        assert.equal(results[0]?.ok, true);
+        assert.equal(results[2]?.ok, true);
+        const odd = results[1];
+        if (odd && !odd.ok) assert.equal(odd.error.reason, "SOLO_ERR_STORE_UNAVAILABLE");
+        assert.equal(await store.kvGet("other", "counter", "a"), "1");
+        assert.equal(await store.kvGet("third", "counter", "c"), "3");
+        const stored = await store.queryEvents(ALL);
+        assert.deepEqual(ids(stored), odd?.ok ? [1, 2, 3] : [1, 2]);
+        assertChain(stored);
+      });
+
       it("allows filling to exactly maxBytes and rejects one byte more", async () => {
         const quota = { maxBytes: 10, maxKeys: 10 };
         assert.equal((await apply(store, kvPut("k", "123456789", quota))).ok, true);

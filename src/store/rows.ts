@@ -83,3 +83,9 @@ export function checkTail(head: Row | undefined, lastRow: EventRowIn | undefined
   if (eventHash(last) !== last.hash) throw fail(`the last event (${last.id}) does not match its hash`, "event_hash");
   return h;
 }
+
+/** An operation's own failure inside a batch: its SoloError, or what the database refused. @internal */
+export function opFailure(err: unknown, where: string): SoloError {
+  if (err instanceof SoloError) return err;
+  return new SoloError("SOLO_ERR_STORE_UNAVAILABLE", `the store ${where} refused a write: ${(err as Error).message}`, {}, { cause: err });
+}

@@ -178,6 +178,15 @@ export class EventLog {
       (err: unknown) => {
         this.inFlight = false;
         for (const q of batch) q.reject(err);
+        // The store may have committed after all (a reply lost with the connection): learn its
+        // head again before anyone reads the tail from memory.
+        this.recent = [];
+        this.store.head().then(
+          (head) => {
+            if (head.id > this.committed.id) this.advanceTo(head);
+          },
+          () => undefined,
+        );
         this.pumpSoon();
         this.settleIdle();
       },
@@ -185,11 +194,23 @@ export class EventLog {
   }
 
   private advance(fresh: readonly SoloEvent[]): void {
+    const first = fresh[0];
     const last = fresh[fresh.length - 1];
-    if (!last) return;
+    if (!first || !last) return;
+    // `recent` must hold consecutive ids: after a commit whose outcome was unknown (reported as
+    // failed, yet perhaps stored) the next ids may not follow on, and readers go to the store.
+    if (first.id !== this.committed.id + 1) this.recent = [];
     this.committed = { id: last.id, timestamp: last.timestamp, hash: last.hash };
     this.recent.push(...fresh);
     if (this.recent.length > RECENT_EVENTS * 2) this.recent = this.recent.slice(-RECENT_EVENTS);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  private advanceTo(head: ChainHead): void {
+    this.committed = head;
+    this.recent = [];
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
@@ -224,9 +245,12 @@ export class EventLog {
       if (first && next >= first.id) {
         // Served from memory: `recent` holds every committed event from its first id on.
         const slice = this.recent.slice(next - first.id, next - first.id + PAGE);
-        next += slice.length;
-        for (const e of slice) if (matches(filter, e)) yield e;
-        continue;
+        if (slice.length > 0 && slice[0]?.id === next) {
+          next += slice.length;
+          for (const e of slice) if (matches(filter, e)) yield e;
+          continue;
+        }
+        // Not where memory says it should be: read the store instead.
       }
       const end = Math.min(upTo, next + PAGE - 1);
       let rows: StoredEventRow[];

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { SoloError } from "../../errors.ts";
 import { nowMicros, seal } from "../chain.ts";
-import { checkQuota, checkTail, deploymentFromRow, prefixRun, type Row } from "../rows.ts";
+import { checkQuota, checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
 import { EVENT_COLUMNS, type EventRowIn, eventFromRow, eventQuery, eventValues } from "../sql.ts";
 import {
   type ChainHead,
@@ -45,6 +45,9 @@ export async function openPostgresStore(url: string): Promise<Store> {
         { cause: err },
       );
     });
+    // The lock's connection stays checked out for the store's life, out of the pool's error
+    // handling: losing it must not crash the process (the store reports it on the next write).
+    lockClient.on("error", () => undefined);
     const locked = await lockClient.query("SELECT pg_try_advisory_lock($1) AS ok", [KERNEL_LOCK_KEY]);
     if (!(locked.rows[0] as Row).ok) {
       throw new SoloError("SOLO_ERR_STORE_LOCKED", `another Solo kernel is using the PostgreSQL database ${location}`, {
@@ -161,6 +164,8 @@ class PostgresStore implements Store {
     const results: OpResult[] = [];
     try {
       await client.query("BEGIN");
+      // Durability must not rest on the session's setting (a pooler may not keep it).
+      await client.query("SET LOCAL synchronous_commit = on");
       // The head row is the log's one lock: whoever holds it assigns the next ids, so ids stay
       // gap-free and in commit order however many connections (or kernels) append.
       const h = (await client.query("SELECT id, timestamp, hash FROM log_head WHERE one = 1 FOR UPDATE")).rows[0] as Row;
@@ -188,10 +193,11 @@ class PostgresStore implements Store {
             results.push({ ok: true, events: sealed.rows, changed });
           }
         } catch (err) {
-          if (!guarded || !(err instanceof SoloError)) throw err;
+          // One operation's failure (a quota, or input the database refuses) is its own alone.
+          if (!guarded) throw err;
           await client.query("ROLLBACK TO SAVEPOINT op");
           await client.query("RELEASE SAVEPOINT op");
-          results.push({ ok: false, error: err.toData() });
+          results.push({ ok: false, error: opFailure(err, this.location).toData() });
         }
       }
       await insertEvents(client, rows);
@@ -371,6 +377,8 @@ export function redact(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
+    // pg also takes secrets as query parameters.
+    for (const key of [...u.searchParams.keys()]) if (/pass|key|secret|token/i.test(key)) u.searchParams.set(key, "***");
     return u.toString();
   } catch {
     return "<an unparseable PostgreSQL URL>";

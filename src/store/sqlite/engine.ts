@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { SoloError } from "../../errors.ts";
 import { nowMicros, seal } from "../chain.ts";
-import { checkQuota, checkTail, deploymentFromRow, prefixRun, type Row } from "../rows.ts";
+import { checkQuota, checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
 import { EVENT_COLUMNS, type EventRowIn, eventFromRow, eventQuery, eventValues } from "../sql.ts";
 import {
   type ChainHead,
@@ -140,10 +140,11 @@ export class SqliteEngine {
           head = sealed.head;
           results.push({ ok: true, events: sealed.rows, changed });
         } catch (err) {
-          if (!guarded || !(err instanceof SoloError)) throw err;
+          // One operation's failure (a quota, or input the database refuses) is its own alone.
+          if (!guarded) throw err;
           this.db.exec("ROLLBACK TO op");
           this.db.exec("RELEASE op");
-          results.push({ ok: false, error: err.toData() });
+          results.push({ ok: false, error: opFailure(err, this.path).toData() });
         }
       }
       if (head.id !== this.head.id) this.updateHead.run(head.id, head.timestamp, head.hash);

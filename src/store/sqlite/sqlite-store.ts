@@ -51,7 +51,8 @@ class SqliteStore implements Store {
     });
     worker.on("error", (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
     worker.on("exit", (code) => {
-      if (!this.closing) this.fail(new Error(`the SQLite store's thread exited with code ${code}`));
+      // Whatever still waits is answered, closing or not: nothing hangs on a thread that is gone.
+      if (this.pending.size > 0 || !this.closing) this.fail(new Error(`the SQLite store's thread exited with code ${code}`));
     });
   }
 
