@@ -12,6 +12,8 @@ export interface DataDirLock {
 }
 
 const LOCK_FILE = "kernel.lock";
+/** Lock files this process holds. */
+const held = new Set<string>();
 
 /**
  * Creates the data directory (mode 0700) if needed and takes its lock, so two kernels never share
@@ -35,12 +37,14 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await createWithContent(lockPath, mine);
+      held.add(lockPath);
       let released = false;
       return {
         path,
         release: async () => {
           if (released) return;
           released = true;
+          held.delete(lockPath);
           // Only our own lock: after a takeover the file may be another kernel's.
           if ((await readFile(lockPath, "utf8").catch(() => "")) === mine) await rm(lockPath, { force: true });
         },
@@ -56,7 +60,9 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
       }
       const content = await readFile(lockPath, "utf8").catch(() => "");
       const holder = Number.parseInt(content, 10);
-      if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+      // Our own pid counts as alive only for a lock this process holds: a kernel restarted with
+      // the same pid (pid 1 in a container) takes over the lock its crashed predecessor left.
+      if (Number.isInteger(holder) && holder > 0 && (holder === process.pid ? held.has(lockPath) : isAlive(holder))) {
         throw new SoloError("SOLO_ERR_KERNEL_DATA_DIR_LOCKED", `the data directory ${path} is in use by process ${holder}`, {
           dataDir: path,
           pid: holder,
@@ -86,7 +92,6 @@ async function createWithContent(target: string, content: string): Promise<void>
 }
 
 function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
     return true;
