@@ -12,7 +12,7 @@ export interface DataDirLock {
 }
 
 const LOCK_FILE = "kernel.lock";
-/** Lock files this process holds. */
+/** The tokens of the locks this process holds or is taking (a token is written after the pid). */
 const held = new Set<string>();
 
 /**
@@ -33,18 +33,23 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
     );
   }
   const lockPath = join(path, LOCK_FILE);
-  const mine = `${process.pid}\n`;
+  const token = randomBytes(8).toString("hex");
+  const mine = `${process.pid}\n${token}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      await createWithContent(lockPath, mine);
-      held.add(lockPath);
+      // Known before the lock exists, so no locker of this process can read it as stale.
+      held.add(token);
+      await createWithContent(lockPath, mine).catch((err: unknown) => {
+        held.delete(token);
+        throw err;
+      });
       let released = false;
       return {
         path,
         release: async () => {
           if (released) return;
           released = true;
-          held.delete(lockPath);
+          held.delete(token);
           // Only our own lock: after a takeover the file may be another kernel's.
           if ((await readFile(lockPath, "utf8").catch(() => "")) === mine) await rm(lockPath, { force: true });
         },
@@ -62,7 +67,7 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
       const holder = Number.parseInt(content, 10);
       // Our own pid counts as alive only for a lock this process holds: a kernel restarted with
       // the same pid (pid 1 in a container) takes over the lock its crashed predecessor left.
-      if (Number.isInteger(holder) && holder > 0 && (holder === process.pid ? held.has(lockPath) : isAlive(holder))) {
+      if (Number.isInteger(holder) && holder > 0 && (holder === process.pid ? held.has(content.split("\n")[1] ?? "") : isAlive(holder))) {
         throw new SoloError("SOLO_ERR_KERNEL_DATA_DIR_LOCKED", `the data directory ${path} is in use by process ${holder}`, {
           dataDir: path,
           pid: holder,
