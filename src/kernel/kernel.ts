@@ -598,11 +598,11 @@ class KernelImpl implements Kernel {
 
   async deploy(spec: DeploySpec): Promise<Deployment> {
     this.assertOpen();
-    const { tenant, service } = checkIdentity(spec);
+    const { tenant, service, fields } = checkIdentity(spec);
     const key = `${tenant}/${service}`;
     const version = (this.versions.get(key) ?? 0) + 1;
     try {
-      const { code, args, limits, supervision, meta } = this.checkDeploy(spec);
+      const { code, args, limits, supervision, meta } = this.checkDeploy(fields);
       const previous = this.tenants.get(tenant)?.get(service);
       if (this.deploying.has(key) || previous?.state === "running") {
         throw new SoloError(
@@ -987,14 +987,7 @@ class KernelImpl implements Kernel {
         service: r.service,
       });
     }
-    const key = `${r.tenant}/${r.service}`;
-    if (this.deploying.has(key)) {
-      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${r.service} is being deployed or restarted in tenant ${r.tenant}`, {
-        tenant: r.tenant,
-        service: r.service,
-      });
-    }
-    this.deploying.add(key);
+    const key = this.claim(r);
     try {
       this.cancelRestart(r);
       if (r.state === "running") {
@@ -1113,22 +1106,14 @@ class KernelImpl implements Kernel {
     });
   }
 
-  private checkDeploy(spec: unknown): {
-    tenant: string;
-    service: string;
+  // The rest of a deploy request, once checkIdentity has found an object with valid names.
+  private checkDeploy(s: Readonly<Record<string, unknown>>): {
     code: string;
     args: string;
     limits: ServiceLimits;
     supervision: SupervisionPolicy;
     meta: ServiceMeta;
   } {
-    if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
-      throw new SoloError(
-        "SOLO_ERR_REQUEST_INVALID",
-        `deploy takes an object { tenant, service, code, args?, limits? }, got ${describeType(spec)}`,
-      );
-    }
-    const s = spec as Record<string, unknown>;
     for (const key of Object.keys(s)) {
       if (!DEPLOY_KEYS.has(key)) {
         throw new SoloError("SOLO_ERR_REQUEST_INVALID", `deploy: unknown field ${JSON.stringify(key.slice(0, 80))}`, {
@@ -1137,13 +1122,11 @@ class KernelImpl implements Kernel {
         });
       }
     }
-    const tenant = checkTenant(s.tenant);
-    const service = checkService(s.service);
     const code = this.checkCode(s.code, "deploy");
     const limits = resolveLimits(s.limits, this.opts.limits);
     const supervision = resolveSupervision(s.supervision, this.opts.supervision);
     const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
-    return { tenant, service, code, args, limits, supervision, meta: checkMeta(s.tags, s.metadata) };
+    return { code, args, limits, supervision, meta: checkMeta(s.tags, s.metadata) };
   }
 
   // The analyzer reads the code with its types stripped (positions are the author's). Its errors
@@ -1161,6 +1144,19 @@ class KernelImpl implements Kernel {
       );
     }
     return { stripped, findings };
+  }
+
+  /** Marks an operation under way on a service (restart, swap, rollback), or refuses if one is. */
+  private claim(r: ServiceRecord): string {
+    const key = `${r.tenant}/${r.service}`;
+    if (this.deploying.has(key)) {
+      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${r.service} is being deployed, restarted or swapped in tenant ${r.tenant}`, {
+        tenant: r.tenant,
+        service: r.service,
+      });
+    }
+    this.deploying.add(key);
+    return key;
   }
 
   private checkCode(code: unknown, what: string): string {
@@ -1404,19 +1400,12 @@ class KernelImpl implements Kernel {
     const r = this.running(tenant, service);
     const checked = this.checkCode(code, "swap");
     const windowMs = checkWindow(options);
-    const key = `${r.tenant}/${r.service}`;
-    if (this.deploying.has(key)) {
-      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${r.service} is being deployed, restarted or swapped in tenant ${r.tenant}`, {
-        tenant: r.tenant,
-        service: r.service,
-      });
-    }
+    const key = this.claim(r);
     const version = (this.versions.get(key) ?? 0) + 1;
-    this.deploying.add(key);
     try {
       const { fresh, state, findings } = await (async () => {
-        const { findings } = this.analyzeCode(checked, r.service, "swap");
-        return { ...(await this.swapIn(r, checked, version, r.version)), findings };
+        const { stripped, findings } = this.analyzeCode(checked, r.service, "swap");
+        return { ...(await this.swapIn(r, checked, stripped, version, r.version)), findings };
       })().catch(async (err: unknown) => {
         const error = SoloError.from(err);
         await this.record({
@@ -1523,16 +1512,10 @@ class KernelImpl implements Kernel {
         { tenant: r.tenant, service: r.service, versions: history.map((d) => d.version) },
       );
     }
-    if (this.deploying.has(key)) {
-      throw new SoloError("SOLO_ERR_DEPLOY_EXISTS", `service ${r.service} is being deployed, restarted or swapped in tenant ${r.tenant}`, {
-        tenant: r.tenant,
-        service: r.service,
-      });
-    }
-    this.deploying.add(key);
+    this.claim(r);
     try {
       this.cancelSwapWatch(r);
-      const { fresh } = await this.swapIn(r, target.code, target.version, r.version);
+      const { fresh } = await this.swapIn(r, target.code, stripTypes(target.code, `${r.service}.ts`), target.version, r.version);
       const { events } = await this.log.write(
         [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: target.version }],
         [
@@ -1557,10 +1540,10 @@ class KernelImpl implements Kernel {
   private async swapIn(
     r: ServiceRecord,
     code: string,
+    stripped: string,
     version: number,
     fromVersion: number,
   ): Promise<{ fresh: ServiceRecord; state: string }> {
-    const stripped = stripTypes(code, `${r.service}.ts`);
     const filename = stripped === code ? `${r.service}.js` : `${r.service}.ts`;
     const reply = JSON.parse(
       await this.pool.request(r.scheduler, (rid) => ({
@@ -1817,7 +1800,7 @@ function crashOf(error: SoloError): Crash {
   return (error.details as { crash?: Crash }).crash ?? { kind: "exception", reason: error.reason, message: error.message.slice(0, 1000) };
 }
 
-function checkIdentity(spec: unknown): { tenant: string; service: string } {
+function checkIdentity(spec: unknown): { tenant: string; service: string; fields: Readonly<Record<string, unknown>> } {
   if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
     throw new SoloError(
       "SOLO_ERR_REQUEST_INVALID",
@@ -1825,7 +1808,7 @@ function checkIdentity(spec: unknown): { tenant: string; service: string } {
     );
   }
   const s = spec as Record<string, unknown>;
-  return { tenant: checkTenant(s.tenant), service: checkService(s.service) };
+  return { tenant: checkTenant(s.tenant), service: checkService(s.service), fields: s };
 }
 
 // Error details go into the failure event; a pathological one must not make it oversized.

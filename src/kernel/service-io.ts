@@ -104,11 +104,11 @@ export class ServiceIo {
       case "list": {
         const o = parseJson(first, "the list options") as { prefix?: unknown; after?: unknown; limit?: unknown };
         const prefix = o.prefix ?? "";
-        if (typeof prefix !== "string" || overByteLimit(prefix, MAX_KEY_BYTES) || hasControl(prefix)) {
+        if (typeof prefix !== "string" || overByteLimit(prefix, MAX_KEY_BYTES) || hasNul(prefix)) {
           throw keyError(`solo.storage.list: the prefix must be a string of at most ${MAX_KEY_BYTES} bytes`);
         }
         const after = o.after ?? "";
-        if (typeof after !== "string" || overByteLimit(after, MAX_KEY_BYTES) || hasControl(after)) {
+        if (typeof after !== "string" || overByteLimit(after, MAX_KEY_BYTES) || hasNul(after)) {
           throw keyError(`solo.storage.list: after must be a key (a string of at most ${MAX_KEY_BYTES} bytes)`);
         }
         const limit = o.limit ?? DEFAULT_LIST_LIMIT;
@@ -161,14 +161,14 @@ function keyError(message: string): SoloError {
 }
 
 // PostgreSQL text cannot hold U+0000, so neither can a key (on any backend, so both behave alike).
-function hasControl(s: string): boolean {
+function hasNul(s: string): boolean {
   return s.includes("\u0000");
 }
 
 function parseKey(json: string): string {
   const key = parseJson(json, "the key");
   if (typeof key !== "string" || key === "") throw keyError("solo.storage: the key must be a non-empty string");
-  if (hasControl(key)) throw keyError("solo.storage: the key must not contain U+0000");
+  if (hasNul(key)) throw keyError("solo.storage: the key must not contain U+0000");
   if (overByteLimit(key, MAX_KEY_BYTES)) throw keyError(`solo.storage: the key is over ${MAX_KEY_BYTES} bytes`);
   return key;
 }
