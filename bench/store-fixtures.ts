@@ -106,6 +106,12 @@ export function recordingStore(inner: Store): { store: Store; samples: CommitSam
     kvGet: (tenant, service, key) => inner.kvGet(tenant, service, key),
     kvList: (tenant, service, prefix, after, limit) => inner.kvList(tenant, service, prefix, after, limit),
     kvUsage: (tenant, service) => inner.kvUsage(tenant, service),
+    tenants: () => inner.tenants(),
+    tokens: () => inner.tokens(),
+    vaultKeys: () => inner.vaultKeys(),
+    secret: (tenant, name) => inner.secret(tenant, name),
+    secrets: (tenant) => inner.secrets(tenant),
+    secretsNotUnder: (keyId, limit) => inner.secretsNotUnder(keyId, limit),
     close: () => inner.close(),
   };
   return { store, samples };

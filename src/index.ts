@@ -10,6 +10,9 @@
  */
 export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./errors.ts";
 export { type Finding, RULES, type RuleId } from "./kernel/analyzer/analyze.ts";
+export type { TokenSpec } from "./kernel/auth/authority.ts";
+export { FIXED_PERMISSIONS } from "./kernel/auth/permissions.ts";
+export { type GrantedToken, TOKEN_PREFIX, type TokenInfo } from "./kernel/auth/tokens.ts";
 export {
   type CallOptions,
   type Deployment,
@@ -37,6 +40,15 @@ export type { SoloEvent, VerifyReport } from "./kernel/log/event-log.ts";
 export { EVENT_TYPES, type KernelEventType } from "./kernel/log/event-types.ts";
 export type { EventPage, EventQuery, SubscribeOptions } from "./kernel/log/query.ts";
 export { NAME_PATTERN } from "./kernel/names.ts";
+export type {
+  KernelSession,
+  SecretsApi,
+  TenantCreateOptions,
+  TenantDeletion,
+  TenantsApi,
+  TokensApi,
+  VaultApi,
+} from "./kernel/session.ts";
 export {
   type Clock,
   DEFAULT_SUPERVISION,
@@ -45,4 +57,6 @@ export {
   type SupervisionInput,
   type SupervisionPolicy,
 } from "./kernel/supervisor/supervisor.ts";
+export type { TenantInfo } from "./kernel/tenants/tenants.ts";
+export type { SecretInfo, VaultStatus } from "./kernel/vault/vault.ts";
 export { CRASH_KINDS, type Crash, type CrashKind } from "./sandbox/service.ts";

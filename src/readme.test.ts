@@ -28,9 +28,9 @@ describe("the README tour", () => {
       assert.ok(lines.includes("2 29"), run.stdout);
       assert.match(
         run.stdout,
-        /\[\s+'2 service_deployed',\s+'3 service_crashed',\s+'4 service_restarted',\s+'7 service_started',\s+'8 hot_swap_started'\s+\]/,
+        /\[\s+'2 tenant_created',\s+'3 service_deployed',\s+'4 service_crashed',\s+'5 service_restarted',\s+'8 service_started',\s+'9 hot_swap_started'\s+\]/,
       );
-      assert.match(run.stdout, /ok: true,\s+events: 8,/);
+      assert.match(run.stdout, /ok: true,\s+events: 9,/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -52,7 +52,7 @@ describe("swap()", () => {
       ["init", "handleCall", "codeChange"].filter((h) => st.handlers.includes(h)),
     );
     const types = (await k.events({ tenant: "hs" })).events.map((e) => e.type);
-    assert.deepEqual(types, ["service_deployed", "hot_swap_started", "hot_swap_succeeded"]);
+    assert.deepEqual(types, ["tenant_created", "service_deployed", "hot_swap_started", "hot_swap_succeeded"]);
   });
 
   it("loses, reorders and repeats no message when swapped under 64 concurrent callers", async () => {

@@ -245,9 +245,17 @@ describe("swap() meeting the supervisor", () => {
     const events = await eventsOf(k, "ch");
     assert.deepEqual(
       events.map((e) => e.type),
-      ["service_deployed", "hot_swap_started", "service_crashed", "hot_swap_rolled_back", "service_crashed", "service_restarted"],
+      [
+        "tenant_created",
+        "service_deployed",
+        "hot_swap_started",
+        "service_crashed",
+        "hot_swap_rolled_back",
+        "service_crashed",
+        "service_restarted",
+      ],
     );
-    const [deployed, started, crash2, rolled, crash1, restarted] = events;
+    const [, deployed, started, crash2, rolled, crash1, restarted] = events;
     assert.equal(started?.causationId, deployed?.id);
     assert.equal(crash2?.causationId, started?.id);
     assert.equal(rolled?.causationId, crash2?.id);
@@ -272,13 +280,18 @@ describe("swap() meeting the supervisor", () => {
         handleCast(msg, s) { if (msg === "fail once") throw new Error("first cast fails"); return { state: s } },
         handleCall(req, s) { return { reply: s.boots, state: s } },
       };`;
-    assert.equal((await k.deploy({ tenant: "sv", service: "self", code, supervision: { backoffMs: 100 } })).version, 1);
+    assert.equal(
+      (await k.deploy({ tenant: "sv", service: "self", code, supervision: { backoffMs: 100 }, grants: { call: ["self"], storage: true } }))
+        .version,
+      1,
+    );
     await until("the crash recorded", async () => (await eventsOf(k, "sv", ["service_crashed"])).length === 1);
     assert.equal(k.status("sv", "self").state, "restarting", "the supervisor took the crash");
     clock.advance(100);
     await until("running", () => k.status("sv", "self").state === "running");
     assert.equal(await k.call("sv", "self"), 2);
-    const [deployed, crashed] = await eventsOf(k, "sv");
+    const [created, deployed, crashed] = await eventsOf(k, "sv");
+    assert.equal(created?.type, "tenant_created", "the first deploy made the tenant");
     assert.equal(deployed?.type, "service_deployed");
     assert.equal(crashed?.type, "service_crashed");
     assert.equal(crashed?.causationId, deployed?.id);
@@ -299,7 +312,7 @@ describe("kill, restart, deploy and close racing a swap or a restart", () => {
     assert.deepEqual([st.state, st.version], ["stopped", 2]);
     assert.equal((await rejection(k.call("kw", "w"))).reason, "SOLO_ERR_SERVICE_STOPPED");
     const types = await typesOf(k, "kw");
-    assert.deepEqual(types, ["service_deployed", "hot_swap_started", "service_killed"]);
+    assert.deepEqual(types, ["tenant_created", "service_deployed", "hot_swap_started", "service_killed"]);
     const [killed] = await eventsOf(k, "kw", ["service_killed"]);
     assert.deepEqual(killed?.payload, { version: 2, was: "running" });
     const k2 = await reopen(h);
@@ -788,7 +801,14 @@ describe("limits, the resource monitor and breakers across restarts", () => {
     const payload = payloadOf<{ by: string; crash: { reason: string } }>(rolled);
     assert.deepEqual([payload.by, payload.crash.reason], ["watchdog", "SOLO_ERR_TENANT_LIMIT"]);
     const types = await typesOf(k, "ev");
-    assert.deepEqual(types, ["service_deployed", "hot_swap_started", "resource_violation", "service_crashed", "hot_swap_rolled_back"]);
+    assert.deepEqual(types, [
+      "tenant_created",
+      "service_deployed",
+      "hot_swap_started",
+      "resource_violation",
+      "service_crashed",
+      "hot_swap_rolled_back",
+    ]);
   });
 
   it("holds a service to its memory limit when the memory is in strings built by concatenation", {

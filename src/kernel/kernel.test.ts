@@ -333,6 +333,7 @@ export default {
       await kernel.deploy({
         tenant: "mesh",
         service: "front",
+        grants: { call: ["store"] },
         code: `export default {
   async handleCall(req, state) {
     solo.cast("store", 10);
@@ -348,6 +349,7 @@ export default {
       await kernel.deploy({
         tenant: "dead",
         service: "self",
+        grants: { call: ["self"] },
         code: `export default {
   async handleCall(req, state) {
     try { await solo.call("self", 1); return { reply: "no error", state } }
@@ -366,8 +368,8 @@ export default {
     catch (e) { return { reply: e.reason, state } }
   },
 }`;
-      await kernel.deploy({ tenant: "cycle", service: "a", code: code("b") });
-      await kernel.deploy({ tenant: "cycle", service: "b", code: code("a") });
+      await kernel.deploy({ tenant: "cycle", service: "a", code: code("b"), grants: { call: ["b"] } });
+      await kernel.deploy({ tenant: "cycle", service: "b", code: code("a"), grants: { call: ["a"] } });
       assert.equal(await kernel.call("cycle", "a", "go"), "SOLO_ERR_CALL_DEADLOCK");
       assert.equal(await kernel.call("cycle", "b", "stop"), "reached");
     });

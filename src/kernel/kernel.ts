@@ -10,6 +10,9 @@ import type { FromScheduler } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
 import type { DeploymentRecord, Store } from "../store/store.ts";
 import { analyze, type Finding } from "./analyzer/analyze.ts";
+import { Authority, type Target } from "./auth/authority.ts";
+import type { Permission } from "./auth/permissions.ts";
+import { type GrantedToken, type Principal, SYSTEM, type TokenInfo, type TokenPrincipal, TokenTable } from "./auth/tokens.ts";
 import { type BreakerState, type CallOutcome, CircuitBreaker } from "./breaker/breaker.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir.ts";
 import {
@@ -24,7 +27,19 @@ import {
 import { type EventInput, EventLog, type SoloEvent, type VerifyReport } from "./log/event-log.ts";
 import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./log/query.ts";
 import { checkMeta, checkService, checkTenant, describeType, NO_META, type ServiceMeta, TAG_PATTERN } from "./names.ts";
+import type { FetchPolicy } from "./powers/fetch.ts";
+import { type GrantsInput, grantPermissions, grantsData, resolveGrants, type ServiceGrants } from "./powers/grants.ts";
 import { ServiceIo } from "./service-io.ts";
+import {
+  type KernelSession,
+  type SecretsApi,
+  Session,
+  type SessionHost,
+  type TenantDeletion,
+  type TenantsApi,
+  type TokensApi,
+  type VaultApi,
+} from "./session.ts";
 import {
   type Clock,
   DEFAULT_SUPERVISION,
@@ -34,6 +49,9 @@ import {
   type SupervisionPolicy,
   SYSTEM_CLOCK,
 } from "./supervisor/supervisor.ts";
+import { type TenantInfo, TenantRegistry } from "./tenants/tenants.ts";
+import { loadMasterKey } from "./vault/cipher.ts";
+import { Vault } from "./vault/vault.ts";
 
 /** Options for {@link openKernel}. */
 export interface KernelOptions {
@@ -63,6 +81,16 @@ export interface KernelOptions {
    * (for testing the sandbox itself, which stays the boundary either way).
    */
   readonly analyzer?: "enforce" | "warn";
+  /**
+   * The vault's master key (32 bytes as 64 hex digits or base64). Default: `SOLO_MASTER_KEY`, else
+   * the data directory's `master.key` (created 0600 on first open).
+   */
+  readonly masterKey?: string;
+  /**
+   * The operator's policy for services' `solo.fetch`: addresses exempt from the private-address
+   * rule, extra trusted CAs, a resolver. Services cannot change it.
+   */
+  readonly fetch?: FetchPolicy;
 }
 
 /** Options for {@link Kernel.swap}. */
@@ -99,6 +127,11 @@ export interface DeploySpec {
   readonly tags?: readonly string[];
   /** Flat descriptive data (string, number, boolean or null values), up to 4 KiB of JSON. */
   readonly metadata?: Readonly<Record<string, string | number | boolean | null>>;
+  /**
+   * The powers the service needs (see docs/programming-model.md). Omitted: its own storage,
+   * events, timers and log. A session may grant only what its token holds.
+   */
+  readonly grants?: GrantsInput;
 }
 
 /** What a successful deploy returns. */
@@ -156,6 +189,8 @@ export interface ServiceInfo {
   readonly breaker: { readonly state: BreakerState; readonly consecutiveFailures: number };
   readonly tags: readonly string[];
   readonly metadata: ServiceMeta["metadata"];
+  /** The powers the deployment was granted. */
+  readonly grants: Readonly<Record<string, unknown>>;
 }
 
 /** One line a service logged. */
@@ -217,6 +252,21 @@ export interface Kernel {
   verify(): Promise<VerifyReport>;
   /** Where the kernel keeps its durable state: `sqlite` (in the data directory) or `postgres`. */
   readonly store: { readonly kind: "sqlite" | "postgres"; readonly location: string };
+  /**
+   * The kernel as the holder of `token` sees it: every operation verifies the token and checks its
+   * permissions (denials are audited and change nothing). The methods above act for the embedder,
+   * which holds this object and so has every power; anything that serves other callers (the
+   * gateway, an agent's tools) goes through a session.
+   */
+  as(token: string | undefined): KernelSession;
+  /** Capability tokens, granted by the embedder. */
+  readonly tokens: TokensApi;
+  /** Tenants: create, list, update limits, delete. */
+  readonly tenants: TenantsApi;
+  /** Tenants' secrets, encrypted at rest. */
+  readonly secrets: SecretsApi;
+  /** The vault's keys and their rotation. */
+  readonly vault: VaultApi;
   /** Terminates every service, stops the schedulers and releases the data directory. */
   close(): Promise<void>;
 }
@@ -231,6 +281,7 @@ interface ServiceRecord {
   readonly args: string;
   readonly meta: ServiceMeta;
   readonly supervision: SupervisionPolicy;
+  readonly grants: ServiceGrants;
   restarts: number;
   /** When the supervisor restarted it (clock ms), for the intensity window. */
   restartTimes: number[];
@@ -264,7 +315,7 @@ const MAX_CALL_TIMEOUT_MS = 600_000;
 const DEFAULT_MAX_CODE_BYTES = 1024 * 1024;
 const LOG_LINES_KEPT = 200;
 const CLOSE_GRACE_MS = 5000;
-const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata"]);
+const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants"]);
 const OPTION_KEYS = new Set([
   "dataDir",
   "schedulers",
@@ -276,6 +327,8 @@ const OPTION_KEYS = new Set([
   "clock",
   "tenantLimits",
   "analyzer",
+  "masterKey",
+  "fetch",
 ]);
 const FINDINGS_RECORDED = 50;
 // Services recovered at once when a kernel opens over existing state.
@@ -316,6 +369,8 @@ interface ResolvedOptions {
   readonly limits: ServiceLimits;
   readonly maxCodeBytes: number;
   readonly onLog: ((entry: LogEntry) => void) | undefined;
+  readonly masterKey: string | undefined;
+  readonly fetch: FetchPolicy;
 }
 
 function checkOptions(options: unknown): ResolvedOptions {
@@ -382,16 +437,46 @@ function checkOptions(options: unknown): ResolvedOptions {
     limits: resolveLimits(o.limits, DEFAULT_LIMITS),
     maxCodeBytes,
     onLog: o.onLog as ((entry: LogEntry) => void) | undefined,
+    masterKey: checkMasterKeyOption(o.masterKey),
+    fetch: checkFetchPolicy(o.fetch),
   };
 }
 
-class KernelImpl implements Kernel {
+function checkFetchPolicy(given: unknown): FetchPolicy {
+  if (given === undefined) return {};
+  if (given === null || typeof given !== "object" || Array.isArray(given)) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: fetch must be an object like { allowAddresses, ca, lookup }", {
+      field: "fetch",
+    });
+  }
+  const f = given as Record<string, unknown>;
+  for (const k of Object.keys(f)) {
+    if (k !== "allowAddresses" && k !== "ca" && k !== "lookup") {
+      throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `openKernel: unknown fetch option ${JSON.stringify(k.slice(0, 80))}`, {
+        field: `fetch.${k.slice(0, 80)}`,
+      });
+    }
+  }
+  return given as FetchPolicy;
+}
+
+function checkMasterKeyOption(given: unknown): string | undefined {
+  if (given === undefined) return process.env.SOLO_MASTER_KEY || undefined;
+  if (typeof given !== "string") {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: masterKey must be a string (32 bytes in hex or base64)", {
+      field: "masterKey",
+    });
+  }
+  return given;
+}
+
+class KernelImpl implements Kernel, SessionHost {
   readonly dataDir: string;
   readonly schedulers: number;
   private readonly opts: ResolvedOptions;
   private readonly lock: DataDirLock;
   private readonly pool: SchedulerPool;
-  private readonly tenants = new Map<string, Map<string, ServiceRecord>>();
+  private readonly byTenant = new Map<string, Map<string, ServiceRecord>>();
   private readonly bySid = new Map<number, ServiceRecord>();
   private readonly placement = new Map<string, number>();
   private readonly deploying = new Set<string>();
@@ -404,6 +489,9 @@ class KernelImpl implements Kernel {
   private db: Store | undefined;
   private eventLog: EventLog | undefined;
   private io: ServiceIo | undefined;
+  private registry: TenantRegistry | undefined;
+  private authority: Authority | undefined;
+  private vaultImpl: Vault | undefined;
   private readonly openedAt = Date.now();
 
   constructor(opts: ResolvedOptions, lock: DataDirLock) {
@@ -441,12 +529,18 @@ class KernelImpl implements Kernel {
     try {
       this.db = await openStore(this.dataDir, this.opts.database);
       this.eventLog = await EventLog.open(this.db);
-      this.io = new ServiceIo(this.db, this.eventLog);
+      this.io = new ServiceIo(this.db, this.eventLog, () => this.vaultOrThrow(), this.opts.fetch);
+      this.registry = new TenantRegistry(await this.db.tenants(), this.opts.tenantLimits);
+      const now = (): number => this.opts.clock.now();
+      this.authority = new Authority(this.eventLog, new TokenTable(await this.db.tokens()), now, (name) => this.tenantsOrThrow().has(name));
+      const { dataDir, masterKey } = { dataDir: this.dataDir, masterKey: this.opts.masterKey };
+      this.vaultImpl = await Vault.open(this.db, this.eventLog, (create) => loadMasterKey(dataDir, masterKey, create));
       for (const v of await this.db.latestVersions()) this.versions.set(`${v.tenant}/${v.service}`, v.version);
       await this.pool.ready();
       await this.recover();
     } catch (err) {
       await this.pool.close(0);
+      await this.vaultImpl?.close();
       await this.eventLog?.close();
       await this.db?.close();
       throw err;
@@ -471,7 +565,16 @@ class KernelImpl implements Kernel {
           // Limits are re-resolved over today's defaults: a field added since has its default.
           limits = resolveLimits(JSON.parse(d.limits) as unknown, this.opts.limits);
           supervision = resolveSupervision(d.supervision ? (JSON.parse(d.supervision) as unknown) : undefined, this.opts.supervision);
-          up.push(await this.launch({ ...d, limits, supervision, meta: metaOf(d), deployedAt: new Date(d.deployedAt).toISOString() }));
+          up.push(
+            await this.launch({
+              ...d,
+              limits,
+              supervision,
+              meta: metaOf(d),
+              grants: grantsOf(d),
+              deployedAt: new Date(d.deployedAt).toISOString(),
+            }),
+          );
         } catch (err) {
           const error = SoloError.from(err);
           down.push({ d, error });
@@ -526,7 +629,7 @@ class KernelImpl implements Kernel {
     // A service that could not start is supervised like any crash: restarted, or failed.
     for (let i = 0; i < down.length; i++) {
       const { d } = down[i] as { d: DeploymentRecord };
-      const r = this.tenants.get(d.tenant)?.get(d.service);
+      const r = this.byTenant.get(d.tenant)?.get(d.service);
       if (r) this.supervise(r, (events[up.length + i] as SoloEvent).id);
     }
   }
@@ -571,6 +674,7 @@ class KernelImpl implements Kernel {
       args: d.args,
       meta: metaOf(d),
       supervision,
+      grants: grantsOf(d),
       restarts: 0,
       restartTimes: [],
       causeId: null,
@@ -588,22 +692,28 @@ class KernelImpl implements Kernel {
   }
 
   private named(tenant: string): Map<string, ServiceRecord> {
-    let named = this.tenants.get(tenant);
+    let named = this.byTenant.get(tenant);
     if (!named) {
       named = new Map();
-      this.tenants.set(tenant, named);
+      this.byTenant.set(tenant, named);
     }
     return named;
   }
 
-  async deploy(spec: DeploySpec): Promise<Deployment> {
+  deploy(spec: DeploySpec): Promise<Deployment> {
+    return this.deployAs(SYSTEM, spec);
+  }
+
+  async deployAs(p: Principal, spec: DeploySpec): Promise<Deployment> {
     this.assertOpen();
     const { tenant, service, fields } = checkIdentity(spec);
+    await this.ensureTenant(tenant);
     const key = `${tenant}/${service}`;
     const version = (this.versions.get(key) ?? 0) + 1;
     try {
-      const { code, args, limits, supervision, meta } = this.checkDeploy(fields);
-      const previous = this.tenants.get(tenant)?.get(service);
+      const { code, args, limits, supervision, meta, grants } = this.checkDeploy(fields);
+      await this.checkGrantable(p, tenant, service, grants);
+      const previous = this.byTenant.get(tenant)?.get(service);
       if (this.deploying.has(key) || previous?.state === "running") {
         throw new SoloError(
           "SOLO_ERR_DEPLOY_EXISTS",
@@ -632,7 +742,19 @@ class KernelImpl implements Kernel {
       try {
         const deployedAt = Date.now();
         const record = await this.launch(
-          { tenant, service, version, code, stripped, args, limits, supervision, meta, deployedAt: new Date(deployedAt).toISOString() },
+          {
+            tenant,
+            service,
+            version,
+            code,
+            stripped,
+            args,
+            limits,
+            supervision,
+            meta,
+            grants,
+            deployedAt: new Date(deployedAt).toISOString(),
+          },
           previous,
         );
         // Acknowledged only once the deployment and its event are durable; if they cannot be
@@ -652,6 +774,7 @@ class KernelImpl implements Kernel {
                   limits: JSON.stringify(limits),
                   supervision: JSON.stringify(supervision),
                   ...(meta !== NO_META ? { meta: JSON.stringify(meta) } : {}),
+                  grants: JSON.stringify(grantsData(grants)),
                   deployedAt,
                 },
               },
@@ -675,11 +798,11 @@ class KernelImpl implements Kernel {
         } catch (err) {
           await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise.catch(() => undefined);
           this.bySid.delete(record.sid);
-          if (this.tenants.get(tenant)?.get(service) === record) {
+          if (this.byTenant.get(tenant)?.get(service) === record) {
             if (previous) {
               this.bySid.set(previous.sid, previous);
               this.named(tenant).set(service, previous);
-            } else this.tenants.get(tenant)?.delete(service);
+            } else this.byTenant.get(tenant)?.delete(service);
           }
           throw err;
         }
@@ -690,7 +813,7 @@ class KernelImpl implements Kernel {
         return { tenant, service, version, findings };
       } catch (err) {
         // The new version did not start: the one it was to replace goes back to its supervisor.
-        if (previous && wasRestarting && this.tenants.get(tenant)?.get(service) === previous) {
+        if (previous && wasRestarting && this.byTenant.get(tenant)?.get(service) === previous) {
           const cause = previous.causeId;
           this.scheduleRestart(previous, Math.max(0, restartDue - this.opts.clock.now()), async () => cause);
         }
@@ -720,7 +843,7 @@ class KernelImpl implements Kernel {
    * registered under its name (replacing `previous`). Throws the deploy error otherwise.
    */
   private async launch(spec: LaunchSpec, previous?: ServiceRecord, state?: string, revive = false): Promise<ServiceRecord> {
-    const { tenant, service, version, code, args, limits, supervision, deployedAt, meta } = spec;
+    const { tenant, service, version, code, args, limits, supervision, deployedAt, meta, grants } = spec;
     const stripped = spec.stripped ?? stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
     const scheduler = this.place(tenant);
@@ -733,6 +856,7 @@ class KernelImpl implements Kernel {
       args,
       meta,
       supervision,
+      grants,
       restarts: 0,
       restartTimes: [],
       causeId: null,
@@ -761,6 +885,7 @@ class KernelImpl implements Kernel {
         code: stripped,
         args,
         limits,
+        grants,
         ...(state !== undefined ? { state } : {}),
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
@@ -847,9 +972,21 @@ class KernelImpl implements Kernel {
     record.killDurable = true;
   }
 
-  async events(query?: EventQuery): Promise<EventPage> {
+  events(query?: EventQuery): Promise<EventPage> {
+    return this.eventsScoped(query, undefined);
+  }
+
+  private async eventsScoped(query: EventQuery | undefined, scope: { tenant: string; floor: number } | undefined): Promise<EventPage> {
     this.assertOpen();
-    const { filter, limit } = checkEventQuery(query);
+    const checked = checkEventQuery(query);
+    const limit = checked.limit;
+    let filter = checked.filter;
+    if (scope) {
+      filter = { ...filter, tenant: scope.tenant };
+      if (filter.order === "asc" || filter.afterId !== undefined)
+        filter = { ...filter, afterId: Math.max(filter.afterId ?? 0, scope.floor) };
+      else filter = { ...filter, afterId: scope.floor };
+    }
     const rows = await this.log.query(filter);
     const events = rows.slice(0, limit);
     const last = events[events.length - 1];
@@ -872,7 +1009,7 @@ class KernelImpl implements Kernel {
   }
 
   list(tenant: string, filter: { readonly tag?: string } = {}): ServiceInfo[] {
-    const services = this.tenants.get(checkTenant(tenant));
+    const services = this.byTenant.get(checkTenant(tenant));
     const tag = filter?.tag;
     if (tag !== undefined && (typeof tag !== "string" || !TAG_PATTERN.test(tag))) {
       throw new SoloError("SOLO_ERR_REQUEST_INVALID", "list: tag must be a valid tag", { field: "tag" });
@@ -899,7 +1036,7 @@ class KernelImpl implements Kernel {
     let memoryBytes = 0;
     let mailbox = 0;
     let dropped = 0;
-    for (const r of this.tenants.get(t)?.values() ?? []) {
+    for (const r of this.byTenant.get(t)?.values() ?? []) {
       if (r.state === "stopped") continue;
       services++;
       if (r.state === "running") {
@@ -909,18 +1046,18 @@ class KernelImpl implements Kernel {
       }
       dropped += r.usage.dropped;
     }
-    return { tenant: t, services, running, memoryBytes, mailbox, dropped, limits: this.opts.tenantLimits };
+    return { tenant: t, services, running, memoryBytes, mailbox, dropped, limits: this.tenantsOrThrow().limits(t) };
   }
 
   // Deploy refuses a service the tenant has no room for: a name beyond its service count, or any
   // new service while its services already hold its memory.
   private checkTenantRoom(tenant: string, service: string): void {
-    const limits = this.opts.tenantLimits;
+    const limits = this.tenantsOrThrow().limits(tenant);
     const usage = this.tenantUsage(tenant);
-    const replacing = this.tenants.get(tenant)?.get(service);
+    const replacing = this.byTenant.get(tenant)?.get(service);
     // Deploys of new names still starting count too, so concurrent deploys cannot overshoot.
     const starting = [...this.deploying].filter(
-      (k) => k.startsWith(`${tenant}/`) && k !== `${tenant}/${service}` && !this.tenants.get(tenant)?.has(k.slice(tenant.length + 1)),
+      (k) => k.startsWith(`${tenant}/`) && k !== `${tenant}/${service}` && !this.byTenant.get(tenant)?.has(k.slice(tenant.length + 1)),
     ).length;
     const others = usage.services + starting - (replacing && replacing.state !== "stopped" ? 1 : 0);
     if (others >= limits.maxServices) {
@@ -948,10 +1085,10 @@ class KernelImpl implements Kernel {
       const usage = this.tenantUsage(tenant);
       // A service already asked to go does not count: a late sample must not evict a second one.
       let evicting = 0;
-      for (const r of this.tenants.get(tenant)?.values() ?? []) if (r.evicting && r.state === "running") evicting += r.usage.memoryBytes;
+      for (const r of this.byTenant.get(tenant)?.values() ?? []) if (r.evicting && r.state === "running") evicting += r.usage.memoryBytes;
       if (usage.memoryBytes - evicting <= usage.limits.memoryBytes) continue;
       let largest: ServiceRecord | undefined;
-      for (const r of this.tenants.get(tenant)?.values() ?? []) {
+      for (const r of this.byTenant.get(tenant)?.values() ?? []) {
         if (r.state === "running" && !r.evicting && (!largest || r.usage.memoryBytes > largest.usage.memoryBytes)) largest = r;
       }
       if (!largest) continue;
@@ -1037,6 +1174,7 @@ class KernelImpl implements Kernel {
         this.cancelSwapWatch(r);
       }
       try {
+        await this.vaultImpl?.close();
         await this.pool.close(CLOSE_GRACE_MS);
         for (const r of this.bySid.values()) if (r.state === "running" || r.state === "restarting") r.state = "stopped";
         await this.eventLog
@@ -1049,6 +1187,334 @@ class KernelImpl implements Kernel {
       }
     })();
     return this.closed;
+  }
+
+  // ---- principals, tenants, secrets ----------------------------------------------------------
+
+  // A token cannot give a service more than it holds: each grant needs its permission.
+  private async checkGrantable(p: Principal, tenant: string, service: string, grants: ServiceGrants): Promise<void> {
+    if (p.kind === "system") return;
+    const target = { operation: "deploy", tenant, subject: service };
+    for (const need of grantPermissions(grants)) {
+      try {
+        this.auth().check(p, target, need);
+      } catch (err) {
+        await this.auth().denied(err, target, p);
+        throw err;
+      }
+    }
+  }
+
+  // A service's use of a power it was not granted, recorded at most once a minute per service
+  // and grant (with the count since), so a loop cannot drown the log.
+  private readonly grantDenials = new Map<string, { count: number; at: number }>();
+
+  private grantDenied(r: ServiceRecord, grant: string, detail: string): void {
+    const key = `${r.sid}\0${grant}\0${detail}`;
+    const now = this.opts.clock.now();
+    const seen = this.grantDenials.get(key);
+    if (seen && now - seen.at < 60_000) {
+      seen.count++;
+      return;
+    }
+    const count = (seen?.count ?? 0) + 1;
+    this.grantDenials.set(key, { count: 0, at: now });
+    if (grant === "secrets") {
+      void this.record({
+        tenant: r.tenant,
+        type: "secret_access_denied",
+        subject: detail,
+        payload: { name: detail, service: r.service, version: r.version, attempts: count },
+        causationId: r.causeId,
+      });
+      return;
+    }
+    void this.record({
+      tenant: r.tenant,
+      type: "grant_denied",
+      subject: r.service,
+      payload: { version: r.version, grant, detail, attempts: count },
+      causationId: r.causeId,
+    });
+  }
+
+  private tenantsOrThrow(): TenantRegistry {
+    if (!this.registry) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is not open");
+    return this.registry;
+  }
+
+  private auth(): Authority {
+    if (!this.authority) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is not open");
+    return this.authority;
+  }
+
+  private vaultOrThrow(): Vault {
+    if (!this.vaultImpl) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is not open");
+    return this.vaultImpl;
+  }
+
+  as(token: string | undefined): KernelSession {
+    return new Session(this, token);
+  }
+
+  authorize(token: unknown, target: Target, need: Permission | null): Promise<TokenPrincipal> {
+    try {
+      this.assertOpen();
+      return this.auth().authorize(token, target, need);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  verifyToken(token: unknown, operation: string): Promise<TokenPrincipal> {
+    try {
+      this.assertOpen();
+      return this.auth().verifyToken(token, operation);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  denied(err: unknown, target: Target, principal?: TokenPrincipal): Promise<void> {
+    return this.auth().denied(err, target, principal);
+  }
+
+  eventsFloor(tenant: string): number {
+    return this.tenantsOrThrow().row(tenant)?.eventsAfter ?? this.log.headId;
+  }
+
+  tokenInfo(id: string): TokenInfo {
+    const found = this.auth()
+      .tokens.list((r) => r.id === id, this.opts.clock.now())
+      .at(0);
+    if (!found) throw new SoloError("SOLO_ERR_TOKEN_NOT_FOUND", `no token ${id}`, { tokenId: id });
+    return found;
+  }
+
+  grantToken(p: Principal, spec: unknown, operation: "tokens.grant" | "tokens.attenuate"): Promise<GrantedToken> {
+    try {
+      this.assertOpen();
+      return this.auth().grant(p, spec, operation);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  listTokens(p: Principal, tenant?: string | null): TokenInfo[] {
+    this.assertOpen();
+    if (tenant !== undefined && tenant !== null) checkTenant(tenant);
+    return this.auth().list(p, tenant);
+  }
+
+  revokeToken(p: Principal, id: unknown): Promise<{ readonly revoked: readonly string[] }> {
+    try {
+      this.assertOpen();
+      return this.auth().revoke(p, id);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  readonly tokens: TokensApi = {
+    grant: (spec) => this.grantToken(SYSTEM, spec, "tokens.grant"),
+    list: async (filter) => this.listTokens(SYSTEM, filter?.tenant),
+    revoke: (id) => this.revokeToken(SYSTEM, id),
+  };
+
+  // The embedder deploys into a tenant that does not exist yet by creating it (with the default
+  // limits); a name whose tenant was deleted is refused, never silently reused.
+  private async ensureTenant(name: string): Promise<void> {
+    const reg = this.tenantsOrThrow();
+    if (reg.has(name)) return;
+    // Concurrent first deploys into one new tenant: the first creates it, the others wait for it.
+    await this.creatingTenants.get(name)?.catch(() => undefined);
+    if (reg.has(name)) return;
+    if (reg.retiredRow(name)) throw reg.missing(name);
+    await this.createTenant(name, {}).catch((err: unknown) => {
+      if (!(err instanceof SoloError && err.reason === "SOLO_ERR_TENANT_EXISTS" && reg.has(name))) throw err;
+    });
+  }
+
+  private creatingTenants = new Map<string, Promise<TenantInfo>>();
+
+  private createTenant(nameInput: unknown, options: unknown): Promise<TenantInfo> {
+    try {
+      this.assertOpen();
+      const name = checkTenant(nameInput);
+      const o = checkTenantOptions(options);
+      const pending = this.creatingTenants.get(name);
+      // A second create of a name being created is refused once the first has decided, like any
+      // create of an existing tenant (and if the first failed, this one is retried).
+      if (pending)
+        return pending.then(
+          () => this.createTenant(nameInput, options),
+          () => this.createTenant(nameInput, options),
+        );
+      const reg = this.tenantsOrThrow();
+      if (reg.has(name)) {
+        throw new SoloError("SOLO_ERR_TENANT_EXISTS", `tenant ${name} already exists`, {
+          tenant: name,
+          hint: "tenants.update changes its limits",
+        });
+      }
+      const retired = reg.retiredRow(name);
+      if (retired && !o.reuseName) throw reg.missing(name);
+      const overrides = o.limits === undefined ? {} : o.limits;
+      resolveTenantLimits(overrides, this.opts.tenantLimits, "limits");
+      const createdAt = this.opts.clock.now();
+      const run = (async (): Promise<TenantInfo> => {
+        const { events } = await this.log.write(
+          [{ t: "tenant.create", name, limits: JSON.stringify(overrides), createdAt }],
+          [
+            {
+              tenant: name,
+              type: "tenant_created",
+              subject: name,
+              payload: { limits: overrides, incarnation: (retired?.incarnation ?? 0) + 1 },
+            },
+          ],
+        );
+        const first = events[0] as SoloEvent;
+        reg.put({
+          name,
+          incarnation: (retired?.incarnation ?? 0) + 1,
+          limits: JSON.stringify(overrides),
+          createdAt,
+          eventsAfter: first.id - 1,
+          deletedAt: null,
+        });
+        return reg.info(name);
+      })().finally(() => this.creatingTenants.delete(name));
+      this.creatingTenants.set(name, run);
+      return run;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private async updateTenant(nameInput: unknown, limitsInput: unknown): Promise<TenantInfo> {
+    this.assertOpen();
+    const name = checkTenant(nameInput);
+    const reg = this.tenantsOrThrow();
+    const row = reg.require(name);
+    if (limitsInput === null || typeof limitsInput !== "object" || Array.isArray(limitsInput)) {
+      throw new SoloError("SOLO_ERR_LIMITS_INVALID", `tenants.update: limits must be an object, got ${describeType(limitsInput)}`, {
+        field: "limits",
+      });
+    }
+    resolveTenantLimits(limitsInput, this.opts.tenantLimits, "limits");
+    const overrides = JSON.stringify(limitsInput);
+    await this.log.write(
+      [{ t: "tenant.limits", name, limits: overrides }],
+      [{ tenant: name, type: "tenant_updated", subject: name, payload: { limits: limitsInput } }],
+    );
+    reg.put({ ...row, limits: overrides });
+    return reg.info(name);
+  }
+
+  // Everything of the tenant goes but its events: services stop (terminate runs), tokens are
+  // revoked, secrets, storage and deployments are deleted, in one transaction with tenant_deleted.
+  private async deleteTenant(nameInput: unknown): Promise<TenantDeletion> {
+    this.assertOpen();
+    const name = checkTenant(nameInput);
+    const reg = this.tenantsOrThrow();
+    const row = reg.require(name);
+    const services = [...(this.byTenant.get(name)?.values() ?? [])];
+    for (const r of services) if (r.state !== "stopped" || !r.killDurable) await this.kill(name, r.service);
+    const secrets = (await this.storeOrThrow().secrets(name)).length;
+    const tokens = this.auth().tokens.list((t) => t.tenant === name && t.revokedAt === null, this.opts.clock.now()).length;
+    const deletedAt = this.opts.clock.now();
+    await this.log.write(
+      [{ t: "tenant.delete", name, deletedAt }],
+      [
+        {
+          tenant: name,
+          type: "tenant_deleted",
+          subject: name,
+          payload: { incarnation: row.incarnation, services: services.length, tokensRevoked: tokens, secretsDeleted: secrets },
+        },
+      ],
+    );
+    reg.put({ ...row, deletedAt });
+    this.auth().tokens.revokeTenant(name, deletedAt);
+    for (const r of services) {
+      this.bySid.delete(r.sid);
+      this.breakers.delete(`${name}/${r.service}`);
+      this.versions.delete(`${name}/${r.service}`);
+    }
+    this.byTenant.delete(name);
+    this.placement.delete(name);
+    return { tenant: name, services: services.length, tokensRevoked: tokens, secretsDeleted: secrets };
+  }
+
+  readonly tenants: TenantsApi = {
+    create: (name, options) => this.createTenant(name, options ?? {}),
+    list: async () => {
+      this.assertOpen();
+      const reg = this.tenantsOrThrow();
+      return reg.names().map((n) => reg.info(n));
+    },
+    get: async (name) => {
+      this.assertOpen();
+      return this.tenantsOrThrow().info(checkTenant(name));
+    },
+    update: (name, limits) => this.updateTenant(name, limits),
+    delete: (name) => this.deleteTenant(name),
+  };
+
+  secretsFor(p: Principal): SecretsApi {
+    const by = p.kind === "token" ? p.id : "system";
+    return {
+      put: async (tenant, name, value) => {
+        this.assertOpen();
+        const t = checkTenant(tenant);
+        this.tenantsOrThrow().require(t);
+        return this.vaultOrThrow().put(t, name, value, by, this.opts.clock.now());
+      },
+      delete: async (tenant, name) => {
+        this.assertOpen();
+        const t = checkTenant(tenant);
+        this.tenantsOrThrow().require(t);
+        return this.vaultOrThrow().delete(t, name, by);
+      },
+      list: async (tenant) => {
+        this.assertOpen();
+        const t = checkTenant(tenant);
+        this.tenantsOrThrow().require(t);
+        return this.vaultOrThrow().list(t);
+      },
+    };
+  }
+
+  readonly secrets: SecretsApi = this.secretsFor(SYSTEM);
+
+  readonly vault: VaultApi = {
+    status: async () => {
+      this.assertOpen();
+      return this.vaultOrThrow().status();
+    },
+    rotate: async (options) => {
+      this.assertOpen();
+      const wait = options?.wait ?? false;
+      if (typeof wait !== "boolean") {
+        throw new SoloError("SOLO_ERR_REQUEST_INVALID", "vault.rotate: wait must be a boolean", { field: "wait" });
+      }
+      return this.vaultOrThrow().rotate(this.opts.clock.now(), wait);
+    },
+  };
+
+  eventsIn(query: EventQuery | undefined, scope: { tenant: string; floor: number } | undefined): Promise<EventPage> {
+    return this.eventsScoped(query, scope);
+  }
+
+  subscribeIn(
+    options: SubscribeOptions | undefined,
+    scope: { tenant: string; floor: number } | undefined,
+  ): AsyncIterableIterator<SoloEvent> {
+    this.assertOpen();
+    const { filter, fromId, signal } = checkSubscribe(options);
+    if (!scope) return this.log.follow(filter, fromId ?? this.log.headId + 1, signal);
+    return this.log.follow({ ...filter, tenant: scope.tenant }, Math.max(fromId ?? this.log.headId + 1, scope.floor + 1), signal);
   }
 
   // ---- internals -------------------------------------------------------------------------
@@ -1113,6 +1579,7 @@ class KernelImpl implements Kernel {
     limits: ServiceLimits;
     supervision: SupervisionPolicy;
     meta: ServiceMeta;
+    grants: ServiceGrants;
   } {
     for (const key of Object.keys(s)) {
       if (!DEPLOY_KEYS.has(key)) {
@@ -1126,7 +1593,7 @@ class KernelImpl implements Kernel {
     const limits = resolveLimits(s.limits, this.opts.limits);
     const supervision = resolveSupervision(s.supervision, this.opts.supervision);
     const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
-    return { code, args, limits, supervision, meta: checkMeta(s.tags, s.metadata) };
+    return { code, args, limits, supervision, meta: checkMeta(s.tags, s.metadata), grants: resolveGrants(s.grants) };
   }
 
   // The analyzer reads the code with its types stripped (positions are the author's). Its errors
@@ -1185,7 +1652,7 @@ class KernelImpl implements Kernel {
   private lookup(tenant: string, service: string): ServiceRecord {
     const t = checkTenant(tenant);
     const s = checkService(service);
-    const r = this.tenants.get(t)?.get(s);
+    const r = this.byTenant.get(t)?.get(s);
     if (!r) {
       throw new SoloError("SOLO_ERR_SERVICE_NOT_FOUND", `no service named ${s} in tenant ${t}`, {
         tenant: t,
@@ -1262,7 +1729,7 @@ class KernelImpl implements Kernel {
         if (msg.crash) r.crash = msg.crash;
         if (msg.status !== "crashed") return;
         // Not under its name yet (the crash came right after init): whoever is starting it handles it.
-        if (this.tenants.get(r.tenant)?.get(r.service) !== r) r.earlyCrash = msg.crash ?? null;
+        if (this.byTenant.get(r.tenant)?.get(r.service) !== r) r.earlyCrash = msg.crash ?? null;
         else this.crashed(r, msg.crash ?? null);
         return;
       }
@@ -1275,6 +1742,11 @@ class KernelImpl implements Kernel {
           },
           (err: unknown) => console.error("solo: a service's storage request failed unexpectedly:", err),
         );
+        return;
+      }
+      case "denied": {
+        const r = this.bySid.get(msg.sid);
+        if (r) this.grantDenied(r, msg.grant, msg.detail);
         return;
       }
       case "usage": {
@@ -1405,7 +1877,7 @@ class KernelImpl implements Kernel {
     try {
       const { fresh, state, findings } = await (async () => {
         const { stripped, findings } = this.analyzeCode(checked, r.service, "swap");
-        return { ...(await this.swapIn(r, checked, stripped, version, r.version)), findings };
+        return { ...(await this.swapIn(r, checked, stripped, version, r.version, r.grants)), findings };
       })().catch(async (err: unknown) => {
         const error = SoloError.from(err);
         await this.record({
@@ -1449,6 +1921,7 @@ class KernelImpl implements Kernel {
               limits: JSON.stringify(r.limits),
               supervision: JSON.stringify(r.supervision),
               ...(r.meta !== NO_META ? { meta: JSON.stringify(r.meta) } : {}),
+              grants: JSON.stringify(grantsData(r.grants)),
               deployedAt: Date.now(),
             },
           },
@@ -1470,7 +1943,7 @@ class KernelImpl implements Kernel {
       // operator's restart() inside the window hands the watch on to the restarted instance.
       const watch = fresh.swapWatch;
       const settle = (): void => {
-        const current = this.tenants.get(r.tenant)?.get(r.service);
+        const current = this.byTenant.get(r.tenant)?.get(r.service);
         if (!current || !watch || current.swapWatch?.from !== watch.from) return;
         current.swapWatch = undefined;
         void this.record({
@@ -1515,7 +1988,14 @@ class KernelImpl implements Kernel {
     this.claim(r);
     try {
       this.cancelSwapWatch(r);
-      const { fresh } = await this.swapIn(r, target.code, stripTypes(target.code, `${r.service}.ts`), target.version, r.version);
+      const { fresh } = await this.swapIn(
+        r,
+        target.code,
+        stripTypes(target.code, `${r.service}.ts`),
+        target.version,
+        r.version,
+        grantsOf(target),
+      );
       const { events } = await this.log.write(
         [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: target.version }],
         [
@@ -1543,6 +2023,7 @@ class KernelImpl implements Kernel {
     stripped: string,
     version: number,
     fromVersion: number,
+    grants: ServiceGrants,
   ): Promise<{ fresh: ServiceRecord; state: string }> {
     const filename = stripped === code ? `${r.service}.js` : `${r.service}.ts`;
     const reply = JSON.parse(
@@ -1555,12 +2036,14 @@ class KernelImpl implements Kernel {
         filename,
         code: stripped,
         limits: r.limits,
+        grants,
       })).promise,
     ) as { handlers: string[]; state: string };
     const fresh: ServiceRecord = {
       ...r,
       version,
       code,
+      grants,
       handlers: Object.freeze([...reply.handlers]),
       causeId: r.causeId,
       restarts: 0,
@@ -1570,7 +2053,7 @@ class KernelImpl implements Kernel {
     };
     delete fresh.crash;
     this.bySid.set(fresh.sid, fresh);
-    if (this.tenants.get(r.tenant)?.get(r.service) === r) this.named(r.tenant).set(r.service, fresh);
+    if (this.byTenant.get(r.tenant)?.get(r.service) === r) this.named(r.tenant).set(r.service, fresh);
     return { fresh, state: reply.state };
   }
 
@@ -1628,7 +2111,7 @@ class KernelImpl implements Kernel {
   }
 
   private supervise(r: ServiceRecord, cause: number | null | Promise<SoloEvent | undefined>): void {
-    if (this.closed || this.tenants.get(r.tenant)?.get(r.service) !== r) return;
+    if (this.closed || this.byTenant.get(r.tenant)?.get(r.service) !== r) return;
     const { clock } = this.opts;
     const now = clock.now();
     const d = decide(r.supervision, r.restartTimes, true, now, clock.random());
@@ -1670,7 +2153,7 @@ class KernelImpl implements Kernel {
   }
 
   private async restartNow(r: ServiceRecord, causeId: () => Promise<number | null>, delayMs: number): Promise<void> {
-    if (this.closed || r.state !== "restarting" || this.tenants.get(r.tenant)?.get(r.service) !== r) return;
+    if (this.closed || r.state !== "restarting" || this.byTenant.get(r.tenant)?.get(r.service) !== r) return;
     const key = `${r.tenant}/${r.service}`;
     this.deploying.add(key);
     let fresh: ServiceRecord;
@@ -1709,7 +2192,7 @@ class KernelImpl implements Kernel {
     if (r.earlyCrash === undefined) return;
     const crash = r.earlyCrash;
     r.earlyCrash = undefined;
-    if (this.tenants.get(r.tenant)?.get(r.service) === r && r.state === "crashed") this.crashed(r, crash);
+    if (this.byTenant.get(r.tenant)?.get(r.service) === r && r.state === "crashed") this.crashed(r, crash);
   }
 
   private cancelRestart(r: ServiceRecord): void {
@@ -1744,6 +2227,7 @@ interface LaunchSpec {
   readonly args: string;
   readonly limits: ServiceLimits;
   readonly supervision: SupervisionPolicy;
+  readonly grants: ServiceGrants;
   readonly deployedAt: string;
 }
 
@@ -1785,7 +2269,13 @@ function infoOf(r: ServiceRecord, breaker: ServiceInfo["breaker"]): ServiceInfo 
     breaker,
     tags: r.meta.tags,
     metadata: r.meta.metadata,
+    grants: grantsData(r.grants),
   };
+}
+
+/** The grants stored with a version (the defaults for one deployed before grants existed). */
+function grantsOf(d: DeploymentRecord): ServiceGrants {
+  return d.grants ? resolveGrants(JSON.parse(d.grants) as unknown) : resolveGrants(undefined);
 }
 
 /** The tags and metadata stored with a version. */
@@ -1859,4 +2349,30 @@ function canceled(record: ServiceRecord): SoloError {
     tenant: record.tenant,
     service: record.service,
   });
+}
+
+const TENANT_OPTION_KEYS = new Set(["limits", "reuseName"]);
+
+function checkTenantOptions(input: unknown): { limits?: Partial<TenantLimits>; reuseName: boolean } {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `tenants.create: options must be an object, got ${describeType(input)}`);
+  }
+  const o = input as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!TENANT_OPTION_KEYS.has(k)) {
+      throw new SoloError("SOLO_ERR_REQUEST_INVALID", `tenants.create: unknown option ${JSON.stringify(k.slice(0, 80))}`, {
+        field: k.slice(0, 80),
+        hint: "the options are limits and reuseName",
+      });
+    }
+  }
+  if (o.reuseName !== undefined && typeof o.reuseName !== "boolean") {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "tenants.create: reuseName must be a boolean", { field: "reuseName" });
+  }
+  if (o.limits !== undefined && (o.limits === null || typeof o.limits !== "object" || Array.isArray(o.limits))) {
+    throw new SoloError("SOLO_ERR_LIMITS_INVALID", `tenants.create: limits must be an object, got ${describeType(o.limits)}`, {
+      field: "limits",
+    });
+  }
+  return { ...(o.limits !== undefined ? { limits: o.limits as Partial<TenantLimits> } : {}), reuseName: o.reuseName === true };
 }

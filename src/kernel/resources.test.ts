@@ -71,6 +71,7 @@ describe("the mailbox limit", () => {
     await k.deploy({
       tenant: "mb",
       service: "caller",
+      grants: { call: ["target"] },
       code: `export default {
         init() { return null },
         async handleCall(req, s) {

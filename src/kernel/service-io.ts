@@ -5,6 +5,9 @@ import type { Mutation, Store } from "../store/store.ts";
 import type { ServiceLimits } from "./limits.ts";
 import type { EventLog } from "./log/event-log.ts";
 import { CUSTOM_EVENT_NAME, customEventType } from "./log/event-types.ts";
+import { type FetchPolicy, guardedFetch } from "./powers/fetch.ts";
+import type { ServiceGrants } from "./powers/grant-types.ts";
+import type { Vault } from "./vault/vault.ts";
 
 /** The longest storage key, in bytes of UTF-8. */
 export const MAX_KEY_BYTES = 512;
@@ -15,7 +18,9 @@ const MAX_LIST_LIMIT = 1000;
 export interface IoCaller {
   readonly tenant: string;
   readonly service: string;
+  readonly version: number;
   readonly limits: ServiceLimits;
+  readonly grants: ServiceGrants;
   readonly causeId: number | null;
 }
 
@@ -28,20 +33,58 @@ export interface IoCaller {
 export class ServiceIo {
   private readonly store: Store;
   private readonly log: EventLog;
+  private readonly vault: () => Vault;
+  private readonly fetchPolicy: FetchPolicy;
   /** Each service's last write not yet durable: its later reads wait for it (program order). */
   private readonly lastWrite = new Map<string, Promise<unknown>>();
 
-  constructor(store: Store, log: EventLog) {
+  constructor(store: Store, log: EventLog, vault: () => Vault, fetchPolicy: FetchPolicy) {
     this.store = store;
     this.log = log;
+    this.vault = vault;
+    this.fetchPolicy = fetchPolicy;
   }
 
   async handle(caller: IoCaller, kind: IoKind, arg: string): Promise<string> {
     try {
-      return `R${kind === "kv" ? await this.kv(caller, arg) : await this.emit(caller, arg)}`;
+      switch (kind) {
+        case "kv":
+          return `R${await this.kv(caller, arg)}`;
+        case "emit":
+          return `R${await this.emit(caller, arg)}`;
+        case "secret":
+          return `R${await this.secret(caller, arg)}`;
+        case "fetch":
+          return `R${await this.fetch(caller, arg)}`;
+      }
     } catch (err) {
       return `E${JSON.stringify(SoloError.from(err).toData())}`;
     }
+  }
+
+  // The scheduler checked the name against the grant; checked again here, where the value is.
+  private async secret(c: IoCaller, name: string): Promise<string> {
+    if (!c.grants.secrets.includes(name)) {
+      throw new SoloError(
+        "SOLO_ERR_GRANT_MISSING",
+        `solo.secrets.get: ${JSON.stringify(name.slice(0, 128))} is not among the service's granted secrets`,
+        {
+          grant: "secrets",
+        },
+      );
+    }
+    return JSON.stringify(await this.vault().get(c.tenant, name, { service: c.service, version: c.version }));
+  }
+
+  // The response enters the service as a value: its body counts against the service's message
+  // size (and, once inside, its memory), whatever the grant allows.
+  private async fetch(c: IoCaller, arg: string): Promise<string> {
+    const grant = c.grants.fetch;
+    if (!grant) throw new SoloError("SOLO_ERR_GRANT_MISSING", "solo.fetch: the service was not granted fetch", { grant: "fetch" });
+    const request = parseJson(arg, "the fetch request");
+    const maxResponseBytes = Math.max(1, Math.min(grant.maxResponseBytes, c.limits.messageBytes - 1024));
+    const response = await guardedFetch(request, { ...grant, maxResponseBytes }, this.fetchPolicy);
+    return JSON.stringify(response);
   }
 
   // Writes reach the store in the order they were issued (the log's queue is FIFO); a read issued

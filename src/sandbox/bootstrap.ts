@@ -340,7 +340,7 @@ function logText(args) {
 }
 
 function logger(level) {
-  return function log(...args) { host("log", level + "\n" + logText(args)); };
+  return function log(...args) { hostResult(host("log", level + "\n" + logText(args))); };
 }
 
 // A host operation answered later (storage, emit): its result settles the promise through "resolve".
@@ -383,6 +383,34 @@ const storage = freeze({
   },
 });
 
+// Secrets the deployment was granted, by name; the value arrives once its read is audited.
+const secrets = freeze({
+  get(name) {
+    try {
+      if (typeof name !== "string" || name === "") throw new TypeErrorCtor("solo.secrets.get: the name must be a non-empty string");
+      return later("secret", name);
+    } catch (e) { return P.reject(e); }
+  },
+});
+
+// HTTP(S) to the hosts the grant allows: fetch(url) or fetch({ url, method, headers, body }),
+// or fetch(url, { method, headers, body }). Resolves with { status, statusText, headers, body, url, redirected, bytes }.
+function soloFetch(input, init) {
+  try {
+    let request;
+    if (typeof input === "string") {
+      const o = init === undefined || init === null ? {} : init;
+      if (typeof o !== "object") throw new TypeErrorCtor("solo.fetch: the second argument must be an object like { method, headers, body }");
+      request = { url: input, method: o.method, headers: o.headers, body: o.body };
+    } else if (input !== null && typeof input === "object") {
+      request = input;
+    } else {
+      throw new TypeErrorCtor("solo.fetch: give a URL string or a request object { url, method, headers, body }");
+    }
+    return later("fetch", encodeArg(request, "the fetch request"));
+  } catch (e) { return P.reject(e); }
+}
+
 const solo = freeze({
   call(service, request, options) {
     try {
@@ -410,6 +438,8 @@ const solo = freeze({
   warn: logger("warn"),
   error: logger("error"),
   storage,
+  secrets,
+  fetch: soloFetch,
   emit(name, payload) {
     try {
       if (typeof name !== "string") {

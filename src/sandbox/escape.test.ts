@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { type Crash, type CrashKind, type ErrorCode, type Kernel, type LimitsInput, openKernel, type Reason } from "../index.ts";
+import type { GrantsInput } from "../kernel/powers/grants.ts";
 import { crashOf, rejection } from "../test-support.ts";
 
 let kernel: Kernel;
@@ -28,8 +29,18 @@ function asyncHandler(body: string): string {
   return handler(body).replace("handleCall(", "async handleCall(");
 }
 
-async function deploy(service: string, code: string, options: { tenant?: string; limits?: LimitsInput } = {}): Promise<void> {
-  await kernel.deploy({ tenant: options.tenant ?? MALLORY, service, code, ...(options.limits ? { limits: options.limits } : {}) });
+async function deploy(
+  service: string,
+  code: string,
+  options: { tenant?: string; limits?: LimitsInput; grants?: GrantsInput } = {},
+): Promise<void> {
+  await kernel.deploy({
+    tenant: options.tenant ?? MALLORY,
+    service,
+    code,
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.grants ? { grants: options.grants } : {}),
+  });
 }
 
 /** Deploys a hostile service (a handleCall body, or a whole module) and calls it once. */
@@ -318,7 +329,7 @@ describe("a service tampering with the solo object", () => {
       frozen: true,
       writable: false,
       configurable: false,
-      keys: ["call", "cast", "sendAfter", "cancelTimer", "log", "warn", "error", "storage", "emit"],
+      keys: ["call", "cast", "sendAfter", "cancelTimer", "log", "warn", "error", "storage", "secrets", "fetch", "emit"],
     });
     assert.deepEqual(
       kernel.logs(MALLORY, "tamper-solo").map((l) => [l.level, l.text]),
@@ -385,6 +396,7 @@ describe("a service poisoning its own intrinsics", () => {
       handler(
         `    return solo.call("index-setter", null).then((r) => ({ reply: r, state }), (e) => ({ reply: [e.code, e.reason], state }));`,
       ),
+      { grants: { call: ["index-setter"] } },
     );
     assert.deepEqual(await kernel.call(MALLORY, "index-setter-caller", null, { timeoutMs: 2000 }), [
       "invalid_argument",
@@ -670,10 +682,13 @@ describe("a service reaching for other services and tenants", () => {
   },
 };
 `,
+      // Granted the one well-formed name: it still reaches only its own tenant's "vault".
+      { grants: { call: ["vault"] } },
     );
     const reply = await kernel.call(MALLORY, "forger");
     assert.deepEqual(
       reply,
+      // Odd names are refused as no such service before any grant is looked at.
       names.flatMap(() => [
         ["not_found", "SOLO_ERR_SERVICE_NOT_FOUND"],
         ["not_found", "SOLO_ERR_SERVICE_NOT_FOUND"],
@@ -724,6 +739,7 @@ describe("a service reaching for other services and tenants", () => {
     await kernel.deploy({
       tenant: "bob",
       service: "prober",
+      grants: { call: ["shared", "secret"] },
       code: `export default {
   async handleCall(request, state, ctx) {
     const out = { me: ctx.tenant };

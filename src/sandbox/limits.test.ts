@@ -401,13 +401,15 @@ describe("message and state sizes", () => {
 
   it("refuses a service's solo.call whose request is larger than the target's messageBytes", async () => {
     await deploy("tiny-target", handler("    return { reply: state + 1, state: state + 1 };"), { messageBytes: 1024 });
-    await deploy(
-      "big-sender",
-      handler(`    return solo.call("tiny-target", "x".repeat(2000)).then(
+    await kernel.deploy({
+      tenant: TENANT,
+      service: "big-sender",
+      grants: { call: ["tiny-target"] },
+      code: handler(`    return solo.call("tiny-target", "x".repeat(2000)).then(
       () => ({ reply: "delivered", state }),
       (e) => ({ reply: [e.code, e.reason, e.message], state }),
     );`),
-    );
+    });
     assert.deepEqual(await kernel.call(TENANT, "big-sender", null), [
       "resource_exhausted",
       "SOLO_ERR_VALUE_TOO_LARGE",

@@ -1,6 +1,7 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
+import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
 import { FastCall } from "./fast-call.ts";
 import { MAX_DEPTH } from "./json.ts";
@@ -46,6 +47,8 @@ export interface SandboxSpec {
   readonly version: number;
   readonly filename: string;
   readonly limits: ServiceLimits;
+  /** The powers granted (the scheduler enforces them); omitted: the defaults. */
+  readonly grants?: ServiceGrants;
 }
 
 /** Handles the `solo` object's requests; returns a string for the guest, or throws a SoloError. */

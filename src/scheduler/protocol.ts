@@ -1,5 +1,6 @@
 import type { ErrorData } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
+import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
 import type { Crash } from "../sandbox/service.ts";
 
 /**
@@ -20,6 +21,7 @@ export type ToScheduler =
       readonly code: string;
       readonly args: string;
       readonly limits: ServiceLimits;
+      readonly grants: ServiceGrants;
       /** Start from this state (JSON) instead of running init: a rollback to a captured state. */
       readonly state?: string;
     }
@@ -33,6 +35,7 @@ export type ToScheduler =
       readonly filename: string;
       readonly code: string;
       readonly limits: ServiceLimits;
+      readonly grants: ServiceGrants;
     }
   | { readonly op: "call"; readonly rid: number; readonly sid: number; readonly payload: string; readonly deadline: number }
   | { readonly op: "cast"; readonly sid: number; readonly payload: string }
@@ -55,10 +58,12 @@ export type FromScheduler =
   | { readonly op: "usage"; readonly samples: readonly UsageSample[] }
   | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number }
   /** A service's request to the control plane (durable storage, events); answered by an `io` message. */
-  | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly kind: IoKind; readonly arg: string };
+  | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly kind: IoKind; readonly arg: string }
+  /** A service used a power it was not granted (`grant` names it; `detail`, the service or secret asked for). */
+  | { readonly op: "denied"; readonly sid: number; readonly grant: string; readonly detail: string };
 
 /** What a service may ask of the control plane. @internal */
-export type IoKind = "kv" | "emit";
+export type IoKind = "kv" | "emit" | "secret" | "fetch";
 
 /** What the control plane hands a new scheduler thread. @internal */
 export interface SchedulerData {

@@ -10,6 +10,7 @@ import type { QuickJSWASMModule } from "quickjs-emscripten-core";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import { NAME_PATTERN } from "../kernel/names.ts";
+import { DEFAULT_GRANTS, type ServiceGrants } from "../kernel/powers/grant-types.ts";
 import { instantiateEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
@@ -69,6 +70,10 @@ class Service {
   unhandled = 0;
   /** Casts and timer messages refused because the mailbox was full. */
   dropped = 0;
+  /** The log rate limit's bucket. */
+  logTokens = Number.POSITIVE_INFINITY;
+  logAt = 0;
+  logDropped = 0;
 
   constructor(sid: number, name: string, tenant: Tenant, sandbox: ServiceSandbox) {
     this.sid = sid;
@@ -266,7 +271,14 @@ function settle(s: Service, o: Outcome): void {
 // loaded in a fresh runtime, adopts the state through its codeChange(fromVersion, state), and only
 // then replaces the old one. Any failure leaves the old version running, untouched.
 function swapNow(s: Service, m: Message): void {
-  const spec = JSON.parse(m.payload) as { version: number; fromVersion: number; filename: string; code: string; limits: ServiceLimits };
+  const spec = JSON.parse(m.payload) as {
+    version: number;
+    fromVersion: number;
+    filename: string;
+    code: string;
+    limits: ServiceLimits;
+    grants: ServiceGrants;
+  };
   const fail = (e: ErrorData): void => respond(m, encodeError(e));
   const engine = s.tenant.module;
   if (!engine) {
@@ -285,7 +297,7 @@ function swapNow(s: Service, m: Message): void {
   try {
     next = new ServiceSandbox(
       engine,
-      { tenant: s.tenant.name, service: s.name, version: spec.version, filename: spec.filename, limits: spec.limits },
+      { tenant: s.tenant.name, service: s.name, version: spec.version, filename: spec.filename, limits: spec.limits, grants: spec.grants },
       hostFor(s.sid),
     );
     const handlers = next.load(spec.code);
@@ -442,11 +454,35 @@ function hostFor(sid: number): (op: string, arg: string) => string {
         return hostLog(s, arg);
       case "kv":
       case "emit":
+      case "secret":
+      case "fetch":
         return hostIo(s, op, arg);
       default:
         throw new SoloError("SOLO_ERR_INTERNAL", `unknown host operation ${JSON.stringify(op.slice(0, 40))}`);
     }
   };
+}
+
+function grantsOf(s: Service): ServiceGrants {
+  return s.sandbox.spec.grants ?? DEFAULT_GRANTS;
+}
+
+function needCall(s: Service, name: string, what: string): void {
+  if (!grantsOf(s).call.includes(name)) {
+    throw missing(s, "call", name.slice(0, 80), `${what}(${JSON.stringify(name.slice(0, 80))}) needs that service in the grant call`);
+  }
+}
+
+// A power used without its grant: an error inside the service, and (through the control plane)
+// an audit record.
+function missing(s: Service, grant: string, detail: string, message: string): SoloError {
+  send({ op: "denied", sid: s.sid, grant, detail });
+  if (!draining) flushSoon();
+  return new SoloError("SOLO_ERR_GRANT_MISSING", `${message}; service ${s.name} was deployed without it`, {
+    grant,
+    ...(detail ? { requested: detail } : {}),
+    hint: `deploy the service with grants that include ${grant}`,
+  });
 }
 
 function splitOnce(arg: string): [string, string] {
@@ -493,6 +529,7 @@ function hostCall(s: Service, arg: string): string {
       "solo.call can only be used while handling a message (in init or a handler), not at module top level",
     );
   }
+  needCall(s, name, "solo.call");
   const t = target(s, name, "solo.call");
   if (t === s || current.chain.includes(t.sid)) {
     const names = [...current.chain.map((sid) => services.get(sid)?.name ?? "?"), s.name, t.name];
@@ -524,19 +561,38 @@ function hostCall(s: Service, arg: string): string {
   return `I${callId}`;
 }
 
-// Storage and events live in the control plane: the request goes there and the message waits,
-// like a solo.call, until the answer (or the timeout) resumes it.
+const IO_NAMES: Record<IoKind, string> = { kv: "solo.storage", emit: "solo.emit", secret: "solo.secrets.get", fetch: "solo.fetch" };
+
+// Storage, events, secrets and fetch live in the control plane: the request goes there and the
+// message waits, like a solo.call, until the answer (or the timeout) resumes it. The grant is
+// checked here first; the control plane checks what it alone knows (a fetch's host).
 function hostIo(s: Service, kind: IoKind, arg: string): string {
+  const g = grantsOf(s);
+  if (kind === "kv" && !g.storage) throw missing(s, "storage", "", "solo.storage needs the grant storage: true");
+  if (kind === "emit" && !g.emit) throw missing(s, "emit", "", "solo.emit needs the grant emit: true");
+  if (kind === "fetch" && !g.fetch) throw missing(s, "fetch", "", 'solo.fetch needs the grant fetch: { hosts: ["..."] }');
+  if (kind === "secret" && !g.secrets.includes(arg)) {
+    throw missing(
+      s,
+      "secrets",
+      arg.slice(0, 128),
+      `solo.secrets.get(${JSON.stringify(arg.slice(0, 128))}) needs that name in the grant secrets`,
+    );
+  }
   if (!s.current) {
     throw new SoloError(
       "SOLO_ERR_CALL_NOT_IN_MESSAGE",
-      `solo.${kind === "kv" ? "storage" : "emit"} can only be used while handling a message (in init or a handler), not at module top level`,
+      `${IO_NAMES[kind]} can only be used while handling a message (in init or a handler), not at module top level`,
     );
   }
+  // A fetch may take its grant's whole time (its redirects included); the store answers sooner.
+  const timeoutMs = kind === "fetch" && g.fetch ? g.fetch.timeoutMs + 1000 : IO_TIMEOUT_MS;
   const callId = awaitAnswer(
     s,
-    IO_TIMEOUT_MS,
-    errorData("SOLO_ERR_STORE_UNAVAILABLE", `the store did not answer within ${IO_TIMEOUT_MS} ms`, { timeoutMs: IO_TIMEOUT_MS }),
+    timeoutMs,
+    kind === "fetch"
+      ? errorData("SOLO_ERR_FETCH_TIMEOUT", `solo.fetch did not complete within ${timeoutMs} ms`, { timeoutMs })
+      : errorData("SOLO_ERR_STORE_UNAVAILABLE", `the store did not answer within ${timeoutMs} ms`, { timeoutMs }),
   );
   send({ op: "io", sid: s.sid, cid: callId, kind, arg });
   return `I${callId}`;
@@ -558,6 +614,7 @@ function awaitAnswer(s: Service, timeoutMs: number, onTimeout: ErrorData): strin
 
 function hostCast(s: Service, arg: string): string {
   const [name, body] = splitOnce(arg);
+  needCall(s, name, "solo.cast");
   const t = target(s, name, "solo.cast");
   checkSize(t, body, "solo.cast: the message");
   if (full(t)) {
@@ -597,6 +654,7 @@ function drop(s: Service): void {
 }
 
 function hostTimer(s: Service, arg: string): string {
+  if (!grantsOf(s).timers) throw missing(s, "timers", "", "solo.sendAfter needs the grant timers: true");
   const [msText, body] = splitOnce(arg);
   if (!s.handlers.includes("handleInfo")) {
     throw new SoloError(
@@ -641,6 +699,28 @@ function hostCancel(s: Service, arg: string): string {
 }
 
 function hostLog(s: Service, arg: string): string {
+  const rate = grantsOf(s).logPerSecond;
+  if (rate === 0) throw missing(s, "log", "", "solo.log and console need the grant log: true");
+  // A token bucket: `rate` lines a second, bursts of as many; beyond it lines are dropped and
+  // counted, and the next line that gets through says how many.
+  const now = performance.now();
+  s.logTokens = Math.min(rate, s.logTokens + ((now - s.logAt) / 1000) * rate);
+  s.logAt = now;
+  if (s.logTokens < 1) {
+    s.logDropped++;
+    return "I";
+  }
+  s.logTokens -= 1;
+  if (s.logDropped > 0) {
+    send({
+      op: "log",
+      sid: s.sid,
+      level: "warn",
+      text: `${s.logDropped} log lines dropped: over the grant's ${rate} lines a second`,
+      at: Date.now(),
+    });
+    s.logDropped = 0;
+  }
   const [level, text] = splitOnce(arg);
   const lvl = level === "warn" || level === "error" || level === "debug" ? level : "info";
   send({ op: "log", sid: s.sid, level: lvl, text: text.slice(0, 8192), at: Date.now() });
@@ -688,7 +768,7 @@ async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void>
   try {
     const sandbox = new ServiceSandbox(
       engine,
-      { tenant: op.tenant, service: op.service, version: op.version, filename: op.filename, limits: op.limits },
+      { tenant: op.tenant, service: op.service, version: op.version, filename: op.filename, limits: op.limits, grants: op.grants },
       hostFor(op.sid),
     );
     s = new Service(op.sid, op.service, t, sandbox);

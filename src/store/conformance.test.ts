@@ -15,7 +15,7 @@
  * backend's one test database emptied (its schema dropped) before the case.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,9 +33,13 @@ import {
   GENESIS_HASH,
   type Mutation,
   type OpResult,
+  type SecretRow,
   type Store,
   type StoredEventRow,
   type StoreKind,
+  type TenantRow,
+  type TokenRow,
+  type VaultKeyRow,
   type WriteOp,
 } from "./store.ts";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./test-support.ts";
@@ -158,6 +162,105 @@ const FUTURE_SCHEMA: Record<StoreKind, string> = {
   sqlite: "PRAGMA user_version = 99",
   postgres: "INSERT INTO solo_schema (version, applied_at) VALUES (99, 0)",
 };
+
+/** SQL that takes each backend's storage back to schema 3: before tenants, tokens and the vault. */
+const SCHEMA_3: Record<StoreKind, string> = {
+  sqlite:
+    "DROP TABLE tenants; DROP TABLE tokens; DROP TABLE vault_keys; DROP TABLE secrets; ALTER TABLE deployment_versions DROP COLUMN grants; PRAGMA user_version = 3",
+  postgres:
+    "DROP TABLE tenants, tokens, vault_keys, secrets; ALTER TABLE deployment_versions DROP COLUMN grants; DELETE FROM solo_schema WHERE version = 4",
+};
+
+function tenantCreate(name: string, limits = '{"maxServices":10}', createdAt = WALL): Mutation {
+  return { t: "tenant.create", name, limits, createdAt };
+}
+
+function tenantDelete(name: string, deletedAt = WALL + 9_000): Mutation {
+  return { t: "tenant.delete", name, deletedAt };
+}
+
+/** An operation of `mutations` recorded by one event of `type` (its payload names the operation). */
+function adminOp(type: string, tenant: string | null, ...mutations: Mutation[]): WriteOp {
+  return { mutations, events: [draft({ tenant, type, subject: null, payload: JSON.stringify({ op: type }) })] };
+}
+
+function tenantRow(name: string, incarnation: number, fields: Partial<TenantRow> = {}): TenantRow {
+  return { name, incarnation, limits: '{"maxServices":10}', createdAt: WALL, eventsAfter: 0, deletedAt: null, ...fields };
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function token(id: string, fields: Partial<TokenRow> = {}): TokenRow {
+  return {
+    id,
+    hash: sha256(`secret of ${id}`),
+    tenant: "acme",
+    permissions: '["service.call","storage.read"]',
+    expiresAt: WALL + 3_600_000,
+    createdAt: WALL,
+    creator: "system",
+    parent: null,
+    label: `label of ${id}`,
+    revokedAt: null,
+    ...fields,
+  };
+}
+
+function tokenPut(t: TokenRow): Mutation {
+  return { t: "token.put", token: t };
+}
+
+function tokenRevoke(tokenIds: readonly string[], revokedAt: number): Mutation {
+  return { t: "token.revoke", ids: tokenIds, revokedAt };
+}
+
+function vaultKey(id: number, fields: Partial<VaultKeyRow> = {}): VaultKeyRow {
+  return {
+    id,
+    masterKeyId: "master-1",
+    wrapped: Buffer.from(`wrapped data key ${id}`).toString("base64"),
+    createdAt: WALL + id,
+    ...fields,
+  };
+}
+
+function sealedSecret(tenant: string, name: string, keyId: number, updatedAt = WALL): SecretRow {
+  return { tenant, name, keyId, sealed: Buffer.from(`${tenant}/${name} under ${keyId} at ${updatedAt}`).toString("base64"), updatedAt };
+}
+
+function secretPut(s: SecretRow): Mutation {
+  return { t: "secret.put", secret: s };
+}
+
+function vaultKeyPut(key: VaultKeyRow): Mutation {
+  return { t: "vault.key", key };
+}
+
+function byKeyId(rows: readonly VaultKeyRow[]): VaultKeyRow[] {
+  return [...rows].sort((a, b) => a.id - b.id);
+}
+
+/** Strings in UTF-8 byte order, as the databases compare them (JavaScript's < compares UTF-16). */
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** Rows sorted by a text field in byte order, for lists whose order the contract leaves open. */
+function sortedBy<T>(rows: readonly T[], field: (row: T) => string): T[] {
+  return [...rows].sort((a, b) => byteOrder(field(a), field(b)));
+}
+
+/** The reason of a failed operation's result ("ok" when it succeeded). */
+function reasonOf(result: OpResult | undefined): string | undefined {
+  return result?.ok ? "ok" : result?.error.reason;
+}
+
+/** Whether a successful operation changed a row (undefined when it failed). */
+function changedOf(result: OpResult | undefined): boolean | undefined {
+  return result?.ok ? result.changed : undefined;
+}
 
 // ---------------------------------------------------------------------------------------------
 // The shared cases
@@ -660,6 +763,637 @@ function storeConformance(kind: StoreKind, factory: Factory): void {
         assert.deepEqual(await store.deploymentHistory("acme", "counter"), []);
         assert.deepEqual(await store.queryEvents(ALL), []);
         assert.deepEqual(await store.head(), { id: 0, timestamp: 0, hash: GENESIS_HASH });
+      });
+    });
+
+    describe("tenants, tokens and the vault", () => {
+      it("an empty store has no tenants, tokens, vault keys or secrets", async () => {
+        assert.deepEqual(await store.tenants(), []);
+        assert.deepEqual(await store.tokens(), []);
+        assert.deepEqual(await store.vaultKeys(), []);
+        assert.equal(await store.secret("acme", "db"), undefined);
+        assert.deepEqual(await store.secrets("acme"), []);
+        assert.deepEqual(await store.secretsNotUnder(1, 10), []);
+      });
+
+      describe("tenants", () => {
+        it("creates incarnation 1, whose eventsAfter is the id just before its operation's first event", async () => {
+          await store.commit([eventsOp(draft(), draft(), draft())]);
+          const [created] = await store.commit([adminOp("tenant.created", "acme", tenantCreate("acme"))]);
+          assert.equal(changedOf(created), true);
+          assert.deepEqual(ids(okEvents(created)), [4]);
+          assert.deepEqual(await store.tenants(), [tenantRow("acme", 1, { eventsAfter: 3 })]);
+
+          // Inside a batch, the operations before it count: their events come first.
+          const results = await store.commit([
+            eventsOp(draft(), draft()),
+            adminOp("tenant.created", "globex", tenantCreate("globex", '{"maxServices":2}', WALL + 1)),
+          ]);
+          assert.deepEqual(
+            results.map((r) => ids(okEvents(r))),
+            [[5, 6], [7]],
+          );
+          // An operation without events starts its tenant after the head.
+          assert.equal(changedOf(await apply(store, tenantCreate("initech", "{}", WALL + 2))), true);
+          assert.deepEqual(await store.tenants(), [
+            tenantRow("acme", 1, { eventsAfter: 3 }),
+            tenantRow("globex", 1, { limits: '{"maxServices":2}', createdAt: WALL + 1, eventsAfter: 6 }),
+            tenantRow("initech", 1, { limits: "{}", createdAt: WALL + 2, eventsAfter: 7 }),
+          ]);
+          assertChain(await store.queryEvents(ALL));
+        });
+
+        it("fails a second create of a live tenant alone: the batch's other operations commit and it takes no event id", async () => {
+          await store.commit([adminOp("tenant.created", "acme", tenantCreate("acme"))]);
+          const again = draft({ type: "tenant.created", subject: null, payload: '{"again":true}' });
+          const results = await store.commit([
+            adminOp("tenant.created", "globex", tenantCreate("globex")),
+            { mutations: [tenantCreate("acme", '{"maxServices":99}', WALL + 5)], events: [again, again] },
+            adminOp("tenant.created", "initech", tenantCreate("initech")),
+            eventsOp(draft()),
+          ]);
+          assert.deepEqual(
+            results.map((r) => r.ok),
+            [true, false, true, true],
+          );
+          assert.deepEqual(ids(okEvents(results[0])), [2]);
+          assert.deepEqual(ids(okEvents(results[2])), [3]);
+          assert.deepEqual(ids(okEvents(results[3])), [4]);
+          // The failed create left the live incarnation as it was, and its events count for no one.
+          assert.deepEqual(await store.tenants(), [
+            tenantRow("acme", 1),
+            tenantRow("globex", 1, { eventsAfter: 1 }),
+            tenantRow("initech", 1, { eventsAfter: 2 }),
+          ]);
+          const stored = await store.queryEvents(ALL);
+          assert.deepEqual(ids(stored), [1, 2, 3, 4]);
+          assert.equal(
+            stored.some((e) => e.payload === again.payload),
+            false,
+          );
+          assertChain(stored);
+          assert.equal((await store.head()).id, 4);
+        });
+
+        it("lets exactly one of concurrent creates of one name succeed", async () => {
+          const results = await Promise.all(
+            range(1, 6).map((n) => store.commit([adminOp("tenant.created", "acme", tenantCreate("acme", `{"n":${n}}`))])),
+          );
+          const winners = results.flatMap((r, i) => (r[0]?.ok ? [i + 1] : []));
+          assert.equal(winners.length, 1, `one create succeeds: ${JSON.stringify(results)}`);
+          assert.deepEqual(await store.tenants(), [tenantRow("acme", 1, { limits: `{"n":${winners[0]}}` })]);
+          assert.deepEqual(ids(await store.queryEvents(ALL)), [1]);
+        });
+
+        it("creates incarnation 2 after a delete, listing both, and changes only the live incarnation's limits", async () => {
+          await store.commit([
+            adminOp("tenant.created", "acme", tenantCreate("acme", '{"maxServices":1}', WALL)),
+            adminOp("tenant.deleted", "acme", tenantDelete("acme", WALL + 10)),
+            eventsOp(draft()),
+            adminOp("tenant.created", "acme", tenantCreate("acme", '{"maxServices":2}', WALL + 20)),
+          ]);
+          const limits = await apply(store, { t: "tenant.limits", name: "acme", limits: '{"maxServices":3}' });
+          assert.equal(changedOf(limits), true);
+          assert.deepEqual(await store.tenants(), [
+            tenantRow("acme", 1, { limits: '{"maxServices":1}', deletedAt: WALL + 10 }),
+            tenantRow("acme", 2, { limits: '{"maxServices":3}', createdAt: WALL + 20, eventsAfter: 3 }),
+          ]);
+
+          await store.commit([
+            adminOp("tenant.deleted", "acme", tenantDelete("acme", WALL + 30)),
+            adminOp("tenant.created", "acme", tenantCreate("acme", "{}", WALL + 40)),
+          ]);
+          assert.deepEqual(
+            (await store.tenants()).map((t) => [t.incarnation, t.limits, t.eventsAfter, t.deletedAt]),
+            [
+              [1, '{"maxServices":1}', 0, WALL + 10],
+              [2, '{"maxServices":3}', 3, WALL + 30],
+              [3, "{}", 5, null],
+            ],
+          );
+
+          // With no live incarnation, limits and a second delete change nothing, not even deletedAt.
+          assert.equal(changedOf(await apply(store, tenantDelete("acme", WALL + 50))), true);
+          const deleted = await store.tenants();
+          assert.equal(changedOf(await apply(store, { t: "tenant.limits", name: "acme", limits: '{"x":1}' })), false);
+          assert.equal(changedOf(await apply(store, { t: "tenant.limits", name: "ghost", limits: '{"x":1}' })), false);
+          assert.equal(changedOf(await apply(store, tenantDelete("acme", WALL + 60))), false);
+          assert.equal(changedOf(await apply(store, tenantDelete("ghost", WALL + 60))), false);
+          assert.deepEqual(await store.tenants(), deleted);
+        });
+
+        it("delete removes the tenant's deployments, storage and secrets and revokes its tokens; other tenants and the log keep theirs", async () => {
+          const child = token("tok_a3", { parent: "tok_a1", creator: "tok_a1" });
+          await store.commit([
+            adminOp("tenant.created", "acme", tenantCreate("acme")),
+            adminOp("tenant.created", "globex", tenantCreate("globex")),
+            deployOp(deployment("counter", 1)),
+            deployOp(deployment("counter", 2)),
+            deployOp(deployment("cart", 1)),
+            killOp("acme", "cart"),
+            deployOp(deployment("counter", 1, "globex")),
+            {
+              mutations: [
+                kvPut("k", "acme-counter"),
+                kvPut("k", "acme-cart", ROOMY, "cart"),
+                kvPut("k", "globex", ROOMY, "counter", "globex"),
+              ],
+              events: [draft({ type: "storage.put" })],
+            },
+            {
+              mutations: [
+                vaultKeyPut(vaultKey(1)),
+                secretPut(sealedSecret("acme", "db", 1)),
+                secretPut(sealedSecret("acme", "api", 1)),
+                secretPut(sealedSecret("globex", "db", 1)),
+              ],
+              events: [],
+            },
+            {
+              mutations: [
+                tokenPut(token("tok_a1")),
+                tokenPut(token("tok_a2", { revokedAt: WALL + 5 })),
+                tokenPut(child),
+                tokenPut(token("tok_g1", { tenant: "globex" })),
+                tokenPut(token("tok_admin", { tenant: null, expiresAt: null })),
+              ],
+              events: [],
+            },
+          ]);
+          const acmeEvents = await store.queryEvents({ ...ALL, tenant: "acme" });
+          assert.equal(acmeEvents.length, 6);
+
+          const [deleted] = await store.commit([adminOp("tenant.deleted", "acme", tenantDelete("acme", WALL + 9_000))]);
+          assert.equal(changedOf(deleted), true);
+          assert.deepEqual(await store.tenants(), [
+            tenantRow("acme", 1, { deletedAt: WALL + 9_000 }),
+            tenantRow("globex", 1, { eventsAfter: 1 }),
+          ]);
+          assert.deepEqual(await store.activeDeployments(), [deployment("counter", 1, "globex")]);
+          assert.deepEqual(await store.deploymentHistory("acme", "counter"), []);
+          assert.deepEqual(await store.deploymentHistory("acme", "cart"), []);
+          assert.deepEqual(await store.deploymentHistory("globex", "counter"), [deployment("counter", 1, "globex")]);
+          assert.deepEqual(await store.latestVersions(), [{ tenant: "globex", service: "counter", version: 1 }]);
+          for (const service of ["counter", "cart"]) {
+            assert.equal(await store.kvGet("acme", service, "k"), undefined);
+            assert.deepEqual(await store.kvList("acme", service, "", "", 10), []);
+            assert.deepEqual(await store.kvUsage("acme", service), { bytes: 0, keys: 0 });
+          }
+          assert.equal(await store.kvGet("globex", "counter", "k"), "globex");
+          assert.deepEqual(await store.kvUsage("globex", "counter"), { bytes: utf8("k") + utf8("globex"), keys: 1 });
+          assert.equal(await store.secret("acme", "db"), undefined);
+          assert.deepEqual(await store.secrets("acme"), []);
+          assert.deepEqual(await store.secrets("globex"), [sealedSecret("globex", "db", 1)]);
+          assert.deepEqual(await store.vaultKeys(), [vaultKey(1)]);
+          // Its live tokens are revoked at deletedAt; an earlier revocation, other tenants' and admin tokens stay.
+          assert.deepEqual(
+            sortedBy(await store.tokens(), (t) => t.id),
+            [
+              token("tok_a1", { revokedAt: WALL + 9_000 }),
+              token("tok_a2", { revokedAt: WALL + 5 }),
+              { ...child, revokedAt: WALL + 9_000 },
+              token("tok_admin", { tenant: null, expiresAt: null }),
+              token("tok_g1", { tenant: "globex" }),
+            ],
+          );
+          // The log is append-only: the tenant's events stay, followed by the one recording its deletion.
+          assert.deepEqual(await store.queryEvents({ ...ALL, tenant: "acme" }), [...acmeEvents, ...okEvents(deleted)]);
+          assertChain(await store.queryEvents(ALL));
+        });
+      });
+
+      describe("tokens", () => {
+        it("round-trips every field: an admin token, a tenant's, no expiry, a parent, one already revoked", async () => {
+          const admin = token("tok_admin", { tenant: null, expiresAt: null, permissions: '["*"]', label: "" });
+          const child = token("tok_child", {
+            creator: "tok_admin",
+            parent: "tok_admin",
+            expiresAt: 253_402_300_799_999,
+            createdAt: WALL + 1,
+            label: "ci deploy ✓",
+          });
+          const old = token("tok_old", { permissions: "[]", createdAt: WALL + 2, revokedAt: WALL + 3 });
+          const [put] = await store.commit([adminOp("token.granted", null, tokenPut(admin), tokenPut(child), tokenPut(old))]);
+          assert.equal(changedOf(put), true);
+          assert.deepEqual(
+            sortedBy(await store.tokens(), (t) => t.id),
+            [admin, child, old],
+          );
+        });
+
+        it("fails a token whose id or hash is already stored, alone; the batch's other operations commit", async () => {
+          const first = token("tok_1");
+          await apply(store, tokenPut(first));
+          const results = await store.commit([
+            adminOp("token.granted", "acme", tokenPut(token("tok_2"))),
+            adminOp("token.granted", "acme", tokenPut(token("tok_1", { hash: sha256("another secret"), label: "same id" }))),
+            adminOp("token.granted", "acme", tokenPut(token("tok_3", { hash: first.hash, label: "same hash" }))),
+            adminOp("token.granted", "acme", tokenPut(token("tok_4"))),
+          ]);
+          assert.deepEqual(
+            results.map((r) => (r.ok ? ids(r.events) : "failed")),
+            [[1], "failed", "failed", [2]],
+          );
+          // Two tokens with one hash in one operation: neither is stored.
+          const twins = await apply(store, tokenPut(token("tok_5")), tokenPut(token("tok_6", { hash: token("tok_5").hash })));
+          assert.equal(twins.ok, false);
+          assert.deepEqual(
+            sortedBy(await store.tokens(), (t) => t.id),
+            [first, token("tok_2"), token("tok_4")],
+          );
+          assertChain(await store.queryEvents(ALL));
+        });
+
+        it("revokes the listed tokens only, keeps an earlier revokedAt, and reports changed: false when nothing changed", async () => {
+          const child = token("tok_c", { parent: "tok_a", creator: "tok_a" });
+          await apply(
+            store,
+            tokenPut(token("tok_a")),
+            tokenPut(token("tok_b")),
+            tokenPut(child),
+            tokenPut(token("tok_d", { revokedAt: WALL + 1 })),
+          );
+          assert.equal(changedOf(await apply(store, tokenRevoke(["tok_a", "tok_d", "tok_missing"], WALL + 10))), true);
+          // The store revokes exactly the ids it is given (the kernel lists a token's descendants).
+          const expected = [token("tok_a", { revokedAt: WALL + 10 }), token("tok_b"), child, token("tok_d", { revokedAt: WALL + 1 })];
+          assert.deepEqual(
+            sortedBy(await store.tokens(), (t) => t.id),
+            expected,
+          );
+          assert.equal(changedOf(await apply(store, tokenRevoke(["tok_a", "tok_d"], WALL + 20))), false);
+          assert.equal(changedOf(await apply(store, tokenRevoke(["tok_missing"], WALL + 20))), false);
+          assert.equal(changedOf(await apply(store, tokenRevoke([], WALL + 20))), false);
+          assert.deepEqual(
+            sortedBy(await store.tokens(), (t) => t.id),
+            expected,
+          );
+        });
+      });
+
+      describe("the vault", () => {
+        it("round-trips data keys and fails a key whose id is taken, alone", async () => {
+          const keys = [vaultKey(2, { masterKeyId: "master-2" }), vaultKey(1), vaultKey(2 ** 40, { masterKeyId: "master-3" })];
+          assert.equal(changedOf(await apply(store, ...keys.map(vaultKeyPut))), true);
+          const results = await store.commit([
+            { mutations: [vaultKeyPut(vaultKey(2, { wrapped: "another" }))], events: [draft()] },
+            { mutations: [vaultKeyPut(vaultKey(3))], events: [draft()] },
+          ]);
+          assert.deepEqual(
+            results.map((r) => (r.ok ? ids(r.events) : "failed")),
+            ["failed", [1]],
+          );
+          assert.deepEqual(byKeyId(await store.vaultKeys()), byKeyId([...keys, vaultKey(3)]));
+        });
+
+        it("retires a key no secret is sealed under, and keeps a key still in use (changed: false)", async () => {
+          await apply(store, vaultKeyPut(vaultKey(1)), vaultKeyPut(vaultKey(2)), secretPut(sealedSecret("globex", "db", 1)));
+          assert.equal(changedOf(await apply(store, { t: "vault.retire", id: 2 })), true);
+          assert.equal(changedOf(await apply(store, { t: "vault.retire", id: 1 })), false);
+          assert.equal(changedOf(await apply(store, { t: "vault.retire", id: 99 })), false);
+          assert.deepEqual(await store.vaultKeys(), [vaultKey(1)]);
+          assert.deepEqual(await store.secret("globex", "db"), sealedSecret("globex", "db", 1));
+          // Once its last secret is gone, the key can go.
+          await apply(store, { t: "secret.delete", tenant: "globex", name: "db" });
+          assert.equal(changedOf(await apply(store, { t: "vault.retire", id: 1 })), true);
+          assert.deepEqual(await store.vaultKeys(), []);
+        });
+      });
+
+      describe("secrets", () => {
+        const remove = (tenant: string, name: string): Promise<OpResult> => apply(store, { t: "secret.delete", tenant, name });
+        const reseal = (secret: SecretRow, fromKeyId: number): Promise<OpResult> => apply(store, { t: "secret.reseal", secret, fromKeyId });
+
+        it("puts, overwrites, reads and deletes a secret", async () => {
+          const first = sealedSecret("acme", "db", 1, WALL);
+          assert.equal(changedOf(await apply(store, secretPut(first))), true);
+          assert.deepEqual(await store.secret("acme", "db"), first);
+          const second = sealedSecret("acme", "db", 2, WALL + 50);
+          assert.notEqual(second.sealed, first.sealed);
+          assert.equal(changedOf(await apply(store, secretPut(second))), true);
+          assert.deepEqual(await store.secret("acme", "db"), second);
+          assert.deepEqual(await store.secrets("acme"), [second]);
+          assert.equal(await store.secret("globex", "db"), undefined);
+          assert.equal(await store.secret("acme", "DB"), undefined);
+
+          assert.equal(changedOf(await remove("globex", "db")), false);
+          assert.deepEqual(await store.secret("acme", "db"), second);
+          assert.equal(changedOf(await remove("acme", "db")), true);
+          assert.equal(await store.secret("acme", "db"), undefined);
+          assert.deepEqual(await store.secrets("acme"), []);
+          assert.equal(changedOf(await remove("acme", "db")), false);
+        });
+
+        it("lists a tenant's secrets in name order (UTF-8 bytes), and only that tenant's", async () => {
+          // Byte order: "B" 42 < "a" 61 < "a b" < "a/b" (20 < 2f) < "b" < "é" c3 < "～" ef < "😀" f0.
+          const NAMES = ["b", "😀", "a/b", "B", "～", "a b", "é", "a"];
+          await apply(
+            store,
+            ...NAMES.map((n) => secretPut(sealedSecret("acme", n, 1))),
+            secretPut(sealedSecret("globex", "a", 1)),
+            secretPut(sealedSecret("acmex", "c", 1)),
+          );
+          assert.deepEqual(
+            (await store.secrets("acme")).map((s) => s.name),
+            ["B", "a", "a b", "a/b", "b", "é", "～", "😀"],
+          );
+          assert.deepEqual(
+            await store.secrets("acme"),
+            [...NAMES].sort(byteOrder).map((n) => sealedSecret("acme", n, 1)),
+          );
+          assert.deepEqual(await store.secrets("globex"), [sealedSecret("globex", "a", 1)]);
+          assert.deepEqual(await store.secrets("acm"), []);
+        });
+
+        it("re-seals a secret only while it is still sealed under fromKeyId", async () => {
+          const original = sealedSecret("acme", "db", 1, WALL);
+          await apply(store, secretPut(original));
+          const resealed = { ...original, keyId: 2, sealed: "resealed under 2" };
+          assert.equal(changedOf(await reseal(resealed, 1)), true);
+          assert.deepEqual(await store.secret("acme", "db"), resealed);
+          // A rotation that read the secret before the first one: its fromKeyId is stale.
+          assert.equal(changedOf(await reseal({ ...original, keyId: 3, sealed: "stale" }, 1)), false);
+          assert.deepEqual(await store.secret("acme", "db"), resealed);
+          // A put since the rotation read the secret wins over its re-seal.
+          const put = sealedSecret("acme", "db", 3, WALL + 100);
+          await apply(store, secretPut(put));
+          assert.equal(changedOf(await reseal({ ...resealed, keyId: 4, sealed: "from 2" }, 2)), false);
+          assert.deepEqual(await store.secret("acme", "db"), put);
+          // A re-seal never creates a secret.
+          assert.equal(changedOf(await reseal(sealedSecret("acme", "gone", 4), 1)), false);
+          assert.equal(await store.secret("acme", "gone"), undefined);
+        });
+
+        it("secretsNotUnder() lists up to limit secrets sealed under another key: what a rotation still has to re-seal", async () => {
+          const all = [
+            sealedSecret("acme", "a", 1),
+            sealedSecret("acme", "b", 2),
+            sealedSecret("globex", "a", 1),
+            sealedSecret("globex", "c", 3),
+            sealedSecret("initech", "x", 2),
+          ];
+          await apply(store, ...all.map(secretPut));
+          const path = (s: SecretRow): string => `${s.tenant}/${s.name}`;
+          const notUnder2 = all.filter((s) => s.keyId !== 2);
+          assert.deepEqual(sortedBy(await store.secretsNotUnder(2, 100), path), notUnder2);
+          assert.deepEqual(sortedBy(await store.secretsNotUnder(9, 100), path), all);
+          assert.deepEqual(await store.secretsNotUnder(2, 0), []);
+          const page = await store.secretsNotUnder(2, 2);
+          assert.equal(page.length, 2);
+          assert.equal(new Set(page.map(path)).size, 2);
+          for (const s of page)
+            assert.ok(
+              notUnder2.some((x) => path(x) === path(s) && x.keyId === s.keyId),
+              path(s),
+            );
+
+          // A rotation to key 2, two secrets at a time, as the kernel runs it.
+          const pages: string[][] = [];
+          for (let i = 0; i < 5; i++) {
+            const batch = await store.secretsNotUnder(2, 2);
+            pages.push(batch.map(path));
+            if (batch.length === 0) break;
+            await store.commit(
+              batch.map((s) => ({
+                mutations: [{ t: "secret.reseal", secret: { ...s, keyId: 2, sealed: `${s.sealed}+2` }, fromKeyId: s.keyId }],
+                events: [],
+              })),
+            );
+          }
+          assert.deepEqual(
+            pages.map((p) => p.length),
+            [2, 1, 0],
+          );
+          assert.deepEqual(
+            sortedBy(pages.flat(), (p) => p),
+            notUnder2.map(path),
+          );
+          assert.deepEqual(await store.secretsNotUnder(2, 100), []);
+          assert.equal((await store.secretsNotUnder(1, 100)).length, 5);
+        });
+      });
+
+      it("keeps tenants, tokens, vault keys and secrets across close and reopen", async () => {
+        await store.commit([
+          adminOp("tenant.created", "acme", tenantCreate("acme")),
+          adminOp("tenant.created", "globex", tenantCreate("globex")),
+          adminOp("tenant.deleted", "globex", tenantDelete("globex")),
+          {
+            mutations: [
+              vaultKeyPut(vaultKey(1)),
+              vaultKeyPut(vaultKey(2, { masterKeyId: "master-2" })),
+              secretPut(sealedSecret("acme", "db", 1)),
+              secretPut(sealedSecret("acme", "api", 2, WALL + 1)),
+            ],
+            events: [],
+          },
+          {
+            mutations: [
+              tokenPut(token("tok_admin", { tenant: null, expiresAt: null })),
+              tokenPut(token("tok_1", { parent: "tok_admin", creator: "tok_admin" })),
+              tokenRevoke(["tok_1"], WALL + 7),
+            ],
+            events: [],
+          },
+        ]);
+        const snapshot = async (s: Store) => ({
+          tenants: await s.tenants(),
+          tokens: sortedBy(await s.tokens(), (t) => t.id),
+          vaultKeys: byKeyId(await s.vaultKeys()),
+          secrets: await s.secrets("acme"),
+          secret: await s.secret("acme", "api"),
+          notUnder2: await s.secretsNotUnder(2, 10),
+        });
+        const before = await snapshot(store);
+        assert.deepEqual(before, {
+          tenants: [tenantRow("acme", 1), tenantRow("globex", 1, { eventsAfter: 1, deletedAt: WALL + 9_000 })],
+          tokens: [
+            token("tok_1", { parent: "tok_admin", creator: "tok_admin", revokedAt: WALL + 7 }),
+            token("tok_admin", { tenant: null, expiresAt: null }),
+          ],
+          vaultKeys: [vaultKey(1), vaultKey(2, { masterKeyId: "master-2" })],
+          secrets: [sealedSecret("acme", "api", 2, WALL + 1), sealedSecret("acme", "db", 1)],
+          secret: sealedSecret("acme", "api", 2, WALL + 1),
+          notUnder2: [sealedSecret("acme", "db", 1)],
+        });
+        await store.close();
+
+        const again = await h.reopen();
+        assert.deepEqual(await snapshot(again), before);
+        // The next incarnation follows the stored ones, and its reads start after the stored head.
+        const [created] = await again.commit([adminOp("tenant.created", "globex", tenantCreate("globex", "{}", WALL + 20))]);
+        assert.deepEqual(ids(okEvents(created)), [4]);
+        assert.deepEqual((await again.tenants()).at(-1), tenantRow("globex", 2, { limits: "{}", createdAt: WALL + 20, eventsAfter: 3 }));
+        // A live name stays taken after reopen.
+        assert.equal((await apply(again, tenantCreate("acme"))).ok, false);
+      });
+
+      it("stores names and values with quotes, ?, $1, SQL and emoji byte-exact", async () => {
+        // Values travel as parameters, never as SQL text: PostgreSQL's `?` → `$n` numbering must
+        // leave a `?` or `$1` inside a value alone.
+        const HOSTILE = [
+          "O'Brien",
+          '"double" quotes',
+          "what?",
+          "?",
+          "??=",
+          "$1",
+          "$2::text ? $1",
+          "'; DROP TABLE tokens; --",
+          "\\'; -- backslash \\",
+          "%s %d :name @p",
+          "naïve — 日本語 Ω",
+          "😀 emoji 👩‍👩‍👧 ～",
+          "tab\there\nnewline\r\n",
+        ];
+        const tenants = HOSTILE.map((name, i) =>
+          tenantRow(name, 1, { limits: JSON.stringify({ note: name }), createdAt: WALL + i, eventsAfter: i }),
+        );
+        const tokens = HOSTILE.map((label, i) =>
+          token(`tok_${label}`, {
+            hash: sha256(label),
+            tenant: label,
+            permissions: JSON.stringify([label, "?"]),
+            creator: label,
+            parent: i > 0 ? `tok_${HOSTILE[i - 1]}` : null,
+            label,
+          }),
+        );
+        const keys = HOSTILE.map((masterKeyId, i) => vaultKey(i + 1, { masterKeyId, wrapped: `${masterKeyId}?` }));
+        const secrets: SecretRow[] = HOSTILE.map((name, i) => ({
+          tenant: name,
+          name,
+          keyId: i + 1,
+          sealed: `?${name}$1`,
+          updatedAt: WALL + i,
+        }));
+        const results = await store.commit(
+          HOSTILE.map((name, i) => ({
+            mutations: [
+              tenantCreate(name, JSON.stringify({ note: name }), WALL + i),
+              tokenPut(tokens[i] as TokenRow),
+              vaultKeyPut(keys[i] as VaultKeyRow),
+              secretPut(secrets[i] as SecretRow),
+            ],
+            events: [draft({ tenant: name, type: "tenant.created", subject: name, payload: JSON.stringify({ name }) })],
+          })),
+        );
+        assert.deepEqual(
+          results.map(reasonOf),
+          HOSTILE.map(() => "ok"),
+        );
+        assert.deepEqual(
+          sortedBy(await store.tenants(), (t) => t.name),
+          sortedBy(tenants, (t) => t.name),
+        );
+        assert.deepEqual(
+          sortedBy(await store.tokens(), (t) => t.id),
+          sortedBy(tokens, (t) => t.id),
+        );
+        assert.deepEqual(byKeyId(await store.vaultKeys()), keys);
+        for (const s of secrets) {
+          assert.deepEqual(await store.secret(s.tenant, s.name), s);
+          assert.deepEqual(await store.secrets(s.tenant), [s]);
+        }
+        assert.deepEqual(
+          sortedBy(await store.secretsNotUnder(0, 100), (s) => s.tenant),
+          sortedBy(secrets, (s) => s.tenant),
+        );
+        assert.deepEqual(
+          (await store.queryEvents(ALL)).map((e) => [e.tenant, e.subject, e.payload]),
+          HOSTILE.map((name) => [name, name, JSON.stringify({ name })]),
+        );
+        // A near miss finds nothing: "?" and "$1" are data, not wildcards or placeholders.
+        assert.equal(await store.secret("what", "what"), undefined);
+        assert.equal(await store.secret("?", "$1"), undefined);
+        assert.equal(await store.secret("$1", "?"), undefined);
+
+        // Writes keyed by these names reach exactly their rows.
+        const evil = "'; DROP TABLE tokens; --";
+        const question = "what?";
+        assert.equal(changedOf(await apply(store, tenantDelete(evil, WALL + 99))), true);
+        assert.equal(changedOf(await apply(store, { t: "tenant.limits", name: question, limits: '{"?":"$1"}' })), true);
+        assert.equal(changedOf(await apply(store, tokenRevoke(["tok_$1", "tok_?"], WALL + 98))), true);
+        assert.equal(changedOf(await apply(store, { t: "secret.delete", tenant: "$1", name: "$1" })), true);
+        const resealed: SecretRow = { ...(secrets[2] as SecretRow), keyId: 1, sealed: "?" };
+        assert.equal(changedOf(await apply(store, { t: "secret.reseal", secret: resealed, fromKeyId: 3 })), true);
+        assert.equal(changedOf(await apply(store, { t: "vault.retire", id: 3 })), true);
+
+        const changedTenants = tenants.map((t) =>
+          t.name === evil ? { ...t, deletedAt: WALL + 99 } : t.name === question ? { ...t, limits: '{"?":"$1"}' } : t,
+        );
+        assert.deepEqual(
+          sortedBy(await store.tenants(), (t) => t.name),
+          sortedBy(changedTenants, (t) => t.name),
+        );
+        const revokedAt = (t: TokenRow): number | null =>
+          t.tenant === evil ? WALL + 99 : t.tenant === "$1" || t.tenant === "?" ? WALL + 98 : null;
+        assert.deepEqual(
+          sortedBy(await store.tokens(), (t) => t.id),
+          sortedBy(
+            tokens.map((t) => ({ ...t, revokedAt: revokedAt(t) })),
+            (t) => t.id,
+          ),
+        );
+        assert.deepEqual(await store.secrets(evil), []);
+        assert.deepEqual(await store.secrets("$1"), []);
+        assert.deepEqual(await store.secret(question, question), resealed);
+        assert.deepEqual(
+          byKeyId(await store.vaultKeys()).map((k) => k.id),
+          range(1, HOSTILE.length).filter((id) => id !== 3),
+        );
+        const remaining = secrets.filter((s) => s.tenant !== evil && s.tenant !== "$1").map((s) => (s.tenant === question ? resealed : s));
+        assert.deepEqual(
+          sortedBy(await store.secretsNotUnder(0, 100), (s) => s.tenant),
+          sortedBy(remaining, (s) => s.tenant),
+        );
+      });
+
+      it("registers, when migrating a schema-3 store, every tenant with deployments or storage, reading from the first event", async () => {
+        await store.commit([
+          deployOp(deployment("counter", 1)),
+          { mutations: [kvPut("k", "v", ROOMY, "counter", "globex")], events: [draft({ tenant: "globex", type: "storage.put" })] },
+          { mutations: [kvPut("k", "v", ROOMY, "cart")], events: [] },
+        ]);
+        await store.close();
+        await h.exec(SCHEMA_3[kind]);
+        const before = Date.now();
+        const again = await h.reopen();
+        const after = Date.now();
+        const tenants = await again.tenants();
+        assert.deepEqual(
+          tenants.map(({ createdAt: _createdAt, ...rest }) => rest),
+          [
+            { name: "acme", incarnation: 1, limits: "{}", eventsAfter: 0, deletedAt: null },
+            { name: "globex", incarnation: 1, limits: "{}", eventsAfter: 0, deletedAt: null },
+          ],
+        );
+        for (const t of tenants) {
+          assert.ok(t.createdAt >= before - 5_000 && t.createdAt <= after + 5_000, `${t.name} created at ${t.createdAt}, now ${after}`);
+        }
+        assert.deepEqual(await again.tokens(), []);
+        assert.deepEqual(await again.vaultKeys(), []);
+        assert.deepEqual(await again.secrets("acme"), []);
+        // The registered tenants are live ones.
+        assert.equal((await apply(again, tenantCreate("acme"))).ok, false);
+        assert.equal(changedOf(await apply(again, tenantDelete("globex"))), true);
+        assert.equal(await again.kvGet("globex", "counter", "k"), undefined);
+      });
+
+      it("rejects the new reads after close with SOLO_ERR_STORE_CLOSED", async () => {
+        await store.close();
+        const calls: Array<[string, Promise<unknown>]> = [
+          ["tenants", store.tenants()],
+          ["tokens", store.tokens()],
+          ["vaultKeys", store.vaultKeys()],
+          ["secret", store.secret("acme", "db")],
+          ["secrets", store.secrets("acme")],
+          ["secretsNotUnder", store.secretsNotUnder(1, 10)],
+          ["commit", store.commit([adminOp("tenant.created", "acme", tenantCreate("acme"))])],
+        ];
+        for (const [name, call] of calls) {
+          const err = await rejection(call);
+          assert.equal(err.reason, "SOLO_ERR_STORE_CLOSED", `${name}() after close: ${err.message}`);
+        }
       });
     });
 

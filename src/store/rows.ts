@@ -49,6 +49,7 @@ export function deploymentFromRow(r: Row): DeploymentRecord {
     limits: String(r.limits),
     ...(typeof r.supervision === "string" && r.supervision !== "" ? { supervision: r.supervision } : {}),
     ...(typeof r.meta === "string" && r.meta !== "" ? { meta: r.meta } : {}),
+    ...(typeof r.grants === "string" && r.grants !== "" ? { grants: r.grants } : {}),
     deployedAt: Number(r.deployed_at),
   };
 }

@@ -37,6 +37,18 @@ export interface Store {
   kvList(tenant: string, service: string, prefix: string, after: string, limit: number): Promise<Array<[string, string]>>;
   /** A service's storage usage. */
   kvUsage(tenant: string, service: string): Promise<{ bytes: number; keys: number }>;
+  /** Every tenant ever created, live and deleted, by name and incarnation. */
+  tenants(): Promise<TenantRow[]>;
+  /** Every capability token ever granted (hashes only), revoked ones included. */
+  tokens(): Promise<TokenRow[]>;
+  /** The vault's data keys, each wrapped under a master key. */
+  vaultKeys(): Promise<VaultKeyRow[]>;
+  /** One sealed secret, or undefined. */
+  secret(tenant: string, name: string): Promise<SecretRow | undefined>;
+  /** A tenant's secrets (sealed), in name order. */
+  secrets(tenant: string): Promise<SecretRow[]>;
+  /** Up to `limit` secrets sealed under a data key other than `keyId`: what a key rotation still has to re-seal. */
+  secretsNotUnder(keyId: number, limit: number): Promise<SecretRow[]>;
   /** Releases connections and files. Commits in flight finish first. */
   close(): Promise<void>;
 }
@@ -109,7 +121,62 @@ export interface DeploymentRecord {
   readonly supervision?: string;
   /** Tags and metadata given at deploy, as JSON text ("" when none). */
   readonly meta?: string;
+  /** The powers granted, as JSON text ("" when deployed before grants existed: the defaults). */
+  readonly grants?: string;
   readonly deployedAt: number;
+}
+
+/** One incarnation of a tenant. A deleted tenant's row stays, so its name is not reused by accident. @internal */
+export interface TenantRow {
+  readonly name: string;
+  /** 1 for the first tenant of that name, 2 after it was deleted and created again, ... */
+  readonly incarnation: number;
+  /** The tenant's limits, as JSON text. */
+  readonly limits: string;
+  readonly createdAt: number;
+  /** Events with ids above this belong to this incarnation (those at or below it, to earlier ones). */
+  readonly eventsAfter: number;
+  readonly deletedAt: number | null;
+}
+
+/** A capability token as stored: never the token itself, only its SHA-256. @internal */
+export interface TokenRow {
+  /** Public id (`tok_...`): how tokens are listed and revoked. */
+  readonly id: string;
+  /** SHA-256 of the token, lower-case hex. */
+  readonly hash: string;
+  /** Null for an admin token. */
+  readonly tenant: string | null;
+  /** The permissions, as a JSON array of strings. */
+  readonly permissions: string;
+  /** Expiry (ms since the epoch), or null for none. */
+  readonly expiresAt: number | null;
+  readonly createdAt: number;
+  /** The token id of whoever granted it, or `system` (the embedder). */
+  readonly creator: string;
+  /** The token it was derived from: revoking that one revokes this one. */
+  readonly parent: string | null;
+  readonly label: string;
+  readonly revokedAt: number | null;
+}
+
+/** A vault data key, wrapped (AES-256-GCM) under the master key `masterKeyId` names. @internal */
+export interface VaultKeyRow {
+  readonly id: number;
+  readonly masterKeyId: string;
+  /** Base64 of nonce, ciphertext and tag. */
+  readonly wrapped: string;
+  readonly createdAt: number;
+}
+
+/** A secret, sealed under vault data key `keyId`. @internal */
+export interface SecretRow {
+  readonly tenant: string;
+  readonly name: string;
+  readonly keyId: number;
+  /** Base64 of nonce, ciphertext and tag. */
+  readonly sealed: string;
+  readonly updatedAt: number;
 }
 
 /** A change to the kernel's tables, applied with an operation's events. @internal */
@@ -127,7 +194,21 @@ export type Mutation =
       readonly maxBytes: number;
       readonly maxKeys: number;
     }
-  | { readonly t: "kv.delete"; readonly tenant: string; readonly service: string; readonly key: string };
+  | { readonly t: "kv.delete"; readonly tenant: string; readonly service: string; readonly key: string }
+  /** A new incarnation of a tenant; its `eventsAfter` is the id before its operation's first event. */
+  | { readonly t: "tenant.create"; readonly name: string; readonly limits: string; readonly createdAt: number }
+  | { readonly t: "tenant.limits"; readonly name: string; readonly limits: string }
+  /** Marks the tenant deleted and removes its deployments, storage, secrets and (by revoking) tokens. */
+  | { readonly t: "tenant.delete"; readonly name: string; readonly deletedAt: number }
+  | { readonly t: "token.put"; readonly token: TokenRow }
+  | { readonly t: "token.revoke"; readonly ids: readonly string[]; readonly revokedAt: number }
+  | { readonly t: "vault.key"; readonly key: VaultKeyRow }
+  /** Deletes a data key no secret is sealed under any more (changes nothing otherwise). */
+  | { readonly t: "vault.retire"; readonly id: number }
+  | { readonly t: "secret.put"; readonly secret: SecretRow }
+  /** Re-seals a secret under a new key, only if it is still sealed under `fromKeyId` (a put since wins). */
+  | { readonly t: "secret.reseal"; readonly secret: SecretRow; readonly fromKeyId: number }
+  | { readonly t: "secret.delete"; readonly tenant: string; readonly name: string };
 
 /** One operation of a batch: mutations and the events that record them. @internal */
 export interface WriteOp {

@@ -395,7 +395,10 @@ ${handler(
       assert.match(hints[0] ?? "", /deploy args/);
       assert.match(hints[1] ?? "", /solo\.sendAfter/);
       assert.match(hints[2] ?? "", /solo\.cancelTimer/);
-      assert.match(hints[3] ?? "", /not available yet: network access arrives as a gated power/);
+      assert.match(
+        hints[3] ?? "",
+        /use solo\.fetch\(url, \{ method, headers, body \}\): outbound HTTP\(S\) to the hosts the deployment was granted/,
+      );
     });
 
     it("honours local declarations: variables, parameters, patterns, catch parameters, hoisted var and functions", () => {

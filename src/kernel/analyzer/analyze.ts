@@ -139,7 +139,8 @@ export const MISSING_GLOBALS: Readonly<Record<string, string>> = {
   navigator: "a service has no browser environment: its identity is in ctx (tenant, service, version)",
   localStorage: "use solo.storage (get, put, delete, list), which is durable and private to the service",
   Buffer: "use strings or Uint8Array; messages and state are JSON, so carry binary data as strings (for example base64)",
-  fetch: "not available yet: network access arrives as a gated power; ask another service with solo.call, or pass data in the request",
+  fetch:
+    "use solo.fetch(url, { method, headers, body }): outbound HTTP(S) to the hosts the deployment was granted (grants: { fetch: { hosts: [...] } })",
   XMLHttpRequest: "not available yet: network access arrives as a gated power; ask another service with solo.call",
   WebSocket: "not available: a service talks to other services with solo.call / solo.cast",
   Request: "not available yet: network access arrives as a gated power",

@@ -39,6 +39,11 @@ export const EVENT_TYPES = [
   "secret_accessed",
   "secret_access_denied",
   "secret_revoked",
+  "secret_tampered",
+  "vault_key_created",
+  "vault_key_rotated",
+  // a service's gated powers
+  "grant_denied",
 ] as const;
 
 /** One of the kernel's event types. */

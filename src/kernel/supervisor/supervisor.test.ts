@@ -102,8 +102,8 @@ describe("the tenant supervisor", () => {
     assert.equal(await k.call("sup", "svc", "inc"), 1, "a restart runs init again: the in-memory state starts over");
     const { events } = await k.events({ tenant: "sup" });
     const types = events.map((e) => e.type);
-    assert.deepEqual(types, ["service_deployed", "service_crashed", "service_restarted"]);
-    const [deployed, crashed, restarted] = events;
+    assert.deepEqual(types, ["tenant_created", "service_deployed", "service_crashed", "service_restarted"]);
+    const [, deployed, crashed, restarted] = events;
     assert.equal(crashed?.causationId, deployed?.id);
     assert.equal(restarted?.causationId, crashed?.id);
     assert.deepEqual(restarted?.payload, { version: 1, restarts: 1, delayMs: 200, by: "supervisor" });

@@ -1,5 +1,15 @@
 import pg from "pg";
 import { SoloError } from "../../errors.ts";
+import {
+  ADMIN_READS,
+  adminStatements,
+  isAdminMutation,
+  numbered,
+  secretFromRow,
+  tenantFromRow,
+  tokenFromRow,
+  vaultKeyFromRow,
+} from "../admin-sql.ts";
 import { nowMicros, seal } from "../chain.ts";
 import { checkQuota, checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
 import { EVENT_COLUMNS, type EventRowIn, eventFromRow, eventQuery, eventValues } from "../sql.ts";
@@ -10,8 +20,12 @@ import {
   kvEntryBytes,
   type Mutation,
   type OpResult,
+  type SecretRow,
   type Store,
   type StoredEventRow,
+  type TenantRow,
+  type TokenRow,
+  type VaultKeyRow,
   type WriteOp,
 } from "../store.ts";
 import { POSTGRES_MIGRATIONS } from "./schema.ts";
@@ -178,7 +192,7 @@ class PostgresStore implements Store {
         if (guarded) await client.query("SAVEPOINT op");
         try {
           let changed = false;
-          for (const m of op.mutations) changed = (await this.apply(client, m)) || changed;
+          for (const m of op.mutations) changed = (await this.apply(client, m, head.id)) || changed;
           if (guarded) {
             // Events of a guarded operation go in with it, so its savepoint covers them.
             const sealed = seal(head, op.events, now);
@@ -215,13 +229,20 @@ class PostgresStore implements Store {
     }
   }
 
-  private async apply(client: pg.PoolClient, m: Mutation): Promise<boolean> {
+  private async apply(client: pg.PoolClient, m: Mutation, eventsAfter: number): Promise<boolean> {
+    if (isAdminMutation(m)) {
+      let changed = false;
+      for (const st of adminStatements(m, eventsAfter)) {
+        changed = ((await client.query(numbered(st.sql), st.params as unknown[])).rowCount ?? 0) > 0 || changed;
+      }
+      return changed;
+    }
     switch (m.t) {
       case "deployment.put": {
         const d = m.deployment;
         await client.query(
-          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, deployed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-          [d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.deployedAt],
+          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+          [d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.grants ?? "", d.deployedAt],
         );
         await client.query(
           "INSERT INTO deployments (tenant, service, version, active) VALUES ($1, $2, $3, TRUE) ON CONFLICT (tenant, service) DO UPDATE SET version = EXCLUDED.version, active = TRUE",
@@ -284,7 +305,7 @@ class PostgresStore implements Store {
 
   async activeDeployments(): Promise<DeploymentRecord[]> {
     const rows = await this.query(
-      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.deployed_at
+      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.grants, v.deployed_at
          FROM deployments d JOIN deployment_versions v
            ON v.tenant = d.tenant AND v.service = d.service AND v.version = d.version
         WHERE d.active ORDER BY v.tenant, v.service`,
@@ -294,7 +315,7 @@ class PostgresStore implements Store {
 
   async deploymentHistory(tenant: string, service: string): Promise<DeploymentRecord[]> {
     const rows = await this.query(
-      "SELECT tenant, service, version, code, args, limits, supervision, meta, deployed_at FROM deployment_versions WHERE tenant = $1 AND service = $2 ORDER BY version",
+      "SELECT tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at FROM deployment_versions WHERE tenant = $1 AND service = $2 ORDER BY version",
       [tenant, service],
     );
     return rows.map(deploymentFromRow);
@@ -330,6 +351,31 @@ class PostgresStore implements Store {
   async kvUsage(tenant: string, service: string): Promise<{ bytes: number; keys: number }> {
     const r = (await this.query("SELECT bytes, keys FROM kv_usage WHERE tenant = $1 AND service = $2", [tenant, service]))[0];
     return r ? { bytes: Number(r.bytes), keys: Number(r.keys) } : { bytes: 0, keys: 0 };
+  }
+
+  async tenants(): Promise<TenantRow[]> {
+    return (await this.query(ADMIN_READS.tenants)).map(tenantFromRow);
+  }
+
+  async tokens(): Promise<TokenRow[]> {
+    return (await this.query(ADMIN_READS.tokens)).map(tokenFromRow);
+  }
+
+  async vaultKeys(): Promise<VaultKeyRow[]> {
+    return (await this.query(ADMIN_READS.vaultKeys)).map(vaultKeyFromRow);
+  }
+
+  async secret(tenant: string, name: string): Promise<SecretRow | undefined> {
+    const r = (await this.query(numbered(ADMIN_READS.secret), [tenant, name]))[0];
+    return r ? secretFromRow(r) : undefined;
+  }
+
+  async secrets(tenant: string): Promise<SecretRow[]> {
+    return (await this.query(numbered(ADMIN_READS.secrets), [tenant])).map(secretFromRow);
+  }
+
+  async secretsNotUnder(keyId: number, limit: number): Promise<SecretRow[]> {
+    return (await this.query(numbered(ADMIN_READS.secretsNotUnder), [keyId, limit])).map(secretFromRow);
   }
 
   close(): Promise<void> {

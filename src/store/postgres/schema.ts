@@ -62,4 +62,48 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `ALTER TABLE deployment_versions ADD COLUMN supervision TEXT NOT NULL DEFAULT '';`,
   // 3: each version's tags and metadata.
   `ALTER TABLE deployment_versions ADD COLUMN meta TEXT NOT NULL DEFAULT '';`,
+  // 4: tenants (every incarnation of a name), capability tokens (hashes only), the vault, and
+  // each version's grants. Tenants
+  // that existed before are registered with default limits; their reads start at the first event.
+  `CREATE TABLE tenants (
+     name TEXT COLLATE "C" NOT NULL,
+     incarnation INTEGER NOT NULL,
+     limits TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     events_after BIGINT NOT NULL,
+     deleted_at BIGINT,
+     PRIMARY KEY (name, incarnation)
+   );
+   CREATE UNIQUE INDEX tenants_live ON tenants (name) WHERE deleted_at IS NULL;
+   INSERT INTO tenants (name, incarnation, limits, created_at, events_after, deleted_at)
+     SELECT tenant, 1, '{}', (extract(epoch FROM now()) * 1000)::bigint, 0, NULL
+       FROM (SELECT tenant FROM deployment_versions UNION SELECT tenant FROM kv_usage) AS t;
+   CREATE TABLE tokens (
+     id TEXT COLLATE "C" PRIMARY KEY,
+     hash TEXT NOT NULL UNIQUE,
+     tenant TEXT,
+     permissions TEXT NOT NULL,
+     expires_at BIGINT,
+     created_at BIGINT NOT NULL,
+     creator TEXT NOT NULL,
+     parent TEXT,
+     label TEXT NOT NULL,
+     revoked_at BIGINT
+   );
+   CREATE TABLE vault_keys (
+     id BIGINT PRIMARY KEY,
+     master_key_id TEXT NOT NULL,
+     wrapped TEXT NOT NULL,
+     created_at BIGINT NOT NULL
+   );
+   CREATE TABLE secrets (
+     tenant TEXT COLLATE "C" NOT NULL,
+     name TEXT COLLATE "C" NOT NULL,
+     key_id BIGINT NOT NULL,
+     sealed TEXT NOT NULL,
+     updated_at BIGINT NOT NULL,
+     PRIMARY KEY (tenant, name)
+   );
+   CREATE INDEX secrets_by_key ON secrets (key_id);
+   ALTER TABLE deployment_versions ADD COLUMN grants TEXT NOT NULL DEFAULT '';`,
 ];

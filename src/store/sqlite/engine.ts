@@ -1,6 +1,15 @@
 import { existsSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { SoloError } from "../../errors.ts";
+import {
+  ADMIN_READS,
+  adminStatements,
+  isAdminMutation,
+  secretFromRow,
+  tenantFromRow,
+  tokenFromRow,
+  vaultKeyFromRow,
+} from "../admin-sql.ts";
 import { nowMicros, seal } from "../chain.ts";
 import { checkQuota, checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
 import { EVENT_COLUMNS, type EventRowIn, eventFromRow, eventQuery, eventValues } from "../sql.ts";
@@ -11,7 +20,11 @@ import {
   kvEntryBytes,
   type Mutation,
   type OpResult,
+  type SecretRow,
   type StoredEventRow,
+  type TenantRow,
+  type TokenRow,
+  type VaultKeyRow,
   type WriteOp,
 } from "../store.ts";
 import { SQLITE_MIGRATIONS } from "./schema.ts";
@@ -133,7 +146,7 @@ export class SqliteEngine {
         if (guarded) this.db.exec("SAVEPOINT op");
         try {
           let changed = false;
-          for (const m of op.mutations) changed = this.apply(m) || changed;
+          for (const m of op.mutations) changed = this.apply(m, head.id) || changed;
           const sealed = seal(head, op.events, now);
           for (const row of sealed.rows) this.insertEvent.run(...eventValues(row));
           if (guarded) this.db.exec("RELEASE op");
@@ -162,13 +175,18 @@ export class SqliteEngine {
     return results;
   }
 
-  private apply(m: Mutation): boolean {
+  private apply(m: Mutation, eventsAfter: number): boolean {
+    if (isAdminMutation(m)) {
+      let changed = false;
+      for (const st of adminStatements(m, eventsAfter)) changed = Number(this.stmt(st.sql).run(...st.params).changes) > 0 || changed;
+      return changed;
+    }
     switch (m.t) {
       case "deployment.put": {
         const d = m.deployment;
         this.stmt(
-          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ).run(d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.deployedAt);
+          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ).run(d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.grants ?? "", d.deployedAt);
         this.stmt(
           "INSERT INTO deployments (tenant, service, version, active) VALUES (?, ?, ?, 1) ON CONFLICT (tenant, service) DO UPDATE SET version = excluded.version, active = 1",
         ).run(d.tenant, d.service, d.version);
@@ -242,7 +260,7 @@ export class SqliteEngine {
 
   activeDeployments(): DeploymentRecord[] {
     return this.stmt(
-      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.deployed_at
+      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.grants, v.deployed_at
            FROM deployments d JOIN deployment_versions v
              ON v.tenant = d.tenant AND v.service = d.service AND v.version = d.version
           WHERE d.active = 1 ORDER BY v.tenant, v.service`,
@@ -253,7 +271,7 @@ export class SqliteEngine {
 
   deploymentHistory(tenant: string, service: string): DeploymentRecord[] {
     return this.stmt(
-      "SELECT tenant, service, version, code, args, limits, supervision, meta, deployed_at FROM deployment_versions WHERE tenant = ? AND service = ? ORDER BY version",
+      "SELECT tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at FROM deployment_versions WHERE tenant = ? AND service = ? ORDER BY version",
     )
       .all(tenant, service)
       .map(deploymentFromRow);
@@ -289,6 +307,31 @@ export class SqliteEngine {
           )
     ) as Row[];
     return prefixRun(rows, prefix);
+  }
+
+  tenants(): TenantRow[] {
+    return this.stmt(ADMIN_READS.tenants).all().map(tenantFromRow);
+  }
+
+  tokens(): TokenRow[] {
+    return this.stmt(ADMIN_READS.tokens).all().map(tokenFromRow);
+  }
+
+  vaultKeys(): VaultKeyRow[] {
+    return this.stmt(ADMIN_READS.vaultKeys).all().map(vaultKeyFromRow);
+  }
+
+  secret(tenant: string, name: string): SecretRow | undefined {
+    const r = this.stmt(ADMIN_READS.secret).get(tenant, name) as Row | undefined;
+    return r ? secretFromRow(r) : undefined;
+  }
+
+  secrets(tenant: string): SecretRow[] {
+    return this.stmt(ADMIN_READS.secrets).all(tenant).map(secretFromRow);
+  }
+
+  secretsNotUnder(keyId: number, limit: number): SecretRow[] {
+    return this.stmt(ADMIN_READS.secretsNotUnder).all(keyId, limit).map(secretFromRow);
   }
 
   close(): void {

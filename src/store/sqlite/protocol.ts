@@ -19,6 +19,12 @@ export type SqliteRequest = { readonly id: number } & (
       readonly limit: number;
     }
   | { readonly method: "kvUsage"; readonly tenant: string; readonly service: string }
+  | { readonly method: "tenants" }
+  | { readonly method: "tokens" }
+  | { readonly method: "vaultKeys" }
+  | { readonly method: "secret"; readonly tenant: string; readonly name: string }
+  | { readonly method: "secrets"; readonly tenant: string }
+  | { readonly method: "secretsNotUnder"; readonly keyId: number; readonly limit: number }
   | { readonly method: "close" }
 );
 

@@ -62,4 +62,48 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `ALTER TABLE deployment_versions ADD COLUMN supervision TEXT NOT NULL DEFAULT '';`,
   // 3: each version's tags and metadata.
   `ALTER TABLE deployment_versions ADD COLUMN meta TEXT NOT NULL DEFAULT '';`,
+  // 4: tenants (every incarnation of a name), capability tokens (hashes only), the vault, and
+  // each version's grants. Tenants
+  // that existed before are registered with default limits; their reads start at the first event.
+  `CREATE TABLE tenants (
+     name TEXT NOT NULL,
+     incarnation INTEGER NOT NULL,
+     limits TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     events_after INTEGER NOT NULL,
+     deleted_at INTEGER,
+     PRIMARY KEY (name, incarnation)
+   ) STRICT;
+   CREATE UNIQUE INDEX tenants_live ON tenants (name) WHERE deleted_at IS NULL;
+   INSERT INTO tenants (name, incarnation, limits, created_at, events_after, deleted_at)
+     SELECT tenant, 1, '{}', CAST(unixepoch('subsec') * 1000 AS INTEGER), 0, NULL
+       FROM (SELECT tenant FROM deployment_versions UNION SELECT tenant FROM kv_usage);
+   CREATE TABLE tokens (
+     id TEXT PRIMARY KEY,
+     hash TEXT NOT NULL UNIQUE,
+     tenant TEXT,
+     permissions TEXT NOT NULL,
+     expires_at INTEGER,
+     created_at INTEGER NOT NULL,
+     creator TEXT NOT NULL,
+     parent TEXT,
+     label TEXT NOT NULL,
+     revoked_at INTEGER
+   ) STRICT;
+   CREATE TABLE vault_keys (
+     id INTEGER PRIMARY KEY,
+     master_key_id TEXT NOT NULL,
+     wrapped TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE secrets (
+     tenant TEXT NOT NULL,
+     name TEXT NOT NULL,
+     key_id INTEGER NOT NULL,
+     sealed TEXT NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (tenant, name)
+   ) STRICT;
+   CREATE INDEX secrets_by_key ON secrets (key_id);
+   ALTER TABLE deployment_versions ADD COLUMN grants TEXT NOT NULL DEFAULT '';`,
 ];

@@ -1,6 +1,18 @@
 import { Worker } from "node:worker_threads";
 import { SoloError } from "../../errors.ts";
-import type { ChainHead, DeploymentRecord, EventFilter, OpResult, Store, StoredEventRow, WriteOp } from "../store.ts";
+import type {
+  ChainHead,
+  DeploymentRecord,
+  EventFilter,
+  OpResult,
+  SecretRow,
+  Store,
+  StoredEventRow,
+  TenantRow,
+  TokenRow,
+  VaultKeyRow,
+  WriteOp,
+} from "../store.ts";
 import type { SqliteRequest, SqliteResponse } from "./protocol.ts";
 
 type Request = SqliteRequest extends infer R ? (R extends SqliteRequest ? Omit<R, "id"> : never) : never;
@@ -105,6 +117,24 @@ class SqliteStore implements Store {
   }
   kvUsage(tenant: string, service: string): Promise<{ bytes: number; keys: number }> {
     return this.request({ method: "kvUsage", tenant, service });
+  }
+  tenants(): Promise<TenantRow[]> {
+    return this.request({ method: "tenants" });
+  }
+  tokens(): Promise<TokenRow[]> {
+    return this.request({ method: "tokens" });
+  }
+  vaultKeys(): Promise<VaultKeyRow[]> {
+    return this.request({ method: "vaultKeys" });
+  }
+  secret(tenant: string, name: string): Promise<SecretRow | undefined> {
+    return this.request({ method: "secret", tenant, name });
+  }
+  secrets(tenant: string): Promise<SecretRow[]> {
+    return this.request({ method: "secrets", tenant });
+  }
+  secretsNotUnder(keyId: number, limit: number): Promise<SecretRow[]> {
+    return this.request({ method: "secretsNotUnder", keyId, limit });
   }
 
   close(): Promise<void> {

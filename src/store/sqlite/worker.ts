@@ -38,6 +38,18 @@ function run(e: SqliteEngine, req: SqliteRequest): unknown {
       return e.kvList(req.tenant, req.service, req.prefix, req.after, req.limit);
     case "kvUsage":
       return e.usage(req.tenant, req.service);
+    case "tenants":
+      return e.tenants();
+    case "tokens":
+      return e.tokens();
+    case "vaultKeys":
+      return e.vaultKeys();
+    case "secret":
+      return e.secret(req.tenant, req.name);
+    case "secrets":
+      return e.secrets(req.tenant);
+    case "secretsNotUnder":
+      return e.secretsNotUnder(req.keyId, req.limit);
     case "close":
       e.close();
       return undefined;

@@ -1,0 +1,27 @@
+import type { FetchGrant } from "./fetch.ts";
+
+/** Grants as the runtime enforces them (kept apart from their validation, so schedulers load little). */
+export interface ServiceGrants {
+  readonly call: readonly string[];
+  readonly storage: boolean;
+  readonly secrets: readonly string[];
+  readonly emit: boolean;
+  readonly timers: boolean;
+  /** Log lines per second (a burst of as many is allowed); 0: no logging. */
+  readonly logPerSecond: number;
+  readonly fetch: FetchGrant | null;
+}
+
+/** Lines per second a service may log by default. */
+export const DEFAULT_LOG_PER_SECOND = 100;
+
+/** What a deployment without `grants` gets: its own storage, events, timers and log. */
+export const DEFAULT_GRANTS: ServiceGrants = Object.freeze({
+  call: Object.freeze([]) as readonly string[],
+  storage: true,
+  secrets: Object.freeze([]) as readonly string[],
+  emit: true,
+  timers: true,
+  logPerSecond: DEFAULT_LOG_PER_SECOND,
+  fetch: null,
+});
