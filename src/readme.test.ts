@@ -31,6 +31,8 @@ describe("the README tour", () => {
         /\[\s+'2 tenant_created',\s+'3 service_deployed',\s+'4 service_crashed',\s+'5 service_restarted',\s+'8 service_started',\s+'9 hot_swap_started'\s+\]/,
       );
       assert.match(run.stdout, /ok: true,\s+events: 9,/);
+      assert.ok(lines.includes("39"), run.stdout);
+      assert.ok(lines.includes("SOLO_ERR_PERMISSION_DENIED"), run.stdout);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
