@@ -27,7 +27,7 @@ import {
 import { type EventInput, EventLog, type SoloEvent, type VerifyReport } from "./log/event-log.ts";
 import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./log/query.ts";
 import { checkMeta, checkService, checkTenant, describeType, NO_META, type ServiceMeta, TAG_PATTERN } from "./names.ts";
-import type { FetchPolicy } from "./powers/fetch.ts";
+import { checkFetchPolicy as checkFetchPolicyFields, type FetchPolicy } from "./powers/fetch.ts";
 import { type GrantsInput, grantPermissions, grantsData, resolveGrants, type ServiceGrants } from "./powers/grants.ts";
 import { ServiceIo } from "./service-io.ts";
 import {
@@ -457,7 +457,7 @@ function checkFetchPolicy(given: unknown): FetchPolicy {
       });
     }
   }
-  return given as FetchPolicy;
+  return checkFetchPolicyFields(given as FetchPolicy);
 }
 
 function checkMasterKeyOption(given: unknown): string | undefined {

@@ -394,22 +394,19 @@ function compilePolicy(policy: FetchPolicy): CompiledPolicy {
   if (cached !== undefined) return cached;
   const allow = new BlockList();
   const cidrs = policy.allowAddresses ?? [];
-  if (!Array.isArray(cidrs)) throw policyInvalid("fetchPolicy.allowAddresses", "fetchPolicy.allowAddresses must be an array of CIDRs");
+  if (!Array.isArray(cidrs)) throw policyInvalid("fetch.allowAddresses", "fetch.allowAddresses must be an array of CIDRs");
   cidrs.forEach((cidr: unknown, i) => {
     const [network = "", prefix, extra] = typeof cidr === "string" ? cidr.split("/") : [];
     const family = isIP(network);
     const bits = prefix === undefined ? (family === 6 ? 128 : 32) : /^[0-9]{1,3}$/.test(prefix) ? Number(prefix) : -1;
     if (family === 0 || extra !== undefined || bits < 0 || bits > (family === 6 ? 128 : 32)) {
-      throw policyInvalid(
-        `fetchPolicy.allowAddresses[${i}]`,
-        `fetchPolicy.allowAddresses[${i}] is not a CIDR like "10.0.0.0/8" or "fd00::/8"`,
-      );
+      throw policyInvalid(`fetch.allowAddresses[${i}]`, `fetch.allowAddresses[${i}] is not a CIDR like "10.0.0.0/8" or "fd00::/8"`);
     }
     allow.addSubnet(network, bits, family === 6 ? "ipv6" : "ipv4");
   });
-  if (policy.ca !== undefined && typeof policy.ca !== "string") throw policyInvalid("fetchPolicy.ca", "fetchPolicy.ca must be PEM text");
+  if (policy.ca !== undefined && typeof policy.ca !== "string") throw policyInvalid("fetch.ca", "fetch.ca must be PEM text");
   if (policy.lookup !== undefined && typeof policy.lookup !== "function")
-    throw policyInvalid("fetchPolicy.lookup", "fetchPolicy.lookup must be a function");
+    throw policyInvalid("fetch.lookup", "fetch.lookup must be a function");
   const compiled: CompiledPolicy = {
     allow,
     hasAllow: cidrs.length > 0,
@@ -419,6 +416,12 @@ function compilePolicy(policy: FetchPolicy): CompiledPolicy {
   };
   compiledPolicies.set(policy, compiled);
   return compiled;
+}
+
+/** Validates an operator's fetch policy (at openKernel, so a mistake is found before any fetch). */
+export function checkFetchPolicy(policy: FetchPolicy): FetchPolicy {
+  compilePolicy(policy);
+  return policy;
 }
 
 function policyInvalid(field: string, message: string): SoloError {
