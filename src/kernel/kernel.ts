@@ -8,7 +8,7 @@ import { stripTypes } from "../sandbox/typescript.ts";
 import { SchedulerPool } from "../scheduler/pool.ts";
 import type { FromScheduler } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
-import type { DeploymentRecord, Store } from "../store/store.ts";
+import type { DeploymentRecord, Store, TenantRow } from "../store/store.ts";
 import { analyze, type Finding } from "./analyzer/analyze.ts";
 import { Authority, type Target } from "./auth/authority.ts";
 import type { Permission } from "./auth/permissions.ts";
@@ -50,7 +50,7 @@ import {
   SYSTEM_CLOCK,
 } from "./supervisor/supervisor.ts";
 import { type TenantInfo, TenantRegistry } from "./tenants/tenants.ts";
-import { loadMasterKey } from "./vault/cipher.ts";
+import { loadMasterKey, parseMasterKey } from "./vault/cipher.ts";
 import { Vault } from "./vault/vault.ts";
 
 /** Options for {@link openKernel}. */
@@ -460,13 +460,19 @@ function checkFetchPolicy(given: unknown): FetchPolicy {
   return checkFetchPolicyFields(given as FetchPolicy);
 }
 
+// A malformed key is refused at open, not at the first secret (the error never echoes it).
 function checkMasterKeyOption(given: unknown): string | undefined {
-  if (given === undefined) return process.env.SOLO_MASTER_KEY || undefined;
+  if (given === undefined) {
+    const env = process.env.SOLO_MASTER_KEY || undefined;
+    if (env !== undefined) parseMasterKey(env, "SOLO_MASTER_KEY");
+    return env;
+  }
   if (typeof given !== "string") {
     throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: masterKey must be a string (32 bytes in hex or base64)", {
       field: "masterKey",
     });
   }
+  parseMasterKey(given, "the masterKey option");
   return given;
 }
 
@@ -707,7 +713,9 @@ class KernelImpl implements Kernel, SessionHost {
   async deployAs(p: Principal, spec: DeploySpec): Promise<Deployment> {
     this.assertOpen();
     const { tenant, service, fields } = checkIdentity(spec);
-    await this.ensureTenant(tenant);
+    // Only the embedder creates a tenant by deploying into it; a token needs tenants.create.
+    if (p.kind === "system") await this.ensureTenant(tenant);
+    else if (!this.tenantsOrThrow().has(tenant)) throw this.tenantsOrThrow().missing(tenant);
     const key = `${tenant}/${service}`;
     const version = (this.versions.get(key) ?? 0) + 1;
     try {
@@ -729,6 +737,7 @@ class KernelImpl implements Kernel, SessionHost {
       }
       this.checkTenantRoom(tenant, service);
       const { stripped, findings } = this.analyzeCode(code, service, "deploy");
+      if (this.deletingTenants.has(tenant)) throw tenantBusy(tenant, "is being deleted");
       // Taken now, so a number never comes back even if the outcome of the write is unknown.
       this.versions.set(key, version);
       this.deploying.add(key);
@@ -1325,6 +1334,7 @@ class KernelImpl implements Kernel, SessionHost {
   // limits); a name whose tenant was deleted is refused, never silently reused.
   private async ensureTenant(name: string): Promise<void> {
     const reg = this.tenantsOrThrow();
+    if (this.deletingTenants.has(name)) throw tenantBusy(name, "is being deleted");
     if (reg.has(name)) return;
     // Concurrent first deploys into one new tenant: the first creates it, the others wait for it.
     await this.creatingTenants.get(name)?.catch(() => undefined);
@@ -1335,7 +1345,8 @@ class KernelImpl implements Kernel, SessionHost {
     });
   }
 
-  private creatingTenants = new Map<string, Promise<TenantInfo>>();
+  private readonly creatingTenants = new Map<string, Promise<TenantInfo>>();
+  private readonly deletingTenants = new Set<string>();
 
   private createTenant(nameInput: unknown, options: unknown): Promise<TenantInfo> {
     try {
@@ -1419,6 +1430,18 @@ class KernelImpl implements Kernel, SessionHost {
     const name = checkTenant(nameInput);
     const reg = this.tenantsOrThrow();
     const row = reg.require(name);
+    if (this.deletingTenants.has(name)) throw tenantBusy(name, "is already being deleted");
+    if ([...this.deploying].some((k) => k.startsWith(`${name}/`))) throw tenantBusy(name, "has a deploy, swap or restart in flight");
+    this.deletingTenants.add(name);
+    try {
+      return await this.deleteTenantNow(name, row);
+    } finally {
+      this.deletingTenants.delete(name);
+    }
+  }
+
+  private async deleteTenantNow(name: string, row: TenantRow): Promise<TenantDeletion> {
+    const reg = this.tenantsOrThrow();
     const services = [...(this.byTenant.get(name)?.values() ?? [])];
     for (const r of services) if (r.state !== "stopped" || !r.killDurable) await this.kill(name, r.service);
     const secrets = (await this.storeOrThrow().secrets(name)).length;
@@ -2375,4 +2398,8 @@ function checkTenantOptions(input: unknown): { limits?: Partial<TenantLimits>; r
     });
   }
   return { ...(o.limits !== undefined ? { limits: o.limits as Partial<TenantLimits> } : {}), reuseName: o.reuseName === true };
+}
+
+function tenantBusy(tenant: string, why: string): SoloError {
+  return new SoloError("SOLO_ERR_TENANT_BUSY", `tenant ${tenant} ${why}`, { tenant, hint: "retry once it is done" });
 }

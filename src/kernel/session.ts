@@ -14,8 +14,8 @@ import { checkSecretName, type SecretInfo, type VaultStatus } from "./vault/vaul
 /** Tokens: grant, derive, list and revoke. */
 export interface TokensApi {
   /**
-   * Makes a token. The embedder (and an unscoped token with `tokens:grant`) may grant any tenant
-   * anything; any other token only what it holds itself (as `attenuate`).
+   * Makes a token. The embedder may grant any tenant anything; a token with `tokens:grant` only
+   * what it holds itself, within its reach (the new token is its child, as with `attenuate`).
    */
   grant(spec: TokenSpec): Promise<GrantedToken>;
   /** Lists the tokens the principal can see (never the tokens themselves). */
@@ -289,8 +289,10 @@ export class Session implements KernelSession {
 
   readonly tokens: KernelSession["tokens"] = {
     grant: async (spec) => {
-      const tenant = specTenant(spec);
-      const p = await this.gate("tokens.grant", tenant ?? null, { action: "tokens:grant" });
+      const asked = specTenant(spec);
+      // An omitted tenant means the granter's own (as for attenuate).
+      const tenant = asked === undefined ? (await this.verifyOnly("tokens.grant")).tenant : asked;
+      const p = await this.gate("tokens.grant", tenant, { action: "tokens:grant" });
       return this.host.grantToken(p, spec, "tokens.grant");
     },
     attenuate: async (spec) => {

@@ -214,6 +214,8 @@ export class Vault {
   /** Deletes a secret; false if there was none. */
   async delete(tenant: string, nameInput: unknown, by: string): Promise<boolean> {
     const name = checkSecretName(nameInput);
+    // Deleting nothing records nothing.
+    if (!(await this.store.secret(tenant, name))) return false;
     const { changed } = await this.log.write(
       [{ t: "secret.delete", tenant, name }],
       [{ tenant, type: "secret_revoked", subject: name, payload: { name, by } }],
