@@ -1,0 +1,231 @@
+import type { Crash } from "../sandbox/service.ts";
+import type { Finding } from "./analyzer/analyze.ts";
+import type { BreakerState } from "./breaker/breaker.ts";
+import type { LimitsInput, ServiceLimits, TenantLimits } from "./limits.ts";
+import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
+import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
+import type { ServiceMeta } from "./names.ts";
+import type { FetchPolicy } from "./powers/fetch.ts";
+import type { GrantsInput } from "./powers/grants.ts";
+import type { KernelSession, SecretsApi, TenantsApi, TokensApi, VaultApi } from "./session.ts";
+import type { Clock, SupervisionInput, SupervisionPolicy } from "./supervisor/supervisor.ts";
+
+// The embedding API's types: what `openKernel` takes and the `Kernel` it returns.
+
+/** Options for {@link openKernel}. */
+export interface KernelOptions {
+  /** Where the kernel keeps its data; created (mode 0700) if missing. Default `./.solo`. */
+  readonly dataDir?: string;
+  /** Scheduler threads that run tenant code. Default: one per core. */
+  readonly schedulers?: number;
+  /** Default limits for every service; each deploy may override them. */
+  readonly limits?: LimitsInput;
+  /** Largest service source accepted by deploy, in bytes. Default 1 MiB. */
+  readonly maxCodeBytes?: number;
+  /** Receives every line a service logs with `solo.log` / `console.log`. */
+  readonly onLog?: (entry: LogEntry) => void;
+  /**
+   * A PostgreSQL URL (`postgres://user@host:5432/db`) to keep the event log and durable state in,
+   * instead of the SQLite file in the data directory. Default: `$SOLO_DATABASE_URL` if set.
+   */
+  readonly database?: string;
+  /** Default supervision for every service (restart type, intensity, backoff); each deploy may override it. */
+  readonly supervision?: SupervisionInput;
+  /** The clock supervision uses; tests inject a manual one. Default: the system clock. */
+  readonly clock?: Clock;
+  /** What each tenant may use in all (services, memory). */
+  readonly tenantLimits?: Partial<TenantLimits>;
+  /**
+   * `enforce` (default): analyzer errors refuse a deploy or swap. `warn`: they are only reported
+   * (for testing the sandbox itself, which stays the boundary either way).
+   */
+  readonly analyzer?: "enforce" | "warn";
+  /**
+   * The vault's master key (32 bytes as 64 hex digits or base64). Default: `SOLO_MASTER_KEY`, else
+   * the data directory's `master.key` (created 0600 on first open).
+   */
+  readonly masterKey?: string;
+  /**
+   * The operator's policy for services' `solo.fetch`: addresses exempt from the private-address
+   * rule, extra trusted CAs, a resolver. Services cannot change it.
+   */
+  readonly fetch?: FetchPolicy;
+}
+
+/** Options for {@link Kernel.swap}. */
+export interface SwapOptions {
+  /** How long a crash of the new version rolls it back (0 to 3600000 ms). Default 30000. */
+  readonly rollbackWindowMs?: number;
+}
+
+/** A tenant's totals, as the resource monitor last sampled them. */
+export interface TenantUsage {
+  readonly tenant: string;
+  /** Services not killed (running, restarting, crashed or failed). */
+  readonly services: number;
+  readonly running: number;
+  readonly memoryBytes: number;
+  readonly mailbox: number;
+  readonly dropped: number;
+  readonly limits: TenantLimits;
+}
+
+/** What {@link Kernel.deploy} takes. */
+export interface DeploySpec {
+  readonly tenant: string;
+  readonly service: string;
+  /** One ES module, JavaScript or TypeScript, whose default export is the handler object. */
+  readonly code: string;
+  /** Passed to `init(args, ctx)`; any JSON value. */
+  readonly args?: unknown;
+  /** Overrides of the kernel's default limits for this service. */
+  readonly limits?: LimitsInput;
+  /** How the tenant's supervisor restarts this service (overrides the kernel's default). */
+  readonly supervision?: SupervisionInput;
+  /** Labels for discovery: `list(tenant, { tag })`. Up to 32, each 1-64 of a-z 0-9 _ . : - */
+  readonly tags?: readonly string[];
+  /** Flat descriptive data (string, number, boolean or null values), up to 4 KiB of JSON. */
+  readonly metadata?: Readonly<Record<string, string | number | boolean | null>>;
+  /**
+   * The powers the service needs (see docs/programming-model.md). Omitted: its own storage,
+   * events, timers and log. A session may grant only what its token holds.
+   */
+  readonly grants?: GrantsInput;
+}
+
+/** What a successful deploy returns. */
+export interface Deployment {
+  readonly tenant: string;
+  readonly service: string;
+  readonly version: number;
+  /** What the analyzer found in the code that did not block it (warnings; errors when `analyzer: "warn"`). */
+  readonly findings: readonly Finding[];
+}
+
+/** Options for {@link Kernel.call}. */
+export interface CallOptions {
+  /** How long to wait for the reply. Default 5000 ms, at most 600000. */
+  readonly timeoutMs?: number;
+  /** Aborts the wait; the call then rejects with code `canceled`. */
+  readonly signal?: AbortSignal;
+}
+
+/** A service's lifecycle state, as `list()` shows it. */
+export type ServiceState = "running" | "restarting" | "crashed" | "failed" | "stopped";
+
+/** What a service has used, as last sampled by its scheduler. */
+export interface ServiceUsage {
+  /** Messages handled (init, calls, casts, timer messages). */
+  readonly messages: number;
+  /** CPU milliseconds spent in the service's code. */
+  readonly cpuMs: number;
+  /** Bytes of the service's QuickJS heap. */
+  readonly memoryBytes: number;
+  /** Messages waiting in the mailbox. */
+  readonly mailbox: number;
+  /** Casts and timer messages that found no handler or a stopped service (never lost silently). */
+  readonly unhandled: number;
+  /** Casts and timer messages dropped because the mailbox was full (each reported as a resource_violation event). */
+  readonly dropped: number;
+}
+
+/** One service, as `list()` shows it. */
+export interface ServiceInfo {
+  readonly tenant: string;
+  readonly service: string;
+  readonly version: number;
+  readonly state: ServiceState;
+  readonly handlers: readonly string[];
+  readonly limits: ServiceLimits;
+  readonly usage: ServiceUsage;
+  readonly deployedAt: string;
+  /** Why the service last crashed (also while it restarts, or once it has failed). */
+  readonly crash?: Crash;
+  /** Restarts since this version was deployed (by the supervisor or `restart()`). */
+  readonly restarts: number;
+  readonly supervision: SupervisionPolicy;
+  /** The service's circuit breaker: `closed`, `open` or `half_open`, and the failures counted while closed. */
+  readonly breaker: { readonly state: BreakerState; readonly consecutiveFailures: number };
+  readonly tags: readonly string[];
+  readonly metadata: ServiceMeta["metadata"];
+  /** The powers the deployment was granted. */
+  readonly grants: Readonly<Record<string, unknown>>;
+}
+
+/** One line a service logged. */
+export interface LogEntry {
+  readonly tenant: string;
+  readonly service: string;
+  readonly level: "debug" | "info" | "warn" | "error";
+  readonly text: string;
+  readonly at: string;
+}
+
+/** A running Solo kernel: the embedding API every other interface is a client of. */
+export interface Kernel {
+  /** The data directory in use. */
+  readonly dataDir: string;
+  /** The number of scheduler threads. */
+  readonly schedulers: number;
+  /**
+   * Checks the code with the analyzer (errors refuse it), strips types, starts the service under
+   * its tenant's supervisor, runs `init`, and records the deployment durably before resolving.
+   */
+  deploy(spec: DeploySpec): Promise<Deployment>;
+  /** Sends a request to `handleCall` and waits for the reply, like `gen_server:call`. */
+  call(tenant: string, service: string, request?: unknown, options?: CallOptions): Promise<unknown>;
+  /** Sends a message to `handleCast` without waiting, like `gen_server:cast`. */
+  cast(tenant: string, service: string, message?: unknown): Promise<void>;
+  /** Stops a service (running `terminate` if it is idle); pending calls are rejected. */
+  kill(tenant: string, service: string): Promise<void>;
+  /** The tenant's services with their state and usage; with `tag`, only the services carrying it. */
+  list(tenant: string, filter?: { readonly tag?: string }): ServiceInfo[];
+  /** One service's state, version, restarts, last crash, limits, supervision and usage. */
+  status(tenant: string, service: string): ServiceInfo;
+  /** A tenant's totals (services, memory, mailboxes, dropped messages) and its limits. */
+  tenantUsage(tenant: string): TenantUsage;
+  /**
+   * Stops the service if it runs (with `terminate`) and starts its current version again, with a
+   * fresh `init` and a fresh restart-intensity count: how an operator revives a `failed` service.
+   */
+  restart(tenant: string, service: string): Promise<Deployment>;
+  /**
+   * Hot swap: replaces a running service's code between two messages, carrying its state through
+   * the new code's `codeChange(fromVersion, state)`; no message is lost, reordered or handled twice.
+   * If the new version crashes within `rollbackWindowMs` (default 30 s), the previous code comes
+   * back with the state captured at the swap. A failed swap leaves the old version running.
+   */
+  swap(tenant: string, service: string, code: string, options?: SwapOptions): Promise<Deployment>;
+  /** Swaps back to an earlier version's code (default: the one before the running one). */
+  rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
+  /** The most recent log lines of a service (up to 200). */
+  logs(tenant: string, service: string): LogEntry[];
+  /** One page of the event log, oldest first unless `order: "desc"`; `cursor` continues it. */
+  events(query?: EventQuery): Promise<EventPage>;
+  /**
+   * Follows the event log: from `fromId` (the stored past, then live) or from now, with no gap and
+   * no duplicate. Iterate with `for await`; break, or abort `signal`, to stop.
+   */
+  subscribe(options?: SubscribeOptions): AsyncIterableIterator<SoloEvent>;
+  /** Walks the whole hash chain and reports the first missing, altered or unlinked event. */
+  verify(): Promise<VerifyReport>;
+  /** Where the kernel keeps its durable state: `sqlite` (in the data directory) or `postgres`. */
+  readonly store: { readonly kind: "sqlite" | "postgres"; readonly location: string };
+  /**
+   * The kernel as the holder of `token` sees it: every operation verifies the token and checks its
+   * permissions (denials are audited and change nothing). The methods above act for the embedder,
+   * which holds this object and so has every power; anything that serves other callers (the
+   * gateway, an agent's tools) goes through a session.
+   */
+  as(token: string | undefined): KernelSession;
+  /** Capability tokens, granted by the embedder. */
+  readonly tokens: TokensApi;
+  /** Tenants: create, list, update limits, delete. */
+  readonly tenants: TenantsApi;
+  /** Tenants' secrets, encrypted at rest. */
+  readonly secrets: SecretsApi;
+  /** The vault's keys and their rotation. */
+  readonly vault: VaultApi;
+  /** Terminates every service, stops the schedulers and releases the data directory. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,153 @@
+import { availableParallelism } from "node:os";
+import { SoloError } from "../errors.ts";
+import type { LogEntry } from "./api.ts";
+import {
+  DEFAULT_LIMITS,
+  DEFAULT_TENANT_LIMITS,
+  resolveLimits,
+  resolveTenantLimits,
+  type ServiceLimits,
+  type TenantLimits,
+} from "./limits.ts";
+import { describeType } from "./names.ts";
+import { checkFetchPolicy as checkFetchPolicyFields, type FetchPolicy } from "./powers/fetch.ts";
+import { type Clock, DEFAULT_SUPERVISION, resolveSupervision, type SupervisionPolicy, SYSTEM_CLOCK } from "./supervisor/supervisor.ts";
+import { parseMasterKey } from "./vault/cipher.ts";
+
+// openKernel's options, checked once at open: each bad option is named in its error.
+
+const DEFAULT_MAX_CODE_BYTES = 1024 * 1024;
+const OPTION_KEYS = new Set([
+  "dataDir",
+  "schedulers",
+  "limits",
+  "maxCodeBytes",
+  "onLog",
+  "database",
+  "supervision",
+  "clock",
+  "tenantLimits",
+  "analyzer",
+  "masterKey",
+  "fetch",
+]);
+
+/** The options with every default filled in. @internal */
+export interface ResolvedOptions {
+  readonly analyzer: "enforce" | "warn";
+  readonly database: string | undefined;
+  readonly tenantLimits: TenantLimits;
+  readonly supervision: SupervisionPolicy;
+  readonly clock: Clock;
+  readonly dataDir: string;
+  readonly schedulers: number;
+  readonly limits: ServiceLimits;
+  readonly maxCodeBytes: number;
+  readonly onLog: ((entry: LogEntry) => void) | undefined;
+  readonly masterKey: string | undefined;
+  readonly fetch: FetchPolicy;
+}
+
+/** Checks openKernel's options. @internal */
+export function checkOptions(options: unknown): ResolvedOptions {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `openKernel options must be an object, got ${describeType(options)}`);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!OPTION_KEYS.has(key)) {
+      throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `openKernel: unknown option ${JSON.stringify(key)}`, {
+        field: key,
+        hint: `known options: ${[...OPTION_KEYS].join(", ")}`,
+      });
+    }
+  }
+  const dataDir = o.dataDir ?? "./.solo";
+  if (typeof dataDir !== "string" || dataDir === "") {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: dataDir must be a non-empty path", { field: "dataDir" });
+  }
+  const schedulers = o.schedulers ?? availableParallelism();
+  if (typeof schedulers !== "number" || !Number.isInteger(schedulers) || schedulers < 1 || schedulers > 256) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: schedulers must be an integer from 1 to 256", {
+      field: "schedulers",
+    });
+  }
+  const maxCodeBytes = o.maxCodeBytes ?? DEFAULT_MAX_CODE_BYTES;
+  if (typeof maxCodeBytes !== "number" || !Number.isInteger(maxCodeBytes) || maxCodeBytes < 1024 || maxCodeBytes > 16 * 1024 * 1024) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: maxCodeBytes must be an integer from 1024 to 16777216", {
+      field: "maxCodeBytes",
+    });
+  }
+  if (o.onLog !== undefined && typeof o.onLog !== "function") {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: onLog must be a function", { field: "onLog" });
+  }
+  const database = o.database ?? process.env.SOLO_DATABASE_URL;
+  if (database !== undefined && (typeof database !== "string" || !/^postgres(ql)?:\/\/./.test(database))) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: database must be a postgres:// URL", {
+      field: o.database === undefined ? "SOLO_DATABASE_URL" : "database",
+      hint: "for example postgres://postgres@127.0.0.1:5432/solo; leave it out to use SQLite in the data directory",
+    });
+  }
+  const clock = o.clock ?? SYSTEM_CLOCK;
+  if (
+    clock === null ||
+    typeof clock !== "object" ||
+    ["now", "setTimeout", "clearTimeout", "random"].some((k) => typeof (clock as Record<string, unknown>)[k] !== "function")
+  ) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: clock must have now, setTimeout, clearTimeout and random", {
+      field: "clock",
+    });
+  }
+  const analyzerMode = o.analyzer ?? "enforce";
+  if (analyzerMode !== "enforce" && analyzerMode !== "warn") {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", 'openKernel: analyzer must be "enforce" or "warn"', { field: "analyzer" });
+  }
+  return {
+    analyzer: analyzerMode,
+    database,
+    tenantLimits: resolveTenantLimits(o.tenantLimits, DEFAULT_TENANT_LIMITS),
+    supervision: resolveSupervision(o.supervision, DEFAULT_SUPERVISION),
+    clock: clock as Clock,
+    dataDir,
+    schedulers,
+    limits: resolveLimits(o.limits, DEFAULT_LIMITS),
+    maxCodeBytes,
+    onLog: o.onLog as ((entry: LogEntry) => void) | undefined,
+    masterKey: checkMasterKeyOption(o.masterKey),
+    fetch: checkFetchPolicy(o.fetch),
+  };
+}
+
+function checkFetchPolicy(given: unknown): FetchPolicy {
+  if (given === undefined) return {};
+  if (given === null || typeof given !== "object" || Array.isArray(given)) {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: fetch must be an object like { allowAddresses, ca, lookup }", {
+      field: "fetch",
+    });
+  }
+  const f = given as Record<string, unknown>;
+  for (const k of Object.keys(f)) {
+    if (k !== "allowAddresses" && k !== "ca" && k !== "lookup") {
+      throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `openKernel: unknown fetch option ${JSON.stringify(k.slice(0, 80))}`, {
+        field: `fetch.${k.slice(0, 80)}`,
+      });
+    }
+  }
+  return checkFetchPolicyFields(given as FetchPolicy);
+}
+
+// A malformed key is refused at open, not at the first secret (the error never echoes it).
+function checkMasterKeyOption(given: unknown): string | undefined {
+  if (given === undefined) {
+    const env = process.env.SOLO_MASTER_KEY || undefined;
+    if (env !== undefined) parseMasterKey(env, "SOLO_MASTER_KEY");
+    return env;
+  }
+  if (typeof given !== "string") {
+    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: masterKey must be a string (32 bytes in hex or base64)", {
+      field: "masterKey",
+    });
+  }
+  parseMasterKey(given, "the masterKey option");
+  return given;
+}
