@@ -878,7 +878,7 @@ class KernelImpl implements Kernel, SessionHost {
   private readonly grantDenials = new Map<string, { count: number; at: number }>();
 
   private grantDenied(r: ServiceRecord, grant: string, detail: string): void {
-    const key = `${r.sid}\0${grant}\0${detail}`;
+    const key = `${r.sid}\0${grant}`;
     const now = this.opts.clock.now();
     const seen = this.grantDenials.get(key);
     if (seen && now - seen.at < 60_000) {
