@@ -7,7 +7,7 @@ import { stripTypes } from "../sandbox/typescript.ts";
 import { SchedulerPool } from "../scheduler/pool.ts";
 import type { FromScheduler } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
-import type { DeploymentRecord, Store, TenantRow } from "../store/store.ts";
+import type { DeploymentRecord, Store } from "../store/store.ts";
 import { analyze, type Finding } from "./analyzer/analyze.ts";
 import type {
   CallOptions,
@@ -27,7 +27,7 @@ import type { Permission } from "./auth/permissions.ts";
 import { type GrantedToken, type Principal, SYSTEM, type TokenInfo, type TokenPrincipal, TokenTable } from "./auth/tokens.ts";
 import { type CallOutcome, CircuitBreaker } from "./breaker/breaker.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir.ts";
-import { resolveLimits, resolveTenantLimits, type ServiceLimits, type TenantLimits } from "./limits.ts";
+import { resolveLimits, type ServiceLimits } from "./limits.ts";
 import { type EventInput, EventLog, type SoloEvent, type VerifyReport } from "./log/event-log.ts";
 import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./log/query.ts";
 import { checkMeta, checkService, checkTenant, describeType, NO_META, type ServiceMeta, TAG_PATTERN } from "./names.ts";
@@ -39,13 +39,13 @@ import {
   type SecretsApi,
   Session,
   type SessionHost,
-  type TenantDeletion,
   type TenantsApi,
   type TokensApi,
   type VaultApi,
 } from "./session.ts";
 import { decide, resolveSupervision, type SupervisionPolicy } from "./supervisor/supervisor.ts";
-import { type TenantInfo, TenantRegistry } from "./tenants/tenants.ts";
+import { TenantLifecycle, tenantBusy } from "./tenants/lifecycle.ts";
+import { TenantRegistry } from "./tenants/tenants.ts";
 import { loadMasterKey } from "./vault/cipher.ts";
 import { Vault } from "./vault/vault.ts";
 
@@ -157,6 +157,7 @@ class KernelImpl implements Kernel, SessionHost {
   private registry: TenantRegistry | undefined;
   private authority: Authority | undefined;
   private vaultImpl: Vault | undefined;
+  private tenantLifecycle: TenantLifecycle | undefined;
   private readonly openedAt = Date.now();
 
   constructor(opts: ResolvedOptions, lock: DataDirLock) {
@@ -200,6 +201,24 @@ class KernelImpl implements Kernel, SessionHost {
       this.authority = new Authority(this.eventLog, new TokenTable(await this.db.tokens()), now, (name) => this.tenantsOrThrow().has(name));
       const { dataDir, masterKey } = { dataDir: this.dataDir, masterKey: this.opts.masterKey };
       this.vaultImpl = await Vault.open(this.db, this.eventLog, (create) => loadMasterKey(dataDir, masterKey, create));
+      const { db, eventLog, registry, authority } = {
+        db: this.db,
+        eventLog: this.eventLog,
+        registry: this.registry,
+        authority: this.authority,
+      };
+      this.tenantLifecycle = new TenantLifecycle({
+        assertOpen: () => this.assertOpen(),
+        registry,
+        log: eventLog,
+        store: db,
+        authority,
+        defaults: this.opts.tenantLimits,
+        now,
+        busy: (tenant) => [...this.deploying].some((k) => k.startsWith(`${tenant}/`)),
+        stopServices: (tenant) => this.stopTenantServices(tenant),
+        forget: (tenant) => this.forgetTenant(tenant),
+      });
       for (const v of await this.db.latestVersions()) this.versions.set(`${v.tenant}/${v.service}`, v.version);
       await this.pool.ready();
       await this.recover();
@@ -373,7 +392,7 @@ class KernelImpl implements Kernel, SessionHost {
     this.assertOpen();
     const { tenant, service, fields } = checkIdentity(spec);
     // Only the embedder creates a tenant by deploying into it; a token needs tenants.create.
-    if (p.kind === "system") await this.ensureTenant(tenant);
+    if (p.kind === "system") await this.lifecycle().ensure(tenant);
     else if (!this.tenantsOrThrow().has(tenant)) throw this.tenantsOrThrow().missing(tenant);
     const key = `${tenant}/${service}`;
     const version = (this.versions.get(key) ?? 0) + 1;
@@ -396,7 +415,7 @@ class KernelImpl implements Kernel, SessionHost {
       }
       this.checkTenantRoom(tenant, service);
       const { stripped, findings } = this.analyzeCode(code, service, "deploy");
-      if (this.deletingTenants.has(tenant)) throw tenantBusy(tenant, "is being deleted");
+      if (this.lifecycle().isDeleting(tenant)) throw tenantBusy(tenant, "is being deleted");
       // Taken now, so a number never comes back even if the outcome of the write is unknown.
       this.versions.set(key, version);
       this.deploying.add(key);
@@ -989,160 +1008,34 @@ class KernelImpl implements Kernel, SessionHost {
     revoke: (id) => this.revokeToken(SYSTEM, id),
   };
 
-  // The embedder deploys into a tenant that does not exist yet by creating it (with the default
-  // limits); a name whose tenant was deleted is refused, never silently reused.
-  private async ensureTenant(name: string): Promise<void> {
-    const reg = this.tenantsOrThrow();
-    if (this.deletingTenants.has(name)) throw tenantBusy(name, "is being deleted");
-    if (reg.has(name)) return;
-    // Concurrent first deploys into one new tenant: the first creates it, the others wait for it.
-    await this.creatingTenants.get(name)?.catch(() => undefined);
-    if (reg.has(name)) return;
-    if (reg.retiredRow(name)) throw reg.missing(name);
-    await this.createTenant(name, {}).catch((err: unknown) => {
-      if (!(err instanceof SoloError && err.reason === "SOLO_ERR_TENANT_EXISTS" && reg.has(name))) throw err;
-    });
-  }
-
-  private readonly creatingTenants = new Map<string, Promise<TenantInfo>>();
-  private readonly deletingTenants = new Set<string>();
-
-  private createTenant(nameInput: unknown, options: unknown): Promise<TenantInfo> {
-    try {
-      this.assertOpen();
-      const name = checkTenant(nameInput);
-      const o = checkTenantOptions(options);
-      const pending = this.creatingTenants.get(name);
-      // A second create of a name being created is refused once the first has decided, like any
-      // create of an existing tenant (and if the first failed, this one is retried).
-      if (pending)
-        return pending.then(
-          () => this.createTenant(nameInput, options),
-          () => this.createTenant(nameInput, options),
-        );
-      const reg = this.tenantsOrThrow();
-      if (reg.has(name)) {
-        throw new SoloError("SOLO_ERR_TENANT_EXISTS", `tenant ${name} already exists`, {
-          tenant: name,
-          hint: "tenants.update changes its limits",
-        });
-      }
-      const retired = reg.retiredRow(name);
-      if (retired && !o.reuseName) throw reg.missing(name);
-      const overrides = o.limits === undefined ? {} : o.limits;
-      resolveTenantLimits(overrides, this.opts.tenantLimits, "limits");
-      const createdAt = this.opts.clock.now();
-      const run = (async (): Promise<TenantInfo> => {
-        const { events } = await this.log.write(
-          [{ t: "tenant.create", name, limits: JSON.stringify(overrides), createdAt }],
-          [
-            {
-              tenant: name,
-              type: "tenant_created",
-              subject: name,
-              payload: { limits: overrides, incarnation: (retired?.incarnation ?? 0) + 1 },
-            },
-          ],
-        );
-        const first = events[0] as SoloEvent;
-        reg.put({
-          name,
-          incarnation: (retired?.incarnation ?? 0) + 1,
-          limits: JSON.stringify(overrides),
-          createdAt,
-          eventsAfter: first.id - 1,
-          deletedAt: null,
-        });
-        return reg.info(name);
-      })().finally(() => this.creatingTenants.delete(name));
-      this.creatingTenants.set(name, run);
-      return run;
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
-  private async updateTenant(nameInput: unknown, limitsInput: unknown): Promise<TenantInfo> {
-    this.assertOpen();
-    const name = checkTenant(nameInput);
-    const reg = this.tenantsOrThrow();
-    const row = reg.require(name);
-    if (limitsInput === null || typeof limitsInput !== "object" || Array.isArray(limitsInput)) {
-      throw new SoloError("SOLO_ERR_LIMITS_INVALID", `tenants.update: limits must be an object, got ${describeType(limitsInput)}`, {
-        field: "limits",
-      });
-    }
-    resolveTenantLimits(limitsInput, this.opts.tenantLimits, "limits");
-    const overrides = JSON.stringify(limitsInput);
-    await this.log.write(
-      [{ t: "tenant.limits", name, limits: overrides }],
-      [{ tenant: name, type: "tenant_updated", subject: name, payload: { limits: limitsInput } }],
-    );
-    reg.put({ ...row, limits: overrides });
-    return reg.info(name);
-  }
-
-  // Everything of the tenant goes but its events: services stop (terminate runs), tokens are
-  // revoked, secrets, storage and deployments are deleted, in one transaction with tenant_deleted.
-  private async deleteTenant(nameInput: unknown): Promise<TenantDeletion> {
-    this.assertOpen();
-    const name = checkTenant(nameInput);
-    const reg = this.tenantsOrThrow();
-    const row = reg.require(name);
-    if (this.deletingTenants.has(name)) throw tenantBusy(name, "is already being deleted");
-    if ([...this.deploying].some((k) => k.startsWith(`${name}/`))) throw tenantBusy(name, "has a deploy, swap or restart in flight");
-    this.deletingTenants.add(name);
-    try {
-      return await this.deleteTenantNow(name, row);
-    } finally {
-      this.deletingTenants.delete(name);
-    }
-  }
-
-  private async deleteTenantNow(name: string, row: TenantRow): Promise<TenantDeletion> {
-    const reg = this.tenantsOrThrow();
-    const services = [...(this.byTenant.get(name)?.values() ?? [])];
-    for (const r of services) if (r.state !== "stopped" || !r.killDurable) await this.kill(name, r.service);
-    const secrets = (await this.storeOrThrow().secrets(name)).length;
-    const tokens = this.auth().tokens.list((t) => t.tenant === name && t.revokedAt === null, this.opts.clock.now()).length;
-    const deletedAt = this.opts.clock.now();
-    await this.log.write(
-      [{ t: "tenant.delete", name, deletedAt }],
-      [
-        {
-          tenant: name,
-          type: "tenant_deleted",
-          subject: name,
-          payload: { incarnation: row.incarnation, services: services.length, tokensRevoked: tokens, secretsDeleted: secrets },
-        },
-      ],
-    );
-    reg.put({ ...row, deletedAt });
-    this.auth().tokens.revokeTenant(name, deletedAt);
-    for (const r of services) {
-      this.bySid.delete(r.sid);
-      this.breakers.delete(`${name}/${r.service}`);
-      this.versions.delete(`${name}/${r.service}`);
-    }
-    this.byTenant.delete(name);
-    this.placement.delete(name);
-    return { tenant: name, services: services.length, tokensRevoked: tokens, secretsDeleted: secrets };
-  }
-
   readonly tenants: TenantsApi = {
-    create: (name, options) => this.createTenant(name, options ?? {}),
-    list: async () => {
-      this.assertOpen();
-      const reg = this.tenantsOrThrow();
-      return reg.names().map((n) => reg.info(n));
-    },
-    get: async (name) => {
-      this.assertOpen();
-      return this.tenantsOrThrow().info(checkTenant(name));
-    },
-    update: (name, limits) => this.updateTenant(name, limits),
-    delete: (name) => this.deleteTenant(name),
+    create: (name, options) => this.lifecycle().create(name, options),
+    list: () => this.lifecycle().list(),
+    get: (name) => this.lifecycle().get(name),
+    update: (name, limits) => this.lifecycle().update(name, limits),
+    delete: (name) => this.lifecycle().delete(name),
   };
+
+  private async stopTenantServices(tenant: string): Promise<number> {
+    const services = [...(this.byTenant.get(tenant)?.values() ?? [])];
+    for (const r of services) if (r.state !== "stopped" || !r.killDurable) await this.kill(tenant, r.service);
+    return services.length;
+  }
+
+  private forgetTenant(tenant: string): void {
+    for (const r of this.byTenant.get(tenant)?.values() ?? []) {
+      this.bySid.delete(r.sid);
+      this.breakers.delete(`${tenant}/${r.service}`);
+      this.versions.delete(`${tenant}/${r.service}`);
+    }
+    this.byTenant.delete(tenant);
+    this.placement.delete(tenant);
+  }
+
+  private lifecycle(): TenantLifecycle {
+    if (!this.tenantLifecycle) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is not open");
+    return this.tenantLifecycle;
+  }
 
   secretsFor(p: Principal): SecretsApi {
     const by = p.kind === "token" ? p.id : "system";
@@ -2031,34 +1924,4 @@ function canceled(record: ServiceRecord): SoloError {
     tenant: record.tenant,
     service: record.service,
   });
-}
-
-const TENANT_OPTION_KEYS = new Set(["limits", "reuseName"]);
-
-function checkTenantOptions(input: unknown): { limits?: Partial<TenantLimits>; reuseName: boolean } {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `tenants.create: options must be an object, got ${describeType(input)}`);
-  }
-  const o = input as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!TENANT_OPTION_KEYS.has(k)) {
-      throw new SoloError("SOLO_ERR_REQUEST_INVALID", `tenants.create: unknown option ${JSON.stringify(k.slice(0, 80))}`, {
-        field: k.slice(0, 80),
-        hint: "the options are limits and reuseName",
-      });
-    }
-  }
-  if (o.reuseName !== undefined && typeof o.reuseName !== "boolean") {
-    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "tenants.create: reuseName must be a boolean", { field: "reuseName" });
-  }
-  if (o.limits !== undefined && (o.limits === null || typeof o.limits !== "object" || Array.isArray(o.limits))) {
-    throw new SoloError("SOLO_ERR_LIMITS_INVALID", `tenants.create: limits must be an object, got ${describeType(o.limits)}`, {
-      field: "limits",
-    });
-  }
-  return { ...(o.limits !== undefined ? { limits: o.limits as Partial<TenantLimits> } : {}), reuseName: o.reuseName === true };
-}
-
-function tenantBusy(tenant: string, why: string): SoloError {
-  return new SoloError("SOLO_ERR_TENANT_BUSY", `tenant ${tenant} ${why}`, { tenant, hint: "retry once it is done" });
 }

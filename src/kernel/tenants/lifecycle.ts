@@ -1,0 +1,220 @@
+import { SoloError } from "../../errors.ts";
+import type { Store, TenantRow } from "../../store/store.ts";
+import type { Authority } from "../auth/authority.ts";
+import { resolveTenantLimits, type TenantLimits } from "../limits.ts";
+import type { EventLog, SoloEvent } from "../log/event-log.ts";
+import { checkTenant, describeType } from "../names.ts";
+import type { TenantDeletion, TenantsApi } from "../session.ts";
+import type { TenantInfo, TenantRegistry } from "./tenants.ts";
+
+/** What tenant lifecycle needs of the kernel. @internal */
+export interface TenantHost {
+  assertOpen(): void;
+  readonly registry: TenantRegistry;
+  readonly log: EventLog;
+  readonly store: Store;
+  readonly authority: Authority;
+  /** The kernel's default tenant limits. */
+  readonly defaults: TenantLimits;
+  now(): number;
+  /** Whether a deploy, swap or restart of one of the tenant's services is in flight. */
+  busy(tenant: string): boolean;
+  /** Kills every service of the tenant (running `terminate`); returns how many it had. */
+  stopServices(tenant: string): Promise<number>;
+  /** Drops the tenant's services from memory, once its deletion is durable. */
+  forget(tenant: string): void;
+}
+
+/**
+ * Creating, changing and deleting tenants. Creates of one name are serialized (the second is
+ * refused once the first has decided); a delete waits for no deploy and lets none start.
+ * @internal
+ */
+export class TenantLifecycle implements TenantsApi {
+  private readonly host: TenantHost;
+  private readonly creating = new Map<string, Promise<TenantInfo>>();
+  private readonly deleting = new Set<string>();
+
+  constructor(host: TenantHost) {
+    this.host = host;
+  }
+
+  /** Whether the tenant is being deleted (a deploy into it is refused). */
+  isDeleting(name: string): boolean {
+    return this.deleting.has(name);
+  }
+
+  async list(): Promise<TenantInfo[]> {
+    this.host.assertOpen();
+    const reg = this.host.registry;
+    return reg.names().map((n) => reg.info(n));
+  }
+
+  async get(name: unknown): Promise<TenantInfo> {
+    this.host.assertOpen();
+    return this.host.registry.info(checkTenant(name));
+  }
+
+  /**
+   * The embedder deploys into a tenant that does not exist yet by creating it (with the default
+   * limits); a name whose tenant was deleted is refused, never silently reused.
+   */
+  async ensure(name: string): Promise<void> {
+    const reg = this.host.registry;
+    if (this.deleting.has(name)) throw tenantBusy(name, "is being deleted");
+    if (reg.has(name)) return;
+    // Concurrent first deploys into one new tenant: the first creates it, the others wait for it.
+    await this.creating.get(name)?.catch(() => undefined);
+    if (reg.has(name)) return;
+    if (reg.retiredRow(name)) throw reg.missing(name);
+    await this.create(name, {}).catch((err: unknown) => {
+      if (!(err instanceof SoloError && err.reason === "SOLO_ERR_TENANT_EXISTS" && reg.has(name))) throw err;
+    });
+  }
+
+  create(nameInput: unknown, options: unknown = {}): Promise<TenantInfo> {
+    try {
+      this.host.assertOpen();
+      const name = checkTenant(nameInput);
+      const o = checkTenantOptions(options);
+      const pending = this.creating.get(name);
+      // A second create of a name being created is refused once the first has decided, like any
+      // create of an existing tenant (and if the first failed, this one is retried).
+      if (pending)
+        return pending.then(
+          () => this.create(nameInput, options),
+          () => this.create(nameInput, options),
+        );
+      const reg = this.host.registry;
+      if (reg.has(name)) {
+        throw new SoloError("SOLO_ERR_TENANT_EXISTS", `tenant ${name} already exists`, {
+          tenant: name,
+          hint: "tenants.update changes its limits",
+        });
+      }
+      const retired = reg.retiredRow(name);
+      if (retired && !o.reuseName) throw reg.missing(name);
+      const overrides = o.limits === undefined ? {} : o.limits;
+      resolveTenantLimits(overrides, this.host.defaults, "limits");
+      const createdAt = this.host.now();
+      const run = (async (): Promise<TenantInfo> => {
+        const { events } = await this.host.log.write(
+          [{ t: "tenant.create", name, limits: JSON.stringify(overrides), createdAt }],
+          [
+            {
+              tenant: name,
+              type: "tenant_created",
+              subject: name,
+              payload: { limits: overrides, incarnation: (retired?.incarnation ?? 0) + 1 },
+            },
+          ],
+        );
+        const first = events[0] as SoloEvent;
+        reg.put({
+          name,
+          incarnation: (retired?.incarnation ?? 0) + 1,
+          limits: JSON.stringify(overrides),
+          createdAt,
+          eventsAfter: first.id - 1,
+          deletedAt: null,
+        });
+        return reg.info(name);
+      })().finally(() => this.creating.delete(name));
+      this.creating.set(name, run);
+      return run;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  async update(nameInput: unknown, limitsInput: unknown): Promise<TenantInfo> {
+    this.host.assertOpen();
+    const name = checkTenant(nameInput);
+    const reg = this.host.registry;
+    const row = reg.require(name);
+    if (limitsInput === null || typeof limitsInput !== "object" || Array.isArray(limitsInput)) {
+      throw new SoloError("SOLO_ERR_LIMITS_INVALID", `tenants.update: limits must be an object, got ${describeType(limitsInput)}`, {
+        field: "limits",
+      });
+    }
+    resolveTenantLimits(limitsInput, this.host.defaults, "limits");
+    const overrides = JSON.stringify(limitsInput);
+    await this.host.log.write(
+      [{ t: "tenant.limits", name, limits: overrides }],
+      [{ tenant: name, type: "tenant_updated", subject: name, payload: { limits: limitsInput } }],
+    );
+    reg.put({ ...row, limits: overrides });
+    return reg.info(name);
+  }
+
+  // Everything of the tenant goes but its events: services stop (terminate runs), tokens are
+  // revoked, secrets, storage and deployments are deleted, in one transaction with tenant_deleted.
+  async delete(nameInput: unknown): Promise<TenantDeletion> {
+    this.host.assertOpen();
+    const name = checkTenant(nameInput);
+    const reg = this.host.registry;
+    const row = reg.require(name);
+    if (this.deleting.has(name)) throw tenantBusy(name, "is already being deleted");
+    if (this.host.busy(name)) throw tenantBusy(name, "has a deploy, swap or restart in flight");
+    this.deleting.add(name);
+    try {
+      return await this.deleteTenantNow(name, row);
+    } finally {
+      this.deleting.delete(name);
+    }
+  }
+
+  private async deleteTenantNow(name: string, row: TenantRow): Promise<TenantDeletion> {
+    const reg = this.host.registry;
+    const services = await this.host.stopServices(name);
+    const secrets = (await this.host.store.secrets(name)).length;
+    const tokens = this.host.authority.tokens.list((t) => t.tenant === name && t.revokedAt === null, this.host.now()).length;
+    const deletedAt = this.host.now();
+    await this.host.log.write(
+      [{ t: "tenant.delete", name, deletedAt }],
+      [
+        {
+          tenant: name,
+          type: "tenant_deleted",
+          subject: name,
+          payload: { incarnation: row.incarnation, services, tokensRevoked: tokens, secretsDeleted: secrets },
+        },
+      ],
+    );
+    reg.put({ ...row, deletedAt });
+    this.host.authority.tokens.revokeTenant(name, deletedAt);
+    this.host.forget(name);
+    return { tenant: name, services, tokensRevoked: tokens, secretsDeleted: secrets };
+  }
+}
+
+const TENANT_OPTION_KEYS = new Set(["limits", "reuseName"]);
+
+function checkTenantOptions(input: unknown): { limits?: Partial<TenantLimits>; reuseName: boolean } {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `tenants.create: options must be an object, got ${describeType(input)}`);
+  }
+  const o = input as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!TENANT_OPTION_KEYS.has(k)) {
+      throw new SoloError("SOLO_ERR_REQUEST_INVALID", `tenants.create: unknown option ${JSON.stringify(k.slice(0, 80))}`, {
+        field: k.slice(0, 80),
+        hint: "the options are limits and reuseName",
+      });
+    }
+  }
+  if (o.reuseName !== undefined && typeof o.reuseName !== "boolean") {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "tenants.create: reuseName must be a boolean", { field: "reuseName" });
+  }
+  if (o.limits !== undefined && (o.limits === null || typeof o.limits !== "object" || Array.isArray(o.limits))) {
+    throw new SoloError("SOLO_ERR_LIMITS_INVALID", `tenants.create: limits must be an object, got ${describeType(o.limits)}`, {
+      field: "limits",
+    });
+  }
+  return { ...(o.limits !== undefined ? { limits: o.limits as Partial<TenantLimits> } : {}), reuseName: o.reuseName === true };
+}
+
+/** @internal */
+export function tenantBusy(tenant: string, why: string): SoloError {
+  return new SoloError("SOLO_ERR_TENANT_BUSY", `tenant ${tenant} ${why}`, { tenant, hint: "retry once it is done" });
+}
