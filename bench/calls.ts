@@ -5,7 +5,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { openKernel } from "../src/index.ts";
-import { fmtMs, fmtRate, fmtRatio, median, percentile, printTable, verdict } from "./stats.ts";
+import { type Call, fmtMs, fmtRate, fmtRatio, median, percentile, printTable, type Round, round, verdict } from "./stats.ts";
 
 const COUNTER = `export default {
   init() { return { count: 0 }; },
@@ -21,30 +21,6 @@ const MIN_ROUND_CALLS = 1000;
 const MAX_ROUND_CALLS = 400_000;
 const TARGET_RATE_64 = 100_000;
 const TARGET_RATIO = 0.2;
-
-type Call = () => Promise<unknown>;
-
-interface Round {
-  readonly rate: number;
-  readonly latencies: Float64Array;
-}
-
-/** Makes `count` calls with `inFlight` outstanding at a time; returns calls/s and each call's latency. */
-async function round(call: Call, inFlight: number, count: number): Promise<Round> {
-  const latencies = new Float64Array(count);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) {
-      const i = next++;
-      const started = performance.now();
-      await call();
-      latencies[i] = performance.now() - started;
-    }
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
-  return { rate: count / ((performance.now() - started) / 1000), latencies };
-}
 
 // ---- the two subjects -----------------------------------------------------------------------
 

@@ -5,7 +5,18 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const BENCHMARKS = ["spawn", "calls", "isolation", "kernel", "store-append", "store-query", "store-recovery"] as const;
+const BENCHMARKS = [
+  "spawn",
+  "calls",
+  "isolation",
+  "kernel",
+  "store-append",
+  "store-query",
+  "store-recovery",
+  "auth",
+  "secrets",
+  "storage",
+] as const;
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.
 const CHILD_TIMEOUT_MS = 240_000;
 

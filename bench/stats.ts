@@ -76,3 +76,40 @@ export async function runInFlight(total: number, inFlight: number, task: (i: num
   };
   await Promise.all(Array.from({ length: Math.min(inFlight, total) }, lane));
 }
+
+/** One asynchronous operation to time. */
+export type Call = () => Promise<unknown>;
+
+/** A measured round: its rate and each operation's latency (ms). */
+export interface Round {
+  readonly rate: number;
+  readonly latencies: Float64Array;
+}
+
+/** Makes `count` calls with `inFlight` outstanding at a time; returns calls/s and each call's latency. */
+export async function round(call: Call, inFlight: number, count: number): Promise<Round> {
+  const latencies = new Float64Array(count);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      const started = performance.now();
+      await call();
+      latencies[i] = performance.now() - started;
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
+  return { rate: count / ((performance.now() - started) / 1000), latencies };
+}
+
+/** The latencies of several rounds as one array. */
+export function pooled(rounds: readonly { readonly latencies: Float64Array }[]): Float64Array {
+  const all = new Float64Array(rounds.reduce((n, r) => n + r.latencies.length, 0));
+  let at = 0;
+  for (const r of rounds) {
+    all.set(r.latencies, at);
+    at += r.latencies.length;
+  }
+  return all;
+}

@@ -953,6 +953,21 @@ class KernelImpl implements Kernel, SessionHost {
     }
   }
 
+  decide(
+    token: unknown,
+    target: Target,
+    need: Permission,
+  ):
+    | { readonly ok: true; readonly principal: TokenPrincipal }
+    | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal } {
+    try {
+      this.assertOpen();
+    } catch (error) {
+      return { ok: false, error };
+    }
+    return this.auth().decide(token, target, need);
+  }
+
   verifyToken(token: unknown, operation: string): Promise<TokenPrincipal> {
     try {
       this.assertOpen();

@@ -104,6 +104,14 @@ export interface KernelSession {
 /** What a session needs of the kernel: its operations, run for a principal already checked. @internal */
 export interface SessionHost {
   authorize(token: unknown, target: Target, need: Permission | null): Promise<TokenPrincipal>;
+  /** The same decision, synchronously: a denial must then be recorded with `denied`. */
+  decide(
+    token: unknown,
+    target: Target,
+    need: Permission,
+  ):
+    | { readonly ok: true; readonly principal: TokenPrincipal }
+    | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal };
   /** Verifies the token only (any valid token may do what needs no permission); audits a failure. */
   verifyToken(token: unknown, operation: string): Promise<TokenPrincipal>;
   denied(err: unknown, target: Target, principal?: TokenPrincipal): Promise<void>;
@@ -167,18 +175,39 @@ export class Session implements KernelSession {
     return this.host.deployAs(p, spec);
   }
 
-  async call(tenant: string, svc: string, request?: unknown, options?: CallOptions): Promise<unknown> {
-    const t = checkTenant(tenant);
-    const s = checkService(svc);
-    await this.gate("call", t, service(s, "call"), s);
-    return this.host.call(t, s, request, options);
+  // Calls and casts are the hot path: decided without a promise of their own.
+  call(tenant: string, svc: string, request?: unknown, options?: CallOptions): Promise<unknown> {
+    try {
+      const t = checkTenant(tenant);
+      const s = checkService(svc);
+      const denial = this.decideNow("call", t, s);
+      return denial ?? this.host.call(t, s, request, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  async cast(tenant: string, svc: string, message?: unknown): Promise<void> {
-    const t = checkTenant(tenant);
-    const s = checkService(svc);
-    await this.gate("cast", t, service(s, "call"), s);
-    return this.host.cast(t, s, message);
+  cast(tenant: string, svc: string, message?: unknown): Promise<void> {
+    try {
+      const t = checkTenant(tenant);
+      const s = checkService(svc);
+      const denial = this.decideNow("cast", t, s);
+      return denial ?? this.host.cast(t, s, message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private decideNow(operation: "call" | "cast", tenant: string, svc: string): Promise<never> | undefined {
+    const target = { operation, tenant, subject: svc };
+    const d = this.host.decide(this.token, target, service(svc, "call"));
+    if (d.ok) return undefined;
+    // Only a refusal is audited (a closed kernel is not one).
+    const code = d.error instanceof SoloError ? d.error.code : "internal";
+    if (code !== "unauthenticated" && code !== "permission_denied") return Promise.reject(d.error);
+    return this.host.denied(d.error, target, d.principal).then(() => {
+      throw d.error;
+    });
   }
 
   async kill(tenant: string, svc: string): Promise<void> {

@@ -68,16 +68,32 @@ export class Authority {
 
   /** Verifies `token` and checks it may do `target` with `need`; audits a denial. */
   async authorize(token: unknown, target: Target, need: Need): Promise<TokenPrincipal> {
+    const decision = this.decide(token, target, need);
+    if (decision.ok) return decision.principal;
+    await this.denied(decision.error, target, decision.principal);
+    throw decision.error;
+  }
+
+  /**
+   * The same decision without a promise, for the call path: the principal (counted), or the
+   * denial, which the caller must record with {@link denied} before reporting it.
+   */
+  decide(
+    token: unknown,
+    target: Target,
+    need: Need,
+  ):
+    | { readonly ok: true; readonly principal: TokenPrincipal }
+    | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal } {
     let principal: TokenPrincipal | undefined;
     try {
       principal = this.tokens.verify(token, this.now());
       this.check(principal, target, need);
-    } catch (err) {
-      await this.denied(err, target, principal);
-      throw err;
+    } catch (error) {
+      return principal ? { ok: false, error, principal } : { ok: false, error };
     }
     this.count(principal);
-    return principal;
+    return { ok: true, principal };
   }
 
   /** Verifies `token` alone (for what any valid token may do); audits a failure. */

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { SoloError } from "../../errors.ts";
 import type { TokenRow } from "../../store/store.ts";
 import { describeType } from "../names.ts";
@@ -102,7 +102,7 @@ export class TokenTable {
         },
       );
     }
-    const digest = createHash("sha256").update(token).digest();
+    const digest = hash("sha256", token, "buffer");
     const entry = this.byHash.get(digest.toString("hex"));
     if (!entry || !timingSafeEqual(entry.hash, digest)) {
       throw new SoloError("SOLO_ERR_TOKEN_UNKNOWN", "the capability token is not one this kernel granted", {
@@ -132,8 +132,7 @@ export class TokenTable {
     let id: string;
     do id = `tok_${randomBytes(9).toString("base64url")}`;
     while (this.byId.has(id));
-    const hash = createHash("sha256").update(token).digest("hex");
-    return { row: { ...spec, id, hash, revokedAt: null }, token };
+    return { row: { ...spec, id, hash: hash("sha256", token, "hex"), revokedAt: null }, token };
   }
 
   get(id: string): TokenRow | undefined {

@@ -45,10 +45,8 @@ export async function openPostgresStore(url: string): Promise<Store> {
   const pool = new pg.Pool({ connectionString: url, max: 4, application_name: "solo" });
   // An idle client whose connection drops emits on the pool; the next query reports it.
   pool.on("error", () => undefined);
-  // Durability must not depend on the server's defaults: a commit returns only once it is flushed.
-  pool.on("connect", (client) => {
-    client.query("SET synchronous_commit = on").catch(() => undefined);
-  });
+  // Durability does not depend on the server's defaults: every write transaction sets
+  // synchronous_commit itself (SET LOCAL, see commitNow), so no query runs at connect.
   let lockClient: pg.PoolClient | undefined;
   try {
     lockClient = await pool.connect().catch((err: unknown) => {
