@@ -46,7 +46,7 @@ import {
 import { decide, resolveSupervision, type SupervisionPolicy } from "./supervisor/supervisor.ts";
 import { TenantLifecycle, tenantBusy } from "./tenants/lifecycle.ts";
 import { TenantRegistry } from "./tenants/tenants.ts";
-import { loadMasterKey } from "./vault/cipher.ts";
+import { givenMasterKey, masterKeyFile } from "./vault/cipher.ts";
 import { Vault } from "./vault/vault.ts";
 
 export type {
@@ -200,7 +200,11 @@ class KernelImpl implements Kernel, SessionHost {
       const now = (): number => this.opts.clock.now();
       this.authority = new Authority(this.eventLog, new TokenTable(await this.db.tokens()), now, (name) => this.tenantsOrThrow().has(name));
       const { dataDir, masterKey } = { dataDir: this.dataDir, masterKey: this.opts.masterKey };
-      this.vaultImpl = await Vault.open(this.db, this.eventLog, (create) => loadMasterKey(dataDir, masterKey, create));
+      this.vaultImpl = await Vault.open(
+        this.db,
+        this.eventLog,
+        masterKey === undefined ? masterKeyFile(dataDir) : givenMasterKey(masterKey),
+      );
       const { db, eventLog, registry, authority } = {
         db: this.db,
         eventLog: this.eventLog,
@@ -1090,6 +1094,14 @@ class KernelImpl implements Kernel, SessionHost {
         throw new SoloError("SOLO_ERR_REQUEST_INVALID", "vault.rotate: wait must be a boolean", { field: "wait" });
       }
       return this.vaultOrThrow().rotate(this.opts.clock.now(), wait);
+    },
+    rotateMasterKey: async (options) => {
+      this.assertOpen();
+      const o = options ?? {};
+      if (o === null || typeof o !== "object" || Object.keys(o).some((k) => k !== "newKey")) {
+        throw new SoloError("SOLO_ERR_REQUEST_INVALID", "vault.rotateMasterKey takes { newKey? }", { field: "options" });
+      }
+      return this.vaultOrThrow().rotateMaster((o as { newKey?: unknown }).newKey);
     },
   };
 

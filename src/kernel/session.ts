@@ -67,6 +67,11 @@ export interface VaultApi {
   status(): Promise<VaultStatus>;
   /** A new data key; secrets are re-sealed under it in the background (with `wait`, before resolving). */
   rotate(options?: { readonly wait?: boolean }): Promise<VaultStatus>;
+  /**
+   * A new master key: every data key is re-wrapped under it at once. With the data directory's
+   * key file the kernel makes the key; with `SOLO_MASTER_KEY` give `newKey` (and start with it).
+   */
+  rotateMasterKey(options?: { readonly newKey?: string }): Promise<VaultStatus>;
 }
 
 /**
@@ -402,6 +407,10 @@ export class Session implements KernelSession {
     rotate: async (options) => {
       await this.gate("vault.rotate", null, { action: "vault:rotate" });
       return this.host.vault.rotate(options);
+    },
+    rotateMasterKey: async (options) => {
+      await this.gate("vault.rotateMasterKey", null, { action: "vault:rotate" });
+      return this.host.vault.rotateMasterKey(options);
     },
   };
 }

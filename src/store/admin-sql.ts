@@ -72,6 +72,11 @@ export function adminStatements(m: AdminMutation, eventsAfter: number): Statemen
           params: [m.key.id, m.key.masterKeyId, m.key.wrapped, m.key.createdAt],
         },
       ];
+    case "vault.rewrap":
+      return m.keys.map((k) => ({
+        sql: "UPDATE vault_keys SET master_key_id = ?, wrapped = ? WHERE id = ?",
+        params: [k.masterKeyId, k.wrapped, k.id],
+      }));
     case "vault.retire":
       return [{ sql: "DELETE FROM vault_keys WHERE id = ? AND NOT EXISTS (SELECT 1 FROM secrets WHERE key_id = ?)", params: [m.id, m.id] }];
     case "secret.put": {

@@ -1057,6 +1057,24 @@ function storeConformance(kind: StoreKind, factory: Factory): void {
           assert.equal(changedOf(await apply(store, { t: "vault.retire", id: 1 })), true);
           assert.deepEqual(await store.vaultKeys(), []);
         });
+
+        it("re-wraps the listed keys under another master key, leaving their creation time and other keys alone", async () => {
+          await apply(store, vaultKeyPut(vaultKey(1)), vaultKeyPut(vaultKey(2)), vaultKeyPut(vaultKey(3)));
+          const rewrap: Mutation = {
+            t: "vault.rewrap",
+            keys: [
+              { id: 1, masterKeyId: "master-2", wrapped: "re-wrapped 1" },
+              { id: 3, masterKeyId: "master-2", wrapped: "re-wrapped 3" },
+            ],
+          };
+          assert.equal(changedOf(await apply(store, rewrap)), true);
+          assert.deepEqual(byKeyId(await store.vaultKeys()), [
+            vaultKey(1, { masterKeyId: "master-2", wrapped: "re-wrapped 1" }),
+            vaultKey(2),
+            vaultKey(3, { masterKeyId: "master-2", wrapped: "re-wrapped 3" }),
+          ]);
+          assert.equal(changedOf(await apply(store, { t: "vault.rewrap", keys: [{ id: 99, masterKeyId: "m", wrapped: "w" }] })), false);
+        });
       });
 
       describe("secrets", () => {

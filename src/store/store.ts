@@ -203,6 +203,8 @@ export type Mutation =
   | { readonly t: "token.put"; readonly token: TokenRow }
   | { readonly t: "token.revoke"; readonly ids: readonly string[]; readonly revokedAt: number }
   | { readonly t: "vault.key"; readonly key: VaultKeyRow }
+  /** Replaces data keys' wrapping (a master key rotation): each listed key's master key id and wrapped form. */
+  | { readonly t: "vault.rewrap"; readonly keys: readonly Omit<VaultKeyRow, "createdAt">[] }
   /** Deletes a data key no secret is sealed under any more (changes nothing otherwise). */
   | { readonly t: "vault.retire"; readonly id: number }
   | { readonly t: "secret.put"; readonly secret: SecretRow }

@@ -42,6 +42,7 @@ export const EVENT_TYPES = [
   "secret_tampered",
   "vault_key_created",
   "vault_key_rotated",
+  "vault_master_rotated",
   // a service's gated powers
   "grant_denied",
 ] as const;

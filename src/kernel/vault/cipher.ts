@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
+import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SoloError } from "../../errors.ts";
 
@@ -46,13 +46,90 @@ export function parseMasterKey(text: string, source: string): MasterKey {
 }
 
 /**
- * Finds the master key: `given` (the `masterKey` option or `SOLO_MASTER_KEY`), else the data
- * directory's `master.key`, which must be readable by its owner only (0600). With `create`, a
- * missing file is made with a new random key, atomically and 0600 from its first byte.
+ * Where the master key lives. A key file in the data directory can be rotated by the kernel
+ * itself; a key given by the operator (`masterKey`, `SOLO_MASTER_KEY`) is replaced by the
+ * operator, who passes the new one to the rotation and then to the next start.
  */
-export async function loadMasterKey(dataDir: string, given: string | undefined, create: boolean): Promise<MasterKey | undefined> {
-  if (given !== undefined) return parseMasterKey(given, "SOLO_MASTER_KEY (or the masterKey option)");
+export interface MasterKeySource {
+  /** Whether a rotation may make the new key itself (it can store it). */
+  readonly canGenerate: boolean;
+  /**
+   * The key; with `create`, a missing one is made. With `expectedId` (what the store's data keys
+   * were wrapped under), a rotation interrupted after its commit is finished first.
+   */
+  load(create: boolean, expectedId?: string): Promise<MasterKey | undefined>;
+  /** Keeps a new key beside the current one, durably, before the store is re-wrapped under it. */
+  stage(next: MasterKey): Promise<void>;
+  /** Makes the staged key the current one, once the store is re-wrapped. */
+  commit(): Promise<void>;
+  /** Drops a staged key (the re-wrap did not happen). */
+  discard(): Promise<void>;
+}
+
+/** A key given by the operator: loaded as given; its rotation is the operator's to carry on. */
+export function givenMasterKey(text: string): MasterKeySource {
+  const key = parseMasterKey(text, "SOLO_MASTER_KEY (or the masterKey option)");
+  return {
+    canGenerate: false,
+    load: async () => key,
+    stage: async () => undefined,
+    commit: async () => undefined,
+    discard: async () => undefined,
+  };
+}
+
+/**
+ * The data directory's `master.key`, readable by its owner only (0600). A rotation writes the new
+ * key to `master.key.next` first, re-wraps the store, then renames it over `master.key`: at every
+ * instant one of the two files holds the key the store needs, and the next open finishes the
+ * rename (or drops a `next` whose re-wrap never committed).
+ */
+export function masterKeyFile(dataDir: string): MasterKeySource {
   const path = join(dataDir, MASTER_KEY_FILE);
+  const next = `${path}.next`;
+  return {
+    canGenerate: true,
+    async load(create, expectedId) {
+      const current = await readKeyFile(path);
+      if (expectedId !== undefined && current?.id !== expectedId) {
+        const staged = await readKeyFile(next);
+        if (staged?.id === expectedId) {
+          await rename(next, path);
+          await syncDir(dataDir);
+          return { ...staged, source: path };
+        }
+      } else if (current) {
+        await rm(next, { force: true });
+      }
+      if (current || !create) return current;
+      const key = randomBytes(KEY_BYTES);
+      try {
+        await writeKeyFile(path, key);
+      } catch (err) {
+        // Another opener made it first (the data directory's lock makes this unlikely): use theirs.
+        if ((err as NodeJS.ErrnoException).code === "EEXIST") return readKeyFile(path);
+        throw new SoloError("SOLO_ERR_VAULT_MASTER_KEY", `cannot create the master key file ${path}: ${(err as Error).message}`, {
+          file: path,
+        });
+      }
+      return { id: keyId(key), key, source: path };
+    },
+    async stage(key) {
+      await rm(next, { force: true });
+      await writeKeyFile(next, key.key);
+      await syncDir(dataDir);
+    },
+    async commit() {
+      await rename(next, path);
+      await syncDir(dataDir);
+    },
+    async discard() {
+      await rm(next, { force: true });
+    },
+  };
+}
+
+async function readKeyFile(path: string): Promise<MasterKey | undefined> {
   try {
     const st = await stat(path);
     if (process.platform !== "win32" && (st.mode & 0o077) !== 0) {
@@ -64,26 +141,36 @@ export async function loadMasterKey(dataDir: string, given: string | undefined, 
     }
     return parseMasterKey(await readFile(path, "utf8"), path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw SoloError.from(err);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw SoloError.from(err);
   }
-  if (!create) return undefined;
-  const key = randomBytes(KEY_BYTES);
+}
+
+// Created exclusively, 0600 from its first byte, and on disk before it is used.
+async function writeKeyFile(path: string, key: Buffer): Promise<void> {
+  const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
-    const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    try {
-      await fh.writeFile(`${key.toString("base64")}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    // Another opener made it first (the data directory's lock makes this unlikely): use theirs.
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return loadMasterKey(dataDir, undefined, false);
-    throw new SoloError("SOLO_ERR_VAULT_MASTER_KEY", `cannot create the master key file ${path}: ${(err as Error).message}`, {
-      file: path,
-    });
+    await fh.writeFile(`${key.toString("base64")}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
-  return { id: keyId(key), key, source: path };
+}
+
+async function syncDir(dir: string): Promise<void> {
+  if (process.platform === "win32") return;
+  const fh = await open(dir, constants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A new random master key (for a rotation). */
+export function newMasterKey(): MasterKey {
+  const key = randomBytes(KEY_BYTES);
+  return { id: keyId(key), key, source: "a new key" };
 }
 
 /** AES-256-GCM with a fresh random nonce; `aad` binds the ciphertext to where it belongs. Base64 of format, nonce, ciphertext, tag. */

@@ -10,7 +10,7 @@ import { openStore, SQLITE_FILE } from "../../store/open.ts";
 import { rejection, until } from "../../test-support.ts";
 import { lockDataDir } from "../data-dir.ts";
 import { EventLog } from "../log/event-log.ts";
-import { loadMasterKey, MASTER_KEY_FILE } from "./cipher.ts";
+import { MASTER_KEY_FILE, masterKeyFile } from "./cipher.ts";
 import { type Accessor, Vault } from "./vault.ts";
 
 const PLAINTEXT = "correct horse battery staple";
@@ -90,7 +90,7 @@ async function withVault<T>(dir: string, fn: (vault: Vault) => Promise<T>): Prom
     try {
       const log = await EventLog.open(store);
       try {
-        const vault = await Vault.open(store, log, (create) => loadMasterKey(dir, undefined, create));
+        const vault = await Vault.open(store, log, masterKeyFile(dir));
         try {
           return await fn(vault);
         } finally {
@@ -862,5 +862,108 @@ describe("secrets and vault through sessions", () => {
       (await kernel.as(admin).secrets.list("globex")).map((s) => s.name),
       ["OWN"],
     );
+  });
+});
+
+describe("vault: master key rotation", () => {
+  // A service granted the secret reads it back: the path a value really leaves the vault by.
+  const READ = `export default {
+    init() { return null },
+    async handleCall(name, s) { return { reply: await solo.secrets.get(name), state: s } },
+  };`;
+
+  async function withSecret(kernel: Kernel): Promise<void> {
+    await kernel.tenants.create("acme");
+    await kernel.secrets.put("acme", "API_KEY", PLAINTEXT);
+    await kernel.deploy({ tenant: "acme", service: "reader", code: READ, grants: { secrets: ["API_KEY"] } });
+  }
+
+  it("re-wraps every data key under a new key file, durably; the secrets read the same before and after a restart", async () => {
+    const dir = freshDir();
+    let kernel = await start(dir);
+    await withSecret(kernel);
+    await kernel.vault.rotate({ wait: true }); // two key changes in a row, the second of the master
+    const before = await kernel.vault.status();
+    const oldFile = readFileSync(join(dir, MASTER_KEY_FILE), "utf8");
+    const after = await kernel.vault.rotateMasterKey();
+    assert.notEqual(after.masterKeyId, before.masterKeyId);
+    assert.deepEqual(after.keyIds, before.keyIds, "the data keys stay; only their wrapping changes");
+    assert.notEqual(readFileSync(join(dir, MASTER_KEY_FILE), "utf8"), oldFile);
+    assert.equal(statSync(join(dir, MASTER_KEY_FILE)).mode & 0o777, 0o600);
+    assert.equal(existsSync(join(dir, `${MASTER_KEY_FILE}.next`)), false);
+    assert.equal(await kernel.call("acme", "reader", "API_KEY"), PLAINTEXT);
+    const [rotated] = await allEvents(kernel, { types: ["vault_master_rotated"] });
+    assert.deepEqual(payloadOf(rotated), { from: before.masterKeyId, to: after.masterKeyId, keys: before.keyIds.length });
+    assert.ok(!JSON.stringify(rotated).includes(readFileSync(join(dir, MASTER_KEY_FILE), "utf8").trim()));
+    await kernel.close();
+    kernel = await start(dir);
+    assert.equal((await kernel.vault.status()).masterKeyId, after.masterKeyId);
+    assert.equal(await kernel.call("acme", "reader", "API_KEY"), PLAINTEXT);
+  });
+
+  it("finishes a rotation that committed before its key file was renamed, and drops a staged key that never committed", async () => {
+    const dir = freshDir();
+    let kernel = await start(dir);
+    await withSecret(kernel);
+    const oldFile = readFileSync(join(dir, MASTER_KEY_FILE), "utf8");
+    const { masterKeyId } = await kernel.vault.rotateMasterKey();
+    await kernel.close();
+    // As if the process died between the store's commit and the rename: the old key is still
+    // master.key and the new one waits in master.key.next.
+    const newFile = readFileSync(join(dir, MASTER_KEY_FILE), "utf8");
+    unlinkSync(join(dir, MASTER_KEY_FILE));
+    writeFileSync(join(dir, MASTER_KEY_FILE), oldFile, { mode: 0o600 });
+    writeFileSync(join(dir, `${MASTER_KEY_FILE}.next`), newFile, { mode: 0o600 });
+    kernel = await start(dir);
+    assert.equal((await kernel.vault.status()).masterKeyId, masterKeyId);
+    assert.equal(readFileSync(join(dir, MASTER_KEY_FILE), "utf8"), newFile);
+    assert.equal(existsSync(join(dir, `${MASTER_KEY_FILE}.next`)), false);
+    assert.equal(await kernel.call("acme", "reader", "API_KEY"), PLAINTEXT);
+    await kernel.close();
+    // As if it died after staging but before the commit: the staged key is dropped.
+    writeFileSync(join(dir, `${MASTER_KEY_FILE}.next`), `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+    kernel = await start(dir);
+    assert.equal((await kernel.vault.status()).masterKeyId, masterKeyId);
+    assert.equal(existsSync(join(dir, `${MASTER_KEY_FILE}.next`)), false);
+    assert.equal(await kernel.call("acme", "reader", "API_KEY"), PLAINTEXT);
+  });
+
+  it("with a key the operator gives, takes the new key from the operator, and the next start needs it", async () => {
+    const dir = freshDir();
+    const first = randomBytes(32).toString("hex");
+    const second = randomBytes(32).toString("base64");
+    let kernel = await start(dir, { masterKey: first });
+    await withSecret(kernel);
+    const refused = await rejection(kernel.vault.rotateMasterKey());
+    assert.equal(refused.reason, "SOLO_ERR_VAULT_MASTER_KEY");
+    assert.equal(refused.details.field, "newKey");
+    const same = await rejection(kernel.vault.rotateMasterKey({ newKey: first }));
+    assert.equal(same.reason, "SOLO_ERR_VAULT_MASTER_KEY");
+    const garbage = await rejection(kernel.vault.rotateMasterKey({ newKey: "not a key" }));
+    assert.equal(garbage.reason, "SOLO_ERR_VAULT_MASTER_KEY");
+    assert.ok(!garbage.message.includes("not a key"), "the error does not echo the key");
+    const bad = await rejection(kernel.vault.rotateMasterKey({ newKey: second, extra: 1 } as never));
+    assert.equal(bad.reason, "SOLO_ERR_REQUEST_INVALID");
+    const { masterKeyId } = await kernel.vault.rotateMasterKey({ newKey: second });
+    assert.equal(await kernel.call("acme", "reader", "API_KEY"), PLAINTEXT);
+    assert.equal(existsSync(join(dir, MASTER_KEY_FILE)), false, "a given key is never written to the data directory");
+    await kernel.close();
+    const err = await rejection(start(dir, { masterKey: first }));
+    assert.equal(err.reason, "SOLO_ERR_VAULT_MASTER_KEY");
+    assert.equal(err.details.expected, masterKeyId);
+    kernel = await start(dir, { masterKey: second });
+    assert.equal(await kernel.call("acme", "reader", "API_KEY"), PLAINTEXT);
+  });
+
+  it("refuses a rotation before the vault has keys, and needs vault:rotate through a session", async () => {
+    const kernel = await start(freshDir());
+    assert.equal((await rejection(kernel.vault.rotateMasterKey())).reason, "SOLO_ERR_REQUEST_INVALID");
+    await kernel.tenants.create("acme");
+    const scoped = await kernel.tokens.grant({ tenant: "acme", permissions: ["*"] });
+    assert.equal((await rejection(kernel.as(scoped.token).vault.rotateMasterKey())).reason, "SOLO_ERR_PERMISSION_DENIED");
+    const admin = await kernel.tokens.grant({ tenant: null, permissions: ["vault:rotate"] });
+    await kernel.secrets.put("acme", "K", "v");
+    const before = (await kernel.vault.status()).masterKeyId;
+    assert.notEqual((await kernel.as(admin.token).vault.rotateMasterKey()).masterKeyId, before);
   });
 });

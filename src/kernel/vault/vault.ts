@@ -2,7 +2,7 @@ import { SoloError } from "../../errors.ts";
 import type { SecretRow, Store } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
 import { describeType } from "../names.ts";
-import { type MasterKey, newDataKey, seal, unseal } from "./cipher.ts";
+import { type MasterKey, type MasterKeySource, newDataKey, newMasterKey, parseMasterKey, seal, unseal } from "./cipher.ts";
 
 /** A secret's name: letters, digits, `_ . -`, starting with a letter or `_`, 1-128 characters. */
 export const SECRET_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
@@ -45,24 +45,19 @@ const keyAad = (id: number, masterKeyId: string): string => `solo/vault-key/v1\0
 export class Vault {
   private readonly store: Store;
   private readonly log: EventLog;
-  private readonly loadMaster: (create: boolean) => Promise<MasterKey | undefined>;
+  private readonly source: MasterKeySource;
   private master: MasterKey | undefined;
   private readonly keys: Map<number, Buffer>;
   private active: number;
   private rotation: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
+  private keyChange: Promise<void> | undefined;
   private closed = false;
 
-  private constructor(
-    store: Store,
-    log: EventLog,
-    loadMaster: (create: boolean) => Promise<MasterKey | undefined>,
-    master: MasterKey | undefined,
-    keys: Map<number, Buffer>,
-  ) {
+  private constructor(store: Store, log: EventLog, source: MasterKeySource, master: MasterKey | undefined, keys: Map<number, Buffer>) {
     this.store = store;
     this.log = log;
-    this.loadMaster = loadMaster;
+    this.source = source;
     this.master = master;
     this.keys = keys;
     this.active = Math.max(0, ...keys.keys());
@@ -74,11 +69,11 @@ export class Vault {
    * no secrets yet needs no master key: the key (and, by default, its file) is made at the first
    * secret.
    */
-  static async open(store: Store, log: EventLog, loadMaster: (create: boolean) => Promise<MasterKey | undefined>): Promise<Vault> {
+  static async open(store: Store, log: EventLog, source: MasterKeySource): Promise<Vault> {
     const rows = await store.vaultKeys();
     const keys = new Map<number, Buffer>();
-    if (rows.length === 0) return new Vault(store, log, loadMaster, undefined, keys);
-    const master = await loadMaster(false);
+    if (rows.length === 0) return new Vault(store, log, source, undefined, keys);
+    const master = await source.load(false, rows[0]?.masterKeyId);
     if (!master) {
       const wanted = rows[0]?.masterKeyId ?? "";
       throw new SoloError(
@@ -107,7 +102,7 @@ export class Vault {
       }
       keys.set(r.id, key);
     }
-    const vault = new Vault(store, log, loadMaster, master, keys);
+    const vault = new Vault(store, log, source, master, keys);
     if (keys.size > 1) vault.startReseal();
     return vault;
   }
@@ -116,7 +111,7 @@ export class Vault {
   private async ready(at: number): Promise<void> {
     if (this.keys.size > 0) return;
     this.starting ??= (async () => {
-      this.master ??= await this.loadMaster(true);
+      this.master ??= await this.source.load(true);
       await this.addKey(1, at);
     })().finally(() => {
       this.starting = undefined;
@@ -238,6 +233,7 @@ export class Vault {
    */
   async rotate(at: number, wait: boolean): Promise<VaultStatus> {
     if (this.rotation) await this.rotation;
+    await this.keyChange;
     if (this.keys.size === 0) {
       await this.ready(at);
       return this.status();
@@ -246,6 +242,84 @@ export class Vault {
     this.startReseal();
     if (wait) await this.rotation;
     return this.status();
+  }
+
+  /**
+   * Replaces the master key: every data key is re-wrapped under the new one in one transaction
+   * (the secrets themselves are untouched). With the key file, the kernel makes the new key (or
+   * takes `newKey`) and keeps it safe across a crash at any step; with a key given by the
+   * operator, `newKey` is required and must be given at the next start.
+   */
+  async rotateMaster(newKey: unknown): Promise<VaultStatus> {
+    const run = async (): Promise<VaultStatus> => {
+      const current = this.master;
+      if (!current || this.keys.size === 0) {
+        throw new SoloError(
+          "SOLO_ERR_REQUEST_INVALID",
+          "vault.rotateMasterKey: the vault holds no keys yet (it makes them with the first secret)",
+          {
+            hint: "store a secret first; there is nothing to re-wrap",
+          },
+        );
+      }
+      let next: MasterKey;
+      if (newKey !== undefined) {
+        if (typeof newKey !== "string") {
+          throw new SoloError("SOLO_ERR_VAULT_MASTER_KEY", `vault.rotateMasterKey: newKey must be a string, got ${describeType(newKey)}`, {
+            field: "newKey",
+          });
+        }
+        next = parseMasterKey(newKey, "newKey");
+      } else if (this.source.canGenerate) {
+        next = newMasterKey();
+      } else {
+        throw new SoloError(
+          "SOLO_ERR_VAULT_MASTER_KEY",
+          "vault.rotateMasterKey: the master key was given by the operator, so the new one must be too",
+          {
+            field: "newKey",
+            hint: "pass { newKey }, then start the kernel with it (SOLO_MASTER_KEY or masterKey)",
+          },
+        );
+      }
+      if (next.id === current.id) {
+        throw new SoloError("SOLO_ERR_VAULT_MASTER_KEY", "vault.rotateMasterKey: the new master key is the current one", {
+          field: "newKey",
+        });
+      }
+      const rewrapped = [...this.keys].map(([id, key]) => ({
+        id,
+        masterKeyId: next.id,
+        wrapped: seal(next.key, keyAad(id, next.id), key),
+      }));
+      await this.source.stage(next);
+      try {
+        await this.log.write(
+          [{ t: "vault.rewrap", keys: rewrapped }],
+          [
+            {
+              tenant: null,
+              type: "vault_master_rotated",
+              subject: next.id,
+              payload: { from: current.id, to: next.id, keys: rewrapped.length },
+            },
+          ],
+        );
+      } catch (err) {
+        await this.source.discard().catch(() => undefined);
+        throw err;
+      }
+      this.master = { ...next, source: current.source };
+      await this.source.commit();
+      return this.status();
+    };
+    // One key change at a time: a data-key rotation's new key is wrapped under the master key.
+    const turn = (this.keyChange ?? Promise.resolve()).then(run, run);
+    this.keyChange = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn;
   }
 
   private startReseal(): void {
