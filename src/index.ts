@@ -40,6 +40,8 @@ export type { SoloEvent, VerifyReport } from "./kernel/log/event-log.ts";
 export { EVENT_TYPES, type KernelEventType } from "./kernel/log/event-types.ts";
 export type { EventPage, EventQuery, SubscribeOptions } from "./kernel/log/query.ts";
 export { NAME_PATTERN } from "./kernel/names.ts";
+export type { FetchPolicy, FetchResponse } from "./kernel/powers/fetch.ts";
+export type { GrantsInput, ServiceGrants } from "./kernel/powers/grants.ts";
 export type {
   KernelSession,
   SecretsApi,
