@@ -20,6 +20,47 @@ import type { Value } from "@bufbuild/protobuf/wkt";
 export declare const file_solo_v1_solo: GenFile;
 
 /**
+ * Attached to every error the gateway returns: Solo's stable reason and what the kernel said.
+ *
+ * @generated from message solo.v1.ErrorDetail
+ */
+export declare type ErrorDetail = Message<"solo.v1.ErrorDetail"> & {
+  /**
+   * SOLO_ERR_..., see docs/errors.md.
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * The request field at fault, when there is one.
+   *
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * What to do about it.
+   *
+   * @generated from field: string hint = 3;
+   */
+  hint: string;
+
+  /**
+   * Everything else the kernel said (limits, crash, findings, retryAfterMs, ...).
+   *
+   * @generated from field: google.protobuf.Struct details = 4;
+   */
+  details?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message solo.v1.ErrorDetail.
+ * Use `create(ErrorDetailSchema)` to create a new message.
+ */
+export declare const ErrorDetailSchema: GenMessage<ErrorDetail>;
+
+/**
  * A service's place: its tenant and name (1-63 of a-z 0-9 - _, starting with a letter).
  *
  * @generated from message solo.v1.ServiceRef

@@ -18,455 +18,462 @@ import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
  * Describes the file solo/v1/solo.proto.
  */
 export const file_solo_v1_solo = /*@__PURE__*/
-  fileDesc("ChJzb2xvL3YxL3NvbG8ucHJvdG8SB3NvbG8udjEihwEKClNlcnZpY2VSZWYSOwoGdGVuYW50GAEgASgJQiu6SChyJjIkXlthLXpdKD86W2EtejAtOV8tXXswLDYxfVthLXowLTldKT8kEjwKB3NlcnZpY2UYAiABKAlCK7pIKHImMiReW2Etel0oPzpbYS16MC05Xy1dezAsNjF9W2EtejAtOV0pPyQiZgoHRmluZGluZxIMCgRydWxlGAEgASgJEhAKCHNldmVyaXR5GAIgASgJEg8KB21lc3NhZ2UYAyABKAkSDAoEbGluZRgEIAEoDRIOCgZjb2x1bW4YBSABKA0SDAoEaGludBgGIAEoCSJiCgpEZXBsb3ltZW50Eg4KBnRlbmFudBgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SIgoIZmluZGluZ3MYBCADKAsyEC5zb2xvLnYxLkZpbmRpbmciugMKC1NlcnZpY2VJbmZvEg4KBnRlbmFudBgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SDQoFc3RhdGUYBCABKAkSEAoIaGFuZGxlcnMYBSADKAkSEwoLZGVwbG95ZWRfYXQYBiABKAkSEAoIcmVzdGFydHMYByABKA0SDAoEdGFncxgIIAMoCRInCgZsaW1pdHMYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBXVzYWdlGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgVjcmFzaBgLIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLAoLc3VwZXJ2aXNpb24YDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EigKB2JyZWFrZXIYDSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBmdyYW50cxgOIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKQoIbWV0YWRhdGEYDyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IuACCg1EZXBsb3lSZXF1ZXN0EigKA3JlZhgBIAEoCzITLnNvbG8udjEuU2VydmljZVJlZkIGukgDyAEBEhoKBGNvZGUYAiABKAlCDLpICXIHEAEogICACBIkCgRhcmdzGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKBmxpbWl0cxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLAoLc3VwZXJ2aXNpb24YBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjgKBHRhZ3MYBiADKAlCKrpIJ5IBJBAgIiByHjIcXlthLXowLTldW2EtejAtOV8uOi1dezAsNjN9JBIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGZ3JhbnRzGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCI5Cg5EZXBsb3lSZXNwb25zZRInCgpkZXBsb3ltZW50GAEgASgLMhMuc29sby52MS5EZXBsb3ltZW50In8KC0NhbGxSZXF1ZXN0EigKA3JlZhgBIAEoCzITLnNvbG8udjEuU2VydmljZVJlZkIGukgDyAEBEicKB3JlcXVlc3QYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSHQoKdGltZW91dF9tcxgDIAEoDUIJukgGKgQYwM8kIjUKDENhbGxSZXNwb25zZRIlCgVyZXBseRgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJgCgtDYXN0UmVxdWVzdBIoCgNyZWYYASABKAsyEy5zb2xvLnYxLlNlcnZpY2VSZWZCBrpIA8gBARInCgdtZXNzYWdlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIg4KDENhc3RSZXNwb25zZSJgCgtMaXN0UmVxdWVzdBI7CgZ0ZW5hbnQYASABKAlCK7pIKHImMiReW2Etel0oPzpbYS16MC05Xy1dezAsNjF9W2EtejAtOV0pPyQSFAoDdGFnGAIgASgJQge6SARyAhhAIjYKDExpc3RSZXNwb25zZRImCghzZXJ2aWNlcxgBIAMoCzIULnNvbG8udjEuU2VydmljZUluZm8iOQoNU3RhdHVzUmVxdWVzdBIoCgNyZWYYASABKAsyEy5zb2xvLnYxLlNlcnZpY2VSZWZCBrpIA8gBASI3Cg5TdGF0dXNSZXNwb25zZRIlCgdzZXJ2aWNlGAEgASgLMhQuc29sby52MS5TZXJ2aWNlSW5mbyI3CgtLaWxsUmVxdWVzdBIoCgNyZWYYASABKAsyEy5zb2xvLnYxLlNlcnZpY2VSZWZCBrpIA8gBASIOCgxLaWxsUmVzcG9uc2UiOgoOUmVzdGFydFJlcXVlc3QSKAoDcmVmGAEgASgLMhMuc29sby52MS5TZXJ2aWNlUmVmQga6SAPIAQEiOgoPUmVzdGFydFJlc3BvbnNlEicKCmRlcGxveW1lbnQYASABKAsyEy5zb2xvLnYxLkRlcGxveW1lbnQiewoLU3dhcFJlcXVlc3QSKAoDcmVmGAEgASgLMhMuc29sby52MS5TZXJ2aWNlUmVmQga6SAPIAQESGgoEY29kZRgCIAEoCUIMukgJcgcQASiAgIAIEiYKEnJvbGxiYWNrX3dpbmRvd19tcxgDIAEoDUIKukgHKgUYgN3bASI3CgxTd2FwUmVzcG9uc2USJwoKZGVwbG95bWVudBgBIAEoCzITLnNvbG8udjEuRGVwbG95bWVudCJMCg9Sb2xsYmFja1JlcXVlc3QSKAoDcmVmGAEgASgLMhMuc29sby52MS5TZXJ2aWNlUmVmQga6SAPIAQESDwoHdmVyc2lvbhgCIAEoDSI7ChBSb2xsYmFja1Jlc3BvbnNlEicKCmRlcGxveW1lbnQYASABKAsyEy5zb2xvLnYxLkRlcGxveW1lbnQiNwoLTG9nc1JlcXVlc3QSKAoDcmVmGAEgASgLMhMuc29sby52MS5TZXJ2aWNlUmVmQga6SAPIAQEiMwoITG9nRW50cnkSDQoFbGV2ZWwYASABKAkSDAoEdGV4dBgCIAEoCRIKCgJhdBgDIAEoCSIyCgxMb2dzUmVzcG9uc2USIgoHZW50cmllcxgBIAMoCzIRLnNvbG8udjEuTG9nRW50cnkiSwoMVXNhZ2VSZXF1ZXN0EjsKBnRlbmFudBgBIAEoCUIrukgociYyJF5bYS16XSg/OlthLXowLTlfLV17MCw2MX1bYS16MC05XSk/JCI3Cg1Vc2FnZVJlc3BvbnNlEiYKBXVzYWdlGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLgAQoFRXZlbnQSCgoCaWQYASABKAQSEQoJdGltZXN0YW1wGAIgASgEEhEKCXdhbGxfdGltZRgDIAEoBBIOCgZ0ZW5hbnQYBCABKAkSDAoEdHlwZRgFIAEoCRIPCgdzdWJqZWN0GAYgASgJEicKB3BheWxvYWQYByABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSFAoMY2F1c2F0aW9uX2lkGAggASgEEhYKDmNvcnJlbGF0aW9uX2lkGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJImEKC0V2ZW50RmlsdGVyEhcKBnRlbmFudBgBIAEoCUIHukgEcgIYPxIeCgV0eXBlcxgCIAMoCUIPukgMkgEJEEAiBXIDGMgBEhkKB3N1YmplY3QYAyABKAlCCLpIBXIDGIACItYBChJRdWVyeUV2ZW50c1JlcXVlc3QSJAoGZmlsdGVyGAEgASgLMhQuc29sby52MS5FdmVudEZpbHRlchIQCghhZnRlcl9pZBgCIAEoBBIRCgliZWZvcmVfaWQYAyABKAQSFgoFc2luY2UYBCABKAlCB7pIBHICGEASFgoFdW50aWwYBSABKAlCB7pIBHICGEASEgoKZGVzY2VuZGluZxgGIAEoCBIXCgVsaW1pdBgHIAEoDUIIukgFKgMY6AcSGAoGY3Vyc29yGAggASgJQgi6SAVyAxjIASJFChNRdWVyeUV2ZW50c1Jlc3BvbnNlEh4KBmV2ZW50cxgBIAMoCzIOLnNvbG8udjEuRXZlbnQSDgoGY3Vyc29yGAIgASgJIkwKE0ZvbGxvd0V2ZW50c1JlcXVlc3QSJAoGZmlsdGVyGAEgASgLMhQuc29sby52MS5FdmVudEZpbHRlchIPCgdmcm9tX2lkGAIgASgEIg8KDVZlcmlmeVJlcXVlc3QihQEKDlZlcmlmeVJlc3BvbnNlEgoKAm9rGAEgASgIEg4KBmV2ZW50cxgCIAEoBBIRCgloZWFkX2hhc2gYAyABKAkSCgoCYXQYBCABKAQSDwoHcHJvYmxlbRgFIAEoCRIPCgdtZXNzYWdlGAYgASgJEhYKDnZlcmlmaWVkX3VwX3RvGAcgASgEIg8KDUhlYWx0aFJlcXVlc3QiVgoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXN0b3JlGAIgASgJEhIKCnNjaGVkdWxlcnMYAyABKA0SEQoJdXB0aW1lX21zGAQgASgEIrcBCglUb2tlbkluZm8SCgoCaWQYASABKAkSDgoGdGVuYW50GAIgASgJEhMKC3Blcm1pc3Npb25zGAMgAygJEhIKCmV4cGlyZXNfYXQYBCABKAkSEgoKY3JlYXRlZF9hdBgFIAEoCRIPCgdjcmVhdG9yGAYgASgJEg4KBnBhcmVudBgHIAEoCRINCgVsYWJlbBgIIAEoCRINCgVzdGF0ZRgJIAEoCRISCgpyZXZva2VkX2F0GAogASgJIqEBChFHcmFudFRva2VuUmVxdWVzdBIXCgZ0ZW5hbnQYASABKAlCB7pIBHICGD8SEAoIdW5zY29wZWQYAiABKAgSKAoLcGVybWlzc2lvbnMYAyADKAlCE7pIEJIBDQgBEEAiB3IFEAEYrAISHgoGdHRsX21zGAQgASgDQg66SAsiCRiA8K7nlgkoABIXCgVsYWJlbBgFIAEoCUIIukgFcgMYyAEiRQoSR3JhbnRUb2tlblJlc3BvbnNlEiAKBGluZm8YASABKAsyEi5zb2xvLnYxLlRva2VuSW5mbxINCgV0b2tlbhgCIAEoCSJ6ChVBdHRlbnVhdGVUb2tlblJlcXVlc3QSKAoLcGVybWlzc2lvbnMYASADKAlCE7pIEJIBDQgBEEAiB3IFEAEYrAISHgoGdHRsX21zGAIgASgDQg66SAsiCRiA8K7nlgkoABIXCgVsYWJlbBgDIAEoCUIIukgFcgMYyAEiLAoRTGlzdFRva2Vuc1JlcXVlc3QSFwoGdGVuYW50GAEgASgJQge6SARyAhg/IjgKEkxpc3RUb2tlbnNSZXNwb25zZRIiCgZ0b2tlbnMYASADKAsyEi5zb2xvLnYxLlRva2VuSW5mbyJAChJSZXZva2VUb2tlblJlcXVlc3QSKgoCaWQYASABKAlCHrpIG3IZMhdedG9rX1tBLVphLXowLTlfLV17MTJ9JCImChNSZXZva2VUb2tlblJlc3BvbnNlEg8KB3Jldm9rZWQYASADKAkiDwoNV2hvQW1JUmVxdWVzdCIyCg5XaG9BbUlSZXNwb25zZRIgCgRpbmZvGAEgASgLMhIuc29sby52MS5Ub2tlbkluZm8iPgoKU2VjcmV0SW5mbxIMCgRuYW1lGAEgASgJEhIKCnVwZGF0ZWRfYXQYAiABKAkSDgoGa2V5X2lkGAMgASgNIqABChBQdXRTZWNyZXRSZXF1ZXN0EjsKBnRlbmFudBgBIAEoCUIrukgociYyJF5bYS16XSg/OlthLXowLTlfLV17MCw2MX1bYS16MC05XSk/JBI1CgRuYW1lGAIgASgJQie6SCRyIjIgXltBLVphLXpfXVtBLVphLXowLTlfLi1dezAsMTI3fSQSGAoFdmFsdWUYAyABKAlCCbpIBnIEKICABCI4ChFQdXRTZWNyZXRSZXNwb25zZRIjCgZzZWNyZXQYASABKAsyEy5zb2xvLnYxLlNlY3JldEluZm8iiQEKE0RlbGV0ZVNlY3JldFJlcXVlc3QSOwoGdGVuYW50GAEgASgJQiu6SChyJjIkXlthLXpdKD86W2EtejAtOV8tXXswLDYxfVthLXowLTldKT8kEjUKBG5hbWUYAiABKAlCJ7pIJHIiMiBeW0EtWmEtel9dW0EtWmEtejAtOV8uLV17MCwxMjd9JCInChREZWxldGVTZWNyZXRSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIIlEKEkxpc3RTZWNyZXRzUmVxdWVzdBI7CgZ0ZW5hbnQYASABKAlCK7pIKHImMiReW2Etel0oPzpbYS16MC05Xy1dezAsNjF9W2EtejAtOV0pPyQiOwoTTGlzdFNlY3JldHNSZXNwb25zZRIkCgdzZWNyZXRzGAEgAygLMhMuc29sby52MS5TZWNyZXRJbmZvIpgBCgpUZW5hbnRJbmZvEgwKBG5hbWUYASABKAkSEwoLaW5jYXJuYXRpb24YAiABKA0SJwoGbGltaXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIqCglvdmVycmlkZXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCmNyZWF0ZWRfYXQYBSABKAkijQEKE0NyZWF0ZVRlbmFudFJlcXVlc3QSOQoEbmFtZRgBIAEoCUIrukgociYyJF5bYS16XSg/OlthLXowLTlfLV17MCw2MX1bYS16MC05XSk/JBInCgZsaW1pdHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnJldXNlX25hbWUYAyABKAgiOwoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuc29sby52MS5UZW5hbnRJbmZvIhQKEkxpc3RUZW5hbnRzUmVxdWVzdCI7ChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5zb2xvLnYxLlRlbmFudEluZm8iTQoQR2V0VGVuYW50UmVxdWVzdBI5CgRuYW1lGAEgASgJQiu6SChyJjIkXlthLXpdKD86W2EtejAtOV8tXXswLDYxfVthLXowLTldKT8kIjgKEUdldFRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnNvbG8udjEuVGVuYW50SW5mbyJ5ChNVcGRhdGVUZW5hbnRSZXF1ZXN0EjkKBG5hbWUYASABKAlCK7pIKHImMiReW2Etel0oPzpbYS16MC05Xy1dezAsNjF9W2EtejAtOV0pPyQSJwoGbGltaXRzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCI7ChRVcGRhdGVUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5zb2xvLnYxLlRlbmFudEluZm8iUAoTRGVsZXRlVGVuYW50UmVxdWVzdBI5CgRuYW1lGAEgASgJQiu6SChyJjIkXlthLXpdKD86W2EtejAtOV8tXXswLDYxfVthLXowLTldKT8kImkKFERlbGV0ZVRlbmFudFJlc3BvbnNlEg4KBnRlbmFudBgBIAEoCRIQCghzZXJ2aWNlcxgCIAEoDRIWCg50b2tlbnNfcmV2b2tlZBgDIAEoDRIXCg9zZWNyZXRzX2RlbGV0ZWQYBCABKA0y+gYKDUtlcm5lbFNlcnZpY2USOQoGRGVwbG95EhYuc29sby52MS5EZXBsb3lSZXF1ZXN0Ghcuc29sby52MS5EZXBsb3lSZXNwb25zZRIzCgRDYWxsEhQuc29sby52MS5DYWxsUmVxdWVzdBoVLnNvbG8udjEuQ2FsbFJlc3BvbnNlEjMKBENhc3QSFC5zb2xvLnYxLkNhc3RSZXF1ZXN0GhUuc29sby52MS5DYXN0UmVzcG9uc2USMwoETGlzdBIULnNvbG8udjEuTGlzdFJlcXVlc3QaFS5zb2xvLnYxLkxpc3RSZXNwb25zZRI5CgZTdGF0dXMSFi5zb2xvLnYxLlN0YXR1c1JlcXVlc3QaFy5zb2xvLnYxLlN0YXR1c1Jlc3BvbnNlEjMKBEtpbGwSFC5zb2xvLnYxLktpbGxSZXF1ZXN0GhUuc29sby52MS5LaWxsUmVzcG9uc2USPAoHUmVzdGFydBIXLnNvbG8udjEuUmVzdGFydFJlcXVlc3QaGC5zb2xvLnYxLlJlc3RhcnRSZXNwb25zZRIzCgRTd2FwEhQuc29sby52MS5Td2FwUmVxdWVzdBoVLnNvbG8udjEuU3dhcFJlc3BvbnNlEj8KCFJvbGxiYWNrEhguc29sby52MS5Sb2xsYmFja1JlcXVlc3QaGS5zb2xvLnYxLlJvbGxiYWNrUmVzcG9uc2USMwoETG9ncxIULnNvbG8udjEuTG9nc1JlcXVlc3QaFS5zb2xvLnYxLkxvZ3NSZXNwb25zZRI2CgVVc2FnZRIVLnNvbG8udjEuVXNhZ2VSZXF1ZXN0GhYuc29sby52MS5Vc2FnZVJlc3BvbnNlEkgKC1F1ZXJ5RXZlbnRzEhsuc29sby52MS5RdWVyeUV2ZW50c1JlcXVlc3QaHC5zb2xvLnYxLlF1ZXJ5RXZlbnRzUmVzcG9uc2USPgoMRm9sbG93RXZlbnRzEhwuc29sby52MS5Gb2xsb3dFdmVudHNSZXF1ZXN0Gg4uc29sby52MS5FdmVudDABEjkKBlZlcmlmeRIWLnNvbG8udjEuVmVyaWZ5UmVxdWVzdBoXLnNvbG8udjEuVmVyaWZ5UmVzcG9uc2USOQoGSGVhbHRoEhYuc29sby52MS5IZWFsdGhSZXF1ZXN0Ghcuc29sby52MS5IZWFsdGhSZXNwb25zZTLbAgoMVG9rZW5TZXJ2aWNlEkAKBUdyYW50Ehouc29sby52MS5HcmFudFRva2VuUmVxdWVzdBobLnNvbG8udjEuR3JhbnRUb2tlblJlc3BvbnNlEkgKCUF0dGVudWF0ZRIeLnNvbG8udjEuQXR0ZW51YXRlVG9rZW5SZXF1ZXN0Ghsuc29sby52MS5HcmFudFRva2VuUmVzcG9uc2USPwoETGlzdBIaLnNvbG8udjEuTGlzdFRva2Vuc1JlcXVlc3QaGy5zb2xvLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJDCgZSZXZva2USGy5zb2xvLnYxLlJldm9rZVRva2VuUmVxdWVzdBocLnNvbG8udjEuUmV2b2tlVG9rZW5SZXNwb25zZRI5CgZXaG9BbUkSFi5zb2xvLnYxLldob0FtSVJlcXVlc3QaFy5zb2xvLnYxLldob0FtSVJlc3BvbnNlMtcBCg1TZWNyZXRTZXJ2aWNlEjwKA1B1dBIZLnNvbG8udjEuUHV0U2VjcmV0UmVxdWVzdBoaLnNvbG8udjEuUHV0U2VjcmV0UmVzcG9uc2USRQoGRGVsZXRlEhwuc29sby52MS5EZWxldGVTZWNyZXRSZXF1ZXN0Gh0uc29sby52MS5EZWxldGVTZWNyZXRSZXNwb25zZRJBCgRMaXN0Ehsuc29sby52MS5MaXN0U2VjcmV0c1JlcXVlc3QaHC5zb2xvLnYxLkxpc3RTZWNyZXRzUmVzcG9uc2Uy5QIKDVRlbmFudFNlcnZpY2USRQoGQ3JlYXRlEhwuc29sby52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0Gh0uc29sby52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJBCgRMaXN0Ehsuc29sby52MS5MaXN0VGVuYW50c1JlcXVlc3QaHC5zb2xvLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2USPAoDR2V0Ehkuc29sby52MS5HZXRUZW5hbnRSZXF1ZXN0Ghouc29sby52MS5HZXRUZW5hbnRSZXNwb25zZRJFCgZVcGRhdGUSHC5zb2xvLnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaHS5zb2xvLnYxLlVwZGF0ZVRlbmFudFJlc3BvbnNlEkUKBkRlbGV0ZRIcLnNvbG8udjEuRGVsZXRlVGVuYW50UmVxdWVzdBodLnNvbG8udjEuRGVsZXRlVGVuYW50UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct]);
+  fileDesc("ChJzb2xvL3YxL3NvbG8ucHJvdG8SB3NvbG8udjEiZAoLRXJyb3JEZXRhaWwSDgoGcmVhc29uGAEgASgJEg0KBWZpZWxkGAIgASgJEgwKBGhpbnQYAyABKAkSKAoHZGV0YWlscxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QihwEKClNlcnZpY2VSZWYSOwoGdGVuYW50GAEgASgJQiu6SChyJjIkXlthLXpdKD86W2EtejAtOV8tXXswLDYxfVthLXowLTldKT8kEjwKB3NlcnZpY2UYAiABKAlCK7pIKHImMiReW2Etel0oPzpbYS16MC05Xy1dezAsNjF9W2EtejAtOV0pPyQiZgoHRmluZGluZxIMCgRydWxlGAEgASgJEhAKCHNldmVyaXR5GAIgASgJEg8KB21lc3NhZ2UYAyABKAkSDAoEbGluZRgEIAEoDRIOCgZjb2x1bW4YBSABKA0SDAoEaGludBgGIAEoCSJiCgpEZXBsb3ltZW50Eg4KBnRlbmFudBgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SIgoIZmluZGluZ3MYBCADKAsyEC5zb2xvLnYxLkZpbmRpbmciugMKC1NlcnZpY2VJbmZvEg4KBnRlbmFudBgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SDQoFc3RhdGUYBCABKAkSEAoIaGFuZGxlcnMYBSADKAkSEwoLZGVwbG95ZWRfYXQYBiABKAkSEAoIcmVzdGFydHMYByABKA0SDAoEdGFncxgIIAMoCRInCgZsaW1pdHMYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBXVzYWdlGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgVjcmFzaBgLIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLAoLc3VwZXJ2aXNpb24YDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EigKB2JyZWFrZXIYDSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBmdyYW50cxgOIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKQoIbWV0YWRhdGEYDyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IuACCg1EZXBsb3lSZXF1ZXN0EigKA3JlZhgBIAEoCzITLnNvbG8udjEuU2VydmljZVJlZkIGukgDyAEBEhoKBGNvZGUYAiABKAlCDLpICXIHEAEogICACBIkCgRhcmdzGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKBmxpbWl0cxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLAoLc3VwZXJ2aXNpb24YBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjgKBHRhZ3MYBiADKAlCKrpIJ5IBJBAgIiByHjIcXlthLXowLTldW2EtejAtOV8uOi1dezAsNjN9JBIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGZ3JhbnRzGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCI5Cg5EZXBsb3lSZXNwb25zZRInCgpkZXBsb3ltZW50GAEgASgLMhMuc29sby52MS5EZXBsb3ltZW50In8KC0NhbGxSZXF1ZXN0EigKA3JlZhgBIAEoCzITLnNvbG8udjEuU2VydmljZVJlZkIGukgDyAEBEicKB3JlcXVlc3QYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSHQoKdGltZW91dF9tcxgDIAEoDUIJukgGKgQYwM8kIjUKDENhbGxSZXNwb25zZRIlCgVyZXBseRgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJgCgtDYXN0UmVxdWVzdBIoCgNyZWYYASABKAsyEy5zb2xvLnYxLlNlcnZpY2VSZWZCBrpIA8gBARInCgdtZXNzYWdlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIg4KDENhc3RSZXNwb25zZSJgCgtMaXN0UmVxdWVzdBI7CgZ0ZW5hbnQYASABKAlCK7pIKHImMiReW2Etel0oPzpbYS16MC05Xy1dezAsNjF9W2EtejAtOV0pPyQSFAoDdGFnGAIgASgJQge6SARyAhhAIjYKDExpc3RSZXNwb25zZRImCghzZXJ2aWNlcxgBIAMoCzIULnNvbG8udjEuU2VydmljZUluZm8iOQoNU3RhdHVzUmVxdWVzdBIoCgNyZWYYASABKAsyEy5zb2xvLnYxLlNlcnZpY2VSZWZCBrpIA8gBASI3Cg5TdGF0dXNSZXNwb25zZRIlCgdzZXJ2aWNlGAEgASgLMhQuc29sby52MS5TZXJ2aWNlSW5mbyI3CgtLaWxsUmVxdWVzdBIoCgNyZWYYASABKAsyEy5zb2xvLnYxLlNlcnZpY2VSZWZCBrpIA8gBASIOCgxLaWxsUmVzcG9uc2UiOgoOUmVzdGFydFJlcXVlc3QSKAoDcmVmGAEgASgLMhMuc29sby52MS5TZXJ2aWNlUmVmQga6SAPIAQEiOgoPUmVzdGFydFJlc3BvbnNlEicKCmRlcGxveW1lbnQYASABKAsyEy5zb2xvLnYxLkRlcGxveW1lbnQiewoLU3dhcFJlcXVlc3QSKAoDcmVmGAEgASgLMhMuc29sby52MS5TZXJ2aWNlUmVmQga6SAPIAQESGgoEY29kZRgCIAEoCUIMukgJcgcQASiAgIAIEiYKEnJvbGxiYWNrX3dpbmRvd19tcxgDIAEoDUIKukgHKgUYgN3bASI3CgxTd2FwUmVzcG9uc2USJwoKZGVwbG95bWVudBgBIAEoCzITLnNvbG8udjEuRGVwbG95bWVudCJMCg9Sb2xsYmFja1JlcXVlc3QSKAoDcmVmGAEgASgLMhMuc29sby52MS5TZXJ2aWNlUmVmQga6SAPIAQESDwoHdmVyc2lvbhgCIAEoDSI7ChBSb2xsYmFja1Jlc3BvbnNlEicKCmRlcGxveW1lbnQYASABKAsyEy5zb2xvLnYxLkRlcGxveW1lbnQiNwoLTG9nc1JlcXVlc3QSKAoDcmVmGAEgASgLMhMuc29sby52MS5TZXJ2aWNlUmVmQga6SAPIAQEiMwoITG9nRW50cnkSDQoFbGV2ZWwYASABKAkSDAoEdGV4dBgCIAEoCRIKCgJhdBgDIAEoCSIyCgxMb2dzUmVzcG9uc2USIgoHZW50cmllcxgBIAMoCzIRLnNvbG8udjEuTG9nRW50cnkiSwoMVXNhZ2VSZXF1ZXN0EjsKBnRlbmFudBgBIAEoCUIrukgociYyJF5bYS16XSg/OlthLXowLTlfLV17MCw2MX1bYS16MC05XSk/JCI3Cg1Vc2FnZVJlc3BvbnNlEiYKBXVzYWdlGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLgAQoFRXZlbnQSCgoCaWQYASABKAQSEQoJdGltZXN0YW1wGAIgASgEEhEKCXdhbGxfdGltZRgDIAEoBBIOCgZ0ZW5hbnQYBCABKAkSDAoEdHlwZRgFIAEoCRIPCgdzdWJqZWN0GAYgASgJEicKB3BheWxvYWQYByABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSFAoMY2F1c2F0aW9uX2lkGAggASgEEhYKDmNvcnJlbGF0aW9uX2lkGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJImEKC0V2ZW50RmlsdGVyEhcKBnRlbmFudBgBIAEoCUIHukgEcgIYPxIeCgV0eXBlcxgCIAMoCUIPukgMkgEJEEAiBXIDGMgBEhkKB3N1YmplY3QYAyABKAlCCLpIBXIDGIACItYBChJRdWVyeUV2ZW50c1JlcXVlc3QSJAoGZmlsdGVyGAEgASgLMhQuc29sby52MS5FdmVudEZpbHRlchIQCghhZnRlcl9pZBgCIAEoBBIRCgliZWZvcmVfaWQYAyABKAQSFgoFc2luY2UYBCABKAlCB7pIBHICGEASFgoFdW50aWwYBSABKAlCB7pIBHICGEASEgoKZGVzY2VuZGluZxgGIAEoCBIXCgVsaW1pdBgHIAEoDUIIukgFKgMY6AcSGAoGY3Vyc29yGAggASgJQgi6SAVyAxjIASJFChNRdWVyeUV2ZW50c1Jlc3BvbnNlEh4KBmV2ZW50cxgBIAMoCzIOLnNvbG8udjEuRXZlbnQSDgoGY3Vyc29yGAIgASgJIkwKE0ZvbGxvd0V2ZW50c1JlcXVlc3QSJAoGZmlsdGVyGAEgASgLMhQuc29sby52MS5FdmVudEZpbHRlchIPCgdmcm9tX2lkGAIgASgEIg8KDVZlcmlmeVJlcXVlc3QihQEKDlZlcmlmeVJlc3BvbnNlEgoKAm9rGAEgASgIEg4KBmV2ZW50cxgCIAEoBBIRCgloZWFkX2hhc2gYAyABKAkSCgoCYXQYBCABKAQSDwoHcHJvYmxlbRgFIAEoCRIPCgdtZXNzYWdlGAYgASgJEhYKDnZlcmlmaWVkX3VwX3RvGAcgASgEIg8KDUhlYWx0aFJlcXVlc3QiVgoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXN0b3JlGAIgASgJEhIKCnNjaGVkdWxlcnMYAyABKA0SEQoJdXB0aW1lX21zGAQgASgEIrcBCglUb2tlbkluZm8SCgoCaWQYASABKAkSDgoGdGVuYW50GAIgASgJEhMKC3Blcm1pc3Npb25zGAMgAygJEhIKCmV4cGlyZXNfYXQYBCABKAkSEgoKY3JlYXRlZF9hdBgFIAEoCRIPCgdjcmVhdG9yGAYgASgJEg4KBnBhcmVudBgHIAEoCRINCgVsYWJlbBgIIAEoCRINCgVzdGF0ZRgJIAEoCRISCgpyZXZva2VkX2F0GAogASgJIqEBChFHcmFudFRva2VuUmVxdWVzdBIXCgZ0ZW5hbnQYASABKAlCB7pIBHICGD8SEAoIdW5zY29wZWQYAiABKAgSKAoLcGVybWlzc2lvbnMYAyADKAlCE7pIEJIBDQgBEEAiB3IFEAEYrAISHgoGdHRsX21zGAQgASgDQg66SAsiCRiA8K7nlgkoABIXCgVsYWJlbBgFIAEoCUIIukgFcgMYyAEiRQoSR3JhbnRUb2tlblJlc3BvbnNlEiAKBGluZm8YASABKAsyEi5zb2xvLnYxLlRva2VuSW5mbxINCgV0b2tlbhgCIAEoCSJ6ChVBdHRlbnVhdGVUb2tlblJlcXVlc3QSKAoLcGVybWlzc2lvbnMYASADKAlCE7pIEJIBDQgBEEAiB3IFEAEYrAISHgoGdHRsX21zGAIgASgDQg66SAsiCRiA8K7nlgkoABIXCgVsYWJlbBgDIAEoCUIIukgFcgMYyAEiLAoRTGlzdFRva2Vuc1JlcXVlc3QSFwoGdGVuYW50GAEgASgJQge6SARyAhg/IjgKEkxpc3RUb2tlbnNSZXNwb25zZRIiCgZ0b2tlbnMYASADKAsyEi5zb2xvLnYxLlRva2VuSW5mbyJAChJSZXZva2VUb2tlblJlcXVlc3QSKgoCaWQYASABKAlCHrpIG3IZMhdedG9rX1tBLVphLXowLTlfLV17MTJ9JCImChNSZXZva2VUb2tlblJlc3BvbnNlEg8KB3Jldm9rZWQYASADKAkiDwoNV2hvQW1JUmVxdWVzdCIyCg5XaG9BbUlSZXNwb25zZRIgCgRpbmZvGAEgASgLMhIuc29sby52MS5Ub2tlbkluZm8iPgoKU2VjcmV0SW5mbxIMCgRuYW1lGAEgASgJEhIKCnVwZGF0ZWRfYXQYAiABKAkSDgoGa2V5X2lkGAMgASgNIqABChBQdXRTZWNyZXRSZXF1ZXN0EjsKBnRlbmFudBgBIAEoCUIrukgociYyJF5bYS16XSg/OlthLXowLTlfLV17MCw2MX1bYS16MC05XSk/JBI1CgRuYW1lGAIgASgJQie6SCRyIjIgXltBLVphLXpfXVtBLVphLXowLTlfLi1dezAsMTI3fSQSGAoFdmFsdWUYAyABKAlCCbpIBnIEKICABCI4ChFQdXRTZWNyZXRSZXNwb25zZRIjCgZzZWNyZXQYASABKAsyEy5zb2xvLnYxLlNlY3JldEluZm8iiQEKE0RlbGV0ZVNlY3JldFJlcXVlc3QSOwoGdGVuYW50GAEgASgJQiu6SChyJjIkXlthLXpdKD86W2EtejAtOV8tXXswLDYxfVthLXowLTldKT8kEjUKBG5hbWUYAiABKAlCJ7pIJHIiMiBeW0EtWmEtel9dW0EtWmEtejAtOV8uLV17MCwxMjd9JCInChREZWxldGVTZWNyZXRSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIIlEKEkxpc3RTZWNyZXRzUmVxdWVzdBI7CgZ0ZW5hbnQYASABKAlCK7pIKHImMiReW2Etel0oPzpbYS16MC05Xy1dezAsNjF9W2EtejAtOV0pPyQiOwoTTGlzdFNlY3JldHNSZXNwb25zZRIkCgdzZWNyZXRzGAEgAygLMhMuc29sby52MS5TZWNyZXRJbmZvIpgBCgpUZW5hbnRJbmZvEgwKBG5hbWUYASABKAkSEwoLaW5jYXJuYXRpb24YAiABKA0SJwoGbGltaXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIqCglvdmVycmlkZXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCmNyZWF0ZWRfYXQYBSABKAkijQEKE0NyZWF0ZVRlbmFudFJlcXVlc3QSOQoEbmFtZRgBIAEoCUIrukgociYyJF5bYS16XSg/OlthLXowLTlfLV17MCw2MX1bYS16MC05XSk/JBInCgZsaW1pdHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnJldXNlX25hbWUYAyABKAgiOwoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuc29sby52MS5UZW5hbnRJbmZvIhQKEkxpc3RUZW5hbnRzUmVxdWVzdCI7ChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5zb2xvLnYxLlRlbmFudEluZm8iTQoQR2V0VGVuYW50UmVxdWVzdBI5CgRuYW1lGAEgASgJQiu6SChyJjIkXlthLXpdKD86W2EtejAtOV8tXXswLDYxfVthLXowLTldKT8kIjgKEUdldFRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnNvbG8udjEuVGVuYW50SW5mbyJ5ChNVcGRhdGVUZW5hbnRSZXF1ZXN0EjkKBG5hbWUYASABKAlCK7pIKHImMiReW2Etel0oPzpbYS16MC05Xy1dezAsNjF9W2EtejAtOV0pPyQSJwoGbGltaXRzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCI7ChRVcGRhdGVUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5zb2xvLnYxLlRlbmFudEluZm8iUAoTRGVsZXRlVGVuYW50UmVxdWVzdBI5CgRuYW1lGAEgASgJQiu6SChyJjIkXlthLXpdKD86W2EtejAtOV8tXXswLDYxfVthLXowLTldKT8kImkKFERlbGV0ZVRlbmFudFJlc3BvbnNlEg4KBnRlbmFudBgBIAEoCRIQCghzZXJ2aWNlcxgCIAEoDRIWCg50b2tlbnNfcmV2b2tlZBgDIAEoDRIXCg9zZWNyZXRzX2RlbGV0ZWQYBCABKA0y+gYKDUtlcm5lbFNlcnZpY2USOQoGRGVwbG95EhYuc29sby52MS5EZXBsb3lSZXF1ZXN0Ghcuc29sby52MS5EZXBsb3lSZXNwb25zZRIzCgRDYWxsEhQuc29sby52MS5DYWxsUmVxdWVzdBoVLnNvbG8udjEuQ2FsbFJlc3BvbnNlEjMKBENhc3QSFC5zb2xvLnYxLkNhc3RSZXF1ZXN0GhUuc29sby52MS5DYXN0UmVzcG9uc2USMwoETGlzdBIULnNvbG8udjEuTGlzdFJlcXVlc3QaFS5zb2xvLnYxLkxpc3RSZXNwb25zZRI5CgZTdGF0dXMSFi5zb2xvLnYxLlN0YXR1c1JlcXVlc3QaFy5zb2xvLnYxLlN0YXR1c1Jlc3BvbnNlEjMKBEtpbGwSFC5zb2xvLnYxLktpbGxSZXF1ZXN0GhUuc29sby52MS5LaWxsUmVzcG9uc2USPAoHUmVzdGFydBIXLnNvbG8udjEuUmVzdGFydFJlcXVlc3QaGC5zb2xvLnYxLlJlc3RhcnRSZXNwb25zZRIzCgRTd2FwEhQuc29sby52MS5Td2FwUmVxdWVzdBoVLnNvbG8udjEuU3dhcFJlc3BvbnNlEj8KCFJvbGxiYWNrEhguc29sby52MS5Sb2xsYmFja1JlcXVlc3QaGS5zb2xvLnYxLlJvbGxiYWNrUmVzcG9uc2USMwoETG9ncxIULnNvbG8udjEuTG9nc1JlcXVlc3QaFS5zb2xvLnYxLkxvZ3NSZXNwb25zZRI2CgVVc2FnZRIVLnNvbG8udjEuVXNhZ2VSZXF1ZXN0GhYuc29sby52MS5Vc2FnZVJlc3BvbnNlEkgKC1F1ZXJ5RXZlbnRzEhsuc29sby52MS5RdWVyeUV2ZW50c1JlcXVlc3QaHC5zb2xvLnYxLlF1ZXJ5RXZlbnRzUmVzcG9uc2USPgoMRm9sbG93RXZlbnRzEhwuc29sby52MS5Gb2xsb3dFdmVudHNSZXF1ZXN0Gg4uc29sby52MS5FdmVudDABEjkKBlZlcmlmeRIWLnNvbG8udjEuVmVyaWZ5UmVxdWVzdBoXLnNvbG8udjEuVmVyaWZ5UmVzcG9uc2USOQoGSGVhbHRoEhYuc29sby52MS5IZWFsdGhSZXF1ZXN0Ghcuc29sby52MS5IZWFsdGhSZXNwb25zZTLbAgoMVG9rZW5TZXJ2aWNlEkAKBUdyYW50Ehouc29sby52MS5HcmFudFRva2VuUmVxdWVzdBobLnNvbG8udjEuR3JhbnRUb2tlblJlc3BvbnNlEkgKCUF0dGVudWF0ZRIeLnNvbG8udjEuQXR0ZW51YXRlVG9rZW5SZXF1ZXN0Ghsuc29sby52MS5HcmFudFRva2VuUmVzcG9uc2USPwoETGlzdBIaLnNvbG8udjEuTGlzdFRva2Vuc1JlcXVlc3QaGy5zb2xvLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJDCgZSZXZva2USGy5zb2xvLnYxLlJldm9rZVRva2VuUmVxdWVzdBocLnNvbG8udjEuUmV2b2tlVG9rZW5SZXNwb25zZRI5CgZXaG9BbUkSFi5zb2xvLnYxLldob0FtSVJlcXVlc3QaFy5zb2xvLnYxLldob0FtSVJlc3BvbnNlMtcBCg1TZWNyZXRTZXJ2aWNlEjwKA1B1dBIZLnNvbG8udjEuUHV0U2VjcmV0UmVxdWVzdBoaLnNvbG8udjEuUHV0U2VjcmV0UmVzcG9uc2USRQoGRGVsZXRlEhwuc29sby52MS5EZWxldGVTZWNyZXRSZXF1ZXN0Gh0uc29sby52MS5EZWxldGVTZWNyZXRSZXNwb25zZRJBCgRMaXN0Ehsuc29sby52MS5MaXN0U2VjcmV0c1JlcXVlc3QaHC5zb2xvLnYxLkxpc3RTZWNyZXRzUmVzcG9uc2Uy5QIKDVRlbmFudFNlcnZpY2USRQoGQ3JlYXRlEhwuc29sby52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0Gh0uc29sby52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJBCgRMaXN0Ehsuc29sby52MS5MaXN0VGVuYW50c1JlcXVlc3QaHC5zb2xvLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2USPAoDR2V0Ehkuc29sby52MS5HZXRUZW5hbnRSZXF1ZXN0Ghouc29sby52MS5HZXRUZW5hbnRSZXNwb25zZRJFCgZVcGRhdGUSHC5zb2xvLnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaHS5zb2xvLnYxLlVwZGF0ZVRlbmFudFJlc3BvbnNlEkUKBkRlbGV0ZRIcLnNvbG8udjEuRGVsZXRlVGVuYW50UmVxdWVzdBodLnNvbG8udjEuRGVsZXRlVGVuYW50UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct]);
+
+/**
+ * Describes the message solo.v1.ErrorDetail.
+ * Use `create(ErrorDetailSchema)` to create a new message.
+ */
+export const ErrorDetailSchema = /*@__PURE__*/
+  messageDesc(file_solo_v1_solo, 0);
 
 /**
  * Describes the message solo.v1.ServiceRef.
  * Use `create(ServiceRefSchema)` to create a new message.
  */
 export const ServiceRefSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 0);
+  messageDesc(file_solo_v1_solo, 1);
 
 /**
  * Describes the message solo.v1.Finding.
  * Use `create(FindingSchema)` to create a new message.
  */
 export const FindingSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 1);
+  messageDesc(file_solo_v1_solo, 2);
 
 /**
  * Describes the message solo.v1.Deployment.
  * Use `create(DeploymentSchema)` to create a new message.
  */
 export const DeploymentSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 2);
+  messageDesc(file_solo_v1_solo, 3);
 
 /**
  * Describes the message solo.v1.ServiceInfo.
  * Use `create(ServiceInfoSchema)` to create a new message.
  */
 export const ServiceInfoSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 3);
+  messageDesc(file_solo_v1_solo, 4);
 
 /**
  * Describes the message solo.v1.DeployRequest.
  * Use `create(DeployRequestSchema)` to create a new message.
  */
 export const DeployRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 4);
+  messageDesc(file_solo_v1_solo, 5);
 
 /**
  * Describes the message solo.v1.DeployResponse.
  * Use `create(DeployResponseSchema)` to create a new message.
  */
 export const DeployResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 5);
+  messageDesc(file_solo_v1_solo, 6);
 
 /**
  * Describes the message solo.v1.CallRequest.
  * Use `create(CallRequestSchema)` to create a new message.
  */
 export const CallRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 6);
+  messageDesc(file_solo_v1_solo, 7);
 
 /**
  * Describes the message solo.v1.CallResponse.
  * Use `create(CallResponseSchema)` to create a new message.
  */
 export const CallResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 7);
+  messageDesc(file_solo_v1_solo, 8);
 
 /**
  * Describes the message solo.v1.CastRequest.
  * Use `create(CastRequestSchema)` to create a new message.
  */
 export const CastRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 8);
+  messageDesc(file_solo_v1_solo, 9);
 
 /**
  * Describes the message solo.v1.CastResponse.
  * Use `create(CastResponseSchema)` to create a new message.
  */
 export const CastResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 9);
+  messageDesc(file_solo_v1_solo, 10);
 
 /**
  * Describes the message solo.v1.ListRequest.
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 10);
+  messageDesc(file_solo_v1_solo, 11);
 
 /**
  * Describes the message solo.v1.ListResponse.
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 11);
+  messageDesc(file_solo_v1_solo, 12);
 
 /**
  * Describes the message solo.v1.StatusRequest.
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 12);
+  messageDesc(file_solo_v1_solo, 13);
 
 /**
  * Describes the message solo.v1.StatusResponse.
  * Use `create(StatusResponseSchema)` to create a new message.
  */
 export const StatusResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 13);
+  messageDesc(file_solo_v1_solo, 14);
 
 /**
  * Describes the message solo.v1.KillRequest.
  * Use `create(KillRequestSchema)` to create a new message.
  */
 export const KillRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 14);
+  messageDesc(file_solo_v1_solo, 15);
 
 /**
  * Describes the message solo.v1.KillResponse.
  * Use `create(KillResponseSchema)` to create a new message.
  */
 export const KillResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 15);
+  messageDesc(file_solo_v1_solo, 16);
 
 /**
  * Describes the message solo.v1.RestartRequest.
  * Use `create(RestartRequestSchema)` to create a new message.
  */
 export const RestartRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 16);
+  messageDesc(file_solo_v1_solo, 17);
 
 /**
  * Describes the message solo.v1.RestartResponse.
  * Use `create(RestartResponseSchema)` to create a new message.
  */
 export const RestartResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 17);
+  messageDesc(file_solo_v1_solo, 18);
 
 /**
  * Describes the message solo.v1.SwapRequest.
  * Use `create(SwapRequestSchema)` to create a new message.
  */
 export const SwapRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 18);
+  messageDesc(file_solo_v1_solo, 19);
 
 /**
  * Describes the message solo.v1.SwapResponse.
  * Use `create(SwapResponseSchema)` to create a new message.
  */
 export const SwapResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 19);
+  messageDesc(file_solo_v1_solo, 20);
 
 /**
  * Describes the message solo.v1.RollbackRequest.
  * Use `create(RollbackRequestSchema)` to create a new message.
  */
 export const RollbackRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 20);
+  messageDesc(file_solo_v1_solo, 21);
 
 /**
  * Describes the message solo.v1.RollbackResponse.
  * Use `create(RollbackResponseSchema)` to create a new message.
  */
 export const RollbackResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 21);
+  messageDesc(file_solo_v1_solo, 22);
 
 /**
  * Describes the message solo.v1.LogsRequest.
  * Use `create(LogsRequestSchema)` to create a new message.
  */
 export const LogsRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 22);
+  messageDesc(file_solo_v1_solo, 23);
 
 /**
  * Describes the message solo.v1.LogEntry.
  * Use `create(LogEntrySchema)` to create a new message.
  */
 export const LogEntrySchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 23);
+  messageDesc(file_solo_v1_solo, 24);
 
 /**
  * Describes the message solo.v1.LogsResponse.
  * Use `create(LogsResponseSchema)` to create a new message.
  */
 export const LogsResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 24);
+  messageDesc(file_solo_v1_solo, 25);
 
 /**
  * Describes the message solo.v1.UsageRequest.
  * Use `create(UsageRequestSchema)` to create a new message.
  */
 export const UsageRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 25);
+  messageDesc(file_solo_v1_solo, 26);
 
 /**
  * Describes the message solo.v1.UsageResponse.
  * Use `create(UsageResponseSchema)` to create a new message.
  */
 export const UsageResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 26);
+  messageDesc(file_solo_v1_solo, 27);
 
 /**
  * Describes the message solo.v1.Event.
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 27);
+  messageDesc(file_solo_v1_solo, 28);
 
 /**
  * Describes the message solo.v1.EventFilter.
  * Use `create(EventFilterSchema)` to create a new message.
  */
 export const EventFilterSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 28);
+  messageDesc(file_solo_v1_solo, 29);
 
 /**
  * Describes the message solo.v1.QueryEventsRequest.
  * Use `create(QueryEventsRequestSchema)` to create a new message.
  */
 export const QueryEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 29);
+  messageDesc(file_solo_v1_solo, 30);
 
 /**
  * Describes the message solo.v1.QueryEventsResponse.
  * Use `create(QueryEventsResponseSchema)` to create a new message.
  */
 export const QueryEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 30);
+  messageDesc(file_solo_v1_solo, 31);
 
 /**
  * Describes the message solo.v1.FollowEventsRequest.
  * Use `create(FollowEventsRequestSchema)` to create a new message.
  */
 export const FollowEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 31);
+  messageDesc(file_solo_v1_solo, 32);
 
 /**
  * Describes the message solo.v1.VerifyRequest.
  * Use `create(VerifyRequestSchema)` to create a new message.
  */
 export const VerifyRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 32);
+  messageDesc(file_solo_v1_solo, 33);
 
 /**
  * Describes the message solo.v1.VerifyResponse.
  * Use `create(VerifyResponseSchema)` to create a new message.
  */
 export const VerifyResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 33);
+  messageDesc(file_solo_v1_solo, 34);
 
 /**
  * Describes the message solo.v1.HealthRequest.
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 34);
+  messageDesc(file_solo_v1_solo, 35);
 
 /**
  * Describes the message solo.v1.HealthResponse.
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 35);
+  messageDesc(file_solo_v1_solo, 36);
 
 /**
  * Describes the message solo.v1.TokenInfo.
  * Use `create(TokenInfoSchema)` to create a new message.
  */
 export const TokenInfoSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 36);
+  messageDesc(file_solo_v1_solo, 37);
 
 /**
  * Describes the message solo.v1.GrantTokenRequest.
  * Use `create(GrantTokenRequestSchema)` to create a new message.
  */
 export const GrantTokenRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 37);
+  messageDesc(file_solo_v1_solo, 38);
 
 /**
  * Describes the message solo.v1.GrantTokenResponse.
  * Use `create(GrantTokenResponseSchema)` to create a new message.
  */
 export const GrantTokenResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 38);
+  messageDesc(file_solo_v1_solo, 39);
 
 /**
  * Describes the message solo.v1.AttenuateTokenRequest.
  * Use `create(AttenuateTokenRequestSchema)` to create a new message.
  */
 export const AttenuateTokenRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 39);
+  messageDesc(file_solo_v1_solo, 40);
 
 /**
  * Describes the message solo.v1.ListTokensRequest.
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 40);
+  messageDesc(file_solo_v1_solo, 41);
 
 /**
  * Describes the message solo.v1.ListTokensResponse.
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 41);
+  messageDesc(file_solo_v1_solo, 42);
 
 /**
  * Describes the message solo.v1.RevokeTokenRequest.
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 42);
+  messageDesc(file_solo_v1_solo, 43);
 
 /**
  * Describes the message solo.v1.RevokeTokenResponse.
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 43);
+  messageDesc(file_solo_v1_solo, 44);
 
 /**
  * Describes the message solo.v1.WhoAmIRequest.
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 44);
+  messageDesc(file_solo_v1_solo, 45);
 
 /**
  * Describes the message solo.v1.WhoAmIResponse.
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 45);
+  messageDesc(file_solo_v1_solo, 46);
 
 /**
  * Describes the message solo.v1.SecretInfo.
  * Use `create(SecretInfoSchema)` to create a new message.
  */
 export const SecretInfoSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 46);
+  messageDesc(file_solo_v1_solo, 47);
 
 /**
  * Describes the message solo.v1.PutSecretRequest.
  * Use `create(PutSecretRequestSchema)` to create a new message.
  */
 export const PutSecretRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 47);
+  messageDesc(file_solo_v1_solo, 48);
 
 /**
  * Describes the message solo.v1.PutSecretResponse.
  * Use `create(PutSecretResponseSchema)` to create a new message.
  */
 export const PutSecretResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 48);
+  messageDesc(file_solo_v1_solo, 49);
 
 /**
  * Describes the message solo.v1.DeleteSecretRequest.
  * Use `create(DeleteSecretRequestSchema)` to create a new message.
  */
 export const DeleteSecretRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 49);
+  messageDesc(file_solo_v1_solo, 50);
 
 /**
  * Describes the message solo.v1.DeleteSecretResponse.
  * Use `create(DeleteSecretResponseSchema)` to create a new message.
  */
 export const DeleteSecretResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 50);
+  messageDesc(file_solo_v1_solo, 51);
 
 /**
  * Describes the message solo.v1.ListSecretsRequest.
  * Use `create(ListSecretsRequestSchema)` to create a new message.
  */
 export const ListSecretsRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 51);
+  messageDesc(file_solo_v1_solo, 52);
 
 /**
  * Describes the message solo.v1.ListSecretsResponse.
  * Use `create(ListSecretsResponseSchema)` to create a new message.
  */
 export const ListSecretsResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 52);
+  messageDesc(file_solo_v1_solo, 53);
 
 /**
  * Describes the message solo.v1.TenantInfo.
  * Use `create(TenantInfoSchema)` to create a new message.
  */
 export const TenantInfoSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 53);
+  messageDesc(file_solo_v1_solo, 54);
 
 /**
  * Describes the message solo.v1.CreateTenantRequest.
  * Use `create(CreateTenantRequestSchema)` to create a new message.
  */
 export const CreateTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 54);
+  messageDesc(file_solo_v1_solo, 55);
 
 /**
  * Describes the message solo.v1.CreateTenantResponse.
  * Use `create(CreateTenantResponseSchema)` to create a new message.
  */
 export const CreateTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 55);
+  messageDesc(file_solo_v1_solo, 56);
 
 /**
  * Describes the message solo.v1.ListTenantsRequest.
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 56);
+  messageDesc(file_solo_v1_solo, 57);
 
 /**
  * Describes the message solo.v1.ListTenantsResponse.
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 57);
+  messageDesc(file_solo_v1_solo, 58);
 
 /**
  * Describes the message solo.v1.GetTenantRequest.
  * Use `create(GetTenantRequestSchema)` to create a new message.
  */
 export const GetTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 58);
+  messageDesc(file_solo_v1_solo, 59);
 
 /**
  * Describes the message solo.v1.GetTenantResponse.
  * Use `create(GetTenantResponseSchema)` to create a new message.
  */
 export const GetTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 59);
+  messageDesc(file_solo_v1_solo, 60);
 
 /**
  * Describes the message solo.v1.UpdateTenantRequest.
  * Use `create(UpdateTenantRequestSchema)` to create a new message.
  */
 export const UpdateTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 60);
+  messageDesc(file_solo_v1_solo, 61);
 
 /**
  * Describes the message solo.v1.UpdateTenantResponse.
  * Use `create(UpdateTenantResponseSchema)` to create a new message.
  */
 export const UpdateTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 61);
+  messageDesc(file_solo_v1_solo, 62);
 
 /**
  * Describes the message solo.v1.DeleteTenantRequest.
  * Use `create(DeleteTenantRequestSchema)` to create a new message.
  */
 export const DeleteTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 62);
+  messageDesc(file_solo_v1_solo, 63);
 
 /**
  * Describes the message solo.v1.DeleteTenantResponse.
  * Use `create(DeleteTenantResponseSchema)` to create a new message.
  */
 export const DeleteTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_solo_v1_solo, 63);
+  messageDesc(file_solo_v1_solo, 64);
 
 /**
  * Deploying, calling and watching services, and the event log.

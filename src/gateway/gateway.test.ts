@@ -1,0 +1,274 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect as http2Connect } from "node:http2";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { ErrorDetailSchema, KernelService, TokenService } from "../gen/solo/v1/solo_pb.js";
+import { type Kernel, openKernel } from "../index.ts";
+import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
+import { type Gateway, startGateway } from "./server.ts";
+
+const COUNTER = `export default {
+  init() { return 0 },
+  handleCall(req, n) { return { reply: req && req.add ? n + req.add : n + 1, state: n + 1 } },
+  handleCast(m, n) { return { state: n + 1 } },
+};`;
+
+let dir: string;
+let kernel: Kernel;
+let gateway: Gateway;
+let ca: CertAndKey;
+let server: CertAndKey;
+let client: CertAndKey;
+let adminToken: string;
+
+function auth(token: string | undefined): Interceptor {
+  return (next) => (req) => {
+    if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+function transports(token: string | undefined, cert: CertAndKey = client) {
+  const nodeOptions = { ca: ca.certPem, cert: cert.certPem, key: cert.keyPem };
+  const common = { baseUrl: gateway.url, httpVersion: "2" as const, nodeOptions, interceptors: [auth(token)] };
+  return {
+    connect: createConnectTransport(common),
+    connectBinary: createConnectTransport({ ...common, useBinaryFormat: true }),
+    grpc: createGrpcTransport(common),
+    grpcWeb: createGrpcWebTransport(common),
+  };
+}
+
+async function connectError(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof ConnectError, `expected a ConnectError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail("expected the call to fail");
+}
+
+function reasonOf(err: ConnectError): string {
+  const [detail] = err.findDetails(ErrorDetailSchema);
+  return detail?.reason ?? "";
+}
+
+/** One Connect JSON call with node:http2, as `curl --http2 --cert ... -H 'content-type: application/json'` makes it. */
+function postJson(path: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2Connect(gateway.url, { ca: ca.certPem, cert: client.certPem, key: client.keyPem });
+    session.on("error", reject);
+    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/json", ...headers });
+    let data = "";
+    let status = 0;
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+    });
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => {
+      data += c;
+    });
+    req.on("end", () => {
+      session.close();
+      resolve({ status, body: data });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "solo-gateway-"));
+  kernel = await openKernel({ dataDir: dir, schedulers: 1 });
+  ca = await createCa({ commonName: "solo test ca" });
+  server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+  client = await issueCert(ca, { commonName: "solo-admin", usage: "client" });
+  gateway = await startGateway(kernel, { port: 0, tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem } });
+  adminToken = (await kernel.tokens.grant({ tenant: null, permissions: ["*"], label: "gateway test admin" })).token;
+  await kernel.tenants.create("acme");
+});
+
+after(async () => {
+  await gateway?.close(1000);
+  await kernel?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the gateway", () => {
+  it("serves deploy, call, cast, status and events over Connect, gRPC and gRPC-Web clients alike", async () => {
+    const t = transports(adminToken);
+    const viaConnect = createClient(KernelService, t.connect);
+    const d = await viaConnect.deploy({ ref: { tenant: "acme", service: "counter" }, code: COUNTER });
+    assert.equal(d.deployment?.version, 1);
+    for (const [name, transport] of Object.entries(t)) {
+      const c = createClient(KernelService, transport);
+      const reply = await c.call({
+        ref: { tenant: "acme", service: "counter" },
+        request: { kind: { case: "structValue", value: { fields: {} } } },
+      });
+      assert.equal(typeof reply.reply?.kind.value, "number", `${name} got a number back`);
+    }
+    const c = createClient(KernelService, t.grpc);
+    await c.cast({ ref: { tenant: "acme", service: "counter" } });
+    const status = await c.status({ ref: { tenant: "acme", service: "counter" } });
+    assert.equal(status.service?.state, "running");
+    assert.deepEqual(status.service?.grants, { call: [], storage: true, secrets: [], emit: true, timers: true, log: { perSecond: 100 } });
+    const page = await c.queryEvents({ filter: { tenant: "acme" } });
+    assert.deepEqual(
+      page.events.map((e) => e.type),
+      ["tenant_created", "service_deployed"],
+    );
+    const verified = await c.verify({});
+    assert.equal(verified.ok, true);
+  });
+
+  it("follows events as a server stream, resuming from an id", async () => {
+    await kernel.deploy({
+      tenant: "acme",
+      service: "pinger",
+      code: `export default { async handleCall(r, s) { await solo.emit("ping", null); return { reply: 1, state: s } } }`,
+    });
+    await kernel.call("acme", "pinger", null); // one ping in the stored past
+    const c2 = createClient(KernelService, transports(adminToken).connect);
+    const abort2 = new AbortController();
+    const got: string[] = [];
+    const follow = (async () => {
+      try {
+        for await (const e of c2.followEvents(
+          { filter: { tenant: "acme", types: ["svc.pinger.ping"] }, fromId: 1n },
+          { signal: abort2.signal },
+        )) {
+          got.push(`${e.type} ${e.subject}`);
+          abort2.abort();
+        }
+      } catch (err) {
+        if (!(err instanceof ConnectError && err.code === Code.Canceled)) throw err;
+      }
+    })();
+    await follow;
+    assert.deepEqual(got, ["svc.pinger.ping pinger"]);
+    // From now on (no fromId): only what happens next, live.
+    const abort3 = new AbortController();
+    const live: bigint[] = [];
+    const following = (async () => {
+      try {
+        for await (const e of c2.followEvents({ filter: { tenant: "acme", types: ["svc.pinger.ping"] } }, { signal: abort3.signal })) {
+          live.push(e.id);
+          abort3.abort();
+        }
+      } catch (err) {
+        if (!(err instanceof ConnectError && err.code === Code.Canceled)) throw err;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    await kernel.call("acme", "pinger", null);
+    await following;
+    assert.equal(live.length, 1);
+  });
+
+  it("answers Connect JSON from a plain HTTP/2 client with a client certificate, as curl would", async () => {
+    const ok = await postJson(
+      "/solo.v1.KernelService/Call",
+      JSON.stringify({ ref: { tenant: "acme", service: "counter" }, request: { add: 100 } }),
+      {
+        authorization: `Bearer ${adminToken}`,
+      },
+    );
+    assert.equal(ok.status, 200, ok.body);
+    assert.ok((JSON.parse(ok.body) as { reply: number }).reply > 100);
+    const denied = await postJson("/solo.v1.KernelService/Call", JSON.stringify({ ref: { tenant: "acme", service: "counter" } }));
+    assert.equal(denied.status, 401);
+    const body = JSON.parse(denied.body) as { code: string; message: string; details: Array<{ type: string; debug?: { reason: string } }> };
+    assert.equal(body.code, "unauthenticated");
+    assert.equal(body.details[0]?.type, "solo.v1.ErrorDetail");
+    assert.equal(body.details[0]?.debug?.reason, "SOLO_ERR_TOKEN_MISSING");
+    const malformed = await postJson("/solo.v1.KernelService/Call", "{not json", { authorization: `Bearer ${adminToken}` });
+    assert.equal(malformed.status, 400);
+    const wrongType = await postJson("/solo.v1.KernelService/Call", "{}", {
+      authorization: `Bearer ${adminToken}`,
+      "content-type": "text/plain",
+    });
+    assert.equal(wrongType.status, 415);
+  });
+
+  it("maps the kernel's errors to Connect codes with Solo's reason, field and hint", async () => {
+    const c = createClient(KernelService, transports(adminToken).connect);
+    const missing = await connectError(c.call({ ref: { tenant: "acme", service: "ghost" } }));
+    assert.equal(missing.code, Code.NotFound);
+    assert.equal(reasonOf(missing), "SOLO_ERR_SERVICE_NOT_FOUND");
+    const invalid = await connectError(c.call({ ref: { tenant: "Not-Valid", service: "counter" } }));
+    assert.equal(invalid.code, Code.InvalidArgument);
+    assert.equal(reasonOf(invalid), "SOLO_ERR_REQUEST_INVALID");
+    assert.equal(invalid.findDetails(ErrorDetailSchema)[0]?.field, "ref.tenant");
+    const noRef = await connectError(c.deploy({ code: COUNTER }));
+    assert.equal(noRef.findDetails(ErrorDetailSchema)[0]?.field, "ref");
+    const rejected = await connectError(
+      c.deploy({ ref: { tenant: "acme", service: "bad" }, code: "import x from 'y'; export default {}" }),
+    );
+    assert.equal(reasonOf(rejected), "SOLO_ERR_DEPLOY_REJECTED");
+    const findings = rejected.findDetails(ErrorDetailSchema)[0]?.details?.findings as Array<{ rule: string }> | undefined;
+    assert.ok(findings?.some((f) => f.rule === "no-import"));
+  });
+
+  it("refuses bad tokens with unauthenticated and missing permissions with permission_denied, per call", async () => {
+    await kernel.tenants.create("globex");
+    const g = await kernel.tokens.grant({ tenant: "globex", permissions: ["*"] });
+    const none = createClient(KernelService, transports(undefined).connect);
+    assert.equal((await connectError(none.list({ tenant: "acme" }))).code, Code.Unauthenticated);
+    const junk = createClient(KernelService, transports("junk").grpc);
+    const e = await connectError(junk.list({ tenant: "acme" }));
+    assert.equal(e.code, Code.Unauthenticated);
+    assert.equal(reasonOf(e), "SOLO_ERR_TOKEN_MALFORMED");
+    const other = createClient(KernelService, transports(g.token).grpc);
+    assert.equal((await connectError(other.list({ tenant: "acme" }))).code, Code.PermissionDenied);
+    assert.deepEqual((await other.list({ tenant: "globex" })).services, []);
+    const health = await none.health({});
+    assert.equal(health.status, "serving");
+  });
+
+  it("grants and attenuates tokens through TokenService, showing the token once", async () => {
+    const tokens = createClient(TokenService, transports(adminToken).connect);
+    const g = await tokens.grant({ tenant: "acme", permissions: ["call:counter", "events:read"], ttlMs: 3_600_000n });
+    assert.match(g.token, /^solo_/);
+    assert.equal(g.info?.tenant, "acme");
+    const child = await createClient(TokenService, transports(g.token).connect).attenuate({ permissions: ["call:counter"] });
+    assert.equal(child.info?.parent, g.info?.id);
+    const listed = await tokens.list({ tenant: "acme" });
+    assert.ok(listed.tokens.every((t) => !JSON.stringify(t).includes("solo_")));
+    const c = createClient(KernelService, transports(child.token).connect);
+    assert.equal(typeof (await c.call({ ref: { tenant: "acme", service: "counter" } })).reply?.kind.value, "number");
+    await tokens.revoke({ id: g.info?.id ?? "" });
+    assert.equal(reasonOf(await connectError(c.call({ ref: { tenant: "acme", service: "counter" } }))), "SOLO_ERR_TOKEN_REVOKED");
+  });
+
+  it("refuses a client without a certificate, with a foreign certificate, and plaintext HTTP/1.1", async () => {
+    const foreignCa = await createCa({ commonName: "someone else" });
+    const foreign = await issueCert(foreignCa, { commonName: "mallory", usage: "client" });
+    const viaForeign = createClient(KernelService, transports(adminToken, foreign).connect);
+    // Under TLS 1.3 the server checks the client's certificate after the client's side of the
+    // handshake, so the client sees its stream cut (or the connection refused), never an answer.
+    const e = await connectError(viaForeign.health({}));
+    assert.ok([Code.Unavailable, Code.Canceled, Code.Unknown].includes(e.code), e.message);
+    const noCert = await new Promise<string>((resolve) => {
+      const req = httpsRequest(`${gateway.url}/solo.v1.KernelService/Health`, { method: "POST", ca: ca.certPem }, () =>
+        resolve("answered"),
+      );
+      req.on("error", (err) => resolve((err as NodeJS.ErrnoException).code ?? err.message));
+      req.end("{}");
+    });
+    assert.notEqual(noCert, "answered");
+    const plain = await fetch(gateway.url.replace("https:", "http:"), { method: "POST" }).then(
+      () => "answered",
+      () => "refused",
+    );
+    assert.equal(plain, "refused");
+    // The gateway keeps serving everyone else.
+    assert.equal((await createClient(KernelService, transports(adminToken).connect).health({})).status, "serving");
+  });
+});

@@ -1,0 +1,103 @@
+import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from "node:http2";
+import type { AddressInfo } from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { SoloError } from "../errors.ts";
+import type { Kernel } from "../kernel/kernel.ts";
+import { edge, routes } from "./service.ts";
+
+/** Where and how the gateway listens. */
+export interface GatewayOptions {
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 7443; 0 picks a free port. */
+  readonly port?: number;
+  /** The server's certificate and key, and the CA whose client certificates are admitted (PEM). */
+  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
+  /** Largest request body, in bytes (default 32 MiB: code is at most 16 MiB). */
+  readonly readMaxBytes?: number;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** `https://host:port`. */
+  readonly url: string;
+  readonly port: number;
+  /**
+   * Stops admitting (new connections and streams are refused), lets calls in flight finish for up
+   * to `graceMs` (default 5000), then closes every connection.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+const DEFAULT_PORT = 7443;
+const DEFAULT_READ_MAX_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Serves the kernel over HTTP/2 with TLS on one port: gRPC, gRPC-Web and Connect (JSON and
+ * binary). Mutual TLS: a client must present a certificate signed by `tls.ca`, or the handshake
+ * is refused; plaintext and HTTP/1.1 are refused too. Each call then carries its bearer token.
+ */
+export async function startGateway(kernel: Kernel, options: GatewayOptions): Promise<Gateway> {
+  const host = options.host ?? "127.0.0.1";
+  const started = Date.now();
+  const handler = connectNodeAdapter({
+    routes: routes(kernel, started),
+    interceptors: [edge],
+    readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+  });
+  const server: Http2SecureServer = createSecureServer(
+    {
+      cert: options.tls.cert,
+      key: options.tls.key,
+      ca: options.tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHTTP1: false,
+      minVersion: "TLSv1.2",
+    },
+    handler,
+  );
+  const sessions = new Set<ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  // A client that fails the handshake (no certificate, a foreign one, plaintext) is refused there;
+  // its error concerns only that connection.
+  server.on("tlsClientError", () => undefined);
+  server.on("sessionError", () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new SoloError(
+          "SOLO_ERR_KERNEL_OPTIONS_INVALID",
+          `the gateway cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: ${err.message}`,
+          { field: "port", hint: err.code === "EADDRINUSE" ? "another process uses the port; choose another with --port" : undefined },
+          { cause: err },
+        ),
+      ),
+    );
+    server.listen(options.port ?? DEFAULT_PORT, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    port,
+    close(graceMs = 5000) {
+      closing ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          for (const s of sessions) s.destroy();
+        }, graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        // GOAWAY: streams in flight finish, new ones go elsewhere.
+        for (const s of sessions) s.close();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,335 @@
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { createValidator } from "@bufbuild/protovalidate";
+import type { ConnectRouter, HandlerContext, Interceptor } from "@connectrpc/connect";
+import { SoloError } from "../errors.ts";
+import {
+  type Deployment as DeploymentMsg,
+  DeploymentSchema,
+  type Event,
+  EventSchema,
+  KernelService,
+  SecretService,
+  type ServiceInfo as ServiceInfoMsg,
+  ServiceInfoSchema,
+  TenantService,
+  type TokenInfo as TokenInfoMsg,
+  TokenInfoSchema,
+  TokenService,
+} from "../gen/solo/v1/solo_pb.js";
+import type { TokenInfo } from "../kernel/auth/tokens.ts";
+import type { Deployment, Kernel, ServiceInfo } from "../kernel/kernel.ts";
+import type { SoloEvent } from "../kernel/log/event-log.ts";
+import type { KernelSession } from "../kernel/session.ts";
+import type { TenantInfo } from "../kernel/tenants/tenants.ts";
+import { toConnectError } from "./errors.ts";
+
+/**
+ * The four services of `proto/solo/v1/solo.proto`, each call acting through the session of the
+ * caller's bearer token (`kernel.as(token)`): the kernel checks the token and its permissions,
+ * records denials, and does the work. The gateway only translates.
+ */
+export function routes(kernel: Kernel, started: number): (router: ConnectRouter) => void {
+  const as = (ctx: HandlerContext): KernelSession => kernel.as(bearer(ctx.requestHeader.get("authorization")));
+  return (router) => {
+    router.service(KernelService, {
+      async deploy(req, ctx) {
+        const d = await as(ctx).deploy({
+          tenant: req.ref?.tenant ?? "",
+          service: req.ref?.service ?? "",
+          code: req.code,
+          ...(req.args !== undefined ? { args: json(req.args) } : {}),
+          ...(req.limits !== undefined ? { limits: req.limits } : {}),
+          ...(req.supervision !== undefined ? { supervision: req.supervision } : {}),
+          ...(req.tags.length > 0 ? { tags: req.tags } : {}),
+          ...(req.metadata !== undefined ? { metadata: req.metadata as Record<string, string | number | boolean | null> } : {}),
+          ...(req.grants !== undefined ? { grants: req.grants } : {}),
+        });
+        return { deployment: deployment(d) };
+      },
+      async call(req, ctx) {
+        const reply = await as(ctx).call(
+          req.ref?.tenant ?? "",
+          req.ref?.service ?? "",
+          req.request === undefined ? undefined : json(req.request),
+          {
+            ...(req.timeoutMs > 0 ? { timeoutMs: req.timeoutMs } : {}),
+            signal: ctx.signal,
+          },
+        );
+        return reply === undefined ? {} : { reply: value(reply) };
+      },
+      async cast(req, ctx) {
+        await as(ctx).cast(req.ref?.tenant ?? "", req.ref?.service ?? "", req.message === undefined ? undefined : json(req.message));
+        return {};
+      },
+      async list(req, ctx) {
+        const services = await as(ctx).list(req.tenant, req.tag === "" ? {} : { tag: req.tag });
+        return { services: services.map(serviceInfo) };
+      },
+      async status(req, ctx) {
+        return { service: serviceInfo(await as(ctx).status(req.ref?.tenant ?? "", req.ref?.service ?? "")) };
+      },
+      async kill(req, ctx) {
+        await as(ctx).kill(req.ref?.tenant ?? "", req.ref?.service ?? "");
+        return {};
+      },
+      async restart(req, ctx) {
+        return { deployment: deployment(await as(ctx).restart(req.ref?.tenant ?? "", req.ref?.service ?? "")) };
+      },
+      async swap(req, ctx) {
+        const options = req.rollbackWindowMs > 0 ? { rollbackWindowMs: req.rollbackWindowMs } : {};
+        return { deployment: deployment(await as(ctx).swap(req.ref?.tenant ?? "", req.ref?.service ?? "", req.code, options)) };
+      },
+      async rollback(req, ctx) {
+        const version = req.version > 0 ? req.version : undefined;
+        return { deployment: deployment(await as(ctx).rollback(req.ref?.tenant ?? "", req.ref?.service ?? "", version)) };
+      },
+      async logs(req, ctx) {
+        const entries = await as(ctx).logs(req.ref?.tenant ?? "", req.ref?.service ?? "");
+        return { entries: entries.map((e) => ({ level: e.level, text: e.text, at: e.at })) };
+      },
+      async usage(req, ctx) {
+        return { usage: plain(await as(ctx).tenantUsage(req.tenant)) };
+      },
+      async queryEvents(req, ctx) {
+        const f = req.filter;
+        const page = await as(ctx).events({
+          ...(f?.tenant ? { tenant: f.tenant } : {}),
+          ...(f && f.types.length > 0 ? { types: f.types } : {}),
+          ...(f?.subject ? { subject: f.subject } : {}),
+          ...(req.afterId > 0n ? { afterId: Number(req.afterId) } : {}),
+          ...(req.beforeId > 0n ? { beforeId: Number(req.beforeId) } : {}),
+          ...(req.since ? { since: req.since } : {}),
+          ...(req.until ? { until: req.until } : {}),
+          ...(req.descending ? { order: "desc" as const } : {}),
+          ...(req.limit > 0 ? { limit: req.limit } : {}),
+          ...(req.cursor ? { cursor: req.cursor } : {}),
+        });
+        return { events: page.events.map(event), cursor: page.cursor ?? "" };
+      },
+      async *followEvents(req, ctx) {
+        const f = req.filter;
+        const events = as(ctx).subscribe({
+          ...(f?.tenant ? { tenant: f.tenant } : {}),
+          ...(f && f.types.length > 0 ? { types: f.types } : {}),
+          ...(f?.subject ? { subject: f.subject } : {}),
+          ...(req.fromId > 0n ? { fromId: Number(req.fromId) } : {}),
+          signal: ctx.signal,
+        });
+        try {
+          for await (const e of events) yield event(e);
+        } catch (err) {
+          // The client went away: the stream simply ends.
+          if (ctx.signal.aborted) return;
+          throw toConnectError(err);
+        }
+      },
+      async verify(_req, ctx) {
+        const r = await as(ctx).verify();
+        return r.ok
+          ? { ok: true, events: BigInt(r.events), headHash: r.headHash }
+          : { ok: false, at: BigInt(r.at), problem: r.problem, message: r.message, verifiedUpTo: BigInt(r.verifiedUpTo) };
+      },
+      async health() {
+        return { status: "serving", store: kernel.store.kind, schedulers: kernel.schedulers, uptimeMs: BigInt(Date.now() - started) };
+      },
+    });
+
+    router.service(TokenService, {
+      async grant(req, ctx) {
+        const g = await as(ctx).tokens.grant({
+          tenant: req.unscoped ? null : req.tenant,
+          permissions: req.permissions,
+          ...(req.ttlMs > 0n ? { ttlMs: Number(req.ttlMs) } : {}),
+          ...(req.label ? { label: req.label } : {}),
+        });
+        return { info: tokenInfo(g), token: g.token };
+      },
+      async attenuate(req, ctx) {
+        const g = await as(ctx).tokens.attenuate({
+          permissions: req.permissions,
+          ...(req.ttlMs > 0n ? { ttlMs: Number(req.ttlMs) } : {}),
+          ...(req.label ? { label: req.label } : {}),
+        });
+        return { info: tokenInfo(g), token: g.token };
+      },
+      async list(req, ctx) {
+        const tokens = await as(ctx).tokens.list(req.tenant ? { tenant: req.tenant } : {});
+        return { tokens: tokens.map(tokenInfo) };
+      },
+      async revoke(req, ctx) {
+        return { revoked: [...(await as(ctx).tokens.revoke(req.id)).revoked] };
+      },
+      async whoAmI(_req, ctx) {
+        return { info: tokenInfo(await as(ctx).whoami()) };
+      },
+    });
+
+    router.service(SecretService, {
+      async put(req, ctx) {
+        const s = await as(ctx).secrets.put(req.tenant, req.name, req.value);
+        return { secret: { name: s.name, updatedAt: s.updatedAt, keyId: s.keyId } };
+      },
+      async delete(req, ctx) {
+        return { deleted: await as(ctx).secrets.delete(req.tenant, req.name) };
+      },
+      async list(req, ctx) {
+        const secrets = await as(ctx).secrets.list(req.tenant);
+        return { secrets: secrets.map((s) => ({ name: s.name, updatedAt: s.updatedAt, keyId: s.keyId })) };
+      },
+    });
+
+    router.service(TenantService, {
+      async create(req, ctx) {
+        const t = await as(ctx).tenants.create(req.name, {
+          ...(req.limits !== undefined ? { limits: req.limits } : {}),
+          reuseName: req.reuseName,
+        });
+        return { tenant: tenantInfo(t) };
+      },
+      async list(_req, ctx) {
+        return { tenants: (await as(ctx).tenants.list()).map(tenantInfo) };
+      },
+      async get(req, ctx) {
+        return { tenant: tenantInfo(await as(ctx).tenants.get(req.name)) };
+      },
+      async update(req, ctx) {
+        return { tenant: tenantInfo(await as(ctx).tenants.update(req.name, req.limits ?? {})) };
+      },
+      async delete(req, ctx) {
+        const d = await as(ctx).tenants.delete(req.name);
+        return { tenant: d.tenant, services: d.services, tokensRevoked: d.tokensRevoked, secretsDeleted: d.secretsDeleted };
+      },
+    });
+  };
+}
+
+/** `Bearer <token>` as the token; anything else as no token (the kernel says which). */
+export function bearer(header: string | null): string | undefined {
+  if (header === null) return undefined;
+  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  // A malformed header is passed on as it is, so the kernel refuses it precisely (and audits it).
+  return m ? m[1] : header;
+}
+
+const validator = createValidator();
+
+/**
+ * Enforces the schema's constraints (protovalidate) before a request reaches a service, and turns
+ * every failure into a Connect error with Solo's details.
+ */
+export const edge: Interceptor = (next) => async (req) => {
+  try {
+    if (!req.stream) check(req.method.input, req.message);
+    const res = await next(req);
+    return res;
+  } catch (err) {
+    throw toConnectError(err);
+  }
+};
+
+function check(schema: Parameters<typeof validator.validate>[0], message: Parameters<typeof validator.validate>[1]): void {
+  const r = validator.validate(schema, message);
+  if (r.kind === "valid") return;
+  if (r.kind === "error") throw new SoloError("SOLO_ERR_INTERNAL", `validating the request failed: ${r.error.message}`);
+  const first = r.violations[0];
+  const field = first ? pathToString(first.field) : "";
+  throw new SoloError("SOLO_ERR_REQUEST_INVALID", r.violations.map((v) => v.toString()).join("; "), {
+    field,
+    violations: r.violations.slice(0, 20).map((v) => ({ field: pathToString(v.field), rule: v.ruleId, message: v.message })),
+    hint: "see proto/solo/v1/solo.proto for each field's constraints",
+  });
+}
+
+// ---- conversions ------------------------------------------------------------------------------
+
+function json(v: Value): JsonValue {
+  return toJson(ValueSchema, v);
+}
+
+function value(v: unknown): Value {
+  return fromJson(ValueSchema, v as JsonValue);
+}
+
+function plain(v: unknown): { [k: string]: JsonValue } {
+  return JSON.parse(JSON.stringify(v ?? {})) as { [k: string]: JsonValue };
+}
+
+function deployment(d: Deployment): DeploymentMsg {
+  return create(DeploymentSchema, {
+    tenant: d.tenant,
+    service: d.service,
+    version: d.version,
+    findings: d.findings.map((f) => ({
+      rule: f.rule,
+      severity: f.severity,
+      message: f.message,
+      line: f.line,
+      column: f.column,
+      hint: f.hint,
+    })),
+  });
+}
+
+function serviceInfo(s: ServiceInfo): ServiceInfoMsg {
+  return create(ServiceInfoSchema, {
+    tenant: s.tenant,
+    service: s.service,
+    version: s.version,
+    state: s.state,
+    handlers: [...s.handlers],
+    deployedAt: s.deployedAt,
+    restarts: s.restarts,
+    tags: [...s.tags],
+    limits: plain(s.limits),
+    usage: plain(s.usage),
+    ...(s.crash ? { crash: plain(s.crash) } : {}),
+    supervision: plain(s.supervision),
+    breaker: plain(s.breaker),
+    grants: plain(s.grants),
+    metadata: plain(s.metadata),
+  });
+}
+
+function event(e: SoloEvent): Event {
+  return create(EventSchema, {
+    id: BigInt(e.id),
+    timestamp: BigInt(e.timestamp),
+    wallTime: BigInt(e.wallTime),
+    tenant: e.tenant ?? "",
+    type: e.type,
+    subject: e.subject ?? "",
+    payload: value(e.payload),
+    causationId: BigInt(e.causationId ?? 0),
+    correlationId: e.correlationId ?? "",
+    prevHash: e.prevHash,
+    hash: e.hash,
+  });
+}
+
+function tokenInfo(t: TokenInfo): TokenInfoMsg {
+  return create(TokenInfoSchema, {
+    id: t.id,
+    tenant: t.tenant ?? "",
+    permissions: [...t.permissions],
+    expiresAt: t.expiresAt ?? "",
+    createdAt: t.createdAt,
+    creator: t.creator,
+    parent: t.parent ?? "",
+    label: t.label,
+    state: t.state,
+    revokedAt: t.revokedAt ?? "",
+  });
+}
+
+function tenantInfo(t: TenantInfo): {
+  name: string;
+  incarnation: number;
+  limits: { [k: string]: JsonValue };
+  overrides: { [k: string]: JsonValue };
+  createdAt: string;
+} {
+  return { name: t.name, incarnation: t.incarnation, limits: plain(t.limits), overrides: plain(t.overrides), createdAt: t.createdAt };
+}
