@@ -154,6 +154,26 @@ export async function issueCert(ca: CertAndKey, opts: IssueOptions): Promise<Cer
   return { certPem: cert.toString("pem"), keyPem: await exportKey(keys.privateKey) };
 }
 
+/** A subject alternative name as {@link issueCert} stores it: a DNS name (lowercase punycode) or an IP address. */
+export interface AltName {
+  readonly type: "dns" | "ip";
+  readonly value: string;
+}
+
+/**
+ * Classifies a host name or address the way {@link issueCert} would store it (`dnsNames` or
+ * `ips`), or undefined if it is neither a valid DNS name nor an IP address.
+ */
+export function parseAltName(value: string): AltName | undefined {
+  if (isIP(value) !== 0) return { type: "ip", value: checkIp(value, "host") };
+  try {
+    return { type: "dns", value: checkDnsName(value, "host") };
+  } catch (err) {
+    if (err instanceof SoloError) return undefined; // not a DNS name: the answer, not a failure
+    throw err;
+  }
+}
+
 /** A positive 128-bit serial with its top bit cleared (DER INTEGERs are signed) and never zero. */
 function randomSerial(): string {
   const bytes = randomBytes(16);
