@@ -5,14 +5,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 
-describe("npm start", () => {
-  it("runs a kernel on the data directory, says where, and stops cleanly on SIGTERM", async () => {
+describe("npm start (solo start)", () => {
+  it("runs a kernel and its gateway on the data directory, says where and how to connect, and stops cleanly on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
     const dataDir = join(dir, ".solo");
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", new URL("./start.ts", import.meta.url).pathname], {
-      env: { ...process.env, SOLO_DATA_DIR: dataDir },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start"],
+      {
+        env: { ...process.env, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString();
@@ -22,6 +26,9 @@ describe("npm start", () => {
     assert.equal(code, 0, out);
     assert.match(out, new RegExp(`data directory +${dataDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
     assert.match(out, /store +sqlite at .*solo\.db/);
+    assert.match(out, /gateway +https:\/\/127\.0\.0\.1:\d+ /);
+    assert.match(out, /admin +certificate .*admin\.crt, key .*admin\.key, token .*admin\.token/);
+    assert.match(out, /Try: +npx solo /);
     assert.match(out, /stopped\./);
     assert.ok(existsSync(dataDir));
     assert.equal(existsSync(join(dataDir, "kernel.lock")), false);

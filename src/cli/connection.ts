@@ -1,0 +1,77 @@
+import { readFileSync } from "node:fs";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { credentialPaths } from "../gateway/credentials.ts";
+import { KernelService, SecretService, TenantService, TokenService } from "../gen/solo/v1/solo_pb.js";
+import { UsageError } from "./output.ts";
+
+/** How the CLI reaches a kernel: flags, else environment, else the local data directory. */
+export interface ConnectionOptions {
+  readonly url?: string;
+  readonly token?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly ca?: string;
+  readonly dataDir?: string;
+}
+
+/** The four services' clients over one HTTP/2 connection. */
+export interface Clients {
+  readonly kernel: Client<typeof KernelService>;
+  readonly tokens: Client<typeof TokenService>;
+  readonly secrets: Client<typeof SecretService>;
+  readonly tenants: Client<typeof TenantService>;
+  readonly url: string;
+}
+
+export const DEFAULT_URL = "https://127.0.0.1:7443";
+
+/**
+ * Connects as the flags and environment say: `--url`/`SOLO_URL`, `--token`/`SOLO_TOKEN`, and the
+ * client certificate `--cert`/`--key` with the gateway's CA `--ca` (`SOLO_CERT`, `SOLO_KEY`,
+ * `SOLO_CA`). What is not given is taken from the data directory (`--data-dir`, `SOLO_DATA_DIR`,
+ * default `./.solo`), where `solo start` keeps the admin certificate and token: so on the
+ * kernel's own machine every command works with no flags at all.
+ */
+export function connect(o: ConnectionOptions): Clients {
+  const env = process.env;
+  const paths = credentialPaths(o.dataDir ?? env.SOLO_DATA_DIR ?? "./.solo");
+  const url = o.url ?? env.SOLO_URL ?? DEFAULT_URL;
+  const read = (flag: string, given: string | undefined, fallback: string): string => {
+    const path = given ?? fallback;
+    try {
+      return readFileSync(path, "utf8");
+    } catch (err) {
+      throw new UsageError(
+        `cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        given === undefined
+          ? `run this on the kernel's machine after 'solo start', or give --url, --token, --cert, --key and --ca (solo cert issue makes a certificate)`
+          : undefined,
+      );
+    }
+  };
+  const token = (o.token ?? env.SOLO_TOKEN ?? read("the token file", undefined, paths.adminToken)).trim();
+  const transport: Transport = createGrpcTransport({
+    baseUrl: url,
+    nodeOptions: {
+      cert: read("--cert", o.cert ?? env.SOLO_CERT, paths.adminCert),
+      key: read("--key", o.key ?? env.SOLO_KEY, paths.adminKey),
+      ca: read("--ca", o.ca ?? env.SOLO_CA, paths.caCert),
+    },
+    interceptors: [bearer(token)],
+  });
+  return {
+    kernel: createClient(KernelService, transport),
+    tokens: createClient(TokenService, transport),
+    secrets: createClient(SecretService, transport),
+    tenants: createClient(TenantService, transport),
+    url,
+  };
+}
+
+function bearer(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}

@@ -1,0 +1,133 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorDetailSchema } from "../gen/solo/v1/solo_pb.js";
+
+/** The CLI's exit codes (docs/cli.md). */
+export const EXIT = {
+  ok: 0,
+  /** Any other failure. */
+  failed: 1,
+  /** The command line is wrong: an unknown command or flag, a missing argument. */
+  usage: 2,
+  /** The token is missing, malformed, expired or revoked, or lacks the permission. */
+  auth: 3,
+  /** No such service, tenant, token, secret or version. */
+  notFound: 4,
+  /** The kernel cannot be reached, or the service is down (crashed, restarting, breaker open). */
+  unavailable: 5,
+  /** The kernel refused the request as invalid (a bad name, code the analyzer rejects, a limit). */
+  invalid: 6,
+} as const;
+
+/** A mistake on the command line, reported with exit code 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+  readonly hint: string | undefined;
+  constructor(message: string, hint?: string) {
+    super(message);
+    this.hint = hint;
+  }
+}
+
+/** Whether human output may use colours: a terminal, and NO_COLOR unset. */
+export function colours(stream: NodeJS.WriteStream = process.stdout): boolean {
+  return stream.isTTY === true && !("NO_COLOR" in process.env && process.env.NO_COLOR !== "");
+}
+
+const paint = (code: number) => (text: string, on: boolean) => (on ? `\u001b[${code}m${text}\u001b[0m` : text);
+export const bold = paint(1);
+export const dim = paint(2);
+export const red = paint(31);
+export const green = paint(32);
+export const yellow = paint(33);
+
+/** Prints rows as aligned columns, the first row a header. */
+export function table(rows: readonly (readonly string[])[], out: NodeJS.WriteStream = process.stdout): void {
+  if (rows.length === 0) return;
+  const widths: number[] = [];
+  for (const r of rows) {
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, [...c].length);
+    });
+  }
+  const on = colours(out);
+  rows.forEach((r, n) => {
+    const line = r.map((c, i) => (i === r.length - 1 ? c : c + " ".repeat((widths[i] ?? 0) - [...c].length))).join("  ");
+    out.write(`${n === 0 ? bold(line, on) : line}\n`);
+  });
+}
+
+/** The exit code for an error. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof UsageError) return EXIT.usage;
+  if (!(err instanceof ConnectError)) return EXIT.failed;
+  switch (err.code) {
+    case Code.Unauthenticated:
+    case Code.PermissionDenied:
+      return EXIT.auth;
+    case Code.NotFound:
+      return EXIT.notFound;
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+      return EXIT.unavailable;
+    case Code.InvalidArgument:
+    case Code.FailedPrecondition:
+    case Code.AlreadyExists:
+    case Code.OutOfRange:
+      return EXIT.invalid;
+    default:
+      return EXIT.failed;
+  }
+}
+
+/** An error as data: for `--json`, and what the human form prints. */
+export function errorData(err: unknown): {
+  code: string;
+  reason: string;
+  message: string;
+  field?: string;
+  hint?: string;
+  details?: unknown;
+} {
+  if (err instanceof UsageError) return { code: "usage", reason: "usage", message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
+  if (err instanceof ConnectError) {
+    const d = err.findDetails(ErrorDetailSchema)[0];
+    const unreachable = err.code === Code.Unavailable && !d;
+    return {
+      code: Code[err.code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`)),
+      reason: d?.reason ?? (unreachable ? "unreachable" : ""),
+      message: err.rawMessage,
+      ...(d?.field ? { field: d.field } : {}),
+      ...(d?.hint ? { hint: d.hint } : unreachable ? { hint: "is the kernel running? start it with: npx solo start" } : {}),
+      ...(d?.details && Object.keys(d.details).length > 0 ? { details: d.details } : {}),
+    };
+  }
+  return { code: "internal", reason: "", message: err instanceof Error ? err.message : String(err) };
+}
+
+/** Prints an error for people (stderr), or as JSON (stdout) with --json. */
+export function printError(err: unknown, json: boolean): void {
+  const e = errorData(err);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ error: e })}\n`);
+    return;
+  }
+  const on = colours(process.stderr);
+  const findings = (
+    e.details as { findings?: Array<{ rule: string; line: number; column: number; message: string; hint?: string }> } | undefined
+  )?.findings;
+  process.stderr.write(`${red("error", on)}: ${e.message}${e.reason ? dim(` (${e.reason})`, on) : ""}\n`);
+  for (const f of findings ?? []) printFinding(f, "code", process.stderr);
+  if (e.hint) process.stderr.write(`${dim("hint", on)}: ${e.hint}\n`);
+}
+
+/** One analyzer finding as `file:line:col rule message`, with its hint below. */
+export function printFinding(
+  f: { rule: string; line: number; column: number; message: string; hint?: string; severity?: string },
+  file: string,
+  out: NodeJS.WriteStream = process.stdout,
+): void {
+  const on = colours(out);
+  const label = f.severity === "warning" ? yellow(f.rule, on) : red(f.rule, on);
+  out.write(`${file}:${f.line}:${f.column} ${label} ${f.message}\n`);
+  if (f.hint) out.write(`  ${dim("hint:", on)} ${f.hint}\n`);
+}

@@ -1,0 +1,100 @@
+import { rmSync } from "node:fs";
+import { credentialPaths, ensureAdminToken, ensureCredentials } from "../gateway/credentials.ts";
+import { startGateway } from "../gateway/server.ts";
+import { type Kernel, openKernel } from "../index.ts";
+
+/** What `solo start` takes. */
+export interface ServeOptions {
+  readonly dataDir: string;
+  readonly database?: string;
+  readonly host: string;
+  readonly port: number;
+  /** Extra names for the server certificate (the gateway's address as other machines know it). */
+  readonly hostnames: readonly string[];
+}
+
+/**
+ * `solo start` (and `npm start`): the kernel on its data directory, and the gateway on one port
+ * with zero configuration: on first start it makes a CA, a server certificate, an admin client
+ * certificate and an admin token in the data directory (`tls/`). Runs until SIGINT or SIGTERM,
+ * then stops admitting, lets calls in flight finish, terminates services and exits 0.
+ */
+export async function serve(o: ServeOptions): Promise<void> {
+  const kernel = await openKernel({
+    dataDir: o.dataDir,
+    ...(o.database ? { database: o.database } : {}),
+    onLog: (e) => process.stdout.write(`${e.at} ${e.level.padEnd(5)} ${e.tenant}/${e.service}: ${e.text}\n`),
+  });
+  let credentials: Awaited<ReturnType<typeof ensureCredentials>>;
+  try {
+    credentials = await ensureCredentials(kernel.dataDir, { hostnames: o.hostnames });
+    await adminToken(kernel);
+  } catch (err) {
+    await kernel.close();
+    throw err;
+  }
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway(kernel, {
+      host: o.host,
+      port: o.port,
+      tls: { cert: credentials.serverCertPem, key: credentials.serverKeyPem, ca: credentials.caPem },
+    });
+  } catch (err) {
+    await kernel.close();
+    throw err;
+  }
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`\n${signal}: no new calls; finishing those in flight, then terminating services...\n`);
+    try {
+      await gateway.close(5000);
+      await kernel.close();
+      process.stdout.write("stopped.\n");
+      process.exit(0);
+    } catch (err) {
+      process.stderr.write(`failed to stop cleanly: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  const paths = credentialPaths(kernel.dataDir);
+  // Printed only once the signal handlers are in place, so a signal sent on seeing it is handled.
+  process.stdout.write(
+    [
+      `Solo kernel running (pid ${process.pid})`,
+      `  gateway         ${gateway.url}  (gRPC, gRPC-Web, Connect; mutual TLS + bearer token)`,
+      `  data directory  ${kernel.dataDir}`,
+      `  store           ${kernel.store.kind} at ${kernel.store.location}`,
+      `  schedulers      ${kernel.schedulers} worker threads running QuickJS-ng (WebAssembly)`,
+      `  admin           certificate ${paths.adminCert}, key ${paths.adminKey}, token ${paths.adminToken}`,
+      `  CA              ${paths.caCert} (sha256 ${credentials.caFingerprint.slice(0, 23)}...)`,
+      "Try:            npx solo tenant create acme && npx solo ls acme",
+      `                (the CLI finds the admin credentials in ${kernel.dataDir} by itself; npx solo --help lists every command)`,
+      "Press Ctrl-C to stop.",
+      "",
+    ].join("\n"),
+  );
+}
+
+// The admin token in the data directory, made on first start; one the kernel no longer accepts
+// (revoked, or a store replaced under the directory) is replaced by a new one.
+async function adminToken(kernel: Kernel): Promise<string> {
+  const mint = async (): Promise<string> =>
+    (await kernel.tokens.grant({ tenant: null, permissions: ["*"], label: "admin (solo start)" })).token;
+  const stored = await ensureAdminToken(kernel.dataDir, mint);
+  if (stored.created) return stored.token;
+  const still = await kernel
+    .as(stored.token)
+    .whoami()
+    .then(
+      (t) => t.state === "active",
+      () => false,
+    );
+  if (still) return stored.token;
+  rmSync(stored.path, { force: true });
+  return (await ensureAdminToken(kernel.dataDir, mint)).token;
+}
