@@ -110,6 +110,7 @@ export const REASONS = {
   SOLO_ERR_FETCH_TIMEOUT: "deadline_exceeded",
   SOLO_ERR_FETCH_TOO_LARGE: "resource_exhausted",
   SOLO_ERR_FETCH_FAILED: "unavailable",
+  SOLO_ERR_OVERLOADED: "resource_exhausted",
   SOLO_ERR_INTERNAL: "internal",
 } as const satisfies Record<string, ErrorCode>;
 

@@ -4,6 +4,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { SoloError } from "../errors.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { edge, routes } from "./service.ts";
+import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
 
 /** Where and how the gateway listens. */
 export interface GatewayOptions {
@@ -15,6 +16,8 @@ export interface GatewayOptions {
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
   /** Largest request body, in bytes (default 32 MiB: code is at most 16 MiB). */
   readonly readMaxBytes?: number;
+  /** Admission limits (calls running and waiting, in all and per tenant). */
+  readonly admission?: ShedderLimits;
 }
 
 /** A running gateway. */
@@ -22,6 +25,8 @@ export interface Gateway {
   /** `https://host:port`. */
   readonly url: string;
   readonly port: number;
+  /** What admission has done: calls running and queued, admitted and shed. */
+  readonly admission: ShedderStats;
   /**
    * Stops admitting (new connections and streams are refused), lets calls in flight finish for up
    * to `graceMs` (default 5000), then closes every connection.
@@ -40,9 +45,10 @@ const DEFAULT_READ_MAX_BYTES = 32 * 1024 * 1024;
 export async function startGateway(kernel: Kernel, options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? "127.0.0.1";
   const started = Date.now();
+  const shedder = new Shedder(options.admission);
   const handler = connectNodeAdapter({
     routes: routes(kernel, started),
-    interceptors: [edge],
+    interceptors: [edge(kernel, shedder)],
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
   });
   const server: Http2SecureServer = createSecureServer(
@@ -84,6 +90,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
   return {
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
+    admission: shedder.stats,
     close(graceMs = 5000) {
       closing ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

@@ -24,6 +24,7 @@ import type { SoloEvent } from "../kernel/log/event-log.ts";
 import type { KernelSession } from "../kernel/session.ts";
 import type { TenantInfo } from "../kernel/tenants/tenants.ts";
 import { toConnectError } from "./errors.ts";
+import type { Shedder } from "./shedder.ts";
 
 /**
  * The four services of `proto/solo/v1/solo.proto`, each call acting through the session of the
@@ -217,18 +218,42 @@ export function bearer(header: string | null): string | undefined {
 const validator = createValidator();
 
 /**
- * Enforces the schema's constraints (protovalidate) before a request reaches a service, and turns
- * every failure into a Connect error with Solo's details.
+ * The edge of every call: the schema's constraints (protovalidate) are enforced, unary calls are
+ * admitted through the caller's tenant lane of the shedder (streams and Health are not queued),
+ * and every failure becomes a Connect error with Solo's details.
  */
-export const edge: Interceptor = (next) => async (req) => {
-  try {
-    if (!req.stream) check(req.method.input, req.message);
-    const res = await next(req);
-    return res;
-  } catch (err) {
-    throw toConnectError(err);
-  }
-};
+export function edge(kernel: Kernel, shedder: Shedder): Interceptor {
+  return (next) => async (req) => {
+    try {
+      if (req.stream) {
+        const input = req.method.input;
+        const messages = req.message;
+        return await next({
+          ...req,
+          message: (async function* () {
+            for await (const m of messages) {
+              check(input, m);
+              yield m;
+            }
+          })(),
+        });
+      }
+      check(req.method.input, req.message);
+      if (req.method.name === "Health") return await next(req);
+      // A lane per tenant the token reaches ("*" for unscoped tokens, "" for no valid token).
+      const reach = kernel.as(bearer(req.header.get("authorization"))).reach();
+      const lane = reach.valid ? (reach.tenant ?? "*") : "";
+      await shedder.admit(lane, req.signal);
+      try {
+        return await next(req);
+      } finally {
+        shedder.release(lane);
+      }
+    } catch (err) {
+      throw toConnectError(err);
+    }
+  };
+}
 
 function check(schema: Parameters<typeof validator.validate>[0], message: Parameters<typeof validator.validate>[1]): void {
   const r = validator.validate(schema, message);

@@ -972,6 +972,16 @@ class KernelImpl implements Kernel, SessionHost {
     return this.auth().decide(token, target, need);
   }
 
+  reach(token: unknown): { readonly valid: boolean; readonly tenant: string | null } {
+    if (!this.authority || this.closed) return { valid: false, tenant: null };
+    try {
+      const p = this.authority.tokens.verify(token, this.opts.clock.now());
+      return { valid: true, tenant: p.tenant };
+    } catch {
+      return { valid: false, tenant: null };
+    }
+  }
+
   verifyToken(token: unknown, operation: string): Promise<TokenPrincipal> {
     try {
       this.assertOpen();

@@ -82,6 +82,12 @@ export interface VaultApi {
 export interface KernelSession {
   /** The token's own description. */
   whoami(): Promise<TokenInfo>;
+  /**
+   * Whether the token is valid now and which tenant it reaches (null: every tenant), without
+   * recording anything: for routing and admission (the gateway's per-tenant lanes), never for
+   * deciding what the token may do.
+   */
+  reach(): { readonly valid: boolean; readonly tenant: string | null };
   deploy(spec: DeploySpec): Promise<Deployment>;
   call(tenant: string, service: string, request?: unknown, options?: CallOptions): Promise<unknown>;
   cast(tenant: string, service: string, message?: unknown): Promise<void>;
@@ -117,6 +123,8 @@ export interface SessionHost {
   ):
     | { readonly ok: true; readonly principal: TokenPrincipal }
     | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal };
+  /** Whether a token is valid and which tenant it reaches; records nothing. */
+  reach(token: unknown): { readonly valid: boolean; readonly tenant: string | null };
   /** Verifies the token only (any valid token may do what needs no permission); audits a failure. */
   verifyToken(token: unknown, operation: string): Promise<TokenPrincipal>;
   denied(err: unknown, target: Target, principal?: TokenPrincipal): Promise<void>;
@@ -164,6 +172,10 @@ export class Session implements KernelSession {
   // malformed name is a plain invalid_argument, not an audit record).
   private gate(operation: string, tenant: string | null, need: Permission | null, subject?: string): Promise<TokenPrincipal> {
     return this.host.authorize(this.token, { operation, tenant, subject: subject ?? null }, need);
+  }
+
+  reach(): { readonly valid: boolean; readonly tenant: string | null } {
+    return this.host.reach(this.token);
   }
 
   async whoami(): Promise<TokenInfo> {
