@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { credentialPaths, ensureAdminToken, ensureCredentials } from "../gateway/credentials.ts";
 import { startGateway } from "../gateway/server.ts";
+import { createLogger, createTelemetry } from "../gateway/telemetry.ts";
 import { type Kernel, openKernel } from "../index.ts";
 
 /** What `solo start` takes. */
@@ -20,10 +21,12 @@ export interface ServeOptions {
  * then stops admitting, lets calls in flight finish, terminates services and exits 0.
  */
 export async function serve(o: ServeOptions): Promise<void> {
+  const logger = createLogger();
   const kernel = await openKernel({
     dataDir: o.dataDir,
     ...(o.database ? { database: o.database } : {}),
-    onLog: (e) => process.stdout.write(`${e.at} ${e.level.padEnd(5)} ${e.tenant}/${e.service}: ${e.text}\n`),
+    // Services' log lines, as structured logs tagged with their service.
+    onLog: (e) => logger[e.level]({ tenant: e.tenant, service: e.service, at: e.at }, e.text),
   });
   let credentials: Awaited<ReturnType<typeof ensureCredentials>>;
   try {
@@ -39,6 +42,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       host: o.host,
       port: o.port,
       tls: { cert: credentials.serverCertPem, key: credentials.serverKeyPem, ca: credentials.caPem },
+      telemetry: createTelemetry(logger),
     });
   } catch (err) {
     await kernel.close();
@@ -72,6 +76,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       `  schedulers      ${kernel.schedulers} worker threads running QuickJS-ng (WebAssembly)`,
       `  admin           certificate ${paths.adminCert}, key ${paths.adminKey}, token ${paths.adminToken}`,
       `  CA              ${paths.caCert} (sha256 ${credentials.caFingerprint.slice(0, 23)}...)`,
+      `  metrics         ${gateway.url}/metrics (Prometheus; mutual TLS)`,
       "Try:            npx solo tenant create acme && npx solo ls acme",
       `                (the CLI finds the admin credentials in ${kernel.dataDir} by itself; npx solo --help lists every command)`,
       "Press Ctrl-C to stop.",

@@ -5,6 +5,7 @@ import { SoloError } from "../errors.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { edge, routes } from "./service.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
+import type { Telemetry } from "./telemetry.ts";
 
 /** Where and how the gateway listens. */
 export interface GatewayOptions {
@@ -18,6 +19,8 @@ export interface GatewayOptions {
   readonly readMaxBytes?: number;
   /** Admission limits (calls running and waiting, in all and per tenant). */
   readonly admission?: ShedderLimits;
+  /** Metrics (served on GET /metrics) and call logs. */
+  readonly telemetry?: Telemetry;
 }
 
 /** A running gateway. */
@@ -46,9 +49,10 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
   const host = options.host ?? "127.0.0.1";
   const started = Date.now();
   const shedder = new Shedder(options.admission);
-  const handler = connectNodeAdapter({
+  const telemetry = options.telemetry;
+  const connectHandler = connectNodeAdapter({
     routes: routes(kernel, started),
-    interceptors: [edge(kernel, shedder)],
+    interceptors: telemetry ? [telemetry.interceptor, edge(kernel, shedder)] : [edge(kernel, shedder)],
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
   });
   const server: Http2SecureServer = createSecureServer(
@@ -61,8 +65,24 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
       allowHTTP1: false,
       minVersion: "TLSv1.2",
     },
-    handler,
+    (req, res) => {
+      if (telemetry && req.url === "/metrics" && req.method === "GET") {
+        telemetry.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { "content-type": telemetry.registry.contentType });
+            res.end(text);
+          },
+          (err: unknown) => {
+            res.writeHead(500, { "content-type": "text/plain" });
+            res.end(`collecting metrics failed: ${(err as Error).message}\n`);
+          },
+        );
+        return;
+      }
+      connectHandler(req, res);
+    },
   );
+  const detach = telemetry?.attach(kernel, shedder.stats);
   const sessions = new Set<ServerHttp2Session>();
   server.on("session", (s) => {
     sessions.add(s);
@@ -99,6 +119,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
+          detach?.();
           resolve();
         });
         // GOAWAY: streams in flight finish, new ones go elsewhere.

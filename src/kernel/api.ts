@@ -226,6 +226,32 @@ export interface Kernel {
   readonly secrets: SecretsApi;
   /** The vault's keys and their rotation. */
   readonly vault: VaultApi;
+  /** A snapshot of the kernel's state for monitoring: services by state, memory, breakers, the log. */
+  stats(): KernelStats;
+  /** Calls `observer.commit` after every durable commit of the event log; returns the unsubscribe. */
+  observe(observer: KernelObserver): () => void;
   /** Terminates every service, stops the schedulers and releases the data directory. */
   close(): Promise<void>;
+}
+
+/** What `kernel.stats()` reports. */
+export interface KernelStats {
+  readonly tenants: ReadonlyArray<{
+    readonly tenant: string;
+    readonly services: Readonly<Record<ServiceState, number>>;
+    readonly memoryBytes: number;
+    readonly mailbox: number;
+    readonly restarts: number;
+    readonly dropped: number;
+  }>;
+  readonly breakers: { readonly closed: number; readonly open: number; readonly half_open: number };
+  readonly log: { readonly headId: number; readonly queued: number; readonly commits: number; readonly ops: number };
+  /** Successful token verifications since open. */
+  readonly verifications: number;
+}
+
+/** Hooks for monitoring. */
+export interface KernelObserver {
+  /** After each durable commit of the event log: its duration and the operations it carried. */
+  commit?(ms: number, ops: number): void;
 }

@@ -14,7 +14,9 @@ import type {
   Deployment,
   DeploySpec,
   Kernel,
+  KernelObserver,
   KernelOptions,
+  KernelStats,
   LogEntry,
   ServiceInfo,
   ServiceState,
@@ -54,7 +56,9 @@ export type {
   Deployment,
   DeploySpec,
   Kernel,
+  KernelObserver,
   KernelOptions,
+  KernelStats,
   LogEntry,
   ServiceInfo,
   ServiceState,
@@ -878,6 +882,48 @@ class KernelImpl implements Kernel, SessionHost {
       }
     })();
     return this.closed;
+  }
+
+  stats(): KernelStats {
+    this.assertOpen();
+    const now = this.opts.clock.now();
+    const tenants: Array<KernelStats["tenants"][number]> = [];
+    for (const [tenant, named] of this.byTenant) {
+      const services: Record<ServiceState, number> = { running: 0, restarting: 0, crashed: 0, failed: 0, stopped: 0 };
+      let memoryBytes = 0;
+      let mailbox = 0;
+      let restarts = 0;
+      let dropped = 0;
+      for (const r of named.values()) {
+        services[r.state]++;
+        restarts += r.restarts;
+        dropped += r.usage.dropped;
+        if (r.state === "running") {
+          memoryBytes += r.usage.memoryBytes;
+          mailbox += r.usage.mailbox;
+        }
+      }
+      tenants.push({ tenant, services, memoryBytes, mailbox, restarts, dropped });
+    }
+    const breakers = { closed: 0, open: 0, half_open: 0 };
+    for (const b of this.breakers.values()) {
+      const state = b.state(now);
+      if (state === "closed") breakers.closed++;
+      else if (state === "open") breakers.open++;
+      else breakers.half_open++;
+    }
+    const log = this.log;
+    return {
+      tenants,
+      breakers,
+      log: { headId: log.headId, queued: log.queued, commits: log.counts.commits, ops: log.counts.ops },
+      verifications: this.auth().verifications,
+    };
+  }
+
+  observe(observer: KernelObserver): () => void {
+    this.assertOpen();
+    return this.log.onCommit((ms, ops) => observer.commit?.(ms, ops));
   }
 
   // ---- principals, tenants, secrets ----------------------------------------------------------

@@ -104,6 +104,21 @@ export class EventLog {
     return new EventLog(store, await store.head());
   }
 
+  /** Commits made and operations they carried, since open. */
+  readonly counts = { commits: 0, ops: 0 };
+  private readonly commitObservers = new Set<(ms: number, ops: number) => void>();
+
+  /** Operations waiting for the next commit. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Calls `fn` after every successful commit with its duration and size; returns the unsubscribe. */
+  onCommit(fn: (ms: number, ops: number) => void): () => void {
+    this.commitObservers.add(fn);
+    return () => this.commitObservers.delete(fn);
+  }
+
   /** The last committed event's id. */
   get headId(): number {
     return this.committed.id;
@@ -154,9 +169,14 @@ export class EventLog {
     const batch = this.queue.length <= MAX_BATCH_OPS ? this.queue : this.queue.slice(0, MAX_BATCH_OPS);
     this.queue = this.queue.length <= MAX_BATCH_OPS ? [] : this.queue.slice(MAX_BATCH_OPS);
     this.inFlight = true;
+    const started = performance.now();
     this.store.commit(batch.map((q) => q.op)).then(
       (results) => {
         this.inFlight = false;
+        this.counts.commits++;
+        this.counts.ops += batch.length;
+        const ms = performance.now() - started;
+        for (const fn of this.commitObservers) fn(ms, batch.length);
         const fresh: SoloEvent[] = [];
         for (let i = 0; i < batch.length; i++) {
           const r = results[i];

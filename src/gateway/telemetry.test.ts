@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect as http2Connect } from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import pino from "pino";
+import { KernelService } from "../gen/solo/v1/solo_pb.js";
+import { type Kernel, openKernel } from "../index.ts";
+import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
+import { type Gateway, startGateway } from "./server.ts";
+import { createTelemetry } from "./telemetry.ts";
+
+let dir: string;
+let kernel: Kernel;
+let gateway: Gateway;
+let ca: CertAndKey;
+let client: CertAndKey;
+let token: string;
+const lines: Array<Record<string, unknown>> = [];
+
+function get(
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2Connect(gateway.url, { ca: ca.certPem, cert: client.certPem, key: client.keyPem });
+    session.on("error", reject);
+    const req = session.request({ ":method": "GET", ":path": path, ...headers });
+    let body = "";
+    let head: Record<string, unknown> = {};
+    req.on("response", (h) => {
+      head = h;
+    });
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => {
+      body += c;
+    });
+    req.on("end", () => {
+      session.close();
+      resolve({ status: Number(head[":status"]), headers: head, body });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "solo-telemetry-"));
+  kernel = await openKernel({ dataDir: dir, schedulers: 1 });
+  ca = await createCa({ commonName: "telemetry test" });
+  const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+  client = await issueCert(ca, { commonName: "c", usage: "client" });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split("\n")) if (l.trim() !== "") lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  gateway = await startGateway(kernel, {
+    port: 0,
+    tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+    telemetry: createTelemetry(pino({ level: "info" }, sink)),
+  });
+  token = (await kernel.tokens.grant({ tenant: null, permissions: ["*"] })).token;
+  await kernel.tenants.create("acme");
+});
+
+after(async () => {
+  await gateway?.close(1000);
+  await kernel?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("telemetry", () => {
+  it("counts and times calls by method and code, and reads the kernel's state at each scrape", async () => {
+    const auth: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      req.header.set("x-request-id", "test-request-1");
+      return next(req);
+    };
+    const c = createClient(
+      KernelService,
+      createConnectTransport({
+        baseUrl: gateway.url,
+        httpVersion: "2",
+        nodeOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
+        interceptors: [auth],
+      }),
+    );
+    await c.deploy({
+      ref: { tenant: "acme", service: "counter" },
+      code: "export default { handleCall(r, s) { return { reply: 1, state: s } } }",
+    });
+    await c.call({ ref: { tenant: "acme", service: "counter" } });
+    await c.call({ ref: { tenant: "acme", service: "ghost" } }).catch((e: unknown) => assert.ok(e instanceof ConnectError));
+    const m = await get("/metrics");
+    assert.equal(m.status, 200);
+    assert.match(String(m.headers["content-type"]), /text\/plain/);
+    assert.match(m.body, /solo_rpc_calls_total\{service="solo\.v1\.KernelService",method="Call",code="ok"\} 1/);
+    assert.match(m.body, /solo_rpc_calls_total\{service="solo\.v1\.KernelService",method="Call",code="not_found"\} 1/);
+    assert.match(m.body, /solo_rpc_duration_seconds_count\{service="solo\.v1\.KernelService",method="Deploy"\} 1/);
+    assert.match(m.body, /solo_services\{tenant="acme",state="running"\} 1/);
+    assert.match(m.body, /solo_tenant_memory_bytes\{tenant="acme"\} \d+/);
+    assert.match(m.body, /solo_event_log_commit_seconds_count [1-9]\d*/);
+    assert.match(m.body, /solo_event_log_queue_depth \d+/);
+    assert.match(m.body, /solo_breakers\{state="closed"\} \d+/);
+    assert.match(m.body, /solo_gateway_shed 0/);
+    assert.match(m.body, /solo_token_verifications [1-9]\d*/);
+    assert.match(m.body, /solo_process_resident_memory_bytes \d+/);
+  });
+
+  it("logs each call as one structured line with its request id, and echoes the id", async () => {
+    const calls = lines.filter((l) => l.msg === "call" || l.msg === "call failed");
+    const failed = calls.find((l) => l.code === "not_found");
+    assert.ok(failed, JSON.stringify(calls));
+    assert.equal(failed.reqId, "test-request-1");
+    assert.equal(failed.rpc, "solo.v1.KernelService/Call");
+    assert.equal(typeof failed.ms, "number");
+    assert.equal(failed.level, 40, "a failed call is a warning");
+    assert.ok(calls.some((l) => l.code === "ok" && l.rpc === "solo.v1.KernelService/Deploy"));
+    // A hostile request id is replaced by a fresh one, never logged as given.
+    const res = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const session = http2Connect(gateway.url, { ca: ca.certPem, cert: client.certPem, key: client.keyPem });
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/solo.v1.KernelService/Health",
+        "content-type": "application/json",
+        "x-request-id": "bad id\twith {json}",
+      });
+      req.on("response", (h) => {
+        session.close();
+        resolve(h);
+      });
+      req.on("error", reject);
+      req.end("{}");
+    });
+    assert.match(String(res["x-request-id"]), /^[0-9a-f-]{36}$/);
+  });
+});

@@ -1,0 +1,207 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import pino, { type Logger } from "pino";
+import pinoPretty from "pino-pretty";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Kernel } from "../kernel/kernel.ts";
+import type { ShedderStats } from "./shedder.ts";
+
+/**
+ * The gateway's telemetry: Prometheus metrics (served on `/metrics`) and structured logs.
+ *
+ * Calls are counted by service, method and code, timed in a histogram, and logged one line each
+ * with a request id (the caller's `x-request-id`, or a new one; echoed in the response). Kernel
+ * state (services by state, restarts, breakers, mailboxes, memory per tenant, the event log's
+ * queue and commit latency) and admission (in flight, queued, shed) are read at each scrape.
+ */
+export interface Telemetry {
+  readonly registry: Registry;
+  readonly logger: Logger;
+  /** Counts, times and logs every call. */
+  readonly interceptor: Interceptor;
+  /** Starts reading the kernel and the shedder at each scrape; returns the stop. */
+  attach(kernel: Kernel, admission: ShedderStats): () => void;
+}
+
+/** Logs as JSON lines, or human-readable on a terminal. */
+export function createLogger(options: { level?: string; pretty?: boolean } = {}): Logger {
+  const pretty = options.pretty ?? process.stdout.isTTY === true;
+  const level = options.level ?? process.env.SOLO_LOG_LEVEL ?? "info";
+  if (!pretty) return pino({ level, base: { service: "solo" } });
+  return pino(
+    { level, base: undefined },
+    pinoPretty({ colorize: !("NO_COLOR" in process.env && process.env.NO_COLOR !== ""), sync: true, ignore: "pid,hostname" }),
+  );
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createTelemetry(logger: Logger): Telemetry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "solo_" });
+  const calls = new Counter({
+    name: "solo_rpc_calls_total",
+    help: "Calls served by the gateway, by service, method and result code.",
+    labelNames: ["service", "method", "code"] as const,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: "solo_rpc_duration_seconds",
+    help: "Time to answer a call (for streams: to the first response), by service and method.",
+    labelNames: ["service", "method"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const commit = new Histogram({
+    name: "solo_event_log_commit_seconds",
+    help: "Time of one durable commit of the event log (a group of appends and writes).",
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const interceptor: Interceptor = (next) => async (req) => {
+    const given = req.header.get("x-request-id");
+    const id = given !== null && REQUEST_ID.test(given) ? given : randomUUID();
+    const labels = { service: req.service.typeName, method: req.method.name };
+    const started = performance.now();
+    const log = (code: string, extra: Record<string, unknown> = {}): void => {
+      const seconds = (performance.now() - started) / 1000;
+      calls.inc({ ...labels, code });
+      latency.observe(labels, seconds);
+      const line = { reqId: id, rpc: `${labels.service}/${labels.method}`, code, ms: Math.round(seconds * 100_000) / 100, ...extra };
+      if (code === "ok") logger.info(line, "call");
+      else logger.warn(line, "call failed");
+    };
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", id);
+      log("ok");
+      return res;
+    } catch (err) {
+      const e = ConnectError.from(err);
+      e.metadata.set("x-request-id", id);
+      log(codeName(e.code), { message: e.rawMessage.slice(0, 300) });
+      throw e;
+    }
+  };
+  return {
+    registry,
+    logger,
+    interceptor,
+    attach(kernel, admission) {
+      const unobserve = kernel.observe({ commit: (ms) => commit.observe(ms / 1000) });
+      [
+        new Gauge({
+          name: "solo_services",
+          help: "Services by tenant and state.",
+          labelNames: ["tenant", "state"] as const,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const t of kernel.stats().tenants)
+              for (const [state, n] of Object.entries(t.services)) this.set({ tenant: t.tenant, state }, n);
+          },
+        }),
+        new Gauge({
+          name: "solo_service_restarts",
+          help: "Supervisor restarts of the current versions of a tenant's services.",
+          labelNames: ["tenant"] as const,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const t of kernel.stats().tenants) this.set({ tenant: t.tenant }, t.restarts);
+          },
+        }),
+        new Gauge({
+          name: "solo_tenant_memory_bytes",
+          help: "Heap bytes held by a tenant's running services.",
+          labelNames: ["tenant"] as const,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const t of kernel.stats().tenants) this.set({ tenant: t.tenant }, t.memoryBytes);
+          },
+        }),
+        new Gauge({
+          name: "solo_mailbox_messages",
+          help: "Messages waiting in a tenant's services' mailboxes.",
+          labelNames: ["tenant"] as const,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const t of kernel.stats().tenants) this.set({ tenant: t.tenant }, t.mailbox);
+          },
+        }),
+        new Gauge({
+          name: "solo_breakers",
+          help: "Services' circuit breakers by state.",
+          labelNames: ["state"] as const,
+          registers: [registry],
+          collect() {
+            for (const [state, n] of Object.entries(kernel.stats().breakers)) this.set({ state }, n);
+          },
+        }),
+        new Gauge({
+          name: "solo_event_log_queue_depth",
+          help: "Appends and writes waiting for the event log's next commit.",
+          registers: [registry],
+          collect() {
+            this.set(kernel.stats().log.queued);
+          },
+        }),
+        new Gauge({
+          name: "solo_token_verifications",
+          help: "Successful capability token verifications since the kernel opened.",
+          registers: [registry],
+          collect() {
+            this.set(kernel.stats().verifications);
+          },
+        }),
+        new Gauge({
+          name: "solo_gateway_calls_in_flight",
+          help: "Calls admitted and running.",
+          registers: [registry],
+          collect() {
+            this.set(admission.running);
+          },
+        }),
+        new Gauge({
+          name: "solo_gateway_calls_queued",
+          help: "Calls waiting for admission.",
+          registers: [registry],
+          collect() {
+            this.set(admission.queued);
+          },
+        }),
+        new Gauge({
+          name: "solo_gateway_shed",
+          help: "Calls refused at admission (SOLO_ERR_OVERLOADED) since the gateway started.",
+          registers: [registry],
+          collect() {
+            this.set(admission.shed);
+          },
+        }),
+      ];
+      return () => {
+        unobserve();
+        for (const name of GAUGES) registry.removeSingleMetric(name);
+      };
+    },
+  };
+}
+
+const GAUGES = [
+  "solo_services",
+  "solo_service_restarts",
+  "solo_tenant_memory_bytes",
+  "solo_mailbox_messages",
+  "solo_breakers",
+  "solo_event_log_queue_depth",
+  "solo_token_verifications",
+  "solo_gateway_calls_in_flight",
+  "solo_gateway_calls_queued",
+  "solo_gateway_shed",
+];
+
+function codeName(code: Code): string {
+  return Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
+}
