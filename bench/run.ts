@@ -16,6 +16,7 @@ const BENCHMARKS = [
   "auth",
   "secrets",
   "storage",
+  "gateway",
 ] as const;
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.
 const CHILD_TIMEOUT_MS = 240_000;
