@@ -104,8 +104,8 @@ export function errorData(err: unknown): {
   return { code: "internal", reason: "", message: err instanceof Error ? err.message : String(err) };
 }
 
-/** Prints an error for people (stderr), or as JSON (stdout) with --json. */
-export function printError(err: unknown, json: boolean): void {
+/** Prints an error for people (stderr), or as JSON (stdout) with --json; findings name `file`. */
+export function printError(err: unknown, json: boolean, file = "code"): void {
   const e = errorData(err);
   if (json) {
     process.stdout.write(`${JSON.stringify({ error: e })}\n`);
@@ -116,7 +116,7 @@ export function printError(err: unknown, json: boolean): void {
     e.details as { findings?: Array<{ rule: string; line: number; column: number; message: string; hint?: string }> } | undefined
   )?.findings;
   process.stderr.write(`${red("error", on)}: ${e.message}${e.reason ? dim(` (${e.reason})`, on) : ""}\n`);
-  for (const f of findings ?? []) printFinding(f, "code", process.stderr);
+  for (const f of findings ?? []) printFinding(f, file, process.stderr);
   if (e.hint) process.stderr.write(`${dim("hint", on)}: ${e.hint}\n`);
 }
 

@@ -33,7 +33,10 @@ const program = new Command("solo")
   .exitOverride();
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-const json = (): boolean => globals().json === true;
+// Also true when parsing failed before the options were read.
+const json = (): boolean => globals().json === true || process.argv.includes("--json");
+// The file a deploy or swap read, so the analyzer's findings name it.
+let codeFile = "code";
 
 /** Runs a command against the kernel; errors are printed and set the exit code. */
 function run<A extends unknown[]>(action: (c: Clients, ...args: A) => Promise<void>): (...args: A) => Promise<void> {
@@ -41,7 +44,7 @@ function run<A extends unknown[]>(action: (c: Clients, ...args: A) => Promise<vo
     try {
       await action(connect(globals()), ...args);
     } catch (err) {
-      printError(err, json());
+      printError(err, json(), codeFile);
       process.exitCode = exitCodeOf(err);
     }
   };
@@ -52,7 +55,9 @@ function out(data: unknown, human: () => void): void {
   else human();
 }
 
-function bigints(_key: string, v: unknown): unknown {
+// protobuf-es messages as plain JSON: 64-bit integers as numbers, without their type tag.
+function bigints(key: string, v: unknown): unknown {
+  if (key === "$typeName") return undefined;
   return typeof v === "bigint" ? Number(v) : v;
 }
 
@@ -140,6 +145,7 @@ program
         o: { args?: string; limits?: string; grants?: string; supervision?: string; tag: string[] },
       ) => {
         const r = ref(target);
+        codeFile = file;
         const code = readCode(file);
         const limits = jsonObject(o.limits, "--limits");
         const grants = jsonObject(o.grants, "--grants");
@@ -261,6 +267,7 @@ program
   .option("--window <ms>", "roll back if the new version crashes within this time", int("--window"))
   .action(
     run(async (c, target: string, file: string, o: { window?: number }) => {
+      codeFile = file;
       const d = (await c.kernel.swap({ ref: ref(target), code: readCode(file), ...(o.window ? { rollbackWindowMs: o.window } : {}) }))
         .deployment;
       out(d, () => {
@@ -621,8 +628,10 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    // --help and --version exit 0; every other parse failure is a usage error (already printed).
+    // --help and --version exit 0; every other parse failure is a usage error (printed on stderr
+    // by commander, and as JSON on stdout with --json).
     process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (err.exitCode !== 0 && json()) printError(new UsageError(err.message.replace(/^error: /, "")), true);
   } else if (err instanceof UsageError) {
     printError(err, json());
     process.exitCode = EXIT.usage;
