@@ -97,6 +97,11 @@ describe("telemetry", () => {
     });
     await c.call({ ref: { tenant: "acme", service: "counter" } });
     await c.call({ ref: { tenant: "acme", service: "ghost" } }).catch((e: unknown) => assert.ok(e instanceof ConnectError));
+    // The request id ties the call's events together.
+    const deployed = (await kernel.events({ tenant: "acme", types: ["service_deployed"] })).events[0];
+    assert.equal(deployed?.correlationId, "test-request-1");
+    const created = (await kernel.events({ tenant: "acme", types: ["tenant_created"] })).events[0];
+    assert.equal(created?.correlationId, null, "an event the embedder caused has none");
     const m = await get("/metrics");
     assert.equal(m.status, 200);
     assert.match(String(m.headers["content-type"]), /text\/plain/);

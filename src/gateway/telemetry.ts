@@ -4,6 +4,7 @@ import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Kernel } from "../kernel/kernel.ts";
+import { withCorrelation } from "../kernel/log/correlation.ts";
 import type { ShedderStats } from "./shedder.ts";
 
 /**
@@ -72,7 +73,8 @@ export function createTelemetry(logger: Logger): Telemetry {
       else logger.warn(line, "call failed");
     };
     try {
-      const res = await next(req);
+      // The request id is the correlation id of the events the call causes.
+      const res = await withCorrelation(id, () => next(req));
       res.header.set("x-request-id", id);
       log("ok");
       return res;

@@ -12,6 +12,7 @@ import {
   type WriteOp,
 } from "../../store/store.ts";
 import { NAME_PATTERN } from "../names.ts";
+import { correlation } from "./correlation.ts";
 import { isEventType } from "./event-types.ts";
 
 /** One event of the log, as readers see it. */
@@ -456,7 +457,7 @@ export function draft(e: EventInput, wallTime: number): EventDraft {
   if (causationId !== null && (!Number.isSafeInteger(causationId) || causationId < 1)) {
     throw invalid("event causationId must be null or the id of an earlier event", "causationId");
   }
-  const correlationId = e.correlationId ?? null;
+  const correlationId = e.correlationId ?? correlation() ?? null;
   if (correlationId !== null && (typeof correlationId !== "string" || !CORRELATION_PATTERN.test(correlationId))) {
     throw invalid("event correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -", "correlationId");
   }
