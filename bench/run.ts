@@ -17,6 +17,7 @@ const BENCHMARKS = [
   "secrets",
   "storage",
   "gateway",
+  "admission",
 ] as const;
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.
 const CHILD_TIMEOUT_MS = 240_000;
