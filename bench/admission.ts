@@ -1,10 +1,12 @@
 // Admission under a flood: a quiet tenant's calls through the gateway, alone and while another
 // tenant floods it, in the same run. Targets (the gateway issue): the quiet tenant's success rate
 // stays >= 99% and its median latency <= 2x its solo figure.
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { fileURLToPath } from "node:url";
+import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { startGateway } from "../src/gateway/server.ts";
 import { KernelService } from "../src/gen/solo/v1/solo_pb.js";
@@ -12,7 +14,7 @@ import { openKernel } from "../src/index.ts";
 import { createCa, issueCert } from "../src/tls/certs.ts";
 import { fmtMs, fmtRatio, median, percentile, printTable, verdict } from "./stats.ts";
 
-const QUIET_CALLS = 100;
+const QUIET_CALLS = 300;
 const FLOOD_IN_FLIGHT = 512;
 const ROUNDS = 3;
 // A handler with a little work, so calls take scheduler time as real ones do.
@@ -46,7 +48,7 @@ async function tenantClient(tenant: string) {
 }
 
 const quiet = await tenantClient("quiet");
-const noisy = await tenantClient("noisy");
+await tenantClient("noisy");
 
 async function quietRound(): Promise<{ latencies: number[]; ok: number }> {
   const latencies: number[] = [];
@@ -67,19 +69,48 @@ async function quietRound(): Promise<{ latencies: number[]; ok: number }> {
 let floodOk = 0;
 let floodShed = 0;
 let floodOther = 0;
-async function flood(signal: AbortSignal): Promise<void> {
-  const lane = async (): Promise<void> => {
-    while (!signal.aborted) {
-      try {
-        await noisy.call({ ref: { tenant: "noisy", service: "work" } });
-        floodOk++;
-      } catch (err) {
-        if (err instanceof ConnectError && err.code === Code.ResourceExhausted) floodShed++;
-        else floodOther++;
-      }
-    }
+const noisyToken = (await kernel.tokens.grant({ tenant: "noisy", permissions: ["call:*"] })).token;
+
+// The flood runs in a child process, as a flooding client on another machine would: the gateway
+// pays for its calls, the quiet tenant's client does not.
+function flood(): { started: Promise<void>; stop: () => Promise<void> } {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL("./admission-flood.ts", import.meta.url))], {
+    env: {
+      ...process.env,
+      SOLO_BENCH_FLOOD: JSON.stringify({
+        url: gateway.url,
+        ca: ca.certPem,
+        cert: client.certPem,
+        key: client.keyPem,
+        token: noisyToken,
+        inFlight: FLOOD_IN_FLIGHT,
+      }),
+    },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  let out = "";
+  let onStart: () => void = () => undefined;
+  const started = new Promise<void>((res) => {
+    onStart = res;
+  });
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (d: string) => {
+    out += d;
+    if (out.includes("flooding")) onStart();
+  });
+  const exited = new Promise<void>((res) => child.on("exit", () => res()));
+  return {
+    started,
+    stop: async () => {
+      child.stdin.end();
+      await exited;
+      const last = out.trim().split("\n").pop() ?? "{}";
+      const counts = JSON.parse(last) as { served: number; shed: number; other: number };
+      floodOk += counts.served;
+      floodShed += counts.shed;
+      floodOther += counts.other;
+    },
   };
-  await Promise.all(Array.from({ length: FLOOD_IN_FLIGHT }, lane));
 }
 
 await quietRound(); // warm-up
@@ -91,21 +122,20 @@ for (let r = 0; r < ROUNDS; r++) {
   const a = await quietRound();
   solo.push(...a.latencies);
   soloOk += a.ok;
-  const stop = new AbortController();
-  const flooding = flood(stop.signal);
-  await new Promise((res) => setTimeout(res, 200));
+  const f = flood();
+  await f.started;
+  await new Promise((res) => setTimeout(res, 300));
   const b = await quietRound();
   flooded.push(...b.latencies);
   floodedOk += b.ok;
-  stop.abort();
-  await flooding;
+  await f.stop();
 }
 
 const total = ROUNDS * QUIET_CALLS;
 const ratio = median(flooded) / median(solo);
 const success = floodedOk / total;
 console.log(
-  `admission: 2 cores; the quiet tenant makes ${QUIET_CALLS} sequential calls per round, alone and while the noisy tenant keeps ${FLOOD_IN_FLIGHT} calls in flight; ${ROUNDS} rounds; default admission limits`,
+  `admission: 2 cores; the quiet tenant makes ${QUIET_CALLS} sequential calls per round, alone and while the noisy tenant keeps ${FLOOD_IN_FLIGHT} calls in flight from another process; ${ROUNDS} rounds; default admission limits`,
 );
 printTable([
   ["quiet tenant", "calls", "succeeded", "median", "p99"],
