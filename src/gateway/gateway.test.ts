@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect as http2Connect } from "node:http2";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { ErrorDetailSchema, KernelService, TokenService } from "../gen/solo/v1/solo_pb.js";
@@ -52,6 +54,18 @@ async function connectError(p: Promise<unknown>): Promise<ConnectError> {
     return err;
   }
   assert.fail("expected the call to fail");
+}
+
+const execFileAsync = promisify(execFile);
+
+// curl is on every machine this project's CI runs on (.ci/run installs it); elsewhere, say why not.
+function curlSkip(): string | false {
+  try {
+    const v = execFileSync("curl", ["--version"], { encoding: "utf8" });
+    return v.includes("nghttp2") ? false : "this curl has no HTTP/2 (nghttp2)";
+  } catch {
+    return process.env.CI === "true" ? false : "curl is not installed";
+  }
 }
 
 function reasonOf(err: ConnectError): string {
@@ -224,6 +238,65 @@ describe("the gateway", () => {
     const ok = await postJson("/solo.v1.KernelService/Health", "{}");
     assert.equal(ok.status, 200);
     assert.deepEqual((await kernel.list("acme")).map((x) => x.service).includes("big"), false, "nothing was deployed");
+  });
+
+  it("answers curl (HTTP/2, Connect JSON, a client certificate), as docs/api.md shows", {
+    skip: curlSkip(),
+  }, async () => {
+    const files = mkdtempSync(join(tmpdir(), "solo-curl-"));
+    try {
+      writeFileSync(join(files, "ca.crt"), ca.certPem);
+      writeFileSync(join(files, "c.crt"), client.certPem);
+      writeFileSync(join(files, "c.key"), client.keyPem, { mode: 0o600 });
+      const args = [
+        "--silent",
+        "--show-error",
+        "--http2",
+        "--cacert",
+        join(files, "ca.crt"),
+        "--cert",
+        join(files, "c.crt"),
+        "--key",
+        join(files, "c.key"),
+      ];
+      // Asynchronously: the gateway answering curl runs in this process.
+      const { stdout: out } = await execFileAsync(
+        "curl",
+        [
+          ...args,
+          "-H",
+          `authorization: Bearer ${adminToken}`,
+          "-H",
+          "content-type: application/json",
+          "-d",
+          JSON.stringify({ ref: { tenant: "acme", service: "counter" }, request: { add: 1000 } }),
+          `${gateway.url}/solo.v1.KernelService/Call`,
+        ],
+        { encoding: "utf8" },
+      );
+      assert.ok((JSON.parse(out) as { reply: number }).reply > 1000, out);
+      // Without a client certificate, curl's handshake (or its first request) is refused.
+      const refused = await execFileAsync(
+        "curl",
+        [
+          "--silent",
+          "--show-error",
+          "--http2",
+          "--cacert",
+          join(files, "ca.crt"),
+          "-d",
+          "{}",
+          `${gateway.url}/solo.v1.KernelService/Health`,
+        ],
+        { encoding: "utf8", timeout: 20_000 },
+      ).then(
+        () => false,
+        () => true,
+      );
+      assert.ok(refused, "curl without a certificate was answered");
+    } finally {
+      rmSync(files, { recursive: true, force: true });
+    }
   });
 
   it("maps the kernel's errors to Connect codes with Solo's reason, field and hint", async () => {
