@@ -349,6 +349,33 @@ describe("the gateway", () => {
     assert.equal(reasonOf(await connectError(c.call({ ref: { tenant: "acme", service: "counter" } }))), "SOLO_ERR_TOKEN_REVOKED");
   });
 
+  it("closes gracefully: calls in flight finish, new ones are refused", async () => {
+    // A second gateway on the same kernel, to close while a slow call runs through it.
+    const second = await startGateway(kernel, { port: 0, tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem } });
+    await kernel.deploy({
+      tenant: "acme",
+      service: "slow",
+      code: `export default { handleCall(r, s) { const end = Date.now() + 300; while (Date.now() < end) {} return { reply: "done", state: s } } }`,
+      limits: { cpuMsPerMessage: 2000 },
+    });
+    const t = createConnectTransport({
+      baseUrl: second.url,
+      httpVersion: "2",
+      nodeOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
+      interceptors: [auth(adminToken)],
+    });
+    const c = createClient(KernelService, t);
+    await c.health({}); // the connection is up
+    const inFlight = c.call({ ref: { tenant: "acme", service: "slow" } });
+    await new Promise((r) => setTimeout(r, 50));
+    const closed = second.close(5000);
+    const reply = await inFlight;
+    assert.equal(reply.reply?.kind.value, "done", "the call in flight finished");
+    await closed;
+    const after = await connectError(createClient(KernelService, t).health({}));
+    assert.ok([Code.Unavailable, Code.Canceled, Code.Unknown].includes(after.code), after.message);
+  });
+
   it("refuses a client without a certificate, with a foreign certificate, and plaintext HTTP/1.1", async () => {
     const foreignCa = await createCa({ commonName: "someone else" });
     const foreign = await issueCert(foreignCa, { commonName: "mallory", usage: "client" });
