@@ -19,6 +19,8 @@ export interface GatewayOptions {
   readonly readMaxBytes?: number;
   /** Admission limits (calls running and waiting, in all and per tenant). */
   readonly admission?: ShedderLimits;
+  /** Streams (FollowEvents) open at once, in all and per tenant; none wait. */
+  readonly streams?: ShedderLimits;
   /** Metrics (served on GET /metrics) and call logs. */
   readonly telemetry?: Telemetry;
 }
@@ -38,6 +40,7 @@ export interface Gateway {
 }
 
 const DEFAULT_PORT = 7443;
+const DEFAULT_STREAM_LIMITS: ShedderLimits = Object.freeze({ maxInFlight: 1024, maxInFlightPerLane: 32, maxQueuedPerLane: 0 });
 const DEFAULT_READ_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
@@ -49,10 +52,11 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
   const host = options.host ?? "127.0.0.1";
   const started = Date.now();
   const shedder = new Shedder(options.admission);
+  const streams = new Shedder(options.streams ?? DEFAULT_STREAM_LIMITS);
   const telemetry = options.telemetry;
   const connectHandler = connectNodeAdapter({
     routes: routes(kernel, started),
-    interceptors: telemetry ? [telemetry.interceptor, edge(kernel, shedder)] : [edge(kernel, shedder)],
+    interceptors: telemetry ? [telemetry.interceptor, edge(kernel, shedder, streams)] : [edge(kernel, shedder, streams)],
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
   });
   const server: Http2SecureServer = createSecureServer(

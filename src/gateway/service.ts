@@ -219,30 +219,58 @@ const validator = createValidator();
 
 /**
  * The edge of every call: the schema's constraints (protovalidate) are enforced, unary calls are
- * admitted through the caller's tenant lane of the shedder (streams and Health are not queued),
- * and every failure becomes a Connect error with Solo's details.
+ * admitted through the caller's tenant lane of the shedder (Health is not queued), streams take
+ * one of their tenant's stream slots for as long as they run, and every failure becomes a Connect
+ * error with Solo's details.
  */
-export function edge(kernel: Kernel, shedder: Shedder): Interceptor {
+export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder): Interceptor {
   return (next) => async (req) => {
     try {
-      if (req.stream) {
-        const input = req.method.input;
-        const messages = req.message;
-        return await next({
-          ...req,
-          message: (async function* () {
-            for await (const m of messages) {
-              check(input, m);
-              yield m;
-            }
-          })(),
-        });
-      }
-      check(req.method.input, req.message);
-      if (req.method.name === "Health") return await next(req);
       // A lane per tenant the token reaches ("*" for unscoped tokens, "" for no valid token).
       const reach = kernel.as(bearer(req.header.get("authorization"))).reach();
       const lane = reach.valid ? (reach.tenant ?? "*") : "";
+      if (req.stream) {
+        // A stream holds its lane's stream slot until it ends; a tenant at its limit is refused.
+        await streams.admit(lane, req.signal);
+        let held = true;
+        const release = (): void => {
+          if (held) streams.release(lane);
+          held = false;
+        };
+        try {
+          const input = req.method.input;
+          const messages = req.message;
+          const res = await next({
+            ...req,
+            message: (async function* () {
+              for await (const m of messages) {
+                check(input, m);
+                yield m;
+              }
+            })(),
+          });
+          if (!res.stream) {
+            release();
+            return res;
+          }
+          const out = res.message;
+          return {
+            ...res,
+            message: (async function* () {
+              try {
+                yield* out;
+              } finally {
+                release();
+              }
+            })(),
+          };
+        } catch (err) {
+          release();
+          throw err;
+        }
+      }
+      check(req.method.input, req.message);
+      if (req.method.name === "Health") return await next(req);
       await shedder.admit(lane, req.signal);
       try {
         return await next(req);

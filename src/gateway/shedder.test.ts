@@ -133,3 +133,67 @@ describe("admission at the gateway", () => {
     }
   });
 });
+
+describe("streams at the gateway", () => {
+  it("caps a tenant's open event streams, refusing the one over at once, and frees the slot when a stream ends", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "solo-streams-"));
+    const kernel = await openKernel({ dataDir: dir, schedulers: 1 });
+    const ca = await createCa({ commonName: "streams test" });
+    const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+    const client = await issueCert(ca, { commonName: "c", usage: "client" });
+    const gateway = await startGateway(kernel, {
+      port: 0,
+      tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+      streams: { maxInFlight: 100, maxInFlightPerLane: 2, maxQueuedPerLane: 0 },
+    });
+    try {
+      await kernel.tenants.create("acme");
+      const { token } = await kernel.tokens.grant({ tenant: "acme", permissions: ["events:read"] });
+      const auth: Interceptor = (next) => (req) => {
+        req.header.set("authorization", `Bearer ${token}`);
+        return next(req);
+      };
+      const c = createClient(
+        KernelService,
+        createConnectTransport({
+          baseUrl: gateway.url,
+          httpVersion: "2",
+          nodeOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
+          interceptors: [auth],
+        }),
+      );
+      // Each stream replays from event 1, so its first message proves it is open.
+      const open = async (signal: AbortSignal): Promise<string> => {
+        const it = c.followEvents({ fromId: 1n }, { signal })[Symbol.asyncIterator]();
+        try {
+          await it.next();
+          return "open";
+        } catch (err) {
+          return err instanceof ConnectError ? (err.findDetails(ErrorDetailSchema)[0]?.reason ?? Code[err.code]) : "other";
+        }
+      };
+      const a = new AbortController();
+      const b = new AbortController();
+      assert.equal(await open(a.signal), "open");
+      assert.equal(await open(b.signal), "open");
+      const third = new AbortController();
+      assert.equal(await open(third.signal), "SOLO_ERR_OVERLOADED");
+      a.abort();
+      // The slot comes back once the server sees the stream end.
+      let again = "";
+      for (let i = 0; i < 50 && again !== "open"; i++) {
+        const next = new AbortController();
+        again = await open(next.signal);
+        if (again !== "open") await new Promise((r) => setTimeout(r, 20));
+        else next.abort();
+      }
+      assert.equal(again, "open");
+      b.abort();
+      third.abort();
+    } finally {
+      await gateway.close(1000);
+      await kernel.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
