@@ -51,21 +51,7 @@ import { TenantRegistry } from "./tenants/tenants.ts";
 import { givenMasterKey, masterKeyFile } from "./vault/cipher.ts";
 import { Vault } from "./vault/vault.ts";
 
-export type {
-  CallOptions,
-  Deployment,
-  DeploySpec,
-  Kernel,
-  KernelObserver,
-  KernelOptions,
-  KernelStats,
-  LogEntry,
-  ServiceInfo,
-  ServiceState,
-  ServiceUsage,
-  SwapOptions,
-  TenantUsage,
-} from "./api.ts";
+export type * from "./api.ts";
 
 interface ServiceRecord {
   readonly tenant: string;

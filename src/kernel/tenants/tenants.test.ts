@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { after, before, describe, it } from "node:test";
-import { DEFAULT_TENANT_LIMITS, type Kernel, type KernelOptions, type LogEntry, openKernel, type SoloEvent } from "../../index.ts";
+import { before, describe, it } from "node:test";
+import { DEFAULT_TENANT_LIMITS, type Kernel, type LogEntry, type SoloEvent } from "../../index.ts";
 import { SQLITE_FILE } from "../../store/open.ts";
 import { rejection, until } from "../../test-support.ts";
+import { allEvents, payloadOf, testKernels } from "../test-kernels.ts";
 
 // A service with one durable value; its terminate leaves a log line, so a stop that ran it shows.
 const BOX = `export default {
@@ -25,43 +24,7 @@ const CRASHER = `export default {
   handleCall(req, state) { throw new Error("boom") },
 }`;
 
-const dirs: string[] = [];
-const kernels: Kernel[] = [];
-
-function freshDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "solo-tenants-"));
-  dirs.push(dir);
-  return dir;
-}
-
-async function start(dataDir: string, options: Omit<KernelOptions, "dataDir"> = {}): Promise<Kernel> {
-  const kernel = await openKernel({ dataDir, schedulers: 1, ...options });
-  kernels.push(kernel);
-  return kernel;
-}
-
-after(async () => {
-  for (const k of kernels) await k.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** An event's payload, as the shape the test expects (failing if there is no event). */
-function payloadOf<T>(event: SoloEvent | undefined): T {
-  assert.ok(event, "expected an event");
-  return event.payload as T;
-}
-
-/** Every event matching the query (admin read), paged through. */
-async function allEvents(kernel: Kernel, query: { tenant?: string; types?: string[] } = {}): Promise<SoloEvent[]> {
-  const out: SoloEvent[] = [];
-  let cursor: string | undefined;
-  for (;;) {
-    const page = await kernel.events({ ...query, limit: 1000, ...(cursor ? { cursor } : {}) });
-    out.push(...page.events);
-    if (!page.cursor) return out;
-    cursor = page.cursor;
-  }
-}
+const { freshDir, start } = testKernels("tenants");
 
 async function names(kernel: Kernel): Promise<string[]> {
   return (await kernel.tenants.list()).map((t) => t.name);

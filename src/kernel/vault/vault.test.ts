@@ -1,58 +1,22 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { after, before, describe, it } from "node:test";
-import { type Kernel, type KernelOptions, openKernel, type SoloError, type SoloEvent } from "../../index.ts";
+import { before, describe, it } from "node:test";
+import { type Kernel, openKernel, type SoloError } from "../../index.ts";
 import { openStore, SQLITE_FILE } from "../../store/open.ts";
 import { rejection, until } from "../../test-support.ts";
 import { lockDataDir } from "../data-dir.ts";
 import { EventLog } from "../log/event-log.ts";
+import { allEvents, payloadOf, testKernels } from "../test-kernels.ts";
 import { MASTER_KEY_FILE, masterKeyFile } from "./cipher.ts";
 import { type Accessor, Vault } from "./vault.ts";
 
 const PLAINTEXT = "correct horse battery staple";
 const READER: Accessor = { principal: "vault-test" };
 
-const dirs: string[] = [];
-const kernels: Kernel[] = [];
-
-function freshDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "solo-vault-"));
-  dirs.push(dir);
-  return dir;
-}
-
-async function start(dataDir: string, options: Omit<KernelOptions, "dataDir"> = {}): Promise<Kernel> {
-  const kernel = await openKernel({ dataDir, schedulers: 1, ...options });
-  kernels.push(kernel);
-  return kernel;
-}
-
-after(async () => {
-  for (const k of kernels) await k.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** An event's payload, as the shape the test expects (failing if there is no event). */
-function payloadOf<T>(event: SoloEvent | undefined): T {
-  assert.ok(event, "expected an event");
-  return event.payload as T;
-}
-
-/** The admin read of every event matching the query, paged through. */
-async function allEvents(kernel: Kernel, query: { tenant?: string; types?: string[] } = {}): Promise<SoloEvent[]> {
-  const out: SoloEvent[] = [];
-  let cursor: string | undefined;
-  for (;;) {
-    const page = await kernel.events({ ...query, limit: 1000, ...(cursor ? { cursor } : {}) });
-    out.push(...page.events);
-    if (!page.cursor) return out;
-    cursor = page.cursor;
-  }
-}
+const { freshDir, start } = testKernels("vault");
 
 /** Runs `fn` on the data directory's SQLite file (the kernel must be closed: it holds the file exclusively). */
 function withDb<T>(dir: string, fn: (db: DatabaseSync) => T): T {
