@@ -9,12 +9,16 @@ import { join } from "node:path";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { Command, CommanderError, Option } from "commander";
 import { issueClientCert } from "../gateway/credentials.ts";
 import type { Event, ServiceInfo, TokenInfo } from "../gen/solo/v1/solo_pb.js";
+import { createMcpServer } from "../mcp/server.ts";
 import { type Clients, type ConnectionOptions, connect } from "./connection.ts";
 import { bold, colours, dim, EXIT, exitCodeOf, green, printError, printFinding, table, UsageError } from "./output.ts";
 import { serve } from "./serve.ts";
+
+const VERSION = "0.1.0";
 
 interface GlobalOptions extends ConnectionOptions {
   readonly json?: boolean;
@@ -559,6 +563,20 @@ program
       );
     } catch (err) {
       printError(err, json());
+      process.exitCode = exitCodeOf(err);
+    }
+  });
+
+program
+  .command("mcp")
+  .description("serve Solo's operations as MCP tools on stdin/stdout, acting through the gateway with this CLI's credentials")
+  .action(async () => {
+    try {
+      const server = createMcpServer(connect(globals()), VERSION);
+      await server.connect(new StdioServerTransport());
+    } catch (err) {
+      // stdout belongs to the protocol: report on stderr only.
+      printError(err, false);
       process.exitCode = exitCodeOf(err);
     }
   });

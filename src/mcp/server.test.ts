@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+
+const SOLO = new URL("../cli/solo.ts", import.meta.url).pathname;
+const NODE_FLAGS = ["--disable-warning=ExperimentalWarning"];
+
+let dir: string;
+let server: ChildProcess;
+let env: Record<string, string>;
+let client: Client;
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...NODE_FLAGS, SOLO, ...args], { env, stdio: ["ignore", "pipe", "inherit"] });
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.on("exit", (code) => resolve({ code, stdout }));
+  });
+}
+
+async function tool(name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+  return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+function data<T>(r: CallToolResult): T {
+  assert.ok(!r.isError, `expected success, got ${JSON.stringify(r.content)}`);
+  return r.structuredContent as T;
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "solo-mcp-"));
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => v !== undefined && !k.startsWith("SOLO_"))) as Record<
+    string,
+    string
+  >;
+  server = spawn(process.execPath, [...NODE_FLAGS, SOLO, "start"], {
+    env: { ...base, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    server.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /gateway +(https:\/\/\S+)/.exec(out);
+      if (m && out.includes("Press Ctrl-C")) resolve(m[1] as string);
+    });
+    server.on("exit", (code) => reject(new Error(`solo start exited with ${code}: ${out}`)));
+  });
+  env = { ...base, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_URL: url };
+  assert.equal((await cli(["tenant", "create", "acme"])).code, 0);
+  client = new Client({ name: "solo-test-agent", version: "1.0.0" });
+  await client.connect(new StdioClientTransport({ command: process.execPath, args: [...NODE_FLAGS, SOLO, "mcp"], env, stderr: "inherit" }));
+});
+
+after(async () => {
+  await client?.close();
+  if (server && server.exitCode === null) {
+    server.kill("SIGTERM");
+    await new Promise((r) => server.once("exit", r));
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the MCP server (stdio)", () => {
+  it("lists Solo's tools, each with a description and an input schema", async () => {
+    const { tools } = await client.listTools();
+    const names = tools.map((t) => t.name).sort();
+    assert.deepEqual(names, [
+      "attenuate_token",
+      "call",
+      "cast",
+      "deploy",
+      "events",
+      "kill",
+      "list",
+      "restart",
+      "rollback",
+      "secret_names",
+      "status",
+      "swap",
+      "verify",
+    ]);
+    for (const t of tools) {
+      assert.ok((t.description ?? "").length > 20, `${t.name} has a description`);
+      assert.equal(t.inputSchema.type, "object");
+    }
+  });
+
+  it("runs an agent's loop: broken code -> findings -> fixed code -> call -> swap keeping state -> events", async () => {
+    const broken = await tool("deploy", { tenant: "acme", service: "counter", code: 'import fs from "fs";\nexport default {}' });
+    assert.equal(broken.isError, true);
+    const err = (
+      broken.structuredContent as {
+        error: { reason: string; details: { findings: Array<{ rule: string; line: number; column: number; hint?: string }> } };
+      }
+    ).error;
+    assert.equal(err.reason, "SOLO_ERR_DEPLOY_REJECTED");
+    const rules = err.details.findings.map((f) => `${f.rule}@${f.line}:${f.column}`);
+    assert.ok(rules.includes("no-import@1:1"), rules.join(", "));
+    assert.match((broken.content[0] as { text: string }).text, /line 1, column 1: no-import/);
+
+    const fixed = `export default {
+  init(args) { return { count: args?.start ?? 0 } },
+  handleCall(req, s) { s.count += 1; return { reply: s.count, state: s } },
+};`;
+    assert.equal(
+      data<{ version: number }>(await tool("deploy", { tenant: "acme", service: "counter", code: fixed, args: { start: 10 } })).version,
+      1,
+    );
+    assert.equal(data<{ reply: number }>(await tool("call", { tenant: "acme", service: "counter" })).reply, 11);
+    const v2 = `export default {
+  codeChange(from, s) { return s },
+  handleCall(req, s) { s.count += 100; return { reply: s.count, state: s } },
+};`;
+    assert.equal(data<{ version: number }>(await tool("swap", { tenant: "acme", service: "counter", code: v2 })).version, 2);
+    assert.equal(
+      data<{ reply: number }>(await tool("call", { tenant: "acme", service: "counter" })).reply,
+      111,
+      "the count survived the swap",
+    );
+    const events = data<{ events: Array<{ type: string }> }>(await tool("events", { tenant: "acme" })).events.map((e) => e.type);
+    for (const t of ["service_deployment_failed", "service_deployed", "hot_swap_started"])
+      assert.ok(events.includes(t), `${t} in ${events.join(", ")}`);
+    assert.equal(data<{ ok: boolean }>(await tool("verify", {})).ok, true);
+    assert.equal(
+      data<{ service: { state: string } }>(await tool("status", { tenant: "acme", service: "counter" })).service.state,
+      "running",
+    );
+  });
+
+  it("answers bad arguments, missing services and unknown tools with tool errors, changing nothing", async () => {
+    const before = data<{ services: unknown[] }>(await tool("list", { tenant: "acme" })).services.length;
+    const wrongType = await client.callTool({ name: "call", arguments: { tenant: 5, service: "counter" } }).catch((e: unknown) => e);
+    assert.ok(wrongType instanceof Error || (wrongType as CallToolResult).isError === true, JSON.stringify(wrongType));
+    const badName = await tool("deploy", { tenant: "Not Valid", service: "x", code: "export default {}" });
+    assert.equal(badName.isError, true);
+    const huge = await tool("deploy", { tenant: "acme", service: "huge", code: "x".repeat(1024 * 1024 + 1) }).catch((e: unknown) => e);
+    assert.ok(huge instanceof Error || (huge as CallToolResult).isError === true);
+    const missing = await tool("call", { tenant: "acme", service: "ghost" });
+    assert.equal(missing.isError, true);
+    assert.equal((missing.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_SERVICE_NOT_FOUND");
+    const unknown = await client.callTool({ name: "no_such_tool", arguments: {} }).catch((e: unknown) => e);
+    assert.ok(unknown instanceof Error || (unknown as CallToolResult).isError === true);
+    assert.equal(data<{ services: unknown[] }>(await tool("list", { tenant: "acme" })).services.length, before);
+  });
+
+  it("attenuates the token in use, and the derived token holds only what it was given", async () => {
+    const t = data<{ token: string; permissions: string[] }>(
+      await tool("attenuate_token", { permissions: ["call:counter"], label: "sub-agent" }),
+    );
+    assert.match(t.token, /^solo_/);
+    assert.deepEqual(t.permissions, ["call:counter"]);
+    const scoped = new Client({ name: "sub-agent", version: "1.0.0" });
+    await scoped.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [...NODE_FLAGS, SOLO, "mcp"],
+        env: { ...env, SOLO_TOKEN: t.token },
+        stderr: "inherit",
+      }),
+    );
+    try {
+      const ok = (await scoped.callTool({ name: "call", arguments: { tenant: "acme", service: "counter" } })) as CallToolResult;
+      assert.ok(!ok.isError, JSON.stringify(ok.content));
+      const denied = (await scoped.callTool({ name: "kill", arguments: { tenant: "acme", service: "counter" } })) as CallToolResult;
+      assert.equal(denied.isError, true);
+      assert.equal((denied.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
+    } finally {
+      await scoped.close();
+    }
+  });
+});
