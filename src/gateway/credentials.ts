@@ -23,11 +23,12 @@
  */
 import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from "node:crypto";
 import { constants } from "node:fs";
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SoloError } from "../errors.ts";
+import { isAlive, syncDir, TEMP_NAME, tempName, tryLock } from "../lock-file.ts";
 import { type AltName, createCa, issueCert, parseAltName } from "../tls/certs.ts";
 
 /** Where each credential lives, all under `<dataDir>/tls`. */
@@ -106,7 +107,6 @@ const ADMIN_CN = "solo-admin";
 const CLIENT_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** A stored token: one run of printable ASCII without spaces. */
 const TOKEN_TEXT = /^[\x21-\x7e]{1,1024}$/;
-const TEMP_NAME = /^.+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
 
 /** The paths of the credentials in a data directory (nothing is read or made). */
 export function credentialPaths(dataDir: string): CredentialPaths {
@@ -444,7 +444,7 @@ async function existing(paths: readonly string[]): Promise<string[]> {
 
 /** Writes a whole file or nothing: a private temporary file, fsynced, renamed, the directory fsynced. */
 async function writeAtomic(path: string, content: string, mode: 0o600 | 0o644): Promise<void> {
-  const temp = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  const temp = tempName(path);
   try {
     const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     try {
@@ -461,16 +461,6 @@ async function writeAtomic(path: string, content: string, mode: 0o600 | 0o644): 
     // The write's own error is the one worth reporting; a leftover temporary file is swept later.
     await rm(temp, { force: true }).catch(() => undefined);
     throw dataDirError(`cannot write ${path}: ${(err as Error).message}`, path, err);
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  if (process.platform === "win32") return;
-  const fh = await open(dir, constants.O_RDONLY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 
@@ -514,8 +504,6 @@ async function sweepTemps(dir: string): Promise<void> {
 
 /** Per directory, the tail of this process's queue of calls. */
 const queues = new Map<string, Promise<void>>();
-/** The tokens of the lock files this process holds or is taking. */
-const heldLocks = new Set<string>();
 
 /** Runs `fn` alone on the directory: after this process's earlier calls, and under the lock file. */
 async function exclusive<T>(paths: CredentialPaths, fn: () => Promise<T>): Promise<T> {
@@ -541,78 +529,31 @@ async function exclusive<T>(paths: CredentialPaths, fn: () => Promise<T>): Promi
 
 async function withLockFile<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const path = join(dir, LOCK_FILE);
-  const token = randomBytes(8).toString("hex");
-  const mine = `${process.pid}\n${token}\n`;
   const deadline = Date.now() + LOCK_WAIT_MS;
-  heldLocks.add(token);
-  try {
-    for (let delay = 2; !(await createWithContent(path, mine)); delay = Math.min(delay * 2, 50)) {
-      const content = await readLock(path);
-      if (content === undefined) continue; // released in between: try again at once
-      if (isStaleLock(content)) {
-        // Only if it still holds what we read, so a lock just taken by another caller stays.
-        if ((await readLock(path)) === content) await rm(path, { force: true });
-        continue;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    const taken = await tryLock(path).catch((err: unknown) => {
+      throw dataDirError(`cannot take the lock ${path}: ${(err as Error).message}`, path, err);
+    });
+    if ("lock" in taken) {
+      try {
+        return await fn();
+      } finally {
+        await taken.lock.release();
       }
-      if (Date.now() > deadline) {
-        const pid = Number.parseInt(content, 10);
-        throw new SoloError("SOLO_ERR_KERNEL_DATA_DIR_LOCKED", `${dir} has been locked by process ${pid} for ${LOCK_WAIT_MS / 1000} s`, {
+    }
+    if (Date.now() > deadline) {
+      const pid = taken.holder;
+      throw new SoloError(
+        "SOLO_ERR_KERNEL_DATA_DIR_LOCKED",
+        `${dir} has been locked by process ${pid ?? "?"} for ${LOCK_WAIT_MS / 1000} s`,
+        {
           file: path,
-          pid,
-          hint: `if process ${pid} is not a Solo process, remove ${path}`,
-        });
-      }
-      await sleep(delay);
+          ...(pid !== undefined ? { pid } : {}),
+          hint: pid !== undefined ? `if process ${pid} is not a Solo process, remove ${path}` : `retry; if it persists, remove ${path}`,
+        },
+      );
     }
-    try {
-      return await fn();
-    } finally {
-      if ((await readLock(path)) === mine) await rm(path, { force: true });
-    }
-  } finally {
-    heldLocks.delete(token);
-  }
-}
-
-async function readLock(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw dataDirError(`cannot read the lock ${path}: ${(err as Error).message}`, path, err);
-  }
-}
-
-function isStaleLock(content: string): boolean {
-  const [pidText, token] = content.split("\n");
-  const pid = Number(pidText);
-  if (!Number.isSafeInteger(pid) || pid <= 0) return true; // not a lock this module wrote
-  // Our own pid is alive only for a lock this process holds: a process restarted with the same
-  // pid (pid 1 in a container) takes over what its crashed predecessor left.
-  return pid === process.pid ? !heldLocks.has(token ?? "") : !isAlive(pid);
-}
-
-/** Creates `target` holding `content` from its first instant (a private file hard-linked into place); false if it exists. */
-async function createWithContent(target: string, content: string): Promise<boolean> {
-  const temp = `${target}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-  try {
-    await writeFile(temp, content, { mode: 0o600, flag: "wx" });
-    await link(temp, target);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw dataDirError(`cannot take the lock ${target}: ${(err as Error).message}`, target, err);
-  } finally {
-    await rm(temp, { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    await sleep(delay);
   }
 }
 

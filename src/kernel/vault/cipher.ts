@@ -3,6 +3,7 @@ import { constants } from "node:fs";
 import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SoloError } from "../../errors.ts";
+import { syncDir } from "../../lock-file.ts";
 
 /** The key every vault data key is wrapped under. Never logged; its id is. */
 export interface MasterKey {
@@ -151,16 +152,6 @@ async function writeKeyFile(path: string, key: Buffer): Promise<void> {
   const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
     await fh.writeFile(`${key.toString("base64")}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  if (process.platform === "win32") return;
-  const fh = await open(dir, constants.O_RDONLY);
-  try {
     await fh.sync();
   } finally {
     await fh.close();
