@@ -916,16 +916,7 @@ class KernelImpl implements Kernel, SessionHost {
 
   // A token cannot give a service more than it holds: each grant needs its permission.
   private async checkGrantable(p: Principal, tenant: string, service: string, grants: ServiceGrants): Promise<void> {
-    if (p.kind === "system") return;
-    const target = { operation: "deploy", tenant, subject: service };
-    for (const need of grantPermissions(grants)) {
-      try {
-        this.auth().check(p, target, need);
-      } catch (err) {
-        await this.auth().denied(err, target, p);
-        throw err;
-      }
-    }
+    for (const need of grantPermissions(grants)) await this.auth().permit(p, { operation: "deploy", tenant, subject: service }, need);
   }
 
   // A service's use of a power it was not granted, recorded at most once a minute per service
@@ -1021,6 +1012,10 @@ class KernelImpl implements Kernel, SessionHost {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  permit(p: TokenPrincipal, target: Target, need: Permission | null): Promise<void> {
+    return this.auth().permit(p, target, need);
   }
 
   denied(err: unknown, target: Target, principal?: TokenPrincipal): Promise<void> {

@@ -125,6 +125,8 @@ export interface SessionHost {
     | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal };
   /** Whether a token is valid and which tenant it reaches; records nothing. */
   reach(token: unknown): { readonly valid: boolean; readonly tenant: string | null };
+  /** Checks a principal already verified (by `verifyToken`); audits a denial. */
+  permit(p: TokenPrincipal, target: Target, need: Permission | null): Promise<void>;
   /** Verifies the token only (any valid token may do what needs no permission); audits a failure. */
   verifyToken(token: unknown, operation: string): Promise<TokenPrincipal>;
   denied(err: unknown, target: Target, principal?: TokenPrincipal): Promise<void>;
@@ -295,10 +297,11 @@ export class Session implements KernelSession {
   }
 
   private async verifyScope(operation: string, asked: unknown): Promise<TokenPrincipal> {
-    // First the token alone, to learn its reach; then the check against the tenant it reads.
+    // First the token, to learn its reach; then the check against the tenant it reads.
     const who = await this.verifyOnly(operation);
     const tenant = typeof asked === "string" ? asked : who.tenant;
-    return this.gate(operation, tenant, { action: "events:read" });
+    await this.host.permit(who, { operation, tenant, subject: null }, { action: "events:read" });
+    return who;
   }
 
   async events(query?: EventQuery): Promise<EventPage> {
@@ -329,16 +332,20 @@ export class Session implements KernelSession {
 
   async verify(): Promise<VerifyReport> {
     const who = await this.verifyOnly("verify");
-    await this.gate("verify", who.tenant, { action: "events:read" });
+    await this.host.permit(who, { operation: "verify", tenant: who.tenant, subject: null }, { action: "events:read" });
     return this.host.verify();
   }
 
   readonly tokens: KernelSession["tokens"] = {
     grant: async (spec) => {
       const asked = specTenant(spec);
+      if (asked !== undefined) {
+        const p = await this.gate("tokens.grant", asked, { action: "tokens:grant" });
+        return this.host.grantToken(p, spec, "tokens.grant");
+      }
       // An omitted tenant means the granter's own (as for attenuate).
-      const tenant = asked === undefined ? (await this.verifyOnly("tokens.grant")).tenant : asked;
-      const p = await this.gate("tokens.grant", tenant, { action: "tokens:grant" });
+      const p = await this.verifyOnly("tokens.grant");
+      await this.host.permit(p, { operation: "tokens.grant", tenant: p.tenant, subject: null }, { action: "tokens:grant" });
       return this.host.grantToken(p, spec, "tokens.grant");
     },
     attenuate: async (spec) => {
@@ -377,8 +384,9 @@ export class Session implements KernelSession {
       const t = checkTenant(name);
       const who = await this.verifyOnly("tenants.get");
       // A scoped token may read its own tenant's record.
-      if (who.tenant === t) await this.gate("tenants.get", t, { action: "services:read" });
-      else await this.gate("tenants.get", null, { action: "tenants:read" }, t);
+      if (who.tenant === t)
+        await this.host.permit(who, { operation: "tenants.get", tenant: t, subject: null }, { action: "services:read" });
+      else await this.host.permit(who, { operation: "tenants.get", tenant: null, subject: t }, { action: "tenants:read" });
       return this.host.tenants.get(t);
     },
     update: async (name, limits) => {

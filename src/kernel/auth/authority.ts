@@ -96,6 +96,16 @@ export class Authority {
     return { ok: true, principal };
   }
 
+  /** Checks an already verified principal against `target` and `need`; audits a denial. */
+  async permit(p: Principal, target: Target, need: Need): Promise<void> {
+    try {
+      this.check(p, target, need);
+    } catch (err) {
+      await this.denied(err, target, p.kind === "token" ? p : undefined);
+      throw err;
+    }
+  }
+
   /** Verifies `token` alone (for what any valid token may do); audits a failure. */
   async verifyToken(token: unknown, operation: string): Promise<TokenPrincipal> {
     let principal: TokenPrincipal;

@@ -1045,6 +1045,33 @@ describe("capabilities", () => {
     });
   });
 
+  describe("verifications counted", () => {
+    it("counts one verification per operation, whatever checks the operation makes", async () => {
+      const { kernel, dir } = await openFresh(new ManualClock());
+      try {
+        await kernel.tenants.create("acme");
+        const t = await kernel.tokens.grant({ tenant: "acme", permissions: ["events:read", "services:read", "tokens:grant"] });
+        const s = kernel.as(t.token);
+        const ops: Array<[string, () => Promise<unknown>]> = [
+          ["events", () => s.events()],
+          ["verify", () => s.verify()],
+          ["tenants.get", () => s.tenants.get("acme")],
+          ["tokens.grant without a tenant", () => s.tokens.grant({ permissions: ["events:read"] })],
+          ["list", () => s.list("acme")],
+        ];
+        for (const [name, op] of ops) {
+          const before = kernel.stats().verifications;
+          await op();
+          assert.equal(kernel.stats().verifications - before, 1, name);
+        }
+      } finally {
+        await flush(kernel);
+        await kernel.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe("token secrecy", () => {
     let dir: string;
     let kernel: Kernel | undefined;
