@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeName } from "../gateway/errors.ts";
 import { ErrorDetailSchema } from "../gen/solo/v1/solo_pb.js";
 
 /** The CLI's exit codes (docs/cli.md). */
@@ -93,7 +94,7 @@ export function errorData(err: unknown): {
     const d = err.findDetails(ErrorDetailSchema)[0];
     const unreachable = err.code === Code.Unavailable && !d;
     return {
-      code: Code[err.code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`)),
+      code: codeName(err.code),
       reason: d?.reason ?? (unreachable ? "unreachable" : ""),
       message: err.rawMessage,
       ...(d?.field ? { field: d.field } : {}),
@@ -130,4 +131,15 @@ export function printFinding(
   const label = f.severity === "warning" ? yellow(f.rule, on) : red(f.rule, on);
   out.write(`${file}:${f.line}:${f.column} ${label} ${f.message}\n`);
   if (f.hint) out.write(`  ${dim("hint:", on)} ${f.hint}\n`);
+}
+
+/** JSON.stringify's replacer for protobuf-es messages: 64-bit integers as numbers, no type tag. */
+export function jsonReplacer(key: string, v: unknown): unknown {
+  if (key === "$typeName") return undefined;
+  return typeof v === "bigint" ? Number(v) : v;
+}
+
+/** A message (or any value) as plain JSON data. */
+export function plainJson(v: unknown): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(v ?? {}, jsonReplacer)) as Record<string, unknown>;
 }

@@ -15,7 +15,7 @@ import { issueClientCert } from "../gateway/credentials.ts";
 import type { Event, ServiceInfo, TokenInfo } from "../gen/solo/v1/solo_pb.js";
 import { createMcpServer } from "../mcp/server.ts";
 import { type Clients, type ConnectionOptions, connect } from "./connection.ts";
-import { bold, colours, dim, EXIT, exitCodeOf, green, printError, printFinding, table, UsageError } from "./output.ts";
+import { bold, colours, dim, EXIT, exitCodeOf, green, jsonReplacer, printError, printFinding, table, UsageError } from "./output.ts";
 import { serve } from "./serve.ts";
 
 const VERSION = "0.1.0";
@@ -55,14 +55,8 @@ function run<A extends unknown[]>(action: (c: Clients, ...args: A) => Promise<vo
 }
 
 function out(data: unknown, human: () => void): void {
-  if (json()) process.stdout.write(`${JSON.stringify(data, bigints)}\n`);
+  if (json()) process.stdout.write(`${JSON.stringify(data, jsonReplacer)}\n`);
   else human();
-}
-
-// protobuf-es messages as plain JSON: 64-bit integers as numbers, without their type tag.
-function bigints(key: string, v: unknown): unknown {
-  if (key === "$typeName") return undefined;
-  return typeof v === "bigint" ? Number(v) : v;
 }
 
 function ref(text: string): { tenant: string; service: string } {
@@ -512,7 +506,7 @@ tenant
   .action(
     run(async (c, name: string) => {
       const t = (await c.tenants.get({ name })).tenant;
-      out(t, () => process.stdout.write(`${JSON.stringify(t, bigints, 2)}\n`));
+      out(t, () => process.stdout.write(`${JSON.stringify(t, jsonReplacer, 2)}\n`));
     }),
   );
 tenant

@@ -23,6 +23,13 @@ const CODES: Readonly<Record<ErrorCode, Code>> = {
   unauthenticated: Code.Unauthenticated,
 };
 
+const NAMES: ReadonlyMap<Code, ErrorCode> = new Map(Object.entries(CODES).map(([name, code]) => [code, name as ErrorCode]));
+
+/** A Connect code by Solo's name for it (`invalid_argument`, ...). */
+export function codeName(code: Code): ErrorCode {
+  return NAMES.get(code) ?? "unknown";
+}
+
 /**
  * Any failure as the error a client sees: its Connect code, its message, and a
  * `solo.v1.ErrorDetail` with the reason, the field at fault, the hint and the other details.

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Kernel } from "../kernel/kernel.ts";
 import { withCorrelation } from "../kernel/log/correlation.ts";
+import { codeName } from "./errors.ts";
 import type { ShedderStats } from "./shedder.ts";
 
 /**
@@ -203,7 +204,3 @@ const GAUGES = [
   "solo_gateway_calls_queued",
   "solo_gateway_shed",
 ];
-
-function codeName(code: Code): string {
-  return Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
-}

@@ -4,7 +4,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { Clients } from "../cli/connection.ts";
-import { errorData } from "../cli/output.ts";
+import { errorData, jsonReplacer, plainJson } from "../cli/output.ts";
 
 const NAME = z
   .string()
@@ -109,13 +109,14 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
   server.registerTool(
     "list",
     { description: "A tenant's services with their state, version, restarts and usage.", inputSchema: { tenant: NAME } },
-    async ({ tenant }) => run(async () => ({ services: (await solo.kernel.list({ tenant })).services.map(plain) })),
+    async ({ tenant }) => run(async () => ({ services: (await solo.kernel.list({ tenant })).services.map(plainJson) })),
   );
 
   server.registerTool(
     "status",
     { description: "One service's state, version, usage, limits, grants, breaker and last crash.", inputSchema: ref },
-    async ({ tenant, service }) => run(async () => ({ service: plain((await solo.kernel.status({ ref: { tenant, service } })).service) })),
+    async ({ tenant, service }) =>
+      run(async () => ({ service: plainJson((await solo.kernel.status({ ref: { tenant, service } })).service) })),
   );
 
   server.registerTool(
@@ -171,7 +172,7 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
   server.registerTool(
     "verify",
     { description: "Walk the event log's hash chain and report whether it is whole.", inputSchema: {} },
-    async () => run(async () => plain(await solo.kernel.verify({}))),
+    async () => run(async () => plainJson(await solo.kernel.verify({}))),
   );
 
   server.registerTool(
@@ -211,8 +212,8 @@ async function run(fn: () => Promise<Record<string, unknown>>): Promise<CallTool
   try {
     const data = await fn();
     return {
-      content: [{ type: "text", text: JSON.stringify(data, bigints) }],
-      structuredContent: JSON.parse(JSON.stringify(data, bigints)),
+      content: [{ type: "text", text: JSON.stringify(data, jsonReplacer) }],
+      structuredContent: plainJson(data),
     };
   } catch (err) {
     const e = errorData(err);
@@ -227,20 +228,11 @@ async function run(fn: () => Promise<Record<string, unknown>>): Promise<CallTool
     return {
       isError: true,
       content: [{ type: "text", text: lines.join("\n") }],
-      structuredContent: { error: JSON.parse(JSON.stringify(e, bigints)) as Record<string, unknown> },
+      structuredContent: { error: plainJson(e) },
     };
   }
 }
 
 function findings(fs: ReadonlyArray<{ rule: string; severity: string; message: string; line: number; column: number; hint: string }>) {
   return fs.map((f) => ({ rule: f.rule, severity: f.severity, message: f.message, line: f.line, column: f.column, hint: f.hint }));
-}
-
-function plain(v: unknown): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(v ?? {}, bigints)) as Record<string, unknown>;
-}
-
-function bigints(key: string, v: unknown): unknown {
-  if (key === "$typeName") return undefined;
-  return typeof v === "bigint" ? Number(v) : v;
 }
