@@ -226,6 +226,10 @@ const validator = createValidator();
 export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder): Interceptor {
   return (next) => async (req) => {
     try {
+      if (!req.stream) {
+        check(req.method.input, req.message);
+        if (req.method.name === "Health") return await next(req);
+      }
       // A lane per tenant the token reaches ("*" for unscoped tokens, "" for no valid token).
       const reach = kernel.as(bearer(req.header.get("authorization"))).reach();
       const lane = reach.valid ? (reach.tenant ?? "*") : "";
@@ -269,8 +273,6 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder): Interc
           throw err;
         }
       }
-      check(req.method.input, req.message);
-      if (req.method.name === "Health") return await next(req);
       await shedder.admit(lane, req.signal);
       try {
         return await next(req);

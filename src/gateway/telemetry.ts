@@ -3,7 +3,7 @@ import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Kernel } from "../kernel/kernel.ts";
+import type { Kernel, KernelStats } from "../kernel/kernel.ts";
 import { withCorrelation } from "../kernel/log/correlation.ts";
 import { codeName } from "./errors.ts";
 import type { ShedderStats } from "./shedder.ts";
@@ -92,6 +92,17 @@ export function createTelemetry(logger: Logger): Telemetry {
     interceptor,
     attach(kernel, admission) {
       const unobserve = kernel.observe({ commit: (ms) => commit.observe(ms / 1000) });
+      // One snapshot of the kernel per scrape, however many gauges read it.
+      let snapshot: KernelStats | undefined;
+      const stats = (): KernelStats => {
+        if (!snapshot) {
+          snapshot = kernel.stats();
+          setImmediate(() => {
+            snapshot = undefined;
+          });
+        }
+        return snapshot;
+      };
       [
         new Gauge({
           name: "solo_services",
@@ -100,8 +111,7 @@ export function createTelemetry(logger: Logger): Telemetry {
           registers: [registry],
           collect() {
             this.reset();
-            for (const t of kernel.stats().tenants)
-              for (const [state, n] of Object.entries(t.services)) this.set({ tenant: t.tenant, state }, n);
+            for (const t of stats().tenants) for (const [state, n] of Object.entries(t.services)) this.set({ tenant: t.tenant, state }, n);
           },
         }),
         new Gauge({
@@ -111,7 +121,7 @@ export function createTelemetry(logger: Logger): Telemetry {
           registers: [registry],
           collect() {
             this.reset();
-            for (const t of kernel.stats().tenants) this.set({ tenant: t.tenant }, t.restarts);
+            for (const t of stats().tenants) this.set({ tenant: t.tenant }, t.restarts);
           },
         }),
         new Gauge({
@@ -121,7 +131,7 @@ export function createTelemetry(logger: Logger): Telemetry {
           registers: [registry],
           collect() {
             this.reset();
-            for (const t of kernel.stats().tenants) this.set({ tenant: t.tenant }, t.memoryBytes);
+            for (const t of stats().tenants) this.set({ tenant: t.tenant }, t.memoryBytes);
           },
         }),
         new Gauge({
@@ -131,7 +141,7 @@ export function createTelemetry(logger: Logger): Telemetry {
           registers: [registry],
           collect() {
             this.reset();
-            for (const t of kernel.stats().tenants) this.set({ tenant: t.tenant }, t.mailbox);
+            for (const t of stats().tenants) this.set({ tenant: t.tenant }, t.mailbox);
           },
         }),
         new Gauge({
@@ -140,7 +150,7 @@ export function createTelemetry(logger: Logger): Telemetry {
           labelNames: ["state"] as const,
           registers: [registry],
           collect() {
-            for (const [state, n] of Object.entries(kernel.stats().breakers)) this.set({ state }, n);
+            for (const [state, n] of Object.entries(stats().breakers)) this.set({ state }, n);
           },
         }),
         new Gauge({
@@ -148,7 +158,7 @@ export function createTelemetry(logger: Logger): Telemetry {
           help: "Appends and writes waiting for the event log's next commit.",
           registers: [registry],
           collect() {
-            this.set(kernel.stats().log.queued);
+            this.set(stats().log.queued);
           },
         }),
         new Gauge({
@@ -156,7 +166,7 @@ export function createTelemetry(logger: Logger): Telemetry {
           help: "Successful capability token verifications since the kernel opened.",
           registers: [registry],
           collect() {
-            this.set(kernel.stats().verifications);
+            this.set(stats().verifications);
           },
         }),
         new Gauge({

@@ -1027,9 +1027,7 @@ class KernelImpl implements Kernel, SessionHost {
   }
 
   tokenInfo(id: string): TokenInfo {
-    const found = this.auth()
-      .tokens.list((r) => r.id === id, this.opts.clock.now())
-      .at(0);
+    const found = this.auth().tokens.info(id, this.opts.clock.now());
     if (!found) throw new SoloError("SOLO_ERR_TOKEN_NOT_FOUND", `no token ${id}`, { tokenId: id });
     return found;
   }

@@ -135,6 +135,12 @@ export class TokenTable {
     return { row: { ...spec, id, hash: hash("sha256", token, "hex"), revokedAt: null }, token };
   }
 
+  /** One token's description, or undefined. */
+  info(id: string, now: number): TokenInfo | undefined {
+    const e = this.byId.get(id);
+    return e ? tokenInfo(e.row, e.permissions, now) : undefined;
+  }
+
   get(id: string): TokenRow | undefined {
     return this.byId.get(id)?.row;
   }
