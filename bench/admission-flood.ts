@@ -1,7 +1,7 @@
 // The noisy tenant of bench/admission.ts, in its own process (as a real flooding client is): keeps
 // FLOOD_IN_FLIGHT calls in flight until stdin closes, then prints what happened as JSON.
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { gatewayTransport } from "../src/gateway/client.ts";
 import { KernelService } from "../src/gen/solo/v1/solo_pb.js";
 
 const c = JSON.parse(process.env.SOLO_BENCH_FLOOD ?? "{}") as {
@@ -12,20 +12,7 @@ const c = JSON.parse(process.env.SOLO_BENCH_FLOOD ?? "{}") as {
   token: string;
   inFlight: number;
 };
-const auth: Interceptor = (next) => (req) => {
-  req.header.set("authorization", `Bearer ${c.token}`);
-  return next(req);
-};
-const noisy = createClient(
-  KernelService,
-  createConnectTransport({
-    baseUrl: c.url,
-    httpVersion: "2",
-    useBinaryFormat: true,
-    nodeOptions: { ca: c.ca, cert: c.cert, key: c.key },
-    interceptors: [auth],
-  }),
-);
+const noisy = createClient(KernelService, gatewayTransport({ ...c, protocol: "connect-binary" }));
 let stop = false;
 process.stdin.on("end", () => {
   stop = true;

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createClient } from "@connectrpc/connect";
+import { gatewayTransport } from "../src/gateway/client.ts";
 import { startGateway } from "../src/gateway/server.ts";
 import { KernelService } from "../src/gen/solo/v1/solo_pb.js";
 import { openKernel } from "../src/index.ts";
@@ -31,19 +31,9 @@ async function tenantClient(tenant: string) {
   await kernel.tenants.create(tenant);
   await kernel.deploy({ tenant, service: "work", code: CODE });
   const { token } = await kernel.tokens.grant({ tenant, permissions: ["call:*"] });
-  const auth: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
   return createClient(
     KernelService,
-    createConnectTransport({
-      baseUrl: gateway.url,
-      httpVersion: "2",
-      useBinaryFormat: true,
-      nodeOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
-      interceptors: [auth],
-    }),
+    gatewayTransport({ url: gateway.url, ca: ca.certPem, cert: client.certPem, key: client.keyPem, token, protocol: "connect-binary" }),
   );
 }
 

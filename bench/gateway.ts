@@ -21,8 +21,9 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
-import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { bearer } from "../src/gateway/client.ts";
 import { credentialPaths } from "../src/gateway/credentials.ts";
 import { startGateway } from "../src/gateway/server.ts";
 import { Shedder } from "../src/gateway/shedder.ts";
@@ -76,10 +77,7 @@ const gateway = await startGateway(kernel, { port: 0, tls });
 
 // ---- the subjects ---------------------------------------------------------------------------------
 
-const bearer: Interceptor = (next) => (req) => {
-  req.header.set("authorization", `Bearer ${token}`);
-  return next(req);
-};
+const auth = bearer(token);
 const CALL = { ref: { tenant: TENANT, service: SERVICE } };
 let gatewayCalls = 0;
 let kernelCalls = 0;
@@ -89,7 +87,7 @@ type TransportBase = Pick<Parameters<typeof createGrpcTransport>[0], "baseUrl" |
 /** Calls through `connections` transports (each its own HTTP/2 connection), taking turns. */
 function viaGateway(make: (o: TransportBase) => Transport, connections: number): Call {
   const clients = Array.from({ length: connections }, () =>
-    createClient(KernelService, make({ baseUrl: gateway.url, nodeOptions, interceptors: [bearer] })),
+    createClient(KernelService, make({ baseUrl: gateway.url, nodeOptions, interceptors: [auth] })),
   );
   let turn = 0;
   return async () => {

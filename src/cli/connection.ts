@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type Client, createClient } from "@connectrpc/connect";
+import { gatewayTransport } from "../gateway/client.ts";
 import { credentialPaths } from "../gateway/credentials.ts";
 import { KernelService, SecretService, TenantService, TokenService } from "../gen/solo/v1/solo_pb.js";
 import { UsageError } from "./output.ts";
@@ -51,14 +51,12 @@ export function connect(o: ConnectionOptions): Clients {
     }
   };
   const token = (o.token ?? env.SOLO_TOKEN ?? read("the token file", undefined, paths.adminToken)).trim();
-  const transport: Transport = createGrpcTransport({
-    baseUrl: url,
-    nodeOptions: {
-      cert: read("--cert", o.cert ?? env.SOLO_CERT, paths.adminCert),
-      key: read("--key", o.key ?? env.SOLO_KEY, paths.adminKey),
-      ca: read("--ca", o.ca ?? env.SOLO_CA, paths.caCert),
-    },
-    interceptors: [bearer(token)],
+  const transport = gatewayTransport({
+    url,
+    cert: read("--cert", o.cert ?? env.SOLO_CERT, paths.adminCert),
+    key: read("--key", o.key ?? env.SOLO_KEY, paths.adminKey),
+    ca: read("--ca", o.ca ?? env.SOLO_CA, paths.caCert),
+    token,
   });
   return {
     kernel: createClient(KernelService, transport),
@@ -66,12 +64,5 @@ export function connect(o: ConnectionOptions): Clients {
     secrets: createClient(SecretService, transport),
     tenants: createClient(TenantService, transport),
     url,
-  };
-}
-
-function bearer(token: string): Interceptor {
-  return (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
   };
 }

@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ErrorDetailSchema, KernelService, TokenService } from "../gen/solo/v1/solo_pb.js";
 import { type Kernel, openKernel } from "../index.ts";
 import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
+import { gatewayTransport } from "./client.ts";
 import { type Gateway, startGateway } from "./server.ts";
 
 const COUNTER = `export default {
@@ -28,21 +28,13 @@ let server: CertAndKey;
 let client: CertAndKey;
 let adminToken: string;
 
-function auth(token: string | undefined): Interceptor {
-  return (next) => (req) => {
-    if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
-}
-
 function transports(token: string | undefined, cert: CertAndKey = client) {
-  const nodeOptions = { ca: ca.certPem, cert: cert.certPem, key: cert.keyPem };
-  const common = { baseUrl: gateway.url, httpVersion: "2" as const, nodeOptions, interceptors: [auth(token)] };
+  const o = { url: gateway.url, ca: ca.certPem, cert: cert.certPem, key: cert.keyPem, ...(token !== undefined ? { token } : {}) };
   return {
-    connect: createConnectTransport(common),
-    connectBinary: createConnectTransport({ ...common, useBinaryFormat: true }),
-    grpc: createGrpcTransport(common),
-    grpcWeb: createGrpcWebTransport(common),
+    connect: gatewayTransport({ ...o, protocol: "connect" }),
+    connectBinary: gatewayTransport({ ...o, protocol: "connect-binary" }),
+    grpc: gatewayTransport({ ...o, protocol: "grpc" }),
+    grpcWeb: gatewayTransport({ ...o, protocol: "grpc-web" }),
   };
 }
 
@@ -358,11 +350,13 @@ describe("the gateway", () => {
       code: `export default { handleCall(r, s) { const end = Date.now() + 300; while (Date.now() < end) {} return { reply: "done", state: s } } }`,
       limits: { cpuMsPerMessage: 2000 },
     });
-    const t = createConnectTransport({
-      baseUrl: second.url,
-      httpVersion: "2",
-      nodeOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
-      interceptors: [auth(adminToken)],
+    const t = gatewayTransport({
+      url: second.url,
+      ca: ca.certPem,
+      cert: client.certPem,
+      key: client.keyPem,
+      token: adminToken,
+      protocol: "connect",
     });
     const c = createClient(KernelService, t);
     await c.health({}); // the connection is up

@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ErrorDetailSchema, KernelService } from "../gen/solo/v1/solo_pb.js";
 import { openKernel } from "../index.ts";
 import { rejection } from "../test-support.ts";
 import { createCa, issueCert } from "../tls/certs.ts";
+import { gatewayTransport } from "./client.ts";
 import { startGateway } from "./server.ts";
 import { Shedder } from "./shedder.ts";
 
@@ -95,15 +95,13 @@ describe("admission at the gateway", () => {
       }
       const clientFor = async (tenant: string) => {
         const { token } = await kernel.tokens.grant({ tenant, permissions: ["call:*"] });
-        const auth: Interceptor = (next) => (req) => {
-          req.header.set("authorization", `Bearer ${token}`);
-          return next(req);
-        };
-        const transport = createConnectTransport({
-          baseUrl: gateway.url,
-          httpVersion: "2",
-          nodeOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
-          interceptors: [auth],
+        const transport = gatewayTransport({
+          url: gateway.url,
+          ca: ca.certPem,
+          cert: client.certPem,
+          key: client.keyPem,
+          token,
+          protocol: "connect",
         });
         return createClient(KernelService, transport);
       };
@@ -149,18 +147,9 @@ describe("streams at the gateway", () => {
     try {
       await kernel.tenants.create("acme");
       const { token } = await kernel.tokens.grant({ tenant: "acme", permissions: ["events:read"] });
-      const auth: Interceptor = (next) => (req) => {
-        req.header.set("authorization", `Bearer ${token}`);
-        return next(req);
-      };
       const c = createClient(
         KernelService,
-        createConnectTransport({
-          baseUrl: gateway.url,
-          httpVersion: "2",
-          nodeOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
-          interceptors: [auth],
-        }),
+        gatewayTransport({ url: gateway.url, ca: ca.certPem, cert: client.certPem, key: client.keyPem, token, protocol: "connect" }),
       );
       // Each stream replays from event 1, so its first message proves it is open.
       const open = async (signal: AbortSignal): Promise<string> => {

@@ -5,12 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { ConnectError, createClient } from "@connectrpc/connect";
 import pino from "pino";
 import { KernelService } from "../gen/solo/v1/solo_pb.js";
 import { type Kernel, openKernel } from "../index.ts";
 import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
+import { gatewayTransport } from "./client.ts";
 import { type Gateway, startGateway } from "./server.ts";
 import { createTelemetry } from "./telemetry.ts";
 
@@ -77,18 +77,16 @@ after(async () => {
 
 describe("telemetry", () => {
   it("counts and times calls by method and code, and reads the kernel's state at each scrape", async () => {
-    const auth: Interceptor = (next) => (req) => {
-      req.header.set("authorization", `Bearer ${token}`);
-      req.header.set("x-request-id", "test-request-1");
-      return next(req);
-    };
     const c = createClient(
       KernelService,
-      createConnectTransport({
-        baseUrl: gateway.url,
-        httpVersion: "2",
-        nodeOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
-        interceptors: [auth],
+      gatewayTransport({
+        url: gateway.url,
+        ca: ca.certPem,
+        cert: client.certPem,
+        key: client.keyPem,
+        token,
+        protocol: "connect",
+        headers: { "x-request-id": "test-request-1" },
       }),
     );
     await c.deploy({
