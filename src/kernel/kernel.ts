@@ -24,7 +24,7 @@ import type {
   SwapOptions,
   TenantUsage,
 } from "./api.ts";
-import { Authority, type Target } from "./auth/authority.ts";
+import { Authority, type Decision, type Target } from "./auth/authority.ts";
 import type { Permission } from "./auth/permissions.ts";
 import { type GrantedToken, type Principal, SYSTEM, type TokenInfo, type TokenPrincipal, TokenTable } from "./auth/tokens.ts";
 import { type CallOutcome, CircuitBreaker } from "./breaker/breaker.ts";
@@ -980,13 +980,7 @@ class KernelImpl implements Kernel, SessionHost {
     }
   }
 
-  decide(
-    token: unknown,
-    target: Target,
-    need: Permission,
-  ):
-    | { readonly ok: true; readonly principal: TokenPrincipal }
-    | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal } {
+  decide(token: unknown, target: Target, need: Permission): Decision {
     try {
       this.assertOpen();
     } catch (error) {

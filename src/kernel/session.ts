@@ -1,5 +1,5 @@
 import { SoloError } from "../errors.ts";
-import type { Target, TokenSpec } from "./auth/authority.ts";
+import type { Decision, Target, TokenSpec } from "./auth/authority.ts";
 import type { Permission } from "./auth/permissions.ts";
 import type { GrantedToken, Principal, TokenInfo, TokenPrincipal } from "./auth/tokens.ts";
 // Types the session shares with the kernel, imported as types only (no cycle at run time).
@@ -116,13 +116,7 @@ export interface KernelSession {
 export interface SessionHost {
   authorize(token: unknown, target: Target, need: Permission | null): Promise<TokenPrincipal>;
   /** The same decision, synchronously: a denial must then be recorded with `denied`. */
-  decide(
-    token: unknown,
-    target: Target,
-    need: Permission,
-  ):
-    | { readonly ok: true; readonly principal: TokenPrincipal }
-    | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal };
+  decide(token: unknown, target: Target, need: Permission): Decision;
   /** Whether a token is valid and which tenant it reaches; records nothing. */
   reach(token: unknown): { readonly valid: boolean; readonly tenant: string | null };
   /** Checks a principal already verified (by `verifyToken`); audits a denial. */

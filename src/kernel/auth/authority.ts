@@ -25,6 +25,11 @@ export interface TokenSpec {
   readonly label?: string;
 }
 
+/** A verified principal allowed to go on, or the denial (to record with `denied` before reporting it). */
+export type Decision =
+  | { readonly ok: true; readonly principal: TokenPrincipal }
+  | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal };
+
 /** What an operation needs: a permission, or (for the tenant- and vault-wide operations) an unscoped token. */
 export type Need = Permission | null;
 
@@ -78,13 +83,7 @@ export class Authority {
    * The same decision without a promise, for the call path: the principal (counted), or the
    * denial, which the caller must record with {@link denied} before reporting it.
    */
-  decide(
-    token: unknown,
-    target: Target,
-    need: Need,
-  ):
-    | { readonly ok: true; readonly principal: TokenPrincipal }
-    | { readonly ok: false; readonly error: unknown; readonly principal?: TokenPrincipal } {
+  decide(token: unknown, target: Target, need: Need): Decision {
     let principal: TokenPrincipal | undefined;
     try {
       principal = this.tokens.verify(token, this.now());
