@@ -288,6 +288,32 @@ describe("solo (the command line against a running kernel)", () => {
     assert.ok(h.stderr.includes(`${bad}:2:16 default-export `), h.stderr);
   });
 
+  it("shows a service's history and prints any version's source exactly as deployed", async () => {
+    const v1 = `${COUNTER}\n// first\n`;
+    const v2 = `${COUNTER}\n// second\n`;
+    await sj(["deploy", "acme/hist", file("hist1.js", v1)]);
+    await sj(["swap", "acme/hist", file("hist2.js", v2)]);
+    const h = await sj<Array<{ version: number; current: boolean; sha256: string }>>(["history", "acme/hist"]);
+    assert.deepEqual(
+      h.map((v) => [v.version, v.current]),
+      [
+        [1, false],
+        [2, true],
+      ],
+    );
+    const [cur, first, human] = await Promise.all([
+      sh(["source", "acme/hist"]),
+      sh(["source", "acme/hist", "1"]),
+      sh(["history", "acme/hist"]),
+    ]);
+    assert.equal(cur.stdout, v2);
+    assert.equal(first.stdout, v1);
+    assert.match(human.stdout, /^\* +2 +\S+ +\d+ +[0-9a-f]{16}$/m);
+    assert.equal((await sj<JsonError>(["source", "acme/hist", "5"], 4)).error.reason, "SOLO_ERR_VERSION_NOT_FOUND");
+    assert.match((await sh(["source", "acme/hist", "two"], 2)).stderr, /version must be a whole number/);
+    await sj(["kill", "acme/hist"]);
+  });
+
   it("--json prints the results' fields only, without protobuf-es's internal $typeName", async () => {
     const results = await Promise.all([
       sj(["status", "acme/counter"]),

@@ -300,6 +300,34 @@ program
     }),
   );
 
+program
+  .command("history")
+  .description("every version of a service that ran, oldest first (* marks the current one)")
+  .argument("<tenant/service>")
+  .action(
+    run(async (c, target: string) => {
+      const { versions } = await c.kernel.history({ ref: ref(target) });
+      out(versions, () =>
+        table([
+          ["", "VERSION", "DEPLOYED", "BYTES", "SHA-256"],
+          ...versions.map((v) => [v.current ? "*" : "", String(v.version), v.deployedAt, String(v.codeBytes), v.sha256.slice(0, 16)]),
+        ]),
+      );
+    }),
+  );
+
+program
+  .command("source")
+  .description("a service's source, exactly as deployed (default: the current version)")
+  .argument("<tenant/service>")
+  .argument("[version]", "this version instead", int("version"))
+  .action(
+    run(async (c, target: string, version: number | undefined) => {
+      const s = await c.kernel.source({ ref: ref(target), ...(version ? { version } : {}) });
+      out(s, () => process.stdout.write(s.code.endsWith("\n") ? s.code : `${s.code}\n`));
+    }),
+  );
+
 // ---- events ---------------------------------------------------------------------------------
 
 program

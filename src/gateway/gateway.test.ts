@@ -138,6 +138,33 @@ describe("the gateway", () => {
     assert.equal(verified.ok, true);
   });
 
+  it("serves a service's version history and each version's source, gated by services:read", async () => {
+    const c = createClient(KernelService, transports(adminToken).connect);
+    const ref = { tenant: "acme", service: "history" };
+    await c.deploy({ ref, code: COUNTER });
+    const v2 = `// v2\n${COUNTER}`;
+    await c.swap({ ref, code: v2 });
+    const h = await c.history({ ref });
+    assert.deepEqual(
+      h.versions.map((v) => [v.version, v.current, v.codeBytes]),
+      [
+        [1, false, Buffer.byteLength(COUNTER)],
+        [2, true, Buffer.byteLength(v2)],
+      ],
+    );
+    assert.equal((await c.source({ ref })).code, v2);
+    assert.equal((await c.source({ ref, version: 1 })).code, COUNTER);
+    const missing = await connectError(c.source({ ref, version: 9 }));
+    assert.equal(missing.code, Code.NotFound);
+    assert.equal(reasonOf(missing), "SOLO_ERR_VERSION_NOT_FOUND");
+    const bad = await connectError(c.history({ ref: { tenant: "acme", service: "Bad Name" } }));
+    assert.equal(bad.code, Code.InvalidArgument);
+    const caller = (await kernel.tokens.grant({ tenant: "acme", permissions: ["call:history"] })).token;
+    const denied = await connectError(createClient(KernelService, transports(caller).connect).source({ ref }));
+    assert.equal(denied.code, Code.PermissionDenied);
+    await c.kill({ ref });
+  });
+
   it("follows events as a server stream, resuming from an id", async () => {
     await kernel.deploy({
       tenant: "acme",

@@ -91,6 +91,14 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
         const entries = await as(ctx).logs(req.ref?.tenant ?? "", req.ref?.service ?? "");
         return { entries: entries.map((e) => ({ level: e.level, text: e.text, at: e.at })) };
       },
+      async history(req, ctx) {
+        const versions = await as(ctx).versions(req.ref?.tenant ?? "", req.ref?.service ?? "");
+        return { versions: versions.map((v) => ({ ...v, grants: plain(v.grants) })) };
+      },
+      async source(req, ctx) {
+        const s = await as(ctx).source(req.ref?.tenant ?? "", req.ref?.service ?? "", req.version || undefined);
+        return { version: s.version, deployedAt: s.deployedAt, sha256: s.sha256, code: s.code };
+      },
       async usage(req, ctx) {
         return { usage: plain(await as(ctx).tenantUsage(req.tenant)) };
       },

@@ -152,6 +152,29 @@ export interface ServiceInfo {
   readonly grants: Readonly<Record<string, unknown>>;
 }
 
+/** One deployed version of a service, as `versions()` lists it. */
+export interface ServiceVersion {
+  readonly version: number;
+  readonly deployedAt: string;
+  /** The source's size in UTF-8 bytes, and its SHA-256 (lower-case hex): what `source()` returns. */
+  readonly codeBytes: number;
+  readonly sha256: string;
+  /** The powers this version was granted. */
+  readonly grants: Readonly<Record<string, unknown>>;
+  /** Whether this is the version the service runs now (or would run again after `restart()`). */
+  readonly current: boolean;
+}
+
+/** One version's source, exactly as it was deployed (TypeScript keeps its types). */
+export interface ServiceSource {
+  readonly tenant: string;
+  readonly service: string;
+  readonly version: number;
+  readonly deployedAt: string;
+  readonly sha256: string;
+  readonly code: string;
+}
+
 /** One line a service logged. */
 export interface LogEntry {
   readonly tenant: string;
@@ -200,6 +223,10 @@ export interface Kernel {
   rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
   /** The most recent log lines of a service (up to 200). */
   logs(tenant: string, service: string): LogEntry[];
+  /** Every version of a service that ran, oldest first, with the current one marked (killed services' too). */
+  versions(tenant: string, service: string): Promise<ServiceVersion[]>;
+  /** The source of one version of a service, exactly as deployed (default: the current version). */
+  source(tenant: string, service: string, version?: number): Promise<ServiceSource>;
   /** One page of the event log, oldest first unless `order: "desc"`; `cursor` continues it. */
   events(query?: EventQuery): Promise<EventPage>;
   /**

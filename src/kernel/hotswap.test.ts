@@ -189,3 +189,57 @@ describe("rollback()", () => {
     assert.deepEqual(rolled[0]?.payload, { from: 3, to: 1, by: "operator" });
   });
 });
+
+describe("versions() and source()", () => {
+  it("list every version with the current one marked, and return each version's source as deployed", async () => {
+    const { k, dataDir } = await kernelWith();
+    const ts = `export default { init(): number { return 0 }, handleCall(r: unknown, n: number) { return { reply: n, state: n } } };`;
+    await k.deploy({ tenant: "hist", service: "c", code: V1 });
+    await k.swap("hist", "c", V2, { rollbackWindowMs: 0 });
+    await k.swap("hist", "c", `${ts}\n`, { rollbackWindowMs: 0 });
+    await k.rollback("hist", "c", 2);
+    const vs = await k.versions("hist", "c");
+    assert.deepEqual(
+      vs.map((v) => [v.version, v.current]),
+      [
+        [1, false],
+        [2, true],
+        [3, false],
+      ],
+    );
+    assert.equal(vs[2]?.codeBytes, Buffer.byteLength(`${ts}\n`));
+    assert.match(vs[0]?.sha256 ?? "", /^[0-9a-f]{64}$/);
+    assert.deepEqual(vs[0]?.grants, (await k.versions("hist", "c"))[1]?.grants);
+    assert.equal((await k.source("hist", "c")).code, V2);
+    const v3 = await k.source("hist", "c", 3);
+    assert.equal(v3.code, `${ts}\n`, "TypeScript comes back with its types, byte for byte");
+    assert.equal(v3.sha256, vs[2]?.sha256);
+
+    // A killed service's history stays readable, also after the kernel reopens.
+    await k.kill("hist", "c");
+    await k.close();
+    const again = await openKernel({ dataDir, schedulers: 1 });
+    kernels.push(again);
+    assert.deepEqual(
+      (await again.versions("hist", "c")).map((v) => v.version),
+      [1, 2, 3],
+    );
+    assert.equal((await again.source("hist", "c", 1)).code, V1);
+  });
+
+  it("refuses an unknown service, a missing version and a malformed one precisely", async () => {
+    const { k } = await kernelWith();
+    await k.deploy({ tenant: "hist", service: "c", code: V1 });
+    assert.equal((await rejection(k.versions("hist", "nope"))).reason, "SOLO_ERR_SERVICE_NOT_FOUND");
+    assert.equal((await rejection(k.source("nobody", "c"))).reason, "SOLO_ERR_SERVICE_NOT_FOUND");
+    const missing = await rejection(k.source("hist", "c", 7));
+    assert.equal(missing.reason, "SOLO_ERR_VERSION_NOT_FOUND");
+    assert.deepEqual(missing.details.versions, [1]);
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      const e = await rejection(k.source("hist", "c", bad));
+      assert.equal(e.reason, "SOLO_ERR_REQUEST_INVALID");
+      assert.equal(e.details.field, "version");
+    }
+    assert.equal((await rejection(k.versions("hist", "../etc"))).code, "invalid_argument");
+  });
+});

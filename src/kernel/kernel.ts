@@ -19,8 +19,10 @@ import type {
   KernelStats,
   LogEntry,
   ServiceInfo,
+  ServiceSource,
   ServiceState,
   ServiceUsage,
+  ServiceVersion,
   SwapOptions,
   TenantUsage,
 } from "./api.ts";
@@ -136,7 +138,7 @@ class KernelImpl implements Kernel, SessionHost {
   private readonly placement = new Map<string, number>();
   private readonly deploying = new Set<string>();
   /** The highest version each service has ever had, so versions never repeat across restarts. */
-  private readonly versions = new Map<string, number>();
+  private readonly highestVersion = new Map<string, number>();
   /** Each service's circuit breaker, by tenant/service; a new version starts with a closed one. */
   private readonly breakers = new Map<string, CircuitBreaker>();
   private nextSid = 0;
@@ -213,7 +215,7 @@ class KernelImpl implements Kernel, SessionHost {
         stopServices: (tenant) => this.stopTenantServices(tenant),
         forget: (tenant) => this.forgetTenant(tenant),
       });
-      for (const v of await this.db.latestVersions()) this.versions.set(`${v.tenant}/${v.service}`, v.version);
+      for (const v of await this.db.latestVersions()) this.highestVersion.set(`${v.tenant}/${v.service}`, v.version);
       await this.pool.ready();
       await this.recover();
     } catch (err) {
@@ -389,7 +391,7 @@ class KernelImpl implements Kernel, SessionHost {
     if (p.kind === "system") await this.lifecycle().ensure(tenant);
     else if (!this.tenantsOrThrow().has(tenant)) throw this.tenantsOrThrow().missing(tenant);
     const key = `${tenant}/${service}`;
-    const version = (this.versions.get(key) ?? 0) + 1;
+    const version = (this.highestVersion.get(key) ?? 0) + 1;
     try {
       const { code, args, limits, supervision, meta, grants } = this.checkDeploy(fields);
       await this.checkGrantable(p, tenant, service, grants);
@@ -411,7 +413,7 @@ class KernelImpl implements Kernel, SessionHost {
       const { stripped, findings } = this.analyzeCode(code, service, "deploy");
       if (this.lifecycle().isDeleting(tenant)) throw tenantBusy(tenant, "is being deleted");
       // Taken now, so a number never comes back even if the outcome of the write is unknown.
-      this.versions.set(key, version);
+      this.highestVersion.set(key, version);
       this.deploying.add(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
       const wasRestarting = previous?.state === "restarting";
@@ -489,7 +491,7 @@ class KernelImpl implements Kernel, SessionHost {
         }
         record.causeId = event.id;
         this.afterStart(record);
-        this.versions.set(key, version);
+        this.highestVersion.set(key, version);
         this.breakers.delete(key);
         return { tenant, service, version, findings };
       } catch (err) {
@@ -848,6 +850,61 @@ class KernelImpl implements Kernel, SessionHost {
     return [...this.lookup(tenant, service).logs];
   }
 
+  async versions(tenant: string, service: string): Promise<ServiceVersion[]> {
+    const { history, current } = await this.history(tenant, service);
+    return history.map((d) => ({
+      version: d.version,
+      deployedAt: new Date(d.deployedAt).toISOString(),
+      codeBytes: Buffer.byteLength(d.code),
+      sha256: createHash("sha256").update(d.code).digest("hex"),
+      grants: grantsData(grantsOf(d)),
+      current: d.version === current,
+    }));
+  }
+
+  async source(tenant: string, service: string, version?: number): Promise<ServiceSource> {
+    if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) {
+      throw new SoloError("SOLO_ERR_REQUEST_INVALID", "source: version must be a positive integer", { field: "version" });
+    }
+    const { history, current } = await this.history(tenant, service);
+    const want = version ?? current;
+    const d = history.find((h) => h.version === want);
+    if (!d) {
+      throw new SoloError("SOLO_ERR_VERSION_NOT_FOUND", `service ${service} has no version ${want}`, {
+        tenant,
+        service,
+        versions: history.map((h) => h.version),
+        hint: "versions(tenant, service) lists the versions there are",
+      });
+    }
+    return {
+      tenant: d.tenant,
+      service: d.service,
+      version: d.version,
+      deployedAt: new Date(d.deployedAt).toISOString(),
+      sha256: createHash("sha256").update(d.code).digest("hex"),
+      code: d.code,
+    };
+  }
+
+  // A service's stored versions, and the one it runs now: the registry's, else (killed, and the
+  // kernel reopened since) the latest. A tenant's deletion removes its history with it.
+  private async history(tenant: string, service: string): Promise<{ history: DeploymentRecord[]; current: number }> {
+    this.assertOpen();
+    const t = checkTenant(tenant);
+    const s = checkService(service);
+    const history = await this.storeOrThrow().deploymentHistory(t, s);
+    const last = history.at(-1);
+    if (!last) {
+      throw new SoloError("SOLO_ERR_SERVICE_NOT_FOUND", `no service named ${s} in tenant ${t}`, {
+        tenant: t,
+        service: s,
+        hint: "list(tenant) shows the deployed services",
+      });
+    }
+    return { history, current: this.byTenant.get(t)?.get(s)?.version ?? last.version };
+  }
+
   close(): Promise<void> {
     this.closed ??= (async () => {
       for (const r of this.bySid.values()) {
@@ -1074,7 +1131,7 @@ class KernelImpl implements Kernel, SessionHost {
     for (const r of this.byTenant.get(tenant)?.values() ?? []) {
       this.bySid.delete(r.sid);
       this.breakers.delete(`${tenant}/${r.service}`);
-      this.versions.delete(`${tenant}/${r.service}`);
+      this.highestVersion.delete(`${tenant}/${r.service}`);
     }
     this.byTenant.delete(tenant);
     this.placement.delete(tenant);
@@ -1504,7 +1561,7 @@ class KernelImpl implements Kernel, SessionHost {
     const checked = this.checkCode(code, "swap");
     const windowMs = checkWindow(options);
     const key = this.claim(r);
-    const version = (this.versions.get(key) ?? 0) + 1;
+    const version = (this.highestVersion.get(key) ?? 0) + 1;
     try {
       const { fresh, state, findings } = await (async () => {
         const { stripped, findings } = this.analyzeCode(checked, r.service, "swap");
@@ -1530,7 +1587,7 @@ class KernelImpl implements Kernel, SessionHost {
         // Killed while the scheduler was swapping: the instance is gone, and so is the swap.
         fresh.killed = true;
         fresh.state = "stopped";
-        this.versions.set(key, version); // the number ran, however briefly: it is not given out again
+        this.highestVersion.set(key, version); // the number ran, however briefly: it is not given out again
         throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed during the swap`, {
           tenant: r.tenant,
           service: r.service,
@@ -1568,7 +1625,7 @@ class KernelImpl implements Kernel, SessionHost {
         ],
       );
       fresh.causeId = (events[0] as SoloEvent).id;
-      this.versions.set(key, version);
+      this.highestVersion.set(key, version);
       this.breakers.delete(key);
       // The verdict goes to whichever record carries this watch when the window ends: an
       // operator's restart() inside the window hands the watch on to the restarted instance.

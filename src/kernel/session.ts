@@ -3,7 +3,17 @@ import type { Decision, Target, TokenSpec } from "./auth/authority.ts";
 import type { Permission } from "./auth/permissions.ts";
 import type { GrantedToken, Principal, TokenInfo, TokenPrincipal } from "./auth/tokens.ts";
 // Types the session shares with the kernel, imported as types only (no cycle at run time).
-import type { CallOptions, Deployment, DeploySpec, LogEntry, ServiceInfo, SwapOptions, TenantUsage } from "./kernel.ts";
+import type {
+  CallOptions,
+  Deployment,
+  DeploySpec,
+  LogEntry,
+  ServiceInfo,
+  ServiceSource,
+  ServiceVersion,
+  SwapOptions,
+  TenantUsage,
+} from "./kernel.ts";
 import type { TenantLimits } from "./limits.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
@@ -99,6 +109,8 @@ export interface KernelSession {
   swap(tenant: string, service: string, code: string, options?: SwapOptions): Promise<Deployment>;
   rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
   logs(tenant: string, service: string): Promise<LogEntry[]>;
+  versions(tenant: string, service: string): Promise<ServiceVersion[]>;
+  source(tenant: string, service: string, version?: number): Promise<ServiceSource>;
   /** Events of the token's tenant (an unscoped token: any tenant, or all). */
   events(query?: EventQuery): Promise<EventPage>;
   subscribe(options?: SubscribeOptions): AsyncIterableIterator<SoloEvent>;
@@ -138,6 +150,8 @@ export interface SessionHost {
   swap(tenant: string, service: string, code: string, options?: SwapOptions): Promise<Deployment>;
   rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
   logs(tenant: string, service: string): LogEntry[];
+  versions(tenant: string, service: string): Promise<ServiceVersion[]>;
+  source(tenant: string, service: string, version?: number): Promise<ServiceSource>;
   eventsIn(query: EventQuery | undefined, scope: { tenant: string; floor: number } | undefined): Promise<EventPage>;
   subscribeIn(
     options: SubscribeOptions | undefined,
@@ -275,6 +289,20 @@ export class Session implements KernelSession {
     const s = checkService(svc);
     await this.gate("logs", t, { action: "services:read" }, s);
     return this.host.logs(t, s);
+  }
+
+  async versions(tenant: string, svc: string): Promise<ServiceVersion[]> {
+    const t = checkTenant(tenant);
+    const s = checkService(svc);
+    await this.gate("versions", t, { action: "services:read" }, s);
+    return this.host.versions(t, s);
+  }
+
+  async source(tenant: string, svc: string, version?: number): Promise<ServiceSource> {
+    const t = checkTenant(tenant);
+    const s = checkService(svc);
+    await this.gate("source", t, { action: "services:read" }, s);
+    return this.host.source(t, s, version);
   }
 
   // A scoped token reads its own tenant's events (of this incarnation of it) whatever the query

@@ -143,6 +143,8 @@ describe("capabilities", () => {
       { name: "swap", need: "deploy:counter", run: (s) => s.swap("acme", "counter", counter("v3")) },
       { name: "rollback", need: "deploy:counter", run: (s) => s.rollback("acme", "counter") },
       { name: "logs", need: "services:read", run: (s) => s.logs("acme", "counter") },
+      { name: "versions", need: "services:read", run: (s) => s.versions("acme", "counter") },
+      { name: "source", need: "services:read", run: (s) => s.source("acme", "counter") },
       { name: "events", need: "events:read", run: (s) => s.events({ tenant: "acme" }) },
       { name: "subscribe", need: "events:read", run: (s) => s.subscribe({ tenant: "acme" }).next() },
       {
@@ -389,6 +391,18 @@ describe("capabilities", () => {
           permission: "services:read",
           tenant: "acme",
           run: async (s) => assert.ok(Array.isArray(await s.logs("acme", "counter"))),
+        },
+        {
+          name: "versions",
+          permission: "services:read",
+          tenant: "acme",
+          run: async (s) => assert.equal((await s.versions("acme", "counter")).at(-1)?.current, true),
+        },
+        {
+          name: "source",
+          permission: "services:read",
+          tenant: "acme",
+          run: async (s) => assert.match((await s.source("acme", "counter")).code, /handleCall/),
         },
         {
           name: "restart",

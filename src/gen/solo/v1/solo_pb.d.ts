@@ -673,6 +673,143 @@ export declare type LogsResponse = Message<"solo.v1.LogsResponse"> & {
 export declare const LogsResponseSchema: GenMessage<LogsResponse>;
 
 /**
+ * @generated from message solo.v1.HistoryRequest
+ */
+export declare type HistoryRequest = Message<"solo.v1.HistoryRequest"> & {
+  /**
+   * @generated from field: solo.v1.ServiceRef ref = 1;
+   */
+  ref?: ServiceRef | undefined;
+};
+
+/**
+ * Describes the message solo.v1.HistoryRequest.
+ * Use `create(HistoryRequestSchema)` to create a new message.
+ */
+export declare const HistoryRequestSchema: GenMessage<HistoryRequest>;
+
+/**
+ * One version of a service that ran.
+ *
+ * @generated from message solo.v1.ServiceVersion
+ */
+export declare type ServiceVersion = Message<"solo.v1.ServiceVersion"> & {
+  /**
+   * @generated from field: uint32 version = 1;
+   */
+  version: number;
+
+  /**
+   * @generated from field: string deployed_at = 2;
+   */
+  deployedAt: string;
+
+  /**
+   * The source's size in UTF-8 bytes and its SHA-256 (lower-case hex).
+   *
+   * @generated from field: uint32 code_bytes = 3;
+   */
+  codeBytes: number;
+
+  /**
+   * @generated from field: string sha256 = 4;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: google.protobuf.Struct grants = 5;
+   */
+  grants?: JsonObject | undefined;
+
+  /**
+   * The version the service runs now (or would run again after a restart).
+   *
+   * @generated from field: bool current = 6;
+   */
+  current: boolean;
+};
+
+/**
+ * Describes the message solo.v1.ServiceVersion.
+ * Use `create(ServiceVersionSchema)` to create a new message.
+ */
+export declare const ServiceVersionSchema: GenMessage<ServiceVersion>;
+
+/**
+ * @generated from message solo.v1.HistoryResponse
+ */
+export declare type HistoryResponse = Message<"solo.v1.HistoryResponse"> & {
+  /**
+   * Oldest first.
+   *
+   * @generated from field: repeated solo.v1.ServiceVersion versions = 1;
+   */
+  versions: ServiceVersion[];
+};
+
+/**
+ * Describes the message solo.v1.HistoryResponse.
+ * Use `create(HistoryResponseSchema)` to create a new message.
+ */
+export declare const HistoryResponseSchema: GenMessage<HistoryResponse>;
+
+/**
+ * @generated from message solo.v1.SourceRequest
+ */
+export declare type SourceRequest = Message<"solo.v1.SourceRequest"> & {
+  /**
+   * @generated from field: solo.v1.ServiceRef ref = 1;
+   */
+  ref?: ServiceRef | undefined;
+
+  /**
+   * 0: the current version.
+   *
+   * @generated from field: uint32 version = 2;
+   */
+  version: number;
+};
+
+/**
+ * Describes the message solo.v1.SourceRequest.
+ * Use `create(SourceRequestSchema)` to create a new message.
+ */
+export declare const SourceRequestSchema: GenMessage<SourceRequest>;
+
+/**
+ * @generated from message solo.v1.SourceResponse
+ */
+export declare type SourceResponse = Message<"solo.v1.SourceResponse"> & {
+  /**
+   * @generated from field: uint32 version = 1;
+   */
+  version: number;
+
+  /**
+   * @generated from field: string deployed_at = 2;
+   */
+  deployedAt: string;
+
+  /**
+   * @generated from field: string sha256 = 3;
+   */
+  sha256: string;
+
+  /**
+   * Exactly as deployed (TypeScript keeps its types).
+   *
+   * @generated from field: string code = 4;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message solo.v1.SourceResponse.
+ * Use `create(SourceResponseSchema)` to create a new message.
+ */
+export declare const SourceResponseSchema: GenMessage<SourceResponse>;
+
+/**
  * @generated from message solo.v1.UsageRequest
  */
 export declare type UsageRequest = Message<"solo.v1.UsageRequest"> & {
@@ -1688,6 +1825,26 @@ export declare const KernelService: GenService<{
     methodKind: "unary";
     input: typeof LogsRequestSchema;
     output: typeof LogsResponseSchema;
+  },
+  /**
+   * Every version of a service that ran, oldest first, the current one marked.
+   *
+   * @generated from rpc solo.v1.KernelService.History
+   */
+  history: {
+    methodKind: "unary";
+    input: typeof HistoryRequestSchema;
+    output: typeof HistoryResponseSchema;
+  },
+  /**
+   * One version's source, exactly as deployed.
+   *
+   * @generated from rpc solo.v1.KernelService.Source
+   */
+  source: {
+    methodKind: "unary";
+    input: typeof SourceRequestSchema;
+    output: typeof SourceResponseSchema;
   },
   /**
    * @generated from rpc solo.v1.KernelService.Usage
