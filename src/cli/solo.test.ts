@@ -400,11 +400,10 @@ describe("solo (the command line against a running kernel)", () => {
     assert.equal(derived.info.parent, g.info.id);
     assert.deepEqual(derived.info.permissions, ["call:counter"]);
     assert.equal(tooMuch.error.reason, "SOLO_ERR_TOKEN_ATTENUATION");
-    // Human grant: the token on the first line, then its id.
-    const [line1, line2] = human.stdout.split("\n");
-    assert.match(line1 ?? "", /^solo_[A-Za-z0-9_-]{43}$/);
-    assert.match(line2 ?? "", /^id tok_[A-Za-z0-9_-]{12}; shown once/);
-    assert.doesNotMatch(human.stdout, ANSI);
+    // Human grant: only the token on stdout (so `TOKEN=$(solo token grant ...)` works), its id on stderr.
+    assert.match(human.stdout, /^solo_[A-Za-z0-9_-]{43}\n$/);
+    assert.match(human.stderr, /^id tok_[A-Za-z0-9_-]{12}; shown once/);
+    assert.doesNotMatch(human.stdout + human.stderr, ANSI);
 
     // The counter is still running: the scoped token's kill changed nothing.
     assert.equal((await sj(["status", "acme/counter"])).state, "running");

@@ -418,9 +418,11 @@ token
         ...(o.ttl ? { ttlMs: BigInt(o.ttl) } : {}),
         ...(o.label ? { label: o.label } : {}),
       });
-      out({ token: g.token, info: g.info }, () =>
-        process.stdout.write(`${g.token}\n${dim(`id ${g.info?.id}; shown once: keep it safe`, colours())}\n`),
-      );
+      // Only the token on stdout, so `TOKEN=$(solo token grant ...)` captures it; the note is for people.
+      out({ token: g.token, info: g.info }, () => {
+        process.stdout.write(`${g.token}\n`);
+        process.stderr.write(`${dim(`id ${g.info?.id}; shown once: keep it safe`, colours(process.stderr))}\n`);
+      });
     }),
   );
 token
