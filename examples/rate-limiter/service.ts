@@ -1,0 +1,230 @@
+/**
+ * rate-limiter: a token bucket per key. Each key may spend `capacity` tokens at once and earns
+ * `refillTokens` back every `refillEveryMs`, up to `capacity` again.
+ *
+ * Time: a service has no high-resolution clock (no `performance`); `Date.now()` is the wall clock
+ * in whole milliseconds. Buckets refill in whole steps of `refillEveryMs`, computed lazily from
+ * `Date.now()` at each request, so millisecond resolution is all it needs and every answer is an
+ * integer. The wall clock can step backwards (NTP): elapsed time is never negative, so a step
+ * back only delays refills, never grants extra tokens.
+ *
+ * Buckets live in the service's memory: a restart (or a crash) forgets them, which refills every
+ * key. A full bucket is the same as no bucket, so a timer sweeps full buckets away every
+ * `sweepEveryMs` and memory stays proportional to the keys that are actually limited.
+ */
+
+interface Config {
+  /** Tokens a key can spend in a burst. */
+  readonly capacity: number;
+  /** Tokens earned back per step. */
+  readonly refillTokens: number;
+  /** Length of a refill step, in milliseconds. */
+  readonly refillEveryMs: number;
+  /** Keys tracked at once; a new key beyond this is refused (resource_exhausted). */
+  readonly maxKeys: number;
+  /** How often full buckets are forgotten. */
+  readonly sweepEveryMs: number;
+}
+
+interface Bucket {
+  /** Tokens left as of `at`. */
+  tokens: number;
+  /** The wall-clock millisecond the last whole refill step ended (or the bucket was made). */
+  at: number;
+}
+
+interface State {
+  readonly config: Config;
+  buckets: Record<string, Bucket>;
+  keys: number;
+  /** When the pending sweep timer is due; 0 when none is pending. */
+  sweepDueAt: number;
+  allowed: number;
+  denied: number;
+}
+
+type Request =
+  | { op?: "take"; key: string; cost?: number }
+  | { op: "peek"; key: string; cost?: number }
+  | { op: "reset"; key: string }
+  | { op: "stats" };
+
+interface Decision {
+  readonly allowed: boolean;
+  /** Tokens left for this key after the request. */
+  readonly remaining: number;
+  /** 0 when allowed; otherwise how long until `cost` tokens are there. */
+  readonly retryAfterMs: number;
+  readonly limit: number;
+}
+
+interface Stats {
+  readonly keys: number;
+  readonly allowed: number;
+  readonly denied: number;
+  readonly config: Config;
+}
+
+type Reply = Decision | Stats | { readonly reset: boolean } | ErrorReply;
+
+interface ErrorReply {
+  readonly error: { readonly code: "invalid_argument" | "resource_exhausted"; readonly message: string; readonly field?: string };
+}
+
+const DEFAULTS: Config = { capacity: 10, refillTokens: 1, refillEveryMs: 1000, maxKeys: 100_000, sweepEveryMs: 60_000 };
+const MAX_KEY_LENGTH = 256;
+const MAX_TIMER_MS = 86_400_000;
+
+function checkConfig(args: unknown): Config {
+  if (args !== null && args !== undefined && (typeof args !== "object" || Array.isArray(args))) {
+    throw new Error("rate-limiter: args must be an object like { capacity: 10, refillTokens: 1, refillEveryMs: 1000 }");
+  }
+  const given = (args ?? {}) as Record<string, unknown>;
+  const config: Record<string, number> = {};
+  for (const [name, fallback] of Object.entries(DEFAULTS)) {
+    const value = given[name] ?? fallback;
+    const max = name.endsWith("Ms") ? MAX_TIMER_MS : 1_000_000_000;
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > max) {
+      throw new Error(`rate-limiter: args.${name} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}`);
+    }
+    config[name] = value;
+  }
+  for (const name of Object.keys(given)) {
+    if (!Object.hasOwn(DEFAULTS, name))
+      throw new Error(`rate-limiter: args.${name} is not a setting; the settings are ${Object.keys(DEFAULTS).join(", ")}`);
+  }
+  return config as unknown as Config;
+}
+
+function invalid(field: string, message: string): ErrorReply {
+  return { error: { code: "invalid_argument", field, message } };
+}
+
+/** Validates a request; returns the error reply for a malformed one. */
+function checkRequest(request: unknown, config: Config): Request | ErrorReply {
+  if (request === null || typeof request !== "object" || Array.isArray(request)) {
+    return invalid("", 'the request must be an object like { key: "user:42" } or { op: "stats" }');
+  }
+  const r = request as Record<string, unknown>;
+  const op = r.op ?? "take";
+  if (op !== "take" && op !== "peek" && op !== "reset" && op !== "stats") {
+    return invalid("op", `unknown op ${JSON.stringify(op)}; the ops are take (the default), peek, reset, stats`);
+  }
+  if (op === "stats") return { op };
+  if (typeof r.key !== "string" || r.key.length === 0 || r.key.length > MAX_KEY_LENGTH) {
+    return invalid("key", `key must be a string of 1 to ${MAX_KEY_LENGTH} characters`);
+  }
+  if (op === "reset") return { op, key: r.key };
+  const cost = r.cost ?? 1;
+  if (typeof cost !== "number" || !Number.isSafeInteger(cost) || cost < 1 || cost > config.capacity) {
+    return invalid("cost", `cost must be an integer from 1 to the capacity (${config.capacity}); a larger cost could never be allowed`);
+  }
+  return { op, key: r.key, cost };
+}
+
+/** Brings a bucket up to `now` in whole refill steps. */
+function refill(bucket: Bucket, config: Config, now: number): void {
+  const elapsed = Math.max(0, now - bucket.at);
+  const steps = Math.floor(elapsed / config.refillEveryMs);
+  if (steps === 0) return;
+  bucket.tokens = Math.min(config.capacity, bucket.tokens + steps * config.refillTokens);
+  bucket.at = bucket.tokens === config.capacity ? now : bucket.at + steps * config.refillEveryMs;
+}
+
+function retryAfter(bucket: Bucket, config: Config, cost: number, now: number): number {
+  const missing = cost - bucket.tokens;
+  if (missing <= 0) return 0;
+  const steps = Math.ceil(missing / config.refillTokens);
+  return Math.max(1, bucket.at + steps * config.refillEveryMs - now);
+}
+
+/** Forgets buckets that are full again: they behave exactly like keys never seen. */
+function sweep(state: State, now: number): void {
+  for (const [key, bucket] of Object.entries(state.buckets)) {
+    refill(bucket, state.config, now);
+    if (bucket.tokens >= state.config.capacity) {
+      delete state.buckets[key];
+      state.keys--;
+    }
+  }
+}
+
+// A rollback starts the previous code without its timers, so a sweep long overdue counts as lost
+// and is armed again by the next request.
+function armSweep(state: State, now: number): void {
+  const pending = state.sweepDueAt !== 0 && now < state.sweepDueAt + state.config.sweepEveryMs;
+  if (pending || state.keys === 0) return;
+  solo.sendAfter(state.config.sweepEveryMs, { sweep: true });
+  state.sweepDueAt = now + state.config.sweepEveryMs;
+}
+
+function decide(state: State, key: string, cost: number, consume: boolean): Decision | ErrorReply {
+  const { config } = state;
+  const now = Date.now();
+  let bucket = state.buckets[key];
+  if (bucket === undefined) {
+    if (state.keys >= config.maxKeys) sweep(state, now);
+    if (state.keys >= config.maxKeys) {
+      return {
+        error: { code: "resource_exhausted", message: `the limiter tracks ${config.maxKeys} keys already; raise maxKeys or retry later` },
+      };
+    }
+    bucket = { tokens: config.capacity, at: now };
+  } else {
+    refill(bucket, config, now);
+  }
+  const allowed = bucket.tokens >= cost;
+  if (consume) {
+    if (allowed) bucket.tokens -= cost;
+    if (state.buckets[key] === undefined) {
+      state.buckets[key] = bucket;
+      state.keys++;
+    }
+    armSweep(state, now);
+    if (allowed) state.allowed++;
+    else state.denied++;
+  }
+  return {
+    allowed,
+    remaining: bucket.tokens,
+    retryAfterMs: allowed ? 0 : retryAfter(bucket, config, cost, now),
+    limit: config.capacity,
+  };
+}
+
+export default {
+  init(args: unknown): State {
+    return { config: checkConfig(args), buckets: {}, keys: 0, sweepDueAt: 0, allowed: 0, denied: 0 };
+  },
+
+  handleCall(request: unknown, state: State): Solo.CallResult<State, Reply> {
+    const r = checkRequest(request, state.config);
+    if ("error" in r) return { reply: r, state };
+    switch (r.op) {
+      case "stats":
+        return { reply: { keys: state.keys, allowed: state.allowed, denied: state.denied, config: { ...state.config } }, state };
+      case "reset": {
+        const existed = state.buckets[r.key] !== undefined;
+        if (existed) {
+          delete state.buckets[r.key];
+          state.keys--;
+        }
+        return { reply: { reset: existed }, state };
+      }
+      case "peek":
+        return { reply: decide(state, r.key, r.cost ?? 1, false), state };
+      default:
+        return { reply: decide(state, r.key, r.cost ?? 1, true), state };
+    }
+  },
+
+  handleInfo(message: unknown, state: State): Solo.NoReply<State> {
+    if (message !== null && typeof message === "object" && (message as { sweep?: unknown }).sweep === true) {
+      const now = Date.now();
+      state.sweepDueAt = 0;
+      sweep(state, now);
+      armSweep(state, now);
+    }
+    return { state };
+  },
+};
