@@ -183,6 +183,11 @@ describe("the job-queue example", () => {
     const again = await acme.call<Enqueued>("queue", { op: "enqueue", id: "order-17:receipt", payload: {} });
     assert.deepEqual([first.id, first.duplicate, again.id, again.duplicate], ["order-17:receipt", false, "order-17:receipt", true]);
     await acme.call("queue", { op: "cancel", id: "order-17:receipt" });
+    // Ids are the client's: one named like an Object.prototype member is just an id.
+    const odd = await acme.call<Enqueued>("queue", { op: "enqueue", id: "constructor", payload: {}, delayMs: 3_600_000 });
+    assert.deepEqual(odd, { id: "constructor", duplicate: false, runAt: (odd as Enqueued & { runAt: number }).runAt });
+    assert.equal((await acme.call<JobView>("queue", { op: "get", id: "constructor" })).job.attempts, 0);
+    await acme.call("queue", { op: "cancel", id: "constructor" });
   });
 
   it("answers malformed requests with a precise error and changes nothing", async () => {

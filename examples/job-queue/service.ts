@@ -54,6 +54,7 @@ interface DeadJob extends Job {
 
 interface State {
   readonly config: Config;
+  /** By id; read through own(), since an id may be named like an Object.prototype member. */
   jobs: Record<string, Job>;
   dead: Record<string, DeadJob>;
   seq: number;
@@ -175,6 +176,11 @@ function checkRequest(request: unknown): Request | ErrorReply {
   }
 }
 
+/** The record's own entry: looking up "constructor" must not find Object.prototype's. */
+function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 /** Every key under `prefix`, a page at a time. */
 async function loadAll<T>(prefix: string): Promise<T[]> {
   const out: T[] = [];
@@ -286,7 +292,7 @@ async function attempt(state: State, job: Job): Promise<void> {
 }
 
 async function enqueue(state: State, r: Extract<Request, { op: "enqueue" }>, now: number) {
-  const existing = r.id === undefined ? undefined : (state.jobs[r.id] ?? state.dead[r.id]);
+  const existing = r.id === undefined ? undefined : (own(state.jobs, r.id) ?? own(state.dead, r.id));
   if (existing !== undefined) return { id: existing.id, duplicate: true };
   if (Object.keys(state.jobs).length + Object.keys(state.dead).length >= state.config.maxJobs) {
     return {
@@ -323,20 +329,20 @@ async function handle(state: State, r: Request, now: number): Promise<unknown> {
     case "enqueue":
       return enqueue(state, r, now);
     case "get": {
-      const pending = state.jobs[r.id];
+      const pending = own(state.jobs, r.id);
       if (pending !== undefined) return { status: "pending", job: pending };
-      const dead = state.dead[r.id];
+      const dead = own(state.dead, r.id);
       if (dead !== undefined) return { status: "dead", job: dead };
       return { error: { code: "not_found", field: "id", message: `no pending or dead job ${r.id} (finished jobs are not kept)` } };
     }
     case "cancel": {
-      if (state.jobs[r.id] === undefined) return { error: { code: "not_found", field: "id", message: `no pending job ${r.id}` } };
+      if (own(state.jobs, r.id) === undefined) return { error: { code: "not_found", field: "id", message: `no pending job ${r.id}` } };
       delete state.jobs[r.id];
       await solo.storage.delete(`job:${r.id}`);
       return { cancelled: r.id };
     }
     case "redrive": {
-      const dead = state.dead[r.id];
+      const dead = own(state.dead, r.id);
       if (dead === undefined) return { error: { code: "not_found", field: "id", message: `no dead job ${r.id}` } };
       const { diedAt: _, ...rest } = dead;
       const job: Job = { ...rest, attempts: 0, runAt: now, lastError: null };
@@ -347,7 +353,7 @@ async function handle(state: State, r: Request, now: number): Promise<unknown> {
       return { redriven: r.id };
     }
     case "discard": {
-      if (state.dead[r.id] === undefined) return { error: { code: "not_found", field: "id", message: `no dead job ${r.id}` } };
+      if (own(state.dead, r.id) === undefined) return { error: { code: "not_found", field: "id", message: `no dead job ${r.id}` } };
       delete state.dead[r.id];
       await solo.storage.delete(`dead:${r.id}`);
       return { discarded: r.id };
@@ -384,7 +390,7 @@ export default {
     for (const dead of await loadAll<DeadJob>("dead:")) state.dead[dead.id] = dead;
     for (const job of await loadAll<Job>("job:")) {
       // A crash between writing a dead letter and deleting the job leaves both: the dead letter wins.
-      if (state.dead[job.id] === undefined) state.jobs[job.id] = job;
+      if (own(state.dead, job.id) === undefined) state.jobs[job.id] = job;
       else await solo.storage.delete(`job:${job.id}`);
     }
     schedule(state, Date.now());

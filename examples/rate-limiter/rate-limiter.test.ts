@@ -50,8 +50,11 @@ describe("the rate-limiter example", () => {
     );
     const wait = seen[3]?.retryAfterMs ?? 0;
     assert.ok(wait > 0 && wait <= HOUR, `retryAfterMs ${wait} is within one refill step`);
-    // Another key has its own bucket.
+    // Another key has its own bucket, whatever its name.
     assert.deepEqual(await acme.call("limiter", { key: "bob" }), { allowed: true, remaining: 2, retryAfterMs: 0, limit: 3 });
+    for (const key of ["constructor", "__proto__", "toString"]) {
+      assert.deepEqual(await acme.call("limiter", { key }), { allowed: true, remaining: 2, retryAfterMs: 0, limit: 3 }, key);
+    }
   });
 
   it("charges a cost, peeks without spending, and resets a key", async () => {

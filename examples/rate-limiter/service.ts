@@ -35,6 +35,7 @@ interface Bucket {
 
 interface State {
   readonly config: Config;
+  /** By `k:` + key, so a key like `__proto__` or `constructor` is only a key. */
   buckets: Record<string, Bucket>;
   keys: number;
   /** When the pending sweep timer is due; 0 when none is pending. */
@@ -140,10 +141,10 @@ function retryAfter(bucket: Bucket, config: Config, cost: number, now: number): 
 
 /** Forgets buckets that are full again: they behave exactly like keys never seen. */
 function sweep(state: State, now: number): void {
-  for (const [key, bucket] of Object.entries(state.buckets)) {
+  for (const [slot, bucket] of Object.entries(state.buckets)) {
     refill(bucket, state.config, now);
     if (bucket.tokens >= state.config.capacity) {
-      delete state.buckets[key];
+      delete state.buckets[slot];
       state.keys--;
     }
   }
@@ -161,7 +162,8 @@ function armSweep(state: State, now: number): void {
 function decide(state: State, key: string, cost: number, consume: boolean): Decision | ErrorReply {
   const { config } = state;
   const now = Date.now();
-  let bucket = state.buckets[key];
+  const slot = `k:${key}`;
+  let bucket = state.buckets[slot];
   if (bucket === undefined) {
     if (state.keys >= config.maxKeys) sweep(state, now);
     if (state.keys >= config.maxKeys) {
@@ -176,8 +178,8 @@ function decide(state: State, key: string, cost: number, consume: boolean): Deci
   const allowed = bucket.tokens >= cost;
   if (consume) {
     if (allowed) bucket.tokens -= cost;
-    if (state.buckets[key] === undefined) {
-      state.buckets[key] = bucket;
+    if (state.buckets[slot] === undefined) {
+      state.buckets[slot] = bucket;
       state.keys++;
     }
     armSweep(state, now);
@@ -204,9 +206,9 @@ export default {
       case "stats":
         return { reply: { keys: state.keys, allowed: state.allowed, denied: state.denied, config: { ...state.config } }, state };
       case "reset": {
-        const existed = state.buckets[r.key] !== undefined;
+        const existed = state.buckets[`k:${r.key}`] !== undefined;
         if (existed) {
-          delete state.buckets[r.key];
+          delete state.buckets[`k:${r.key}`];
           state.keys--;
         }
         return { reply: { reset: existed }, state };
