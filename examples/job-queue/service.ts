@@ -61,7 +61,8 @@ interface State {
   /** The single pending wake-up timer: its token (stale ones are ignored) and when it is due. */
   wake: { token: number; dueAt: number; timer: number } | null;
   wakeTokens: number;
-  counts: { enqueued: number; succeeded: number; failedAttempts: number; deadLettered: number };
+  counts: { enqueued: number; succeeded: number; failedAttempts: number; deadLettered: number; eventsNotRecorded: number };
+  lastEventError: string | null;
 }
 
 interface ErrorReply {
@@ -231,12 +232,13 @@ function backoff(config: Config, failedAttempts: number): number {
   return Math.round(raw * (1 - config.jitter * Math.random()));
 }
 
-/** Events are for watchers; a deployment without `emit` still runs its jobs. */
-async function announce(name: string, payload: SoloJson): Promise<void> {
+/** Events are for watchers: a deployment without `emit` still runs its jobs, and stats counts what was not recorded. */
+async function announce(state: State, name: string, payload: SoloJson): Promise<void> {
   try {
     await solo.emit(name, payload);
   } catch (err) {
-    solo.warn(`job-queue: could not emit ${name}: ${(err as Error).message}`);
+    state.counts.eventsNotRecorded++;
+    state.lastEventError = String((err as Error).message).slice(0, 300);
   }
 }
 
@@ -270,7 +272,7 @@ async function attempt(state: State, job: Job): Promise<void> {
     delete state.jobs[job.id];
     await solo.storage.delete(`job:${job.id}`);
     state.counts.succeeded++;
-    await announce("job.succeeded", { id: job.id, attempts: job.attempts });
+    await announce(state, "job.succeeded", { id: job.id, attempts: job.attempts });
     return;
   }
   state.counts.failedAttempts++;
@@ -282,13 +284,13 @@ async function attempt(state: State, job: Job): Promise<void> {
     await solo.storage.put(`dead:${job.id}`, dead as unknown as SoloJson);
     await solo.storage.delete(`job:${job.id}`);
     state.counts.deadLettered++;
-    await announce("job.dead", { id: job.id, attempts: job.attempts, error: { ...failure } });
+    await announce(state, "job.dead", { id: job.id, attempts: job.attempts, error: { ...failure } });
     return;
   }
   const delayMs = backoff(config, job.attempts);
   job.runAt = now + delayMs;
   await solo.storage.put(`job:${job.id}`, job as unknown as SoloJson);
-  await announce("job.retrying", { id: job.id, attempt: job.attempts, delayMs, error: { ...failure } });
+  await announce(state, "job.retrying", { id: job.id, attempt: job.attempts, delayMs, error: { ...failure } });
 }
 
 async function enqueue(state: State, r: Extract<Request, { op: "enqueue" }>, now: number) {
@@ -370,6 +372,7 @@ async function handle(state: State, r: Request, now: number): Promise<unknown> {
         pending: Object.keys(state.jobs).length,
         dead: Object.keys(state.dead).length,
         ...state.counts,
+        lastEventError: state.lastEventError,
         nextDueInMs: nextDueIn(state, now),
       };
   }
@@ -385,7 +388,8 @@ export default {
       seq: (await solo.storage.get<number>("meta:seq")) ?? 0,
       wake: null,
       wakeTokens: 0,
-      counts: { enqueued: 0, succeeded: 0, failedAttempts: 0, deadLettered: 0 },
+      counts: { enqueued: 0, succeeded: 0, failedAttempts: 0, deadLettered: 0, eventsNotRecorded: 0 },
+      lastEventError: null,
     };
     for (const dead of await loadAll<DeadJob>("dead:")) state.dead[dead.id] = dead;
     for (const job of await loadAll<Job>("job:")) {
