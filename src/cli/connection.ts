@@ -1,8 +1,6 @@
 import { readFileSync } from "node:fs";
-import { type Client, createClient } from "@connectrpc/connect";
-import { gatewayTransport } from "../gateway/client.ts";
+import { type Clients, clientsOver, gatewayTransport } from "../gateway/client.ts";
 import { credentialPaths } from "../gateway/credentials.ts";
-import { KernelService, SecretService, TenantService, TokenService } from "../gen/solo/v1/solo_pb.js";
 import { UsageError } from "./output.ts";
 
 /** How the CLI reaches a kernel: flags, else environment, else the local data directory. */
@@ -15,14 +13,7 @@ export interface ConnectionOptions {
   readonly dataDir?: string;
 }
 
-/** The four services' clients over one HTTP/2 connection. */
-export interface Clients {
-  readonly kernel: Client<typeof KernelService>;
-  readonly tokens: Client<typeof TokenService>;
-  readonly secrets: Client<typeof SecretService>;
-  readonly tenants: Client<typeof TenantService>;
-  readonly url: string;
-}
+export type { Clients } from "../gateway/client.ts";
 
 export const DEFAULT_URL = "https://127.0.0.1:7443";
 
@@ -58,11 +49,5 @@ export function connect(o: ConnectionOptions): Clients {
     ca: read("--ca", o.ca ?? env.SOLO_CA, paths.caCert),
     token,
   });
-  return {
-    kernel: createClient(KernelService, transport),
-    tokens: createClient(TokenService, transport),
-    secrets: createClient(SecretService, transport),
-    tenants: createClient(TenantService, transport),
-    url,
-  };
+  return clientsOver(transport, url);
 }

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { SoloError } from "../errors.ts";
 import { codeName } from "../gateway/errors.ts";
 import { ErrorDetailSchema } from "../gen/solo/v1/solo_pb.js";
 
@@ -90,6 +91,17 @@ export function errorData(err: unknown): {
   details?: unknown;
 } {
   if (err instanceof UsageError) return { code: "usage", reason: "usage", message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
+  if (err instanceof SoloError) {
+    const { field, hint, ...details } = err.details as Record<string, unknown>;
+    return {
+      code: err.code,
+      reason: err.reason,
+      message: err.message,
+      ...(typeof field === "string" ? { field } : {}),
+      ...(typeof hint === "string" ? { hint } : {}),
+      ...(Object.keys(details).length > 0 ? { details } : {}),
+    };
+  }
   if (err instanceof ConnectError) {
     const d = err.findDetails(ErrorDetailSchema)[0];
     const unreachable = err.code === Code.Unavailable && !d;

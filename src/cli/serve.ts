@@ -3,6 +3,7 @@ import { credentialPaths, ensureAdminToken, ensureCredentials } from "../gateway
 import { startGateway } from "../gateway/server.ts";
 import { createLogger, createTelemetry } from "../gateway/telemetry.ts";
 import { type Kernel, openKernel } from "../index.ts";
+import { VERSION } from "../version.ts";
 
 /** What `solo start` takes. */
 export interface ServeOptions {
@@ -43,6 +44,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       port: o.port,
       tls: { cert: credentials.serverCertPem, key: credentials.serverKeyPem, ca: credentials.caPem },
       telemetry: createTelemetry(logger),
+      version: VERSION,
     });
   } catch (err) {
     await kernel.close();
@@ -77,6 +79,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       `  admin           certificate ${paths.adminCert}, key ${paths.adminKey}, token ${paths.adminToken}`,
       `  CA              ${paths.caCert} (sha256 ${credentials.caFingerprint.slice(0, 23)}...)`,
       `  metrics         ${gateway.url}/metrics (Prometheus; mutual TLS)`,
+      `  MCP             ${gateway.url}/mcp (Streamable HTTP; mutual TLS + bearer token), or npx solo mcp (stdio)`,
       "Try:            npx solo tenant create acme && npx solo ls acme",
       `                (the CLI finds the admin credentials in ${kernel.dataDir} by itself; npx solo --help lists every command)`,
       "Press Ctrl-C to stop.",
@@ -85,9 +88,11 @@ export async function serve(o: ServeOptions): Promise<void> {
   );
 }
 
-// The admin token in the data directory, made on first start; one the kernel no longer accepts
-// (revoked, or a store replaced under the directory) is replaced by a new one.
-async function adminToken(kernel: Kernel): Promise<string> {
+/**
+ * The admin token in the data directory, made on first start; one the kernel no longer accepts
+ * (revoked, or a store replaced under the directory) is replaced by a new one.
+ */
+export async function adminToken(kernel: Kernel): Promise<string> {
   const mint = async (): Promise<string> =>
     (await kernel.tokens.grant({ tenant: null, permissions: ["*"], label: "admin (solo start)" })).token;
   const stored = await ensureAdminToken(kernel.dataDir, mint);

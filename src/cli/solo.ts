@@ -13,12 +13,12 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { Command, CommanderError, Option } from "commander";
 import { issueClientCert } from "../gateway/credentials.ts";
 import type { Event, ServiceInfo, TokenInfo } from "../gen/solo/v1/solo_pb.js";
+import { serveEmbedded } from "../mcp/embedded.ts";
 import { createMcpServer } from "../mcp/server.ts";
+import { VERSION } from "../version.ts";
 import { type Clients, type ConnectionOptions, connect } from "./connection.ts";
 import { bold, colours, dim, EXIT, exitCodeOf, green, jsonReplacer, printError, printFinding, table, UsageError } from "./output.ts";
 import { serve } from "./serve.ts";
-
-const VERSION = "0.1.0";
 
 interface GlobalOptions extends ConnectionOptions {
   readonly json?: boolean;
@@ -33,6 +33,7 @@ const program = new Command("solo")
   .addOption(new Option("--key <file>", "client key (default $SOLO_KEY, else the data directory's admin key)"))
   .addOption(new Option("--ca <file>", "the gateway's CA (default $SOLO_CA, else the data directory's)"))
   .addOption(new Option("--data-dir <dir>", "where a local kernel keeps its data (default $SOLO_DATA_DIR, else ./.solo)"))
+  .version(VERSION, "-V, --version", "print Solo's version")
   .showSuggestionAfterError()
   .exitOverride();
 
@@ -593,9 +594,20 @@ program
 
 program
   .command("mcp")
-  .description("serve Solo's operations as MCP tools on stdin/stdout, acting through the gateway with this CLI's credentials")
-  .action(async () => {
+  .description("serve Solo's operations as MCP tools on stdin/stdout, through the gateway with this CLI's credentials")
+  .option("--embedded", "run a kernel in this process on the data directory instead (no solo start, no port)")
+  .option("--database <url>", "with --embedded: a postgres:// URL (default $SOLO_DATABASE_URL, else SQLite in the data directory)")
+  .action(async (o: { embedded?: boolean; database?: string }) => {
     try {
+      if (o.embedded) {
+        const token = globals().token ?? process.env.SOLO_TOKEN;
+        await serveEmbedded({
+          dataDir: globals().dataDir ?? process.env.SOLO_DATA_DIR ?? "./.solo",
+          ...(o.database ? { database: o.database } : {}),
+          ...(token ? { token } : {}),
+        });
+        return;
+      }
       const server = createMcpServer(connect(globals()), VERSION);
       await server.connect(new StdioServerTransport());
     } catch (err) {

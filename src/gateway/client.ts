@@ -1,5 +1,6 @@
-import type { Interceptor, Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { KernelService, SecretService, TenantService, TokenService } from "../gen/solo/v1/solo_pb.js";
 
 /** The wire protocols the gateway serves. */
 export type GatewayProtocol = "grpc" | "grpc-web" | "connect" | "connect-binary";
@@ -46,4 +47,25 @@ export function gatewayTransport(o: GatewayClientOptions): Transport {
     case "connect-binary":
       return createConnectTransport({ ...common, useBinaryFormat: true });
   }
+}
+
+/** The gateway's four services' clients over one transport. */
+export interface Clients {
+  readonly kernel: Client<typeof KernelService>;
+  readonly tokens: Client<typeof TokenService>;
+  readonly secrets: Client<typeof SecretService>;
+  readonly tenants: Client<typeof TenantService>;
+  /** Where they go: the gateway's URL, or `in-process`. */
+  readonly url: string;
+}
+
+/** The four services' clients over `transport`. */
+export function clientsOver(transport: Transport, url: string): Clients {
+  return {
+    kernel: createClient(KernelService, transport),
+    tokens: createClient(TokenService, transport),
+    secrets: createClient(SecretService, transport),
+    tenants: createClient(TenantService, transport),
+    url,
+  };
 }

@@ -23,6 +23,31 @@ const CODES: Readonly<Record<ErrorCode, Code>> = {
   unauthenticated: Code.Unauthenticated,
 };
 
+/** Solo's code names to HTTP statuses, for the gateway's plain-HTTP paths (`/mcp`); Connect's own mapping. */
+const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  canceled: 499,
+  unknown: 500,
+  invalid_argument: 400,
+  deadline_exceeded: 504,
+  not_found: 404,
+  already_exists: 409,
+  permission_denied: 403,
+  resource_exhausted: 429,
+  failed_precondition: 400,
+  aborted: 409,
+  out_of_range: 400,
+  unimplemented: 501,
+  internal: 500,
+  unavailable: 503,
+  data_loss: 500,
+  unauthenticated: 401,
+};
+
+/** The HTTP status that carries an error of this code. */
+export function httpStatus(code: ErrorCode): number {
+  return HTTP_STATUS[code];
+}
+
 const NAMES: ReadonlyMap<Code, ErrorCode> = new Map(Object.entries(CODES).map(([name, code]) => [code, name as ErrorCode]));
 
 /** A Connect code by Solo's name for it (`invalid_argument`, ...). */

@@ -3,7 +3,9 @@ import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { SoloError } from "../errors.ts";
 import type { Kernel } from "../kernel/kernel.ts";
-import { edge, routes } from "./service.ts";
+import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";
+import { coreInterceptors, DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
+import { routes } from "./service.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
 import type { Telemetry } from "./telemetry.ts";
 
@@ -23,6 +25,10 @@ export interface GatewayOptions {
   readonly streams?: ShedderLimits;
   /** Metrics (served on GET /metrics) and call logs. */
   readonly telemetry?: Telemetry;
+  /** MCP's Streamable HTTP transport at `/mcp` (on unless `false`), and its session limits. */
+  readonly mcp?: false | Pick<McpHttpOptions, "maxSessions" | "maxSessionsPerTenant" | "idleMs" | "maxBodyBytes" | "replayMessages">;
+  /** The version `/mcp` reports to clients. */
+  readonly version?: string;
 }
 
 /** A running gateway. */
@@ -32,6 +38,8 @@ export interface Gateway {
   readonly port: number;
   /** What admission has done: calls running and queued, admitted and shed. */
   readonly admission: ShedderStats;
+  /** MCP sessions open at `/mcp`. */
+  readonly mcpSessions: number;
   /**
    * Stops admitting (new connections and streams are refused), lets calls in flight finish for up
    * to `graceMs` (default 5000), then closes every connection.
@@ -40,8 +48,6 @@ export interface Gateway {
 }
 
 const DEFAULT_PORT = 7443;
-const DEFAULT_STREAM_LIMITS: ShedderLimits = Object.freeze({ maxInFlight: 1024, maxInFlightPerLane: 32, maxQueuedPerLane: 0 });
-const DEFAULT_READ_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
  * Serves the kernel over HTTP/2 with TLS on one port: gRPC, gRPC-Web and Connect (JSON and
@@ -50,15 +56,27 @@ const DEFAULT_READ_MAX_BYTES = 32 * 1024 * 1024;
  */
 export async function startGateway(kernel: Kernel, options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? "127.0.0.1";
-  const started = Date.now();
-  const shedder = new Shedder(options.admission);
-  const streams = new Shedder(options.streams ?? DEFAULT_STREAM_LIMITS);
-  const telemetry = options.telemetry;
-  const connectHandler = connectNodeAdapter({
-    routes: routes(kernel, started),
-    interceptors: telemetry ? [telemetry.interceptor, edge(kernel, shedder, streams)] : [edge(kernel, shedder, streams)],
-    readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+  const core = gatewayCore(kernel, {
+    shedder: new Shedder(options.admission),
+    streams: new Shedder(options.streams ?? DEFAULT_STREAM_LIMITS),
+    telemetry: options.telemetry,
+    ...(options.readMaxBytes !== undefined ? { readMaxBytes: options.readMaxBytes } : {}),
   });
+  const { shedder, telemetry } = core;
+  const connectHandler = connectNodeAdapter({
+    routes: routes(kernel, core.started),
+    interceptors: coreInterceptors(core),
+    readMaxBytes: core.readMaxBytes,
+  });
+  const mcp =
+    options.mcp === false
+      ? undefined
+      : createMcpHttp({
+          ...options.mcp,
+          kernel,
+          clientsFor: (token) => inProcessClients(core, token),
+          version: options.version ?? "0.0.0",
+        });
   const server: Http2SecureServer = createSecureServer(
     {
       cert: options.tls.cert,
@@ -81,6 +99,10 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
             res.end(`collecting metrics failed: ${(err as Error).message}\n`);
           },
         );
+        return;
+      }
+      if (mcp && (req.url === "/mcp" || req.url.startsWith("/mcp?"))) {
+        mcp.handle(req, res);
         return;
       }
       connectHandler(req, res);
@@ -115,17 +137,23 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
     admission: shedder.stats,
+    get mcpSessions() {
+      return mcp?.sessions ?? 0;
+    },
     close(graceMs = 5000) {
       closing ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
+          void mcp?.close();
           for (const s of sessions) s.destroy();
         }, graceMs);
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
           detach?.();
-          resolve();
+          void mcp?.close().then(resolve);
         });
+        // MCP clients' standing event streams end now (tool calls in flight finish).
+        mcp?.drain();
         // GOAWAY: streams in flight finish, new ones go elsewhere.
         for (const s of sessions) s.close();
       });

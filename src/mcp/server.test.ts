@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { openKernel } from "../index.ts";
 
 const SOLO = new URL("../cli/solo.ts", import.meta.url).pathname;
 const NODE_FLAGS = ["--disable-warning=ExperimentalWarning"];
@@ -80,11 +81,13 @@ describe("the MCP server (stdio)", () => {
       "cast",
       "deploy",
       "events",
+      "history",
       "kill",
       "list",
       "restart",
       "rollback",
       "secret_names",
+      "source",
       "status",
       "swap",
       "verify",
@@ -177,5 +180,79 @@ describe("the MCP server (stdio)", () => {
     } finally {
       await scoped.close();
     }
+  });
+});
+
+describe("solo mcp --embedded", () => {
+  const connectEmbedded = async (dataDir: string, token?: string): Promise<Client> => {
+    const c = new Client({ name: "embedded-agent", version: "1.0.0" });
+    const childEnv = { ...env, SOLO_DATA_DIR: dataDir, ...(token ? { SOLO_TOKEN: token } : {}) };
+    delete (childEnv as Record<string, string | undefined>).SOLO_URL;
+    await c.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [...NODE_FLAGS, SOLO, "mcp", "--embedded"],
+        env: childEnv,
+        stderr: "pipe",
+      }),
+    );
+    return c;
+  };
+  const call = async (c: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> =>
+    (await c.callTool({ name, arguments: args })) as CallToolResult;
+
+  it("runs a kernel in its own process with no gateway; what it acknowledged is there when it runs again", async () => {
+    const dataDir = join(dir, "embedded");
+    const setup = await openKernel({ dataDir, schedulers: 1 });
+    await setup.tenants.create("solo");
+    await setup.close();
+    const first = await connectEmbedded(dataDir);
+    let scoped = "";
+    try {
+      const counter = `export default {
+  async init() { return (await solo.storage.get("n")) ?? 0 },
+  async handleCall(req, n) { n += 1; await solo.storage.put("n", n); return { reply: n, state: n } },
+};`;
+      assert.equal(
+        data<{ version: number }>(await call(first, "deploy", { tenant: "solo", service: "counter", code: counter })).version,
+        1,
+      );
+      assert.equal(data<{ reply: number }>(await call(first, "call", { tenant: "solo", service: "counter" })).reply, 1);
+      assert.equal(data<{ reply: number }>(await call(first, "call", { tenant: "solo", service: "counter" })).reply, 2);
+      const uris = (await first.listResources()).resources.map((r) => r.uri);
+      assert.ok(uris.includes("solo://services/solo/counter/source"), uris.join(" "));
+      scoped = data<{ token: string }>(await call(first, "attenuate_token", { permissions: ["call:counter"] })).token;
+    } finally {
+      await first.close();
+    }
+    // The first process released the data directory on close; a second one (a narrower agent) finds
+    // the service running again with its stored count, and is held to its token.
+    const second = await connectEmbedded(dataDir, scoped);
+    try {
+      assert.equal(data<{ reply: number }>(await call(second, "call", { tenant: "solo", service: "counter" })).reply, 3);
+      const denied = await call(second, "kill", { tenant: "solo", service: "counter" });
+      assert.equal((denied.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("refuses to start on a data directory a running kernel holds, saying so on stderr", async () => {
+    const child = spawn(process.execPath, [...NODE_FLAGS, SOLO, "mcp", "--embedded"], {
+      env: { ...env, SOLO_DATA_DIR: join(dir, ".solo") },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    let stdout = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.stdout?.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    assert.notEqual(code, 0);
+    assert.match(stderr, /SOLO_ERR_KERNEL_DATA_DIR_LOCKED/);
+    assert.equal(stdout, "", "stdout belongs to the protocol");
   });
 });

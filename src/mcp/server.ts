@@ -1,14 +1,15 @@
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import type { Clients } from "../cli/connection.ts";
 import { errorData, jsonReplacer, plainJson } from "../cli/output.ts";
+import { SoloError } from "../errors.ts";
+import type { Clients } from "../gateway/client.ts";
+import { registerGuide } from "./guide.ts";
 
-const NAME = z
-  .string()
-  .regex(/^[a-z](?:[a-z0-9_-]{0,61}[a-z0-9])?$/, "1-63 of a-z 0-9 - _, starting with a letter, ending with a letter or digit");
+const NAME_RULE = "1-63 of a-z 0-9 - _, starting with a letter, ending with a letter or digit";
+const NAME = z.string().regex(/^[a-z](?:[a-z0-9_-]{0,61}[a-z0-9])?$/, NAME_RULE);
 const MAX_CODE = 1024 * 1024;
 
 /**
@@ -39,7 +40,7 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
         const d = await solo.kernel.deploy({
           ref: { tenant, service },
           code,
-          ...(args !== undefined ? { args: fromJson(ValueSchema, args as JsonValue) } : {}),
+          ...(args !== undefined ? { args: value(args, "args") } : {}),
           ...(grants !== undefined ? { grants: grants as { [k: string]: JsonValue } } : {}),
         });
         return { version: d.deployment?.version ?? 0, findings: findings(d.deployment?.findings ?? []) };
@@ -73,6 +74,30 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
   );
 
   server.registerTool(
+    "history",
+    {
+      description:
+        "Every version of a service that ran, oldest first: version, deployedAt, codeBytes, sha256, grants, and which one is current. Read a version's code with source.",
+      inputSchema: ref,
+    },
+    async ({ tenant, service }) =>
+      run(async () => ({ versions: (await solo.kernel.history({ ref: { tenant, service } })).versions.map(plainJson) })),
+  );
+
+  server.registerTool(
+    "source",
+    {
+      description: "A service's source exactly as deployed (default: the version running now); use it before a swap to edit what runs.",
+      inputSchema: { ...ref, version: z.number().int().positive().optional().describe("a version from history") },
+    },
+    async ({ tenant, service, version }) =>
+      run(async () => {
+        const s = await solo.kernel.source({ ref: { tenant, service }, ...(version ? { version } : {}) });
+        return { version: s.version, deployedAt: s.deployedAt, sha256: s.sha256, code: s.code };
+      }),
+  );
+
+  server.registerTool(
     "call",
     {
       description: "Send a request to a service's handleCall and return its reply.",
@@ -86,7 +111,7 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
       run(async () => {
         const r = await solo.kernel.call({
           ref: { tenant, service },
-          ...(request !== undefined ? { request: fromJson(ValueSchema, request as JsonValue) } : {}),
+          ...(request !== undefined ? { request: value(request, "request") } : {}),
           ...(timeoutMs ? { timeoutMs } : {}),
         });
         return { reply: r.reply === undefined ? null : toJson(ValueSchema, r.reply) };
@@ -100,7 +125,7 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
       run(async () => {
         await solo.kernel.cast({
           ref: { tenant, service },
-          ...(message !== undefined ? { message: fromJson(ValueSchema, message as JsonValue) } : {}),
+          ...(message !== undefined ? { message: value(message, "message") } : {}),
         });
         return { sent: true };
       }),
@@ -203,7 +228,121 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
       }),
   );
 
+  registerServiceResources(server, solo);
+  registerGuide(server);
   return server;
+}
+
+const MAX_LISTED = 1000;
+
+// Each service's source (current and by version) and version history, as resources; listed for
+// the tenants the token reaches.
+function registerServiceResources(server: McpServer, solo: Clients): void {
+  const refOf = (v: Record<string, string | string[]>): { tenant: string; service: string } => {
+    const tenant = String(v.tenant);
+    const service = String(v.service);
+    for (const [what, name] of [
+      ["tenant", tenant],
+      ["service", service],
+    ] as const) {
+      if (!NAME.safeParse(name).success) throw new Error(`${what} ${JSON.stringify(name.slice(0, 80))} is not a name (${NAME_RULE})`);
+    }
+    return { tenant, service };
+  };
+  const visible = async (): Promise<Array<{ tenant: string; service: string }>> => {
+    const me = await solo.tokens.whoAmI({});
+    const tenants = me.info?.tenant
+      ? [me.info.tenant]
+      : (await solo.tenants.list({}).catch(() => ({ tenants: [] }))).tenants.map((t) => t.name);
+    const out: Array<{ tenant: string; service: string }> = [];
+    for (const tenant of tenants) {
+      if (out.length >= MAX_LISTED) break;
+      // A tenant whose services the token may not read lists nothing rather than failing the list.
+      const listed = await solo.kernel.list({ tenant }).catch(() => ({ services: [] }));
+      for (const s of listed.services) out.push({ tenant, service: s.service });
+    }
+    return out.slice(0, MAX_LISTED);
+  };
+  const failed = (err: unknown): Error => {
+    const e = errorData(err);
+    return new Error(`${e.message} (${e.reason || e.code})${e.hint ? `; hint: ${e.hint}` : ""}`);
+  };
+
+  server.registerResource(
+    "service-source",
+    new ResourceTemplate("solo://services/{tenant}/{service}/source", {
+      list: async () => ({
+        resources: (await visible()).map((r) => ({
+          uri: `solo://services/${r.tenant}/${r.service}/source`,
+          name: `${r.tenant}/${r.service}`,
+          mimeType: "text/typescript",
+        })),
+      }),
+    }),
+    { description: "A service's source as deployed, the version running now.", mimeType: "text/typescript" },
+    async (uri, v) => {
+      const ref = refOf(v);
+      const s = await solo.kernel.source({ ref }).catch((err: unknown) => Promise.reject(failed(err)));
+      return { contents: [{ uri: uri.href, mimeType: "text/typescript", text: s.code }] };
+    },
+  );
+
+  server.registerResource(
+    "service-version-source",
+    new ResourceTemplate("solo://services/{tenant}/{service}/versions/{version}/source", { list: undefined }),
+    { description: "The source of one version of a service (versions are listed by its history).", mimeType: "text/typescript" },
+    async (uri, v) => {
+      const ref = refOf(v);
+      const version = Number(v.version);
+      if (!Number.isSafeInteger(version) || version < 1)
+        throw new Error(`version ${JSON.stringify(String(v.version))} is not a positive integer`);
+      const s = await solo.kernel.source({ ref, version }).catch((err: unknown) => Promise.reject(failed(err)));
+      return { contents: [{ uri: uri.href, mimeType: "text/typescript", text: s.code }] };
+    },
+  );
+
+  server.registerResource(
+    "service-history",
+    new ResourceTemplate("solo://services/{tenant}/{service}/history", {
+      list: async () => ({
+        resources: (await visible()).map((r) => ({
+          uri: `solo://services/${r.tenant}/${r.service}/history`,
+          name: `${r.tenant}/${r.service} history`,
+          mimeType: "application/json",
+        })),
+      }),
+    }),
+    { description: "Every version of a service that ran, oldest first, with the current one marked.", mimeType: "application/json" },
+    async (uri, v) => {
+      const ref = refOf(v);
+      const h = await solo.kernel.history({ ref }).catch((err: unknown) => Promise.reject(failed(err)));
+      const versions = h.versions.map((x) => ({
+        ...plainJson(x),
+        source: `solo://services/${ref.tenant}/${ref.service}/versions/${x.version}/source`,
+      }));
+      return { contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify({ versions }, jsonReplacer, 2) }] };
+    },
+  );
+}
+
+const MAX_DEPTH = 64;
+
+// A tool's JSON argument as a protobuf Value; nesting deeper than any real message is refused
+// precisely here (converting it would exhaust the stack).
+function value(v: unknown, field: string) {
+  const stack: Array<[unknown, number]> = [[v, 1]];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [x, depth] = top;
+    if (x === null || typeof x !== "object") continue;
+    if (depth > MAX_DEPTH) {
+      throw new SoloError("SOLO_ERR_REQUEST_INVALID", `${field} is nested deeper than ${MAX_DEPTH} levels`, {
+        field,
+        hint: "flatten the value",
+      });
+    }
+    for (const child of Object.values(x)) stack.push([child, depth + 1]);
+  }
+  return fromJson(ValueSchema, v as JsonValue);
 }
 
 // A tool's outcome: structured content (and its text) on success; on failure, isError with Solo's

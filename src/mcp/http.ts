@@ -1,0 +1,314 @@
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { SoloError } from "../errors.ts";
+import type { Clients } from "../gateway/client.ts";
+import { httpStatus } from "../gateway/errors.ts";
+import type { Kernel } from "../kernel/kernel.ts";
+import { createMcpServer } from "./server.ts";
+
+/** How the gateway serves MCP's Streamable HTTP transport at `/mcp`. */
+export interface McpHttpOptions {
+  readonly kernel: Kernel;
+  /** Clients of the gateway's own services acting with `token` (in-process: validated and admitted like any call). */
+  readonly clientsFor: (token: string) => Clients;
+  readonly version: string;
+  /** Sessions open at once, in all (default 1024) and per tenant a token reaches (default 32). */
+  readonly maxSessions?: number;
+  readonly maxSessionsPerTenant?: number;
+  /** A session with no request for this long, and none in flight, is closed (default 30 minutes). */
+  readonly idleMs?: number;
+  /** Largest request body (default 4 MiB: deploy takes code up to 1 MiB, JSON-escaped). */
+  readonly maxBodyBytes?: number;
+  /** Messages a session keeps for clients that resume a stream with Last-Event-ID (default 256). */
+  readonly replayMessages?: number;
+}
+
+/** The `/mcp` endpoint: one MCP server per session, each bound to the token that opened it. */
+export interface McpHttp {
+  /** Serves one request to `/mcp` (POST, GET or DELETE). */
+  handle(req: Http2ServerRequest, res: Http2ServerResponse): void;
+  /** Sessions open now. */
+  readonly sessions: number;
+  /** Ends every session's standing event stream (GET), so a closing gateway is not held open by idle clients. */
+  drain(): void;
+  /** Closes every session and its streams. */
+  close(): Promise<void>;
+}
+
+interface Session {
+  /** Its key in the table: `pending-…` until initialize gives it its id. */
+  id: string;
+  readonly transport: StreamableHTTPServerTransport;
+  readonly close: () => Promise<void>;
+  /** SHA-256 of the token that opened it. */
+  readonly tokenHash: Buffer;
+  /** The tenant the token reaches ("*" for every tenant): the session counts against it. */
+  readonly lane: string;
+  lastSeen: number;
+  inFlight: number;
+}
+
+const DEFAULTS = { maxSessions: 1024, maxSessionsPerTenant: 32, idleMs: 30 * 60_000, maxBodyBytes: 4 * 1024 * 1024, replayMessages: 256 };
+
+/**
+ * MCP over Streamable HTTP on the gateway's port. The port's mutual TLS has admitted the client;
+ * every request must carry `authorization: Bearer <token>`, verified (and a failure audited) before
+ * anything else, and a session answers only the token that opened it. Tools act through the
+ * gateway's own services with that token, so they are validated, admitted per tenant and checked
+ * exactly as calls that come over gRPC or Connect.
+ */
+export function createMcpHttp(options: McpHttpOptions): McpHttp {
+  const o = { ...DEFAULTS, ...options };
+  const sessions = new Map<string, Session>();
+  const perLane = new Map<string, number>();
+
+  const drop = (id: string): void => {
+    const s = sessions.get(id);
+    if (!s) return;
+    sessions.delete(id);
+    const n = (perLane.get(s.lane) ?? 1) - 1;
+    if (n > 0) perLane.set(s.lane, n);
+    else perLane.delete(s.lane);
+  };
+
+  const sweep = setInterval(
+    () => {
+      const stale = Date.now() - o.idleMs;
+      for (const [id, s] of sessions) {
+        if (s.inFlight === 0 && s.lastSeen < stale) {
+          drop(id);
+          void s.close();
+        }
+      }
+    },
+    Math.max(1000, Math.min(60_000, o.idleMs / 4)),
+  );
+  sweep.unref();
+
+  async function open(token: string, tokenHash: Buffer, lane: string): Promise<Session> {
+    if (sessions.size >= o.maxSessions || (perLane.get(lane) ?? 0) >= o.maxSessionsPerTenant) {
+      const full = sessions.size >= o.maxSessions;
+      throw new SoloError(
+        "SOLO_ERR_OVERLOADED",
+        full
+          ? `the gateway has ${o.maxSessions} MCP sessions open, its limit`
+          : `${lane === "*" ? "unscoped tokens have" : `tenant ${lane} has`} ${o.maxSessionsPerTenant} MCP sessions open, the limit per tenant`,
+        { retryAfterMs: 1000, hint: "close sessions you no longer use (DELETE /mcp with their mcp-session-id), or reuse one" },
+      );
+    }
+    // Counted before the first await, so concurrent initializes cannot overshoot the limits.
+    perLane.set(lane, (perLane.get(lane) ?? 0) + 1);
+    const placeholder = `pending-${randomUUID()}`;
+    const server = createMcpServer(o.clientsFor(token), o.version);
+    let session: Session | undefined;
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: randomUUID,
+      eventStore: new ReplayStore(o.replayMessages),
+      onsessioninitialized: (id) => {
+        if (!session) return;
+        sessions.delete(session.id);
+        session.id = id;
+        sessions.set(id, session);
+      },
+      onsessionclosed: (id) => drop(id),
+    });
+    transport.onclose = () => {
+      if (session) drop(session.id);
+    };
+    session = {
+      id: placeholder,
+      transport,
+      close: () => server.close(),
+      tokenHash,
+      lane,
+      lastSeen: Date.now(),
+      inFlight: 0,
+    };
+    // Until initialize assigns the id, the session holds its place under a name no client can send.
+    sessions.set(placeholder, session);
+    await server.connect(transport);
+    return session;
+  }
+
+  async function serve(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    const token = bearerOf(req.headers.authorization);
+    const principal = await o.kernel.as(token).whoami();
+    const tokenHash = createHash("sha256")
+      .update(token ?? "")
+      .digest();
+    const sid = req.headers["mcp-session-id"];
+    let session: Session | undefined;
+    if (sid !== undefined) {
+      session = typeof sid === "string" ? sessions.get(sid) : undefined;
+      if (!session || session.id.startsWith("pending-")) {
+        throw new SoloError("SOLO_ERR_MCP_SESSION_NOT_FOUND", `no MCP session ${JSON.stringify(String(sid).slice(0, 80))} is open`, {
+          hint: "it was closed, idle too long, or the gateway restarted: send initialize again without mcp-session-id",
+        });
+      }
+      if (!timingSafeEqual(session.tokenHash, tokenHash)) {
+        throw new SoloError("SOLO_ERR_MCP_SESSION_FORBIDDEN", "this MCP session was opened with another token", {
+          hint: "a session answers only the token that opened it; initialize your own",
+        });
+      }
+    }
+    if (req.method !== "POST" && req.method !== "GET" && req.method !== "DELETE") {
+      throw new SoloError("SOLO_ERR_MCP_REQUEST_INVALID", `/mcp takes POST, GET and DELETE, not ${req.method}`, { field: ":method" });
+    }
+    const body = req.method === "POST" ? await readJson(req, o.maxBodyBytes) : undefined;
+    if (!session) {
+      if (req.method !== "POST" || !isInitializeRequest(body)) {
+        throw new SoloError("SOLO_ERR_MCP_REQUEST_INVALID", "a request without mcp-session-id must be a POST of initialize", {
+          field: "mcp-session-id",
+          hint: "initialize first; send the mcp-session-id it answers with on every later request",
+        });
+      }
+      session = await open(token as string, tokenHash, principal.tenant ?? "*");
+    }
+    const s = session;
+    s.lastSeen = Date.now();
+    s.inFlight++;
+    res.once("close", () => {
+      s.inFlight--;
+      s.lastSeen = Date.now();
+    });
+    withoutConnectionHeaders(res);
+    // The SDK converts Node's request and response with @hono/node-server's listener, which takes
+    // node:http2's compatibility objects as well as node:http's; its types name only the latter.
+    await s.transport.handleRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, body);
+    if (s.id.startsWith("pending-")) {
+      // The initialize was refused (the SDK answered why): the session never opened.
+      drop(s.id);
+      await s.close();
+    }
+  }
+
+  return {
+    handle(req, res) {
+      serve(req, res).catch((err: unknown) => refuse(res, err));
+    },
+    get sessions() {
+      return [...sessions.keys()].filter((k) => !k.startsWith("pending-")).length;
+    },
+    drain() {
+      for (const s of sessions.values()) s.transport.closeStandaloneSSEStream();
+    },
+    async close() {
+      clearInterval(sweep);
+      const all = [...sessions.values()];
+      sessions.clear();
+      perLane.clear();
+      await Promise.allSettled(all.map((s) => s.close()));
+    },
+  };
+}
+
+// HTTP/2 forbids HTTP/1's connection-specific headers; the SDK's event streams set
+// `connection: keep-alive`, which node:http2 would drop with a warning on every stream.
+const CONNECTION_HEADERS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
+function withoutConnectionHeaders(res: Http2ServerResponse): void {
+  const writeHead = res.writeHead.bind(res) as (status: number, headers?: unknown) => Http2ServerResponse;
+  const patched = (status: number, ...rest: unknown[]): Http2ServerResponse => {
+    const headers = rest.find((h) => h !== null && typeof h === "object");
+    if (headers && !Array.isArray(headers)) {
+      for (const k of Object.keys(headers)) if (CONNECTION_HEADERS.has(k.toLowerCase())) delete (headers as Record<string, unknown>)[k];
+    }
+    return writeHead(status, headers);
+  };
+  res.writeHead = patched as typeof res.writeHead;
+}
+
+function bearerOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const m = /^Bearer (\S+)$/i.exec(header.trim());
+  // A malformed header is passed on as it is, so the kernel refuses it with its precise reason.
+  return m ? m[1] : header;
+}
+
+async function readJson(req: Http2ServerRequest, max: number): Promise<unknown> {
+  const tooLarge = (): SoloError =>
+    new SoloError("SOLO_ERR_MCP_REQUEST_TOO_LARGE", `the request body is over ${max} bytes`, {
+      maxBytes: max,
+      hint: "send smaller arguments (deploy takes code up to 1 MiB)",
+    });
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > max) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw tooLarge();
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new SoloError("SOLO_ERR_MCP_REQUEST_INVALID", `the request body is not JSON: ${(err as Error).message}`, {
+      field: "body",
+      hint: "send one JSON-RPC message (or a batch) as application/json",
+    });
+  }
+}
+
+// A refusal as MCP clients expect it: an HTTP status and a JSON-RPC error whose data carries
+// Solo's code, reason, field and hint.
+function refuse(res: Http2ServerResponse, err: unknown): void {
+  const e =
+    err instanceof SoloError ? err : new SoloError("SOLO_ERR_INTERNAL", "the MCP endpoint failed unexpectedly; see the kernel's log");
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const { hint, field, ...details } = e.details as Record<string, unknown>;
+  const jsonRpcCode = e.reason === "SOLO_ERR_MCP_REQUEST_INVALID" && field === "body" ? -32700 : -32000;
+  const status = e.reason === "SOLO_ERR_MCP_REQUEST_TOO_LARGE" ? 413 : httpStatus(e.code);
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (status === 401) headers["www-authenticate"] = 'Bearer realm="solo"';
+  if (typeof details.retryAfterMs === "number") headers["retry-after"] = String(Math.ceil(details.retryAfterMs / 1000));
+  res.writeHead(status, headers);
+  res.end(
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id: null,
+      error: { code: jsonRpcCode, message: e.message, data: { code: e.code, reason: e.reason, field, hint, details } },
+    }),
+  );
+}
+
+/** The messages a session sent, kept (the last `max`) so a client that lost a stream can resume it. */
+class ReplayStore implements EventStore {
+  private readonly events: Array<{ id: EventId; stream: StreamId; message: JSONRPCMessage }> = [];
+  private seq = 0;
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  async storeEvent(stream: StreamId, message: JSONRPCMessage): Promise<EventId> {
+    const id = `${++this.seq}`;
+    this.events.push({ id, stream, message });
+    if (this.events.length > this.max) this.events.shift();
+    return id;
+  }
+
+  async getStreamIdForEventId(id: EventId): Promise<StreamId | undefined> {
+    return this.events.find((e) => e.id === id)?.stream;
+  }
+
+  async replayEventsAfter(last: EventId, { send }: { send: (id: EventId, message: JSONRPCMessage) => Promise<void> }): Promise<StreamId> {
+    const at = this.events.findIndex((e) => e.id === last);
+    const from = this.events[at];
+    if (!from) {
+      throw new SoloError("SOLO_ERR_MCP_REQUEST_INVALID", `event ${JSON.stringify(last.slice(0, 40))} is no longer kept`, {
+        field: "last-event-id",
+        hint: "a session keeps its last messages only; start the request again",
+      });
+    }
+    for (const e of this.events.slice(at + 1)) if (e.stream === from.stream) await send(e.id, e.message);
+    return from.stream;
+  }
+}
