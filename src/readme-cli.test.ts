@@ -276,7 +276,7 @@ describe("the README's CLI tour", () => {
     assert.match(mcp, /^claude mcp add solo -- npx solo mcp$/m);
     assert.match(
       mcp,
-      /^Streamable HTTP: `https:\/\/127\.0\.0\.1:7443\/mcp` on the gateway port \(mutual TLS and the bearer token; see docs\/mcp\.md\)$/m,
+      /^Streamable HTTP: `https:\/\/127\.0\.0\.1:7443\/mcp` on the gateway port \(mutual TLS and the bearer token; see docs\/mcp\.md\)\.$/m,
     );
     const configs = [...mcp.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((m) => JSON.parse(m[1] as string));
     assert.equal(configs.length, 2, "Claude Desktop and Cursor's mcpServers, and VS Code's servers");
