@@ -18,6 +18,7 @@ const BENCHMARKS = [
   "storage",
   "gateway",
   "admission",
+  "mcp",
 ] as const;
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.
 const CHILD_TIMEOUT_MS = 240_000;
