@@ -344,8 +344,32 @@ function service(svc: DescService, documented: ReadonlySet<string>): string {
   return lines.join("\n");
 }
 
-function messageDoc(m: DescMessage, documented: ReadonlySet<string>): string {
+/** For each message, the RPCs that take or return it: "Request of `KernelService.Deploy`." */
+function rpcUses(services: readonly DescService[]): Map<string, string[]> {
+  const uses = new Map<string, { request: string[]; response: string[] }>();
+  const at = (t: string) => uses.get(t) ?? uses.set(t, { request: [], response: [] }).get(t);
+  for (const s of services) {
+    for (const m of s.methods) {
+      const link = `[${code(`${s.name}.${m.name}`)}](#${anchor(s.name)})`;
+      const bidi = m.methodKind === "bidi_streaming";
+      at(m.input.typeName)?.request.push(bidi || m.methodKind === "client_streaming" ? `${link} (streamed)` : link);
+      at(m.output.typeName)?.response.push(bidi || m.methodKind === "server_streaming" ? `${link} (streamed)` : link);
+    }
+  }
+  const out = new Map<string, string[]>();
+  for (const [t, u] of uses) {
+    out.set(t, [
+      ...(u.request.length > 0 ? [`Request of ${u.request.join(", ")}.`] : []),
+      ...(u.response.length > 0 ? [`Response of ${u.response.join(", ")}.`] : []),
+    ]);
+  }
+  return out;
+}
+
+function messageDoc(m: DescMessage, documented: ReadonlySet<string>, uses: ReadonlyMap<string, string[]>): string {
   const lines = [`### ${localName(m)}`, ""];
+  const used = uses.get(m.typeName) ?? [];
+  if (used.length > 0) lines.push(used.join(" "), "");
   const c = commentOf(m);
   if (c.length > 0) lines.push(block(c), "");
   if (hasOption(m, messageRules))
@@ -412,7 +436,8 @@ export function printReference(files: DescFile[] = buildSchema()): string {
   const services = files.flatMap((f) => f.services);
   if (services.length > 0) parts.push("", "## Services", ...services.flatMap((s) => ["", service(s, documented)]));
   const messages = all.flatMap((x) => x.messages);
-  if (messages.length > 0) parts.push("", "## Messages", ...messages.flatMap((m) => ["", messageDoc(m, documented)]));
+  const uses = rpcUses(services);
+  if (messages.length > 0) parts.push("", "## Messages", ...messages.flatMap((m) => ["", messageDoc(m, documented, uses)]));
   const enums = all.flatMap((x) => x.enums);
   if (enums.length > 0) parts.push("", "## Enums", ...enums.flatMap((e) => ["", enumDoc(e)]));
   return `${parts.join("\n")}\n`;
