@@ -247,9 +247,29 @@ function failureOf(err: unknown): Failure {
   return { reason: typeof e.reason === "string" ? e.reason : "WORKER_THREW", message: String(e.message ?? err).slice(0, 500) };
 }
 
+/** Moves a job to the dead-letter list, durably. */
+async function deadLetter(state: State, job: Job, failure: Failure, now: number): Promise<void> {
+  job.lastError = failure;
+  const dead: DeadJob = { ...job, diedAt: now };
+  delete state.jobs[job.id];
+  state.dead[job.id] = dead;
+  // In this order: a crash between the two leaves both, and init keeps the dead letter.
+  await solo.storage.put(`dead:${job.id}`, dead as unknown as SoloJson);
+  await solo.storage.delete(`job:${job.id}`);
+  state.counts.deadLettered++;
+  await announce(state, "job.dead", { id: job.id, attempts: job.attempts, error: { ...failure } });
+}
+
 /** One attempt of one job: recorded, handed to the worker, and settled. */
 async function attempt(state: State, job: Job): Promise<void> {
   const { config } = state;
+  if (job.attempts >= job.maxAttempts) {
+    // Its last attempt was recorded but never settled: the queue stopped (or crashed) during it.
+    // Counting that attempt is what stops a job that crashes the queue from running forever.
+    const message = "the queue stopped during the last attempt; it may or may not have run";
+    await deadLetter(state, job, { reason: "ATTEMPT_INTERRUPTED", message }, Date.now());
+    return;
+  }
   job.attempts++;
   await solo.storage.put(`job:${job.id}`, job as unknown as SoloJson);
   let failure: Failure | null = null;
@@ -276,17 +296,11 @@ async function attempt(state: State, job: Job): Promise<void> {
     return;
   }
   state.counts.failedAttempts++;
-  job.lastError = failure;
   if (permanent || job.attempts >= job.maxAttempts) {
-    const dead: DeadJob = { ...job, diedAt: now };
-    delete state.jobs[job.id];
-    state.dead[job.id] = dead;
-    await solo.storage.put(`dead:${job.id}`, dead as unknown as SoloJson);
-    await solo.storage.delete(`job:${job.id}`);
-    state.counts.deadLettered++;
-    await announce(state, "job.dead", { id: job.id, attempts: job.attempts, error: { ...failure } });
+    await deadLetter(state, job, failure, now);
     return;
   }
+  job.lastError = failure;
   const delayMs = backoff(config, job.attempts);
   job.runAt = now + delayMs;
   await solo.storage.put(`job:${job.id}`, job as unknown as SoloJson);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import type http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -45,7 +46,7 @@ const received: Received[] = [];
  * A webhook receiver on 127.0.0.1 that answers as its path says: /ok 204, /gone 410, and
  * /flaky?fails=n 503 for the first n attempts of a delivery (by x-solo-attempt), then 200.
  */
-function receive(req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): void {
+function receive(req: http.IncomingMessage, res: http.ServerResponse): void {
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
   req.on("end", () => {
