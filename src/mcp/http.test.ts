@@ -405,4 +405,35 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     assert.equal(resumed.status, 200);
     assert.match(resumed.body, /"id":7[\s\S]*"ok":true|"ok":true[\s\S]*"id":7/);
   });
+
+  it("ends its sessions' standing event streams when the gateway closes, instead of waiting for them", { timeout: 60_000 }, async () => {
+    const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+    const second = await startGateway(kernel, { port: 0, tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem } });
+    const session = http2Connect(second.url, { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem });
+    try {
+      const request = (headers: Record<string, string>, body?: string) => session.request({ ":path": "/mcp", ...headers }).end(body);
+      const auth = { authorization: `Bearer ${admin}` };
+      const init = request({ ":method": "POST", ...JSON_HEADERS, ...auth }, initialize);
+      const sid = await new Promise<string>((resolve) => init.on("response", (h) => resolve(String(h["mcp-session-id"]))));
+      init.resume();
+      const stream = request({
+        ":method": "GET",
+        accept: "text/event-stream",
+        ...auth,
+        "mcp-session-id": sid,
+        "mcp-protocol-version": "2025-11-25",
+      });
+      const status = await new Promise<number>((resolve) => stream.on("response", (h) => resolve(Number(h[":status"]))));
+      assert.equal(status, 200, "the standing stream is open");
+      assert.equal(second.mcpSessions, 1);
+      const ended = new Promise<void>((resolve) => stream.on("close", () => resolve()));
+      stream.resume();
+      // A grace far longer than the test may run: closing must not wait for it.
+      await second.close(3_600_000);
+      await ended;
+      assert.equal(second.mcpSessions, 0);
+    } finally {
+      session.destroy();
+    }
+  });
 });
