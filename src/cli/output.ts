@@ -58,11 +58,20 @@ export function table(rows: readonly (readonly string[])[], out: NodeJS.WriteStr
   });
 }
 
+const CODES_BY_NAME: Readonly<Record<string, Code>> = Object.fromEntries(
+  Object.values(Code)
+    .filter((c): c is Code => typeof c === "number")
+    .map((c) => [codeName(c), c]),
+);
+
 /** The exit code for an error. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError) return EXIT.usage;
-  if (!(err instanceof ConnectError)) return EXIT.failed;
-  switch (err.code) {
+  // A SoloError raised in this process (solo start opening its store, solo cert issue) exits as
+  // the same error would over the wire.
+  const code = err instanceof SoloError ? CODES_BY_NAME[err.code] : err instanceof ConnectError ? err.code : undefined;
+  if (code === undefined) return EXIT.failed;
+  switch (code) {
     case Code.Unauthenticated:
     case Code.PermissionDenied:
       return EXIT.auth;
