@@ -115,6 +115,7 @@ export const REASONS = {
   SOLO_ERR_MCP_REQUEST_TOO_LARGE: "resource_exhausted",
   SOLO_ERR_MCP_SESSION_NOT_FOUND: "not_found",
   SOLO_ERR_MCP_SESSION_FORBIDDEN: "permission_denied",
+  SOLO_ERR_MCP_ORIGIN_DENIED: "permission_denied",
   SOLO_ERR_INTERNAL: "internal",
 } as const satisfies Record<string, ErrorCode>;
 

@@ -26,7 +26,9 @@ export interface GatewayOptions {
   /** Metrics (served on GET /metrics) and call logs. */
   readonly telemetry?: Telemetry;
   /** MCP's Streamable HTTP transport at `/mcp` (on unless `false`), and its session limits. */
-  readonly mcp?: false | Pick<McpHttpOptions, "maxSessions" | "maxSessionsPerTenant" | "idleMs" | "maxBodyBytes" | "replayMessages">;
+  readonly mcp?:
+    | false
+    | Pick<McpHttpOptions, "maxSessions" | "maxSessionsPerTenant" | "idleMs" | "maxBodyBytes" | "replayMessages" | "allowedOrigins">;
   /** The version `/mcp` reports to clients. */
   readonly version?: string;
 }

@@ -46,7 +46,7 @@ before(async () => {
   gateway = await startGateway(kernel, {
     port: 0,
     tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
-    mcp: { maxSessionsPerTenant: 3, maxBodyBytes: MAX_BODY },
+    mcp: { maxSessionsPerTenant: 3, maxBodyBytes: MAX_BODY, allowedOrigins: ["https://console.example"] },
     version: "9.9.9",
   });
   agent = new Agent({ allowH2: true, connect: { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem } });
@@ -341,6 +341,13 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     const noSession = await raw("POST", auth, JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/list" }));
     assert.equal(noSession.status, 400);
     assert.match(rpcError(noSession.body).data.hint ?? "", /initialize first/);
+    const page = await raw("POST", { ...auth, origin: "https://evil.example" }, initialize);
+    assert.equal(page.status, 403);
+    assert.equal(rpcError(page.body).data.reason, "SOLO_ERR_MCP_ORIGIN_DENIED");
+    const allowed = await raw("POST", { ...auth, origin: "https://console.example" }, initialize);
+    assert.equal(allowed.status, 200);
+    const closed = await raw("DELETE", { authorization: auth.authorization, "mcp-session-id": String(allowed.headers["mcp-session-id"]) });
+    assert.equal(closed.status, 200);
     const put = await raw("PUT", auth, initialize);
     assert.equal(put.status, 400);
     assert.match(rpcError(put.body).message, /POST, GET and DELETE, not PUT/);

@@ -25,6 +25,8 @@ export interface McpHttpOptions {
   readonly maxBodyBytes?: number;
   /** Messages a session keeps for clients that resume a stream with Last-Event-ID (default 256). */
   readonly replayMessages?: number;
+  /** Web origins whose pages may call `/mcp` (exact, like `https://console.example.com`); default none. */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** The `/mcp` endpoint: one MCP server per session, each bound to the token that opened it. */
@@ -52,7 +54,14 @@ interface Session {
   inFlight: number;
 }
 
-const DEFAULTS = { maxSessions: 1024, maxSessionsPerTenant: 32, idleMs: 30 * 60_000, maxBodyBytes: 4 * 1024 * 1024, replayMessages: 256 };
+const DEFAULTS = {
+  maxSessions: 1024,
+  maxSessionsPerTenant: 32,
+  idleMs: 30 * 60_000,
+  maxBodyBytes: 4 * 1024 * 1024,
+  replayMessages: 256,
+  allowedOrigins: [] as readonly string[],
+};
 
 /**
  * MCP over Streamable HTTP on the gateway's port. The port's mutual TLS has admitted the client;
@@ -135,6 +144,19 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   }
 
   async function serve(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    // MCP asks servers to check Origin against DNS rebinding: agents' clients send none, and a
+    // web page may call only from an origin the operator allowed.
+    const origin = req.headers.origin;
+    if (origin !== undefined && !o.allowedOrigins.includes(origin)) {
+      throw new SoloError(
+        "SOLO_ERR_MCP_ORIGIN_DENIED",
+        `requests from the web origin ${JSON.stringify(origin.slice(0, 200))} are not allowed`,
+        {
+          field: "origin",
+          hint: "MCP clients send no Origin; to let a web page call /mcp, add its origin to the gateway's mcp.allowedOrigins",
+        },
+      );
+    }
     const token = bearerOf(req.headers.authorization);
     const principal = await o.kernel.as(token).whoami();
     const tokenHash = createHash("sha256")
