@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { waitForOutput } from "./test-support.ts";
 
 /**
  * The README's five-minute CLI tour, run as pasted into a terminal. Its ```sh blocks marked
@@ -87,18 +88,7 @@ const transcript: string[] = [];
 
 /** Resolves once `test()` holds, or rejects after `ms` with what `text()` says. */
 function waitFor(what: string, test: () => boolean, text: () => string, ms = STEP_MS): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      if (test()) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - started > ms) {
-        clearInterval(poll);
-        reject(new Error(`timed out waiting for ${what}; output so far:\n${text()}`));
-      }
-    }, 20);
-  });
+  return waitForOutput(what, text, () => test(), ms);
 }
 
 /** A bash session fed one command at a time, as a person pastes them; stderr is merged into stdout. */

@@ -77,3 +77,22 @@ export async function until(what: string, check: () => boolean | Promise<boolean
   }
   assert.fail(`timed out waiting for ${what}`);
 }
+
+/**
+ * Waits until `test` holds of a child process's output so far (`text()`), polling every 20 ms; a
+ * wait longer than `ms` fails with the output in the message, so a hung child shows what it said.
+ */
+export function waitForOutput(what: string, text: () => string, test: (s: string) => boolean, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      if (test(text())) {
+        clearInterval(poll);
+        resolve();
+      } else if (Date.now() - started > ms) {
+        clearInterval(poll);
+        reject(new Error(`timed out waiting for ${what}; output so far:\n${text()}`));
+      }
+    }, 20);
+  });
+}

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { waitForOutput } from "../test-support.ts";
 
 /**
  * The `solo` command line end to end: one `solo start` for the file, and every command run as
@@ -91,18 +92,7 @@ interface JsonError {
 
 /** Resolves once `text()` matches, or rejects after a timeout. */
 function waitFor(what: string, text: () => string, test: (s: string) => boolean, ms = WAIT_MS): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      if (test(text())) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - started > ms) {
-        clearInterval(poll);
-        reject(new Error(`timed out waiting for ${what}; output so far:\n${text()}`));
-      }
-    }, 20);
-  });
+  return waitForOutput(what, text, test, ms);
 }
 
 function file(name: string, code: string): string {
