@@ -28,7 +28,10 @@ export interface GatewayOptions {
   /** MCP's Streamable HTTP transport at `/mcp` (on unless `false`), and its session limits. */
   readonly mcp?:
     | false
-    | Pick<McpHttpOptions, "maxSessions" | "maxSessionsPerTenant" | "idleMs" | "maxBodyBytes" | "replayMessages" | "allowedOrigins">;
+    | Pick<
+        McpHttpOptions,
+        "maxSessions" | "maxSessionsPerTenant" | "idleMs" | "maxBodyBytes" | "replayMessages" | "replayBytes" | "allowedOrigins"
+      >;
   /** The version `/mcp` reports to clients. */
   readonly version?: string;
 }

@@ -27,6 +27,11 @@ const COUNTER_V2 = `export default {
   handleCall(req, s) { s.n += 10; return { reply: s.n, state: s } },
 };`;
 const MAX_BODY = 256 * 1024;
+// Replies of 600,000 characters: each tool result carries the reply twice (as text and structured).
+const BULKY = `export default {
+  init() { return 0 },
+  handleCall(req, n) { return { reply: "x".repeat(600000), state: n } },
+};`;
 
 let dir: string;
 let kernel: Kernel;
@@ -411,6 +416,38 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     );
     assert.equal(resumed.status, 200);
     assert.match(resumed.body, /"id":7[\s\S]*"ok":true|"ok":true[\s\S]*"id":7/);
+  });
+
+  it("keeps at most 4 MiB of a session's messages for Last-Event-ID, however few messages that is", async () => {
+    await kernel.deploy({ tenant: "other", service: "bulky", code: BULKY });
+    const auth = { ...JSON_HEADERS, authorization: `Bearer ${admin}` };
+    const init = await raw("POST", auth, initialize);
+    const sid = init.headers["mcp-session-id"] as string;
+    const inSession = { ...auth, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" };
+    await raw("POST", inSession, JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));
+    const primed: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const call = { name: "call", arguments: { tenant: "other", service: "bulky" } };
+      const r = await raw("POST", inSession, JSON.stringify({ jsonrpc: "2.0", id: 100 + i, method: "tools/call", params: call }));
+      assert.equal(r.status, 200);
+      assert.ok(r.body.length > 1_200_000, "the reply came back whole, twice");
+      primed.push(/^id: (\S+)$/m.exec(r.body)?.[1] as string);
+    }
+    const resume = (last: string, enough?: (text: string) => boolean) =>
+      raw(
+        "GET",
+        { accept: "text/event-stream", authorization: auth.authorization, "mcp-session-id": sid, "last-event-id": last },
+        undefined,
+        enough,
+      );
+    // Eight results of over a megabyte each (fewer than the 256 messages kept): the oldest are no longer held...
+    const oldest = await resume(primed[0] as string, (text) => text.includes('"id":100'));
+    assert.equal(oldest.status, 400, "the oldest result is no longer kept");
+    // ...the newest still are.
+    const newest = await resume(primed[7] as string, (text) => text.includes('"id":107'));
+    assert.equal(newest.status, 200);
+    assert.match(newest.body, /"id":107/);
+    await raw("DELETE", { authorization: auth.authorization, "mcp-session-id": sid });
   });
 
   it("ends its sessions' standing event streams when the gateway closes, instead of waiting for them", { timeout: 60_000 }, async () => {

@@ -23,8 +23,10 @@ export interface McpHttpOptions {
   readonly idleMs?: number;
   /** Largest request body (default 4 MiB: deploy takes code up to 1 MiB, JSON-escaped). */
   readonly maxBodyBytes?: number;
-  /** Messages a session keeps for clients that resume a stream with Last-Event-ID (default 256). */
+  /** Messages a session keeps for clients that resume a stream with Last-Event-ID (default 256)... */
   readonly replayMessages?: number;
+  /** ...and at most this many bytes of them as JSON (default 4 MiB); a larger message is not kept. */
+  readonly replayBytes?: number;
   /** Web origins whose pages may call `/mcp` (exact, like `https://console.example.com`); default none. */
   readonly allowedOrigins?: readonly string[];
 }
@@ -60,6 +62,7 @@ const DEFAULTS = {
   idleMs: 30 * 60_000,
   maxBodyBytes: 4 * 1024 * 1024,
   replayMessages: 256,
+  replayBytes: 4 * 1024 * 1024,
   allowedOrigins: [] as readonly string[],
 };
 
@@ -116,7 +119,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     let session: Session | undefined;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
-      eventStore: new ReplayStore(o.replayMessages),
+      eventStore: new ReplayStore(o.replayMessages, o.replayBytes),
       onsessioninitialized: (id) => {
         if (!session) return;
         sessions.delete(session.id);
@@ -301,19 +304,35 @@ function refuse(res: Http2ServerResponse, err: unknown): void {
   );
 }
 
-/** The messages a session sent, kept (the last `max`) so a client that lost a stream can resume it. */
+/**
+ * The messages a session sent, kept (the last `max`, and no more than `maxBytes` of their JSON) so a
+ * client that lost a stream can resume it. Bounded in bytes as well as in number: results can be
+ * megabytes each (a reply, a module's source), and every session of every tenant holds its own.
+ */
 class ReplayStore implements EventStore {
-  private readonly events: Array<{ id: EventId; stream: StreamId; message: JSONRPCMessage }> = [];
+  private readonly events: Array<{ id: EventId; stream: StreamId; json: string; bytes: number }> = [];
+  private bytes = 0;
   private seq = 0;
   private readonly max: number;
-  constructor(max: number) {
+  private readonly maxBytes: number;
+  constructor(max: number, maxBytes: number) {
     this.max = max;
+    this.maxBytes = maxBytes;
   }
 
   async storeEvent(stream: StreamId, message: JSONRPCMessage): Promise<EventId> {
     const id = `${++this.seq}`;
-    this.events.push({ id, stream, message });
-    if (this.events.length > this.max) this.events.shift();
+    const json = JSON.stringify(message);
+    const bytes = Buffer.byteLength(json);
+    if (bytes > this.maxBytes) {
+      // Too large to keep: what came before it goes too, so no resume can silently skip it.
+      this.events.length = 0;
+      this.bytes = 0;
+      return id;
+    }
+    this.events.push({ id, stream, json, bytes });
+    this.bytes += bytes;
+    while (this.events.length > this.max || this.bytes > this.maxBytes) this.bytes -= this.events.shift()?.bytes ?? 0;
     return id;
   }
 
@@ -330,7 +349,7 @@ class ReplayStore implements EventStore {
         hint: "a session keeps its last messages only; start the request again",
       });
     }
-    for (const e of this.events.slice(at + 1)) if (e.stream === from.stream) await send(e.id, e.message);
+    for (const e of this.events.slice(at + 1)) if (e.stream === from.stream) await send(e.id, JSON.parse(e.json) as JSONRPCMessage);
     return from.stream;
   }
 }
