@@ -480,4 +480,44 @@ describe("MCP over Streamable HTTP at /mcp", () => {
       session.destroy();
     }
   });
+
+  it("ends streams resumed with Last-Event-ID when the gateway closes, as it does standing ones", { timeout: 60_000 }, async (t) => {
+    const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+    const second = await startGateway(kernel, { port: 0, tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem } });
+    const session = http2Connect(second.url, { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem });
+    // Should closing hang, the test's timeout ends the connection, and with it the gateway.
+    t.signal.addEventListener("abort", () => session.destroy());
+    try {
+      const request = (headers: Record<string, string>, body?: string) => session.request({ ":path": "/mcp", ...headers }).end(body);
+      const text = (stream: ReturnType<typeof request>, until: (t: string) => boolean) =>
+        new Promise<string>((resolve) => {
+          let t = "";
+          stream.setEncoding("utf8");
+          stream.on("data", (c: string) => {
+            t += c;
+            if (until(t)) resolve(t);
+          });
+          stream.on("end", () => resolve(t));
+        });
+      const auth = { authorization: `Bearer ${admin}` };
+      const init = request({ ":method": "POST", ...JSON_HEADERS, ...auth }, initialize);
+      const sid = await new Promise<string>((resolve) => init.on("response", (h) => resolve(String(h["mcp-session-id"]))));
+      init.resume();
+      const inSession = { ":method": "POST", ...JSON_HEADERS, ...auth, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" };
+      request(inSession, JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })).resume();
+      const verify = { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "verify", arguments: {} } };
+      const answered = await text(request(inSession, JSON.stringify(verify)), (t) => t.includes('"id":7'));
+      const primed = /^id: (\S+)$/m.exec(answered)?.[1] as string;
+      // The client lost the response after its priming event and resumes it: the SDK keeps the resumed stream open.
+      const resumed = request({ ":method": "GET", accept: "text/event-stream", ...auth, "mcp-session-id": sid, "last-event-id": primed });
+      const ended = new Promise<void>((resolve) => resumed.on("close", () => resolve()));
+      assert.match(await text(resumed, (t) => t.includes('"id":7')), /"id":7/);
+      // A grace far longer than the test may run: closing must not wait for it.
+      await second.close(3_600_000);
+      await ended;
+      assert.equal(second.mcpSessions, 0);
+    } finally {
+      session.destroy();
+    }
+  });
 });

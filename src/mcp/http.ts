@@ -1,6 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { type Http2ServerRequest, type Http2ServerResponse, constants as http2 } from "node:http2";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
@@ -37,7 +37,7 @@ export interface McpHttp {
   handle(req: Http2ServerRequest, res: Http2ServerResponse): void;
   /** Sessions open now. */
   readonly sessions: number;
-  /** Ends every session's standing event stream (GET), so a closing gateway is not held open by idle clients. */
+  /** Ends every session's standing and resumed event streams (GET), so a closing gateway is not held open by idle clients. */
   drain(): void;
   /** Closes every session and its streams. */
   close(): Promise<void>;
@@ -77,6 +77,9 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   const o = { ...DEFAULTS, ...options };
   const sessions = new Map<string, Session>();
   const perLane = new Map<string, number>();
+  // Streams resumed with Last-Event-ID: the SDK keeps one open after its replay (for what may
+  // follow) and ends it only with its session, so drain() ends them itself.
+  const resumed = new Set<Http2ServerResponse>();
 
   const drop = (id: string): void => {
     const s = sessions.get(id);
@@ -200,6 +203,10 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       s.inFlight--;
       s.lastSeen = Date.now();
     });
+    if (req.method === "GET" && req.headers["last-event-id"] !== undefined) {
+      resumed.add(res);
+      res.once("close", () => resumed.delete(res));
+    }
     withoutConnectionHeaders(res);
     // The SDK converts Node's request and response with @hono/node-server's listener, which takes
     // node:http2's compatibility objects as well as node:http's; its types name only the latter.
@@ -220,6 +227,10 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     },
     drain() {
       for (const s of sessions.values()) s.transport.closeStandaloneSSEStream();
+      for (const res of resumed) {
+        if (res.headersSent) res.end();
+        else res.stream.close(http2.NGHTTP2_NO_ERROR);
+      }
     },
     async close() {
       clearInterval(sweep);
