@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect as http2Connect, type IncomingHttpHeaders } from "node:http2";
+import { createSecureServer, connect as http2Connect, type IncomingHttpHeaders } from "node:http2";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
@@ -8,9 +9,11 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { Agent, fetch as undiciFetch } from "undici";
+import { gatewayCore, inProcessClients } from "../gateway/local.ts";
 import { type Gateway, startGateway } from "../gateway/server.ts";
 import { type Kernel, openKernel } from "../index.ts";
 import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
+import { createMcpHttp, type McpHttp, type McpHttpOptions } from "./http.ts";
 
 // MCP's Streamable HTTP transport at /mcp on the gateway's port, driven by the SDK's own client
 // over real HTTP/2 with mutual TLS (undici's fetch: the gateway speaks HTTP/2 only).
@@ -89,6 +92,26 @@ async function mcpClient(token: string): Promise<{ client: Client; transport: St
   await client.connect(transport);
   clients.push({ client, transport });
   return { client, transport };
+}
+
+/** An MCP endpoint of its own on a port, to drive its sweep directly. */
+async function endpoint(options: Partial<McpHttpOptions> = {}): Promise<{ http: McpHttp; url: string; close: () => Promise<void> }> {
+  const cert = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+  const core = gatewayCore(kernel);
+  const http = createMcpHttp({ kernel, clientsFor: (token) => inProcessClients(core, token), version: "9.9.9", ...options });
+  const server = createSecureServer(
+    { cert: cert.certPem, key: cert.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true },
+    (req, res) => http.handle(req, res),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    http,
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      await http.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 async function tool(c: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
@@ -519,5 +542,43 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     } finally {
       session.destroy();
     }
+  });
+
+  it("closes a session whose token was revoked, with the stream it holds open, and frees its place", async (t) => {
+    const mcp = await endpoint({ maxSessionsPerTenant: 1 });
+    const session = http2Connect(mcp.url, { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem });
+    t.after(async () => {
+      session.destroy();
+      await mcp.close();
+    });
+    const request = (headers: Record<string, string>, body?: string) => session.request({ ":path": "/mcp", ...headers }).end(body);
+    const status = (stream: ReturnType<typeof request>) =>
+      new Promise<number>((resolve) => stream.on("response", (h) => resolve(Number(h[":status"]))));
+    const granted = await kernel.tokens.grant({ tenant: "acme", permissions: ["services:read"] });
+    const auth = { authorization: `Bearer ${granted.token}` };
+    const init = request({ ":method": "POST", ...JSON_HEADERS, ...auth }, initialize);
+    const sid = await new Promise<string>((resolve) => init.on("response", (h) => resolve(String(h["mcp-session-id"]))));
+    init.resume();
+    const standing = request({
+      ":method": "GET",
+      accept: "text/event-stream",
+      ...auth,
+      "mcp-session-id": sid,
+      "mcp-protocol-version": "2025-11-25",
+    });
+    assert.equal(await status(standing), 200);
+    standing.resume();
+    const ended = new Promise<void>((resolve) => standing.on("close", () => resolve()));
+    assert.equal(mcp.http.sessions, 1);
+
+    await kernel.tokens.revoke(granted.id);
+    mcp.http.sweep();
+    assert.equal(mcp.http.sessions, 0, "the revoked token's session is closed");
+    await ended;
+    // Its place in the tenant's count is free again.
+    const other = (await kernel.tokens.grant({ tenant: "acme", permissions: ["services:read"] })).token;
+    const next = request({ ":method": "POST", ...JSON_HEADERS, authorization: `Bearer ${other}` }, initialize);
+    assert.equal(await status(next), 200);
+    next.resume();
   });
 });

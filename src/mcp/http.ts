@@ -39,6 +39,12 @@ export interface McpHttp {
   readonly sessions: number;
   /** Ends every session's standing and resumed event streams (GET), so a closing gateway is not held open by idle clients. */
   drain(): void;
+  /**
+   * Closes, with their streams, the sessions idle longer than `idleMs` with nothing in flight (as
+   * of `now`) and those whose token was revoked or has expired; the endpoint runs it every quarter
+   * of `idleMs` (at least every minute).
+   */
+  sweep(now?: number): void;
   /** Closes every session and its streams. */
   close(): Promise<void>;
 }
@@ -48,7 +54,8 @@ interface Session {
   id: string;
   readonly transport: StreamableHTTPServerTransport;
   readonly close: () => Promise<void>;
-  /** SHA-256 of the token that opened it. */
+  /** The token that opened it (its tools act with it), and its SHA-256. */
+  readonly token: string;
   readonly tokenHash: Buffer;
   /** The tenant the token reaches ("*" for every tenant): the session counts against it. */
   readonly lane: string;
@@ -90,19 +97,19 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     else perLane.delete(s.lane);
   };
 
-  const sweep = setInterval(
-    () => {
-      const stale = Date.now() - o.idleMs;
-      for (const [id, s] of sessions) {
-        if (s.inFlight === 0 && s.lastSeen < stale) {
-          drop(id);
-          void s.close();
-        }
+  const sweep = (now = Date.now()): void => {
+    const stale = now - o.idleMs;
+    for (const [id, s] of sessions) {
+      // A session whose token was revoked or has expired can do nothing more; a stream it holds
+      // open would otherwise keep it, and its place in its tenant's count, for good.
+      if ((s.inFlight === 0 && s.lastSeen < stale) || !o.kernel.as(s.token).reach().valid) {
+        drop(id);
+        void s.close();
       }
-    },
-    Math.max(1000, Math.min(60_000, o.idleMs / 4)),
-  );
-  sweep.unref();
+    }
+  };
+  const sweeper = setInterval(sweep, Math.max(1000, Math.min(60_000, o.idleMs / 4)));
+  sweeper.unref();
 
   async function open(token: string, tokenHash: Buffer, lane: string): Promise<Session> {
     if (sessions.size >= o.maxSessions || (perLane.get(lane) ?? 0) >= o.maxSessionsPerTenant) {
@@ -138,6 +145,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       id: placeholder,
       transport,
       close: () => server.close(),
+      token,
       tokenHash,
       lane,
       lastSeen: Date.now(),
@@ -232,8 +240,9 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
         else res.stream.close(http2.NGHTTP2_NO_ERROR);
       }
     },
+    sweep,
     async close() {
-      clearInterval(sweep);
+      clearInterval(sweeper);
       const all = [...sessions.values()];
       sessions.clear();
       perLane.clear();
