@@ -399,6 +399,17 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     assert.equal(data<{ reply: number }>(await tool(client, "call", { tenant: "acme", service: "counter" })).reply, 22);
   });
 
+  it("refuses a deploy whose grants nest deeper than 64 levels precisely, as it does args", async () => {
+    const { client } = await mcpClient(admin);
+    for (const depth of [100, 100_000]) {
+      const grants = { call: JSON.parse(`${"[".repeat(depth)}${"]".repeat(depth)}`) as unknown };
+      const refused = failure(await tool(client, "deploy", { tenant: "acme", service: "granted", code: COUNTER, grants }));
+      assert.equal(refused.reason, "SOLO_ERR_REQUEST_INVALID", `${depth} levels: ${refused.message}`);
+      assert.match(refused.message, /grants is nested deeper than 64 levels/);
+    }
+    assert.ok(!(await servicesOf("acme")).some((s) => s.startsWith("granted@")), "nothing was deployed");
+  });
+
   it("limits the sessions a tenant may hold open; other tenants are not affected", async () => {
     const token = (await kernel.tokens.grant({ tenant: "acme", permissions: ["services:read"] })).token;
     const held = [];

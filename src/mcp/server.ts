@@ -41,7 +41,7 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
           ref: { tenant, service },
           code,
           ...(args !== undefined ? { args: value(args, "args") } : {}),
-          ...(grants !== undefined ? { grants: grants as { [k: string]: JsonValue } } : {}),
+          ...(grants !== undefined ? { grants: shallow(grants, "grants") as { [k: string]: JsonValue } } : {}),
         });
         return { version: d.deployment?.version ?? 0, findings: findings(d.deployment?.findings ?? []) };
       }),
@@ -330,6 +330,11 @@ const MAX_DEPTH = 64;
 // A tool's JSON argument as a protobuf Value; nesting deeper than any real message is refused
 // precisely here (converting it would exhaust the stack).
 function value(v: unknown, field: string) {
+  return fromJson(ValueSchema, shallow(v, field) as JsonValue);
+}
+
+// A tool's JSON argument, refused if it nests deeper than MAX_DEPTH levels.
+function shallow(v: unknown, field: string): unknown {
   const stack: Array<[unknown, number]> = [[v, 1]];
   for (let top = stack.pop(); top; top = stack.pop()) {
     const [x, depth] = top;
@@ -342,7 +347,7 @@ function value(v: unknown, field: string) {
     }
     for (const child of Object.values(x)) stack.push([child, depth + 1]);
   }
-  return fromJson(ValueSchema, v as JsonValue);
+  return v;
 }
 
 // A tool's outcome: structured content (and its text) on success; on failure, isError with Solo's
