@@ -399,6 +399,38 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     assert.equal(data<{ reply: number }>(await tool(client, "call", { tenant: "acme", service: "counter" })).reply, 22);
   });
 
+  it("ends a refused request whose body it did not read, rather than leave its stream open for good", { timeout: 60_000 }, async (t) => {
+    const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+    const tls = { cert: server.certPem, key: server.keyPem, ca: ca.certPem };
+    const second = await startGateway(kernel, { port: 0, tls, mcp: { maxBodyBytes: MAX_BODY } });
+    const session = http2Connect(second.url, { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem });
+    // Should the gateway hang, the test's timeout ends the connection and the gateway.
+    t.signal.addEventListener("abort", () => {
+      session.destroy();
+      void second.close(0);
+    });
+    const refused = async (headers: Record<string, string>, body: Buffer) => {
+      const req = session.request({ ":method": "POST", ":path": "/mcp", ...headers });
+      req.on("error", () => undefined);
+      const status = new Promise<number>((resolve) => req.on("response", (h) => resolve(Number(h[":status"]))));
+      const closed = new Promise<void>((resolve) => req.on("close", () => resolve()));
+      req.resume();
+      req.end(body);
+      const answer = await status;
+      // The client cannot send the rest unless the gateway reads it or ends the request.
+      await closed;
+      return answer;
+    };
+    // Bodies larger than HTTP/2's initial flow-control window (64 KiB): refused while or before being read.
+    assert.equal(await refused({ ...JSON_HEADERS, authorization: `Bearer ${admin}` }, Buffer.alloc(MAX_BODY * 2, 0x20)), 413);
+    assert.equal(await refused({ ...JSON_HEADERS, authorization: "Bearer nope" }, Buffer.alloc(100_000, 0x20)), 401);
+    const list = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", pad: "x".repeat(100_000) }));
+    assert.equal(await refused({ ...JSON_HEADERS, authorization: `Bearer ${admin}`, "mcp-session-id": "no-such-session" }, list), 404);
+    // Nothing of them is left open: a closing gateway does not wait out a grace far longer than the test may run.
+    await second.close(3_600_000);
+    session.destroy();
+  });
+
   it("refuses a deploy whose grants nest deeper than 64 levels precisely, as it does args", async () => {
     const { client } = await mcpClient(admin);
     for (const depth of [100, 100_000]) {
