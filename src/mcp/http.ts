@@ -283,10 +283,17 @@ async function readJson(req: Http2ServerRequest, max: number): Promise<unknown> 
   if (declared > max) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  // Not destroyed when reading stops at the limit: the rest is read and dropped. A request left
+  // unread keeps its stream open for good (flow control stops the client, and nothing reads it),
+  // holding a closing gateway for its grace.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > max) throw tooLarge();
+    if (size > max) break;
     chunks.push(chunk);
+  }
+  if (size > max) {
+    req.resume();
+    throw tooLarge();
   }
   const text = Buffer.concat(chunks).toString("utf8");
   try {
@@ -297,22 +304,6 @@ async function readJson(req: Http2ServerRequest, max: number): Promise<unknown> 
       hint: "send one JSON-RPC message (or a batch) as application/json",
     });
   }
-}
-
-// A client still sending a body that will not be read (its reading stopped at the size limit) cannot
-// finish: flow control holds it, and the stream would stay open for good, holding a closing gateway
-// for its grace. HTTP/2 lets a server that has answered end the request with NO_ERROR (RFC 9113,
-// 8.1). Not before the response is out: node's compatibility response sends trailers last, and
-// closing the stream before them aborts the process (an assertion in node_http2.cc).
-function stopReadingOnceAnswered(res: Http2ServerResponse): void {
-  const stream = res.stream;
-  stream.once("wantTrailers", () =>
-    setImmediate(() => {
-      // Destroyed, not only closed: the unread part of the body would keep it (and its HTTP/2
-      // session) open otherwise.
-      if (!stream.destroyed && stream.state.remoteClose === 0) stream.destroy();
-    }),
-  );
 }
 
 // A refusal as MCP clients expect it: an HTTP status and a JSON-RPC error whose data carries
@@ -330,7 +321,6 @@ function refuse(res: Http2ServerResponse, err: unknown): void {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (status === 401) headers["www-authenticate"] = 'Bearer realm="solo"';
   if (typeof details.retryAfterMs === "number") headers["retry-after"] = String(Math.ceil(details.retryAfterMs / 1000));
-  stopReadingOnceAnswered(res);
   res.writeHead(status, headers);
   res.end(
     JSON.stringify({
