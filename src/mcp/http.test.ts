@@ -624,4 +624,40 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     assert.equal(await status(next), 200);
     next.resume();
   });
+
+  it("refuses an initialize over 64 KiB: a session keeps its client's capabilities for as long as it is open", async (t) => {
+    const mcp = await endpoint();
+    const session = http2Connect(mcp.url, { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem });
+    t.after(async () => {
+      session.destroy();
+      await mcp.close();
+    });
+    const post = (body: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = session.request({ ":method": "POST", ":path": "/mcp", ...JSON_HEADERS, authorization: `Bearer ${admin}` });
+        let status = 0;
+        let text = "";
+        req.on("response", (h) => {
+          status = Number(h[":status"]);
+        });
+        req.setEncoding("utf8");
+        req.on("data", (c: string) => {
+          text += c;
+        });
+        req.on("end", () => resolve({ status, body: text }));
+        req.on("error", reject);
+        req.end(body);
+      });
+    const withCapabilities = (bytes: number) => {
+      const init = JSON.parse(initialize) as { params: { capabilities: Record<string, unknown> } };
+      init.params.capabilities = { experimental: { padding: { text: "x".repeat(bytes) } } };
+      return JSON.stringify(init);
+    };
+    const large = await post(withCapabilities(100_000));
+    assert.equal(large.status, 413);
+    assert.equal(rpcError(large.body).data.reason, "SOLO_ERR_MCP_REQUEST_TOO_LARGE");
+    assert.equal(mcp.http.sessions, 0);
+    assert.equal((await post(withCapabilities(1000))).status, 200, "a real client's initialize is far smaller");
+    assert.equal(mcp.http.sessions, 1);
+  });
 });

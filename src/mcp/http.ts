@@ -63,6 +63,10 @@ interface Session {
   inFlight: number;
 }
 
+// An initialize is a few hundred bytes of capabilities and client info, which its session keeps
+// for as long as it is open: a larger one could pin megabytes per session.
+const MAX_INITIALIZE_BYTES = 64 * 1024;
+
 const DEFAULTS = {
   maxSessions: 1024,
   maxSessionsPerTenant: 32,
@@ -194,7 +198,8 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     if (req.method !== "POST" && req.method !== "GET" && req.method !== "DELETE") {
       throw new SoloError("SOLO_ERR_MCP_REQUEST_INVALID", `/mcp takes POST, GET and DELETE, not ${req.method}`, { field: ":method" });
     }
-    const body = req.method === "POST" ? await readJson(req, o.maxBodyBytes) : undefined;
+    const body =
+      req.method === "POST" ? await readJson(req, session ? o.maxBodyBytes : Math.min(o.maxBodyBytes, MAX_INITIALIZE_BYTES)) : undefined;
     if (!session) {
       if (req.method !== "POST" || !isInitializeRequest(body)) {
         throw new SoloError("SOLO_ERR_MCP_REQUEST_INVALID", "a request without mcp-session-id must be a POST of initialize", {
