@@ -7,6 +7,7 @@ import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/
 import { SoloError } from "../errors.ts";
 import type { Clients } from "../gateway/client.ts";
 import { httpStatus } from "../gateway/errors.ts";
+import { bearer } from "../gateway/service.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { createMcpServer } from "./server.ts";
 
@@ -175,7 +176,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
         },
       );
     }
-    const token = bearerOf(req.headers.authorization);
+    const token = bearer(req.headers.authorization ?? null);
     const principal = await o.kernel.as(token).whoami();
     const tokenHash = createHash("sha256")
       .update(token ?? "")
@@ -269,13 +270,6 @@ function withoutConnectionHeaders(res: Http2ServerResponse): void {
     return writeHead(status, headers);
   };
   res.writeHead = patched as typeof res.writeHead;
-}
-
-function bearerOf(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const m = /^Bearer (\S+)$/i.exec(header.trim());
-  // A malformed header is passed on as it is, so the kernel refuses it with its precise reason.
-  return m ? m[1] : header;
 }
 
 async function readJson(req: Http2ServerRequest, max: number): Promise<unknown> {
