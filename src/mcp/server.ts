@@ -271,12 +271,16 @@ function registerServiceResources(server: McpServer, solo: Clients): void {
   server.registerResource(
     "service-source",
     new ResourceTemplate("solo://services/{tenant}/{service}/source", {
+      // Lists the history resources too: the services the token can read are found once per list.
       list: async () => ({
-        resources: (await visible()).map((r) => ({
-          uri: `solo://services/${r.tenant}/${r.service}/source`,
-          name: `${r.tenant}/${r.service}`,
-          mimeType: "text/typescript",
-        })),
+        resources: (await visible()).flatMap((r) => [
+          { uri: `solo://services/${r.tenant}/${r.service}/source`, name: `${r.tenant}/${r.service}`, mimeType: "text/typescript" },
+          {
+            uri: `solo://services/${r.tenant}/${r.service}/history`,
+            name: `${r.tenant}/${r.service} history`,
+            mimeType: "application/json",
+          },
+        ]),
       }),
     }),
     { description: "A service's source as deployed, the version running now.", mimeType: "text/typescript" },
@@ -303,15 +307,8 @@ function registerServiceResources(server: McpServer, solo: Clients): void {
 
   server.registerResource(
     "service-history",
-    new ResourceTemplate("solo://services/{tenant}/{service}/history", {
-      list: async () => ({
-        resources: (await visible()).map((r) => ({
-          uri: `solo://services/${r.tenant}/${r.service}/history`,
-          name: `${r.tenant}/${r.service} history`,
-          mimeType: "application/json",
-        })),
-      }),
-    }),
+    // Listed with the sources (above).
+    new ResourceTemplate("solo://services/{tenant}/{service}/history", { list: undefined }),
     { description: "Every version of a service that ran, oldest first, with the current one marked.", mimeType: "application/json" },
     async (uri, v) => {
       const ref = refOf(v);
