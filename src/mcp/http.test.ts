@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createSecureServer, connect as http2Connect, type IncomingHttpHeaders } from "node:http2";
+import { type ClientHttp2Session, createSecureServer, connect as http2Connect, type IncomingHttpHeaders } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -112,6 +112,22 @@ async function endpoint(options: Partial<McpHttpOptions> = {}): Promise<{ http: 
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** MCP by hand over one HTTP/2 connection: a request to /mcp, its status, an initialize that answers its session id, and a session's standing event stream. */
+function byHand(session: ClientHttp2Session) {
+  const request = (headers: Record<string, string>, body?: string) => session.request({ ":path": "/mcp", ...headers }).end(body);
+  const status = (stream: ReturnType<typeof request>) =>
+    new Promise<number>((resolve) => stream.on("response", (h) => resolve(Number(h[":status"]))));
+  const open = async (auth: { authorization: string }): Promise<string> => {
+    const init = request({ ":method": "POST", ...JSON_HEADERS, ...auth }, initialize);
+    const sid = await new Promise<string>((resolve) => init.on("response", (h) => resolve(String(h["mcp-session-id"]))));
+    init.resume();
+    return sid;
+  };
+  const standing = (auth: { authorization: string }, sid: string) =>
+    request({ ":method": "GET", accept: "text/event-stream", ...auth, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" });
+  return { request, status, open, standing };
 }
 
 async function tool(c: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
@@ -521,20 +537,10 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     const second = await startGateway(kernel, { port: 0, tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem } });
     const session = http2Connect(second.url, { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem });
     try {
-      const request = (headers: Record<string, string>, body?: string) => session.request({ ":path": "/mcp", ...headers }).end(body);
+      const mcp = byHand(session);
       const auth = { authorization: `Bearer ${admin}` };
-      const init = request({ ":method": "POST", ...JSON_HEADERS, ...auth }, initialize);
-      const sid = await new Promise<string>((resolve) => init.on("response", (h) => resolve(String(h["mcp-session-id"]))));
-      init.resume();
-      const stream = request({
-        ":method": "GET",
-        accept: "text/event-stream",
-        ...auth,
-        "mcp-session-id": sid,
-        "mcp-protocol-version": "2025-11-25",
-      });
-      const status = await new Promise<number>((resolve) => stream.on("response", (h) => resolve(Number(h[":status"]))));
-      assert.equal(status, 200, "the standing stream is open");
+      const stream = mcp.standing(auth, await mcp.open(auth));
+      assert.equal(await mcp.status(stream), 200, "the standing stream is open");
       assert.equal(second.mcpSessions, 1);
       const ended = new Promise<void>((resolve) => stream.on("close", () => resolve()));
       stream.resume();
@@ -554,7 +560,7 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     // Should closing hang, the test's timeout ends the connection, and with it the gateway.
     t.signal.addEventListener("abort", () => session.destroy());
     try {
-      const request = (headers: Record<string, string>, body?: string) => session.request({ ":path": "/mcp", ...headers }).end(body);
+      const { request, open } = byHand(session);
       const text = (stream: ReturnType<typeof request>, until: (t: string) => boolean) =>
         new Promise<string>((resolve) => {
           let t = "";
@@ -566,9 +572,7 @@ describe("MCP over Streamable HTTP at /mcp", () => {
           stream.on("end", () => resolve(t));
         });
       const auth = { authorization: `Bearer ${admin}` };
-      const init = request({ ":method": "POST", ...JSON_HEADERS, ...auth }, initialize);
-      const sid = await new Promise<string>((resolve) => init.on("response", (h) => resolve(String(h["mcp-session-id"]))));
-      init.resume();
+      const sid = await open(auth);
       const inSession = { ":method": "POST", ...JSON_HEADERS, ...auth, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" };
       request(inSession, JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })).resume();
       const verify = { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "verify", arguments: {} } };
@@ -594,21 +598,10 @@ describe("MCP over Streamable HTTP at /mcp", () => {
       session.destroy();
       await mcp.close();
     });
-    const request = (headers: Record<string, string>, body?: string) => session.request({ ":path": "/mcp", ...headers }).end(body);
-    const status = (stream: ReturnType<typeof request>) =>
-      new Promise<number>((resolve) => stream.on("response", (h) => resolve(Number(h[":status"]))));
+    const { request, status, open, standing: standingOf } = byHand(session);
     const granted = await kernel.tokens.grant({ tenant: "acme", permissions: ["services:read"] });
     const auth = { authorization: `Bearer ${granted.token}` };
-    const init = request({ ":method": "POST", ...JSON_HEADERS, ...auth }, initialize);
-    const sid = await new Promise<string>((resolve) => init.on("response", (h) => resolve(String(h["mcp-session-id"]))));
-    init.resume();
-    const standing = request({
-      ":method": "GET",
-      accept: "text/event-stream",
-      ...auth,
-      "mcp-session-id": sid,
-      "mcp-protocol-version": "2025-11-25",
-    });
+    const standing = standingOf(auth, await open(auth));
     assert.equal(await status(standing), 200);
     standing.resume();
     const ended = new Promise<void>((resolve) => standing.on("close", () => resolve()));
