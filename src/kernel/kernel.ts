@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { SoloError } from "../errors.ts";
 import { compileEngine } from "../sandbox/engine.ts";
 import { encodeJson } from "../sandbox/json.ts";
@@ -470,7 +470,7 @@ class KernelImpl implements Kernel, SessionHost {
                 payload: {
                   version,
                   codeBytes: Buffer.byteLength(code),
-                  codeSha256: createHash("sha256").update(code).digest("hex"),
+                  codeSha256: hash("sha256", code),
                   handlers: [...record.handlers],
                   findings: findings.slice(0, FINDINGS_RECORDED),
                 },
@@ -856,16 +856,14 @@ class KernelImpl implements Kernel, SessionHost {
       version: d.version,
       deployedAt: new Date(d.deployedAt).toISOString(),
       codeBytes: Buffer.byteLength(d.code),
-      sha256: createHash("sha256").update(d.code).digest("hex"),
+      sha256: hash("sha256", d.code),
       grants: grantsData(grantsOf(d)),
       current: d.version === current,
     }));
   }
 
   async source(tenant: string, service: string, version?: number): Promise<ServiceSource> {
-    if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) {
-      throw new SoloError("SOLO_ERR_REQUEST_INVALID", "source: version must be a positive integer", { field: "version" });
-    }
+    checkVersion("source", version);
     const { history, current } = await this.history(tenant, service);
     const want = version ?? current;
     const d = history.find((h) => h.version === want);
@@ -882,7 +880,7 @@ class KernelImpl implements Kernel, SessionHost {
       service: d.service,
       version: d.version,
       deployedAt: new Date(d.deployedAt).toISOString(),
-      sha256: createHash("sha256").update(d.code).digest("hex"),
+      sha256: hash("sha256", d.code),
       code: d.code,
     };
   }
@@ -896,11 +894,7 @@ class KernelImpl implements Kernel, SessionHost {
     const history = await this.storeOrThrow().deploymentHistory(t, s);
     const last = history.at(-1);
     if (!last) {
-      throw new SoloError("SOLO_ERR_SERVICE_NOT_FOUND", `no service named ${s} in tenant ${t}`, {
-        tenant: t,
-        service: s,
-        hint: "list(tenant) shows the deployed services",
-      });
+      throw serviceNotFound(t, s);
     }
     return { history, current: this.byTenant.get(t)?.get(s)?.version ?? last.version };
   }
@@ -1342,11 +1336,7 @@ class KernelImpl implements Kernel, SessionHost {
     const s = checkService(service);
     const r = this.byTenant.get(t)?.get(s);
     if (!r) {
-      throw new SoloError("SOLO_ERR_SERVICE_NOT_FOUND", `no service named ${s} in tenant ${t}`, {
-        tenant: t,
-        service: s,
-        hint: "list(tenant) shows the deployed services",
-      });
+      throw serviceNotFound(t, s);
     }
     return r;
   }
@@ -1661,9 +1651,7 @@ class KernelImpl implements Kernel, SessionHost {
     const history = await this.storeOrThrow().deploymentHistory(r.tenant, r.service);
     const target =
       version === undefined ? [...history].reverse().find((d) => d.version < r.version) : history.find((d) => d.version === version);
-    if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) {
-      throw new SoloError("SOLO_ERR_REQUEST_INVALID", "rollback: version must be a positive integer", { field: "version" });
-    }
+    checkVersion("rollback", version);
     if (!target || target.version === r.version) {
       throw new SoloError(
         "SOLO_ERR_VERSION_NOT_FOUND",
@@ -1959,6 +1947,22 @@ function infoOf(r: ServiceRecord, breaker: ServiceInfo["breaker"]): ServiceInfo 
     metadata: r.meta.metadata,
     grants: grantsData(r.grants),
   };
+}
+
+/** A service's not-found error, for lookups in the registry and in the stored history alike. */
+function serviceNotFound(tenant: string, service: string): SoloError {
+  return new SoloError("SOLO_ERR_SERVICE_NOT_FOUND", `no service named ${service} in tenant ${tenant}`, {
+    tenant,
+    service,
+    hint: "list(tenant) shows the deployed services",
+  });
+}
+
+/** Refuses a version number that is given but not a positive integer. */
+function checkVersion(operation: string, version: number | undefined): void {
+  if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `${operation}: version must be a positive integer`, { field: "version" });
+  }
 }
 
 /** The grants stored with a version (the defaults for one deployed before grants existed). */
