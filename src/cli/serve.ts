@@ -3,7 +3,6 @@ import { credentialPaths, ensureAdminToken, ensureCredentials } from "../gateway
 import { startGateway } from "../gateway/server.ts";
 import { createLogger, createTelemetry } from "../gateway/telemetry.ts";
 import { type Kernel, openKernel } from "../index.ts";
-import { VERSION } from "../version.ts";
 
 /** What `solo start` takes. */
 export interface ServeOptions {
@@ -44,7 +43,6 @@ export async function serve(o: ServeOptions): Promise<void> {
       port: o.port,
       tls: { cert: credentials.serverCertPem, key: credentials.serverKeyPem, ca: credentials.caPem },
       telemetry: createTelemetry(logger),
-      version: VERSION,
     });
   } catch (err) {
     await kernel.close();

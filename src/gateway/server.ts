@@ -4,6 +4,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { SoloError } from "../errors.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";
+import { VERSION } from "../version.ts";
 import { coreInterceptors, DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
 import { routes } from "./service.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
@@ -32,7 +33,7 @@ export interface GatewayOptions {
         McpHttpOptions,
         "maxSessions" | "maxSessionsPerTenant" | "idleMs" | "maxBodyBytes" | "replayMessages" | "replayBytes" | "allowedOrigins"
       >;
-  /** The version `/mcp` reports to clients. */
+  /** The version `/mcp` reports to clients (default: this Solo's). */
   readonly version?: string;
 }
 
@@ -80,7 +81,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
           ...options.mcp,
           kernel,
           clientsFor: (token) => inProcessClients(core, token),
-          version: options.version ?? "0.0.0",
+          version: options.version ?? VERSION,
         });
   const server: Http2SecureServer = createSecureServer(
     {
