@@ -568,6 +568,11 @@ describe("solo (the command line against a running kernel)", () => {
     }
   });
 
+  it("--version prints the package's version and exits 0", async () => {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+    assert.equal((await sh(["--version"])).stdout, `${pkg.version}\n`);
+  });
+
   it("with --json, errors the argument parser finds (unknown command or flag) are JSON on stdout too", async () => {
     for (const args of [["frobnicate"], ["ls", "acme", "--bogus"]]) {
       const r = await sj<JsonError>(args, 2);
