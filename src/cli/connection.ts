@@ -17,6 +17,11 @@ export type { Clients } from "../gateway/client.ts";
 
 export const DEFAULT_URL = "https://127.0.0.1:7443";
 
+/** The data directory a command means: `--data-dir`, else `SOLO_DATA_DIR`, else `./.solo`. */
+export function dataDirOf(given: string | undefined): string {
+  return given ?? process.env.SOLO_DATA_DIR ?? "./.solo";
+}
+
 /**
  * Connects as the flags and environment say: `--url`/`SOLO_URL`, `--token`/`SOLO_TOKEN`, and the
  * client certificate `--cert`/`--key` with the gateway's CA `--ca` (`SOLO_CERT`, `SOLO_KEY`,
@@ -26,7 +31,7 @@ export const DEFAULT_URL = "https://127.0.0.1:7443";
  */
 export function connect(o: ConnectionOptions): Clients {
   const env = process.env;
-  const paths = credentialPaths(o.dataDir ?? env.SOLO_DATA_DIR ?? "./.solo");
+  const paths = credentialPaths(dataDirOf(o.dataDir));
   const url = o.url ?? env.SOLO_URL ?? DEFAULT_URL;
   const read = (flag: string, given: string | undefined, fallback: string): string => {
     const path = given ?? fallback;

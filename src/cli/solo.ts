@@ -16,7 +16,7 @@ import type { Event, ServiceInfo, TokenInfo } from "../gen/solo/v1/solo_pb.js";
 import { serveEmbedded } from "../mcp/embedded.ts";
 import { createMcpServer } from "../mcp/server.ts";
 import { VERSION } from "../version.ts";
-import { type Clients, type ConnectionOptions, connect } from "./connection.ts";
+import { type Clients, type ConnectionOptions, connect, dataDirOf } from "./connection.ts";
 import { bold, colours, dim, EXIT, exitCodeOf, green, jsonReplacer, printError, printFinding, table, UsageError } from "./output.ts";
 import { serve } from "./serve.ts";
 
@@ -111,7 +111,7 @@ program
   .action(async (o: { host: string; port?: number; database?: string; hostname: string[] }) => {
     try {
       await serve({
-        dataDir: globals().dataDir ?? process.env.SOLO_DATA_DIR ?? "./.solo",
+        dataDir: dataDirOf(globals().dataDir),
         ...(o.database ? { database: o.database } : {}),
         host: o.host,
         port: o.port ?? (process.env.SOLO_PORT !== undefined ? int("SOLO_PORT")(process.env.SOLO_PORT) : 7443),
@@ -575,7 +575,7 @@ program
   .option("--days <n>", "validity", int("--days"))
   .action(async (name: string, o: { out: string; days?: number }) => {
     try {
-      const dataDir = globals().dataDir ?? process.env.SOLO_DATA_DIR ?? "./.solo";
+      const dataDir = dataDirOf(globals().dataDir);
       const c = await issueClientCert(dataDir, { commonName: name, ...(o.days ? { days: o.days } : {}) });
       const files = { cert: join(o.out, `${name}.crt`), key: join(o.out, `${name}.key`), ca: join(o.out, "ca.crt") };
       writeFileSync(files.cert, c.certPem, { mode: 0o644 });
@@ -602,7 +602,7 @@ program
       if (o.embedded) {
         const token = globals().token ?? process.env.SOLO_TOKEN;
         await serveEmbedded({
-          dataDir: globals().dataDir ?? process.env.SOLO_DATA_DIR ?? "./.solo",
+          dataDir: dataDirOf(globals().dataDir),
           ...(o.database ? { database: o.database } : {}),
           ...(token ? { token } : {}),
         });
