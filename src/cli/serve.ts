@@ -1,8 +1,7 @@
-import { rmSync } from "node:fs";
-import { credentialPaths, ensureAdminToken, ensureCredentials } from "../gateway/credentials.ts";
+import { adminToken, credentialPaths, ensureCredentials } from "../gateway/credentials.ts";
 import { startGateway } from "../gateway/server.ts";
 import { createLogger, createTelemetry } from "../gateway/telemetry.ts";
-import { type Kernel, openKernel } from "../index.ts";
+import { openKernel } from "../index.ts";
 
 /** What `solo start` takes. */
 export interface ServeOptions {
@@ -84,25 +83,4 @@ export async function serve(o: ServeOptions): Promise<void> {
       "",
     ].join("\n"),
   );
-}
-
-/**
- * The admin token in the data directory, made on first start; one the kernel no longer accepts
- * (revoked, or a store replaced under the directory) is replaced by a new one.
- */
-export async function adminToken(kernel: Kernel): Promise<string> {
-  const mint = async (): Promise<string> =>
-    (await kernel.tokens.grant({ tenant: null, permissions: ["*"], label: "admin (solo start)" })).token;
-  const stored = await ensureAdminToken(kernel.dataDir, mint);
-  if (stored.created) return stored.token;
-  const still = await kernel
-    .as(stored.token)
-    .whoami()
-    .then(
-      (t) => t.state === "active",
-      () => false,
-    );
-  if (still) return stored.token;
-  rmSync(stored.path, { force: true });
-  return (await ensureAdminToken(kernel.dataDir, mint)).token;
 }

@@ -28,6 +28,7 @@ import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SoloError } from "../errors.ts";
+import type { Kernel } from "../kernel/kernel.ts";
 import { isAlive, syncDir, TEMP_NAME, tempName, tryLock } from "../lock-file.ts";
 import { type AltName, createCa, issueCert, parseAltName } from "../tls/certs.ts";
 
@@ -227,6 +228,27 @@ export async function ensureAdminToken(dataDir: string, mint: () => Promise<stri
     await writeAtomic(path, `${token}\n`, 0o600);
     return { token, path, created: true };
   });
+}
+
+/**
+ * The admin token in the data directory, made on first start; one the kernel no longer accepts
+ * (revoked, or a store replaced under the directory) is replaced by a new one.
+ */
+export async function adminToken(kernel: Kernel): Promise<string> {
+  const mint = async (): Promise<string> =>
+    (await kernel.tokens.grant({ tenant: null, permissions: ["*"], label: "admin (solo start)" })).token;
+  const stored = await ensureAdminToken(kernel.dataDir, mint);
+  if (stored.created) return stored.token;
+  const still = await kernel
+    .as(stored.token)
+    .whoami()
+    .then(
+      (t) => t.state === "active",
+      () => false,
+    );
+  if (still) return stored.token;
+  await rm(stored.path, { force: true });
+  return (await ensureAdminToken(kernel.dataDir, mint)).token;
 }
 
 // ---- The CA and its leaves ----

@@ -1,5 +1,5 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { adminToken } from "../cli/serve.ts";
+import { adminToken } from "../gateway/credentials.ts";
 import { gatewayCore, inProcessClients } from "../gateway/local.ts";
 import { openKernel } from "../index.ts";
 import { VERSION } from "../version.ts";
