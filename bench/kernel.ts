@@ -108,10 +108,10 @@ check(
 // The bare QuickJS runtime + context, as the spawn bench measures it, and a whole sandbox start
 // (runtime, context, bootstrap, module evaluation, init) as a scheduler does it, without the
 // thread hop. Both kept alive until the end of their loop, like deployed services.
-const engine = await instantiateEngine(compileEngine());
+const engine = await instantiateEngine(await compileEngine(), 2 * 1024 * 1024 * 1024);
 const bare: { rt: QuickJSRuntime; ctx: QuickJSContext }[] = [];
 const rawTimes = timeSync(PART_RUNS, PART_WARMUP, () => {
-  const rt = engine.newRuntime();
+  const rt = engine.quickjs.newRuntime();
   bare.push({ rt, ctx: rt.newContext() });
 });
 for (const { rt, ctx } of bare) {

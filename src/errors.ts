@@ -66,6 +66,7 @@ export const REASONS = {
   SOLO_ERR_LIMIT_TIMERS: "resource_exhausted",
   SOLO_ERR_MAILBOX_FULL: "resource_exhausted",
   SOLO_ERR_TENANT_LIMIT: "resource_exhausted",
+  SOLO_ERR_MEMORY_BUDGET: "resource_exhausted",
   SOLO_ERR_VALUE_NOT_JSON: "invalid_argument",
   SOLO_ERR_VALUE_TOO_LARGE: "resource_exhausted",
   SOLO_ERR_VALUE_TOO_DEEP: "invalid_argument",

@@ -36,6 +36,12 @@ export interface KernelOptions {
   /** What each tenant may use in all (services, memory). */
   readonly tenantLimits?: Partial<TenantLimits>;
   /**
+   * The memory all tenants may be given together, in bytes: creating a tenant, or raising one's
+   * `memoryBytes`, past it is refused (`SOLO_ERR_MEMORY_BUDGET`). Default: `$SOLO_MEMORY_BUDGET`,
+   * else half of the host's memory (or of the process's cgroup limit, if lower).
+   */
+  readonly memoryBudgetBytes?: number;
+  /**
    * `enforce` (default): analyzer errors refuse a deploy or swap. `warn`: they are only reported
    * (for testing the sandbox itself, which stays the boundary either way).
    */
@@ -64,7 +70,13 @@ export interface TenantUsage {
   /** Services not killed (running, restarting, crashed or failed). */
   readonly services: number;
   readonly running: number;
+  /**
+   * Bytes the host holds for the tenant: its WebAssembly instance's linear memory, which
+   * `limits.memoryBytes` caps. 0 while it has no running service (the instance is given back).
+   */
   readonly memoryBytes: number;
+  /** Bytes its running services' runtimes hold together (within `memoryBytes`). */
+  readonly heapBytes: number;
   readonly mailbox: number;
   readonly dropped: number;
   readonly limits: TenantLimits;
@@ -119,7 +131,7 @@ export interface ServiceUsage {
   readonly messages: number;
   /** CPU milliseconds spent in the service's code. */
   readonly cpuMs: number;
-  /** Bytes of the service's QuickJS heap. */
+  /** Bytes the service's runtime holds (every allocation, as the engine counts it against `limits.memoryBytes`). */
   readonly memoryBytes: number;
   /** Messages waiting in the mailbox. */
   readonly mailbox: number;
@@ -266,7 +278,12 @@ export interface KernelStats {
   readonly tenants: ReadonlyArray<{
     readonly tenant: string;
     readonly services: Readonly<Record<ServiceState, number>>;
+    /** The tenant's linear memory (what the host holds for it), as in {@link TenantUsage}. */
     readonly memoryBytes: number;
+    /** The tenant's memory limit. */
+    readonly limitBytes: number;
+    /** What its running services' runtimes hold. */
+    readonly heapBytes: number;
     readonly mailbox: number;
     readonly restarts: number;
     readonly dropped: number;

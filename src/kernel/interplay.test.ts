@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { SoloError } from "../errors.ts";
-import { ManualClock, rejection, until } from "../test-support.ts";
+import { crashOf, ManualClock, rejection, until } from "../test-support.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
 import type { SoloEvent } from "./log/event-log.ts";
 
@@ -747,18 +747,27 @@ describe("limits, the resource monitor and breakers across restarts", () => {
     assert.equal(k.tenantUsage("lim").services, 2);
   });
 
-  it("evicts a service over its tenant's memory again after each restart until the supervisor gives it up; its neighbour runs on", async () => {
-    const { k, clock } = await harness({ tenantLimits: { memoryBytes: 4 * 1024 * 1024 } });
+  it("crashes a service that fills its tenant's memory again after each restart until the supervisor gives it up; its neighbour runs on", async () => {
+    const { k, clock } = await harness({ tenantLimits: { memoryBytes: 32 * 1024 * 1024 } });
     await k.deploy({ tenant: "mem", service: "small", code: counter(1) });
     const big = `export default {
-      init() { return { blob: "x".repeat(3 * 1024 * 1024) + "y".repeat(3 * 1024 * 1024) } },
-      handleCall(req, s) { return { reply: s.blob.length, state: s } },
+      init() { return {} },
+      handleCall(req, s) { s.blob = "x".repeat(20 * 1024 * 1024) + "y".repeat(20 * 1024 * 1024); return { reply: s.blob.length, state: s } },
     };`;
-    await k.deploy({ tenant: "mem", service: "big", code: big, supervision: { backoffMs: 100, maxRestarts: 1, periodMs: 60_000 } });
-    await until("evicted", () => k.status("mem", "big").state === "restarting");
-    assert.equal(k.status("mem", "big").crash?.reason, "SOLO_ERR_TENANT_LIMIT");
+    await k.deploy({
+      tenant: "mem",
+      service: "big",
+      code: big,
+      limits: { memoryBytes: 1024 * 1024 * 1024 },
+      supervision: { backoffMs: 100, maxRestarts: 1, periodMs: 60_000 },
+    });
+    const first = await rejection(k.call("mem", "big", "grow"));
+    assert.deepEqual([first.reason, crashOf(first).resource], ["SOLO_ERR_LIMIT_MEMORY", "tenant_memory"]);
+    await until("restarting", () => k.status("mem", "big").state === "restarting");
     clock.advance(100);
-    await until("evicted again, and given up", () => k.status("mem", "big").state === "failed");
+    await until("running again", () => k.status("mem", "big").state === "running");
+    await rejection(k.call("mem", "big", "grow"));
+    await until("given up", () => k.status("mem", "big").state === "failed");
     assert.equal(k.status("mem", "big").restarts, 1);
     assert.equal(clock.pending, 0);
     assert.deepEqual(await k.call("mem", "small"), [1, 1]);
@@ -781,25 +790,25 @@ describe("limits, the resource monitor and breakers across restarts", () => {
     );
   });
 
-  it("rolls a new version back when its tenant's memory limit evicts it inside the window, and the old version stays", async () => {
-    const { k } = await harness({ tenantLimits: { memoryBytes: 4 * 1024 * 1024 } });
-    await k.deploy({ tenant: "ev", service: "g", code: counter(1) });
+  it("rolls a new version back when it fills its tenant's memory inside the window, and the old version stays", async () => {
+    const { k } = await harness({ tenantLimits: { memoryBytes: 32 * 1024 * 1024 } });
+    await k.deploy({ tenant: "ev", service: "g", code: counter(1), limits: { memoryBytes: 1024 * 1024 * 1024 } });
     await k.call("ev", "g");
     const greedy = `export default {
       codeChange(from, s) { return s },
       handleCall(req, s) {
-        if (req === "grow") s.blob = "x".repeat(6 * 1024 * 1024);
+        if (req === "grow") s.blob = "x".repeat(40 * 1024 * 1024);
         return { reply: [2, s.blob ? s.blob.length : 0], state: s };
       },
     };`;
     await k.swap("ev", "g", greedy, { rollbackWindowMs: 30_000 }); // resolves with the window armed
-    assert.deepEqual(await k.call("ev", "g", "grow"), [2, 6 * 1024 * 1024]);
+    assert.equal((await rejection(k.call("ev", "g", "grow"))).reason, "SOLO_ERR_LIMIT_MEMORY");
     await until("the rollback event", async () => (await eventsOf(k, "ev", ["hot_swap_rolled_back"])).length === 1);
     assert.deepEqual([k.status("ev", "g").state, k.status("ev", "g").version], ["running", 1]);
     assert.deepEqual(await k.call("ev", "g"), [1, 2], "the state captured at the swap, without the blob");
     const [rolled] = await eventsOf(k, "ev", ["hot_swap_rolled_back"]);
     const payload = payloadOf<{ by: string; crash: { reason: string } }>(rolled);
-    assert.deepEqual([payload.by, payload.crash.reason], ["watchdog", "SOLO_ERR_TENANT_LIMIT"]);
+    assert.deepEqual([payload.by, payload.crash.reason], ["watchdog", "SOLO_ERR_LIMIT_MEMORY"]);
     const types = await typesOf(k, "ev");
     assert.deepEqual(types, [
       "tenant_created",
@@ -809,32 +818,6 @@ describe("limits, the resource monitor and breakers across restarts", () => {
       "service_crashed",
       "hot_swap_rolled_back",
     ]);
-  });
-
-  it("holds a service to its memory limit when the memory is in strings built by concatenation", {
-    todo: "known gap: memoryBytes() (sandbox/service.ts:202-206) reads 'memory used' from QuickJS's memory dump, which does not count strings built by concatenating large strings (quickjs-ng ropes): a service with a 4 MiB limit keeps 24 MiB this way and reports about 0.1 MiB, so neither the in-message check (service.ts:229, 248-250), nor the sampler (worker.ts:819-826), nor the tenant's memory eviction (kernel.ts:916) ever sees it. QuickJS's own limit only refuses single allocations over the limit, so each 3 MiB piece passes; the same string made flat (or one 6 MiB repeat) is refused with SOLO_ERR_LIMIT_MEMORY",
-  }, async () => {
-    const { k } = await harness({ supervision: { restart: "temporary" } });
-    const code = `export default {
-      init() { return {} },
-      handleCall(req, s) {
-        let blob = "";
-        for (let i = 0; i < 8; i++) blob += String(i).repeat(3 * 1024 * 1024);
-        s.blob = blob;
-        return { reply: blob.length, state: s };
-      },
-    };`;
-    await k.deploy({ tenant: "rope", service: "r", code, limits: { memoryBytes: 4 * 1024 * 1024 } });
-    const outcome = await k.call("rope", "r").then(
-      (n) => `kept ${n} characters`,
-      (e: SoloError) => e.reason,
-    );
-    if (outcome !== "SOLO_ERR_LIMIT_MEMORY") {
-      // Not refused inside the message: the sampler must catch it between messages.
-      await until("a usage sample after the call", () => k.status("rope", "r").usage.messages >= 2);
-      const st = k.status("rope", "r");
-      assert.equal(st.crash?.reason, "SOLO_ERR_LIMIT_MEMORY", `${outcome}; state ${st.state}, ${st.usage.memoryBytes} bytes reported`);
-    }
   });
 
   it("keeps a half-open breaker's trial for after a restart: calls while restarting are refused as restarting, the first call after closes it", async () => {

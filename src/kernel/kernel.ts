@@ -1,6 +1,6 @@
 import { hash } from "node:crypto";
 import { SoloError } from "../errors.ts";
-import { compileEngine } from "../sandbox/engine.ts";
+import { compileEngine, type EngineImage } from "../sandbox/engine.ts";
 import { encodeJson } from "../sandbox/json.ts";
 import type { Crash } from "../sandbox/service.ts";
 import { stripTypes } from "../sandbox/typescript.ts";
@@ -78,8 +78,6 @@ interface ServiceRecord {
   killDurable?: boolean;
   /** Crashed before it was registered under its name (right after init): handled once it is. */
   earlyCrash?: Crash | null;
-  /** Asked to crash for its tenant's memory; not chosen twice. */
-  evicting?: boolean;
   /** When a pending restart is due (clock ms). */
   restartAt?: number;
   /** The event that recorded this version's start (deploy or recovery): the cause of what follows. */
@@ -116,9 +114,10 @@ const EMPTY_USAGE: ServiceUsage = Object.freeze({ messages: 0, cpuMs: 0, memoryB
  */
 export async function openKernel(options: KernelOptions = {}): Promise<Kernel> {
   const opts = checkOptions(options);
+  const engine = await compileEngine();
   const lock = await lockDataDir(opts.dataDir);
   try {
-    const kernel = new KernelImpl(opts, lock);
+    const kernel = new KernelImpl(opts, lock, engine);
     await kernel.start();
     return kernel;
   } catch (err) {
@@ -152,14 +151,17 @@ class KernelImpl implements Kernel, SessionHost {
   private tenantLifecycle: TenantLifecycle | undefined;
   private readonly openedAt = Date.now();
 
-  constructor(opts: ResolvedOptions, lock: DataDirLock) {
+  /** Each tenant's linear memory, as its scheduler last reported it. */
+  private readonly tenantBytes = new Map<string, number>();
+
+  constructor(opts: ResolvedOptions, lock: DataDirLock, engine: EngineImage) {
     this.opts = opts;
     this.lock = lock;
     this.dataDir = lock.path;
     this.schedulers = opts.schedulers;
     this.pool = new SchedulerPool(
       opts.schedulers,
-      compileEngine(),
+      engine,
       {
         onMessage: (_index, msg) => this.onSchedulerMessage(msg),
         onSchedulerDied: (index, error) => this.onSchedulerDied(index, error),
@@ -210,6 +212,7 @@ class KernelImpl implements Kernel, SessionHost {
         store: db,
         authority,
         defaults: this.opts.tenantLimits,
+        budgetBytes: this.opts.memoryBudgetBytes,
         now,
         busy: (tenant) => [...this.deploying].some((k) => k.startsWith(`${tenant}/`)),
         stopServices: (tenant) => this.stopTenantServices(tenant),
@@ -569,6 +572,7 @@ class KernelImpl implements Kernel, SessionHost {
         args,
         limits,
         grants,
+        tenantMemoryBytes: this.tenantsOrThrow().limits(tenant).memoryBytes,
         ...(state !== undefined ? { state } : {}),
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
@@ -716,7 +720,7 @@ class KernelImpl implements Kernel, SessionHost {
     const t = checkTenant(tenant);
     let services = 0;
     let running = 0;
-    let memoryBytes = 0;
+    let heapBytes = 0;
     let mailbox = 0;
     let dropped = 0;
     for (const r of this.byTenant.get(t)?.values() ?? []) {
@@ -724,12 +728,13 @@ class KernelImpl implements Kernel, SessionHost {
       services++;
       if (r.state === "running") {
         running++;
-        memoryBytes += r.usage.memoryBytes;
+        heapBytes += r.usage.memoryBytes;
         mailbox += r.usage.mailbox;
       }
       dropped += r.usage.dropped;
     }
-    return { tenant: t, services, running, memoryBytes, mailbox, dropped, limits: this.tenantsOrThrow().limits(t) };
+    const memoryBytes = this.tenantBytes.get(t) ?? 0;
+    return { tenant: t, services, running, memoryBytes, heapBytes, mailbox, dropped, limits: this.tenantsOrThrow().limits(t) };
   }
 
   // Deploy refuses a service the tenant has no room for: a name beyond its service count, or any
@@ -751,51 +756,25 @@ class KernelImpl implements Kernel, SessionHost {
         hint: "kill services the tenant no longer needs",
       });
     }
-    if (usage.memoryBytes >= limits.memoryBytes) {
-      throw new SoloError("SOLO_ERR_TENANT_LIMIT", `tenant ${tenant}'s services hold ${usage.memoryBytes} bytes, its memory limit`, {
-        tenant,
-        limit: limits.memoryBytes,
-        resource: "memory",
-        hint: "kill services the tenant no longer needs, or lower their state",
-      });
-    }
   }
 
-  // At run time a tenant over its memory loses its largest running service (crashed with
-  // memory_limit, then supervised as any crash), recorded as a resource_violation.
-  private enforceTenantMemory(tenants: ReadonlySet<string>): void {
-    for (const tenant of tenants) {
-      const usage = this.tenantUsage(tenant);
-      // A service already asked to go does not count: a late sample must not evict a second one.
-      let evicting = 0;
-      for (const r of this.byTenant.get(tenant)?.values() ?? []) if (r.evicting && r.state === "running") evicting += r.usage.memoryBytes;
-      if (usage.memoryBytes - evicting <= usage.limits.memoryBytes) continue;
-      let largest: ServiceRecord | undefined;
-      for (const r of this.byTenant.get(tenant)?.values() ?? []) {
-        if (r.state === "running" && !r.evicting && (!largest || r.usage.memoryBytes > largest.usage.memoryBytes)) largest = r;
-      }
-      if (!largest) continue;
-      largest.evicting = true;
-      const crash: Crash = {
-        kind: "memory_limit",
-        reason: "SOLO_ERR_TENANT_LIMIT",
-        message: `tenant ${tenant}'s services held ${usage.memoryBytes} bytes, over its limit of ${usage.limits.memoryBytes}; this was its largest service`,
-      };
-      void this.record({
-        tenant,
-        type: "resource_violation",
-        subject: largest.service,
-        payload: {
-          version: largest.version,
-          resource: "tenant_memory",
-          limit: usage.limits.memoryBytes,
-          used: usage.memoryBytes,
-          evicted: largest.service,
-        },
-        causationId: largest.causeId,
-      });
-      this.pool.post(largest.scheduler, { op: "evict", sid: largest.sid, crash });
-    }
+  // A service failed because its tenant's memory was full: the engine refused to grow the tenant's
+  // instance past its limit. The service crashed (and is supervised as any crash); the record says
+  // which tenant limit it met and what its neighbours held, so an operator can see who fills it.
+  private onTenantFull(r: ServiceRecord): void {
+    const holders = [...(this.byTenant.get(r.tenant)?.values() ?? [])]
+      .filter((o) => o.state === "running" || o === r)
+      .sort((a, b) => b.usage.memoryBytes - a.usage.memoryBytes)
+      .slice(0, 5)
+      .map((o) => ({ service: o.service, bytes: o.usage.memoryBytes }));
+    const limit = this.tenantsOrThrow().limits(r.tenant).memoryBytes;
+    void this.record({
+      tenant: r.tenant,
+      type: "resource_violation",
+      subject: r.service,
+      payload: { version: r.version, resource: "tenant_memory", limit, used: this.tenantBytes.get(r.tenant) ?? limit, largest: holders },
+      causationId: r.causeId,
+    });
   }
 
   async restart(tenant: string, service: string): Promise<Deployment> {
@@ -927,7 +906,7 @@ class KernelImpl implements Kernel, SessionHost {
     const tenants: Array<KernelStats["tenants"][number]> = [];
     for (const [tenant, named] of this.byTenant) {
       const services: Record<ServiceState, number> = { running: 0, restarting: 0, crashed: 0, failed: 0, stopped: 0 };
-      let memoryBytes = 0;
+      let heapBytes = 0;
       let mailbox = 0;
       let restarts = 0;
       let dropped = 0;
@@ -936,11 +915,13 @@ class KernelImpl implements Kernel, SessionHost {
         restarts += r.restarts;
         dropped += r.usage.dropped;
         if (r.state === "running") {
-          memoryBytes += r.usage.memoryBytes;
+          heapBytes += r.usage.memoryBytes;
           mailbox += r.usage.mailbox;
         }
       }
-      tenants.push({ tenant, services, memoryBytes, mailbox, restarts, dropped });
+      const memoryBytes = this.tenantBytes.get(tenant) ?? 0;
+      const limitBytes = this.tenantsOrThrow().limits(tenant).memoryBytes;
+      tenants.push({ tenant, services, memoryBytes, limitBytes, heapBytes, mailbox, restarts, dropped });
     }
     const breakers = { closed: 0, open: 0, half_open: 0 };
     for (const b of this.breakers.values()) {
@@ -1129,6 +1110,7 @@ class KernelImpl implements Kernel, SessionHost {
     }
     this.byTenant.delete(tenant);
     this.placement.delete(tenant);
+    this.tenantBytes.delete(tenant);
   }
 
   private lifecycle(): TenantLifecycle {
@@ -1406,6 +1388,7 @@ class KernelImpl implements Kernel, SessionHost {
         r.state = msg.status;
         if (msg.crash) r.crash = msg.crash;
         if (msg.status !== "crashed") return;
+        if (msg.crash?.resource === "tenant_memory" && msg.crash.reason === "SOLO_ERR_LIMIT_MEMORY") this.onTenantFull(r);
         // Not under its name yet (the crash came right after init): whoever is starting it handles it.
         if (this.byTenant.get(r.tenant)?.get(r.service) !== r) r.earlyCrash = msg.crash ?? null;
         else this.crashed(r, msg.crash ?? null);
@@ -1428,11 +1411,13 @@ class KernelImpl implements Kernel, SessionHost {
         return;
       }
       case "usage": {
-        const touched = new Set<string>();
+        for (const [tenant, bytes] of msg.tenants) {
+          if (bytes === 0) this.tenantBytes.delete(tenant);
+          else this.tenantBytes.set(tenant, bytes);
+        }
         for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled, dropped] of msg.samples) {
           const r = this.bySid.get(sid);
           if (!r) continue;
-          touched.add(r.tenant);
           const before = r.usage.dropped;
           r.usage = { messages, cpuMs, memoryBytes, mailbox, unhandled, dropped };
           // At most one event per service per sample interval, however many messages were dropped.
@@ -1452,7 +1437,6 @@ class KernelImpl implements Kernel, SessionHost {
             });
           }
         }
-        this.enforceTenantMemory(touched);
         return;
       }
       case "log": {
@@ -1887,7 +1871,11 @@ class KernelImpl implements Kernel, SessionHost {
         this.crashed(r, crash);
       }
     }
-    for (const [tenant, i] of this.placement) if (i === index) this.placement.delete(tenant);
+    for (const [tenant, i] of this.placement) {
+      if (i !== index) continue;
+      this.placement.delete(tenant);
+      this.tenantBytes.delete(tenant);
+    }
   }
 }
 

@@ -27,20 +27,36 @@ export interface ServiceLimits {
 export interface TenantLimits {
   /** Services (not killed) the tenant may have. */
   readonly maxServices: number;
-  /** Heap bytes all the tenant's services may hold together. */
+  /**
+   * Bytes all the tenant's services may hold together: the maximum of the tenant's WebAssembly
+   * linear memory, so the engine refuses allocations past it. At least 16 MiB (the engine's own
+   * minimum), at most 2 GiB (what a 32-bit WebAssembly memory can address here).
+   */
   readonly memoryBytes: number;
 }
 
 /** The tenant limits' defaults and ranges. */
 export const TENANT_LIMIT_RANGES: Readonly<Record<keyof TenantLimits, { min: number; default: number; max: number; unit: string }>> = {
   maxServices: { min: 1, default: 10_000, max: 1_000_000, unit: "services" },
-  memoryBytes: { min: 1024 * 1024, default: 2 * 1024 * 1024 * 1024, max: 1024 * 1024 * 1024 * 1024, unit: "bytes" },
+  memoryBytes: { min: 16 * 1024 * 1024, default: 64 * 1024 * 1024, max: 2 * 1024 * 1024 * 1024, unit: "bytes" },
 };
 
 /** The tenant defaults, as one object. */
 export const DEFAULT_TENANT_LIMITS: TenantLimits = Object.freeze(
   Object.fromEntries(Object.entries(TENANT_LIMIT_RANGES).map(([k, v]) => [k, v.default])) as unknown as TenantLimits,
 );
+
+/**
+ * Tenant limits stored before their ranges changed, brought into today's: a memory limit below
+ * the engine's minimum is raised to it (the engine cannot run in less), one above the maximum is
+ * lowered to it. Everything else is validated as given.
+ */
+export function clampStoredTenantLimits(overrides: Partial<TenantLimits>): Partial<TenantLimits> {
+  const m = overrides.memoryBytes;
+  if (typeof m !== "number" || !Number.isInteger(m)) return overrides;
+  const { min, max } = TENANT_LIMIT_RANGES.memoryBytes;
+  return m < min || m > max ? { ...overrides, memoryBytes: Math.min(max, Math.max(min, m)) } : overrides;
+}
 
 /** Validates tenant limits over `base`. */
 export function resolveTenantLimits(input: unknown, base: TenantLimits, field = "tenantLimits"): TenantLimits {

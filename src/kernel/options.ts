@@ -1,4 +1,4 @@
-import { availableParallelism } from "node:os";
+import { availableParallelism, totalmem } from "node:os";
 import { SoloError } from "../errors.ts";
 import type { LogEntry } from "./api.ts";
 import {
@@ -30,7 +30,22 @@ const OPTION_KEYS = new Set([
   "analyzer",
   "masterKey",
   "fetch",
+  "memoryBudgetBytes",
 ]);
+
+const MiB = 1024 * 1024;
+/** The smallest memory budget: one tenant at the engine's minimum. */
+const MIN_BUDGET_BYTES = 16 * MiB;
+
+/**
+ * The memory budget when none is given: half of what this process may use (the host's memory, or
+ * its cgroup's limit when that is lower), so tenants together can never take the host down.
+ */
+export function defaultMemoryBudget(): number {
+  const constrained = process.constrainedMemory();
+  const host = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
+  return Math.max(MIN_BUDGET_BYTES, Math.floor(host / 2 / MiB) * MiB);
+}
 
 /** The options with every default filled in. @internal */
 export interface ResolvedOptions {
@@ -46,6 +61,7 @@ export interface ResolvedOptions {
   readonly onLog: ((entry: LogEntry) => void) | undefined;
   readonly masterKey: string | undefined;
   readonly fetch: FetchPolicy;
+  readonly memoryBudgetBytes: number;
 }
 
 /** Checks openKernel's options. @internal */
@@ -115,7 +131,22 @@ export function checkOptions(options: unknown): ResolvedOptions {
     onLog: o.onLog as ((entry: LogEntry) => void) | undefined,
     masterKey: checkMasterKeyOption(o.masterKey),
     fetch: checkFetchPolicy(o.fetch),
+    memoryBudgetBytes: checkBudget(o.memoryBudgetBytes),
   };
+}
+
+function checkBudget(given: unknown): number {
+  const env = process.env.SOLO_MEMORY_BUDGET;
+  const value = given ?? (env !== undefined && env !== "" ? Number(env) : undefined);
+  if (value === undefined) return defaultMemoryBudget();
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < MIN_BUDGET_BYTES) {
+    throw new SoloError(
+      "SOLO_ERR_KERNEL_OPTIONS_INVALID",
+      `openKernel: memoryBudgetBytes must be an integer of at least ${MIN_BUDGET_BYTES} bytes (16 MiB)`,
+      { field: given === undefined ? "SOLO_MEMORY_BUDGET" : "memoryBudgetBytes" },
+    );
+  }
+  return value;
 }
 
 function checkFetchPolicy(given: unknown): FetchPolicy {

@@ -102,27 +102,6 @@ describe("tenant limits", () => {
     assert.equal(k.tenantUsage("t").services, 2);
   });
 
-  it("crashes the tenant's largest service when its services together hold more than its memory", async () => {
-    const k = await kernelWith({ tenantLimits: { memoryBytes: 4 * 1024 * 1024 } });
-    await k.deploy({ tenant: "mem", service: "small", code: BUSY });
-    await k.deploy({
-      tenant: "mem",
-      service: "big",
-      code: `export default {
-        init() { return { blob: "x".repeat(3 * 1024 * 1024) + "y".repeat(3 * 1024 * 1024) } },
-        handleCall(req, s) { return { reply: s.blob.length, state: s } },
-      };`,
-    });
-    await until("big evicted", () => k.status("mem", "big").state === "crashed");
-    assert.equal(k.status("mem", "big").crash?.reason, "SOLO_ERR_TENANT_LIMIT");
-    assert.equal(k.status("mem", "small").state, "running");
-    assert.equal(await k.call("mem", "small", null), 1);
-    const violation = (await k.events({ tenant: "mem", types: ["resource_violation"] })).events[0];
-    assert.ok(violation);
-    assert.equal(violation.subject, "big");
-    assert.equal((violation.payload as { resource: string }).resource, "tenant_memory");
-  });
-
   it("rejects bad tenant limits with the field", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "solo-res-"));
     dirs.push(dataDir);

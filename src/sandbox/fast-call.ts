@@ -84,11 +84,6 @@ export class FastCall {
     return out;
   }
 
-  /** The size of the tenant's linear memory, which only ever grows. */
-  heapBytes(): number {
-    return this.em.HEAPU8.byteLength;
-  }
-
   /** Frees the argument buffers. */
   dispose(): void {
     this.em._free(this.argv);

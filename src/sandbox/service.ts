@@ -3,6 +3,7 @@ import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
+import { RuntimeMemory, type TenantEngine } from "./engine.ts";
 import { FastCall } from "./fast-call.ts";
 import { MAX_DEPTH } from "./json.ts";
 
@@ -16,6 +17,8 @@ export interface Crash {
   readonly column?: number;
   /** JSON path of an offending value (`$.items[3]`), for value errors. */
   readonly path?: string;
+  /** For a memory_limit crash: `tenant_memory` when the tenant's memory was full, not the service's own limit. */
+  readonly resource?: "tenant_memory";
 }
 
 /** The closed set of crash kinds. */
@@ -65,7 +68,12 @@ export class EngineFault extends Error {
 
 const SETTLE = "settle";
 const BOOTSTRAP_BUDGET_MS = 5000;
-const MEMORY_CHECK_MS = 2;
+
+/** The scheduler thread's CPU time, in milliseconds: what a message's budget counts. */
+export function threadCpuMs(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
+}
 
 /**
  * One service's QuickJS runtime and context inside its tenant's WebAssembly instance, with the
@@ -75,29 +83,54 @@ const MEMORY_CHECK_MS = 2;
 export class ServiceSandbox {
   readonly spec: SandboxSpec;
   private readonly engine: QuickJSWASMModule;
+  private readonly tenantEngine: TenantEngine;
   private readonly rt: QuickJSRuntime;
+  private readonly memory: RuntimeMemory;
   private readonly ctx: QuickJSContext;
   private install: QuickJSHandle | undefined;
   private run: QuickJSHandle | undefined;
   private readonly ops = new Map<string, QuickJSHandle>();
   private fast: FastCall | undefined;
   private readonly onHost: HostHandler;
-  private deadline = Number.POSITIVE_INFINITY;
-  private lastMemoryCheck = 0;
-  private memoryExceeded = false;
+  /** CPU milliseconds the current message may still use, and what it has used. */
+  private budgetMs = Number.POSITIVE_INFINITY;
   private usedMs = 0;
+  /** When the current step began: wall clock (cheap) and the thread's CPU time. */
+  private stepWall = 0;
+  private stepCpu = 0;
+  /** Set when the host itself stopped the message for its CPU budget: the evidence of a breach. */
+  private interrupted = false;
+  /** The engine's refusal counters when the current message began: more since is a memory breach. */
+  private refusedBefore = 0;
+  private exhaustedBefore = 0;
   private settled: string | undefined;
   private awaitingSettle = false;
   private disposed = false;
   /** CPU milliseconds used by all messages so far. */
   cpuMs = 0;
 
-  constructor(engine: QuickJSWASMModule, spec: SandboxSpec, onHost: HostHandler) {
+  constructor(engine: TenantEngine, spec: SandboxSpec, onHost: HostHandler) {
     this.spec = spec;
     this.onHost = onHost;
-    this.engine = engine;
-    this.rt = engine.newRuntime();
-    this.rt.setMemoryLimit(spec.limits.memoryBytes);
+    this.tenantEngine = engine;
+    this.engine = engine.quickjs;
+    this.rt = this.engine.newRuntime();
+    // The limit is checked by the patched allocator at every allocation (engine.ts), not by
+    // QuickJS's own check, so that every refusal is counted where the host can see it.
+    try {
+      this.memory = new RuntimeMemory(this.engine, this.rt, spec.limits.memoryBytes);
+    } catch (err) {
+      this.rt.dispose();
+      throw new SoloError(
+        "SOLO_ERR_LIMIT_MEMORY",
+        `tenant ${spec.tenant}'s memory is full: there is no room for another service`,
+        {
+          limit: engine.capBytes,
+          hint: "kill services the tenant no longer needs, or raise the tenant's memoryBytes",
+        },
+        { cause: err },
+      );
+    }
     this.rt.setMaxStackSize(spec.limits.stackBytes);
     this.rt.setInterruptHandler(() => this.shouldInterrupt());
     this.ctx = this.rt.newContext();
@@ -112,7 +145,8 @@ export class ServiceSandbox {
     // The bootstrap is the kernel's own code: it runs under a fixed allowance, not the service's
     // per-message budget, which starts with the author's module.
     this.usedMs = 0;
-    this.deadline = performance.now() + BOOTSTRAP_BUDGET_MS;
+    this.budgetMs = BOOTSTRAP_BUDGET_MS;
+    this.stepStart();
     try {
       const boot = this.guard(() => ctx.evalCode(BOOTSTRAP_SOURCE, BOOTSTRAP_FILENAME));
       if (boot.error) throw this.internalFailure(boot.error, "the bootstrap failed to evaluate");
@@ -138,7 +172,9 @@ export class ServiceSandbox {
       for (const op of ["call", "cast", "info", "init", "terminate", "resolve", "export", "adopt"]) this.ops.set(op, ctx.newString(op));
       this.fast = new FastCall(this.engine, ctx);
 
+      this.stepEnd();
       this.beginMessage();
+      this.stepStart();
       const evaluated = this.guard(() => ctx.evalCode(code, this.spec.filename, { type: "module" }));
       if (evaluated.error) throw this.moduleError(evaluated.error);
       let ns = evaluated.value;
@@ -175,6 +211,7 @@ export class ServiceSandbox {
       const names = answer.slice(1);
       return names === "" ? [] : names.split(",");
     } finally {
+      this.stepEnd();
       this.endMessage();
     }
   }
@@ -189,23 +226,25 @@ export class ServiceSandbox {
 
   /** Continues the current message with the outcome of a call it made (`R<json>` or `E<json>`). */
   resume(callId: string, outcome: string): Outcome {
-    this.deadline = performance.now() + (this.spec.limits.cpuMsPerMessage - this.usedMs);
     return this.step("resolve", callId, outcome);
   }
 
   /** Ends the current message's accounting. */
   endMessage(): void {
     this.awaitingSettle = false;
-    this.deadline = Number.POSITIVE_INFINITY;
+    this.budgetMs = Number.POSITIVE_INFINITY;
     this.cpuMs += this.usedMs;
     this.usedMs = 0;
   }
 
-  /** Bytes the service's heap uses now. */
+  /** Bytes the service's runtime holds now, as the engine's allocator counts them. */
   memoryBytes(): number {
-    const dump = this.rt.dumpMemoryUsage();
-    const m = /memory used\s+\d+\s+(\d+)/.exec(dump);
-    return m ? Number(m[1]) : 0;
+    return this.memory.bytes();
+  }
+
+  /** Bytes the tenant's whole WebAssembly instance holds (its linear memory). */
+  tenantBytes(): number {
+    return this.tenantEngine.memory.buffer.byteLength;
   }
 
   /** Frees the runtime and everything in it. Safe to call twice. */
@@ -218,54 +257,49 @@ export class ServiceSandbox {
     this.run?.dispose();
     this.ctx.dispose();
     this.rt.dispose();
+    this.memory.dispose();
   }
 
-  // Called by QuickJS every few thousand branches. Besides the CPU deadline it measures the heap
-  // every MEMORY_CHECK_MS of execution: this engine build cannot size its allocations
-  // (malloc_usable_size is unavailable in WebAssembly), so QuickJS's own limit only refuses single
-  // oversized allocations, and the walk of the heap is what adds small ones up.
+  // Called by QuickJS every few thousand branches. The wall clock is read first because it is
+  // cheap and never behind the thread's CPU time: only once the step has taken longer than its
+  // budget in wall time is the CPU time read, so a loaded machine, where a message waits for a
+  // core, never stops an honest one.
   private shouldInterrupt(): boolean {
-    const now = performance.now();
-    if (now > this.deadline) return true;
-    if (now - this.lastMemoryCheck < MEMORY_CHECK_MS) return false;
-    this.lastMemoryCheck = now;
-    if (this.memoryBytes() > this.spec.limits.memoryBytes) {
-      this.memoryExceeded = true;
+    if (this.overBudget()) {
+      this.interrupted = true;
       return true;
     }
     return false;
   }
 
+  private overBudget(): boolean {
+    const left = this.budgetMs - this.usedMs;
+    return performance.now() - this.stepWall > left && threadCpuMs() - this.stepCpu > left;
+  }
+
   private beginMessage(): void {
-    this.memoryExceeded = false;
-    this.lastMemoryCheck = performance.now();
+    this.interrupted = false;
     this.usedMs = 0;
-    this.deadline = performance.now() + this.spec.limits.cpuMsPerMessage;
+    this.budgetMs = this.spec.limits.cpuMsPerMessage;
+    this.refusedBefore = this.memory.refused();
+    this.exhaustedBefore = this.memory.exhausted();
+  }
+
+  private stepStart(): void {
+    this.stepWall = performance.now();
+    this.stepCpu = threadCpuMs();
+  }
+
+  private stepEnd(): void {
+    this.usedMs += threadCpuMs() - this.stepCpu;
   }
 
   private step(op: string, a: string, b: string): Outcome {
-    const heapBefore = this.fast?.heapBytes() ?? 0;
-    const outcome = this.stepInner(op, a, b);
-    // A few large allocations can finish between two interrupt checks; when the tenant's linear
-    // memory had to grow during this step, measure the heap before the outcome counts.
-    if (outcome.t !== "failed" && (this.fast?.heapBytes() ?? 0) > heapBefore) {
-      const used = this.memoryBytes();
-      if (used > this.spec.limits.memoryBytes) {
-        return {
-          t: "failed",
-          crash: {
-            kind: "memory_limit",
-            reason: "SOLO_ERR_LIMIT_MEMORY",
-            message: `the service's heap grew to ${used} bytes, past its limit of ${this.spec.limits.memoryBytes}`,
-          },
-        };
-      }
-    }
-    return outcome;
+    return this.stepInner(op, a, b);
   }
 
   private stepInner(op: string, a: string, b: string): Outcome {
-    const started = performance.now();
+    this.stepStart();
     try {
       const raw = this.callRun(op, a, b);
       if (typeof raw !== "string") return { t: "failed", crash: this.crashFrom(raw.error) };
@@ -289,7 +323,7 @@ export class ServiceSandbox {
       }
       return { t: "pending" };
     } finally {
-      this.usedMs += performance.now() - started;
+      this.stepEnd();
     }
   }
 
@@ -314,7 +348,10 @@ export class ServiceSandbox {
         res.error.dispose();
         return this.crashFrom(error);
       }
-      if (performance.now() > this.deadline) return cpuCrash(this.spec.limits.cpuMsPerMessage);
+      if (this.overBudget()) {
+        this.interrupted = true;
+        return this.crashFrom({ kind: "exception", name: "InternalError", message: "interrupted", stack: "" });
+      }
     }
     return undefined;
   }
@@ -369,7 +406,7 @@ export class ServiceSandbox {
       const d: unknown = this.ctx.dump(handle);
       if (d !== null && typeof d === "object") {
         const o = d as Record<string, unknown>;
-        return { kind: "exception", name: str(o.name, "Error"), message: str(o.message, ""), stack: str(o.stack, ""), fromEngine: true };
+        return { kind: "exception", name: str(o.name, "Error"), message: str(o.message, ""), stack: str(o.stack, "") };
       }
       return { kind: "exception", name: "thrown value", message: String(d), stack: "" };
     } catch {
@@ -403,8 +440,30 @@ export class ServiceSandbox {
     return deployFailure(this.crashFrom(e));
   }
 
+  // What a failed message is, decided from what the host saw, never from what the error says: a
+  // service can throw anything it likes (an InternalError named "out of memory", say), but it
+  // cannot make the engine refuse an allocation or the host stop it for its budget.
   private crashFrom(e: GuestError): Crash {
     const where = position(e.stack ?? "", this.spec.filename);
+    const said = `${e.name}: ${e.message}`.slice(0, 500);
+    if (this.memory.refused() > this.refusedBefore) {
+      return {
+        kind: "memory_limit",
+        reason: "SOLO_ERR_LIMIT_MEMORY",
+        message: `the service reached its memory limit of ${this.spec.limits.memoryBytes} bytes: the engine refused an allocation (${said})`,
+        ...where,
+      };
+    }
+    if (this.memory.exhausted() > this.exhaustedBefore) {
+      return {
+        kind: "memory_limit",
+        reason: "SOLO_ERR_LIMIT_MEMORY",
+        message: `tenant ${this.spec.tenant}'s memory is full (its limit of ${this.tenantEngine.capBytes} bytes): the engine refused an allocation (${said})`,
+        resource: "tenant_memory",
+        ...where,
+      };
+    }
+    if (this.interrupted) return cpuCrash(this.spec.limits.cpuMsPerMessage, where);
     if (e.kind === "value" || e.kind === "result") {
       const reason = e.reason !== undefined && isGuestReason(e.reason) ? e.reason : "SOLO_ERR_HANDLER_RESULT_INVALID";
       return {
@@ -412,27 +471,6 @@ export class ServiceSandbox {
         reason,
         message: e.message,
         ...(e.path !== undefined ? { path: e.path } : {}),
-      };
-    }
-    // Only an error that escaped the guest uncaught can be the engine's interrupt: a service that
-    // throws its own InternalError("interrupted") reports it through the bootstrap instead.
-    if (e.fromEngine && e.name === "InternalError" && e.message === "interrupted") {
-      if (this.memoryExceeded) {
-        return {
-          kind: "memory_limit",
-          reason: "SOLO_ERR_LIMIT_MEMORY",
-          message: `the service's heap grew past its limit of ${this.spec.limits.memoryBytes} bytes and the message was stopped`,
-          ...where,
-        };
-      }
-      return cpuCrash(this.spec.limits.cpuMsPerMessage, where);
-    }
-    if (e.name === "InternalError" && e.message === "out of memory") {
-      return {
-        kind: "memory_limit",
-        reason: "SOLO_ERR_LIMIT_MEMORY",
-        message: `the service ran out of memory (limit ${this.spec.limits.memoryBytes} bytes)`,
-        ...where,
       };
     }
     if (e.name === "RangeError" && /call stack size exceeded/i.test(e.message)) {
@@ -444,14 +482,12 @@ export class ServiceSandbox {
       };
     }
     const at = where ? ` at ${this.spec.filename}:${where.line}:${where.column}` : "";
-    return { kind: "exception", reason: "SOLO_ERR_HANDLER_THREW", message: `${e.name}: ${e.message}${at}`, ...where };
+    return { kind: "exception", reason: "SOLO_ERR_HANDLER_THREW", message: `${said}${at}`, ...where };
   }
 }
 
 interface GuestError {
   kind: "exception" | "value" | "result";
-  /** Read by the host from an error that escaped the guest (uncatchable), not described by it. */
-  fromEngine?: boolean;
   name: string;
   message: string;
   stack?: string;

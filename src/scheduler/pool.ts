@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { type ErrorData, SoloError } from "../errors.ts";
+import type { EngineImage } from "../sandbox/engine.ts";
 import type { FromScheduler, SchedulerData, ToScheduler } from "./protocol.ts";
 
 /** What the pool tells its owner about. @internal */
@@ -37,11 +38,11 @@ export class SchedulerPool {
   private readonly pending = new Map<number, Pending>();
   private rid = 0;
   private closing = false;
-  private readonly engine: WebAssembly.Module;
+  private readonly engine: EngineImage;
   private readonly events: PoolEvents;
   private readonly usageIntervalMs: number;
 
-  constructor(size: number, engine: WebAssembly.Module, events: PoolEvents, usageIntervalMs: number) {
+  constructor(size: number, engine: EngineImage, events: PoolEvents, usageIntervalMs: number) {
     this.engine = engine;
     this.events = events;
     this.usageIntervalMs = usageIntervalMs;

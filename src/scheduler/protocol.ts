@@ -1,6 +1,7 @@
 import type { ErrorData } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
+import type { EngineImage } from "../sandbox/engine.ts";
 import type { Crash } from "../sandbox/service.ts";
 
 /**
@@ -22,6 +23,8 @@ export type ToScheduler =
       readonly args: string;
       readonly limits: ServiceLimits;
       readonly grants: ServiceGrants;
+      /** The tenant's memory limit: the most linear memory its WebAssembly instance may hold. */
+      readonly tenantMemoryBytes: number;
       /** Start from this state (JSON) instead of running init: a rollback to a captured state. */
       readonly state?: string;
     }
@@ -40,8 +43,6 @@ export type ToScheduler =
   | { readonly op: "call"; readonly rid: number; readonly sid: number; readonly payload: string; readonly deadline: number }
   | { readonly op: "cast"; readonly sid: number; readonly payload: string }
   | { readonly op: "kill"; readonly rid: number; readonly sid: number }
-  /** Crashes a running service on the control plane's behalf (its tenant is over a limit). */
-  | { readonly op: "evict"; readonly sid: number; readonly crash: Crash }
   /** The outcome (`R<json>` or `E<error json>`) of a service's storage or emit request. */
   | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly outcome: string }
   | { readonly op: "shutdown"; readonly rid: number };
@@ -55,7 +56,8 @@ export type FromScheduler =
   | { readonly op: "ok"; readonly rid: number; readonly value: string }
   | { readonly op: "err"; readonly rid: number; readonly error: ErrorData }
   | { readonly op: "status"; readonly sid: number; readonly status: "crashed" | "stopped"; readonly crash?: Crash }
-  | { readonly op: "usage"; readonly samples: readonly UsageSample[] }
+  /** Usage of the services that changed, and the linear memory of each tenant whose instance changed size. */
+  | { readonly op: "usage"; readonly samples: readonly UsageSample[]; readonly tenants: ReadonlyArray<readonly [string, number]> }
   | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number }
   /** A service's request to the control plane (durable storage, events); answered by an `io` message. */
   | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly kind: IoKind; readonly arg: string }
@@ -67,7 +69,7 @@ export type IoKind = "kv" | "emit" | "secret" | "fetch";
 
 /** What the control plane hands a new scheduler thread. @internal */
 export interface SchedulerData {
-  readonly engine: WebAssembly.Module;
+  readonly engine: EngineImage;
   readonly index: number;
   readonly usageIntervalMs: number;
 }

@@ -6,12 +6,11 @@
  * @internal
  */
 import { parentPort, workerData } from "node:worker_threads";
-import type { QuickJSWASMModule } from "quickjs-emscripten-core";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import { NAME_PATTERN } from "../kernel/names.ts";
 import { DEFAULT_GRANTS, type ServiceGrants } from "../kernel/powers/grant-types.ts";
-import { instantiateEngine } from "../sandbox/engine.ts";
+import { instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
 import type { FromScheduler, IoKind, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
@@ -44,9 +43,15 @@ interface OutCall {
 
 interface Tenant {
   readonly name: string;
-  engine: Promise<QuickJSWASMModule> | undefined;
+  engine: Promise<TenantEngine> | undefined;
   /** The engine once instantiated, for work that cannot wait (a swap between two messages). */
-  module?: QuickJSWASMModule;
+  module?: TenantEngine;
+  /** The tenant's memory limit: the maximum of its next instance's linear memory. */
+  capBytes: number;
+  /** Deploys under way, which hold on to the instance while it has no running service. */
+  deploying: number;
+  /** The linear memory last reported to the control plane. */
+  reportedBytes: number;
   readonly byName: Map<string, Service>;
 }
 
@@ -419,6 +424,17 @@ function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): 
     // The runtime could not be freed cleanly; its memory goes with the tenant's instance later.
     console.error(`solo scheduler ${data.index}: freeing ${s.tenant.name}/${s.name} failed:`, err);
   }
+  release(s.tenant);
+}
+
+// A tenant with no running service and no deploy under way gives its WebAssembly instance back:
+// linear memory never shrinks, so the next deploy starts on a fresh one (at the tenant's current
+// limit) instead of inheriting the high-water mark of everything that ran before.
+function release(t: Tenant): void {
+  if (t.deploying > 0 || !t.engine) return;
+  for (const s of t.byName.values()) if (s.status === "running" || s.status === "starting") return;
+  t.engine = undefined;
+  t.module = undefined;
 }
 
 // The WebAssembly instance of a tenant threw outside the guest: nothing in it can be trusted, so
@@ -742,13 +758,24 @@ function flushSoon(): void {
 async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void> {
   let t = tenants.get(op.tenant);
   if (!t) {
-    t = { name: op.tenant, engine: undefined, byName: new Map() };
+    t = { name: op.tenant, engine: undefined, capBytes: op.tenantMemoryBytes, deploying: 0, reportedBytes: -1, byName: new Map() };
     tenants.set(op.tenant, t);
   }
-  t.engine ??= instantiateEngine(data.engine);
-  let engine: QuickJSWASMModule;
+  t.capBytes = op.tenantMemoryBytes;
+  t.engine ??= instantiateEngine(data.engine, t.capBytes);
+  t.deploying++;
   try {
-    engine = await t.engine;
+    await deployIn(t, op);
+  } finally {
+    t.deploying--;
+    release(t);
+  }
+}
+
+async function deployIn(t: Tenant, op: Extract<ToScheduler, { op: "deploy" }>): Promise<void> {
+  let engine: TenantEngine;
+  try {
+    engine = await (t.engine ?? instantiateEngine(data.engine, t.capBytes));
     t.module = engine;
   } catch (err) {
     t.engine = undefined;
@@ -867,12 +894,6 @@ function receive(batch: readonly ToScheduler[]): void {
         schedule(s);
         break;
       }
-      case "evict": {
-        const s = services.get(op.sid);
-        // Between messages, or answering the one it is in: either way only this service ends.
-        if (s && s.status === "running") crash(s, op.crash);
-        break;
-      }
       case "kill": {
         const s = services.get(op.sid);
         if (s) kill(op.rid, s, "killed");
@@ -902,20 +923,19 @@ function sampleUsage(): void {
       } catch (err) {
         poisonTenant(s.tenant, err);
       }
-      // Messages too short for the in-message check can still add up across many messages.
-      const limit = s.sandbox.spec.limits.memoryBytes;
-      if (memory > limit && s.status === "running" && !s.current) {
-        crash(s, {
-          kind: "memory_limit",
-          reason: "SOLO_ERR_LIMIT_MEMORY",
-          message: `the service's heap holds ${memory} bytes, over its limit of ${limit}`,
-        });
-      }
     }
     samples.push([s.sid, s.messages, Math.round(s.sandbox.cpuMs * 1000) / 1000, memory, s.mailbox.length, s.unhandled, s.dropped]);
   }
-  if (samples.length > 0) {
-    send({ op: "usage", samples });
+  // Each tenant's linear memory: what the host holds for it, which its memory limit caps.
+  const memory: Array<readonly [string, number]> = [];
+  for (const t of tenants.values()) {
+    const bytes = t.module?.memory.buffer.byteLength ?? 0;
+    if (bytes === t.reportedBytes) continue;
+    t.reportedBytes = bytes;
+    memory.push([t.name, bytes]);
+  }
+  if (samples.length > 0 || memory.length > 0) {
+    send({ op: "usage", samples, tenants: memory });
     flush();
   }
 }

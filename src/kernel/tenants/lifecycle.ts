@@ -16,6 +16,8 @@ export interface TenantHost {
   readonly authority: Authority;
   /** The kernel's default tenant limits. */
   readonly defaults: TenantLimits;
+  /** The memory all tenants may be given together. */
+  readonly budgetBytes: number;
   now(): number;
   /** Whether a deploy, swap or restart of one of the tenant's services is in flight. */
   busy(tenant: string): boolean;
@@ -34,6 +36,8 @@ export class TenantLifecycle implements TenantsApi {
   private readonly host: TenantHost;
   private readonly creating = new Map<string, Promise<TenantInfo>>();
   private readonly deleting = new Set<string>();
+  /** Memory limits of creates and updates whose writes are in flight, already counted against the budget. */
+  private readonly reserved = new Map<string, number>();
 
   constructor(host: TenantHost) {
     this.host = host;
@@ -95,8 +99,10 @@ export class TenantLifecycle implements TenantsApi {
       const retired = reg.retiredRow(name);
       if (retired && !o.reuseName) throw reg.missing(name);
       const overrides = o.limits === undefined ? {} : o.limits;
-      resolveTenantLimits(overrides, this.host.defaults, "limits");
+      const resolved = resolveTenantLimits(overrides, this.host.defaults, "limits");
+      this.checkBudget(name, resolved.memoryBytes, "create");
       const createdAt = this.host.now();
+      this.reserved.set(name, resolved.memoryBytes);
       const run = (async (): Promise<TenantInfo> => {
         const { events } = await this.host.log.write(
           [{ t: "tenant.create", name, limits: JSON.stringify(overrides), createdAt }],
@@ -119,7 +125,10 @@ export class TenantLifecycle implements TenantsApi {
           deletedAt: null,
         });
         return reg.info(name);
-      })().finally(() => this.creating.delete(name));
+      })().finally(() => {
+        this.creating.delete(name);
+        this.reserved.delete(name);
+      });
       this.creating.set(name, run);
       return run;
     } catch (err) {
@@ -137,14 +146,44 @@ export class TenantLifecycle implements TenantsApi {
         field: "limits",
       });
     }
-    resolveTenantLimits(limitsInput, this.host.defaults, "limits");
+    const resolved = resolveTenantLimits(limitsInput, this.host.defaults, "limits");
+    if (this.reserved.has(name)) throw tenantBusy(name, "has a change of its limits in flight");
+    this.checkBudget(name, resolved.memoryBytes, "update");
     const overrides = JSON.stringify(limitsInput);
-    await this.host.log.write(
-      [{ t: "tenant.limits", name, limits: overrides }],
-      [{ tenant: name, type: "tenant_updated", subject: name, payload: { limits: limitsInput } }],
-    );
+    this.reserved.set(name, resolved.memoryBytes);
+    try {
+      await this.host.log.write(
+        [{ t: "tenant.limits", name, limits: overrides }],
+        [{ tenant: name, type: "tenant_updated", subject: name, payload: { limits: limitsInput } }],
+      );
+    } finally {
+      this.reserved.delete(name);
+    }
     reg.put({ ...row, limits: overrides });
     return reg.info(name);
+  }
+
+  // The sum of all tenants' memory limits stays within the kernel's budget, so every tenant can
+  // hold what it was promised at once: a create or a raise past it is refused.
+  private checkBudget(name: string, memoryBytes: number, what: "create" | "update"): void {
+    let others = this.host.registry.committedBytes(name);
+    for (const [n, bytes] of this.reserved) if (n !== name) others += bytes;
+    const budget = this.host.budgetBytes;
+    if (others + memoryBytes <= budget) return;
+    const free = Math.max(0, budget - others);
+    throw new SoloError(
+      "SOLO_ERR_MEMORY_BUDGET",
+      `tenants.${what}: tenant ${name}'s memory limit of ${mib(memoryBytes)} does not fit in the kernel's memory budget of ${mib(budget)}: other tenants are given ${mib(others)}, ${mib(free)} is left`,
+      {
+        tenant: name,
+        field: "limits.memoryBytes",
+        requested: memoryBytes,
+        budget,
+        committed: others,
+        available: free,
+        hint: "give the tenant a smaller memoryBytes, lower or delete other tenants, or start the kernel with a larger memory budget",
+      },
+    );
   }
 
   // Everything of the tenant goes but its events: services stop (terminate runs), tokens are
@@ -212,6 +251,10 @@ function checkTenantOptions(input: unknown): { limits?: Partial<TenantLimits>; r
     });
   }
   return { ...(o.limits !== undefined ? { limits: o.limits as Partial<TenantLimits> } : {}), reuseName: o.reuseName === true };
+}
+
+function mib(bytes: number): string {
+  return `${Math.round((bytes / (1024 * 1024)) * 10) / 10} MiB`;
 }
 
 /** @internal */

@@ -1,6 +1,6 @@
 import { SoloError } from "../../errors.ts";
 import type { TenantRow } from "../../store/store.ts";
-import { resolveTenantLimits, type TenantLimits } from "../limits.ts";
+import { clampStoredTenantLimits, resolveTenantLimits, type TenantLimits } from "../limits.ts";
 
 /** A tenant as `tenants.list()` shows it. */
 export interface TenantInfo {
@@ -43,7 +43,7 @@ export class TenantRegistry {
       return;
     }
     const overrides = parseOverrides(row.limits);
-    this.live.set(row.name, { row, overrides, limits: resolveTenantLimits(overrides, this.defaults) });
+    this.live.set(row.name, { row, overrides, limits: resolveTenantLimits(clampStoredTenantLimits(overrides), this.defaults) });
     this.retired.delete(row.name);
   }
 
@@ -100,6 +100,13 @@ export class TenantRegistry {
       overrides: t.overrides,
       createdAt: new Date(t.row.createdAt).toISOString(),
     };
+  }
+
+  /** Memory given to live tenants (their `memoryBytes` limits), except `except`'s. */
+  committedBytes(except?: string): number {
+    let sum = 0;
+    for (const [name, t] of this.live) if (name !== except) sum += t.limits.memoryBytes;
+    return sum;
   }
 
   names(): string[] {

@@ -1,0 +1,183 @@
+/**
+ * Memory as the host holds it: a tenant's services together never hold more than the tenant's
+ * memoryBytes (the engine refuses to grow past it), a service's limit counts every byte its
+ * runtime holds (strings built by concatenation included), the memory comes back when a tenant's
+ * services stop, and tenants' limits together fit the kernel's budget.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { crashOf, rejection, until } from "../test-support.ts";
+import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
+import { clampStoredTenantLimits } from "./limits.ts";
+
+const MiB = 1024 * 1024;
+const dirs: string[] = [];
+const kernels: Kernel[] = [];
+after(async () => {
+  for (const k of kernels) await k.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function kernelWith(options: KernelOptions = {}): Promise<Kernel> {
+  const dataDir = mkdtempSync(join(tmpdir(), "solo-mem-"));
+  dirs.push(dataDir);
+  const k = await openKernel({ dataDir, schedulers: 1, supervision: { restart: "temporary" }, ...options });
+  kernels.push(k);
+  return k;
+}
+
+// Keeps 3 MiB strings, each a real allocation, joined by concatenation into one rope that grows
+// on every call until something refuses it: 30 calls would hold 90 MiB.
+const HOARD = `export default {
+  init() { return { n: 0 } },
+  handleCall(req, s) {
+    if (req === "size") return { reply: (globalThis.blob ?? "").length, state: s };
+    globalThis.blob = (globalThis.blob ?? "") + String(s.n % 10).repeat(3 * 1024 * 1024);
+    s.n++;
+    return { reply: globalThis.blob.length, state: s };
+  },
+};`;
+
+// Answers with a fresh 256 KiB string each call: it needs a little memory to answer at all.
+const NEIGHBOUR = `export default {
+  init() { return 0 },
+  handleCall(req, n) { return { reply: ("n" + n).repeat(64 * 1024).length, state: n + 1 } },
+};`;
+
+describe("a tenant's memory", () => {
+  it("is a hard cap: a service hoarding past it crashes with SOLO_ERR_LIMIT_MEMORY, the process does not grow past it, other tenants never notice", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("capped", { limits: { memoryBytes: 32 * MiB } });
+    await k.deploy({ tenant: "capped", service: "hoard", code: HOARD, limits: { memoryBytes: 1024 * MiB } });
+    await k.deploy({ tenant: "bystander", service: "n", code: NEIGHBOUR });
+    const rssBefore = process.memoryUsage.rss();
+    let error: Awaited<ReturnType<typeof rejection>> | undefined;
+    for (let i = 0; i < 40 && !error; i++) {
+      error = await k.call("capped", "hoard", "more").then(
+        () => undefined,
+        (e: unknown) => e as Awaited<ReturnType<typeof rejection>>,
+      );
+      assert.equal(typeof (await k.call("bystander", "n", null)), "number", "the other tenant is served throughout");
+    }
+    assert.ok(error, "the hoard was never refused");
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
+    const crash = crashOf(error);
+    assert.equal(crash.kind, "memory_limit");
+    assert.equal(crash.resource, "tenant_memory");
+    assert.match(crash.message, /tenant capped's memory is full/);
+    // Without the cap the hoard would have taken 120 MiB; the host held at most the cap for it.
+    const grown = process.memoryUsage.rss() - rssBefore;
+    assert.ok(grown < 96 * MiB, `the process grew by ${Math.round(grown / MiB)} MiB`);
+    await until("the crash recorded", () => k.status("capped", "hoard").state === "crashed");
+    const [violation] = (await k.events({ tenant: "capped", types: ["resource_violation"] })).events;
+    assert.ok(violation);
+    assert.equal(violation.subject, "hoard");
+    assert.deepEqual(
+      [(violation.payload as { resource: string }).resource, (violation.payload as { limit: number }).limit],
+      ["tenant_memory", 32 * MiB],
+    );
+  });
+
+  it("never reports more than the cap, and a neighbour allocating while it is full gets the precise error", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("full", { limits: { memoryBytes: 32 * MiB } });
+    await k.deploy({ tenant: "full", service: "n", code: NEIGHBOUR });
+    // A hoarder that catches its out-of-memory errors and keeps what it has: the tenant stays full.
+    const stubborn = HOARD.replace(
+      'globalThis.blob = (globalThis.blob ?? "") + String(s.n % 10).repeat(3 * 1024 * 1024);',
+      "try { for (;;) { (globalThis.keep ??= []).push(String(s.n++).repeat(64 * 1024)) } } catch {}",
+    ).replace("return { reply: globalThis.blob.length, state: s };", "return { reply: globalThis.keep.length, state: s };");
+    await k.deploy({ tenant: "full", service: "hog", code: stubborn, limits: { memoryBytes: 1024 * MiB } });
+    assert.ok(Number(await k.call("full", "hog", "fill")) > 100);
+    const error = await rejection(k.call("full", "n", null));
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
+    assert.equal(crashOf(error).resource, "tenant_memory");
+    assert.equal(k.status("full", "hog").state, "running", "the hog kept its memory and runs on");
+    await until("a usage sample", () => k.tenantUsage("full").memoryBytes > 0);
+    const usage = k.tenantUsage("full");
+    assert.ok(usage.memoryBytes <= 32 * MiB, `the tenant holds ${usage.memoryBytes} bytes`);
+    assert.ok(usage.heapBytes <= usage.memoryBytes);
+  });
+
+  it("comes back to the host when the tenant's services stop: the next deploy starts on a fresh instance", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("back", { limits: { memoryBytes: 64 * MiB } });
+    await k.deploy({ tenant: "back", service: "hoard", code: HOARD, limits: { memoryBytes: 1024 * MiB } });
+    for (let i = 0; i < 8; i++) await k.call("back", "hoard", "more");
+    await until("the instance grew", () => k.tenantUsage("back").memoryBytes > 32 * MiB);
+    await k.kill("back", "hoard");
+    await until("the instance given back", () => k.tenantUsage("back").memoryBytes === 0);
+    await k.deploy({ tenant: "back", service: "n", code: NEIGHBOUR });
+    await k.call("back", "n", null);
+    await until("a usage sample", () => k.tenantUsage("back").memoryBytes > 0);
+    assert.equal(k.tenantUsage("back").memoryBytes, 16 * MiB, "a fresh instance at the engine's initial size");
+  });
+});
+
+describe("a service's memory limit", () => {
+  it("counts strings built by concatenation: a 4 MiB service cannot keep a 24 MiB rope", async () => {
+    const k = await kernelWith();
+    await k.deploy({ tenant: "rope", service: "r", code: HOARD, limits: { memoryBytes: 4 * MiB } });
+    const error = await rejection(k.call("rope", "r", "more").then(() => k.call("rope", "r", "more")));
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
+    const crash = crashOf(error);
+    assert.equal(crash.kind, "memory_limit");
+    assert.equal(crash.resource, undefined, "its own limit, not the tenant's");
+    assert.match(crash.message, /memory limit of 4194304 bytes/);
+  });
+
+  it("reports what the service holds, ropes included", async () => {
+    const k = await kernelWith();
+    await k.deploy({ tenant: "usage", service: "r", code: HOARD, limits: { memoryBytes: 64 * MiB } });
+    await k.call("usage", "r", "more");
+    await k.call("usage", "r", "more");
+    await until("a usage sample", () => k.status("usage", "r").usage.messages >= 3);
+    const held = k.status("usage", "r").usage.memoryBytes;
+    assert.ok(held >= 6 * MiB && held < 8 * MiB, `reported ${held} bytes for 6 MiB of strings`);
+  });
+});
+
+describe("the kernel's memory budget", () => {
+  it("refuses a tenant whose memory does not fit, naming what is left; a raise past it too", async () => {
+    const k = await kernelWith({ memoryBudgetBytes: 96 * MiB });
+    await k.tenants.create("a", { limits: { memoryBytes: 64 * MiB } });
+    const error = await rejection(k.tenants.create("b", { limits: { memoryBytes: 64 * MiB } }));
+    assert.equal(error.reason, "SOLO_ERR_MEMORY_BUDGET");
+    assert.equal(error.code, "resource_exhausted");
+    assert.equal(error.details.available, 32 * MiB);
+    assert.equal(error.details.budget, 96 * MiB);
+    assert.equal(error.details.field, "limits.memoryBytes");
+    await assert.rejects(k.tenants.get("b"), /no tenant named b/);
+    await k.tenants.create("b", { limits: { memoryBytes: 32 * MiB } });
+    const raise = await rejection(k.tenants.update("a", { memoryBytes: 80 * MiB }));
+    assert.equal(raise.reason, "SOLO_ERR_MEMORY_BUDGET");
+    assert.equal((await k.tenants.get("a")).limits.memoryBytes, 64 * MiB, "the refused raise changed nothing");
+    await k.tenants.update("a", { memoryBytes: 16 * MiB });
+    await k.tenants.create("c", { limits: { memoryBytes: 48 * MiB } });
+  });
+
+  it("refuses a deploy into a new tenant when the default tenant memory does not fit", async () => {
+    const k = await kernelWith({ memoryBudgetBytes: 100 * MiB });
+    await k.deploy({ tenant: "first", service: "n", code: NEIGHBOUR });
+    const error = await rejection(k.deploy({ tenant: "second", service: "n", code: NEIGHBOUR }));
+    assert.equal(error.reason, "SOLO_ERR_MEMORY_BUDGET");
+    assert.equal(k.list("second").length, 0);
+  });
+
+  it("refuses a budget smaller than one tenant at the engine's minimum", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "solo-mem-"));
+    dirs.push(dataDir);
+    const error = await rejection(openKernel({ dataDir, memoryBudgetBytes: 1024 }));
+    assert.equal(error.reason, "SOLO_ERR_KERNEL_OPTIONS_INVALID");
+    assert.equal(error.details.field, "memoryBudgetBytes");
+  });
+
+  it("brings tenant limits stored before the engine's minimum into range instead of refusing to open", () => {
+    assert.deepEqual(clampStoredTenantLimits({ memoryBytes: 4 * MiB, maxServices: 3 }), { memoryBytes: 16 * MiB, maxServices: 3 });
+    assert.deepEqual(clampStoredTenantLimits({ memoryBytes: 2 ** 40 }), { memoryBytes: 2048 * MiB });
+    assert.deepEqual(clampStoredTenantLimits({ maxServices: 3 }), { maxServices: 3 });
+  });
+});
