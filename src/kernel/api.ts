@@ -288,6 +288,11 @@ export interface KernelStats {
     readonly restarts: number;
     readonly dropped: number;
   }>;
+  /** What each scheduler thread is running at this moment: a service's message step, or nothing. */
+  readonly schedulers: ReadonlyArray<{
+    readonly index: number;
+    readonly running: { readonly tenant: string; readonly service: string; readonly forMs: number } | null;
+  }>;
   readonly breakers: { readonly closed: number; readonly open: number; readonly half_open: number };
   readonly log: { readonly headId: number; readonly queued: number; readonly commits: number; readonly ops: number };
   /** Successful token verifications since open. */

@@ -2,8 +2,9 @@ import { hash } from "node:crypto";
 import { SoloError } from "../errors.ts";
 import { compileEngine, type EngineImage } from "../sandbox/engine.ts";
 import { encodeJson } from "../sandbox/json.ts";
-import type { Crash } from "../sandbox/service.ts";
+import { type Crash, crashError } from "../sandbox/service.ts";
 import { stripTypes } from "../sandbox/typescript.ts";
+import type { Culprit } from "../scheduler/pool.ts";
 import { SchedulerPool } from "../scheduler/pool.ts";
 import type { FromScheduler } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
@@ -164,7 +165,7 @@ class KernelImpl implements Kernel, SessionHost {
       engine,
       {
         onMessage: (_index, msg) => this.onSchedulerMessage(msg),
-        onSchedulerDied: (index, error) => this.onSchedulerDied(index, error),
+        onSchedulerDied: (index, error, culprit) => this.onSchedulerDied(index, error, culprit),
       },
       500,
     );
@@ -643,6 +644,7 @@ class KernelImpl implements Kernel, SessionHost {
       await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise;
     }
     record.state = "stopped";
+    this.wake(record);
     // A crashed service is still deployed (a restart would bring it back) until it is killed.
     await this.log.write(
       [{ t: "deployment.kill", tenant: record.tenant, service: record.service }],
@@ -931,8 +933,16 @@ class KernelImpl implements Kernel, SessionHost {
       else breakers.half_open++;
     }
     const log = this.log;
+    const schedulers = this.pool.steps().map((step, index) => {
+      const r = step ? this.bySid.get(step.sid) : undefined;
+      return {
+        index,
+        running: step && r ? { tenant: r.tenant, service: r.service, forMs: Math.max(0, Date.now() - step.startedAt) } : null,
+      };
+    });
     return {
       tenants,
+      schedulers,
       breakers,
       log: { headId: log.headId, queued: log.queued, commits: log.counts.commits, ops: log.counts.ops },
       verifications: this.auth().verifications,
@@ -1184,13 +1194,14 @@ class KernelImpl implements Kernel, SessionHost {
   // ---- internals -------------------------------------------------------------------------
 
   private send(record: ServiceRecord, payload: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+    const deadline = Date.now() + timeoutMs;
     return new Promise<unknown>((resolve, reject) => {
       const { rid, promise } = this.pool.request(record.scheduler, (id) => ({
         op: "call",
         rid: id,
         sid: record.sid,
         payload,
-        deadline: Date.now() + timeoutMs,
+        deadline,
       }));
       const onAbort = (): void => {
         clearTimeout(timer);
@@ -1200,14 +1211,7 @@ class KernelImpl implements Kernel, SessionHost {
       const timer = setTimeout(() => {
         signal?.removeEventListener("abort", onAbort);
         this.pool.forget(rid);
-        reject(
-          new SoloError("SOLO_ERR_CALL_TIMEOUT", `call to ${record.tenant}/${record.service} timed out after ${timeoutMs} ms`, {
-            tenant: record.tenant,
-            service: record.service,
-            timeoutMs,
-            hint: "the service is slow or its mailbox is long; raise timeoutMs or look at list() usage",
-          }),
-        );
+        reject(callTimeout(record, timeoutMs));
       }, timeoutMs);
       signal?.addEventListener("abort", onAbort, { once: true });
       promise.then(
@@ -1230,10 +1234,97 @@ class KernelImpl implements Kernel, SessionHost {
         (err: unknown) => {
           clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
-          reject(err);
+          if (err instanceof SoloError && err.reason === "SOLO_ERR_SCHEDULER_FAILED") {
+            this.redeliver(record, payload, deadline, timeoutMs, signal, err).then(resolve, reject);
+          } else reject(err);
         },
       );
     });
+  }
+
+  // A call that was waiting on a scheduler that is gone. If its service was the one whose step the
+  // watchdog stopped, it gets that crash. Otherwise it is delivered again, once the service is
+  // running on the fresh scheduler, within what is left of its timeout: only the culprit loses an
+  // answer. (A call that had started is run again from the service's fresh state.)
+  private async redeliver(
+    record: ServiceRecord,
+    payload: string,
+    deadline: number,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    err: SoloError,
+  ): Promise<unknown> {
+    if (err.details.culpritSid === record.sid) {
+      const crash = record.crash;
+      throw crash ? SoloError.fromData(crashError(crash, record.service)) : err;
+    }
+    const fresh = await this.whenRunning(record, deadline, timeoutMs, signal);
+    return this.send(fresh, payload, Math.max(1, deadline - Date.now()), signal);
+  }
+
+  /** Waits until the service under `old`'s name runs again (a new instance), within `deadline`. */
+  private whenRunning(old: ServiceRecord, deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<ServiceRecord> {
+    const key = `${old.tenant}/${old.service}`;
+    return new Promise<ServiceRecord>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        this.revivals.get(key)?.delete(check);
+      };
+      const check = (): void => {
+        const r = this.byTenant.get(old.tenant)?.get(old.service);
+        if (r && r.sid !== old.sid && r.state === "running") {
+          done();
+          resolve(r);
+        } else if (!r || (r.state !== "restarting" && r.state !== "running" && r.state !== "crashed") || r.killed) {
+          done();
+          try {
+            this.running(old.tenant, old.service);
+            reject(
+              new SoloError("SOLO_ERR_SERVICE_CRASHED", `service ${old.service} is not running`, {
+                tenant: old.tenant,
+                service: old.service,
+              }),
+            );
+          } catch (e) {
+            reject(e);
+          }
+        } else if (r.state === "crashed" && r.sid === old.sid && r.supervision.restart === "temporary") {
+          done();
+          reject(SoloError.fromData(crashError(r.crash ?? CRASH_UNKNOWN, r.service)));
+        }
+      };
+      const onAbort = (): void => {
+        done();
+        reject(canceled(old));
+      };
+      const timer = setTimeout(
+        () => {
+          done();
+          reject(callTimeout(old, timeoutMs));
+        },
+        Math.max(1, deadline - Date.now()),
+      );
+      signal?.addEventListener("abort", onAbort, { once: true });
+      let set = this.revivals.get(key);
+      if (!set) {
+        set = new Set();
+        this.revivals.set(key, set);
+      }
+      set.add(check);
+      check();
+    });
+  }
+
+  /** Calls waiting for a service to run again after its scheduler was replaced, by tenant/service. */
+  private readonly revivals = new Map<string, Set<() => void>>();
+
+  /** Tells the calls waiting on a service that its state changed. */
+  private wake(r: ServiceRecord): void {
+    const waiting = this.revivals.get(`${r.tenant}/${r.service}`);
+    if (!waiting) return;
+    for (const check of [...waiting]) check();
+    if (waiting.size === 0) this.revivals.delete(`${r.tenant}/${r.service}`);
   }
 
   // The rest of a deploy request, once checkIdentity has found an object with valid names.
@@ -1507,7 +1598,7 @@ class KernelImpl implements Kernel, SessionHost {
   // ---- supervision ------------------------------------------------------------------------
 
   /** Records a crash, then lets the tenant's supervisor decide. */
-  private crashed(r: ServiceRecord, crash: Crash | null, phase?: string): void {
+  private crashed(r: ServiceRecord, crash: Crash | null, phase?: string, innocent = false): void {
     // Decided now, so calls see "restarting" (with a retry hint) from the moment of the crash.
     const cause = this.record({
       tenant: r.tenant,
@@ -1524,7 +1615,7 @@ class KernelImpl implements Kernel, SessionHost {
       void this.rollBackAfterCrash(r, watch, cause);
       return;
     }
-    this.supervise(r, cause);
+    this.supervise(r, cause, innocent);
   }
 
   // ---- hot swap ---------------------------------------------------------------------------
@@ -1770,16 +1861,22 @@ class KernelImpl implements Kernel, SessionHost {
     r.swapWatch = undefined;
   }
 
-  private supervise(r: ServiceRecord, cause: number | null | Promise<SoloEvent | undefined>): void {
+  // `innocent`: the service went down through no fault of its own (its scheduler was replaced for
+  // another service's runaway step), so the restart does not use up its restart intensity.
+  private supervise(r: ServiceRecord, cause: number | null | Promise<SoloEvent | undefined>, innocent = false): void {
     if (this.closed || this.byTenant.get(r.tenant)?.get(r.service) !== r) return;
     const { clock } = this.opts;
     const now = clock.now();
-    const d = decide(r.supervision, r.restartTimes, true, now, clock.random());
+    const d = decide(r.supervision, innocent ? [] : r.restartTimes, true, now, clock.random());
     const causeId = async (): Promise<number | null> =>
       typeof cause === "object" && cause !== null ? ((await cause)?.id ?? r.causeId) : cause;
-    if (d.action === "stay_down") return;
+    if (d.action === "stay_down") {
+      this.wake(r);
+      return;
+    }
     if (d.action === "fail") {
       r.state = "failed";
+      this.wake(r);
       void causeId().then((id) =>
         this.record({
           tenant: r.tenant,
@@ -1797,7 +1894,7 @@ class KernelImpl implements Kernel, SessionHost {
       );
       return;
     }
-    r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
+    if (!innocent) r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
     this.scheduleRestart(r, d.delayMs, causeId);
   }
 
@@ -1849,6 +1946,7 @@ class KernelImpl implements Kernel, SessionHost {
 
   /** A crash that came before the service was registered is handled now that it is. */
   private afterStart(r: ServiceRecord): void {
+    this.wake(r);
     if (r.earlyCrash === undefined) return;
     const crash = r.earlyCrash;
     r.earlyCrash = undefined;
@@ -1861,20 +1959,57 @@ class KernelImpl implements Kernel, SessionHost {
     r.restartAt = undefined;
   }
 
-  private onSchedulerDied(index: number, error: SoloError): void {
-    const crash: Crash = { kind: "scheduler_failed", reason: "SOLO_ERR_SCHEDULER_FAILED", message: error.message };
-    for (const r of this.bySid.values()) {
-      if (r.scheduler !== index) continue;
-      if (r.state === "running") {
-        r.state = "crashed";
-        r.crash = crash;
-        this.crashed(r, crash);
-      }
-    }
+  // A scheduler thread is gone: it died, or the watchdog replaced it to stop one service's step
+  // that could not be interrupted (the culprit). The culprit crashes with SOLO_ERR_LIMIT_CPU (or,
+  // if an operator was killing it, the kill simply completes); every other service that shared
+  // the thread comes back on the fresh one through its supervisor, without using up its restart
+  // intensity, and the calls that were waiting on them are delivered to them afterwards.
+  private onSchedulerDied(index: number, error: SoloError, culprit: Culprit | undefined): void {
+    const blamed = culprit ? this.bySid.get(culprit.sid) : undefined;
+    const lost: Crash = {
+      kind: "scheduler_failed",
+      reason: "SOLO_ERR_SCHEDULER_FAILED",
+      message: blamed
+        ? `its scheduler was replaced to stop ${blamed.tenant}/${blamed.service}, which ${culprit?.why === "killed" ? "was being killed inside code that could not be interrupted" : "ran past its hard CPU limit"}; it is started again on a fresh scheduler`
+        : error.message,
+    };
+    const affected: ServiceRecord[] = [];
+    for (const r of this.bySid.values()) if (r.scheduler === index && r.state === "running") affected.push(r);
     for (const [tenant, i] of this.placement) {
       if (i !== index) continue;
       this.placement.delete(tenant);
       this.tenantBytes.delete(tenant);
+    }
+    if (culprit) {
+      void this.record({
+        tenant: null,
+        type: "scheduler_replaced",
+        payload: {
+          scheduler: index,
+          reason: culprit.why === "killed" ? "killed" : "cpu_limit",
+          culprit: blamed ? { tenant: blamed.tenant, service: blamed.service, version: blamed.version } : null,
+          usedMs: Math.round(culprit.usedMs),
+          hardLimitMs: culprit.hardLimitMs,
+          services: affected.length,
+        },
+      });
+    }
+    for (const r of affected) {
+      if (r.killed || (culprit?.why === "killed" && r.sid === culprit.sid)) continue; // the kill or restart in progress finishes it
+      if (culprit && r.sid === culprit.sid) {
+        const crash: Crash = {
+          kind: "cpu_limit",
+          reason: "SOLO_ERR_LIMIT_CPU",
+          message: `one message ran ${Math.round(culprit.usedMs)} ms of CPU, past its hard limit of ${culprit.hardLimitMs} ms (10 times its budget of ${r.limits.cpuMsPerMessage} ms, at least 1 s), inside code the engine could not interrupt; its scheduler was replaced`,
+        };
+        r.state = "crashed";
+        r.crash = crash;
+        this.crashed(r, crash);
+        continue;
+      }
+      r.state = "crashed";
+      r.crash = lost;
+      this.crashed(r, lost, undefined, culprit !== undefined);
     }
   }
 }
@@ -2023,6 +2158,17 @@ function checkCallOptions(options: unknown): { timeoutMs: number; signal: AbortS
   }
   return { timeoutMs, signal: o.signal };
 }
+
+function callTimeout(record: ServiceRecord, timeoutMs: number): SoloError {
+  return new SoloError("SOLO_ERR_CALL_TIMEOUT", `call to ${record.tenant}/${record.service} timed out after ${timeoutMs} ms`, {
+    tenant: record.tenant,
+    service: record.service,
+    timeoutMs,
+    hint: "the service is slow or its mailbox is long; raise timeoutMs or look at list() usage",
+  });
+}
+
+const CRASH_UNKNOWN: Crash = { kind: "scheduler_failed", reason: "SOLO_ERR_SCHEDULER_FAILED", message: "its scheduler stopped" };
 
 function canceled(record: ServiceRecord): SoloError {
   return new SoloError("SOLO_ERR_CALL_CANCELED", `call to ${record.tenant}/${record.service} was canceled by its signal`, {

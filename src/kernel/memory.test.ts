@@ -90,7 +90,7 @@ describe("a tenant's memory", () => {
       'globalThis.blob = (globalThis.blob ?? "") + String(s.n % 10).repeat(3 * 1024 * 1024);',
       "try { for (;;) { (globalThis.keep ??= []).push(String(s.n++).repeat(64 * 1024)) } } catch {}",
     ).replace("return { reply: globalThis.blob.length, state: s };", "return { reply: globalThis.keep.length, state: s };");
-    await k.deploy({ tenant: "full", service: "hog", code: stubborn, limits: { memoryBytes: 1024 * MiB } });
+    await k.deploy({ tenant: "full", service: "hog", code: stubborn, limits: { memoryBytes: 1024 * MiB, cpuMsPerMessage: 5000 } });
     assert.ok(Number(await k.call("full", "hog", "fill")) > 100);
     const error = await rejection(k.call("full", "n", null));
     assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");

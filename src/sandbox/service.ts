@@ -294,8 +294,16 @@ export class ServiceSandbox {
     this.usedMs += threadCpuMs() - this.stepCpu;
   }
 
+  // A step that QuickJS could not interrupt in time (it polls only between bytecode branches, not
+  // inside a built-in) still counts: when it ends over the budget, the message fails as if it had
+  // been stopped at the budget. The watchdog outside the thread bounds how long that can take.
   private step(op: string, a: string, b: string): Outcome {
-    return this.stepInner(op, a, b);
+    const outcome = this.stepInner(op, a, b);
+    if (outcome.t !== "failed" && this.usedMs > this.budgetMs) {
+      this.interrupted = true;
+      return { t: "failed", crash: cpuCrash(this.spec.limits.cpuMsPerMessage) };
+    }
+    return outcome;
   }
 
   private stepInner(op: string, a: string, b: string): Outcome {

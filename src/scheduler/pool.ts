@@ -1,20 +1,42 @@
 import { Worker } from "node:worker_threads";
 import { type ErrorData, SoloError } from "../errors.ts";
 import type { EngineImage } from "../sandbox/engine.ts";
+import { StepBoard } from "./board.ts";
 import type { FromScheduler, SchedulerData, ToScheduler } from "./protocol.ts";
 
 /** What the pool tells its owner about. @internal */
 export interface PoolEvents {
   /** A scheduler reported something that is not a reply (status, usage, log). */
   onMessage(index: number, msg: FromScheduler): void;
-  /** A scheduler thread died; its tenants' services are gone. A fresh thread replaces it. */
-  onSchedulerDied(index: number, error: SoloError): void;
+  /**
+   * A scheduler thread died, or the watchdog replaced it (`culprit` names the service whose step
+   * it stopped); its tenants' services are gone. A fresh thread replaces it.
+   */
+  onSchedulerDied(index: number, error: SoloError, culprit: Culprit | undefined): void;
 }
+
+/** The service whose step the watchdog stopped by replacing its scheduler. @internal */
+export interface Culprit {
+  readonly sid: number;
+  /** `cpu`: the step ran past its hard limit. `killed`: an operator's kill or restart could not wait. */
+  readonly why: "cpu" | "killed";
+  /** CPU milliseconds the step had used (wall milliseconds where the OS does not tell). */
+  readonly usedMs: number;
+  readonly hardLimitMs: number;
+}
+
+/** How often the watchdog reads each scheduler's board. */
+const WATCH_MS = 200;
+/** How long a kill waits for the service's running step before its scheduler is replaced. */
+const KILL_GRACE_MS = 1000;
 
 interface Pending {
   readonly resolve: (value: string) => void;
   readonly reject: (err: SoloError) => void;
   readonly scheduler: number;
+  /** The service the request is about, and whether it asks to kill it. */
+  readonly sid: number | undefined;
+  readonly kill: boolean;
 }
 
 interface Slot {
@@ -22,6 +44,13 @@ interface Slot {
   outbox: ToScheduler[];
   flushQueued: boolean;
   ready: Promise<void>;
+  readonly board: StepBoard;
+  /** The step the watchdog is timing, and the thread's CPU time when it first saw it. */
+  watched?: { readonly seq: number; readonly cpuMs: number | undefined };
+  /** Kills waiting on this scheduler: service -> when asked. */
+  readonly kills: Map<number, number>;
+  /** Set when the watchdog terminates this thread. */
+  culprit?: Culprit;
 }
 
 // Deep enough for the largest service stack limit (1 MiB of QuickJS stack) with a wide margin:
@@ -47,6 +76,44 @@ export class SchedulerPool {
     this.events = events;
     this.usageIntervalMs = usageIntervalMs;
     for (let i = 0; i < size; i++) this.slots.push(this.spawn(i));
+    this.watchdog = setInterval(() => this.watch(), WATCH_MS);
+    this.watchdog.unref();
+  }
+
+  private readonly watchdog: NodeJS.Timeout;
+
+  // QuickJS stops a message at its CPU budget only when it polls its interrupt handler, which it
+  // does not do inside one built-in call (a sort or an indexOf over a huge input). What the thread
+  // runs is on its board; a step past its hard limit (max(1 s, 10x the budget), in the thread's
+  // CPU time where the OS tells it), or a service an operator is killing that has not let go
+  // after a second, is stopped the only way left: the thread is terminated and replaced.
+  private watch(): void {
+    const now = Date.now();
+    for (let i = 0; i < this.slots.length; i++) {
+      const slot = this.slots[i] as Slot;
+      if (slot.culprit) continue;
+      const step = slot.board.read();
+      if (!step) continue;
+      if (step.sid === 0) {
+        slot.watched = undefined;
+        continue;
+      }
+      if (slot.watched?.seq !== step.seq) slot.watched = { seq: step.seq, cpuMs: slot.board.threadCpuMs() };
+      const cpuNow = slot.board.threadCpuMs();
+      const start = slot.watched.cpuMs;
+      const usedMs = cpuNow !== undefined && start !== undefined ? cpuNow - start : now - step.startedAt;
+      const killAskedAt = slot.kills.get(step.sid);
+      if (usedMs > step.hardLimitMs) this.replace(i, { sid: step.sid, why: "cpu", usedMs, hardLimitMs: step.hardLimitMs });
+      else if (killAskedAt !== undefined && now - killAskedAt > KILL_GRACE_MS) {
+        this.replace(i, { sid: step.sid, why: "killed", usedMs, hardLimitMs: step.hardLimitMs });
+      }
+    }
+  }
+
+  private replace(index: number, culprit: Culprit): void {
+    const slot = this.slots[index] as Slot;
+    slot.culprit = culprit;
+    void slot.worker.terminate();
   }
 
   get size(): number {
@@ -61,11 +128,23 @@ export class SchedulerPool {
   /** Sends an operation that expects a reply; resolves with the reply's value (a JSON string). */
   request(index: number, make: (rid: number) => ToScheduler): { rid: number; promise: Promise<string> } {
     const rid = ++this.rid;
+    const msg = make(rid);
+    const sid = "sid" in msg ? msg.sid : undefined;
+    const kill = msg.op === "kill";
     const promise = new Promise<string>((resolve, reject) => {
-      this.pending.set(rid, { resolve, reject, scheduler: index });
+      this.pending.set(rid, { resolve, reject, scheduler: index, sid, kill });
     });
-    this.post(index, make(rid));
+    if (kill && sid !== undefined) this.slots[index]?.kills.set(sid, Date.now());
+    this.post(index, msg);
     return { rid, promise };
+  }
+
+  /** What each scheduler runs at this moment: the service and when its step began, or undefined between steps. */
+  steps(): Array<{ readonly sid: number; readonly startedAt: number } | undefined> {
+    return this.slots.map((slot) => {
+      const step = slot.board.read();
+      return step && step.sid !== 0 ? { sid: step.sid, startedAt: step.startedAt } : undefined;
+    });
   }
 
   /** Forgets a request (its caller gave up); a late reply is then ignored. */
@@ -87,6 +166,7 @@ export class SchedulerPool {
   /** Asks every scheduler to terminate its services, then stops the threads. */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
+    clearInterval(this.watchdog);
     const acks = this.slots.map((_, i) => this.request(i, (rid) => ({ op: "shutdown", rid })).promise.catch(() => ""));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(acks), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
@@ -105,7 +185,8 @@ export class SchedulerPool {
   }
 
   private spawn(index: number): Slot {
-    const workerData: SchedulerData = { engine: this.engine, index, usageIntervalMs: this.usageIntervalMs };
+    const board = new StepBoard();
+    const workerData: SchedulerData = { engine: this.engine, board: board.buffer, index, usageIntervalMs: this.usageIntervalMs };
     const worker = new Worker(new URL("./worker.ts", import.meta.url), {
       workerData,
       resourceLimits: { stackSizeMb: SCHEDULER_STACK_MB },
@@ -118,16 +199,19 @@ export class SchedulerPool {
       markFailed = reject;
     });
     ready.catch(() => {}); // a later death is reported through onSchedulerDied
-    const slot: Slot = { worker, outbox: [], flushQueued: false, ready };
+    const slot: Slot = { worker, outbox: [], flushQueued: false, ready, board, kills: new Map() };
     worker.on("message", (batch: readonly FromScheduler[]) => {
       for (const msg of batch) {
         switch (msg.op) {
           case "ready":
             markReady();
             break;
-          case "ok":
+          case "ok": {
+            const p = this.pending.get(msg.rid);
+            if (p?.kill && p.sid !== undefined) slot.kills.delete(p.sid);
             this.settle(msg.rid, msg.value, undefined);
             break;
+          }
           case "err":
             this.settle(msg.rid, undefined, msg.error);
             break;
@@ -140,16 +224,25 @@ export class SchedulerPool {
     const onDeath = (why: string): void => {
       if (died) return;
       died = true;
-      const error = new SoloError("SOLO_ERR_SCHEDULER_FAILED", `scheduler ${index} stopped unexpectedly (${why}); its services are gone`);
+      const culprit = slot.culprit;
+      const error = culprit
+        ? new SoloError(
+            "SOLO_ERR_SCHEDULER_FAILED",
+            `scheduler ${index} was replaced: a service on it ${culprit.why === "killed" ? "was killed while it" : "ran one message past its hard CPU limit and"} could not be interrupted`,
+            { culpritSid: culprit.sid },
+          )
+        : new SoloError("SOLO_ERR_SCHEDULER_FAILED", `scheduler ${index} stopped unexpectedly (${why}); its services are gone`);
       markFailed(error);
       for (const [rid, p] of this.pending) {
         if (p.scheduler !== index) continue;
         this.pending.delete(rid);
-        p.reject(error);
+        // The kill the watchdog carried out has done what it asked.
+        if (p.kill && culprit?.why === "killed" && p.sid === culprit.sid) p.resolve("");
+        else p.reject(error);
       }
       if (this.closing) return;
-      this.events.onSchedulerDied(index, error);
       this.slots[index] = this.spawn(index);
+      this.events.onSchedulerDied(index, error, culprit);
     };
     worker.on("error", (err: Error) => onDeath(err.message));
     worker.on("exit", (code) => onDeath(`exit code ${code}`));

@@ -70,6 +70,8 @@ export type IoKind = "kv" | "emit" | "secret" | "fetch";
 /** What the control plane hands a new scheduler thread. @internal */
 export interface SchedulerData {
   readonly engine: EngineImage;
+  /** The scheduler's StepBoard: what it runs now, read by the control plane's watchdog. */
+  readonly board: SharedArrayBuffer;
   readonly index: number;
   readonly usageIntervalMs: number;
 }

@@ -13,6 +13,7 @@ import { DEFAULT_GRANTS, type ServiceGrants } from "../kernel/powers/grant-types
 import { instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
+import { hardLimitMs, StepBoard } from "./board.ts";
 import type { FromScheduler, IoKind, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
@@ -124,6 +125,19 @@ class Queue<T> {
 const data = workerData as SchedulerData;
 const port = parentPort;
 if (!port) throw new Error("the scheduler must run in a worker thread");
+const board = new StepBoard(data.board);
+board.publishThread();
+
+// Every entry into a service's code is announced on the board, so the control plane's watchdog
+// can see a step that runs past its hard limit even while this thread cannot answer.
+function guest<T>(sid: number, limits: ServiceLimits, fn: () => T): T {
+  board.begin(sid, hardLimitMs(limits.cpuMsPerMessage));
+  try {
+    return fn();
+  } finally {
+    board.end();
+  }
+}
 
 const tenants = new Map<string, Tenant>();
 const services = new Map<number, Service>();
@@ -195,7 +209,11 @@ function step(s: Service): void {
   try {
     if (s.current) {
       const next = s.resumes.shift();
-      if (next) settle(s, s.sandbox.resume(next[0], next[1]));
+      if (next)
+        settle(
+          s,
+          guest(s.sid, s.sandbox.spec.limits, () => s.sandbox.resume(next[0], next[1])),
+        );
       return;
     }
     const m = s.mailbox.shift();
@@ -203,11 +221,15 @@ function step(s: Service): void {
     if (m.deadline !== 0 && Date.now() > m.deadline) return; // its caller has given up already
     s.dirty = true;
     if (m.kind === "swap") {
-      swapNow(s, m);
+      guest(s.sid, s.sandbox.spec.limits, () => swapNow(s, m));
       return;
     }
     s.current = m;
-    settle(s, s.sandbox.begin(m.kind, m.payload, m.fromName));
+    const kind = m.kind;
+    settle(
+      s,
+      guest(s.sid, s.sandbox.spec.limits, () => s.sandbox.begin(kind, m.payload, m.fromName)),
+    );
   } catch (err) {
     poisonTenant(s.tenant, err);
   }
@@ -800,7 +822,7 @@ async function deployIn(t: Tenant, op: Extract<ToScheduler, { op: "deploy" }>): 
     );
     s = new Service(op.sid, op.service, t, sandbox);
     services.set(op.sid, s);
-    s.handlers = sandbox.load(op.code);
+    s.handlers = guest(op.sid, op.limits, () => sandbox.load(op.code));
   } catch (err) {
     if (s) {
       services.delete(s.sid);
@@ -823,7 +845,7 @@ function kill(rid: number, s: Service, reason: string): void {
       // terminate(reason, state) runs under the usual budget; what it returns or throws is not
       // waited on beyond its own jobs: the service is going away either way.
       try {
-        const o = s.sandbox.begin("terminate", JSON.stringify(reason));
+        const o = guest(s.sid, s.sandbox.spec.limits, () => s.sandbox.begin("terminate", JSON.stringify(reason)));
         s.sandbox.endMessage();
         if (o.t === "failed") send({ op: "log", sid: s.sid, level: "warn", text: `terminate failed: ${o.crash.message}`, at: Date.now() });
       } catch (err) {

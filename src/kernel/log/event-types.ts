@@ -9,6 +9,7 @@ export const EVENT_TYPES = [
   // the kernel itself
   "kernel_started",
   "kernel_stopped",
+  "scheduler_replaced",
   // deployment and lifecycle
   "service_deployed",
   "service_deployment_failed",

@@ -1,0 +1,100 @@
+/**
+ * The watchdog outside the scheduler threads: a message stuck inside one built-in call, where
+ * QuickJS never polls its interrupt handler, is still stopped. The culprit crashes with
+ * SOLO_ERR_LIMIT_CPU; the services that shared its thread come back on a fresh one and the calls
+ * queued for them are answered; an operator's kill of such a service does not wait for the
+ * built-in to return.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { type Kernel, type KernelOptions, openKernel } from "../index.ts";
+import { crashOf, rejection, until } from "../test-support.ts";
+
+const dirs: string[] = [];
+const kernels: Kernel[] = [];
+after(async () => {
+  for (const k of kernels) await k.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function kernelWith(options: KernelOptions = {}): Promise<Kernel> {
+  const dataDir = mkdtempSync(join(tmpdir(), "solo-watch-"));
+  dirs.push(dataDir);
+  const k = await openKernel({ dataDir, schedulers: 1, ...options });
+  kernels.push(k);
+  return k;
+}
+
+// One String.prototype.indexOf over 1 MiB with a 2 KiB needle that almost matches everywhere:
+// about 17 s inside a single built-in on this engine, with no bytecode branch for QuickJS to poll.
+const STUCK = `export default {
+  init() { return 0 },
+  handleCall(req, n) {
+    if (req === "stuck") return { reply: "a".repeat(1 << 20).indexOf("a".repeat(2000) + "b"), state: n };
+    return { reply: n, state: n };
+  },
+};`;
+
+const COUNTER = `export default {
+  init() { return 0 },
+  handleCall(req, n) { return { reply: n + 1, state: n + 1 } },
+  handleCast(msg, n) { return { state: n + 1 } },
+};`;
+
+describe("the watchdog", () => {
+  it("stops a message stuck in one built-in past its hard limit: the culprit crashes, the calls queued behind it for other services are answered", async () => {
+    const k = await kernelWith({ supervision: { backoffMs: 1 } });
+    await k.deploy({ tenant: "villain", service: "stuck", code: STUCK, limits: { cpuMsPerMessage: 20 } });
+    await k.deploy({ tenant: "victim", service: "counter", code: COUNTER });
+    assert.equal(await k.call("victim", "counter", null), 1);
+    const culprit = rejection(k.call("villain", "stuck", "stuck", { timeoutMs: 60_000 }));
+    // Queued on the same thread, behind the stuck message.
+    const queued = Promise.all([1, 2, 3].map(() => k.call("victim", "counter", null, { timeoutMs: 60_000 })));
+    const error = await culprit;
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_CPU");
+    const crash = crashOf(error);
+    assert.equal(crash.kind, "cpu_limit");
+    assert.match(crash.message, /past its hard limit of 1000 ms/);
+    // The victim came back on a fresh scheduler from init, and every queued call was answered.
+    assert.deepEqual((await queued).sort(), [1, 2, 3]);
+    const [replaced] = (await k.events({ types: ["scheduler_replaced"] })).events;
+    assert.ok(replaced, "one event names what happened");
+    const p = replaced.payload as { reason: string; culprit: { tenant: string; service: string }; hardLimitMs: number; services: number };
+    assert.deepEqual(
+      [p.reason, p.culprit, p.hardLimitMs, p.services],
+      ["cpu_limit", { tenant: "villain", service: "stuck", version: 1 }, 1000, 2],
+    );
+    const [victimCrash] = (await k.events({ tenant: "victim", types: ["service_crashed"] })).events;
+    assert.ok(victimCrash);
+    assert.equal((victimCrash.payload as { crash: { kind: string } }).crash.kind, "scheduler_failed");
+    await until("the villain restarted", () => k.status("villain", "stuck").state === "running");
+    assert.equal(await k.call("villain", "stuck", "fine"), 0, "the culprit is supervised like any crash");
+    assert.equal(k.status("victim", "counter").restarts, 1);
+  });
+
+  it("carries out an operator's kill of a service stuck in a built-in without waiting for it to return", { timeout: 60_000 }, async () => {
+    const k = await kernelWith();
+    // A budget of a minute puts its hard limit at ten: only the kill can stop it in time.
+    await k.deploy({ tenant: "slow", service: "stuck", code: STUCK, limits: { cpuMsPerMessage: 60_000 } });
+    await k.deploy({ tenant: "other", service: "counter", code: COUNTER });
+    const stuck = rejection(k.call("slow", "stuck", "stuck", { timeoutMs: 60_000 }));
+    await until("the message is running", () => k.stats().schedulers[0]?.running?.service === "stuck");
+    await k.kill("slow", "stuck");
+    assert.equal(k.status("slow", "stuck").state, "stopped");
+    const error = await stuck;
+    assert.equal(error.reason, "SOLO_ERR_SCHEDULER_FAILED");
+    await until("the neighbour restarted", () => k.status("other", "counter").state === "running");
+    assert.equal(await k.call("other", "counter", null), 1, "the neighbour runs again, from init");
+    const [replaced] = (await k.events({ types: ["scheduler_replaced"] })).events;
+    assert.ok(replaced);
+    assert.equal((replaced.payload as { reason: string }).reason, "killed");
+    assert.deepEqual(
+      (await k.events({ tenant: "slow" })).events.map((e) => e.type),
+      ["tenant_created", "service_deployed", "service_killed"],
+      "the killed service is stopped, not crashed",
+    );
+  });
+});
