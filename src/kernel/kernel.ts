@@ -97,6 +97,8 @@ const DEFAULT_CALL_TIMEOUT_MS = 5000;
 const MAX_CALL_TIMEOUT_MS = 600_000;
 const LOG_LINES_KEPT = 200;
 const CLOSE_GRACE_MS = 5000;
+/** How long casts wait for their service to come back after its scheduler was replaced. */
+const RECAST_WAIT_MS = 60_000;
 const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants"]);
 const FINDINGS_RECORDED = 50;
 // Services recovered at once when a kernel opens over existing state.
@@ -165,7 +167,7 @@ class KernelImpl implements Kernel, SessionHost {
       engine,
       {
         onMessage: (_index, msg) => this.onSchedulerMessage(msg),
-        onSchedulerDied: (index, error, culprit) => this.onSchedulerDied(index, error, culprit),
+        onSchedulerDied: (index, error, culprit, unstarted) => this.onSchedulerDied(index, error, culprit, unstarted),
       },
       500,
     );
@@ -628,7 +630,7 @@ class KernelImpl implements Kernel, SessionHost {
     const breaker = this.breakerFor(record);
     const now = this.opts.clock.now();
     if (breaker.state(now) !== "closed") throw circuitOpen(record, Math.max(0, breaker.admitPeek(now)));
-    this.pool.post(record.scheduler, { op: "cast", sid: record.sid, payload });
+    this.pool.cast(record.scheduler, record.sid, payload);
   }
 
   async kill(tenant: string, service: string): Promise<void> {
@@ -886,6 +888,7 @@ class KernelImpl implements Kernel, SessionHost {
         this.cancelRestart(r);
         this.cancelSwapWatch(r);
       }
+      for (const waiting of [...this.revivals.values()]) for (const check of [...waiting]) check();
       try {
         await this.vaultImpl?.close();
         await this.pool.close(CLOSE_GRACE_MS);
@@ -1255,6 +1258,12 @@ class KernelImpl implements Kernel, SessionHost {
     err: SoloError,
   ): Promise<unknown> {
     if (err.details.culpritSid === record.sid) {
+      if (err.details.culpritWhy === "killed") {
+        throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${record.service} was stopped while it handled this call`, {
+          tenant: record.tenant,
+          service: record.service,
+        });
+      }
       const crash = record.crash;
       throw crash ? SoloError.fromData(crashError(crash, record.service)) : err;
     }
@@ -1273,7 +1282,10 @@ class KernelImpl implements Kernel, SessionHost {
       };
       const check = (): void => {
         const r = this.byTenant.get(old.tenant)?.get(old.service);
-        if (r && r.sid !== old.sid && r.state === "running") {
+        if (this.closed) {
+          done();
+          reject(new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel closed before this operation finished"));
+        } else if (r && r.sid !== old.sid && r.state === "running") {
           done();
           resolve(r);
         } else if (!r || (r.state !== "restarting" && r.state !== "running" && r.state !== "crashed") || r.killed) {
@@ -1305,6 +1317,7 @@ class KernelImpl implements Kernel, SessionHost {
         },
         Math.max(1, deadline - Date.now()),
       );
+      timer.unref();
       signal?.addEventListener("abort", onAbort, { once: true });
       let set = this.revivals.get(key);
       if (!set) {
@@ -1964,7 +1977,12 @@ class KernelImpl implements Kernel, SessionHost {
   // if an operator was killing it, the kill simply completes); every other service that shared
   // the thread comes back on the fresh one through its supervisor, without using up its restart
   // intensity, and the calls that were waiting on them are delivered to them afterwards.
-  private onSchedulerDied(index: number, error: SoloError, culprit: Culprit | undefined): void {
+  private onSchedulerDied(
+    index: number,
+    error: SoloError,
+    culprit: Culprit | undefined,
+    unstarted: ReadonlyMap<number, readonly string[]>,
+  ): void {
     const blamed = culprit ? this.bySid.get(culprit.sid) : undefined;
     const lost: Crash = {
       kind: "scheduler_failed",
@@ -2010,7 +2028,22 @@ class KernelImpl implements Kernel, SessionHost {
       r.state = "crashed";
       r.crash = lost;
       this.crashed(r, lost, undefined, culprit !== undefined);
+      const casts = unstarted.get(r.sid);
+      if (casts) this.recast(r, casts);
     }
+  }
+
+  // Casts a service had not started when its scheduler went are sent to it again, in order, once
+  // it runs on the fresh one. If it does not come back, they are counted as unhandled.
+  private recast(old: ServiceRecord, casts: readonly string[]): void {
+    this.whenRunning(old, Date.now() + RECAST_WAIT_MS, RECAST_WAIT_MS, undefined).then(
+      (fresh) => {
+        for (const payload of casts) this.pool.cast(fresh.scheduler, fresh.sid, payload);
+      },
+      () => {
+        old.usage = { ...old.usage, unhandled: old.usage.unhandled + casts.length };
+      },
+    );
   }
 }
 

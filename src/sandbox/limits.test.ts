@@ -431,9 +431,7 @@ describe("promises that never settle", () => {
     assert.match(crash.message, /^handleCall returned a promise that can never settle/);
   });
 
-  it("fails the deploy as unsettled when the module's top-level await never settles", {
-    todo: "bug: load() leaves the pending namespace promise in place and install() reports 'got no default export' as an exception",
-  }, async () => {
+  it("fails the deploy as unsettled when the module's top-level await never settles", async () => {
     const error = await rejection(
       kernel.deploy({
         tenant: TENANT,

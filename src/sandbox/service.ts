@@ -188,6 +188,20 @@ export class ServiceSandbox {
         }
       }
       const settledNs = ctx.getPromiseState(ns);
+      if (settledNs.type === "pending") {
+        ns.dispose();
+        throw deployFailure({
+          kind: "unsettled",
+          reason: "SOLO_ERR_HANDLER_UNSETTLED",
+          message:
+            "the module's top-level await never settles: it awaits something no job is left to settle (solo calls and timers cannot be used at module top level; do that work in init)",
+        });
+      }
+      if (threadCpuMs() - this.stepCpu > this.budgetMs) {
+        ns.dispose();
+        this.interrupted = true;
+        throw deployFailure(cpuCrash(this.spec.limits.cpuMsPerMessage));
+      }
       if (settledNs.type === "rejected") {
         ns.dispose();
         const crash = this.crashFrom(this.dumpError(settledNs.error));

@@ -1,12 +1,17 @@
 import { readFileSync, readlinkSync } from "node:fs";
 
-// Int32 slots, then one Float64 slot (byte 16).
+// Int32 slots, then one Float64 slot (byte 16), then the ring of consumed casts: its head (byte
+// 24) and RING entries (from byte 28).
 const SID = 0;
 const SEQ = 1;
 const HARD_LIMIT_MS = 2;
 const TID = 3;
 const STARTED_AT = 2;
-const BYTES = 24;
+const RING_HEAD = 6;
+const RING_AT = 7;
+/** Casts the ring remembers; the scheduler reports them in its batches well before it wraps. */
+export const RING = 4096;
+const BYTES = (RING_AT + RING) * 4;
 
 /** What a scheduler is running at one moment, as the control plane reads it. @internal */
 export interface Step {
@@ -34,7 +39,7 @@ export class StepBoard {
 
   constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(BYTES)) {
     this.buffer = buffer;
-    this.ints = new Int32Array(buffer, 0, 4);
+    this.ints = new Int32Array(buffer);
     this.floats = new Float64Array(buffer, 0, 3);
   }
 
@@ -50,6 +55,25 @@ export class StepBoard {
   end(): void {
     Atomics.store(this.ints, SID, 0);
     Atomics.add(this.ints, SEQ, 1);
+  }
+
+  /**
+   * Scheduler side: a cast from the control plane was consumed (its message started, or it was
+   * dropped or refused). Kept in a ring, so that if this thread dies before its next batch
+   * reaches the control plane, the control plane still knows which casts it must not deliver again.
+   */
+  consumed(cid: number): void {
+    const head = Atomics.load(this.ints, RING_HEAD);
+    Atomics.store(this.ints, RING_AT + (head % RING), cid);
+    Atomics.store(this.ints, RING_HEAD, head + 1);
+  }
+
+  /** Control-plane side: the casts the ring remembers as consumed. */
+  consumedCasts(): Set<number> {
+    const head = Atomics.load(this.ints, RING_HEAD);
+    const out = new Set<number>();
+    for (let i = Math.max(0, head - RING); i < head; i++) out.add(Atomics.load(this.ints, RING_AT + (i % RING)));
+    return out;
   }
 
   /** Scheduler side: records the thread's id in the OS, so its CPU time can be read from outside. */

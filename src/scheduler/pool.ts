@@ -12,7 +12,7 @@ export interface PoolEvents {
    * A scheduler thread died, or the watchdog replaced it (`culprit` names the service whose step
    * it stopped); its tenants' services are gone. A fresh thread replaces it.
    */
-  onSchedulerDied(index: number, error: SoloError, culprit: Culprit | undefined): void;
+  onSchedulerDied(index: number, error: SoloError, culprit: Culprit | undefined, unstarted: ReadonlyMap<number, readonly string[]>): void;
 }
 
 /** The service whose step the watchdog stopped by replacing its scheduler. @internal */
@@ -51,6 +51,8 @@ interface Slot {
   readonly kills: Map<number, number>;
   /** Set when the watchdog terminates this thread. */
   culprit?: Culprit;
+  /** Casts sent and not yet consumed, by number: what must be delivered again if the thread goes. */
+  readonly casts: Map<number, { readonly sid: number; readonly payload: string }>;
 }
 
 // Deep enough for the largest service stack limit (1 MiB of QuickJS stack) with a wide margin:
@@ -152,6 +154,17 @@ export class SchedulerPool {
     this.pending.delete(rid);
   }
 
+  /** Sends a cast, kept until the scheduler has consumed it. */
+  cast(index: number, sid: number, payload: string): void {
+    const slot = this.slots[index];
+    if (!slot) throw new SoloError("SOLO_ERR_INTERNAL", `no scheduler ${index}`);
+    const cid = ++this.castSeq;
+    slot.casts.set(cid, { sid, payload });
+    this.post(index, { op: "cast", sid, cid, payload });
+  }
+
+  private castSeq = 0;
+
   /** Sends an operation that expects no reply. */
   post(index: number, msg: ToScheduler): void {
     const slot = this.slots[index];
@@ -199,7 +212,7 @@ export class SchedulerPool {
       markFailed = reject;
     });
     ready.catch(() => {}); // a later death is reported through onSchedulerDied
-    const slot: Slot = { worker, outbox: [], flushQueued: false, ready, board, kills: new Map() };
+    const slot: Slot = { worker, outbox: [], flushQueued: false, ready, board, kills: new Map(), casts: new Map() };
     worker.on("message", (batch: readonly FromScheduler[]) => {
       for (const msg of batch) {
         switch (msg.op) {
@@ -215,6 +228,9 @@ export class SchedulerPool {
           case "err":
             this.settle(msg.rid, undefined, msg.error);
             break;
+          case "taken":
+            for (const cid of msg.cids) slot.casts.delete(cid);
+            break;
           default:
             this.events.onMessage(index, msg);
         }
@@ -229,7 +245,7 @@ export class SchedulerPool {
         ? new SoloError(
             "SOLO_ERR_SCHEDULER_FAILED",
             `scheduler ${index} was replaced: a service on it ${culprit.why === "killed" ? "was killed while it" : "ran one message past its hard CPU limit and"} could not be interrupted`,
-            { culpritSid: culprit.sid },
+            { culpritSid: culprit.sid, culpritWhy: culprit.why },
           )
         : new SoloError("SOLO_ERR_SCHEDULER_FAILED", `scheduler ${index} stopped unexpectedly (${why}); its services are gone`);
       markFailed(error);
@@ -241,8 +257,17 @@ export class SchedulerPool {
         else p.reject(error);
       }
       if (this.closing) return;
+      // The casts it never started, by service, in the order they were sent.
+      const consumed = slot.board.consumedCasts();
+      const unstarted = new Map<number, string[]>();
+      for (const [cid, c] of [...slot.casts].sort((a, b) => a[0] - b[0])) {
+        if (consumed.has(cid)) continue;
+        const list = unstarted.get(c.sid);
+        if (list) list.push(c.payload);
+        else unstarted.set(c.sid, [c.payload]);
+      }
       this.slots[index] = this.spawn(index);
-      this.events.onSchedulerDied(index, error, culprit);
+      this.events.onSchedulerDied(index, error, culprit, unstarted);
     };
     worker.on("error", (err: Error) => onDeath(err.message));
     worker.on("exit", (code) => onDeath(`exit code ${code}`));

@@ -41,7 +41,8 @@ export type ToScheduler =
       readonly grants: ServiceGrants;
     }
   | { readonly op: "call"; readonly rid: number; readonly sid: number; readonly payload: string; readonly deadline: number }
-  | { readonly op: "cast"; readonly sid: number; readonly payload: string }
+  /** `cid` numbers the cast on this scheduler, so one never started can be delivered again after the thread is replaced. */
+  | { readonly op: "cast"; readonly sid: number; readonly cid: number; readonly payload: string }
   | { readonly op: "kill"; readonly rid: number; readonly sid: number }
   /** The outcome (`R<json>` or `E<error json>`) of a service's storage or emit request. */
   | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly outcome: string }
@@ -57,6 +58,8 @@ export type FromScheduler =
   | { readonly op: "err"; readonly rid: number; readonly error: ErrorData }
   | { readonly op: "status"; readonly sid: number; readonly status: "crashed" | "stopped"; readonly crash?: Crash }
   /** Usage of the services that changed, and the linear memory of each tenant whose instance changed size. */
+  /** Casts from the control plane (by `cid`) that the scheduler consumed. */
+  | { readonly op: "taken"; readonly cids: readonly number[] }
   | { readonly op: "usage"; readonly samples: readonly UsageSample[]; readonly tenants: ReadonlyArray<readonly [string, number]> }
   | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number }
   /** A service's request to the control plane (durable storage, events); answered by an `io` message. */

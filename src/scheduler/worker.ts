@@ -36,6 +36,8 @@ interface Message {
   readonly deadline: number;
   /** Services (sids) transitively awaiting this message, for deadlock detection. */
   readonly chain: readonly number[];
+  /** A cast from the control plane: its number, acknowledged once the cast is consumed. */
+  readonly cid?: number;
 }
 
 interface OutCall {
@@ -158,10 +160,26 @@ function send(msg: FromScheduler): void {
 }
 
 function flush(): void {
+  if (taken.length > 0) {
+    outbox.push({ op: "taken", cids: taken });
+    taken = [];
+  }
   if (outbox.length === 0) return;
   const batch = outbox;
   outbox = [];
   port?.postMessage(batch);
+}
+
+// Casts from the control plane consumed since the last batch; reported in it, and kept on the
+// board meanwhile (whose ring is far larger than this threshold).
+let taken: number[] = [];
+const TAKEN_FLUSH = 1024;
+
+function consumed(m: Message): void {
+  if (m.cid === undefined) return;
+  board.consumed(m.cid);
+  taken.push(m.cid);
+  if (taken.length >= TAKEN_FLUSH) flush();
 }
 
 function errorData(reason: Reason, message: string, details: Record<string, unknown> = {}): ErrorData {
@@ -218,6 +236,7 @@ function step(s: Service): void {
     }
     const m = s.mailbox.shift();
     if (!m) return;
+    consumed(m);
     if (m.deadline !== 0 && Date.now() > m.deadline) return; // its caller has given up already
     s.dirty = true;
     if (m.kind === "swap") {
@@ -432,6 +451,7 @@ function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): 
     s.current = undefined;
   }
   for (const m of s.mailbox.drain()) {
+    consumed(m);
     if (m.rid !== undefined || m.from) respond(m, encoded);
     else s.unhandled++;
   }
@@ -885,13 +905,18 @@ function receive(batch: readonly ToScheduler[]): void {
       case "cast": {
         const s = services.get(op.sid);
         if (s && (s.status === "running" || s.status === "starting")) {
-          if (full(s)) drop(s);
-          else {
-            s.mailbox.push({ kind: "cast", payload: op.payload, fromName: "", deadline: 0, chain: [] });
+          if (full(s)) {
+            drop(s);
+            board.consumed(op.cid);
+            taken.push(op.cid);
+          } else {
+            s.mailbox.push({ kind: "cast", payload: op.payload, fromName: "", deadline: 0, chain: [], cid: op.cid });
             schedule(s);
           }
-        } else if (s) {
-          s.unhandled++;
+        } else {
+          if (s) s.unhandled++;
+          board.consumed(op.cid);
+          taken.push(op.cid);
         }
         break;
       }
