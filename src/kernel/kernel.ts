@@ -6,7 +6,7 @@ import { type Crash, crashError } from "../sandbox/service.ts";
 import { stripTypes } from "../sandbox/typescript.ts";
 import type { Culprit } from "../scheduler/pool.ts";
 import { SchedulerPool } from "../scheduler/pool.ts";
-import type { FromScheduler } from "../scheduler/protocol.ts";
+import type { FromScheduler, PendingTimer } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
 import type { DeploymentRecord, Store } from "../store/store.ts";
 import { analyze, type Finding } from "./analyzer/analyze.ts";
@@ -72,7 +72,13 @@ interface ServiceRecord {
   restartTimes: number[];
   restartTimer?: unknown;
   /** After a swap, until its rollback window ends: the version to go back to and the state captured then. */
-  swapWatch?: { readonly from: ServiceRecord; readonly state: string; readonly timer: unknown | undefined };
+  swapWatch?: {
+    readonly from: ServiceRecord;
+    readonly state: string;
+    /** The `sendAfter` timers pending with that state, armed again if it comes back. */
+    readonly timers: readonly PendingTimer[];
+    readonly timer: unknown | undefined;
+  };
   /** kill() was asked for it: whatever was starting it in the meantime must not bring it back. */
   killed?: boolean;
   /** The kill is in the store: it will not be recovered. */
@@ -531,7 +537,12 @@ class KernelImpl implements Kernel, SessionHost {
    * Starts one version on its tenant's scheduler and runs init; on success the record is
    * registered under its name (replacing `previous`). Throws the deploy error otherwise.
    */
-  private async launch(spec: LaunchSpec, previous?: ServiceRecord, state?: string, revive = false): Promise<ServiceRecord> {
+  private async launch(
+    spec: LaunchSpec,
+    previous?: ServiceRecord,
+    adopt?: { readonly state: string; readonly timers: readonly PendingTimer[] },
+    revive = false,
+  ): Promise<ServiceRecord> {
     const { tenant, service, version, code, args, limits, supervision, deployedAt, meta, grants } = spec;
     const stripped = spec.stripped ?? stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
@@ -576,7 +587,7 @@ class KernelImpl implements Kernel, SessionHost {
         limits,
         grants,
         tenantMemoryBytes: this.tenantsOrThrow().limits(tenant).memoryBytes,
-        ...(state !== undefined ? { state } : {}),
+        ...(adopt !== undefined ? { state: adopt.state, timers: adopt.timers } : {}),
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
       if (revive && previous?.killed) {
@@ -1641,7 +1652,7 @@ class KernelImpl implements Kernel, SessionHost {
     const key = this.claim(r);
     const version = (this.highestVersion.get(key) ?? 0) + 1;
     try {
-      const { fresh, state, findings } = await (async () => {
+      const { fresh, state, timers, findings } = await (async () => {
         const { stripped, findings } = this.analyzeCode(checked, r.service, "swap");
         return { ...(await this.swapIn(r, checked, stripped, version, r.version, r.grants)), findings };
       })().catch(async (err: unknown) => {
@@ -1673,7 +1684,7 @@ class KernelImpl implements Kernel, SessionHost {
       }
       // Armed before the new version is recorded: it takes messages already, and a crash from
       // now on rolls it back (the timer starts once the swap is durable).
-      fresh.swapWatch = { from: r, state, timer: undefined };
+      fresh.swapWatch = { from: r, state, timers, timer: undefined };
       const { events } = await this.log.write(
         [
           {
@@ -1724,7 +1735,7 @@ class KernelImpl implements Kernel, SessionHost {
         if (this.closed)
           fresh.swapWatch = undefined; // closed meanwhile: no timer may outlive the kernel
         else if (windowMs === 0) settle();
-        else fresh.swapWatch = { from: r, state, timer: this.opts.clock.setTimeout(settle, windowMs) };
+        else fresh.swapWatch = { from: r, state, timers, timer: this.opts.clock.setTimeout(settle, windowMs) };
       }
       return { tenant: r.tenant, service: r.service, version, findings };
     } finally {
@@ -1788,7 +1799,7 @@ class KernelImpl implements Kernel, SessionHost {
     version: number,
     fromVersion: number,
     grants: ServiceGrants,
-  ): Promise<{ fresh: ServiceRecord; state: string }> {
+  ): Promise<{ fresh: ServiceRecord; state: string; timers: readonly PendingTimer[] }> {
     const filename = stripped === code ? `${r.service}.js` : `${r.service}.ts`;
     const reply = JSON.parse(
       await this.pool.request(r.scheduler, (rid) => ({
@@ -1802,7 +1813,7 @@ class KernelImpl implements Kernel, SessionHost {
         limits: r.limits,
         grants,
       })).promise,
-    ) as { handlers: string[]; state: string };
+    ) as { handlers: string[]; state: string; timers: PendingTimer[] };
     const fresh: ServiceRecord = {
       ...r,
       version,
@@ -1818,7 +1829,7 @@ class KernelImpl implements Kernel, SessionHost {
     delete fresh.crash;
     this.bySid.set(fresh.sid, fresh);
     if (this.byTenant.get(r.tenant)?.get(r.service) === r) this.named(r.tenant).set(r.service, fresh);
-    return { fresh, state: reply.state };
+    return { fresh, state: reply.state, timers: reply.timers };
   }
 
   // The new version crashed inside its rollback window: the previous code comes back with the state
@@ -1833,7 +1844,7 @@ class KernelImpl implements Kernel, SessionHost {
     this.deploying.add(key);
     let fresh: ServiceRecord;
     try {
-      fresh = await this.launch(old, r, watch.state, true);
+      fresh = await this.launch(old, r, { state: watch.state, timers: watch.timers }, true);
     } catch (err) {
       this.deploying.delete(key);
       if (r.killed) return; // killed meanwhile: it stays down

@@ -27,6 +27,8 @@ export type ToScheduler =
       readonly tenantMemoryBytes: number;
       /** Start from this state (JSON) instead of running init: a rollback to a captured state. */
       readonly state?: string;
+      /** With `state`: the timers pending when it was captured, armed again with their ids. */
+      readonly timers?: readonly PendingTimer[];
     }
   | {
       readonly op: "swap";
@@ -66,6 +68,9 @@ export type FromScheduler =
   | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly kind: IoKind; readonly arg: string }
   /** A service used a power it was not granted (`grant` names it; `detail`, the service or secret asked for). */
   | { readonly op: "denied"; readonly sid: number; readonly grant: string; readonly detail: string };
+
+/** A `sendAfter` timer: its id, when it is due (epoch ms) and its message (JSON). @internal */
+export type PendingTimer = readonly [number, number, string];
 
 /** What a service may ask of the control plane. @internal */
 export type IoKind = "kv" | "emit" | "secret" | "fetch";

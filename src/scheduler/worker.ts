@@ -14,7 +14,7 @@ import { instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
 import { hardLimitMs, StepBoard } from "./board.ts";
-import type { FromScheduler, IoKind, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
+import type { FromScheduler, IoKind, PendingTimer, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
 const IO_TIMEOUT_MS = 30_000;
@@ -71,7 +71,7 @@ class Service {
   current: Message | undefined;
   readonly resumes: Array<readonly [string, string]> = [];
   readonly outCalls = new Map<string, OutCall>();
-  readonly timers = new Map<number, NodeJS.Timeout>();
+  readonly timers = new Map<number, { readonly timer: NodeJS.Timeout; readonly dueAt: number; readonly body: string }>();
   queued = false;
   dirty = true;
   messages = 0;
@@ -368,7 +368,7 @@ function swapNow(s: Service, m: Message): void {
     s.sandbox = next;
     s.handlers = handlers;
     old.dispose();
-    respond(m, `R${JSON.stringify({ handlers, state: exported.json })}`);
+    respond(m, `R${JSON.stringify({ handlers, state: exported.json, timers: pendingTimers(s) })}`);
   } catch (err) {
     if (err instanceof EngineFault) {
       fail(SoloError.from(err).toData());
@@ -455,7 +455,7 @@ function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): 
     if (m.rid !== undefined || m.from) respond(m, encoded);
     else s.unhandled++;
   }
-  for (const t of s.timers.values()) clearTimeout(t);
+  for (const t of s.timers.values()) clearTimeout(t.timer);
   s.timers.clear();
   for (const out of s.outCalls.values()) clearTimeout(out.timer);
   s.outCalls.clear();
@@ -730,6 +730,12 @@ function hostTimer(s: Service, arg: string): string {
     });
   }
   const id = ++timerSeq;
+  arm(s, id, Date.now() + Math.max(0, Number(msText) || 0), body);
+  return `I${id}`;
+}
+
+/** Arms a timer that puts `body` in the service's mailbox for handleInfo at `dueAt`. */
+function arm(s: Service, id: number, dueAt: number, body: string): void {
   const timer = setTimeout(
     () => {
       if (!s.timers.delete(id) || s.status !== "running") return;
@@ -740,18 +746,22 @@ function hostTimer(s: Service, arg: string): string {
       s.mailbox.push({ kind: "info", payload: body, fromName: "", deadline: 0, chain: [] });
       schedule(s);
     },
-    Math.max(0, Number(msText) || 0),
+    Math.max(0, dueAt - Date.now()),
   );
   timer.unref();
-  s.timers.set(id, timer);
-  return `I${id}`;
+  s.timers.set(id, { timer, dueAt, body });
+}
+
+/** The service's pending timers, as a swap captures them with its state. */
+function pendingTimers(s: Service): PendingTimer[] {
+  return [...s.timers].map(([id, t]) => [id, t.dueAt, t.body] as const);
 }
 
 function hostCancel(s: Service, arg: string): string {
   const id = Number(arg);
-  const timer = s.timers.get(id);
-  if (!timer) return "I0";
-  clearTimeout(timer);
+  const t = s.timers.get(id);
+  if (!t) return "I0";
+  clearTimeout(t.timer);
   s.timers.delete(id);
   return "I1";
 }
@@ -854,8 +864,19 @@ async function deployIn(t: Tenant, op: Extract<ToScheduler, { op: "deploy" }>): 
   }
   if (previous) services.delete(previous.sid);
   t.byName.set(op.service, s);
-  if (op.state !== undefined) s.mailbox.push({ kind: "adopt", payload: op.state, rid: op.rid, fromName: "", deadline: 0, chain: [] });
-  else s.mailbox.push({ kind: "init", payload: op.args, rid: op.rid, fromName: "", deadline: 0, chain: [] });
+  if (op.state === undefined) {
+    s.mailbox.push({ kind: "init", payload: op.args, rid: op.rid, fromName: "", deadline: 0, chain: [] });
+  } else {
+    s.mailbox.push({ kind: "adopt", payload: op.state, rid: op.rid, fromName: "", deadline: 0, chain: [] });
+    // A rollback's state expects the timers that were pending with it: armed again, ids and all
+    // (an id in the state still cancels its timer), and due when they were due, or at once.
+    if (s.handlers.includes("handleInfo")) {
+      for (const [id, dueAt, body] of op.timers ?? []) {
+        timerSeq = Math.max(timerSeq, id);
+        arm(s, id, dueAt, body);
+      }
+    }
+  }
   schedule(s);
 }
 
