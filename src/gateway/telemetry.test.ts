@@ -108,6 +108,9 @@ describe("telemetry", () => {
     assert.match(m.body, /solo_rpc_duration_seconds_count\{service="solo\.v1\.KernelService",method="Deploy"\} 1/);
     assert.match(m.body, /solo_services\{tenant="acme",state="running"\} 1/);
     assert.match(m.body, /solo_tenant_memory_bytes\{tenant="acme"\} \d+/);
+    assert.match(m.body, /solo_tenant_memory_limit_bytes\{tenant="acme"\} 67108864/);
+    assert.match(m.body, /solo_memory_budget_bytes\{kind="budget"\} \d+/);
+    assert.match(m.body, /solo_scheduler_step_seconds\{scheduler="0"\} \d/);
     assert.match(m.body, /solo_event_log_commit_seconds_count [1-9]\d*/);
     assert.match(m.body, /solo_event_log_queue_depth \d+/);
     assert.match(m.body, /solo_breakers\{state="closed"\} \d+/);

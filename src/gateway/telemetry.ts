@@ -126,12 +126,54 @@ export function createTelemetry(logger: Logger): Telemetry {
         }),
         new Gauge({
           name: "solo_tenant_memory_bytes",
-          help: "Heap bytes held by a tenant's running services.",
+          help: "Memory the host holds for a tenant: its WebAssembly instance's linear memory (0 while it runs nothing).",
           labelNames: ["tenant"] as const,
           registers: [registry],
           collect() {
             this.reset();
             for (const t of stats().tenants) this.set({ tenant: t.tenant }, t.memoryBytes);
+          },
+        }),
+        new Gauge({
+          name: "solo_tenant_memory_limit_bytes",
+          help: "A tenant's memory limit: the most its instance may ever hold.",
+          labelNames: ["tenant"] as const,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const t of stats().tenants) this.set({ tenant: t.tenant }, t.limitBytes);
+          },
+        }),
+        new Gauge({
+          name: "solo_tenant_heap_bytes",
+          help: "Bytes a tenant's running services' runtimes hold, as the engine counts them.",
+          labelNames: ["tenant"] as const,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const t of stats().tenants) this.set({ tenant: t.tenant }, t.heapBytes);
+          },
+        }),
+        new Gauge({
+          name: "solo_memory_budget_bytes",
+          help: "The memory all tenants may be given together (budget), and what their limits add up to (committed).",
+          labelNames: ["kind"] as const,
+          registers: [registry],
+          collect() {
+            this.reset();
+            const { memory } = stats();
+            this.set({ kind: "budget" }, memory.budgetBytes);
+            this.set({ kind: "committed" }, memory.committedBytes);
+          },
+        }),
+        new Gauge({
+          name: "solo_scheduler_step_seconds",
+          help: "How long each scheduler has been in the service step it runs now (0 between steps).",
+          labelNames: ["scheduler"] as const,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const s of stats().schedulers) this.set({ scheduler: String(s.index) }, (s.running?.forMs ?? 0) / 1000);
           },
         }),
         new Gauge({
@@ -206,6 +248,10 @@ const GAUGES = [
   "solo_services",
   "solo_service_restarts",
   "solo_tenant_memory_bytes",
+  "solo_tenant_memory_limit_bytes",
+  "solo_tenant_heap_bytes",
+  "solo_memory_budget_bytes",
+  "solo_scheduler_step_seconds",
   "solo_mailbox_messages",
   "solo_breakers",
   "solo_event_log_queue_depth",

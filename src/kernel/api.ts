@@ -288,6 +288,8 @@ export interface KernelStats {
     readonly restarts: number;
     readonly dropped: number;
   }>;
+  /** The kernel's memory budget and what tenants' limits add up to. */
+  readonly memory: { readonly budgetBytes: number; readonly committedBytes: number };
   /** What each scheduler thread is running at this moment: a service's message step, or nothing. */
   readonly schedulers: ReadonlyArray<{
     readonly index: number;

@@ -226,6 +226,11 @@ class KernelImpl implements Kernel, SessionHost {
         busy: (tenant) => [...this.deploying].some((k) => k.startsWith(`${tenant}/`)),
         stopServices: (tenant) => this.stopTenantServices(tenant),
         forget: (tenant) => this.forgetTenant(tenant),
+        limitsChanged: (tenant) => {
+          const index = this.placement.get(tenant);
+          const memoryBytes = this.tenantsOrThrow().limits(tenant).memoryBytes;
+          if (index !== undefined) this.pool.post(index, { op: "tenantMemory", tenant, memoryBytes });
+        },
       });
       for (const v of await this.db.latestVersions()) this.highestVersion.set(`${v.tenant}/${v.service}`, v.version);
       await this.pool.ready();
@@ -956,6 +961,7 @@ class KernelImpl implements Kernel, SessionHost {
     });
     return {
       tenants,
+      memory: { budgetBytes: this.opts.memoryBudgetBytes, committedBytes: this.tenantsOrThrow().committedBytes() },
       schedulers,
       breakers,
       log: { headId: log.headId, queued: log.queued, commits: log.counts.commits, ops: log.counts.ops },

@@ -117,6 +117,51 @@ describe("a tenant's memory", () => {
   });
 });
 
+describe("giving memory back", () => {
+  // Counts its ticks in its state: a timer every 10 ms, and calls that read the count.
+  const TICKER = `export default {
+    init() { solo.sendAfter(10, "tick"); return { ticks: 0, calls: 0 } },
+    handleInfo(msg, s) { solo.sendAfter(10, "tick"); return { state: { ...s, ticks: s.ticks + 1 } } },
+    handleCall(req, s) { return { reply: s, state: { ...s, calls: s.calls + 1 } } },
+  };`;
+
+  it("moves a tenant's services to a fresh instance once they hold far less than it grew to, keeping their state and timers", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("shrink", { limits: { memoryBytes: 128 * MiB } });
+    await k.deploy({ tenant: "shrink", service: "ticker", code: TICKER });
+    await k.deploy({ tenant: "shrink", service: "hoard", code: HOARD, limits: { memoryBytes: 1024 * MiB } });
+    for (let i = 0; i < 20; i++) await k.call("shrink", "hoard", "more");
+    await until("the instance grew", () => k.tenantUsage("shrink").memoryBytes > 64 * MiB);
+    const before = (await k.call("shrink", "ticker", null)) as { ticks: number; calls: number };
+    await k.kill("shrink", "hoard");
+    await until("the instance replaced", () => k.tenantUsage("shrink").memoryBytes === 16 * MiB);
+    const after = (await k.call("shrink", "ticker", null)) as { ticks: number; calls: number };
+    assert.equal(after.calls, before.calls + 1, "the state moved with the service");
+    await until(
+      "ticking on the fresh instance",
+      async () => ((await k.call("shrink", "ticker", null)) as { ticks: number }).ticks > after.ticks + 3,
+    );
+    assert.equal(k.status("shrink", "ticker").state, "running");
+    assert.equal(k.status("shrink", "ticker").restarts, 0, "moved, not restarted");
+  });
+
+  it("applies a raised tenant limit to the running tenant", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("raise", { limits: { memoryBytes: 32 * MiB } });
+    const probe = `export default {
+      init() { return 0 },
+      handleCall(req, n) {
+        try { return { reply: "x".repeat(40 * 1024 * 1024).length, state: n } } catch { return { reply: "full", state: n + 1 } }
+      },
+    };`;
+    await k.deploy({ tenant: "raise", service: "p", code: probe, limits: { memoryBytes: 1024 * MiB, cpuMsPerMessage: 5000 } });
+    assert.equal(await k.call("raise", "p", null), "full");
+    await k.tenants.update("raise", { memoryBytes: 96 * MiB });
+    await until("the raised limit applies", async () => (await k.call("raise", "p", null)) === 40 * MiB);
+    assert.equal(k.status("raise", "p").state, "running");
+  });
+});
+
 describe("a service's memory limit", () => {
   it("counts strings built by concatenation: a 4 MiB service cannot keep a 24 MiB rope", async () => {
     const k = await kernelWith();

@@ -48,7 +48,9 @@ export type ToScheduler =
   | { readonly op: "kill"; readonly rid: number; readonly sid: number }
   /** The outcome (`R<json>` or `E<error json>`) of a service's storage or emit request. */
   | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly outcome: string }
-  | { readonly op: "shutdown"; readonly rid: number };
+  | { readonly op: "shutdown"; readonly rid: number }
+  /** The tenant's memory limit changed: its instance is replaced at the next quiet moment to apply it. */
+  | { readonly op: "tenantMemory"; readonly tenant: string; readonly memoryBytes: number };
 
 /** One usage sample: sid, messages handled, CPU ms, heap bytes, mailbox length, unhandled messages, dropped messages. @internal */
 export type UsageSample = readonly [number, number, number, number, number, number, number];

@@ -10,7 +10,7 @@ import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import { NAME_PATTERN } from "../kernel/names.ts";
 import { DEFAULT_GRANTS, type ServiceGrants } from "../kernel/powers/grant-types.ts";
-import { instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
+import { ENGINE_MIN_BYTES, instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
 import { hardLimitMs, StepBoard } from "./board.ts";
@@ -55,6 +55,10 @@ interface Tenant {
   deploying: number;
   /** The linear memory last reported to the control plane. */
   reportedBytes: number;
+  /** A fresh instance being made to move the tenant's services into (a reclaim). */
+  reclaiming?: Promise<void>;
+  /** No reclaim before this time (epoch ms): after one failed, or found nothing quiet. */
+  reclaimAfter: number;
   readonly byName: Map<string, Service>;
 }
 
@@ -65,6 +69,8 @@ class Service {
   readonly name: string;
   readonly tenant: Tenant;
   sandbox: ServiceSandbox;
+  /** The module it runs (types stripped), to load it again in a fresh instance (a reclaim). */
+  code: string;
   status: Status = "starting";
   handlers: readonly string[] = [];
   readonly mailbox = new Queue<Message>();
@@ -83,11 +89,12 @@ class Service {
   logAt = 0;
   logDropped = 0;
 
-  constructor(sid: number, name: string, tenant: Tenant, sandbox: ServiceSandbox) {
+  constructor(sid: number, name: string, tenant: Tenant, sandbox: ServiceSandbox, code: string) {
     this.sid = sid;
     this.name = name;
     this.tenant = tenant;
     this.sandbox = sandbox;
+    this.code = code;
   }
 
   hasWork(): boolean {
@@ -367,6 +374,7 @@ function swapNow(s: Service, m: Message): void {
     }
     s.sandbox = next;
     s.handlers = handlers;
+    s.code = spec.code;
     old.dispose();
     respond(m, `R${JSON.stringify({ handlers, state: exported.json, timers: pendingTimers(s) })}`);
   } catch (err) {
@@ -810,7 +818,15 @@ function flushSoon(): void {
 async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void> {
   let t = tenants.get(op.tenant);
   if (!t) {
-    t = { name: op.tenant, engine: undefined, capBytes: op.tenantMemoryBytes, deploying: 0, reportedBytes: -1, byName: new Map() };
+    t = {
+      name: op.tenant,
+      engine: undefined,
+      capBytes: op.tenantMemoryBytes,
+      deploying: 0,
+      reportedBytes: -1,
+      reclaimAfter: 0,
+      byName: new Map(),
+    };
     tenants.set(op.tenant, t);
   }
   t.capBytes = op.tenantMemoryBytes;
@@ -850,7 +866,7 @@ async function deployIn(t: Tenant, op: Extract<ToScheduler, { op: "deploy" }>): 
       { tenant: op.tenant, service: op.service, version: op.version, filename: op.filename, limits: op.limits, grants: op.grants },
       hostFor(op.sid),
     );
-    s = new Service(op.sid, op.service, t, sandbox);
+    s = new Service(op.sid, op.service, t, sandbox, op.code);
     services.set(op.sid, s);
     s.handlers = guest(op.sid, op.limits, () => sandbox.load(op.code));
   } catch (err) {
@@ -968,6 +984,15 @@ function receive(batch: readonly ToScheduler[]): void {
         else send({ op: "ok", rid: op.rid, value: "" });
         break;
       }
+      case "tenantMemory": {
+        const t = tenants.get(op.tenant);
+        if (t) {
+          t.capBytes = op.memoryBytes;
+          t.reclaimAfter = 0;
+          considerReclaim(t);
+        }
+        break;
+      }
       case "shutdown":
         for (const s of services.values()) kill(-1, s, "shutdown");
         outbox = outbox.filter((m) => !(m.op === "ok" && m.rid === -1));
@@ -997,6 +1022,7 @@ function sampleUsage(): void {
   // Each tenant's linear memory: what the host holds for it, which its memory limit caps.
   const memory: Array<readonly [string, number]> = [];
   for (const t of tenants.values()) {
+    considerReclaim(t);
     const bytes = t.module?.memory.buffer.byteLength ?? 0;
     if (bytes === t.reportedBytes) continue;
     t.reportedBytes = bytes;
@@ -1006,6 +1032,95 @@ function sampleUsage(): void {
     send({ op: "usage", samples, tenants: memory });
     flush();
   }
+}
+
+// ---- giving memory back ---------------------------------------------------------------------
+
+/** Below this, an instance is not worth replacing: the engine's initial memory plus some slack. */
+const RECLAIM_MIN_BYTES = ENGINE_MIN_BYTES + 8 * 1024 * 1024;
+/** How long after a reclaim that failed, or a tenant that was never quiet, before trying again. */
+const RECLAIM_BACKOFF_MS = 30_000;
+
+// A WebAssembly memory never shrinks. When a tenant's instance holds far more than its services
+// do (a hog crashed or was killed, a service shrank), or its memory limit changed, its services
+// move to a fresh instance at a quiet moment: each one's state leaves through the same strict
+// export a hot swap uses and is adopted, as it is, by the same code loaded in the new instance.
+// Mailboxes and timers stay where they are (on this thread), so no message is lost; module-level
+// variables start afresh, as after a swap. The old instance is then dropped.
+function considerReclaim(t: Tenant): void {
+  const engine = t.module;
+  if (!engine || t.reclaiming || t.deploying > 0 || Date.now() < t.reclaimAfter) return;
+  const live = liveServices(t);
+  if (live.length === 0) return;
+  const size = engine.memory.buffer.byteLength;
+  const held = live.reduce((sum, s) => sum + s.sandbox.memoryBytes(), 0);
+  const capChanged = capOf(t.capBytes) !== engine.capBytes;
+  const oversized = size > RECLAIM_MIN_BYTES && size > 2 * held + ENGINE_MIN_BYTES;
+  if (!capChanged && !oversized) return;
+  t.reclaiming = instantiateEngine(data.engine, t.capBytes).then(
+    (fresh) => {
+      t.reclaiming = undefined;
+      if (t.module !== engine || !moveTo(t, fresh)) t.reclaimAfter = Date.now() + RECLAIM_BACKOFF_MS;
+      flushSoon();
+    },
+    (err: unknown) => {
+      t.reclaiming = undefined;
+      t.reclaimAfter = Date.now() + RECLAIM_BACKOFF_MS;
+      console.error(`solo scheduler ${data.index}: a fresh instance for tenant ${t.name} failed:`, err);
+    },
+  );
+}
+
+function liveServices(t: Tenant): Service[] {
+  return [...t.byName.values()].filter((s) => s.status === "running" || s.status === "starting");
+}
+
+/** The maximum an instance made for `capBytes` gets (whole pages, at least the engine's minimum). */
+function capOf(capBytes: number): number {
+  const page = 64 * 1024;
+  return Math.max(ENGINE_MIN_BYTES, Math.floor(capBytes / page) * page);
+}
+
+// Moves every service of the tenant into `fresh`, all or none. Only between messages: a service
+// in the middle of one (awaiting a call) holds a stack in the old instance.
+function moveTo(t: Tenant, fresh: TenantEngine): boolean {
+  const live = liveServices(t);
+  if (t.deploying > 0 || live.some((s) => s.status !== "running" || s.current !== undefined)) return false;
+  const moved: Array<[Service, ServiceSandbox]> = [];
+  const abandon = (): false => {
+    for (const [, next] of moved) next.dispose();
+    return false;
+  };
+  try {
+    for (const s of live) {
+      const old = s.sandbox;
+      const exported = guest(s.sid, old.spec.limits, () => old.begin("export", ""));
+      old.endMessage();
+      if (exported.t !== "reply") return abandon();
+      const next = new ServiceSandbox(fresh, old.spec, hostFor(s.sid));
+      moved.push([s, next]);
+      guest(s.sid, old.spec.limits, () => next.load(s.code));
+      const adopted = guest(s.sid, old.spec.limits, () => next.begin("adopt", exported.json, ""));
+      next.endMessage();
+      if (adopted.t !== "done") return abandon();
+    }
+  } catch (err) {
+    // The fresh instance could not take them (its limit is lower than what they hold, say): the
+    // services stay where they are. An engine fault here concerns only the fresh instance.
+    if (!(err instanceof SoloError) && !(err instanceof EngineFault)) {
+      console.error(`solo scheduler ${data.index}: moving tenant ${t.name} to a fresh instance failed:`, err);
+    }
+    return abandon();
+  }
+  for (const [s, next] of moved) {
+    next.cpuMs = s.sandbox.cpuMs;
+    s.sandbox.dispose();
+    s.sandbox = next;
+    s.dirty = true;
+  }
+  t.module = fresh;
+  t.engine = Promise.resolve(fresh);
+  return true;
 }
 
 port.on("message", (batch: readonly ToScheduler[]) => receive(batch));

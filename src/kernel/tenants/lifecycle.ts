@@ -25,6 +25,8 @@ export interface TenantHost {
   stopServices(tenant: string): Promise<number>;
   /** Drops the tenant's services from memory, once its deletion is durable. */
   forget(tenant: string): void;
+  /** The tenant's limits changed (durably): what runs applies them. */
+  limitsChanged(tenant: string): void;
 }
 
 /**
@@ -160,6 +162,7 @@ export class TenantLifecycle implements TenantsApi {
       this.reserved.delete(name);
     }
     reg.put({ ...row, limits: overrides });
+    this.host.limitsChanged(name);
     return reg.info(name);
   }
 
