@@ -19,6 +19,7 @@ const BENCHMARKS = [
   "gateway",
   "admission",
   "mcp",
+  "limits",
 ] as const;
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.
 const CHILD_TIMEOUT_MS = 240_000;

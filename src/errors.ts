@@ -100,6 +100,7 @@ export const REASONS = {
   SOLO_ERR_TENANT_EXISTS: "already_exists",
   SOLO_ERR_TENANT_DELETED: "failed_precondition",
   SOLO_ERR_TENANT_BUSY: "aborted",
+  SOLO_ERR_TENANT_COOLDOWN: "unavailable",
   SOLO_ERR_VAULT_MASTER_KEY: "failed_precondition",
   SOLO_ERR_SECRET_INVALID: "invalid_argument",
   SOLO_ERR_SECRET_NOT_FOUND: "not_found",

@@ -11,6 +11,8 @@ export interface ServeOptions {
   readonly port: number;
   /** Extra names for the server certificate (the gateway's address as other machines know it). */
   readonly hostnames: readonly string[];
+  /** What all tenants' memory limits may add up to, in bytes (default: half the host's memory). */
+  readonly memoryBudgetBytes?: number;
 }
 
 /**
@@ -24,6 +26,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   const kernel = await openKernel({
     dataDir: o.dataDir,
     ...(o.database ? { database: o.database } : {}),
+    ...(o.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: o.memoryBudgetBytes } : {}),
     // Services' log lines, as structured logs tagged with their service.
     onLog: (e) => logger[e.level]({ tenant: e.tenant, service: e.service, at: e.at }, e.text),
   });
@@ -73,6 +76,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       `  data directory  ${kernel.dataDir}`,
       `  store           ${kernel.store.kind} at ${kernel.store.location}`,
       `  schedulers      ${kernel.schedulers} worker threads running QuickJS-ng (WebAssembly)`,
+      `  memory budget   ${Math.round(kernel.stats().memory.budgetBytes / 1024 / 1024)} MiB for all tenants together (--memory-budget)`,
       `  admin           certificate ${paths.adminCert}, key ${paths.adminKey}, token ${paths.adminToken}`,
       `  CA              ${paths.caCert} (sha256 ${credentials.caFingerprint.slice(0, 23)}...)`,
       `  metrics         ${gateway.url}/metrics (Prometheus; mutual TLS)`,

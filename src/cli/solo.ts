@@ -11,6 +11,7 @@ import { fromJson, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { Command, CommanderError, Option } from "commander";
+import { parseBytes } from "../bytes.ts";
 import { issueClientCert } from "../gateway/credentials.ts";
 import type { Event, ServiceInfo, TokenInfo } from "../gen/solo/v1/solo_pb.js";
 import { serveEmbedded } from "../mcp/embedded.ts";
@@ -108,11 +109,21 @@ program
   .option("--port <port>", "port to listen on (default $SOLO_PORT, else 7443; 0 picks a free one)", int("--port"))
   .option("--database <url>", "a postgres:// URL (default $SOLO_DATABASE_URL, else SQLite in the data directory)")
   .option("--hostname <name>", "another name for the server certificate (repeatable)", collect, [])
-  .action(async (o: { host: string; port?: number; database?: string; hostname: string[] }) => {
+  .option(
+    "--memory-budget <size>",
+    "memory all tenants together may be given, e.g. 8GiB (default $SOLO_MEMORY_BUDGET, else half the host's memory)",
+    (v: string) => {
+      const n = parseBytes(v);
+      if (!Number.isSafeInteger(n)) throw new UsageError(`--memory-budget must be a size such as 8GiB or 512MiB, got ${JSON.stringify(v)}`);
+      return n;
+    },
+  )
+  .action(async (o: { host: string; port?: number; database?: string; hostname: string[]; memoryBudget?: number }) => {
     try {
       await serve({
         dataDir: dataDirOf(globals().dataDir),
         ...(o.database ? { database: o.database } : {}),
+        ...(o.memoryBudget !== undefined ? { memoryBudgetBytes: o.memoryBudget } : {}),
         host: o.host,
         port: o.port ?? (process.env.SOLO_PORT !== undefined ? int("SOLO_PORT")(process.env.SOLO_PORT) : 7443),
         hostnames: o.hostname,

@@ -2,7 +2,7 @@ import { hash } from "node:crypto";
 import { SoloError } from "../errors.ts";
 import { compileEngine, type EngineImage } from "../sandbox/engine.ts";
 import { encodeJson } from "../sandbox/json.ts";
-import { type Crash, crashError } from "../sandbox/service.ts";
+import { type Crash, crashError, deployFailure } from "../sandbox/service.ts";
 import { stripTypes } from "../sandbox/typescript.ts";
 import type { Culprit } from "../scheduler/pool.ts";
 import { SchedulerPool } from "../scheduler/pool.ts";
@@ -103,6 +103,10 @@ const DEFAULT_CALL_TIMEOUT_MS = 5000;
 const MAX_CALL_TIMEOUT_MS = 600_000;
 const LOG_LINES_KEPT = 200;
 const CLOSE_GRACE_MS = 5000;
+/** A tenant's cooldown after its service stalled a scheduler: the first, the longest, and how long strikes are remembered. */
+const COOLDOWN_FIRST_MS = 1000;
+const COOLDOWN_MAX_MS = 300_000;
+const COOLDOWN_MEMORY_MS = 600_000;
 /** How long casts wait for their service to come back after its scheduler was replaced. */
 const RECAST_WAIT_MS = 60_000;
 const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants"]);
@@ -407,6 +411,7 @@ class KernelImpl implements Kernel, SessionHost {
     // Only the embedder creates a tenant by deploying into it; a token needs tenants.create.
     if (p.kind === "system") await this.lifecycle().ensure(tenant);
     else if (!this.tenantsOrThrow().has(tenant)) throw this.tenantsOrThrow().missing(tenant);
+    this.checkCooldown(tenant);
     const key = `${tenant}/${service}`;
     const version = (this.highestVersion.get(key) ?? 0) + 1;
     try {
@@ -610,6 +615,14 @@ class KernelImpl implements Kernel, SessionHost {
       return record;
     } catch (err) {
       this.bySid.delete(record.sid);
+      // Its own start ran past the hard limit and the watchdog replaced the scheduler: a CPU breach.
+      if (err instanceof SoloError && err.reason === "SOLO_ERR_SCHEDULER_FAILED" && err.details.culpritSid === record.sid) {
+        throw deployFailure({
+          kind: "cpu_limit",
+          reason: "SOLO_ERR_LIMIT_CPU",
+          message: "starting it ran past its hard CPU limit inside code the engine could not interrupt; its scheduler was replaced",
+        });
+      }
       throw err;
     }
   }
@@ -618,6 +631,7 @@ class KernelImpl implements Kernel, SessionHost {
     try {
       this.assertOpen();
       const record = this.running(tenant, service);
+      this.checkCooldown(record.tenant);
       const { timeoutMs, signal } = checkCallOptions(options);
       const payload = request === undefined ? "" : encodeJson(request, "the request", record.limits.messageBytes);
       if (signal?.aborted) throw canceled(record);
@@ -642,6 +656,7 @@ class KernelImpl implements Kernel, SessionHost {
   async cast(tenant: string, service: string, message?: unknown): Promise<void> {
     this.assertOpen();
     const record = this.running(tenant, service);
+    this.checkCooldown(record.tenant);
     const payload = message === undefined ? "" : encodeJson(message, "the message", record.limits.messageBytes);
     const breaker = this.breakerFor(record);
     const now = this.opts.clock.now();
@@ -800,6 +815,7 @@ class KernelImpl implements Kernel, SessionHost {
   async restart(tenant: string, service: string): Promise<Deployment> {
     this.assertOpen();
     const r = this.lookup(tenant, service);
+    this.checkCooldown(r.tenant);
     if (r.state === "stopped") {
       throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed; deploy it to start it again`, {
         tenant: r.tenant,
@@ -1141,6 +1157,7 @@ class KernelImpl implements Kernel, SessionHost {
     this.byTenant.delete(tenant);
     this.placement.delete(tenant);
     this.tenantBytes.delete(tenant);
+    this.cooldowns.delete(tenant);
   }
 
   private lifecycle(): TenantLifecycle {
@@ -1653,6 +1670,7 @@ class KernelImpl implements Kernel, SessionHost {
   async swap(tenant: string, service: string, code: string, options: SwapOptions = {}): Promise<Deployment> {
     this.assertOpen();
     const r = this.running(tenant, service);
+    this.checkCooldown(r.tenant);
     const checked = this.checkCode(code, "swap");
     const windowMs = checkWindow(options);
     const key = this.claim(r);
@@ -1752,6 +1770,7 @@ class KernelImpl implements Kernel, SessionHost {
   async rollback(tenant: string, service: string, version?: number): Promise<Deployment> {
     this.assertOpen();
     const r = this.running(tenant, service);
+    this.checkCooldown(r.tenant);
     const key = `${r.tenant}/${r.service}`;
     const history = await this.storeOrThrow().deploymentHistory(r.tenant, r.service);
     const target =
@@ -1928,8 +1947,10 @@ class KernelImpl implements Kernel, SessionHost {
     this.scheduleRestart(r, d.delayMs, causeId);
   }
 
-  private scheduleRestart(r: ServiceRecord, delayMs: number, causeId: () => Promise<number | null>): void {
+  private scheduleRestart(r: ServiceRecord, backoffMs: number, causeId: () => Promise<number | null>): void {
     const { clock } = this.opts;
+    // A tenant cooling down after stalling its scheduler starts nothing again before it ends.
+    const delayMs = Math.max(backoffMs, this.cooldownLeft(r.tenant));
     r.state = "restarting";
     r.restartAt = clock.now() + delayMs;
     r.restartTimer = clock.setTimeout(() => {
@@ -1949,11 +1970,14 @@ class KernelImpl implements Kernel, SessionHost {
     } catch (err) {
       this.deploying.delete(key);
       if (r.killed) return; // killed while it was starting again: it stays down
-      // Starting again failed (init throws now, say): that is one more crash for the supervisor.
+      // Starting again failed (init throws now, say): that is one more crash for the supervisor,
+      // unless the scheduler it was starting on was replaced for another service's runaway.
+      const error = SoloError.from(err);
+      const innocent = error.reason === "SOLO_ERR_SCHEDULER_FAILED";
       r.state = "crashed";
-      r.crash = crashOf(SoloError.from(err));
+      r.crash = innocent ? { kind: "scheduler_failed", reason: error.reason, message: error.message.slice(0, 1000) } : crashOf(error);
       r.restarts += 1;
-      this.crashed(r, r.crash, "restart");
+      this.crashed(r, r.crash, "restart", innocent);
       return;
     }
     // Running and reachable from here on: an operator may restart or swap it at once.
@@ -2015,6 +2039,7 @@ class KernelImpl implements Kernel, SessionHost {
       this.placement.delete(tenant);
       this.tenantBytes.delete(tenant);
     }
+    if (blamed && culprit?.why === "cpu") this.strike(blamed.tenant);
     if (culprit) {
       void this.record({
         tenant: null,
@@ -2048,6 +2073,42 @@ class KernelImpl implements Kernel, SessionHost {
       const casts = unstarted.get(r.sid);
       if (casts) this.recast(r, casts);
     }
+  }
+
+  // A tenant whose service stalled a scheduler (the watchdog had to replace it) cools down: for a
+  // while its calls, casts, deploys, swaps and restarts are refused at once, and its services'
+  // restarts wait, so the services it shared the thread with come back and are served first. The
+  // wait doubles with each strike within ten minutes (1 s, 2 s, 4 s ... at most 5 min): a tenant
+  // that keeps stalling its scheduler holds it a shrinking share of the time.
+  private readonly cooldowns = new Map<string, { until: number; strikes: number; at: number }>();
+
+  private strike(tenant: string): void {
+    const now = this.opts.clock.now();
+    const seen = this.cooldowns.get(tenant);
+    const strikes = seen && now - seen.at < COOLDOWN_MEMORY_MS ? seen.strikes + 1 : 1;
+    const holdMs = Math.min(COOLDOWN_MAX_MS, COOLDOWN_FIRST_MS * 2 ** (strikes - 1));
+    this.cooldowns.set(tenant, { until: now + holdMs, strikes, at: now });
+  }
+
+  private cooldownLeft(tenant: string): number {
+    const c = this.cooldowns.get(tenant);
+    return c ? Math.max(0, c.until - this.opts.clock.now()) : 0;
+  }
+
+  private checkCooldown(tenant: string): void {
+    const left = this.cooldownLeft(tenant);
+    if (left === 0) return;
+    const strikes = this.cooldowns.get(tenant)?.strikes ?? 1;
+    throw new SoloError(
+      "SOLO_ERR_TENANT_COOLDOWN",
+      `tenant ${tenant} is cooling down for ${left} ms: one of its services ran a message past its hard CPU limit and stalled its scheduler (${strikes} time${strikes === 1 ? "" : "s"} in the last ten minutes)`,
+      {
+        tenant,
+        retryAfterMs: left,
+        strikes,
+        hint: `retry in ${left} ms; find the message that stalls (service_crashed events with a cpu_limit crash after scheduler_replaced) and fix it`,
+      },
+    );
   }
 
   // Casts a service had not started when its scheduler went are sent to it again, in order, once

@@ -1,4 +1,5 @@
 import { availableParallelism, totalmem } from "node:os";
+import { parseBytes } from "../bytes.ts";
 import { SoloError } from "../errors.ts";
 import type { LogEntry } from "./api.ts";
 import {
@@ -137,7 +138,7 @@ export function checkOptions(options: unknown): ResolvedOptions {
 
 function checkBudget(given: unknown): number {
   const env = process.env.SOLO_MEMORY_BUDGET;
-  const value = given ?? (env !== undefined && env !== "" ? Number(env) : undefined);
+  const value = given ?? (env !== undefined && env !== "" ? parseBytes(env) : undefined);
   if (value === undefined) return defaultMemoryBudget();
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < MIN_BUDGET_BYTES) {
     throw new SoloError(

@@ -89,7 +89,12 @@ async function build(): Promise<EngineImage> {
  * tenant's services together can never make it hold more than `capBytes`: past it, allocations
  * fail inside the engine.
  */
-export async function instantiateEngine(img: EngineImage, capBytes: number): Promise<TenantEngine> {
+export async function instantiateEngine(
+  img: EngineImage,
+  capBytes: number,
+  /** @internal For benchmarks only: `false` leaves QuickJS's allocator unpatched (no sizes, no limits). */
+  accounting = true,
+): Promise<TenantEngine> {
   const pages = Math.max(ENGINE_MIN_BYTES / PAGE, Math.floor(capBytes / PAGE));
   const memory = new WebAssembly.Memory({ initial: ENGINE_MIN_BYTES / PAGE, maximum: pages });
   const quickjs = await newQuickJSWASMModuleFromVariant(
@@ -105,6 +110,7 @@ export async function instantiateEngine(img: EngineImage, capBytes: number): Pro
       },
     }),
   );
+  if (!accounting) return { quickjs, memory, capBytes: pages * PAGE };
   // Every runtime made from here on sizes its allocations and checks its limit.
   const heap = new Uint32Array(memory.buffer);
   const at = img.functionsAddress >> 2;

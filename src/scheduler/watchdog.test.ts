@@ -59,6 +59,12 @@ describe("the watchdog", () => {
     const crash = crashOf(error);
     assert.equal(crash.kind, "cpu_limit");
     assert.match(crash.message, /past its hard limit of 1000 ms/);
+    // Its tenant cools down: nothing of it starts until its neighbours are back.
+    const held = await rejection(k.deploy({ tenant: "villain", service: "another", code: COUNTER }));
+    assert.equal(held.reason, "SOLO_ERR_TENANT_COOLDOWN");
+    assert.equal(held.code, "unavailable");
+    assert.ok(Number(held.details.retryAfterMs) > 0 && Number(held.details.retryAfterMs) <= 1000);
+    assert.equal(held.details.strikes, 1);
     // The victim came back on a fresh scheduler from init; the casts it had not started were
     // delivered to it again, then every queued call was answered.
     assert.deepEqual(await queued, [4, 5, 6]);
