@@ -730,9 +730,12 @@ describe("solo (the command line against a running kernel)", () => {
       rows.some((r) => /^counter +1 +running +\d+ +\d+ +\d+(\.\d)? (KiB|MiB) *$/.test(r)),
       ls?.stdout,
     );
-    // The columns line up: each row's STATE starts where the header's does.
+    // The columns line up: each row's STATE starts where the header's does. Under the table, the
+    // tenant's memory as the host holds it.
     const col = (rows[0] ?? "").indexOf("STATE");
-    for (const r of rows.slice(1).filter((r) => r !== "")) assert.match(r.slice(col), /^(running|stopped|crashed|failed|restarting)/, r);
+    const table = rows.slice(1, rows.indexOf(""));
+    for (const r of table) assert.match(r.slice(col), /^(running|stopped|crashed|failed|restarting)/, r);
+    assert.match(rows.at(-2) ?? "", /^tenant acme: holds \d+\.\d MiB of its \d+\.\d MiB \(services' heaps \d+(\.\d)? (KiB|MiB)\)$/);
   });
 
   it("stops on SIGTERM with exit 0, says stopped., and leaves no kernel.lock", async () => {

@@ -219,6 +219,14 @@ program
   .action(
     run(async (c, tenant: string, o: { tag?: string }) => {
       const { services } = await c.kernel.list({ tenant, ...(o.tag ? { tag: o.tag } : {}) });
+      // The tenant's memory as the host holds it, under the table. A token that may list but not
+      // read the tenant's usage still gets the list: the line is left out, as the permission says.
+      const usage = json()
+        ? undefined
+        : await c.kernel.usage({ tenant }).then(
+            (r) => r.usage,
+            () => undefined,
+          );
       out(services, () => {
         if (services.length === 0) return void process.stdout.write(`no services in ${tenant}\n`);
         table([
@@ -233,6 +241,12 @@ program
             s.tags.join(","),
           ]),
         ]);
+        if (usage) {
+          const limits = usage.limits as { memoryBytes?: number } | undefined;
+          process.stdout.write(
+            `\ntenant ${tenant}: holds ${kib(Number(usage.memoryBytes ?? 0))} of its ${kib(Number(limits?.memoryBytes ?? 0))} (services' heaps ${kib(Number(usage.heapBytes ?? 0))})\n`,
+          );
+        }
       });
     }),
   );

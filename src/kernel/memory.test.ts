@@ -81,6 +81,22 @@ describe("a tenant's memory", () => {
     );
   });
 
+  it("stops an array bomb at the tenant's cap, not at the host's expense", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("bomb", { limits: { memoryBytes: 32 * MiB } });
+    const bomb = `export default {
+      init() { return 0 },
+      handleCall(req, n) { const a = []; for (;;) a.push({ n: a.length, s: "item" + a.length }); },
+    };`;
+    await k.deploy({ tenant: "bomb", service: "b", code: bomb, limits: { memoryBytes: 1024 * MiB, cpuMsPerMessage: 60_000 } });
+    const rssBefore = process.memoryUsage.rss();
+    const error = await rejection(k.call("bomb", "b", null, { timeoutMs: 60_000 }));
+    const grown = process.memoryUsage.rss() - rssBefore;
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
+    assert.equal(crashOf(error).resource, "tenant_memory");
+    assert.ok(grown < 96 * MiB, `the process grew by ${Math.round(grown / MiB)} MiB`);
+  });
+
   it("never reports more than the cap, and a neighbour allocating while it is full gets the precise error", async () => {
     const k = await kernelWith();
     await k.tenants.create("full", { limits: { memoryBytes: 32 * MiB } });
