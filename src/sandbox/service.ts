@@ -68,6 +68,7 @@ export class EngineFault extends Error {
 
 const SETTLE = "settle";
 const BOOTSTRAP_BUDGET_MS = 5000;
+const STATE_MOVE_BUDGET_MS = 1000;
 
 /** The scheduler thread's CPU time, in milliseconds: what a message's budget counts. */
 export function threadCpuMs(): number {
@@ -237,6 +238,9 @@ export class ServiceSandbox {
   /** Starts a new message (`init`, `call`, `cast`, `info`, `terminate`) with a fresh CPU budget. */
   begin(op: "init" | "call" | "cast" | "info" | "terminate" | "export" | "adopt", a: string, b = ""): Outcome {
     this.beginMessage();
+    // Moving a state out and in (a swap, a reclaim) is the kernel's doing, not a message: it may
+    // take up to a second even for a service with a tiny budget, and the watchdog still bounds it.
+    if (op === "export" || op === "adopt") this.budgetMs = Math.max(this.budgetMs, STATE_MOVE_BUDGET_MS);
     this.awaitingSettle = true;
     this.settled = undefined;
     return this.step(op, a, b);

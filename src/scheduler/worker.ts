@@ -1040,6 +1040,8 @@ function sampleUsage(): void {
 const RECLAIM_MIN_BYTES = ENGINE_MIN_BYTES + 8 * 1024 * 1024;
 /** How long after a reclaim that failed, or a tenant that was never quiet, before trying again. */
 const RECLAIM_BACKOFF_MS = 30_000;
+/** How soon to try again when the tenant was in the middle of a message. */
+const RECLAIM_RETRY_MS = 1000;
 
 // A WebAssembly memory never shrinks. When a tenant's instance holds far more than its services
 // do (a hog crashed or was killed, a service shrank), or its memory limit changed, its services
@@ -1060,7 +1062,11 @@ function considerReclaim(t: Tenant): void {
   t.reclaiming = instantiateEngine(data.engine, t.capBytes).then(
     (fresh) => {
       t.reclaiming = undefined;
-      if (t.module !== engine || !moveTo(t, fresh)) t.reclaimAfter = Date.now() + RECLAIM_BACKOFF_MS;
+      // After a move, or one that failed, not again for a while: a service that keeps growing the
+      // instance for a moment and letting go would otherwise have its tenant moved at every
+      // sample. A tenant that was not quiet is tried again soon.
+      const outcome = t.module === engine ? moveTo(t, fresh) : "failed";
+      t.reclaimAfter = Date.now() + (outcome === "busy" ? RECLAIM_RETRY_MS : RECLAIM_BACKOFF_MS);
       flushSoon();
     },
     (err: unknown) => {
@@ -1083,13 +1089,13 @@ function capOf(capBytes: number): number {
 
 // Moves every service of the tenant into `fresh`, all or none. Only between messages: a service
 // in the middle of one (awaiting a call) holds a stack in the old instance.
-function moveTo(t: Tenant, fresh: TenantEngine): boolean {
+function moveTo(t: Tenant, fresh: TenantEngine): "moved" | "busy" | "failed" {
   const live = liveServices(t);
-  if (t.deploying > 0 || live.some((s) => s.status !== "running" || s.current !== undefined)) return false;
+  if (t.deploying > 0 || live.some((s) => s.status !== "running" || s.current !== undefined)) return "busy";
   const moved: Array<[Service, ServiceSandbox]> = [];
-  const abandon = (): false => {
+  const abandon = (): "failed" => {
     for (const [, next] of moved) next.dispose();
-    return false;
+    return "failed";
   };
   try {
     for (const s of live) {
@@ -1120,7 +1126,7 @@ function moveTo(t: Tenant, fresh: TenantEngine): boolean {
   }
   t.module = fresh;
   t.engine = Promise.resolve(fresh);
-  return true;
+  return "moved";
 }
 
 port.on("message", (batch: readonly ToScheduler[]) => receive(batch));
