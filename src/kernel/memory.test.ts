@@ -5,28 +5,17 @@
  * services stop, and tenants' limits together fit the kernel's budget.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { crashOf, rejection, until } from "../test-support.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
 import { clampStoredTenantLimits } from "./limits.ts";
+import { testKernels } from "./test-kernels.ts";
 
 const MiB = 1024 * 1024;
-const dirs: string[] = [];
-const kernels: Kernel[] = [];
-after(async () => {
-  for (const k of kernels) await k.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { freshDir, start } = testKernels("mem");
 
-async function kernelWith(options: KernelOptions = {}): Promise<Kernel> {
-  const dataDir = mkdtempSync(join(tmpdir(), "solo-mem-"));
-  dirs.push(dataDir);
-  const k = await openKernel({ dataDir, schedulers: 1, supervision: { restart: "temporary" }, ...options });
-  kernels.push(k);
-  return k;
+function kernelWith(options: Omit<KernelOptions, "dataDir"> = {}): Promise<Kernel> {
+  return start(freshDir(), { supervision: { restart: "temporary" }, ...options });
 }
 
 // Keeps 3 MiB strings, each a real allocation, joined by concatenation into one rope that grows
@@ -229,9 +218,7 @@ describe("the kernel's memory budget", () => {
   });
 
   it("refuses a budget smaller than one tenant at the engine's minimum", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "solo-mem-"));
-    dirs.push(dataDir);
-    const error = await rejection(openKernel({ dataDir, memoryBudgetBytes: 1024 }));
+    const error = await rejection(openKernel({ dataDir: freshDir(), memoryBudgetBytes: 1024 }));
     assert.equal(error.reason, "SOLO_ERR_KERNEL_OPTIONS_INVALID");
     assert.equal(error.details.field, "memoryBudgetBytes");
   });

@@ -1,24 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { rejection, until } from "../test-support.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
+import { testKernels } from "./test-kernels.ts";
 
-const dirs: string[] = [];
-const kernels: Kernel[] = [];
-after(async () => {
-  for (const k of kernels) await k.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { freshDir, start } = testKernels("res");
 
-async function kernelWith(options: KernelOptions = {}): Promise<Kernel> {
-  const dataDir = mkdtempSync(join(tmpdir(), "solo-res-"));
-  dirs.push(dataDir);
-  const k = await openKernel({ dataDir, schedulers: 1, supervision: { restart: "temporary" }, ...options });
-  kernels.push(k);
-  return k;
+function kernelWith(options: Omit<KernelOptions, "dataDir"> = {}): Promise<Kernel> {
+  return start(freshDir(), { supervision: { restart: "temporary" }, ...options });
 }
 
 // Each message keeps the service busy for a while, so a burst sent at once waits in the mailbox.
@@ -103,9 +92,7 @@ describe("tenant limits", () => {
   });
 
   it("rejects bad tenant limits with the field", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "solo-res-"));
-    dirs.push(dataDir);
-    const err = await rejection(openKernel({ dataDir, tenantLimits: { maxServices: 0 } }));
+    const err = await rejection(openKernel({ dataDir: freshDir(), tenantLimits: { maxServices: 0 } }));
     assert.equal(err.reason, "SOLO_ERR_LIMITS_INVALID");
     assert.equal(err.details.field, "tenantLimits.maxServices");
   });

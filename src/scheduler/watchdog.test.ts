@@ -6,26 +6,15 @@
  * built-in to return.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
-import { type Kernel, type KernelOptions, openKernel } from "../index.ts";
+import { describe, it } from "node:test";
+import type { Kernel, KernelOptions } from "../index.ts";
+import { testKernels } from "../kernel/test-kernels.ts";
 import { crashOf, rejection, until } from "../test-support.ts";
 
-const dirs: string[] = [];
-const kernels: Kernel[] = [];
-after(async () => {
-  for (const k of kernels) await k.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { freshDir, start } = testKernels("watch");
 
-async function kernelWith(options: KernelOptions = {}): Promise<Kernel> {
-  const dataDir = mkdtempSync(join(tmpdir(), "solo-watch-"));
-  dirs.push(dataDir);
-  const k = await openKernel({ dataDir, schedulers: 1, ...options });
-  kernels.push(k);
-  return k;
+function kernelWith(options: Omit<KernelOptions, "dataDir"> = {}): Promise<Kernel> {
+  return start(freshDir(), options);
 }
 
 // One String.prototype.indexOf over 1 MiB with a 2 KiB needle that almost matches everywhere:
