@@ -796,12 +796,8 @@ class KernelImpl implements Kernel, SessionHost {
   // A service failed because its tenant's memory was full: the engine refused to grow the tenant's
   // instance past its limit. The service crashed (and is supervised as any crash); the record says
   // which tenant limit it met and what its neighbours held, so an operator can see who fills it.
-  private onTenantFull(r: ServiceRecord): void {
-    const holders = [...(this.byTenant.get(r.tenant)?.values() ?? [])]
-      .filter((o) => o.state === "running" || o === r)
-      .sort((a, b) => b.usage.memoryBytes - a.usage.memoryBytes)
-      .slice(0, 5)
-      .map((o) => ({ service: o.service, bytes: o.usage.memoryBytes }));
+  private onTenantFull(r: ServiceRecord, largest: ReadonlyArray<readonly [string, number]>): void {
+    const holders = largest.map(([service, bytes]) => ({ service, bytes }));
     const limit = this.tenantsOrThrow().limits(r.tenant).memoryBytes;
     void this.record({
       tenant: r.tenant,
@@ -1526,7 +1522,8 @@ class KernelImpl implements Kernel, SessionHost {
         r.state = msg.status;
         if (msg.crash) r.crash = msg.crash;
         if (msg.status !== "crashed") return;
-        if (msg.crash?.resource === "tenant_memory" && msg.crash.reason === "SOLO_ERR_LIMIT_MEMORY") this.onTenantFull(r);
+        if (msg.crash?.resource === "tenant_memory" && msg.crash.reason === "SOLO_ERR_LIMIT_MEMORY")
+          this.onTenantFull(r, msg.holders ?? []);
         // Not under its name yet (the crash came right after init): whoever is starting it handles it.
         if (this.byTenant.get(r.tenant)?.get(r.service) !== r) r.earlyCrash = msg.crash ?? null;
         else this.crashed(r, msg.crash ?? null);

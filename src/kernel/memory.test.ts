@@ -107,6 +107,38 @@ describe("a tenant's memory", () => {
     assert.ok(usage.heapBytes <= usage.memoryBytes);
   });
 
+  it("refuses a large request into a full tenant precisely, without the host writing it anywhere: the sibling runs on", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("brim", { limits: { memoryBytes: 16 * MiB } });
+    // Fills the tenant down to its last bytes, catching each refusal, and keeps what it has.
+    const brim = `export default {
+      init() { return 0 },
+      handleCall(req, s) {
+        if (req !== "fill") return { reply: req.length, state: s };
+        const keep = (globalThis.keep = []);
+        for (const size of [1 << 20, 1 << 16, 1 << 12, 1 << 8, 16]) {
+          try { for (;;) keep.push("z".repeat(size) + keep.length) } catch {}
+        }
+        for (let i = 0; i < 20; i++) keep.pop();
+        return { reply: keep.length, state: s };
+      },
+    };`;
+    await k.deploy({ tenant: "brim", service: "sibling", code: NEIGHBOUR.replace("64 * 1024", "1"), limits: { memoryBytes: 2 * MiB } });
+    await k.deploy({ tenant: "brim", service: "hog", code: brim, limits: { memoryBytes: 64 * MiB, cpuMsPerMessage: 5000 } });
+    await k.call("brim", "hog", "fill");
+    const error = await rejection(k.call("brim", "hog", "x".repeat(100_000)));
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
+    assert.equal(crashOf(error).resource, "tenant_memory");
+    await until("the crash recorded", () => k.status("brim", "hog").state === "crashed");
+    assert.equal(k.status("brim", "sibling").state, "running");
+    assert.equal(typeof (await k.call("brim", "sibling", null)), "number", "the instance is intact");
+    const [violation] = (await k.events({ tenant: "brim", types: ["resource_violation"] })).events;
+    assert.ok(violation);
+    const largest = (violation.payload as { largest: Array<{ service: string; bytes: number }> }).largest;
+    assert.equal(largest[0]?.service, "hog");
+    assert.ok((largest[0]?.bytes ?? 0) > 8 * MiB, "measured when it happened");
+  });
+
   it("comes back to the host when the tenant's services stop: the next deploy starts on a fresh instance", async () => {
     const k = await kernelWith();
     await k.tenants.create("back", { limits: { memoryBytes: 64 * MiB } });

@@ -40,8 +40,17 @@ export interface TenantEngine {
 
 interface Emscripten {
   readonly HEAPU8: Uint8Array;
-  _malloc(bytes: number): number;
+  _malloc: (bytes: number) => number;
   _free(ptr: number): void;
+}
+
+/**
+ * The host could not allocate in a tenant's linear memory (it is at its maximum). Thrown instead of
+ * letting emscripten's helpers copy a string to address 0, which they would otherwise do.
+ * @internal
+ */
+export class HostMemoryFull extends Error {
+  override readonly name = "HostMemoryFull";
 }
 
 let image: Promise<EngineImage> | undefined;
@@ -110,6 +119,16 @@ export async function instantiateEngine(
       },
     }),
   );
+  // Every allocation the host makes in the instance (strings it passes in, through this code or
+  // quickjs-emscripten's helpers) goes through the module's _malloc, whose result those helpers
+  // never check: a full tenant would have them write the string from address 0 up.
+  const em = emscripten(quickjs) as Emscripten & { _malloc(bytes: number): number };
+  const malloc = em._malloc.bind(em);
+  em._malloc = (bytes: number): number => {
+    const ptr = malloc(bytes);
+    if (ptr === 0) throw new HostMemoryFull(`the tenant's memory is full: the host could not allocate ${bytes} bytes`);
+    return ptr;
+  };
   if (!accounting) return { quickjs, memory, capBytes: pages * PAGE };
   // Every runtime made from here on sizes its allocations and checks its limit.
   const heap = new Uint32Array(memory.buffer);

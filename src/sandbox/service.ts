@@ -3,7 +3,7 @@ import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
-import { RuntimeMemory, type TenantEngine } from "./engine.ts";
+import { HostMemoryFull, RuntimeMemory, type TenantEngine } from "./engine.ts";
 import { FastCall } from "./fast-call.ts";
 import { MAX_DEPTH } from "./json.ts";
 
@@ -104,6 +104,9 @@ export class ServiceSandbox {
   /** The engine's refusal counters when the current message began: more since is a memory breach. */
   private refusedBefore = 0;
   private exhaustedBefore = 0;
+  /** Host allocations in the instance that failed (the tenant is full), and their count at the message's start. */
+  private hostExhausted = 0;
+  private hostExhaustedBefore = 0;
   private settled: string | undefined;
   private awaitingSettle = false;
   private disposed = false;
@@ -229,6 +232,10 @@ export class ServiceSandbox {
       if (answer.startsWith("E")) throw deployFailure(this.crashFrom(parseGuestError(answer.slice(1))));
       const names = answer.slice(1);
       return names === "" ? [] : names.split(",");
+    } catch (err) {
+      if (!(err instanceof HostMemoryFull)) throw err;
+      this.hostExhausted++;
+      throw deployFailure(this.crashFrom({ kind: "exception", name: "InternalError", message: "out of memory", stack: "" }));
     } finally {
       this.stepEnd();
       this.endMessage();
@@ -305,6 +312,7 @@ export class ServiceSandbox {
     this.budgetMs = this.spec.limits.cpuMsPerMessage;
     this.refusedBefore = this.memory.refused();
     this.exhaustedBefore = this.memory.exhausted();
+    this.hostExhaustedBefore = this.hostExhausted;
   }
 
   private stepStart(): void {
@@ -320,7 +328,14 @@ export class ServiceSandbox {
   // inside a built-in) still counts: when it ends over the budget, the message fails as if it had
   // been stopped at the budget. The watchdog outside the thread bounds how long that can take.
   private step(op: string, a: string, b: string): Outcome {
-    const outcome = this.stepInner(op, a, b);
+    let outcome: Outcome;
+    try {
+      outcome = this.stepInner(op, a, b);
+    } catch (err) {
+      if (!(err instanceof HostMemoryFull)) throw err;
+      this.hostExhausted++;
+      return { t: "failed", crash: this.crashFrom({ kind: "exception", name: "InternalError", message: "out of memory", stack: "" }) };
+    }
     if (outcome.t !== "failed" && this.usedMs > this.budgetMs) {
       this.interrupted = true;
       return { t: "failed", crash: cpuCrash(this.spec.limits.cpuMsPerMessage) };
@@ -394,10 +409,20 @@ export class ServiceSandbox {
       if (this.awaitingSettle && this.settled === undefined) this.settled = arg;
       return undefined;
     }
+    let answer: string;
     try {
-      return ctx.newString(this.onHost(op, arg));
+      answer = this.onHost(op, arg);
     } catch (err) {
-      return ctx.newString(`E${JSON.stringify(SoloError.from(err).toData())}`);
+      answer = `E${JSON.stringify(SoloError.from(err).toData())}`;
+    }
+    try {
+      return ctx.newString(answer);
+    } catch (err) {
+      // No room for the answer in a full tenant: the guest gets no string (its call then fails),
+      // and the host counts the refusal as the evidence of a memory breach.
+      if (!(err instanceof HostMemoryFull)) throw err;
+      this.hostExhausted++;
+      return undefined;
     }
   }
 
@@ -427,6 +452,7 @@ export class ServiceSandbox {
     try {
       return fn();
     } catch (err) {
+      if (err instanceof HostMemoryFull) throw err;
       throw new EngineFault(err instanceof Error ? `${err.name}: ${err.message}` : String(err), { cause: err });
     }
   }
@@ -476,7 +502,7 @@ export class ServiceSandbox {
   private crashFrom(e: GuestError): Crash {
     const where = position(e.stack ?? "", this.spec.filename);
     const said = `${e.name}: ${e.message}`.slice(0, 500);
-    if (this.memory.refused() > this.refusedBefore) {
+    if (this.memory.refused() !== this.refusedBefore) {
       return {
         kind: "memory_limit",
         reason: "SOLO_ERR_LIMIT_MEMORY",
@@ -484,7 +510,7 @@ export class ServiceSandbox {
         ...where,
       };
     }
-    if (this.memory.exhausted() > this.exhaustedBefore) {
+    if (this.memory.exhausted() !== this.exhaustedBefore || this.hostExhausted !== this.hostExhaustedBefore) {
       return {
         kind: "memory_limit",
         reason: "SOLO_ERR_LIMIT_MEMORY",

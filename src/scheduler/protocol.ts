@@ -60,7 +60,14 @@ export type FromScheduler =
   | { readonly op: "ready" }
   | { readonly op: "ok"; readonly rid: number; readonly value: string }
   | { readonly op: "err"; readonly rid: number; readonly error: ErrorData }
-  | { readonly op: "status"; readonly sid: number; readonly status: "crashed" | "stopped"; readonly crash?: Crash }
+  | {
+      readonly op: "status";
+      readonly sid: number;
+      readonly status: "crashed" | "stopped";
+      readonly crash?: Crash;
+      /** With a crash for a full tenant: its largest holders then, by name and bytes. */
+      readonly holders?: ReadonlyArray<readonly [string, number]>;
+    }
   /** Usage of the services that changed, and the linear memory of each tenant whose instance changed size. */
   /** Casts from the control plane (by `cid`) that the scheduler consumed. */
   | { readonly op: "taken"; readonly cids: readonly number[] }

@@ -428,6 +428,8 @@ function crash(s: Service, c: Crash): void {
   const m = s.current;
   s.current = undefined;
   const starting = s.status === "starting";
+  // Who held the tenant's memory when it was full, measured now, before this one's runtime goes.
+  const holders = c.resource === "tenant_memory" ? largestHolders(s.tenant) : undefined;
   if (m) {
     if (m.kind === "init") {
       respond(m, encodeError(deployFailure(c).toData()));
@@ -445,8 +447,16 @@ function crash(s: Service, c: Crash): void {
     services.delete(s.sid);
     if (s.tenant.byName.get(s.name) === s) s.tenant.byName.delete(s.name);
   } else {
-    send({ op: "status", sid: s.sid, status: "crashed", crash: c });
+    send({ op: "status", sid: s.sid, status: "crashed", crash: c, ...(holders ? { holders } : {}) });
   }
+}
+
+/** The tenant's five services holding the most memory, as the engine counts it. */
+function largestHolders(t: Tenant): Array<readonly [string, number]> {
+  return liveServices(t)
+    .map((s) => [s.name, s.sandbox.memoryBytes()] as const)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5);
 }
 
 /** Takes a service down: rejects what waits on it, cancels its timers, frees its runtime. */
