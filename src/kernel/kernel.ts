@@ -155,6 +155,7 @@ class KernelImpl implements Kernel, SessionHost {
   private readonly breakers = new Map<string, CircuitBreaker>();
   private nextSid = 0;
   private closed: Promise<void> | undefined;
+  private closing = false;
   private db: Store | undefined;
   private eventLog: EventLog | undefined;
   private io: ServiceIo | undefined;
@@ -674,7 +675,7 @@ class KernelImpl implements Kernel, SessionHost {
     this.cancelRestart(record);
     this.cancelSwapWatch(record);
     if (record.state === "running") {
-      await this.pool.request(record.scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise;
+      await this.stopOnScheduler(record);
     }
     record.state = "stopped";
     this.wake(record);
@@ -692,6 +693,16 @@ class KernelImpl implements Kernel, SessionHost {
       ],
     );
     record.killDurable = true;
+  }
+
+  // Asks the service's scheduler to stop it. If the scheduler is replaced meanwhile (the watchdog
+  // stopped another service's runaway, or this one's), the service went with it: stopped as asked.
+  private async stopOnScheduler(r: ServiceRecord): Promise<void> {
+    try {
+      await this.pool.request(r.scheduler, (rid) => ({ op: "kill", rid, sid: r.sid })).promise;
+    } catch (err) {
+      if (!(err instanceof SoloError && err.reason === "SOLO_ERR_SCHEDULER_FAILED")) throw err;
+    }
   }
 
   events(query?: EventQuery): Promise<EventPage> {
@@ -822,7 +833,7 @@ class KernelImpl implements Kernel, SessionHost {
     try {
       this.cancelRestart(r);
       if (r.state === "running") {
-        await this.pool.request(r.scheduler, (rid) => ({ op: "kill", rid, sid: r.sid })).promise;
+        await this.stopOnScheduler(r);
         r.state = "stopped";
       }
       // An operator's restart starts the intensity count afresh; a swap's rollback window goes on.
@@ -916,6 +927,9 @@ class KernelImpl implements Kernel, SessionHost {
         this.cancelRestart(r);
         this.cancelSwapWatch(r);
       }
+      // Calls waiting for a service to come back are told now (this.closed is set once this
+      // function has returned its promise, so they look at `closing`).
+      this.closing = true;
       for (const waiting of [...this.revivals.values()]) for (const check of [...waiting]) check();
       try {
         await this.vaultImpl?.close();
@@ -1312,7 +1326,7 @@ class KernelImpl implements Kernel, SessionHost {
       };
       const check = (): void => {
         const r = this.byTenant.get(old.tenant)?.get(old.service);
-        if (this.closed) {
+        if (this.closing || this.closed) {
           done();
           reject(new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel closed before this operation finished"));
         } else if (r && r.sid !== old.sid && r.state === "running") {
@@ -1524,6 +1538,9 @@ class KernelImpl implements Kernel, SessionHost {
         if (msg.status !== "crashed") return;
         if (msg.crash?.resource === "tenant_memory" && msg.crash.reason === "SOLO_ERR_LIMIT_MEMORY")
           this.onTenantFull(r, msg.holders ?? []);
+        // Held its thread far past its budget inside a built-in: its neighbours waited, so its
+        // tenant cools down as if the watchdog had had to step in.
+        if (msg.stalledMs !== undefined) this.strike(r.tenant);
         // Not under its name yet (the crash came right after init): whoever is starting it handles it.
         if (this.byTenant.get(r.tenant)?.get(r.service) !== r) r.earlyCrash = msg.crash ?? null;
         else this.crashed(r, msg.crash ?? null);
@@ -2036,7 +2053,10 @@ class KernelImpl implements Kernel, SessionHost {
       this.placement.delete(tenant);
       this.tenantBytes.delete(tenant);
     }
-    if (blamed && culprit?.why === "cpu") this.strike(blamed.tenant);
+    // Stalling a scheduler costs the tenant a strike whether the watchdog found the step past its
+    // hard limit or an operator's kill found it unable to let go: either way its neighbours lost
+    // their state.
+    if (blamed) this.strike(blamed.tenant);
     if (culprit) {
       void this.record({
         tenant: null,

@@ -67,6 +67,8 @@ export type FromScheduler =
       readonly crash?: Crash;
       /** With a crash for a full tenant: its largest holders then, by name and bytes. */
       readonly holders?: ReadonlyArray<readonly [string, number]>;
+      /** With a CPU crash found only after a built-in returned: how long it held the thread past its budget. */
+      readonly stalledMs?: number;
     }
   /** Usage of the services that changed, and the linear memory of each tenant whose instance changed size. */
   /** Casts from the control plane (by `cid`) that the scheduler consumed. */

@@ -103,6 +103,49 @@ describe("the watchdog", () => {
     await k.restart("again", "stuck");
     assert.equal((await stuck).reason, "SOLO_ERR_SERVICE_STOPPED");
     assert.equal(k.status("again", "stuck").state, "running");
-    assert.equal(await k.call("again", "stuck", "fine"), 0);
+    // Its thread had to be replaced, so its tenant cools down before it is served again.
+    const held = await rejection(k.call("again", "stuck", "fine"));
+    assert.equal(held.reason, "SOLO_ERR_TENANT_COOLDOWN");
+    await until("the cooldown over", async () => (await k.call("again", "stuck", "fine").catch(() => -1)) === 0);
+  });
+
+  it("completes a kill of a service queued behind another's runaway once the watchdog replaces the thread", {
+    timeout: 60_000,
+  }, async () => {
+    const k = await kernelWith();
+    await k.deploy({ tenant: "jam", service: "stuck", code: STUCK, limits: { cpuMsPerMessage: 20 } });
+    await k.deploy({ tenant: "bystander", service: "counter", code: COUNTER });
+    const stuck = rejection(k.call("jam", "stuck", "stuck", { timeoutMs: 60_000 }));
+    await until("the message is running", () => k.stats().schedulers[0]?.running?.service === "stuck");
+    await k.kill("bystander", "counter");
+    assert.equal(k.status("bystander", "counter").state, "stopped");
+    assert.equal((await stuck).reason, "SOLO_ERR_LIMIT_CPU");
+    const types = (await k.events({ tenant: "bystander" })).events.map((e) => e.type);
+    assert.ok(types.includes("service_killed"), types.join(","));
+    await assert.rejects(k.call("bystander", "counter", null), /stopped/);
+  });
+
+  it("tells a call waiting for its service to come back that the kernel closed, at once", { timeout: 60_000 }, async () => {
+    const k = await kernelWith({ supervision: { backoffMs: 30_000 } });
+    await k.deploy({ tenant: "villain", service: "stuck", code: STUCK, limits: { cpuMsPerMessage: 20 } });
+    await k.deploy({ tenant: "victim", service: "counter", code: COUNTER });
+    const culprit = rejection(k.call("villain", "stuck", "stuck", { timeoutMs: 60_000 }));
+    const waiting = rejection(k.call("victim", "counter", null, { timeoutMs: 60_000 }));
+    await culprit;
+    await until("the victim restarting", () => k.status("victim", "counter").state === "restarting");
+    await k.close();
+    assert.equal((await waiting).reason, "SOLO_ERR_KERNEL_CLOSED");
+  });
+
+  it("cools down a tenant whose message held its thread far past its budget, even when the built-in returned in time for the watchdog", async () => {
+    const k = await kernelWith();
+    // About 0.3 s of CPU in one indexOf: well under the 1 s hard limit, 15 times the 20 ms budget.
+    const slow = STUCK.replace('a".repeat(2000)', 'a".repeat(80)');
+    await k.deploy({ tenant: "slow", service: "s", code: slow, limits: { cpuMsPerMessage: 20 } });
+    const error = await rejection(k.call("slow", "s", "stuck"));
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_CPU");
+    const held = await rejection(k.deploy({ tenant: "slow", service: "t", code: COUNTER }));
+    assert.equal(held.reason, "SOLO_ERR_TENANT_COOLDOWN");
+    assert.equal((await k.events({ types: ["scheduler_replaced"] })).events.length, 0, "the watchdog did not have to step in");
   });
 });

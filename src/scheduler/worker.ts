@@ -12,11 +12,15 @@ import { NAME_PATTERN } from "../kernel/names.ts";
 import { DEFAULT_GRANTS, type ServiceGrants } from "../kernel/powers/grant-types.ts";
 import { ENGINE_MIN_BYTES, instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
-import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox } from "../sandbox/service.ts";
+import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox, threadCpuMs } from "../sandbox/service.ts";
 import { hardLimitMs, StepBoard } from "./board.ts";
 import type { FromScheduler, IoKind, PendingTimer, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
+/** An overrun past a message's budget longer than this (and than the budget) counts as a stall. */
+const STALL_MS = 100;
+/** The CPU a swap's export or adoption may take at least, whatever the service's budget. */
+const STATE_MOVE_MS = 1000;
 const IO_TIMEOUT_MS = 30_000;
 const SLICE_MS = 10;
 
@@ -139,8 +143,8 @@ board.publishThread();
 
 // Every entry into a service's code is announced on the board, so the control plane's watchdog
 // can see a step that runs past its hard limit even while this thread cannot answer.
-function guest<T>(sid: number, limits: ServiceLimits, fn: () => T): T {
-  board.begin(sid, hardLimitMs(limits.cpuMsPerMessage));
+function guest<T>(sid: number, budgetMs: number, fn: () => T): T {
+  board.begin(sid, hardLimitMs(budgetMs));
   try {
     return fn();
   } finally {
@@ -237,7 +241,7 @@ function step(s: Service): void {
       if (next)
         settle(
           s,
-          guest(s.sid, s.sandbox.spec.limits, () => s.sandbox.resume(next[0], next[1])),
+          guest(s.sid, s.sandbox.spec.limits.cpuMsPerMessage, () => s.sandbox.resume(next[0], next[1])),
         );
       return;
     }
@@ -247,14 +251,14 @@ function step(s: Service): void {
     if (m.deadline !== 0 && Date.now() > m.deadline) return; // its caller has given up already
     s.dirty = true;
     if (m.kind === "swap") {
-      guest(s.sid, s.sandbox.spec.limits, () => swapNow(s, m));
+      swapNow(s, m);
       return;
     }
     s.current = m;
     const kind = m.kind;
     settle(
       s,
-      guest(s.sid, s.sandbox.spec.limits, () => s.sandbox.begin(kind, m.payload, m.fromName)),
+      guest(s.sid, s.sandbox.spec.limits.cpuMsPerMessage, () => s.sandbox.begin(kind, m.payload, m.fromName)),
     );
   } catch (err) {
     poisonTenant(s.tenant, err);
@@ -339,7 +343,10 @@ function swapNow(s: Service, m: Message): void {
     return;
   }
   const old = s.sandbox;
-  const exported = old.begin("export", "");
+  // Each phase (export, load, adopt) is a step of its own on the board, each under its own limit.
+  // A swap is an operator's act: moving the state may take a second whatever the service's budget.
+  const moveMs = Math.max(old.spec.limits.cpuMsPerMessage, STATE_MOVE_MS);
+  const exported = guest(s.sid, moveMs, () => old.begin("export", "", "", moveMs));
   old.endMessage();
   if (exported.t !== "reply") {
     const why = exported.t === "failed" ? exported.crash.message : "no state";
@@ -353,8 +360,10 @@ function swapNow(s: Service, m: Message): void {
       { tenant: s.tenant.name, service: s.name, version: spec.version, filename: spec.filename, limits: spec.limits, grants: spec.grants },
       hostFor(s.sid),
     );
-    const handlers = next.load(spec.code);
-    const adopted = next.begin("adopt", exported.json, spec.fromVersion === 0 ? "" : String(spec.fromVersion));
+    const fresh = next;
+    const handlers = guest(s.sid, spec.limits.cpuMsPerMessage, () => fresh.load(spec.code));
+    const from = spec.fromVersion === 0 ? "" : String(spec.fromVersion);
+    const adopted = guest(s.sid, moveMs, () => fresh.begin("adopt", exported.json, from, moveMs));
     next.endMessage();
     if (adopted.t !== "done") {
       const why =
@@ -430,6 +439,9 @@ function crash(s: Service, c: Crash): void {
   const starting = s.status === "starting";
   // Who held the tenant's memory when it was full, measured now, before this one's runtime goes.
   const holders = c.resource === "tenant_memory" ? largestHolders(s.tenant) : undefined;
+  // A message that held the thread far past its budget inside a built-in stalled its neighbours.
+  const overrun = c.kind === "cpu_limit" ? s.sandbox.overrunMs : 0;
+  const stalledMs = overrun > Math.max(STALL_MS, s.sandbox.spec.limits.cpuMsPerMessage) ? Math.round(overrun) : 0;
   if (m) {
     if (m.kind === "init") {
       respond(m, encodeError(deployFailure(c).toData()));
@@ -447,7 +459,7 @@ function crash(s: Service, c: Crash): void {
     services.delete(s.sid);
     if (s.tenant.byName.get(s.name) === s) s.tenant.byName.delete(s.name);
   } else {
-    send({ op: "status", sid: s.sid, status: "crashed", crash: c, ...(holders ? { holders } : {}) });
+    send({ op: "status", sid: s.sid, status: "crashed", crash: c, ...(holders ? { holders } : {}), ...(stalledMs ? { stalledMs } : {}) });
   }
 }
 
@@ -878,7 +890,7 @@ async function deployIn(t: Tenant, op: Extract<ToScheduler, { op: "deploy" }>): 
     );
     s = new Service(op.sid, op.service, t, sandbox, op.code);
     services.set(op.sid, s);
-    s.handlers = guest(op.sid, op.limits, () => sandbox.load(op.code));
+    s.handlers = guest(op.sid, op.limits.cpuMsPerMessage, () => sandbox.load(op.code));
   } catch (err) {
     if (s) {
       services.delete(s.sid);
@@ -912,7 +924,7 @@ function kill(rid: number, s: Service, reason: string): void {
       // terminate(reason, state) runs under the usual budget; what it returns or throws is not
       // waited on beyond its own jobs: the service is going away either way.
       try {
-        const o = guest(s.sid, s.sandbox.spec.limits, () => s.sandbox.begin("terminate", JSON.stringify(reason)));
+        const o = guest(s.sid, s.sandbox.spec.limits.cpuMsPerMessage, () => s.sandbox.begin("terminate", JSON.stringify(reason)));
         s.sandbox.endMessage();
         if (o.t === "failed") send({ op: "log", sid: s.sid, level: "warn", text: `terminate failed: ${o.crash.message}`, at: Date.now() });
       } catch (err) {
@@ -1050,6 +1062,8 @@ function sampleUsage(): void {
 const RECLAIM_MIN_BYTES = ENGINE_MIN_BYTES + 8 * 1024 * 1024;
 /** How long after a reclaim that failed, or a tenant that was never quiet, before trying again. */
 const RECLAIM_BACKOFF_MS = 30_000;
+/** CPU one move of a tenant's services to a fresh instance may take in all. */
+const RECLAIM_ALLOWANCE_MS = 250;
 /** How soon to try again when the tenant was in the middle of a message. */
 const RECLAIM_RETRY_MS = 1000;
 
@@ -1107,16 +1121,25 @@ function moveTo(t: Tenant, fresh: TenantEngine): "moved" | "busy" | "failed" {
     for (const [, next] of moved) next.dispose();
     return "failed";
   };
+  // The whole move shares one CPU allowance, and each state moves within what is left of it (and
+  // within the service's own budget): a tenant whose states are slow to move (getters, say) keeps
+  // its big instance, and holds this thread no longer than the allowance.
+  const startedCpu = threadCpuMs();
+  const left = (s: Service): number => Math.min(s.sandbox.spec.limits.cpuMsPerMessage, RECLAIM_ALLOWANCE_MS - (threadCpuMs() - startedCpu));
   try {
     for (const s of live) {
       const old = s.sandbox;
-      const exported = guest(s.sid, old.spec.limits, () => old.begin("export", ""));
+      const exportMs = left(s);
+      if (exportMs <= 0) return abandon();
+      const exported = guest(s.sid, exportMs, () => old.begin("export", "", "", exportMs));
       old.endMessage();
       if (exported.t !== "reply") return abandon();
       const next = new ServiceSandbox(fresh, old.spec, hostFor(s.sid));
       moved.push([s, next]);
-      guest(s.sid, old.spec.limits, () => next.load(s.code));
-      const adopted = guest(s.sid, old.spec.limits, () => next.begin("adopt", exported.json, ""));
+      guest(s.sid, old.spec.limits.cpuMsPerMessage, () => next.load(s.code));
+      const adoptMs = left(s);
+      if (adoptMs <= 0) return abandon();
+      const adopted = guest(s.sid, adoptMs, () => next.begin("adopt", exported.json, "", adoptMs));
       next.endMessage();
       if (adopted.t !== "done") return abandon();
     }
