@@ -1311,6 +1311,8 @@ class KernelImpl implements Kernel, SessionHost {
       const crash = record.crash;
       throw crash ? SoloError.fromData(crashError(crash, record.service)) : err;
     }
+    // It had started: running it again could repeat what it did. Its outcome is unknown.
+    if (err.details.started === true) throw err;
     const fresh = await this.whenRunning(record, deadline, timeoutMs, signal);
     return this.send(fresh, payload, Math.max(1, deadline - Date.now()), signal);
   }

@@ -1,17 +1,16 @@
 import { readFileSync, readlinkSync } from "node:fs";
 
-// Int32 slots, then one Float64 slot (byte 16), then the ring of consumed casts: its head (byte
-// 24) and RING entries (from byte 28).
+// Int32 slots, then one Float64 slot (byte 16), then the ring of messages taken: RING Float64
+// entries from byte 24, a cast as 2 * cid, a call as 2 * rid + 1 (0: empty).
 const SID = 0;
 const SEQ = 1;
 const HARD_LIMIT_MS = 2;
 const TID = 3;
 const STARTED_AT = 2;
-const RING_HEAD = 6;
-const RING_AT = 7;
-/** Casts the ring remembers; the scheduler reports them in its batches well before it wraps. */
+const RING_AT = 3;
+/** Messages the ring remembers; the scheduler reports them in its batches well before it wraps. */
 export const RING = 4096;
-const BYTES = (RING_AT + RING) * 4;
+const BYTES = (RING_AT + RING) * 8;
 
 /** What a scheduler is running at one moment, as the control plane reads it. @internal */
 export interface Step {
@@ -36,11 +35,13 @@ export class StepBoard {
   readonly buffer: SharedArrayBuffer;
   private readonly ints: Int32Array;
   private readonly floats: Float64Array;
+  /** Scheduler side: where the next ring entry goes. */
+  private ringHead = 0;
 
   constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(BYTES)) {
     this.buffer = buffer;
-    this.ints = new Int32Array(buffer);
-    this.floats = new Float64Array(buffer, 0, 3);
+    this.ints = new Int32Array(buffer, 0, 4);
+    this.floats = new Float64Array(buffer);
   }
 
   /** Scheduler side: a step of service `sid` begins. */
@@ -63,17 +64,33 @@ export class StepBoard {
    * reaches the control plane, the control plane still knows which casts it must not deliver again.
    */
   consumed(cid: number): void {
-    const head = Atomics.load(this.ints, RING_HEAD);
-    Atomics.store(this.ints, RING_AT + (head % RING), cid);
-    Atomics.store(this.ints, RING_HEAD, head + 1);
+    this.remember(2 * cid);
   }
 
-  /** Control-plane side: the casts the ring remembers as consumed. */
-  consumedCasts(): Set<number> {
-    const head = Atomics.load(this.ints, RING_HEAD);
-    const out = new Set<number>();
-    for (let i = Math.max(0, head - RING); i < head; i++) out.add(Atomics.load(this.ints, RING_AT + (i % RING)));
-    return out;
+  /** Scheduler side: a call from the control plane began (its message started, or was refused). */
+  started(rid: number): void {
+    this.remember(2 * rid + 1);
+  }
+
+  private remember(entry: number): void {
+    this.floats[RING_AT + (this.ringHead % RING)] = entry;
+    this.ringHead++;
+  }
+
+  /**
+   * Control-plane side, once the thread is gone: the casts (by cid) and calls (by rid) the ring
+   * remembers as taken.
+   */
+  taken(): { readonly casts: Set<number>; readonly calls: Set<number> } {
+    const casts = new Set<number>();
+    const calls = new Set<number>();
+    for (let i = 0; i < RING; i++) {
+      const e = this.floats[RING_AT + i] ?? 0;
+      if (e === 0) continue;
+      if (e % 2 === 0) casts.add(e / 2);
+      else calls.add((e - 1) / 2);
+    }
+    return { casts, calls };
   }
 
   /** Scheduler side: records the thread's id in the OS, so its CPU time can be read from outside. */

@@ -37,6 +37,9 @@ interface Pending {
   /** The service the request is about, and whether it asks to kill it. */
   readonly sid: number | undefined;
   readonly kill: boolean;
+  /** A call whose message the scheduler has started. */
+  readonly call: boolean;
+  started: boolean;
 }
 
 interface Slot {
@@ -134,7 +137,7 @@ export class SchedulerPool {
     const sid = "sid" in msg ? msg.sid : undefined;
     const kill = msg.op === "kill";
     const promise = new Promise<string>((resolve, reject) => {
-      this.pending.set(rid, { resolve, reject, scheduler: index, sid, kill });
+      this.pending.set(rid, { resolve, reject, scheduler: index, sid, kill, call: msg.op === "call", started: false });
     });
     if (kill && sid !== undefined) this.slots[index]?.kills.set(sid, Date.now());
     this.post(index, msg);
@@ -230,6 +233,10 @@ export class SchedulerPool {
             break;
           case "taken":
             for (const cid of msg.cids) slot.casts.delete(cid);
+            for (const rid of msg.rids) {
+              const p = this.pending.get(rid);
+              if (p) p.started = true;
+            }
             break;
           default:
             this.events.onMessage(index, msg);
@@ -249,19 +256,28 @@ export class SchedulerPool {
           )
         : new SoloError("SOLO_ERR_SCHEDULER_FAILED", `scheduler ${index} stopped unexpectedly (${why}); its services are gone`);
       markFailed(error);
+      const taken = slot.board.taken();
       for (const [rid, p] of this.pending) {
         if (p.scheduler !== index) continue;
         this.pending.delete(rid);
         // The kill the watchdog carried out has done what it asked.
         if (p.kill && culprit?.why === "killed" && p.sid === culprit.sid) p.resolve("");
-        else p.reject(error);
+        else if (p.call && (p.started || taken.calls.has(rid))) {
+          // Begun (and maybe done) but unanswered: its effects may have happened, so it is not
+          // delivered again; its caller learns that its outcome is unknown.
+          p.reject(
+            new SoloError(error.reason, `${error.message}; this call had started, so its outcome is unknown`, {
+              ...error.details,
+              started: true,
+            }),
+          );
+        } else p.reject(error);
       }
       if (this.closing) return;
       // The casts it never started, by service, in the order they were sent.
-      const consumed = slot.board.consumedCasts();
       const unstarted = new Map<number, string[]>();
       for (const [cid, c] of [...slot.casts].sort((a, b) => a[0] - b[0])) {
-        if (consumed.has(cid)) continue;
+        if (taken.casts.has(cid)) continue;
         const list = unstarted.get(c.sid);
         if (list) list.push(c.payload);
         else unstarted.set(c.sid, [c.payload]);

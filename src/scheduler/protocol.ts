@@ -71,8 +71,8 @@ export type FromScheduler =
       readonly stalledMs?: number;
     }
   /** Usage of the services that changed, and the linear memory of each tenant whose instance changed size. */
-  /** Casts from the control plane (by `cid`) that the scheduler consumed. */
-  | { readonly op: "taken"; readonly cids: readonly number[] }
+  /** Casts (by `cid`) the scheduler consumed, and calls (by `rid`) whose message it started. */
+  | { readonly op: "taken"; readonly cids: readonly number[]; readonly rids: readonly number[] }
   | { readonly op: "usage"; readonly samples: readonly UsageSample[]; readonly tenants: ReadonlyArray<readonly [string, number]> }
   | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number }
   /** A service's request to the control plane (durable storage, events); answered by an `io` message. */

@@ -171,9 +171,10 @@ function send(msg: FromScheduler): void {
 }
 
 function flush(): void {
-  if (taken.length > 0) {
-    outbox.push({ op: "taken", cids: taken });
+  if (taken.length > 0 || startedCalls.length > 0) {
+    outbox.push({ op: "taken", cids: taken, rids: startedCalls });
     taken = [];
+    startedCalls = [];
   }
   if (outbox.length === 0) return;
   const batch = outbox;
@@ -184,13 +185,22 @@ function flush(): void {
 // Casts from the control plane consumed since the last batch; reported in it, and kept on the
 // board meanwhile (whose ring is far larger than this threshold).
 let taken: number[] = [];
+/** Calls from the control plane whose message started since the last batch (kept on the board too). */
+let startedCalls: number[] = [];
 const TAKEN_FLUSH = 1024;
 
+// A message taken from a mailbox: a cast is consumed, and a call from the control plane started,
+// so that if this thread is replaced, the control plane knows what not to deliver again (a cast)
+// and what may have had effects already (a call: its outcome is unknown).
 function consumed(m: Message): void {
-  if (m.cid === undefined) return;
-  board.consumed(m.cid);
-  taken.push(m.cid);
-  if (taken.length >= TAKEN_FLUSH) flush();
+  if (m.cid !== undefined) {
+    board.consumed(m.cid);
+    taken.push(m.cid);
+  } else if (m.rid !== undefined && m.kind === "call") {
+    board.started(m.rid);
+    startedCalls.push(m.rid);
+  } else return;
+  if (taken.length + startedCalls.length >= TAKEN_FLUSH) flush();
 }
 
 function errorData(reason: Reason, message: string, details: Record<string, unknown> = {}): ErrorData {
