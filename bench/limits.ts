@@ -75,7 +75,7 @@ for (const workload of ["trivial", "allocating"] as const) {
       v.engine,
       { tenant: "bench", service: `s${i}`, version: 1, filename: "s.js", limits: { ...DEFAULT_LIMITS, cpuMsPerMessage: 60_000 } },
       noHost,
-      v.clock,
+      { cpuClock: v.clock },
     );
     sb.load(code);
     sb.begin("init", "");

@@ -41,7 +41,17 @@ export type Outcome =
   | { readonly t: "done" }
   | { readonly t: "missing" }
   | { readonly t: "pending" }
-  | { readonly t: "failed"; readonly crash: Crash };
+  | { readonly t: "failed"; readonly crash: Crash }
+  /** The message was stopped because the service is being killed (`SandboxOptions.shouldStop`). */
+  | { readonly t: "stopped" };
+
+/** How a sandbox is run, beyond its spec. @internal */
+export interface SandboxOptions {
+  /** The clock a message's budget counts (default: the thread's CPU time; benchmarks compare others). */
+  readonly cpuClock?: () => number;
+  /** Polled with the budget: true when the service is being killed, so its message stops at once. */
+  readonly shouldStop?: () => boolean;
+}
 
 /** The service's identity and limits, as the sandbox needs them. */
 export interface SandboxSpec {
@@ -120,8 +130,13 @@ export class ServiceSandbox {
   /** The clock a message's budget counts: the thread's CPU time (benchmarks may compare others). */
   private readonly cpuNow: () => number;
 
-  constructor(engine: TenantEngine, spec: SandboxSpec, onHost: HostHandler, cpuClock: () => number = threadCpuMs) {
-    this.cpuNow = cpuClock;
+  private readonly shouldStop: () => boolean;
+  /** Set when the host stopped the message because the service is being killed. */
+  private stopping = false;
+
+  constructor(engine: TenantEngine, spec: SandboxSpec, onHost: HostHandler, options: SandboxOptions = {}) {
+    this.cpuNow = options.cpuClock ?? threadCpuMs;
+    this.shouldStop = options.shouldStop ?? (() => false);
     this.spec = spec;
     this.onHost = onHost;
     this.tenantEngine = engine;
@@ -302,6 +317,10 @@ export class ServiceSandbox {
   // budget in wall time is the CPU time read, so a loaded machine, where a message waits for a
   // core, never stops an honest one.
   private shouldInterrupt(): boolean {
+    if (this.shouldStop()) {
+      this.stopping = true;
+      return true;
+    }
     if (this.overBudget()) {
       this.interrupted = true;
       return true;
@@ -337,8 +356,10 @@ export class ServiceSandbox {
   // been stopped at the budget. The watchdog outside the thread bounds how long that can take.
   private step(op: string, a: string, b: string): Outcome {
     let outcome: Outcome;
+    this.stopping = false;
     try {
       outcome = this.stepInner(op, a, b);
+      if (this.stopping) return { t: "stopped" };
     } catch (err) {
       if (!(err instanceof HostMemoryFull)) throw err;
       this.hostExhausted++;

@@ -1,13 +1,14 @@
 import { readFileSync, readlinkSync } from "node:fs";
 
-// Int32 slots, then one Float64 slot (byte 16), then the ring of messages taken: RING Float64
-// entries from byte 24, a cast as 2 * cid, a call as 2 * rid + 1 (0: empty).
+// Six Int32 slots, then one Float64 slot (byte 24), then the ring of messages taken: RING Float64
+// entries from byte 32, a cast as 2 * cid, a call as 2 * rid + 1 (0: empty).
 const SID = 0;
 const SEQ = 1;
 const HARD_LIMIT_MS = 2;
 const TID = 3;
-const STARTED_AT = 2;
-const RING_AT = 3;
+const STOP = 4;
+const STARTED_AT = 3;
+const RING_AT = 4;
 /** Messages the ring remembers; the scheduler reports them in its batches well before it wraps. */
 export const RING = 4096;
 const BYTES = (RING_AT + RING) * 8;
@@ -40,7 +41,7 @@ export class StepBoard {
 
   constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(BYTES)) {
     this.buffer = buffer;
-    this.ints = new Int32Array(buffer, 0, 4);
+    this.ints = new Int32Array(buffer, 0, 6);
     this.floats = new Float64Array(buffer);
   }
 
@@ -91,6 +92,21 @@ export class StepBoard {
       else calls.add((e - 1) / 2);
     }
     return { casts, calls };
+  }
+
+  /** Control-plane side: asks the scheduler to stop service `sid`'s message at its next interrupt check. */
+  requestStop(sid: number): void {
+    Atomics.store(this.ints, STOP, sid);
+  }
+
+  /** Scheduler side: whether service `sid` is being killed (read at every interrupt check). */
+  stopRequested(sid: number): boolean {
+    return Atomics.load(this.ints, STOP) === sid;
+  }
+
+  /** Scheduler side: the kill of `sid` is done. */
+  clearStop(sid: number): void {
+    Atomics.compareExchange(this.ints, STOP, sid, 0);
   }
 
   /** Scheduler side: records the thread's id in the OS, so its CPU time can be read from outside. */

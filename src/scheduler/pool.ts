@@ -139,7 +139,12 @@ export class SchedulerPool {
     const promise = new Promise<string>((resolve, reject) => {
       this.pending.set(rid, { resolve, reject, scheduler: index, sid, kill, call: msg.op === "call", started: false });
     });
-    if (kill && sid !== undefined) this.slots[index]?.kills.set(sid, Date.now());
+    if (kill && sid !== undefined) {
+      const slot = this.slots[index];
+      slot?.kills.set(sid, Date.now());
+      // Its message stops at its next interrupt check, without waiting for the kill's turn.
+      slot?.board.requestStop(sid);
+    }
     this.post(index, msg);
     return { rid, promise };
   }

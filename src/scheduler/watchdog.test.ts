@@ -95,6 +95,20 @@ describe("the watchdog", () => {
     );
   });
 
+  it("kills a service busy in an ordinary loop at its next interrupt check, without replacing its scheduler", async () => {
+    const k = await kernelWith();
+    const loop = `export default { init() { return 0 }, handleCall(r, s) { let x = 0; for (;;) x++ } };`;
+    await k.deploy({ tenant: "busy", service: "loop", code: loop, limits: { cpuMsPerMessage: 60_000 } });
+    await k.deploy({ tenant: "other", service: "counter", code: COUNTER });
+    assert.equal(await k.call("other", "counter", null), 1);
+    const looping = rejection(k.call("busy", "loop", null, { timeoutMs: 60_000 }));
+    await until("the message is running", () => k.stats().schedulers[0]?.running?.service === "loop");
+    await k.kill("busy", "loop");
+    assert.equal((await looping).reason, "SOLO_ERR_SERVICE_STOPPED");
+    assert.equal(await k.call("other", "counter", null), 2, "the neighbour kept its state");
+    assert.equal((await k.events({ types: ["scheduler_replaced"] })).events.length, 0);
+  });
+
   it("carries out an operator's restart of a service stuck in a built-in: it runs again from init", { timeout: 60_000 }, async () => {
     const k = await kernelWith();
     await k.deploy({ tenant: "again", service: "stuck", code: STUCK, limits: { cpuMsPerMessage: 60_000 } });

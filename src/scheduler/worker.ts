@@ -331,6 +331,11 @@ function settle(s: Service, o: Outcome): void {
       s.current = m; // crash() answers the message that failed
       crash(s, o.crash);
       return;
+    case "stopped":
+      // Stopped mid-message for a kill that is on its way: the kill finds it stopped.
+      s.current = m;
+      stop(s, "stopped", errorData("SOLO_ERR_SERVICE_STOPPED", `service ${s.name} was stopped (killed) while it handled this message`));
+      return;
   }
 }
 
@@ -369,6 +374,7 @@ function swapNow(s: Service, m: Message): void {
       engine,
       { tenant: s.tenant.name, service: s.name, version: spec.version, filename: spec.filename, limits: spec.limits, grants: spec.grants },
       hostFor(s.sid),
+      stopOptions(s.sid),
     );
     const fresh = next;
     const handlers = guest(s.sid, spec.limits.cpuMsPerMessage, () => fresh.load(spec.code));
@@ -897,6 +903,7 @@ async function deployIn(t: Tenant, op: Extract<ToScheduler, { op: "deploy" }>): 
       engine,
       { tenant: op.tenant, service: op.service, version: op.version, filename: op.filename, limits: op.limits, grants: op.grants },
       hostFor(op.sid),
+      stopOptions(op.sid),
     );
     s = new Service(op.sid, op.service, t, sandbox, op.code);
     services.set(op.sid, s);
@@ -929,6 +936,8 @@ async function deployIn(t: Tenant, op: Extract<ToScheduler, { op: "deploy" }>): 
 }
 
 function kill(rid: number, s: Service, reason: string): void {
+  // Its running message has been stopped (or it had none); terminate runs under its own budget.
+  board.clearStop(s.sid);
   if (s.status === "running" || s.status === "starting") {
     if (s.status === "running" && !s.current) {
       // terminate(reason, state) runs under the usual budget; what it returns or throws is not
@@ -946,6 +955,11 @@ function kill(rid: number, s: Service, reason: string): void {
     }
   }
   send({ op: "ok", rid, value: "" });
+}
+
+/** A service's sandbox stops its message at once when the control plane asks to kill it. */
+function stopOptions(sid: number): { shouldStop: () => boolean } {
+  return { shouldStop: () => board.stopRequested(sid) };
 }
 
 function receive(batch: readonly ToScheduler[]): void {
@@ -1144,7 +1158,7 @@ function moveTo(t: Tenant, fresh: TenantEngine): "moved" | "busy" | "failed" {
       const exported = guest(s.sid, exportMs, () => old.begin("export", "", "", exportMs));
       old.endMessage();
       if (exported.t !== "reply") return abandon();
-      const next = new ServiceSandbox(fresh, old.spec, hostFor(s.sid));
+      const next = new ServiceSandbox(fresh, old.spec, hostFor(s.sid), stopOptions(s.sid));
       moved.push([s, next]);
       guest(s.sid, old.spec.limits.cpuMsPerMessage, () => next.load(s.code));
       const adoptMs = left(s);
