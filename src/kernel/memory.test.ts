@@ -147,8 +147,11 @@ describe("a tenant's memory", () => {
     await k.deploy({ tenant: "back", service: "hoard", code: HOARD, limits: { memoryBytes: 1024 * MiB } });
     for (let i = 0; i < 8; i++) await k.call("back", "hoard", "more");
     await until("the instance grew", () => k.tenantUsage("back").memoryBytes > 32 * MiB);
+    const held = process.memoryUsage.rss();
     await k.kill("back", "hoard");
     await until("the instance given back", () => k.tenantUsage("back").memoryBytes === 0);
+    // The host really has it back: the process shrinks by most of what the instance held.
+    await until("the process shrank", () => process.memoryUsage.rss() < held - 16 * MiB);
     await k.deploy({ tenant: "back", service: "n", code: NEIGHBOUR });
     await k.call("back", "n", null);
     await until("a usage sample", () => k.tenantUsage("back").memoryBytes > 0);

@@ -310,6 +310,20 @@ export class ServiceSandbox {
     this.ctx.dispose();
     this.rt.dispose();
     this.memory.dispose();
+    // A stopped service's record outlives its runtime (its name, limits and usage are still
+    // asked for), but nothing of the engine may stay reachable from it: a tenant's dropped
+    // WebAssembly instance, and its linear memory, can only be collected once nothing refers to it.
+    this.ops.clear();
+    Object.assign(this, {
+      engine: undefined,
+      tenantEngine: undefined,
+      rt: undefined,
+      ctx: undefined,
+      memory: undefined,
+      fast: undefined,
+      install: undefined,
+      run: undefined,
+    });
   }
 
   // Called by QuickJS every few thousand branches. The wall clock is read first because it is

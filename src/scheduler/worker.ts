@@ -5,6 +5,8 @@
  * sends back batches of replies.
  * @internal
  */
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 import { parentPort, workerData } from "node:worker_threads";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
@@ -523,6 +525,22 @@ function release(t: Tenant): void {
   for (const s of t.byName.values()) if (s.status === "running" || s.status === "starting") return;
   t.engine = undefined;
   t.module = undefined;
+  collectSoon();
+}
+
+// A dropped instance's linear memory goes back to the host only when V8 collects it, which it
+// might not do for a long while on its own: it is asked to, once the instance is unreachable.
+// (V8 takes --expose-gc only process-wide, so it is set here, where it is needed.)
+v8.setFlagsFromString("--expose-gc");
+const collectGarbage = runInNewContext("gc") as () => void;
+let collecting = false;
+function collectSoon(): void {
+  if (collecting) return;
+  collecting = true;
+  setImmediate(() => {
+    collecting = false;
+    collectGarbage();
+  });
 }
 
 // The WebAssembly instance of a tenant threw outside the guest: nothing in it can be trusted, so
@@ -534,9 +552,11 @@ function poisonTenant(t: Tenant, err: unknown): void {
   const message = fault ? `the engine failed (${err.message}); the tenant's WebAssembly instance was replaced` : "internal scheduler error";
   const c: Crash = { kind: "engine_fault", reason: "SOLO_ERR_ENGINE_FAULT", message };
   t.engine = undefined;
+  t.module = undefined;
   for (const s of [...t.byName.values()]) {
     if (s.status === "running" || s.status === "starting") crash(s, c);
   }
+  collectSoon();
 }
 
 // ---- the solo host object -----------------------------------------------------------------
@@ -1143,6 +1163,7 @@ function moveTo(t: Tenant, fresh: TenantEngine): "moved" | "busy" | "failed" {
   const moved: Array<[Service, ServiceSandbox]> = [];
   const abandon = (): "failed" => {
     for (const [, next] of moved) next.dispose();
+    collectSoon();
     return "failed";
   };
   // The whole move shares one CPU allowance, and each state moves within what is left of it (and
@@ -1183,6 +1204,7 @@ function moveTo(t: Tenant, fresh: TenantEngine): "moved" | "busy" | "failed" {
   }
   t.module = fresh;
   t.engine = Promise.resolve(fresh);
+  collectSoon();
   return "moved";
 }
 
