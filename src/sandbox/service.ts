@@ -349,6 +349,7 @@ export class ServiceSandbox {
 
   private beginMessage(): void {
     this.interrupted = false;
+    this.overrunMs = 0;
     this.usedMs = 0;
     this.budgetMs = this.spec.limits.cpuMsPerMessage;
     this.refusedBefore = this.memory.refused();
