@@ -662,7 +662,18 @@ class KernelImpl implements Kernel, SessionHost {
     const breaker = this.breakerFor(record);
     const now = this.opts.clock.now();
     if (breaker.state(now) !== "closed") throw circuitOpen(record, Math.max(0, breaker.admitPeek(now)));
-    this.pool.cast(record.scheduler, record.sid, payload);
+    if (!this.pool.cast(record.scheduler, record.sid, payload, record.tenant, this.tenantsOrThrow().limits(record.tenant).memoryBytes)) {
+      throw new SoloError(
+        "SOLO_ERR_MAILBOX_FULL",
+        `tenant ${record.tenant}'s casts on their way to its services hold its memory limit's worth of bytes; this one was not sent`,
+        {
+          tenant: record.tenant,
+          service: record.service,
+          resource: "queued_bytes",
+          hint: "its services cannot keep up with the casts: send fewer or smaller ones, or wait for them to catch up",
+        },
+      );
+    }
   }
 
   async kill(tenant: string, service: string): Promise<void> {
@@ -2135,7 +2146,10 @@ class KernelImpl implements Kernel, SessionHost {
   private recast(old: ServiceRecord, casts: readonly string[]): void {
     this.whenRunning(old, Date.now() + RECAST_WAIT_MS, RECAST_WAIT_MS, undefined).then(
       (fresh) => {
-        for (const payload of casts) this.pool.cast(fresh.scheduler, fresh.sid, payload);
+        const limit = this.tenantsOrThrow().limits(fresh.tenant).memoryBytes;
+        let dropped = 0;
+        for (const payload of casts) if (!this.pool.cast(fresh.scheduler, fresh.sid, payload, fresh.tenant, limit)) dropped++;
+        if (dropped > 0) fresh.usage = { ...fresh.usage, dropped: fresh.usage.dropped + dropped };
       },
       () => {
         old.usage = { ...old.usage, unhandled: old.usage.unhandled + casts.length };

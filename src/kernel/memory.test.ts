@@ -159,6 +159,50 @@ describe("a tenant's memory", () => {
   });
 });
 
+describe("messages waiting for a tenant", () => {
+  it("hold at most its memory limit: a flood of casts is refused past it, and the process does not grow by it", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("flood", { limits: { memoryBytes: 16 * MiB } });
+    const slow = `export default {
+      init() { return 0 },
+      handleCast(m, n) { const t = Date.now(); while (Date.now() - t < 50) {} return { state: n + 1 } },
+    };`;
+    await k.deploy({ tenant: "flood", service: "slow", code: slow, limits: { cpuMsPerMessage: 1000 } });
+    const payload = "c".repeat(512 * 1024); // 1 MiB as the host may hold it
+    const rssBefore = process.memoryUsage.rss();
+    const outcomes = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        k.cast("flood", "slow", payload + i).then(
+          () => "sent",
+          (e: { reason?: string; details?: { resource?: string } }) => `${e.reason}/${e.details?.resource}`,
+        ),
+      ),
+    );
+    const grown = process.memoryUsage.rss() - rssBefore;
+    assert.ok(outcomes.filter((o) => o === "sent").length <= 16, "at most the limit's worth was sent");
+    assert.ok(outcomes.includes("SOLO_ERR_MAILBOX_FULL/queued_bytes"), outcomes.slice(-3).join(","));
+    assert.ok(grown < 96 * MiB, `the process grew by ${Math.round(grown / MiB)} MiB`);
+  });
+
+  it("hold at most its memory limit in timers too: sendAfter past it is refused inside the service", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("alarms", { limits: { memoryBytes: 16 * MiB } });
+    const arming = `export default {
+      init() { return 0 },
+      handleInfo(m, n) { return { state: n } },
+      handleCall(req, n) {
+        const body = "t".repeat(512 * 1024);
+        let armed = 0;
+        try { for (;;) { solo.sendAfter(3600000, body); armed++ } } catch (e) { return { reply: [armed, e.reason, e.details.resource], state: n } }
+      },
+    };`;
+    await k.deploy({ tenant: "alarms", service: "a", code: arming, limits: { cpuMsPerMessage: 5000 } });
+    const [armed, reason, resource] = (await k.call("alarms", "a", null)) as [number, string, string];
+    assert.deepEqual([reason, resource], ["SOLO_ERR_LIMIT_TIMERS", "queued_bytes"]);
+    assert.ok(armed > 0 && armed <= 16, `${armed} timers armed`);
+  });
+});
+
 describe("giving memory back", () => {
   // Counts its ticks in its state: a timer every 10 ms, and calls that read the count.
   const TICKER = `export default {

@@ -55,7 +55,7 @@ interface Slot {
   /** Set when the watchdog terminates this thread. */
   culprit?: Culprit;
   /** Casts sent and not yet consumed, by number: what must be delivered again if the thread goes. */
-  readonly casts: Map<number, { readonly sid: number; readonly payload: string }>;
+  readonly casts: Map<number, { readonly sid: number; readonly payload: string; readonly tenant: string }>;
 }
 
 // Deep enough for the largest service stack limit (1 MiB of QuickJS stack) with a wide margin:
@@ -162,13 +162,31 @@ export class SchedulerPool {
     this.pending.delete(rid);
   }
 
-  /** Sends a cast, kept until the scheduler has consumed it. */
-  cast(index: number, sid: number, payload: string): void {
+  /**
+   * Sends a cast, kept until the scheduler has consumed it. Refused (false) when the tenant's casts
+   * on their way already hold `limitBytes`: a sender faster than the services cannot pile them up
+   * in the host's memory.
+   */
+  cast(index: number, sid: number, payload: string, tenant: string, limitBytes: number): boolean {
     const slot = this.slots[index];
     if (!slot) throw new SoloError("SOLO_ERR_INTERNAL", `no scheduler ${index}`);
+    const bytes = payload.length * 2;
+    const held = this.castBytes.get(tenant) ?? 0;
+    if (held + bytes > limitBytes) return false;
+    this.castBytes.set(tenant, held + bytes);
     const cid = ++this.castSeq;
-    slot.casts.set(cid, { sid, payload });
+    slot.casts.set(cid, { sid, payload, tenant });
     this.post(index, { op: "cast", sid, cid, payload });
+    return true;
+  }
+
+  /** Bytes of each tenant's casts sent and not yet consumed. */
+  private readonly castBytes = new Map<string, number>();
+
+  private castDone(c: { readonly payload: string; readonly tenant: string }): void {
+    const left = (this.castBytes.get(c.tenant) ?? 0) - c.payload.length * 2;
+    if (left > 0) this.castBytes.set(c.tenant, left);
+    else this.castBytes.delete(c.tenant);
   }
 
   private castSeq = 0;
@@ -237,7 +255,12 @@ export class SchedulerPool {
             this.settle(msg.rid, undefined, msg.error);
             break;
           case "taken":
-            for (const cid of msg.cids) slot.casts.delete(cid);
+            for (const cid of msg.cids) {
+              const c = slot.casts.get(cid);
+              if (!c) continue;
+              slot.casts.delete(cid);
+              this.castDone(c);
+            }
             for (const rid of msg.rids) {
               const p = this.pending.get(rid);
               if (p) p.started = true;
@@ -282,6 +305,7 @@ export class SchedulerPool {
       // The casts it never started, by service, in the order they were sent.
       const unstarted = new Map<number, string[]>();
       for (const [cid, c] of [...slot.casts].sort((a, b) => a[0] - b[0])) {
+        this.castDone(c); // sent again (and counted again) once its service is back, if at all
         if (taken.casts.has(cid)) continue;
         const list = unstarted.get(c.sid);
         if (list) list.push(c.payload);

@@ -61,6 +61,12 @@ interface Tenant {
   deploying: number;
   /** The linear memory last reported to the control plane. */
   reportedBytes: number;
+  /**
+   * Bytes of the messages waiting in its services' mailboxes and timers (two per UTF-16 unit: what
+   * this thread may hold for them). They may add up to the tenant's memory limit, no more.
+   */
+  queuedBytes: number;
+  reportedQueued: number;
   /** A fresh instance being made to move the tenant's services into (a reclaim). */
   reclaiming?: Promise<void>;
   /** No reclaim before this time (epoch ms): after one failed, or found nothing quiet. */
@@ -259,6 +265,7 @@ function step(s: Service): void {
     }
     const m = s.mailbox.shift();
     if (!m) return;
+    unqueued(s, m.payload);
     consumed(m);
     if (m.deadline !== 0 && Date.now() > m.deadline) return; // its caller has given up already
     s.dirty = true;
@@ -499,11 +506,15 @@ function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): 
     s.current = undefined;
   }
   for (const m of s.mailbox.drain()) {
+    unqueued(s, m.payload);
     consumed(m);
     if (m.rid !== undefined || m.from) respond(m, encoded);
     else s.unhandled++;
   }
-  for (const t of s.timers.values()) clearTimeout(t.timer);
+  for (const t of s.timers.values()) {
+    clearTimeout(t.timer);
+    unqueued(s, t.body);
+  }
   s.timers.clear();
   for (const out of s.outCalls.values()) clearTimeout(out.timer);
   s.outCalls.clear();
@@ -666,14 +677,14 @@ function hostCall(s: Service, arg: string): string {
     );
   }
   checkSize(t, body, "solo.call: the request");
-  if (full(t)) throw mailboxFull(t);
+  if (full(t, body)) throw mailboxFull(t, body);
   const timeout = Number(timeoutText) > 0 ? Number(timeoutText) : DEFAULT_CALL_TIMEOUT_MS;
   const callId = awaitAnswer(
     s,
     timeout,
     errorData("SOLO_ERR_CALL_TIMEOUT", `solo.call to ${t.name} timed out after ${timeout} ms`, { service: t.name, timeoutMs: timeout }),
   );
-  t.mailbox.push({
+  enqueue(t, {
     kind: "call",
     payload: body,
     from: { svc: s, callId },
@@ -741,11 +752,11 @@ function hostCast(s: Service, arg: string): string {
   needCall(s, name, "solo.cast");
   const t = target(s, name, "solo.cast");
   checkSize(t, body, "solo.cast: the message");
-  if (full(t)) {
+  if (full(t, body)) {
     drop(t);
     return "I";
   }
-  t.mailbox.push({ kind: "cast", payload: body, fromName: s.name, deadline: 0, chain: [] });
+  enqueue(t, { kind: "cast", payload: body, fromName: s.name, deadline: 0, chain: [] });
   schedule(t);
   return "I";
 }
@@ -757,17 +768,44 @@ function notRunning(s: Service | undefined): ErrorData {
     : errorData("SOLO_ERR_SERVICE_CRASHED", "the service is not running");
 }
 
-function full(s: Service): boolean {
-  return s.mailbox.length >= s.sandbox.spec.limits.mailbox;
+/** What the host holds for a waiting message: two bytes per UTF-16 unit at the most. */
+function bytesOf(payload: string): number {
+  return payload.length * 2;
 }
 
-function mailboxFull(s: Service): SoloError {
+/** Whether `payload` cannot join the service's mailbox: it has `limits.mailbox` messages, or its tenant's waiting messages fill its memory limit. */
+function full(s: Service, payload: string): boolean {
+  return s.mailbox.length >= s.sandbox.spec.limits.mailbox || s.tenant.queuedBytes + bytesOf(payload) > s.tenant.capBytes;
+}
+
+function mailboxFull(s: Service, payload: string): SoloError {
   const limit = s.sandbox.spec.limits.mailbox;
+  if (s.mailbox.length < limit) {
+    return new SoloError(
+      "SOLO_ERR_MAILBOX_FULL",
+      `tenant ${s.tenant.name}'s waiting messages and timers hold ${s.tenant.queuedBytes} bytes; with this one (${bytesOf(payload)}) they would pass its memory limit of ${s.tenant.capBytes}`,
+      {
+        service: s.name,
+        resource: "queued_bytes",
+        limit: s.tenant.capBytes,
+        hint: "the tenant's services cannot keep up; retry later, send smaller messages, or raise the tenant's memoryBytes",
+      },
+    );
+  }
   return new SoloError("SOLO_ERR_MAILBOX_FULL", `service ${s.name} has ${s.mailbox.length} messages waiting, its mailbox limit`, {
     service: s.name,
     limit,
     hint: "the service cannot keep up; retry later, or deploy it with a larger limits.mailbox",
   });
+}
+
+function enqueue(s: Service, m: Message): void {
+  s.mailbox.push(m);
+  s.tenant.queuedBytes += bytesOf(m.payload);
+}
+
+function unqueued(s: Service, payload: string): void {
+  s.tenant.queuedBytes -= bytesOf(payload);
 }
 
 // A cast or timer message that finds the mailbox full is counted (usage.dropped) and reported by
@@ -795,6 +833,15 @@ function hostTimer(s: Service, arg: string): string {
       limit: max,
     });
   }
+  // The guest's own check of the message's size is its code; the host checks again.
+  checkSize(s, body, "solo.sendAfter: the message");
+  if (s.tenant.queuedBytes + bytesOf(body) > s.tenant.capBytes) {
+    throw new SoloError(
+      "SOLO_ERR_LIMIT_TIMERS",
+      `solo.sendAfter: tenant ${s.tenant.name}'s waiting messages and timers hold ${s.tenant.queuedBytes} bytes; this one would pass its memory limit of ${s.tenant.capBytes}`,
+      { resource: "queued_bytes", limit: s.tenant.capBytes },
+    );
+  }
   const id = ++timerSeq;
   arm(s, id, Date.now() + Math.max(0, Number(msText) || 0), body);
   return `I${id}`;
@@ -805,17 +852,19 @@ function arm(s: Service, id: number, dueAt: number, body: string): void {
   const timer = setTimeout(
     () => {
       if (!s.timers.delete(id) || s.status !== "running") return;
-      if (full(s)) {
+      unqueued(s, body); // from the timer to the mailbox, or dropped
+      if (full(s, body)) {
         drop(s);
         return;
       }
-      s.mailbox.push({ kind: "info", payload: body, fromName: "", deadline: 0, chain: [] });
+      enqueue(s, { kind: "info", payload: body, fromName: "", deadline: 0, chain: [] });
       schedule(s);
     },
     Math.max(0, dueAt - Date.now()),
   );
   timer.unref();
   s.timers.set(id, { timer, dueAt, body });
+  s.tenant.queuedBytes += bytesOf(body);
 }
 
 /** The service's pending timers, as a swap captures them with its state. */
@@ -828,6 +877,7 @@ function hostCancel(s: Service, arg: string): string {
   const t = s.timers.get(id);
   if (!t) return "I0";
   clearTimeout(t.timer);
+  unqueued(s, t.body);
   s.timers.delete(id);
   return "I1";
 }
@@ -882,6 +932,8 @@ async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void>
       capBytes: op.tenantMemoryBytes,
       deploying: 0,
       reportedBytes: -1,
+      queuedBytes: 0,
+      reportedQueued: -1,
       reclaimAfter: 0,
       byName: new Map(),
     };
@@ -997,23 +1049,23 @@ function receive(batch: readonly ToScheduler[]): void {
           send({ op: "err", rid: op.rid, error: notRunning(s) });
           break;
         }
-        if (full(s)) {
-          send({ op: "err", rid: op.rid, error: mailboxFull(s).toData() });
+        if (full(s, op.payload)) {
+          send({ op: "err", rid: op.rid, error: mailboxFull(s, op.payload).toData() });
           break;
         }
-        s.mailbox.push({ kind: "call", payload: op.payload, rid: op.rid, fromName: "", deadline: op.deadline, chain: [] });
+        enqueue(s, { kind: "call", payload: op.payload, rid: op.rid, fromName: "", deadline: op.deadline, chain: [] });
         schedule(s);
         break;
       }
       case "cast": {
         const s = services.get(op.sid);
         if (s && (s.status === "running" || s.status === "starting")) {
-          if (full(s)) {
+          if (full(s, op.payload)) {
             drop(s);
             board.consumed(op.cid);
             taken.push(op.cid);
           } else {
-            s.mailbox.push({ kind: "cast", payload: op.payload, fromName: "", deadline: 0, chain: [], cid: op.cid });
+            enqueue(s, { kind: "cast", payload: op.payload, fromName: "", deadline: 0, chain: [], cid: op.cid });
             schedule(s);
           }
         } else {
