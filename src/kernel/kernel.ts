@@ -165,8 +165,8 @@ class KernelImpl implements Kernel, SessionHost {
   private tenantLifecycle: TenantLifecycle | undefined;
   private readonly openedAt = Date.now();
 
-  /** Each tenant's linear memory, as its scheduler last reported it. */
-  private readonly tenantBytes = new Map<string, number>();
+  /** Each tenant's linear memory and its instance's maximum, as its scheduler last reported them. */
+  private readonly tenantBytes = new Map<string, { readonly bytes: number; readonly cap: number }>();
 
   constructor(opts: ResolvedOptions, lock: DataDirLock, engine: EngineImage) {
     this.opts = opts;
@@ -227,6 +227,7 @@ class KernelImpl implements Kernel, SessionHost {
         authority,
         defaults: this.opts.tenantLimits,
         budgetBytes: this.opts.memoryBudgetBytes,
+        instanceCap: (tenant) => this.tenantBytes.get(tenant)?.cap ?? 0,
         now,
         busy: (tenant) => [...this.deploying].some((k) => k.startsWith(`${tenant}/`)),
         stopServices: (tenant) => this.stopTenantServices(tenant),
@@ -790,7 +791,7 @@ class KernelImpl implements Kernel, SessionHost {
       }
       dropped += r.usage.dropped;
     }
-    const memoryBytes = this.tenantBytes.get(t) ?? 0;
+    const memoryBytes = this.tenantBytes.get(t)?.bytes ?? 0;
     return { tenant: t, services, running, memoryBytes, heapBytes, mailbox, dropped, limits: this.tenantsOrThrow().limits(t) };
   }
 
@@ -825,7 +826,13 @@ class KernelImpl implements Kernel, SessionHost {
       tenant: r.tenant,
       type: "resource_violation",
       subject: r.service,
-      payload: { version: r.version, resource: "tenant_memory", limit, used: this.tenantBytes.get(r.tenant) ?? limit, largest: holders },
+      payload: {
+        version: r.version,
+        resource: "tenant_memory",
+        limit,
+        used: this.tenantBytes.get(r.tenant)?.bytes ?? limit,
+        largest: holders,
+      },
       causationId: r.causeId,
     });
   }
@@ -977,7 +984,7 @@ class KernelImpl implements Kernel, SessionHost {
           mailbox += r.usage.mailbox;
         }
       }
-      const memoryBytes = this.tenantBytes.get(tenant) ?? 0;
+      const memoryBytes = this.tenantBytes.get(tenant)?.bytes ?? 0;
       const limitBytes = this.tenantsOrThrow().limits(tenant).memoryBytes;
       tenants.push({ tenant, services, memoryBytes, limitBytes, heapBytes, mailbox, restarts, dropped });
     }
@@ -998,7 +1005,10 @@ class KernelImpl implements Kernel, SessionHost {
     });
     return {
       tenants,
-      memory: { budgetBytes: this.opts.memoryBudgetBytes, committedBytes: this.tenantsOrThrow().committedBytes() },
+      memory: {
+        budgetBytes: this.opts.memoryBudgetBytes,
+        committedBytes: this.tenantsOrThrow().committedBytes(undefined, (t) => this.tenantBytes.get(t)?.cap ?? 0),
+      },
       schedulers,
       breakers,
       log: { headId: log.headId, queued: log.queued, commits: log.counts.commits, ops: log.counts.ops },
@@ -1576,9 +1586,9 @@ class KernelImpl implements Kernel, SessionHost {
         return;
       }
       case "usage": {
-        for (const [tenant, bytes] of msg.tenants) {
+        for (const [tenant, bytes, cap] of msg.tenants) {
           if (bytes === 0) this.tenantBytes.delete(tenant);
-          else this.tenantBytes.set(tenant, bytes);
+          else this.tenantBytes.set(tenant, { bytes, cap });
         }
         for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled, dropped] of msg.samples) {
           const r = this.bySid.get(sid);

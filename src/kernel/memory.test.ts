@@ -290,6 +290,27 @@ describe("the kernel's memory budget", () => {
     await k.tenants.create("c", { limits: { memoryBytes: 48 * MiB } });
   });
 
+  it("counts a tenant whose limit was lowered at its old limit until its memory is really given back", async () => {
+    const k = await kernelWith({ memoryBudgetBytes: 96 * MiB });
+    await k.tenants.create("big", { limits: { memoryBytes: 64 * MiB } });
+    // Its state (24 MiB) cannot move into a 16 MiB instance: the old one stays.
+    const holder = `export default { init() { return "s".repeat(12 * 1024 * 1024) }, handleCall(r, s) { return { reply: s.length, state: s } } };`;
+    await k.deploy({
+      tenant: "big",
+      service: "h",
+      code: holder,
+      limits: { memoryBytes: 1024 * MiB, stateBytes: 64 * MiB, cpuMsPerMessage: 5000 },
+    });
+    await k.tenants.update("big", { memoryBytes: 16 * MiB });
+    await until("the old instance reported", () => k.stats().memory.committedBytes === 64 * MiB);
+    const error = await rejection(k.tenants.create("other", { limits: { memoryBytes: 48 * MiB } }));
+    assert.equal(error.reason, "SOLO_ERR_MEMORY_BUDGET");
+    assert.equal(error.details.committed, 64 * MiB);
+    await k.kill("big", "h");
+    await until("the instance given back", () => k.stats().memory.committedBytes === 16 * MiB);
+    await k.tenants.create("other", { limits: { memoryBytes: 48 * MiB } });
+  });
+
   it("refuses a deploy into a new tenant when the default tenant memory does not fit", async () => {
     const k = await kernelWith({ memoryBudgetBytes: 100 * MiB });
     await k.deploy({ tenant: "first", service: "n", code: NEIGHBOUR });

@@ -70,10 +70,14 @@ export type FromScheduler =
       /** With a CPU crash found only after a built-in returned: how long it held the thread past its budget. */
       readonly stalledMs?: number;
     }
-  /** Usage of the services that changed, and the linear memory of each tenant whose instance changed size. */
   /** Casts (by `cid`) the scheduler consumed, and calls (by `rid`) whose message it started. */
   | { readonly op: "taken"; readonly cids: readonly number[]; readonly rids: readonly number[] }
-  | { readonly op: "usage"; readonly samples: readonly UsageSample[]; readonly tenants: ReadonlyArray<readonly [string, number]> }
+  | {
+      readonly op: "usage";
+      readonly samples: readonly UsageSample[];
+      /** Each tenant whose instance changed: its linear memory and its maximum (0 and 0: it has none). */
+      readonly tenants: ReadonlyArray<readonly [string, number, number]>;
+    }
   | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number }
   /** A service's request to the control plane (durable storage, events); answered by an `io` message. */
   | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly kind: IoKind; readonly arg: string }

@@ -66,7 +66,8 @@ interface Tenant {
    * this thread may hold for them). They may add up to the tenant's memory limit, no more.
    */
   queuedBytes: number;
-  reportedQueued: number;
+  /** The instance's maximum last reported. */
+  reportedCap: number;
   /** A fresh instance being made to move the tenant's services into (a reclaim). */
   reclaiming?: Promise<void>;
   /** No reclaim before this time (epoch ms): after one failed, or found nothing quiet. */
@@ -933,7 +934,7 @@ async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void>
       deploying: 0,
       reportedBytes: -1,
       queuedBytes: 0,
-      reportedQueued: -1,
+      reportedCap: -1,
       reclaimAfter: 0,
       byName: new Map(),
     };
@@ -1138,13 +1139,15 @@ function sampleUsage(): void {
     samples.push([s.sid, s.messages, Math.round(s.sandbox.cpuMs * 1000) / 1000, memory, s.mailbox.length, s.unhandled, s.dropped]);
   }
   // Each tenant's linear memory: what the host holds for it, which its memory limit caps.
-  const memory: Array<readonly [string, number]> = [];
+  const memory: Array<readonly [string, number, number]> = [];
   for (const t of tenants.values()) {
     considerReclaim(t);
     const bytes = t.module?.memory.buffer.byteLength ?? 0;
-    if (bytes === t.reportedBytes) continue;
+    const cap = t.module?.capBytes ?? 0;
+    if (bytes === t.reportedBytes && cap === t.reportedCap) continue;
     t.reportedBytes = bytes;
-    memory.push([t.name, bytes]);
+    t.reportedCap = cap;
+    memory.push([t.name, bytes, cap]);
   }
   if (samples.length > 0 || memory.length > 0) {
     send({ op: "usage", samples, tenants: memory });

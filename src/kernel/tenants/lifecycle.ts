@@ -18,6 +18,8 @@ export interface TenantHost {
   readonly defaults: TenantLimits;
   /** The memory all tenants may be given together. */
   readonly budgetBytes: number;
+  /** The most the tenant's current instance may hold (its maximum), 0 when it has none. */
+  instanceCap(tenant: string): number;
   now(): number;
   /** Whether a deploy, swap or restart of one of the tenant's services is in flight. */
   busy(tenant: string): boolean;
@@ -169,7 +171,8 @@ export class TenantLifecycle implements TenantsApi {
   // The sum of all tenants' memory limits stays within the kernel's budget, so every tenant can
   // hold what it was promised at once: a create or a raise past it is refused.
   private checkBudget(name: string, memoryBytes: number, what: "create" | "update"): void {
-    let others = this.host.registry.committedBytes(name);
+    // A tenant whose limit was lowered still counts its old one until its instance is replaced.
+    let others = this.host.registry.committedBytes(name, (t) => this.host.instanceCap(t));
     for (const [n, bytes] of this.reserved) if (n !== name) others += bytes;
     const budget = this.host.budgetBytes;
     if (others + memoryBytes <= budget) return;

@@ -102,10 +102,13 @@ export class TenantRegistry {
     };
   }
 
-  /** Memory given to live tenants (their `memoryBytes` limits), except `except`'s. */
-  committedBytes(except?: string): number {
+  /**
+   * Memory given to live tenants, except `except`'s: each one's `memoryBytes`, or what `held`
+   * says it may still hold if that is more (an instance made under a higher limit).
+   */
+  committedBytes(except?: string, held: (tenant: string) => number = () => 0): number {
     let sum = 0;
-    for (const [name, t] of this.live) if (name !== except) sum += t.limits.memoryBytes;
+    for (const [name, t] of this.live) if (name !== except) sum += Math.max(t.limits.memoryBytes, held(name));
     return sum;
   }
 
