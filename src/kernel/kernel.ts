@@ -583,8 +583,11 @@ class KernelImpl implements Kernel, SessionHost {
       logs: [],
     };
     // Until init succeeds the new record is known only by its sid: the previous version (crashed
-    // or stopped) stays visible under the name, and a failed deploy leaves nothing behind.
+    // or stopped) stays visible under the name, and a failed deploy leaves nothing behind. A kill
+    // meanwhile finds it under `starting`.
     this.bySid.set(record.sid, record);
+    const key = `${tenant}/${service}`;
+    this.starting.set(key, record);
     try {
       const { promise } = this.pool.request(scheduler, (rid) => ({
         op: "deploy",
@@ -602,6 +605,11 @@ class KernelImpl implements Kernel, SessionHost {
         ...(adopt !== undefined ? { state: adopt.state, timers: adopt.timers } : {}),
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
+      if (record.killed) {
+        // Killed while it was starting (its init stopped, or it got through just before).
+        await this.stopOnScheduler(record);
+        throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${service} was killed while it was starting`, { tenant, service });
+      }
       if (revive && previous?.killed) {
         // Killed while this start was on its way: the new instance goes too.
         await this.pool.request(scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise.catch(() => undefined);
@@ -617,6 +625,9 @@ class KernelImpl implements Kernel, SessionHost {
       return record;
     } catch (err) {
       this.bySid.delete(record.sid);
+      if (record.killed) {
+        throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${service} was killed while it was starting`, { tenant, service });
+      }
       // Its own start ran past the hard limit and the watchdog replaced the scheduler: a CPU breach.
       if (err instanceof SoloError && err.reason === "SOLO_ERR_SCHEDULER_FAILED" && err.details.culpritSid === record.sid) {
         throw deployFailure({
@@ -626,8 +637,13 @@ class KernelImpl implements Kernel, SessionHost {
         });
       }
       throw err;
+    } finally {
+      if (this.starting.get(key) === record) this.starting.delete(key);
     }
   }
+
+  /** Versions being started (deploy, restart, rollback), by tenant/service, until init answers. */
+  private readonly starting = new Map<string, ServiceRecord>();
 
   call(tenant: string, service: string, request?: unknown, options: CallOptions = {}): Promise<unknown> {
     try {
@@ -679,6 +695,13 @@ class KernelImpl implements Kernel, SessionHost {
 
   async kill(tenant: string, service: string): Promise<void> {
     this.assertOpen();
+    // A version still starting (its init running, perhaps stuck) is stopped too: its start fails.
+    const starting = this.starting.get(`${checkTenant(tenant)}/${checkService(service)}`);
+    if (starting && !starting.killed) {
+      starting.killed = true;
+      await this.stopOnScheduler(starting);
+    }
+    if (starting && !this.byTenant.get(tenant)?.has(service)) return;
     const record = this.lookup(tenant, service);
     // Stopped and durably killed: done. Killed but not recorded (the store failed): write it again.
     if (record.state === "stopped" && (!record.killed || record.killDurable)) return;

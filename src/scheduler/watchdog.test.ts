@@ -123,6 +123,19 @@ describe("the watchdog", () => {
     await until("the cooldown over", async () => (await k.call("again", "stuck", "fine").catch(() => -1)) === 0);
   });
 
+  it("kills a service whose init is stuck in a built-in: its deploy fails as stopped, within the kill's grace", {
+    timeout: 60_000,
+  }, async () => {
+    const k = await kernelWith();
+    const stuckInit = STUCK.replace("init() { return 0 }", 'init() { return "a".repeat(1 << 20).indexOf("a".repeat(2000) + "b") }');
+    const deploying = rejection(k.deploy({ tenant: "starting", service: "s", code: stuckInit, limits: { cpuMsPerMessage: 60_000 } }));
+    await until("init is running", () => k.stats().schedulers[0]?.running?.service === "s", 5000);
+    await k.kill("starting", "s");
+    const error = await deploying;
+    assert.equal(error.reason, "SOLO_ERR_SERVICE_STOPPED");
+    assert.equal(k.list("starting").length, 0, "nothing was deployed");
+  });
+
   it("completes a kill of a service queued behind another's runaway once the watchdog replaces the thread", {
     timeout: 60_000,
   }, async () => {
