@@ -191,8 +191,12 @@ export class RuntimeMemory {
     this.em._free(this.control);
   }
 
+  // The view is made again only when the memory has grown (its buffer is then a new one).
+  private view: Uint32Array | undefined;
   private heap(): Uint32Array {
-    return new Uint32Array(this.memory.buffer);
+    const buffer = this.memory.buffer;
+    if (this.view?.buffer !== buffer) this.view = new Uint32Array(buffer);
+    return this.view;
   }
 }
 

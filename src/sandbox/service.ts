@@ -48,7 +48,7 @@ export type Outcome =
 /** How a sandbox is run, beyond its spec. @internal */
 export interface SandboxOptions {
   /** The clock a message's budget counts (default: the thread's CPU time; benchmarks compare others). */
-  readonly cpuClock?: () => number;
+  readonly cpuClock?: CpuClock;
   /** Polled with the budget: true when the service is being killed, so its message stops at once. */
   readonly shouldStop?: () => boolean;
 }
@@ -84,6 +84,35 @@ export function threadCpuMs(): number {
   const u = process.threadCpuUsage();
   return (u.user + u.system) / 1000;
 }
+
+/** A CPU clock as a sandbox reads it: `read()` now, `recent()` a reading at most 2 ms old. @internal */
+export interface CpuClock {
+  read(): number;
+  recent(): number;
+}
+
+const RECENT_MS = 2;
+
+/**
+ * The scheduler thread's CPU time, read once per step: a step begins at the reading that ended
+ * the step before it (the host's work in between is counted against the next message, which
+ * makes the budget stricter by microseconds, never looser), unless that reading is stale.
+ * @internal
+ */
+export const threadClock: CpuClock = (() => {
+  let last = 0;
+  let at = Number.NEGATIVE_INFINITY;
+  return {
+    read(): number {
+      last = threadCpuMs();
+      at = performance.now();
+      return last;
+    },
+    recent(): number {
+      return performance.now() - at < RECENT_MS ? last : this.read();
+    },
+  };
+})();
 
 /**
  * One service's QuickJS runtime and context inside its tenant's WebAssembly instance, with the
@@ -128,14 +157,14 @@ export class ServiceSandbox {
   overrunMs = 0;
 
   /** The clock a message's budget counts: the thread's CPU time (benchmarks may compare others). */
-  private readonly cpuNow: () => number;
+  private readonly clock: CpuClock;
 
   private readonly shouldStop: () => boolean;
   /** Set when the host stopped the message because the service is being killed. */
   private stopping = false;
 
   constructor(engine: TenantEngine, spec: SandboxSpec, onHost: HostHandler, options: SandboxOptions = {}) {
-    this.cpuNow = options.cpuClock ?? threadCpuMs;
+    this.clock = options.cpuClock ?? threadClock;
     this.shouldStop = options.shouldStop ?? (() => false);
     this.spec = spec;
     this.onHost = onHost;
@@ -224,7 +253,7 @@ export class ServiceSandbox {
             "the module's top-level await never settles: it awaits something no job is left to settle (solo calls and timers cannot be used at module top level; do that work in init)",
         });
       }
-      if (this.cpuNow() - this.stepCpu > this.budgetMs) {
+      if (this.clock.read() - this.stepCpu > this.budgetMs) {
         ns.dispose();
         this.interrupted = true;
         throw deployFailure(cpuCrash(this.spec.limits.cpuMsPerMessage));
@@ -249,7 +278,7 @@ export class ServiceSandbox {
       const answer = ctx.getString(installed.value);
       installed.value.dispose();
       // Reading the handlers runs the module's code too (a getter, a proxy): within the budget.
-      if (this.cpuNow() - this.stepCpu > this.budgetMs) {
+      if (this.clock.read() - this.stepCpu > this.budgetMs) {
         this.interrupted = true;
         throw deployFailure(cpuCrash(this.spec.limits.cpuMsPerMessage));
       }
@@ -344,7 +373,7 @@ export class ServiceSandbox {
 
   private overBudget(): boolean {
     const left = this.budgetMs - this.usedMs;
-    return performance.now() - this.stepWall > left && this.cpuNow() - this.stepCpu > left;
+    return performance.now() - this.stepWall > left && this.clock.read() - this.stepCpu > left;
   }
 
   private beginMessage(): void {
@@ -359,11 +388,11 @@ export class ServiceSandbox {
 
   private stepStart(): void {
     this.stepWall = performance.now();
-    this.stepCpu = this.cpuNow();
+    this.stepCpu = this.clock.recent();
   }
 
   private stepEnd(): void {
-    this.usedMs += this.cpuNow() - this.stepCpu;
+    this.usedMs += this.clock.read() - this.stepCpu;
   }
 
   // A step that QuickJS could not interrupt in time (it polls only between bytecode branches, not

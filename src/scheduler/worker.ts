@@ -14,7 +14,16 @@ import { NAME_PATTERN } from "../kernel/names.ts";
 import { DEFAULT_GRANTS, type ServiceGrants } from "../kernel/powers/grant-types.ts";
 import { ENGINE_MIN_BYTES, instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
-import { type Crash, crashError, deployFailure, EngineFault, type Outcome, ServiceSandbox, threadCpuMs } from "../sandbox/service.ts";
+import {
+  type Crash,
+  crashError,
+  deployFailure,
+  EngineFault,
+  type Outcome,
+  ServiceSandbox,
+  threadClock,
+  threadCpuMs,
+} from "../sandbox/service.ts";
 import { hardLimitMs, StepBoard } from "./board.ts";
 import type { FromScheduler, IoKind, PendingTimer, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
 
@@ -235,6 +244,9 @@ function schedule(s: Service): void {
 function drain(): void {
   drainScheduled = false;
   draining = true;
+  // A fresh reading of the thread's CPU time: what ran before this drain (receiving a batch) is
+  // not counted against its first message.
+  threadClock.read();
   const started = performance.now();
   try {
     while (runQueue.length > 0 && performance.now() - started < SLICE_MS) {
