@@ -22,7 +22,13 @@ let dir: string;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "solo-test-"));
   // Crashes here stay crashed; restarts are the supervisor tests' subject.
-  kernel = await openKernel({ dataDir: dir, schedulers: 2, supervision: { restart: "temporary" } });
+  // Dozens of small tenants: each at the engine's minimum, so they fit a small machine's budget.
+  kernel = await openKernel({
+    dataDir: dir,
+    schedulers: 2,
+    supervision: { restart: "temporary" },
+    tenantLimits: { memoryBytes: 16 * 1024 * 1024 },
+  });
 });
 
 after(async () => {

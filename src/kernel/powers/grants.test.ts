@@ -201,6 +201,8 @@ before(async () => {
     schedulers: 1,
     clock,
     fetch: { allowAddresses: ["127.0.0.1/32"], ca: ca.certPem, lookup },
+    // Dozens of small tenants: each at the engine's minimum, so they fit a small machine's budget.
+    tenantLimits: { memoryBytes: 16 * 1024 * 1024 },
   });
 });
 
