@@ -77,6 +77,8 @@ export interface TenantUsage {
   readonly memoryBytes: number;
   /** Bytes its running services' runtimes hold together (within `memoryBytes`). */
   readonly heapBytes: number;
+  /** Bytes of the messages waiting in its services' mailboxes and timers (at most `limits.memoryBytes`). */
+  readonly queuedBytes: number;
   readonly mailbox: number;
   readonly dropped: number;
   readonly limits: TenantLimits;

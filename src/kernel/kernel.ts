@@ -166,7 +166,7 @@ class KernelImpl implements Kernel, SessionHost {
   private readonly openedAt = Date.now();
 
   /** Each tenant's linear memory and its instance's maximum, as its scheduler last reported them. */
-  private readonly tenantBytes = new Map<string, { readonly bytes: number; readonly cap: number }>();
+  private readonly tenantBytes = new Map<string, { readonly bytes: number; readonly cap: number; readonly queued: number }>();
 
   constructor(opts: ResolvedOptions, lock: DataDirLock, engine: EngineImage) {
     this.opts = opts;
@@ -815,7 +815,8 @@ class KernelImpl implements Kernel, SessionHost {
       dropped += r.usage.dropped;
     }
     const memoryBytes = this.tenantBytes.get(t)?.bytes ?? 0;
-    return { tenant: t, services, running, memoryBytes, heapBytes, mailbox, dropped, limits: this.tenantsOrThrow().limits(t) };
+    const queuedBytes = this.tenantBytes.get(t)?.queued ?? 0;
+    return { tenant: t, services, running, memoryBytes, heapBytes, queuedBytes, mailbox, dropped, limits: this.tenantsOrThrow().limits(t) };
   }
 
   // Deploy refuses a service the tenant has no room for: a name beyond its service count, or any
@@ -1609,9 +1610,9 @@ class KernelImpl implements Kernel, SessionHost {
         return;
       }
       case "usage": {
-        for (const [tenant, bytes, cap] of msg.tenants) {
-          if (bytes === 0) this.tenantBytes.delete(tenant);
-          else this.tenantBytes.set(tenant, { bytes, cap });
+        for (const [tenant, bytes, cap, queued] of msg.tenants) {
+          if (bytes === 0 && queued === 0) this.tenantBytes.delete(tenant);
+          else this.tenantBytes.set(tenant, { bytes, cap, queued });
         }
         for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled, dropped] of msg.samples) {
           const r = this.bySid.get(sid);

@@ -203,6 +203,32 @@ describe("messages waiting for a tenant", () => {
   });
 });
 
+describe("the count of waiting messages", () => {
+  it("comes back to zero when nothing waits, whatever deploys, swaps and timers came before", async () => {
+    const k = await kernelWith({ supervision: { restart: "permanent" } });
+    await k.tenants.create("count", { limits: { memoryBytes: 16 * MiB } });
+    // Its init sets a timer and awaits storage: the timer fires while it is still starting.
+    const ticker = (v: number) => `export default {
+      async init(args) { solo.sendAfter(0, "tick"); await solo.storage.get("x"); return { v: ${v}, ticks: 0, pad: args.length } },
+      codeChange(from, s) { return s },
+      handleInfo(m, s) { return { state: { ...s, ticks: s.ticks + 1 } } },
+      handleCall(req, s) { return { reply: s, state: s } },
+    };`;
+    const args = "a".repeat(400_000);
+    await k.deploy({ tenant: "count", service: "t", code: ticker(1), args, limits: { cpuMsPerMessage: 5000 } });
+    await until("the first tick, delivered after init", async () => ((await k.call("count", "t", null)) as { ticks: number }).ticks === 1);
+    for (let v = 2; v <= 4; v++) await k.swap("count", "t", `${ticker(v)}\n// ${"p".repeat(300_000)}`, { rollbackWindowMs: 0 });
+    await k.kill("count", "t");
+    await k.deploy({ tenant: "count", service: "t", code: ticker(5), args, limits: { cpuMsPerMessage: 5000 } });
+    await until("the count sampled", () => k.tenantUsage("count").memoryBytes > 0);
+    await until("nothing counted as waiting", () => k.tenantUsage("count").queuedBytes === 0);
+    // And the whole limit is there for waiting messages again: 7 casts of 2 MB fit.
+    const sink = `export default { init() { return 0 }, handleCast(m, n) { return { state: n + 1 } } };`;
+    await k.deploy({ tenant: "count", service: "sink", code: sink });
+    for (let i = 0; i < 7; i++) await k.cast("count", "sink", "c".repeat(1000 * 1024));
+  });
+});
+
 describe("giving memory back", () => {
   // Counts its ticks in its state: a timer every 10 ms, and calls that read the count.
   const TICKER = `export default {

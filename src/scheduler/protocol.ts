@@ -75,8 +75,8 @@ export type FromScheduler =
   | {
       readonly op: "usage";
       readonly samples: readonly UsageSample[];
-      /** Each tenant whose instance changed: its linear memory and its maximum (0 and 0: it has none). */
-      readonly tenants: ReadonlyArray<readonly [string, number, number]>;
+      /** Each tenant whose instance or waiting messages changed: its linear memory, its maximum (0 and 0: it has none), and the bytes of its waiting messages. */
+      readonly tenants: ReadonlyArray<readonly [string, number, number, number]>;
     }
   | { readonly op: "log"; readonly sid: number; readonly level: string; readonly text: string; readonly at: number }
   /** A service's request to the control plane (durable storage, events); answered by an `io` message. */

@@ -53,6 +53,8 @@ interface Message {
   readonly chain: readonly number[];
   /** A cast from the control plane: its number, acknowledged once the cast is consumed. */
   readonly cid?: number;
+  /** The bytes it counts in its tenant's waiting messages (set by enqueue; 0 for a deploy's or swap's own). */
+  bytes?: number;
 }
 
 interface OutCall {
@@ -75,8 +77,9 @@ interface Tenant {
    * this thread may hold for them). They may add up to the tenant's memory limit, no more.
    */
   queuedBytes: number;
-  /** The instance's maximum last reported. */
+  /** The instance's maximum and the waiting messages' bytes last reported. */
   reportedCap: number;
+  reportedQueued: number;
   /** A fresh instance being made to move the tenant's services into (a reclaim). */
   reclaiming?: Promise<void>;
   /** No reclaim before this time (epoch ms): after one failed, or found nothing quiet. */
@@ -278,7 +281,7 @@ function step(s: Service): void {
     }
     const m = s.mailbox.shift();
     if (!m) return;
-    unqueued(s, m.payload);
+    unqueued(s, m);
     consumed(m);
     if (m.deadline !== 0 && Date.now() > m.deadline) return; // its caller has given up already
     s.dirty = true;
@@ -519,14 +522,14 @@ function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): 
     s.current = undefined;
   }
   for (const m of s.mailbox.drain()) {
-    unqueued(s, m.payload);
+    unqueued(s, m);
     consumed(m);
     if (m.rid !== undefined || m.from) respond(m, encoded);
     else s.unhandled++;
   }
   for (const t of s.timers.values()) {
     clearTimeout(t.timer);
-    unqueued(s, t.body);
+    s.tenant.queuedBytes -= bytesOf(t.body);
   }
   s.timers.clear();
   for (const out of s.outCalls.values()) clearTimeout(out.timer);
@@ -813,12 +816,14 @@ function mailboxFull(s: Service, payload: string): SoloError {
 }
 
 function enqueue(s: Service, m: Message): void {
+  m.bytes = bytesOf(m.payload);
   s.mailbox.push(m);
-  s.tenant.queuedBytes += bytesOf(m.payload);
+  s.tenant.queuedBytes += m.bytes;
 }
 
-function unqueued(s: Service, payload: string): void {
-  s.tenant.queuedBytes -= bytesOf(payload);
+/** A message left its mailbox: what it counted (if anything) is counted no more. */
+function unqueued(s: Service, m: Message): void {
+  s.tenant.queuedBytes -= m.bytes ?? 0;
 }
 
 // A cast or timer message that finds the mailbox full is counted (usage.dropped) and reported by
@@ -864,8 +869,10 @@ function hostTimer(s: Service, arg: string): string {
 function arm(s: Service, id: number, dueAt: number, body: string): void {
   const timer = setTimeout(
     () => {
-      if (!s.timers.delete(id) || s.status !== "running") return;
-      unqueued(s, body); // from the timer to the mailbox, or dropped
+      if (!s.timers.delete(id)) return;
+      s.tenant.queuedBytes -= bytesOf(body); // from the timer to the mailbox, or dropped
+      // A service still starting gets it after its init, which is ahead of it in the mailbox.
+      if (s.status !== "running" && s.status !== "starting") return;
       if (full(s, body)) {
         drop(s);
         return;
@@ -890,7 +897,7 @@ function hostCancel(s: Service, arg: string): string {
   const t = s.timers.get(id);
   if (!t) return "I0";
   clearTimeout(t.timer);
-  unqueued(s, t.body);
+  s.tenant.queuedBytes -= bytesOf(t.body);
   s.timers.delete(id);
   return "I1";
 }
@@ -947,6 +954,7 @@ async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void>
       reportedBytes: -1,
       queuedBytes: 0,
       reportedCap: -1,
+      reportedQueued: -1,
       reclaimAfter: 0,
       byName: new Map(),
     };
@@ -1151,15 +1159,16 @@ function sampleUsage(): void {
     samples.push([s.sid, s.messages, Math.round(s.sandbox.cpuMs * 1000) / 1000, memory, s.mailbox.length, s.unhandled, s.dropped]);
   }
   // Each tenant's linear memory: what the host holds for it, which its memory limit caps.
-  const memory: Array<readonly [string, number, number]> = [];
+  const memory: Array<readonly [string, number, number, number]> = [];
   for (const t of tenants.values()) {
     considerReclaim(t);
     const bytes = t.module?.memory.buffer.byteLength ?? 0;
     const cap = t.module?.capBytes ?? 0;
-    if (bytes === t.reportedBytes && cap === t.reportedCap) continue;
+    if (bytes === t.reportedBytes && cap === t.reportedCap && t.queuedBytes === t.reportedQueued) continue;
     t.reportedBytes = bytes;
     t.reportedCap = cap;
-    memory.push([t.name, bytes, cap]);
+    t.reportedQueued = t.queuedBytes;
+    memory.push([t.name, bytes, cap, t.queuedBytes]);
   }
   if (samples.length > 0 || memory.length > 0) {
     send({ op: "usage", samples, tenants: memory });
