@@ -704,7 +704,8 @@ class KernelImpl implements Kernel, SessionHost {
     if (starting && !this.byTenant.get(tenant)?.has(service)) return;
     const record = this.lookup(tenant, service);
     // Stopped and durably killed: done. Killed but not recorded (the store failed): write it again.
-    if (record.state === "stopped" && (!record.killed || record.killDurable)) return;
+    // Stopped by a restart that is starting it again: killed now, and the restart stands down.
+    if (record.state === "stopped" && (!record.killed || record.killDurable) && !starting) return;
     const was = record.killed ? "stopped" : record.state;
     record.killed = true;
     this.cancelRestart(record);
@@ -883,8 +884,10 @@ class KernelImpl implements Kernel, SessionHost {
       r.swapWatch = undefined;
       let fresh: ServiceRecord;
       try {
-        fresh = await this.launch(r, r);
+        // As a revival: a kill while it starts again stops it for good.
+        fresh = await this.launch(r, r, undefined, true);
       } catch (err) {
+        if (r.killed) throw err;
         // It did not come back (its init fails now): a crash like any other, for its supervisor
         // (or, inside a swap's window, for the watchdog).
         r.swapWatch = watch;

@@ -108,6 +108,8 @@ export class SchedulerPool {
       const start = slot.watched.cpuMs;
       const usedMs = cpuNow !== undefined && start !== undefined ? cpuNow - start : now - step.startedAt;
       const killAskedAt = slot.kills.get(step.sid);
+      // The board holds one stop request: another kill may have taken its place since.
+      if (killAskedAt !== undefined) slot.board.requestStop(step.sid);
       if (usedMs > step.hardLimitMs) this.replace(i, { sid: step.sid, why: "cpu", usedMs, hardLimitMs: step.hardLimitMs });
       else if (killAskedAt !== undefined && now - killAskedAt > KILL_GRACE_MS) {
         this.replace(i, { sid: step.sid, why: "killed", usedMs, hardLimitMs: step.hardLimitMs });

@@ -136,6 +136,22 @@ describe("the watchdog", () => {
     assert.equal(k.list("starting").length, 0, "nothing was deployed");
   });
 
+  it("lets a kill during an operator's restart win: the service stays stopped", async () => {
+    const k = await kernelWith();
+    await k.deploy({ tenant: "race", service: "s", code: COUNTER });
+    await k.call("race", "s", null);
+    const restarting = k.restart("race", "s").then(
+      () => "restarted",
+      (e: { reason?: string }) => e.reason,
+    );
+    await k.kill("race", "s");
+    assert.equal(await restarting, "SOLO_ERR_SERVICE_STOPPED");
+    assert.equal(k.status("race", "s").state, "stopped");
+    assert.equal((await rejection(k.call("race", "s", null))).reason, "SOLO_ERR_SERVICE_STOPPED");
+    const types = (await k.events({ tenant: "race" })).events.map((e) => e.type);
+    assert.deepEqual(types, ["tenant_created", "service_deployed", "service_killed"]);
+  });
+
   it("completes a kill of a service queued behind another's runaway once the watchdog replaces the thread", {
     timeout: 60_000,
   }, async () => {
