@@ -141,6 +141,23 @@ describe("a tenant's memory", () => {
     assert.ok((largest[0]?.bytes ?? 0) > 8 * MiB, "measured when it happened");
   });
 
+  it("refuses a deploy into a full tenant precisely, and its services run on untouched", async () => {
+    const k = await kernelWith();
+    await k.tenants.create("packed", { limits: { memoryBytes: 16 * MiB } });
+    const hog = `export default {
+      init() { return 0 },
+      handleCall(r, s) { globalThis.k ??= []; try { for (;;) globalThis.k.push("d".repeat(60000) + globalThis.k.length) } catch {} return { reply: globalThis.k.length, state: s } },
+    };`;
+    await k.deploy({ tenant: "packed", service: "n", code: NEIGHBOUR.replace("64 * 1024", "1") });
+    await k.deploy({ tenant: "packed", service: "hog", code: hog, limits: { memoryBytes: 64 * MiB, cpuMsPerMessage: 5000 } });
+    await k.call("packed", "hog", null);
+    const error = await rejection(k.deploy({ tenant: "packed", service: "late", code: NEIGHBOUR }));
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
+    assert.match(error.message, /tenant packed's memory is full/);
+    assert.equal(typeof (await k.call("packed", "n", null)), "number");
+    assert.equal(k.status("packed", "hog").state, "running");
+  });
+
   it("comes back to the host when the tenant's services stop: the next deploy starts on a fresh instance", async () => {
     const k = await kernelWith();
     await k.tenants.create("back", { limits: { memoryBytes: 64 * MiB } });
@@ -284,6 +301,15 @@ describe("a service's memory limit", () => {
     assert.equal(crash.kind, "memory_limit");
     assert.equal(crash.resource, undefined, "its own limit, not the tenant's");
     assert.match(crash.message, /memory limit of 4194304 bytes/);
+  });
+
+  it("reports a reply it has no memory left to hand over as a memory breach, not an engine fault", async () => {
+    const k = await kernelWith();
+    const reply = `export default { init() { return 0 }, handleCall(n, s) { return { reply: "é".repeat(n), state: s } } };`;
+    await k.deploy({ tenant: "accents", service: "r", code: reply, limits: { memoryBytes: 4 * MiB, messageBytes: 16 * MiB } });
+    const error = await rejection(k.call("accents", "r", 1_300_000));
+    assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
+    assert.equal(crashOf(error).kind, "memory_limit");
   });
 
   it("reports what the service holds, ropes included", async () => {

@@ -140,6 +140,19 @@ export async function instantiateEngine(
   return { quickjs, memory, capBytes: pages * PAGE };
 }
 
+/** Room a new service's runtime and context need in its tenant's instance, with a margin. */
+const NEW_RUNTIME_BYTES = 512 * 1024;
+
+/**
+ * Throws HostMemoryFull unless the tenant's instance can still give a new runtime and context what
+ * they need: QuickJS aborts (and takes the whole instance with it) when it runs out of memory half
+ * way through making a context, so a full tenant is refused before it tries.
+ */
+export function ensureRoomForRuntime(engine: TenantEngine): void {
+  const em = emscripten(engine.quickjs);
+  em._free(em._malloc(NEW_RUNTIME_BYTES));
+}
+
 /**
  * One runtime's memory accounting in the engine: its limit, the bytes it holds, and the host's
  * evidence of a breach (allocations refused for its limit, allocations the tenant's full memory
@@ -158,6 +171,7 @@ export class RuntimeMemory {
     this.em = emscripten(quickjs);
     this.memory = (quickjs as unknown as { getWasmMemory(): WebAssembly.Memory }).getWasmMemory();
     const rt = runtimeAddress(runtime);
+    if (rt === 0) throw new HostMemoryFull("the engine could not make a runtime: the tenant's memory is full");
     this.sizeAddress = rt + RT_MALLOC_SIZE;
     this.control = this.em._malloc(CONTROL.bytes);
     if (this.control === 0) throw new Error("the tenant's memory is full");

@@ -54,8 +54,11 @@ export class FastCall {
     this.scratch = this.em._malloc(SCRATCH_BYTES);
   }
 
-  /** Calls `fn(op, a, b)`; returns the string result, or a handle to the thrown error. */
-  call(fn: QuickJSHandle, op: QuickJSHandle, a: string, b: string): string | { error: QuickJSHandle } {
+  /**
+   * Calls `fn(op, a, b)`; returns the string result, a handle to the thrown error, or `null` when
+   * the result could not be read out (the runtime had no memory left to make its C string).
+   */
+  call(fn: QuickJSHandle, op: QuickJSHandle, a: string, b: string): string | { error: QuickJSHandle } | null {
     const { em, ffi, ctxPtr } = this;
     const aPtr = this.newString(a);
     const bPtr = this.newString(b);
@@ -78,6 +81,10 @@ export class FastCall {
       return { error: this.internals.memory.heapValueHandle(err) };
     }
     const chars = ffi.QTS_GetString(ctxPtr, res);
+    if (chars === 0) {
+      ffi.QTS_FreeValuePointer(ctxPtr, res);
+      return null;
+    }
     const out = em.UTF8ToString(chars);
     ffi.QTS_FreeCString(ctxPtr, chars);
     ffi.QTS_FreeValuePointer(ctxPtr, res);

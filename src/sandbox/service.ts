@@ -3,7 +3,7 @@ import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
-import { HostMemoryFull, RuntimeMemory, type TenantEngine } from "./engine.ts";
+import { ensureRoomForRuntime, HostMemoryFull, RuntimeMemory, type TenantEngine } from "./engine.ts";
 import { FastCall } from "./fast-call.ts";
 import { MAX_DEPTH } from "./json.ts";
 
@@ -170,26 +170,46 @@ export class ServiceSandbox {
     this.onHost = onHost;
     this.tenantEngine = engine;
     this.engine = engine.quickjs;
-    this.rt = this.engine.newRuntime();
+    const full = (cause: unknown): SoloError =>
+      new SoloError(
+        "SOLO_ERR_LIMIT_MEMORY",
+        `tenant ${spec.tenant}'s memory is full: there is no room for another service`,
+        { limit: engine.capBytes, hint: "kill services the tenant no longer needs, or raise the tenant's memoryBytes" },
+        { cause },
+      );
+    try {
+      ensureRoomForRuntime(engine);
+    } catch (err) {
+      if (err instanceof HostMemoryFull) throw full(err);
+      throw new EngineFault(`the engine failed making a runtime: ${String(err)}`, { cause: err });
+    }
+    let rt: QuickJSRuntime;
+    let ctx: QuickJSContext;
+    let memory: RuntimeMemory;
+    try {
+      rt = this.engine.newRuntime();
+    } catch (err) {
+      throw new EngineFault(`the engine failed making a runtime: ${String(err)}`, { cause: err });
+    }
     // The limit is checked by the patched allocator at every allocation (engine.ts), not by
     // QuickJS's own check, so that every refusal is counted where the host can see it.
     try {
-      this.memory = new RuntimeMemory(this.engine, this.rt, spec.limits.memoryBytes);
+      memory = new RuntimeMemory(this.engine, rt, spec.limits.memoryBytes);
     } catch (err) {
-      this.rt.dispose();
-      throw new SoloError(
-        "SOLO_ERR_LIMIT_MEMORY",
-        `tenant ${spec.tenant}'s memory is full: there is no room for another service`,
-        {
-          limit: engine.capBytes,
-          hint: "kill services the tenant no longer needs, or raise the tenant's memoryBytes",
-        },
-        { cause: err },
-      );
+      rt.dispose();
+      throw full(err);
     }
-    this.rt.setMaxStackSize(spec.limits.stackBytes);
-    this.rt.setInterruptHandler(() => this.shouldInterrupt());
-    this.ctx = this.rt.newContext();
+    try {
+      rt.setMaxStackSize(spec.limits.stackBytes);
+      rt.setInterruptHandler(() => this.shouldInterrupt());
+      ctx = rt.newContext();
+    } catch (err) {
+      // QuickJS gave up half way (it aborts the whole instance when memory runs out there).
+      throw new EngineFault(`the engine failed making a context: ${String(err)}`, { cause: err });
+    }
+    this.rt = rt;
+    this.memory = memory;
+    this.ctx = ctx;
   }
 
   /**
@@ -451,6 +471,8 @@ export class ServiceSandbox {
     if (!opH || !this.run || !this.fast) throw new EngineFault(`the sandbox is not loaded (operation ${op})`);
     const res = this.guard(() => this.fast?.call(this.run as QuickJSHandle, opH, a, b) ?? "");
     if (typeof res === "string") return res;
+    // The outcome was made but could not be read out: the engine refused the memory for it.
+    if (res === null) return { error: { kind: "exception", name: "InternalError", message: "out of memory", stack: "" } };
     const error = this.dumpError(res.error);
     res.error.dispose();
     return { error };
@@ -512,11 +534,21 @@ export class ServiceSandbox {
         return { t: "pending" };
       case 69: // E
         return { t: "failed", crash: this.crashFrom(parseGuestError(raw.slice(1))) };
-      default:
+      default: {
+        // With no memory left, the bootstrap's outcome can come out mangled: the engine's own
+        // refusals say so. Without any, the engine itself misbehaved.
+        const refusedSince =
+          this.memory.refused() !== this.refusedBefore ||
+          this.memory.exhausted() !== this.exhaustedBefore ||
+          this.hostExhausted !== this.hostExhaustedBefore;
+        if (refusedSince) {
+          return { t: "failed", crash: this.crashFrom({ kind: "exception", name: "InternalError", message: "out of memory", stack: "" }) };
+        }
         return {
           t: "failed",
           crash: { kind: "engine_fault", reason: "SOLO_ERR_ENGINE_FAULT", message: "the sandbox returned an unreadable outcome" },
         };
+      }
     }
   }
 
