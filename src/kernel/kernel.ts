@@ -2155,6 +2155,9 @@ class KernelImpl implements Kernel, SessionHost {
     const strikes = seen && now - seen.at < COOLDOWN_MEMORY_MS ? seen.strikes + 1 : 1;
     const holdMs = Math.min(COOLDOWN_MAX_MS, COOLDOWN_FIRST_MS * 2 ** (strikes - 1));
     this.cooldowns.set(tenant, { until: now + holdMs, strikes, at: now });
+    // Its services' own traffic (timers, calls between them) waits too, on its scheduler.
+    const index = this.placement.get(tenant);
+    if (index !== undefined) this.pool.post(index, { op: "hold", tenant, ms: holdMs });
   }
 
   private cooldownLeft(tenant: string): number {

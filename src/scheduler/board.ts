@@ -7,6 +7,7 @@ const SEQ = 1;
 const HARD_LIMIT_MS = 2;
 const TID = 3;
 const STOP = 4;
+const KILLING = 5;
 const STARTED_AT = 3;
 const RING_AT = 4;
 /** Messages the ring remembers; the scheduler reports them in its batches well before it wraps. */
@@ -104,9 +105,18 @@ export class StepBoard {
     return Atomics.load(this.ints, STOP) === sid;
   }
 
-  /** Scheduler side: the kill of `sid` is done. */
-  clearStop(sid: number): void {
-    Atomics.compareExchange(this.ints, STOP, sid, 0);
+  /**
+   * Scheduler side: the kill of `sid` is being carried out (its terminate may run now): its stop
+   * request is withdrawn, and the control plane does not raise it again. `0` when it is done.
+   */
+  killing(sid: number): void {
+    if (sid !== 0) Atomics.compareExchange(this.ints, STOP, sid, 0);
+    Atomics.store(this.ints, KILLING, sid);
+  }
+
+  /** Control-plane side: the service whose kill the scheduler is carrying out, or 0. */
+  killingNow(): number {
+    return Atomics.load(this.ints, KILLING);
   }
 
   /** Scheduler side: records the thread's id in the OS, so its CPU time can be read from outside. */

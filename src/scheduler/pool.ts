@@ -108,8 +108,9 @@ export class SchedulerPool {
       const start = slot.watched.cpuMs;
       const usedMs = cpuNow !== undefined && start !== undefined ? cpuNow - start : now - step.startedAt;
       const killAskedAt = slot.kills.get(step.sid);
-      // The board holds one stop request: another kill may have taken its place since.
-      if (killAskedAt !== undefined) slot.board.requestStop(step.sid);
+      // The board holds one stop request: another kill may have taken its place since (but not
+      // once the scheduler is carrying this kill out: its terminate runs then).
+      if (killAskedAt !== undefined && slot.board.killingNow() !== step.sid) slot.board.requestStop(step.sid);
       if (usedMs > step.hardLimitMs) this.replace(i, { sid: step.sid, why: "cpu", usedMs, hardLimitMs: step.hardLimitMs });
       else if (killAskedAt !== undefined && now - killAskedAt > KILL_GRACE_MS) {
         this.replace(i, { sid: step.sid, why: "killed", usedMs, hardLimitMs: step.hardLimitMs });

@@ -49,6 +49,8 @@ export type ToScheduler =
   /** The outcome (`R<json>` or `E<error json>`) of a service's storage or emit request. */
   | { readonly op: "io"; readonly sid: number; readonly cid: string; readonly outcome: string }
   | { readonly op: "shutdown"; readonly rid: number }
+  /** The tenant is cooling down: none of its services' messages run for `ms` (they wait in their mailboxes). */
+  | { readonly op: "hold"; readonly tenant: string; readonly ms: number }
   /** The tenant's memory limit changed: its instance is replaced at the next quiet moment to apply it. */
   | { readonly op: "tenantMemory"; readonly tenant: string; readonly memoryBytes: number };
 

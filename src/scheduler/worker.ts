@@ -28,6 +28,20 @@ import { hardLimitMs, StepBoard } from "./board.ts";
 import type { FromScheduler, IoKind, PendingTimer, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
+/** Holds a tenant's messages for `ms` (or longer, if it is held already), then schedules them again. */
+function hold(t: Tenant, ms: number): void {
+  const until = Date.now() + ms;
+  if (until <= t.heldUntil) return;
+  t.heldUntil = until;
+  setTimeout(() => {
+    for (const s of t.byName.values()) schedule(s);
+  }, ms + 1).unref();
+}
+
+/** The most CPU `terminate` may take when a service is killed. */
+const TERMINATE_MS = 500;
+/** The hold a scheduler applies by itself after a stall (the control plane's first cooldown). */
+const FIRST_HOLD_MS = 1000;
 /** An overrun past a message's budget longer than this (and than the budget) counts as a stall. */
 const STALL_MS = 100;
 /** The CPU a swap's export or adoption may take at least, whatever the service's budget. */
@@ -84,6 +98,8 @@ interface Tenant {
   reclaiming?: Promise<void>;
   /** No reclaim before this time (epoch ms): after one failed, or found nothing quiet. */
   reclaimAfter: number;
+  /** While cooling down (epoch ms): its services' messages wait, timers and service-to-service traffic included. */
+  heldUntil: number;
   readonly byName: Map<string, Service>;
 }
 
@@ -235,7 +251,7 @@ function encodeError(e: ErrorData): string {
 // ---- message delivery ---------------------------------------------------------------------
 
 function schedule(s: Service): void {
-  if (s.queued || !s.hasWork()) return;
+  if (s.queued || !s.hasWork() || s.tenant.heldUntil > Date.now()) return;
   s.queued = true;
   runQueue.push(s);
   if (!draining && !drainScheduled) {
@@ -483,6 +499,9 @@ function crash(s: Service, c: Crash): void {
   // A message that held the thread far past its budget inside a built-in stalled its neighbours.
   const overrun = c.kind === "cpu_limit" ? s.sandbox.overrunMs : 0;
   const stalledMs = overrun > Math.max(STALL_MS, s.sandbox.spec.limits.cpuMsPerMessage) ? Math.round(overrun) : 0;
+  // Held at once, before the control plane's cooldown (which may be longer) arrives: its other
+  // services' messages must not stall the thread again meanwhile.
+  if (stalledMs > 0) hold(s.tenant, FIRST_HOLD_MS);
   if (m) {
     if (m.kind === "init") {
       respond(m, encodeError(deployFailure(c).toData()));
@@ -956,6 +975,7 @@ async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void>
       reportedCap: -1,
       reportedQueued: -1,
       reclaimAfter: 0,
+      heldUntil: 0,
       byName: new Map(),
     };
     tenants.set(op.tenant, t);
@@ -1030,13 +1050,15 @@ async function deployIn(t: Tenant, op: Extract<ToScheduler, { op: "deploy" }>): 
 
 function kill(rid: number, s: Service, reason: string): void {
   // Its running message has been stopped (or it had none); terminate runs under its own budget.
-  board.clearStop(s.sid);
+  board.killing(s.sid);
   if (s.status === "running" || s.status === "starting") {
     if (s.status === "running" && !s.current) {
       // terminate(reason, state) runs under the usual budget; what it returns or throws is not
       // waited on beyond its own jobs: the service is going away either way.
       try {
-        const o = guest(s.sid, s.sandbox.spec.limits.cpuMsPerMessage, () => s.sandbox.begin("terminate", JSON.stringify(reason)));
+        // At most half a second, so a kill completes well within the watchdog's grace.
+        const terminateMs = Math.min(s.sandbox.spec.limits.cpuMsPerMessage, TERMINATE_MS);
+        const o = guest(s.sid, terminateMs, () => s.sandbox.begin("terminate", JSON.stringify(reason), "", terminateMs));
         s.sandbox.endMessage();
         if (o.t === "failed") send({ op: "log", sid: s.sid, level: "warn", text: `terminate failed: ${o.crash.message}`, at: Date.now() });
       } catch (err) {
@@ -1047,6 +1069,7 @@ function kill(rid: number, s: Service, reason: string): void {
       stop(s, "stopped", errorData("SOLO_ERR_SERVICE_STOPPED", `service ${s.name} was stopped (${reason})`));
     }
   }
+  board.killing(0);
   send({ op: "ok", rid, value: "" });
 }
 
@@ -1121,6 +1144,11 @@ function receive(batch: readonly ToScheduler[]): void {
         const s = services.get(op.sid);
         if (s) kill(op.rid, s, "killed");
         else send({ op: "ok", rid: op.rid, value: "" });
+        break;
+      }
+      case "hold": {
+        const t = tenants.get(op.tenant);
+        if (t) hold(t, op.ms);
         break;
       }
       case "tenantMemory": {
