@@ -77,6 +77,8 @@ export class EngineFault extends Error {
 }
 
 const SETTLE = "settle";
+/** How a failure the guest could not describe is read when the engine refused it memory. */
+const OUT_OF_MEMORY: GuestError = { kind: "exception", name: "InternalError", message: "out of memory", stack: "" };
 const BOOTSTRAP_BUDGET_MS = 5000;
 
 /** The scheduler thread's CPU time, in milliseconds: what a message's budget counts. */
@@ -273,9 +275,8 @@ export class ServiceSandbox {
             "the module's top-level await never settles: it awaits something no job is left to settle (solo calls and timers cannot be used at module top level; do that work in init)",
         });
       }
-      if (this.clock.read() - this.stepCpu > this.budgetMs) {
+      if (this.stepOverBudget()) {
         ns.dispose();
-        this.interrupted = true;
         throw deployFailure(cpuCrash(this.spec.limits.cpuMsPerMessage));
       }
       if (settledNs.type === "rejected") {
@@ -298,17 +299,14 @@ export class ServiceSandbox {
       const answer = ctx.getString(installed.value);
       installed.value.dispose();
       // Reading the handlers runs the module's code too (a getter, a proxy): within the budget.
-      if (this.clock.read() - this.stepCpu > this.budgetMs) {
-        this.interrupted = true;
-        throw deployFailure(cpuCrash(this.spec.limits.cpuMsPerMessage));
-      }
+      if (this.stepOverBudget()) throw deployFailure(cpuCrash(this.spec.limits.cpuMsPerMessage));
       if (answer.startsWith("E")) throw deployFailure(this.crashFrom(parseGuestError(answer.slice(1))));
       const names = answer.slice(1);
       return names === "" ? [] : names.split(",");
     } catch (err) {
       if (!(err instanceof HostMemoryFull)) throw err;
       this.hostExhausted++;
-      throw deployFailure(this.crashFrom({ kind: "exception", name: "InternalError", message: "out of memory", stack: "" }));
+      throw deployFailure(this.crashFrom(OUT_OF_MEMORY));
     } finally {
       this.stepEnd();
       this.endMessage();
@@ -341,11 +339,6 @@ export class ServiceSandbox {
   /** Bytes the service's runtime holds now, as the engine's allocator counts them. */
   memoryBytes(): number {
     return this.memory.bytes();
-  }
-
-  /** Bytes the tenant's whole WebAssembly instance holds (its linear memory). */
-  tenantBytes(): number {
-    return this.tenantEngine.memory.buffer.byteLength;
   }
 
   /** Frees the runtime and everything in it. Safe to call twice. */
@@ -391,6 +384,12 @@ export class ServiceSandbox {
     return false;
   }
 
+  // The module's evaluation (and the handlers' reading) ran past the budget without an interrupt.
+  private stepOverBudget(): boolean {
+    this.interrupted = this.clock.read() - this.stepCpu > this.budgetMs;
+    return this.interrupted;
+  }
+
   private overBudget(): boolean {
     const left = this.budgetMs - this.usedMs;
     return performance.now() - this.stepWall > left && this.clock.read() - this.stepCpu > left;
@@ -427,7 +426,7 @@ export class ServiceSandbox {
     } catch (err) {
       if (!(err instanceof HostMemoryFull)) throw err;
       this.hostExhausted++;
-      return { t: "failed", crash: this.crashFrom({ kind: "exception", name: "InternalError", message: "out of memory", stack: "" }) };
+      return { t: "failed", crash: this.crashFrom(OUT_OF_MEMORY) };
     }
     if (outcome.t !== "failed" && this.usedMs > this.budgetMs) {
       this.interrupted = true;
@@ -472,7 +471,7 @@ export class ServiceSandbox {
     const res = this.guard(() => this.fast?.call(this.run as QuickJSHandle, opH, a, b) ?? "");
     if (typeof res === "string") return res;
     // The outcome was made but could not be read out: the engine refused the memory for it.
-    if (res === null) return { error: { kind: "exception", name: "InternalError", message: "out of memory", stack: "" } };
+    if (res === null) return { error: OUT_OF_MEMORY };
     const error = this.dumpError(res.error);
     res.error.dispose();
     return { error };
@@ -537,12 +536,8 @@ export class ServiceSandbox {
       default: {
         // With no memory left, the bootstrap's outcome can come out mangled: the engine's own
         // refusals say so. Without any, the engine itself misbehaved.
-        const refusedSince =
-          this.memory.refused() !== this.refusedBefore ||
-          this.memory.exhausted() !== this.exhaustedBefore ||
-          this.hostExhausted !== this.hostExhaustedBefore;
-        if (refusedSince) {
-          return { t: "failed", crash: this.crashFrom({ kind: "exception", name: "InternalError", message: "out of memory", stack: "" }) };
+        if (this.serviceLimitRefused() || this.tenantFullRefused()) {
+          return { t: "failed", crash: this.crashFrom(OUT_OF_MEMORY) };
         }
         return {
           t: "failed",
@@ -602,13 +597,23 @@ export class ServiceSandbox {
     return deployFailure(this.crashFrom(e));
   }
 
+  /** The runtime's own limit refused an allocation since the message began. */
+  private serviceLimitRefused(): boolean {
+    return this.memory.refused() !== this.refusedBefore;
+  }
+
+  /** The tenant's full memory failed an allocation (the engine's or the host's) since the message began. */
+  private tenantFullRefused(): boolean {
+    return this.memory.exhausted() !== this.exhaustedBefore || this.hostExhausted !== this.hostExhaustedBefore;
+  }
+
   // What a failed message is, decided from what the host saw, never from what the error says: a
   // service can throw anything it likes (an InternalError named "out of memory", say), but it
   // cannot make the engine refuse an allocation or the host stop it for its budget.
   private crashFrom(e: GuestError): Crash {
     const where = position(e.stack ?? "", this.spec.filename);
     const said = `${e.name}: ${e.message}`.slice(0, 500);
-    if (this.memory.refused() !== this.refusedBefore) {
+    if (this.serviceLimitRefused()) {
       return {
         kind: "memory_limit",
         reason: "SOLO_ERR_LIMIT_MEMORY",
@@ -616,7 +621,7 @@ export class ServiceSandbox {
         ...where,
       };
     }
-    if (this.memory.exhausted() !== this.exhaustedBefore || this.hostExhausted !== this.hostExhaustedBefore) {
+    if (this.tenantFullRefused()) {
       return {
         kind: "memory_limit",
         reason: "SOLO_ERR_LIMIT_MEMORY",
