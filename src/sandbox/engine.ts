@@ -92,6 +92,11 @@ async function build(): Promise<EngineImage> {
   return result;
 }
 
+/** The maximum an instance made for `capBytes` gets: whole pages, at least the engine's minimum. */
+export function instanceCapBytes(capBytes: number): number {
+  return Math.max(ENGINE_MIN_BYTES, Math.floor(capBytes / PAGE) * PAGE);
+}
+
 /**
  * Instantiates the engine for one tenant: a fresh WebAssembly instance with its own linear memory,
  * so no service of another tenant can ever address these bytes, and with a maximum, so the
@@ -104,8 +109,8 @@ export async function instantiateEngine(
   /** @internal For benchmarks only: `false` leaves QuickJS's allocator unpatched (no sizes, no limits). */
   accounting = true,
 ): Promise<TenantEngine> {
-  const pages = Math.max(ENGINE_MIN_BYTES / PAGE, Math.floor(capBytes / PAGE));
-  const memory = new WebAssembly.Memory({ initial: ENGINE_MIN_BYTES / PAGE, maximum: pages });
+  const cap = instanceCapBytes(capBytes);
+  const memory = new WebAssembly.Memory({ initial: ENGINE_MIN_BYTES / PAGE, maximum: cap / PAGE });
   const quickjs = await newQuickJSWASMModuleFromVariant(
     newVariant(baseVariant, {
       wasmMemory: memory,
@@ -122,14 +127,14 @@ export async function instantiateEngine(
   // Every allocation the host makes in the instance (strings it passes in, through this code or
   // quickjs-emscripten's helpers) goes through the module's _malloc, whose result those helpers
   // never check: a full tenant would have them write the string from address 0 up.
-  const em = emscripten(quickjs) as Emscripten & { _malloc(bytes: number): number };
+  const em = emscripten(quickjs);
   const malloc = em._malloc.bind(em);
   em._malloc = (bytes: number): number => {
     const ptr = malloc(bytes);
     if (ptr === 0) throw new HostMemoryFull(`the tenant's memory is full: the host could not allocate ${bytes} bytes`);
     return ptr;
   };
-  if (!accounting) return { quickjs, memory, capBytes: pages * PAGE };
+  if (!accounting) return { quickjs, memory, capBytes: cap };
   // Every runtime made from here on sizes its allocations and checks its limit.
   const heap = new Uint32Array(memory.buffer);
   const at = img.functionsAddress >> 2;
@@ -137,7 +142,7 @@ export async function instantiateEngine(
   heap[at + 1] = img.slots.malloc;
   heap[at + 3] = img.slots.realloc;
   heap[at + 4] = img.slots.usable;
-  return { quickjs, memory, capBytes: pages * PAGE };
+  return { quickjs, memory, capBytes: cap };
 }
 
 /** Room a new service's runtime and context need in its tenant's instance, with a margin. */

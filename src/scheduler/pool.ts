@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import { type ErrorData, SoloError } from "../errors.ts";
 import type { EngineImage } from "../sandbox/engine.ts";
 import { StepBoard } from "./board.ts";
-import type { FromScheduler, SchedulerData, ToScheduler } from "./protocol.ts";
+import { type FromScheduler, type SchedulerData, type ToScheduler, waitingBytes } from "./protocol.ts";
 
 /** What the pool tells its owner about. @internal */
 export interface PoolEvents {
@@ -103,8 +103,8 @@ export class SchedulerPool {
         slot.watched = undefined;
         continue;
       }
-      if (slot.watched?.seq !== step.seq) slot.watched = { seq: step.seq, cpuMs: slot.board.threadCpuMs() };
       const cpuNow = slot.board.threadCpuMs();
+      if (slot.watched?.seq !== step.seq) slot.watched = { seq: step.seq, cpuMs: cpuNow };
       const start = slot.watched.cpuMs;
       const usedMs = cpuNow !== undefined && start !== undefined ? cpuNow - start : now - step.startedAt;
       const killAskedAt = slot.kills.get(step.sid);
@@ -173,7 +173,7 @@ export class SchedulerPool {
   cast(index: number, sid: number, payload: string, tenant: string, limitBytes: number): boolean {
     const slot = this.slots[index];
     if (!slot) throw new SoloError("SOLO_ERR_INTERNAL", `no scheduler ${index}`);
-    const bytes = payload.length * 2;
+    const bytes = waitingBytes(payload);
     const held = this.castBytes.get(tenant) ?? 0;
     if (held + bytes > limitBytes) return false;
     this.castBytes.set(tenant, held + bytes);
@@ -187,7 +187,7 @@ export class SchedulerPool {
   private readonly castBytes = new Map<string, number>();
 
   private castDone(c: { readonly payload: string; readonly tenant: string }): void {
-    const left = (this.castBytes.get(c.tenant) ?? 0) - c.payload.length * 2;
+    const left = (this.castBytes.get(c.tenant) ?? 0) - waitingBytes(c.payload);
     if (left > 0) this.castBytes.set(c.tenant, left);
     else this.castBytes.delete(c.tenant);
   }

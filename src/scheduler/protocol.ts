@@ -89,6 +89,14 @@ export type FromScheduler =
 /** A `sendAfter` timer: its id, when it is due (epoch ms) and its message (JSON). @internal */
 export type PendingTimer = readonly [number, number, string];
 
+/**
+ * What a waiting message (a mailbox entry, a timer, a cast on its way) counts against its tenant's
+ * memory limit: two bytes per UTF-16 unit, the most a JavaScript string holds. @internal
+ */
+export function waitingBytes(payload: string): number {
+  return payload.length * 2;
+}
+
 /** What a service may ask of the control plane. @internal */
 export type IoKind = "kv" | "emit" | "secret" | "fetch";
 

@@ -12,7 +12,7 @@ import { type ErrorData, REASONS, type Reason, SoloError } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import { NAME_PATTERN } from "../kernel/names.ts";
 import { DEFAULT_GRANTS, type ServiceGrants } from "../kernel/powers/grant-types.ts";
-import { ENGINE_MIN_BYTES, instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
+import { ENGINE_MIN_BYTES, instanceCapBytes, instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import {
   type Crash,
@@ -25,19 +25,17 @@ import {
   threadCpuMs,
 } from "../sandbox/service.ts";
 import { hardLimitMs, StepBoard } from "./board.ts";
-import type { FromScheduler, IoKind, PendingTimer, SchedulerData, ToScheduler, UsageSample } from "./protocol.ts";
+import {
+  type FromScheduler,
+  type IoKind,
+  type PendingTimer,
+  type SchedulerData,
+  type ToScheduler,
+  type UsageSample,
+  waitingBytes,
+} from "./protocol.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
-/** Holds a tenant's messages for `ms` (or longer, if it is held already), then schedules them again. */
-function hold(t: Tenant, ms: number): void {
-  const until = Date.now() + ms;
-  if (until <= t.heldUntil) return;
-  t.heldUntil = until;
-  setTimeout(() => {
-    for (const s of t.byName.values()) schedule(s);
-  }, ms + 1).unref();
-}
-
 /** The most CPU `terminate` may take when a service is killed. */
 const TERMINATE_MS = 500;
 /** The hold a scheduler applies by itself after a stall (the control plane's first cooldown). */
@@ -84,16 +82,13 @@ interface Tenant {
   capBytes: number;
   /** Deploys under way, which hold on to the instance while it has no running service. */
   deploying: number;
-  /** The linear memory last reported to the control plane. */
-  reportedBytes: number;
+  /** What was last reported to the control plane (linear memory, maximum, waiting bytes). */
+  reported: string;
   /**
    * Bytes of the messages waiting in its services' mailboxes and timers (two per UTF-16 unit: what
    * this thread may hold for them). They may add up to the tenant's memory limit, no more.
    */
   queuedBytes: number;
-  /** The instance's maximum and the waiting messages' bytes last reported. */
-  reportedCap: number;
-  reportedQueued: number;
   /** A fresh instance being made to move the tenant's services into (a reclaim). */
   reclaiming?: Promise<void>;
   /** No reclaim before this time (epoch ms): after one failed, or found nothing quiet. */
@@ -230,14 +225,18 @@ const TAKEN_FLUSH = 1024;
 // so that if this thread is replaced, the control plane knows what not to deliver again (a cast)
 // and what may have had effects already (a call: its outcome is unknown).
 function consumed(m: Message): void {
-  if (m.cid !== undefined) {
-    board.consumed(m.cid);
-    taken.push(m.cid);
-  } else if (m.rid !== undefined && m.kind === "call") {
+  if (m.cid !== undefined) castTaken(m.cid);
+  else if (m.rid !== undefined && m.kind === "call") {
     board.started(m.rid);
     startedCalls.push(m.rid);
   } else return;
   if (taken.length + startedCalls.length >= TAKEN_FLUSH) flush();
+}
+
+/** A cast from the control plane is consumed: started, dropped or refused, it is not sent again. */
+function castTaken(cid: number): void {
+  board.consumed(cid);
+  taken.push(cid);
 }
 
 function errorData(reason: Reason, message: string, details: Record<string, unknown> = {}): ErrorData {
@@ -258,6 +257,16 @@ function schedule(s: Service): void {
     drainScheduled = true;
     setImmediate(drain);
   }
+}
+
+/** Holds a tenant's messages for `ms` (or longer, if it is held already), then schedules them again. */
+function hold(t: Tenant, ms: number): void {
+  const until = Date.now() + ms;
+  if (until <= t.heldUntil) return;
+  t.heldUntil = until;
+  setTimeout(() => {
+    for (const s of t.byName.values()) schedule(s);
+  }, ms + 1).unref();
 }
 
 function drain(): void {
@@ -546,11 +555,7 @@ function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): 
     if (m.rid !== undefined || m.from) respond(m, encoded);
     else s.unhandled++;
   }
-  for (const t of s.timers.values()) {
-    clearTimeout(t.timer);
-    s.tenant.queuedBytes -= bytesOf(t.body);
-  }
-  s.timers.clear();
+  for (const id of [...s.timers.keys()]) disarm(s, id);
   for (const out of s.outCalls.values()) clearTimeout(out.timer);
   s.outCalls.clear();
   s.resumes.length = 0;
@@ -567,8 +572,7 @@ function stop(s: Service, status: "crashed" | "stopped", rejection: ErrorData): 
 // linear memory never shrinks, so the next deploy starts on a fresh one (at the tenant's current
 // limit) instead of inheriting the high-water mark of everything that ran before.
 function release(t: Tenant): void {
-  if (t.deploying > 0 || !t.engine) return;
-  for (const s of t.byName.values()) if (s.status === "running" || s.status === "starting") return;
+  if (t.deploying > 0 || !t.engine || liveServices(t).length > 0) return;
   t.engine = undefined;
   t.module = undefined;
   collectSoon();
@@ -803,14 +807,9 @@ function notRunning(s: Service | undefined): ErrorData {
     : errorData("SOLO_ERR_SERVICE_CRASHED", "the service is not running");
 }
 
-/** What the host holds for a waiting message: two bytes per UTF-16 unit at the most. */
-function bytesOf(payload: string): number {
-  return payload.length * 2;
-}
-
 /** Whether `payload` cannot join the service's mailbox: it has `limits.mailbox` messages, or its tenant's waiting messages fill its memory limit. */
 function full(s: Service, payload: string): boolean {
-  return s.mailbox.length >= s.sandbox.spec.limits.mailbox || s.tenant.queuedBytes + bytesOf(payload) > s.tenant.capBytes;
+  return s.mailbox.length >= s.sandbox.spec.limits.mailbox || s.tenant.queuedBytes + waitingBytes(payload) > s.tenant.capBytes;
 }
 
 function mailboxFull(s: Service, payload: string): SoloError {
@@ -818,7 +817,7 @@ function mailboxFull(s: Service, payload: string): SoloError {
   if (s.mailbox.length < limit) {
     return new SoloError(
       "SOLO_ERR_MAILBOX_FULL",
-      `tenant ${s.tenant.name}'s waiting messages and timers hold ${s.tenant.queuedBytes} bytes; with this one (${bytesOf(payload)}) they would pass its memory limit of ${s.tenant.capBytes}`,
+      `tenant ${s.tenant.name}'s waiting messages and timers hold ${s.tenant.queuedBytes} bytes; with this one (${waitingBytes(payload)}) they would pass its memory limit of ${s.tenant.capBytes}`,
       {
         service: s.name,
         resource: "queued_bytes",
@@ -835,7 +834,7 @@ function mailboxFull(s: Service, payload: string): SoloError {
 }
 
 function enqueue(s: Service, m: Message): void {
-  m.bytes = bytesOf(m.payload);
+  m.bytes = waitingBytes(m.payload);
   s.mailbox.push(m);
   s.tenant.queuedBytes += m.bytes;
 }
@@ -872,7 +871,7 @@ function hostTimer(s: Service, arg: string): string {
   }
   // The guest's own check of the message's size is its code; the host checks again.
   checkSize(s, body, "solo.sendAfter: the message");
-  if (s.tenant.queuedBytes + bytesOf(body) > s.tenant.capBytes) {
+  if (s.tenant.queuedBytes + waitingBytes(body) > s.tenant.capBytes) {
     throw new SoloError(
       "SOLO_ERR_LIMIT_TIMERS",
       `solo.sendAfter: tenant ${s.tenant.name}'s waiting messages and timers hold ${s.tenant.queuedBytes} bytes; this one would pass its memory limit of ${s.tenant.capBytes}`,
@@ -888,8 +887,7 @@ function hostTimer(s: Service, arg: string): string {
 function arm(s: Service, id: number, dueAt: number, body: string): void {
   const timer = setTimeout(
     () => {
-      if (!s.timers.delete(id)) return;
-      s.tenant.queuedBytes -= bytesOf(body); // from the timer to the mailbox, or dropped
+      if (!disarm(s, id)) return; // from the timer to the mailbox, or dropped
       // A service still starting gets it after its init, which is ahead of it in the mailbox.
       if (s.status !== "running" && s.status !== "starting") return;
       if (full(s, body)) {
@@ -903,7 +901,7 @@ function arm(s: Service, id: number, dueAt: number, body: string): void {
   );
   timer.unref();
   s.timers.set(id, { timer, dueAt, body });
-  s.tenant.queuedBytes += bytesOf(body);
+  s.tenant.queuedBytes += waitingBytes(body);
 }
 
 /** The service's pending timers, as a swap captures them with its state. */
@@ -912,13 +910,17 @@ function pendingTimers(s: Service): PendingTimer[] {
 }
 
 function hostCancel(s: Service, arg: string): string {
-  const id = Number(arg);
+  return disarm(s, Number(arg)) ? "I1" : "I0";
+}
+
+/** Takes timer `id` off the service (cancelled, fired, or the service stopped): its message counts no more. */
+function disarm(s: Service, id: number): boolean {
   const t = s.timers.get(id);
-  if (!t) return "I0";
+  if (!t) return false;
   clearTimeout(t.timer);
-  s.tenant.queuedBytes -= bytesOf(t.body);
   s.timers.delete(id);
-  return "I1";
+  s.tenant.queuedBytes -= waitingBytes(t.body);
+  return true;
 }
 
 function hostLog(s: Service, arg: string): string {
@@ -970,10 +972,8 @@ async function deploy(op: Extract<ToScheduler, { op: "deploy" }>): Promise<void>
       engine: undefined,
       capBytes: op.tenantMemoryBytes,
       deploying: 0,
-      reportedBytes: -1,
+      reported: "",
       queuedBytes: 0,
-      reportedCap: -1,
-      reportedQueued: -1,
       reclaimAfter: 0,
       heldUntil: 0,
       byName: new Map(),
@@ -1106,16 +1106,14 @@ function receive(batch: readonly ToScheduler[]): void {
         if (s && (s.status === "running" || s.status === "starting")) {
           if (full(s, op.payload)) {
             drop(s);
-            board.consumed(op.cid);
-            taken.push(op.cid);
+            castTaken(op.cid);
           } else {
             enqueue(s, { kind: "cast", payload: op.payload, fromName: "", deadline: 0, chain: [], cid: op.cid });
             schedule(s);
           }
         } else {
           if (s) s.unhandled++;
-          board.consumed(op.cid);
-          taken.push(op.cid);
+          castTaken(op.cid);
         }
         break;
       }
@@ -1192,10 +1190,9 @@ function sampleUsage(): void {
     considerReclaim(t);
     const bytes = t.module?.memory.buffer.byteLength ?? 0;
     const cap = t.module?.capBytes ?? 0;
-    if (bytes === t.reportedBytes && cap === t.reportedCap && t.queuedBytes === t.reportedQueued) continue;
-    t.reportedBytes = bytes;
-    t.reportedCap = cap;
-    t.reportedQueued = t.queuedBytes;
+    const report = `${bytes}/${cap}/${t.queuedBytes}`;
+    if (report === t.reported) continue;
+    t.reported = report;
     memory.push([t.name, bytes, cap, t.queuedBytes]);
   }
   if (samples.length > 0 || memory.length > 0) {
@@ -1228,7 +1225,7 @@ function considerReclaim(t: Tenant): void {
   if (live.length === 0) return;
   const size = engine.memory.buffer.byteLength;
   const held = live.reduce((sum, s) => sum + s.sandbox.memoryBytes(), 0);
-  const capChanged = capOf(t.capBytes) !== engine.capBytes;
+  const capChanged = instanceCapBytes(t.capBytes) !== engine.capBytes;
   const oversized = size > RECLAIM_MIN_BYTES && size > 2 * held + ENGINE_MIN_BYTES;
   if (!capChanged && !oversized) return;
   t.reclaiming = instantiateEngine(data.engine, t.capBytes).then(
@@ -1251,12 +1248,6 @@ function considerReclaim(t: Tenant): void {
 
 function liveServices(t: Tenant): Service[] {
   return [...t.byName.values()].filter((s) => s.status === "running" || s.status === "starting");
-}
-
-/** The maximum an instance made for `capBytes` gets (whole pages, at least the engine's minimum). */
-function capOf(capBytes: number): number {
-  const page = 64 * 1024;
-  return Math.max(ENGINE_MIN_BYTES, Math.floor(capBytes / page) * page);
 }
 
 // Moves every service of the tenant into `fresh`, all or none. Only between messages: a service
