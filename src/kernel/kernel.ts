@@ -605,14 +605,11 @@ class KernelImpl implements Kernel, SessionHost {
         ...(adopt !== undefined ? { state: adopt.state, timers: adopt.timers } : {}),
       }));
       const reply = JSON.parse(await promise) as { handlers: string[] };
-      if (record.killed) {
-        // Killed while it was starting (its init stopped, or it got through just before).
+      // Killed while it was starting (its init stopped, or it got through just before), or, for a
+      // revival, the version it revives was killed meanwhile: the new instance goes too.
+      if (record.killed || (revive && previous?.killed)) {
+        record.killed = true;
         await this.stopOnScheduler(record);
-        throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${service} was killed while it was starting`, { tenant, service });
-      }
-      if (revive && previous?.killed) {
-        // Killed while this start was on its way: the new instance goes too.
-        await this.pool.request(scheduler, (rid) => ({ op: "kill", rid, sid: record.sid })).promise.catch(() => undefined);
         throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${service} was killed while it was starting`, { tenant, service });
       }
       record.handlers = Object.freeze([...reply.handlers]);
@@ -1338,9 +1335,9 @@ class KernelImpl implements Kernel, SessionHost {
   }
 
   // A call that was waiting on a scheduler that is gone. If its service was the one whose step the
-  // watchdog stopped, it gets that crash. Otherwise it is delivered again, once the service is
-  // running on the fresh scheduler, within what is left of its timeout: only the culprit loses an
-  // answer. (A call that had started is run again from the service's fresh state.)
+  // watchdog stopped, it gets that crash; if it had started, its outcome is unknown and it is not
+  // run again. Otherwise it is delivered again, once the service is running on the fresh
+  // scheduler, within what is left of its timeout.
   private async redeliver(
     record: ServiceRecord,
     payload: string,
