@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import { crashOf, rejection, until } from "../test-support.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
 import { clampStoredTenantLimits } from "./limits.ts";
+import type { SoloEvent } from "./log/event-log.ts";
 import { testKernels } from "./test-kernels.ts";
 
 const MiB = 1024 * 1024;
@@ -29,6 +30,28 @@ const HOARD = `export default {
     return { reply: globalThis.blob.length, state: s };
   },
 };`;
+
+// Fills its tenant down to the last bytes on "fill", catching each refusal, and keeps what it has
+// (but for a few small pieces); answers any other request with its length.
+const FILL = `export default {
+  init() { return 0 },
+  handleCall(req, s) {
+    if (req !== "fill") return { reply: req.length, state: s };
+    const keep = (globalThis.keep = []);
+    for (const size of [1 << 20, 1 << 16, 1 << 12, 1 << 8, 16]) {
+      try { for (;;) keep.push("z".repeat(size) + keep.length) } catch {}
+    }
+    for (let i = 0; i < 20; i++) keep.pop();
+    return { reply: keep.length, state: s };
+  },
+};`;
+
+/** The tenant's first resource_violation, once it is recorded (it is written in the background). */
+async function firstViolation(k: Kernel, tenant: string): Promise<SoloEvent> {
+  const violations = async (): Promise<SoloEvent[]> => (await k.events({ tenant, types: ["resource_violation"] })).events;
+  await until("the violation recorded", async () => (await violations()).length > 0);
+  return (await violations())[0] as SoloEvent;
+}
 
 // Answers with a fresh 256 KiB string each call: it needs a little memory to answer at all.
 const NEIGHBOUR = `export default {
@@ -60,10 +83,7 @@ describe("a tenant's memory", () => {
     // Without the cap the hoard would have taken 120 MiB; the host held at most the cap for it.
     const grown = process.memoryUsage.rss() - rssBefore;
     assert.ok(grown < 96 * MiB, `the process grew by ${Math.round(grown / MiB)} MiB`);
-    const violations = async () => (await k.events({ tenant: "capped", types: ["resource_violation"] })).events;
-    await until("the violation recorded", async () => (await violations()).length > 0);
-    const [violation] = await violations();
-    assert.ok(violation);
+    const violation = await firstViolation(k, "capped");
     assert.equal(violation.subject, "hoard");
     assert.deepEqual(
       [(violation.payload as { resource: string }).resource, (violation.payload as { limit: number }).limit],
@@ -91,12 +111,7 @@ describe("a tenant's memory", () => {
     const k = await kernelWith();
     await k.tenants.create("full", { limits: { memoryBytes: 32 * MiB } });
     await k.deploy({ tenant: "full", service: "n", code: NEIGHBOUR });
-    // A hoarder that catches its out-of-memory errors and keeps what it has: the tenant stays full.
-    const stubborn = HOARD.replace(
-      'globalThis.blob = (globalThis.blob ?? "") + String(s.n % 10).repeat(3 * 1024 * 1024);',
-      "try { for (;;) { (globalThis.keep ??= []).push(String(s.n++).repeat(64 * 1024)) } } catch {}",
-    ).replace("return { reply: globalThis.blob.length, state: s };", "return { reply: globalThis.keep.length, state: s };");
-    await k.deploy({ tenant: "full", service: "hog", code: stubborn, limits: { memoryBytes: 1024 * MiB, cpuMsPerMessage: 5000 } });
+    await k.deploy({ tenant: "full", service: "hog", code: FILL, limits: { memoryBytes: 1024 * MiB, cpuMsPerMessage: 5000 } });
     assert.ok(Number(await k.call("full", "hog", "fill")) > 100);
     const error = await rejection(k.call("full", "n", null));
     assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
@@ -111,31 +126,15 @@ describe("a tenant's memory", () => {
   it("refuses a large request into a full tenant precisely, without the host writing it anywhere: the sibling runs on", async () => {
     const k = await kernelWith();
     await k.tenants.create("brim", { limits: { memoryBytes: 16 * MiB } });
-    // Fills the tenant down to its last bytes, catching each refusal, and keeps what it has.
-    const brim = `export default {
-      init() { return 0 },
-      handleCall(req, s) {
-        if (req !== "fill") return { reply: req.length, state: s };
-        const keep = (globalThis.keep = []);
-        for (const size of [1 << 20, 1 << 16, 1 << 12, 1 << 8, 16]) {
-          try { for (;;) keep.push("z".repeat(size) + keep.length) } catch {}
-        }
-        for (let i = 0; i < 20; i++) keep.pop();
-        return { reply: keep.length, state: s };
-      },
-    };`;
     await k.deploy({ tenant: "brim", service: "sibling", code: NEIGHBOUR.replace("64 * 1024", "1"), limits: { memoryBytes: 2 * MiB } });
-    await k.deploy({ tenant: "brim", service: "hog", code: brim, limits: { memoryBytes: 64 * MiB, cpuMsPerMessage: 5000 } });
+    await k.deploy({ tenant: "brim", service: "hog", code: FILL, limits: { memoryBytes: 64 * MiB, cpuMsPerMessage: 5000 } });
     await k.call("brim", "hog", "fill");
     const error = await rejection(k.call("brim", "hog", "x".repeat(100_000)));
     assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
     assert.equal(crashOf(error).resource, "tenant_memory");
     assert.equal(k.status("brim", "sibling").state, "running");
     assert.equal(typeof (await k.call("brim", "sibling", null)), "number", "the instance is intact");
-    const violations = async () => (await k.events({ tenant: "brim", types: ["resource_violation"] })).events;
-    await until("the violation recorded", async () => (await violations()).length > 0);
-    const [violation] = await violations();
-    assert.ok(violation);
+    const violation = await firstViolation(k, "brim");
     const largest = (violation.payload as { largest: Array<{ service: string; bytes: number }> }).largest;
     assert.equal(largest[0]?.service, "hog");
     assert.ok((largest[0]?.bytes ?? 0) > 8 * MiB, "measured when it happened");
@@ -144,13 +143,9 @@ describe("a tenant's memory", () => {
   it("refuses a deploy into a full tenant precisely, and its services run on untouched", async () => {
     const k = await kernelWith();
     await k.tenants.create("packed", { limits: { memoryBytes: 16 * MiB } });
-    const hog = `export default {
-      init() { return 0 },
-      handleCall(r, s) { globalThis.k ??= []; try { for (;;) globalThis.k.push("d".repeat(60000) + globalThis.k.length) } catch {} return { reply: globalThis.k.length, state: s } },
-    };`;
     await k.deploy({ tenant: "packed", service: "n", code: NEIGHBOUR.replace("64 * 1024", "1") });
-    await k.deploy({ tenant: "packed", service: "hog", code: hog, limits: { memoryBytes: 64 * MiB, cpuMsPerMessage: 5000 } });
-    await k.call("packed", "hog", null);
+    await k.deploy({ tenant: "packed", service: "hog", code: FILL, limits: { memoryBytes: 64 * MiB, cpuMsPerMessage: 5000 } });
+    await k.call("packed", "hog", "fill");
     const error = await rejection(k.deploy({ tenant: "packed", service: "late", code: NEIGHBOUR }));
     assert.equal(error.reason, "SOLO_ERR_LIMIT_MEMORY");
     assert.match(error.message, /tenant packed's memory is full/);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Kernel, KernelOptions } from "../index.ts";
+import type { Kernel, KernelOptions, SoloError } from "../index.ts";
 import { testKernels } from "../kernel/test-kernels.ts";
 import { crashOf, rejection, until } from "../test-support.ts";
 
@@ -15,6 +15,13 @@ const { freshDir, start } = testKernels("watch");
 
 function kernelWith(options: Omit<KernelOptions, "dataDir"> = {}): Promise<Kernel> {
   return start(freshDir(), options);
+}
+
+/** Sends a call that will not finish and waits until its message runs on the (only) scheduler; `failed` is its error. */
+async function running(k: Kernel, tenant: string, service: string, request: unknown): Promise<{ failed: Promise<SoloError> }> {
+  const failed = rejection(k.call(tenant, service, request, { timeoutMs: 60_000 }));
+  await until("the message is running", () => k.stats().schedulers[0]?.running?.service === service);
+  return { failed };
 }
 
 // One String.prototype.indexOf over 1 MiB with a 2 KiB needle that almost matches everywhere:
@@ -77,8 +84,7 @@ describe("the watchdog", () => {
     // A budget of a minute puts its hard limit at ten: only the kill can stop it in time.
     await k.deploy({ tenant: "slow", service: "stuck", code: STUCK, limits: { cpuMsPerMessage: 60_000 } });
     await k.deploy({ tenant: "other", service: "counter", code: COUNTER });
-    const stuck = rejection(k.call("slow", "stuck", "stuck", { timeoutMs: 60_000 }));
-    await until("the message is running", () => k.stats().schedulers[0]?.running?.service === "stuck");
+    const { failed: stuck } = await running(k, "slow", "stuck", "stuck");
     await k.kill("slow", "stuck");
     assert.equal(k.status("slow", "stuck").state, "stopped");
     const error = await stuck;
@@ -101,8 +107,7 @@ describe("the watchdog", () => {
     await k.deploy({ tenant: "busy", service: "loop", code: loop, limits: { cpuMsPerMessage: 60_000 } });
     await k.deploy({ tenant: "other", service: "counter", code: COUNTER });
     assert.equal(await k.call("other", "counter", null), 1);
-    const looping = rejection(k.call("busy", "loop", null, { timeoutMs: 60_000 }));
-    await until("the message is running", () => k.stats().schedulers[0]?.running?.service === "loop");
+    const { failed: looping } = await running(k, "busy", "loop", null);
     await k.kill("busy", "loop");
     assert.equal((await looping).reason, "SOLO_ERR_SERVICE_STOPPED");
     assert.equal(await k.call("other", "counter", null), 2, "the neighbour kept its state");
@@ -112,8 +117,7 @@ describe("the watchdog", () => {
   it("carries out an operator's restart of a service stuck in a built-in: it runs again from init", { timeout: 60_000 }, async () => {
     const k = await kernelWith();
     await k.deploy({ tenant: "again", service: "stuck", code: STUCK, limits: { cpuMsPerMessage: 60_000 } });
-    const stuck = rejection(k.call("again", "stuck", "stuck", { timeoutMs: 60_000 }));
-    await until("the message is running", () => k.stats().schedulers[0]?.running?.service === "stuck");
+    const { failed: stuck } = await running(k, "again", "stuck", "stuck");
     await k.restart("again", "stuck");
     assert.equal((await stuck).reason, "SOLO_ERR_SERVICE_STOPPED");
     assert.equal(k.status("again", "stuck").state, "running");
@@ -158,8 +162,7 @@ describe("the watchdog", () => {
     const k = await kernelWith();
     await k.deploy({ tenant: "jam", service: "stuck", code: STUCK, limits: { cpuMsPerMessage: 20 } });
     await k.deploy({ tenant: "bystander", service: "counter", code: COUNTER });
-    const stuck = rejection(k.call("jam", "stuck", "stuck", { timeoutMs: 60_000 }));
-    await until("the message is running", () => k.stats().schedulers[0]?.running?.service === "stuck");
+    const { failed: stuck } = await running(k, "jam", "stuck", "stuck");
     await k.kill("bystander", "counter");
     assert.equal(k.status("bystander", "counter").state, "stopped");
     assert.equal((await stuck).reason, "SOLO_ERR_LIMIT_CPU");
