@@ -582,15 +582,19 @@ function release(t: Tenant): void {
 // might not do for a long while on its own: it is asked to, once the instance is unreachable.
 // (V8 takes --expose-gc only process-wide, so it is set here, where it is needed.)
 v8.setFlagsFromString("--expose-gc");
-const collectGarbage = runInNewContext("gc") as () => void;
-let collecting = false;
-function collectSoon(): void {
-  if (collecting) return;
-  collecting = true;
-  setImmediate(() => {
-    collecting = false;
-    collectGarbage();
-  });
+const collectSoon = soon(runInNewContext("gc") as () => void);
+
+/** `fn` as a function that runs it once on the next turn, however often it is called before. */
+function soon(fn: () => void): () => void {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    setImmediate(() => {
+      pending = false;
+      fn();
+    });
+  };
 }
 
 // The WebAssembly instance of a tenant threw outside the guest: nothing in it can be trusted, so
@@ -952,15 +956,7 @@ function hostLog(s: Service, arg: string): string {
   return "I";
 }
 
-let flushPending = false;
-function flushSoon(): void {
-  if (flushPending) return;
-  flushPending = true;
-  setImmediate(() => {
-    flushPending = false;
-    flush();
-  });
-}
+const flushSoon = soon(() => flush());
 
 // ---- operations from the control plane ----------------------------------------------------
 
