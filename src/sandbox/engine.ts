@@ -36,6 +36,8 @@ export interface TenantEngine {
   readonly memory: WebAssembly.Memory;
   /** The most linear memory this instance may ever hold, in bytes. */
   readonly capBytes: number;
+  /** Host allocations in the instance refused because it was full (HostMemoryFull), since it was made. */
+  readonly hostRefusals: () => number;
 }
 
 interface Emscripten {
@@ -129,12 +131,15 @@ export async function instantiateEngine(
   // never check: a full tenant would have them write the string from address 0 up.
   const em = emscripten(quickjs);
   const malloc = em._malloc.bind(em);
+  let refusals = 0;
   em._malloc = (bytes: number): number => {
     const ptr = malloc(bytes);
-    if (ptr === 0) throw new HostMemoryFull(`the tenant's memory is full: the host could not allocate ${bytes} bytes`);
-    return ptr;
+    if (ptr !== 0) return ptr;
+    refusals++;
+    throw new HostMemoryFull(`the tenant's memory is full: the host could not allocate ${bytes} bytes`);
   };
-  if (!accounting) return { quickjs, memory, capBytes: cap };
+  const hostRefusals = (): number => refusals;
+  if (!accounting) return { quickjs, memory, capBytes: cap, hostRefusals };
   // Every runtime made from here on sizes its allocations and checks its limit.
   const heap = new Uint32Array(memory.buffer);
   const at = img.functionsAddress >> 2;
@@ -142,7 +147,7 @@ export async function instantiateEngine(
   heap[at + 1] = img.slots.malloc;
   heap[at + 3] = img.slots.realloc;
   heap[at + 4] = img.slots.usable;
-  return { quickjs, memory, capBytes: cap };
+  return { quickjs, memory, capBytes: cap, hostRefusals };
 }
 
 /** Room a new service's runtime and context need in its tenant's instance, with a margin. */

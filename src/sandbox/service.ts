@@ -144,9 +144,8 @@ export class ServiceSandbox {
   /** The engine's refusal counters when the current message began: more since is a memory breach. */
   private refusedBefore = 0;
   private exhaustedBefore = 0;
-  /** Host allocations in the instance that failed (the tenant is full), and their count at the message's start. */
-  private hostExhausted = 0;
-  private hostExhaustedBefore = 0;
+  /** The instance's count of refused host allocations when the current message began. */
+  private hostRefusedBefore = 0;
   private settled: string | undefined;
   private awaitingSettle = false;
   private disposed = false;
@@ -305,7 +304,6 @@ export class ServiceSandbox {
       return names === "" ? [] : names.split(",");
     } catch (err) {
       if (!(err instanceof HostMemoryFull)) throw err;
-      this.hostExhausted++;
       throw deployFailure(this.crashFrom(OUT_OF_MEMORY));
     } finally {
       this.stepEnd();
@@ -402,7 +400,7 @@ export class ServiceSandbox {
     this.budgetMs = this.spec.limits.cpuMsPerMessage;
     this.refusedBefore = this.memory.refused();
     this.exhaustedBefore = this.memory.exhausted();
-    this.hostExhaustedBefore = this.hostExhausted;
+    this.hostRefusedBefore = this.tenantEngine.hostRefusals();
   }
 
   private stepStart(): void {
@@ -425,7 +423,6 @@ export class ServiceSandbox {
       if (this.stopping) return { t: "stopped" };
     } catch (err) {
       if (!(err instanceof HostMemoryFull)) throw err;
-      this.hostExhausted++;
       return { t: "failed", crash: this.crashFrom(OUT_OF_MEMORY) };
     }
     if (outcome.t !== "failed" && this.usedMs > this.budgetMs) {
@@ -516,7 +513,6 @@ export class ServiceSandbox {
       // No room for the answer in a full tenant: the guest gets no string (its call then fails),
       // and the host counts the refusal as the evidence of a memory breach.
       if (!(err instanceof HostMemoryFull)) throw err;
-      this.hostExhausted++;
       return undefined;
     }
   }
@@ -604,7 +600,7 @@ export class ServiceSandbox {
 
   /** The tenant's full memory failed an allocation (the engine's or the host's) since the message began. */
   private tenantFullRefused(): boolean {
-    return this.memory.exhausted() !== this.exhaustedBefore || this.hostExhausted !== this.hostExhaustedBefore;
+    return this.memory.exhausted() !== this.exhaustedBefore || this.tenantEngine.hostRefusals() !== this.hostRefusedBefore;
   }
 
   // What a failed message is, decided from what the host saw, never from what the error says: a
