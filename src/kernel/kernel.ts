@@ -165,8 +165,8 @@ class KernelImpl implements Kernel, SessionHost {
   private tenantLifecycle: TenantLifecycle | undefined;
   private readonly openedAt = Date.now();
 
-  /** Each tenant's linear memory and its instance's maximum, as its scheduler last reported them. */
-  private readonly tenantBytes = new Map<string, { readonly bytes: number; readonly cap: number; readonly queued: number }>();
+  /** Each tenant's instance as its scheduler last reported it: linear memory, maximum, bytes of waiting messages. */
+  private readonly tenantMemory = new Map<string, { readonly bytes: number; readonly cap: number; readonly queued: number }>();
 
   constructor(opts: ResolvedOptions, lock: DataDirLock, engine: EngineImage) {
     this.opts = opts;
@@ -227,7 +227,7 @@ class KernelImpl implements Kernel, SessionHost {
         authority,
         defaults: this.opts.tenantLimits,
         budgetBytes: this.opts.memoryBudgetBytes,
-        instanceCap: (tenant) => this.tenantBytes.get(tenant)?.cap ?? 0,
+        instanceCap: (tenant) => this.tenantMemory.get(tenant)?.cap ?? 0,
         now,
         busy: (tenant) => [...this.deploying].some((k) => k.startsWith(`${tenant}/`)),
         stopServices: (tenant) => this.stopTenantServices(tenant),
@@ -812,8 +812,8 @@ class KernelImpl implements Kernel, SessionHost {
       }
       dropped += r.usage.dropped;
     }
-    const memoryBytes = this.tenantBytes.get(t)?.bytes ?? 0;
-    const queuedBytes = this.tenantBytes.get(t)?.queued ?? 0;
+    const memoryBytes = this.tenantMemory.get(t)?.bytes ?? 0;
+    const queuedBytes = this.tenantMemory.get(t)?.queued ?? 0;
     return { tenant: t, services, running, memoryBytes, heapBytes, queuedBytes, mailbox, dropped, limits: this.tenantsOrThrow().limits(t) };
   }
 
@@ -852,7 +852,7 @@ class KernelImpl implements Kernel, SessionHost {
         version: r.version,
         resource: "tenant_memory",
         limit,
-        used: this.tenantBytes.get(r.tenant)?.bytes ?? limit,
+        used: this.tenantMemory.get(r.tenant)?.bytes ?? limit,
         largest: holders,
       },
       causationId: r.causeId,
@@ -1008,7 +1008,7 @@ class KernelImpl implements Kernel, SessionHost {
           mailbox += r.usage.mailbox;
         }
       }
-      const memoryBytes = this.tenantBytes.get(tenant)?.bytes ?? 0;
+      const memoryBytes = this.tenantMemory.get(tenant)?.bytes ?? 0;
       const limitBytes = this.tenantsOrThrow().limits(tenant).memoryBytes;
       tenants.push({ tenant, services, memoryBytes, limitBytes, heapBytes, mailbox, restarts, dropped });
     }
@@ -1031,7 +1031,7 @@ class KernelImpl implements Kernel, SessionHost {
       tenants,
       memory: {
         budgetBytes: this.opts.memoryBudgetBytes,
-        committedBytes: this.tenantsOrThrow().committedBytes(undefined, (t) => this.tenantBytes.get(t)?.cap ?? 0),
+        committedBytes: this.tenantsOrThrow().committedBytes(undefined, (t) => this.tenantMemory.get(t)?.cap ?? 0),
       },
       schedulers,
       breakers,
@@ -1211,7 +1211,7 @@ class KernelImpl implements Kernel, SessionHost {
     }
     this.byTenant.delete(tenant);
     this.placement.delete(tenant);
-    this.tenantBytes.delete(tenant);
+    this.tenantMemory.delete(tenant);
     this.cooldowns.delete(tenant);
   }
 
@@ -1611,8 +1611,8 @@ class KernelImpl implements Kernel, SessionHost {
       }
       case "usage": {
         for (const [tenant, bytes, cap, queued] of msg.tenants) {
-          if (bytes === 0 && queued === 0) this.tenantBytes.delete(tenant);
-          else this.tenantBytes.set(tenant, { bytes, cap, queued });
+          if (bytes === 0 && queued === 0) this.tenantMemory.delete(tenant);
+          else this.tenantMemory.set(tenant, { bytes, cap, queued });
         }
         for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled, dropped] of msg.samples) {
           const r = this.bySid.get(sid);
@@ -2098,7 +2098,7 @@ class KernelImpl implements Kernel, SessionHost {
     for (const [tenant, i] of this.placement) {
       if (i !== index) continue;
       this.placement.delete(tenant);
-      this.tenantBytes.delete(tenant);
+      this.tenantMemory.delete(tenant);
     }
     // Stalling a scheduler costs the tenant a strike whether the watchdog found the step past its
     // hard limit or an operator's kill found it unable to let go: either way its neighbours lost

@@ -30,6 +30,22 @@ import {
 } from "../store.ts";
 import { POSTGRES_MIGRATIONS } from "./schema.ts";
 
+/**
+ * Takes the one-kernel lock, waiting up to a second for it: a kernel killed a moment ago still
+ * holds it until PostgreSQL has noticed that its connection is gone and ended its session.
+ */
+async function takeKernelLock(client: pg.PoolClient): Promise<boolean> {
+  const until = Date.now() + KERNEL_LOCK_WAIT_MS;
+  for (;;) {
+    const locked = await client.query("SELECT pg_try_advisory_lock($1) AS ok", [KERNEL_LOCK_KEY]);
+    if ((locked.rows[0] as Row).ok) return true;
+    if (Date.now() >= until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const KERNEL_LOCK_WAIT_MS = 1000;
+
 // One kernel per database until leases arrive: a session-level advisory lock held for the store's
 // life. The key is an arbitrary constant ("SOLO" in ASCII).
 const KERNEL_LOCK_KEY = 0x534f4c4f;
@@ -60,8 +76,7 @@ export async function openPostgresStore(url: string): Promise<Store> {
     // The lock's connection stays checked out for the store's life, out of the pool's error
     // handling: losing it must not crash the process (the store reports it on the next write).
     lockClient.on("error", () => undefined);
-    const locked = await lockClient.query("SELECT pg_try_advisory_lock($1) AS ok", [KERNEL_LOCK_KEY]);
-    if (!(locked.rows[0] as Row).ok) {
+    if (!(await takeKernelLock(lockClient))) {
       throw new SoloError("SOLO_ERR_STORE_LOCKED", `another Solo kernel is using the PostgreSQL database ${location}`, {
         database: location,
         hint: "stop that kernel first, or give this one its own database",
