@@ -1,3 +1,4 @@
+import type { ConnectionLimits } from "../gateway/connections.ts";
 import { adminToken, credentialPaths, ensureCredentials } from "../gateway/credentials.ts";
 import { startGateway } from "../gateway/server.ts";
 import { createLogger, createTelemetry } from "../gateway/telemetry.ts";
@@ -13,6 +14,8 @@ export interface ServeOptions {
   readonly hostnames: readonly string[];
   /** What all tenants' memory limits may add up to, in bytes (default: half the host's memory). */
   readonly memoryBudgetBytes?: number;
+  /** The edge's timeouts and caps (defaults: DEFAULT_CONNECTION_LIMITS). */
+  readonly connections?: ConnectionLimits;
 }
 
 /**
@@ -45,6 +48,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       port: o.port,
       tls: { cert: credentials.serverCertPem, key: credentials.serverKeyPem, ca: credentials.caPem },
       telemetry: createTelemetry(logger),
+      ...(o.connections ? { connections: o.connections } : {}),
     });
   } catch (err) {
     await kernel.close();

@@ -12,6 +12,7 @@ import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { Command, CommanderError, Option } from "commander";
 import { parseBytes } from "../bytes.ts";
+import { type ConnectionLimits, connectionLimits, DEFAULT_CONNECTION_LIMITS } from "../gateway/connections.ts";
 import { issueClientCert } from "../gateway/credentials.ts";
 import type { Event, ServiceInfo, TokenInfo } from "../gen/solo/v1/solo_pb.js";
 import { serveEmbedded } from "../mcp/embedded.ts";
@@ -102,7 +103,19 @@ function int(name: string): (v: string) => number {
 
 // ---- start ----------------------------------------------------------------------------------
 
-program
+/** `solo start`'s flags for the edge's timeouts and caps, by the limit each sets. */
+const EDGE_FLAGS: Readonly<Record<keyof ConnectionLimits, readonly [flag: string, what: string]>> = {
+  handshakeTimeoutMs: ["--handshake-timeout", "ms a TLS handshake may take"],
+  headersTimeoutMs: ["--headers-timeout", "ms a new connection may take to send its first request"],
+  idleTimeoutMs: ["--idle-timeout", "ms a connection may stay open with no request (then GOAWAY)"],
+  bodyMinBytesPerSecond: ["--body-min-rate", "bytes/s a request body must arrive at, at least"],
+  bodyWindowMs: ["--body-rate-window", "ms the body rate is measured over"],
+  requestTimeoutMs: ["--request-timeout", "ms a request other than a stream may last"],
+  maxConnectionsPerAddress: ["--max-connections-per-address", "connections one client address may hold open"],
+  maxStreamsPerConnection: ["--max-streams-per-connection", "requests one connection may hold open at once"],
+};
+
+const start = program
   .command("start")
   .description("run a kernel and its gateway on this machine (zero configuration)")
   .option("--host <host>", "address to listen on", "127.0.0.1")
@@ -117,8 +130,12 @@ program
       if (!Number.isSafeInteger(n)) throw new UsageError(`--memory-budget must be a size such as 8GiB or 512MiB, got ${JSON.stringify(v)}`);
       return n;
     },
-  )
-  .action(async (o: { host: string; port?: number; database?: string; hostname: string[]; memoryBudget?: number }) => {
+  );
+for (const [field, [flag, what]] of Object.entries(EDGE_FLAGS)) {
+  start.option(`${flag} <n>`, `${what} (default ${DEFAULT_CONNECTION_LIMITS[field as keyof ConnectionLimits]})`, int(flag));
+}
+start.action(
+  async (o: { host: string; port?: number; database?: string; hostname: string[]; memoryBudget?: number } & Record<string, unknown>) => {
     try {
       await serve({
         dataDir: dataDirOf(globals().dataDir),
@@ -127,12 +144,33 @@ program
         host: o.host,
         port: o.port ?? (process.env.SOLO_PORT !== undefined ? int("SOLO_PORT")(process.env.SOLO_PORT) : 7443),
         hostnames: o.hostname,
+        connections: edgeLimits(o),
       });
     } catch (err) {
       printError(err, json());
       process.exitCode = exitCodeOf(err) === EXIT.failed ? EXIT.unavailable : exitCodeOf(err);
     }
-  });
+  },
+);
+
+/** The edge limits given as flags, checked, in the flags' words. */
+function edgeLimits(o: Record<string, unknown>): ConnectionLimits {
+  const given: Record<string, number> = {};
+  for (const [field, [flag]] of Object.entries(EDGE_FLAGS)) {
+    // commander's name for --body-min-rate is bodyMinRate.
+    const key = flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (typeof o[key] === "number") given[field] = o[key];
+  }
+  try {
+    connectionLimits(given);
+  } catch (err) {
+    const field = (err as { details?: { field?: string } }).details?.field as keyof ConnectionLimits | undefined;
+    const flag = field ? EDGE_FLAGS[field]?.[0] : undefined;
+    if (field && flag) throw new UsageError((err as Error).message.replace(field, flag));
+    throw err;
+  }
+  return given;
+}
 
 // ---- services -------------------------------------------------------------------------------
 

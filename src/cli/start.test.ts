@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { connect as tlsConnect } from "node:tls";
 
 describe("npm start (solo start)", () => {
   it("runs a kernel and its gateway on the data directory, says where and how to connect, and stops cleanly on SIGTERM", async () => {
@@ -52,6 +54,59 @@ describe("npm start (solo start)", () => {
     assert.equal(code, 2, err);
     assert.match(err, /--memory-budget must be a size such as 8GiB or 512MiB, got "lots"/);
     assert.equal(existsSync(join(dir, ".solo")), false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("stops on SIGTERM even when clients left connections silent, mid-handshake or after a refused renegotiation", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
+    const dataDir = join(dir, ".solo");
+    const child = spawn(
+      process.execPath,
+      ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start"],
+      {
+        env: { ...process.env, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /gateway +https:\/\/127\.0\.0\.1:(\d+) /.exec(out);
+        if (m && out.includes("Press Ctrl-C")) resolve(Number(m[1]));
+      });
+      child.once("exit", () => reject(new Error(`solo start exited early: ${out}`)));
+    });
+    // A TCP connection that never says hello, and an admitted TLS 1.2 one that asks to renegotiate.
+    const cert = /admin +certificate (\S+), key (\S+),/.exec(out);
+    assert.ok(cert, out);
+    const silent = netConnect(port, "127.0.0.1");
+    silent.on("error", () => undefined);
+    const tls = tlsConnect({
+      port,
+      host: "127.0.0.1",
+      rejectUnauthorized: false,
+      maxVersion: "TLSv1.2",
+      ALPNProtocols: ["h2"],
+      cert: readFileSync(cert[1] as string),
+      key: readFileSync(cert[2] as string),
+    });
+    tls.on("error", () => undefined);
+    // Read what the server sends, so its closing the connection is seen.
+    tls.resume();
+    const renegotiated = await new Promise<string>((resolve) => {
+      tls.once("secureConnect", () => {
+        tls.renegotiate({}, (err) => resolve(err ? "refused" : "renegotiated"));
+      });
+      tls.once("close", () => resolve("closed"));
+    });
+    assert.notEqual(renegotiated, "renegotiated");
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    silent.destroy();
+    tls.destroy();
+    assert.equal(code, 0, out);
+    assert.match(out, /stopped\./);
     rmSync(dir, { recursive: true, force: true });
   });
 });

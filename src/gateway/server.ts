@@ -5,6 +5,7 @@ import { SoloError } from "../errors.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";
 import { VERSION } from "../version.ts";
+import { ConnectionGuard, type ConnectionLimits, connectionLimits, TLS_POLICY } from "./connections.ts";
 import { coreInterceptors, DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
 import { routes } from "./service.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
@@ -35,6 +36,8 @@ export interface GatewayOptions {
       >;
   /** The version `/mcp` reports to clients (default: this Solo's). */
   readonly version?: string;
+  /** Timeouts and caps on connections and requests (see {@link ConnectionLimits} for the defaults). */
+  readonly connections?: ConnectionLimits;
 }
 
 /** A running gateway. */
@@ -46,6 +49,8 @@ export interface Gateway {
   readonly admission: ShedderStats;
   /** MCP sessions open at `/mcp`. */
   readonly mcpSessions: number;
+  /** TCP connections open now, whatever their state. */
+  readonly connections: number;
   /**
    * Stops admitting (new connections and streams are refused), lets calls in flight finish for up
    * to `graceMs` (default 5000), then closes every connection.
@@ -54,6 +59,7 @@ export interface Gateway {
 }
 
 const DEFAULT_PORT = 7443;
+const FOLLOW_EVENTS = "/solo.v1.KernelService/FollowEvents";
 
 /**
  * Serves the kernel over HTTP/2 with TLS on one port: gRPC, gRPC-Web and Connect (JSON and
@@ -62,6 +68,7 @@ const DEFAULT_PORT = 7443;
  */
 export async function startGateway(kernel: Kernel, options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? "127.0.0.1";
+  const limits = connectionLimits(options.connections);
   const core = gatewayCore(kernel, {
     shedder: new Shedder(options.admission),
     streams: new Shedder(options.streams ?? DEFAULT_STREAM_LIMITS),
@@ -91,7 +98,9 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
       requestCert: true,
       rejectUnauthorized: true,
       allowHTTP1: false,
-      minVersion: "TLSv1.2",
+      ...TLS_POLICY,
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      settings: { maxConcurrentStreams: limits.maxStreamsPerConnection },
     },
     (req, res) => {
       if (telemetry && req.url === "/metrics" && req.method === "GET") {
@@ -120,9 +129,15 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
   });
-  // A client that fails the handshake (no certificate, a foreign one, plaintext) is refused there;
-  // its error concerns only that connection.
-  server.on("tlsClientError", () => undefined);
+  // A client that fails the handshake (no certificate, a foreign one, plaintext, too slow) is
+  // refused there, and its socket freed by the guard; its error concerns only that connection.
+  const guard = new ConnectionGuard(server, limits, {
+    lasting: (h) => h[":path"] === FOLLOW_EVENTS || (h[":method"] === "GET" && String(h[":path"] ?? "").startsWith("/mcp")),
+    onClose: (why, address) => {
+      telemetry?.edgeClosed(why);
+      telemetry?.logger.warn({ address, why }, "edge closed a connection");
+    },
+  });
   server.on("sessionError", () => undefined);
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) =>
@@ -146,17 +161,24 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     get mcpSessions() {
       return mcp?.sessions ?? 0;
     },
+    get connections() {
+      return guard.connections;
+    },
     close(graceMs = 5000) {
       closing ??= new Promise<void>((resolve) => {
+        guard.stopAdmitting();
+        // After the grace every socket goes, whatever state its client left it in (half-open,
+        // mid-handshake, mid-request): shutting down never waits on a client.
         const timer = setTimeout(() => {
           void mcp?.close();
-          for (const s of sessions) s.destroy();
+          guard.destroyAll();
         }, graceMs);
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
+          guard.destroyAll();
           detach?.();
-          void mcp?.close().then(resolve);
+          void Promise.resolve(mcp?.close()).then(() => resolve());
         });
         // MCP clients' standing event streams end now (tool calls in flight finish).
         mcp?.drain();

@@ -5,6 +5,7 @@ import pinoPretty from "pino-pretty";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Kernel, KernelStats } from "../kernel/kernel.ts";
 import { withCorrelation } from "../kernel/log/correlation.ts";
+import type { EdgeClosure } from "./connections.ts";
 import { codeName } from "./errors.ts";
 import type { ShedderStats } from "./shedder.ts";
 
@@ -21,6 +22,8 @@ export interface Telemetry {
   readonly logger: Logger;
   /** Counts, times and logs every call. */
   readonly interceptor: Interceptor;
+  /** Counts a connection or request the edge closed (a timeout, a cap, a refused renegotiation). */
+  edgeClosed(why: EdgeClosure): void;
   /** Starts reading the kernel and the shedder at each scrape; returns the stop. */
   attach(kernel: Kernel, admission: ShedderStats): () => void;
 }
@@ -60,6 +63,12 @@ export function createTelemetry(logger: Logger): Telemetry {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
+  const edge = new Counter({
+    name: "solo_edge_closed_total",
+    help: "Connections and requests the gateway's edge closed, by why: a timeout, a cap, a refused renegotiation.",
+    labelNames: ["why"] as const,
+    registers: [registry],
+  });
   const interceptor: Interceptor = (next) => async (req) => {
     const given = req.header.get("x-request-id");
     const id = given !== null && REQUEST_ID.test(given) ? given : randomUUID();
@@ -90,6 +99,7 @@ export function createTelemetry(logger: Logger): Telemetry {
     registry,
     logger,
     interceptor,
+    edgeClosed: (why) => edge.inc({ why }),
     attach(kernel, admission) {
       const unobserve = kernel.observe({ commit: (ms) => commit.observe(ms / 1000) });
       // One snapshot of the kernel per scrape, however many gauges read it.

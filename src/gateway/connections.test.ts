@@ -1,0 +1,393 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type ClientHttp2Session, constants as h2, connect as http2Connect } from "node:http2";
+import { connect as netConnect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { connect as tlsConnect } from "node:tls";
+import { type Kernel, openKernel } from "../index.ts";
+import { until } from "../test-support.ts";
+import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
+import { connectionLimits } from "./connections.ts";
+import { type Gateway, type GatewayOptions, startGateway } from "./server.ts";
+
+let dir: string;
+let kernel: Kernel;
+let ca: CertAndKey;
+let serverCert: CertAndKey;
+let client: CertAndKey;
+let token: string;
+const files = { ca: "", cert: "", key: "" };
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "solo-edge-"));
+  kernel = await openKernel({ dataDir: join(dir, "data"), schedulers: 1 });
+  ca = await createCa({ commonName: "solo edge test ca" });
+  serverCert = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+  client = await issueCert(ca, { commonName: "edge-client", usage: "client" });
+  for (const [name, pem] of [
+    ["ca", ca.certPem],
+    ["cert", client.certPem],
+    ["key", client.keyPem],
+  ] as const) {
+    files[name] = join(dir, `${name}.pem`);
+    writeFileSync(files[name], pem);
+  }
+  token = (await kernel.tokens.grant({ tenant: null, permissions: ["*"] })).token;
+});
+
+after(async () => {
+  await kernel?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function gatewayWith(connections: GatewayOptions["connections"]): Promise<Gateway> {
+  return startGateway(kernel, {
+    port: 0,
+    tls: { cert: serverCert.certPem, key: serverCert.keyPem, ca: ca.certPem },
+    connections,
+    mcp: false,
+  });
+}
+
+/** Runs `openssl s_client` against the gateway: its exit code and everything it printed. */
+function sClient(
+  port: number,
+  args: readonly string[],
+  opts: { input?: string; holdMs?: number } = {},
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn("openssl", [
+      "s_client",
+      "-connect",
+      `127.0.0.1:${port}`,
+      "-CAfile",
+      files.ca,
+      "-cert",
+      files.cert,
+      "-key",
+      files.key,
+      ...args,
+    ]);
+    let out = "";
+    p.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    p.stderr.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    p.on("error", reject);
+    // Input once the handshake has printed its summary; then the client leaves.
+    const leave = setTimeout(() => p.stdin.end(), opts.holdMs ?? 2000);
+    const poll = setInterval(() => {
+      if (!/Verify return code|alert|errno|error:/i.test(out)) return;
+      clearInterval(poll);
+      if (opts.input) p.stdin.write(opts.input);
+      if (!opts.input) {
+        clearTimeout(leave);
+        p.stdin.end();
+      }
+    }, 20);
+    p.on("close", (code) => {
+      clearInterval(poll);
+      clearTimeout(leave);
+      resolve({ code, out });
+    });
+  });
+}
+
+function negotiated(out: string): { protocol: string; cipher: string; alpn: string } {
+  return {
+    protocol: /Protocol\s*:\s*(\S+)/.exec(out)?.[1] ?? "",
+    cipher: /Cipher is (\S+)/.exec(out)?.[1] ?? "",
+    alpn: /ALPN protocol: (\S+)/.exec(out)?.[1] ?? "",
+  };
+}
+
+function h2Session(gateway: Gateway): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const s = http2Connect(gateway.url, { ca: ca.certPem, cert: client.certPem, key: client.keyPem });
+    s.once("connect", () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+function closed(s: { once(e: "close", f: () => void): unknown }): Promise<void> {
+  return new Promise((resolve) => s.once("close", () => resolve()));
+}
+
+async function health(gateway: Gateway): Promise<number> {
+  const s = await h2Session(gateway);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const req = s.request({
+        ":method": "POST",
+        ":path": "/solo.v1.KernelService/Health",
+        "content-type": "application/json",
+        authorization: `Bearer ${token}`,
+      });
+      req.on("response", (h) => resolve(Number(h[":status"])));
+      req.on("error", reject);
+      req.end("{}");
+    });
+  } finally {
+    s.close();
+  }
+}
+
+describe("the gateway's TLS", () => {
+  let gateway: Gateway;
+  before(async () => {
+    gateway = await gatewayWith({});
+  });
+  after(() => gateway.close(1000));
+
+  it("prefers TLS 1.3, with h2", async () => {
+    const r = await sClient(gateway.port, ["-alpn", "h2"]);
+    assert.deepEqual(negotiated(r.out), { protocol: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256", alpn: "h2" }, r.out);
+  });
+
+  for (const cipher of ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"]) {
+    it(`accepts TLS 1.2 with the AEAD suite ${cipher}`, async () => {
+      const r = await sClient(gateway.port, ["-tls1_2", "-cipher", cipher, "-alpn", "h2"]);
+      assert.deepEqual(negotiated(r.out), { protocol: "TLSv1.2", cipher, alpn: "h2" }, r.out);
+    });
+  }
+
+  // RFC 9113 Appendix A: CBC, SHA-1 MACs, static RSA key exchange are all prohibited with h2.
+  for (const cipher of [
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-ECDSA-AES256-SHA384",
+    "ECDHE-ECDSA-AES128-SHA256",
+    "AES128-GCM-SHA256",
+    "AES256-SHA",
+  ]) {
+    it(`refuses TLS 1.2 with the prohibited suite ${cipher}`, async () => {
+      const r = await sClient(gateway.port, ["-tls1_2", "-cipher", `${cipher}@SECLEVEL=0`, "-alpn", "h2"]);
+      assert.notEqual(r.code, 0, r.out);
+      assert.match(r.out, /handshake failure|no cipher|alert/i);
+      assert.equal(negotiated(r.out).alpn, "");
+    });
+  }
+
+  for (const version of ["-tls1_1", "-tls1"]) {
+    it(`refuses ${version.slice(1)}`, async () => {
+      const r = await sClient(gateway.port, [version, "-cipher", "DEFAULT@SECLEVEL=0"]);
+      assert.notEqual(r.code, 0, r.out);
+      assert.equal(negotiated(r.out).alpn, "");
+    });
+  }
+
+  it("refuses renegotiation, frees the socket when the client leaves, and still shuts down at once", async () => {
+    const own = await gatewayWith({});
+    const before = own.connections;
+    for (let i = 0; i < 3; i++) {
+      const r = await sClient(own.port, ["-tls1_2", "-alpn", "h2"], { input: "R\n", holdMs: 500 });
+      assert.equal(negotiated(r.out).protocol, "TLSv1.2", r.out);
+      // The server ends the connection instead of renegotiating: no second handshake is verified.
+      const [, afterwards = ""] = r.out.split("RENEGOTIATING");
+      assert.doesNotMatch(afterwards, /verify return:1/, r.out);
+      assert.notEqual(r.code, 0, r.out);
+    }
+    await until("every socket is freed", () => own.connections === before);
+    await own.close(60_000);
+    assert.equal(own.connections, 0);
+  });
+});
+
+describe("the gateway's timeouts", () => {
+  it("closes a TCP connection that never sends a ClientHello after the handshake timeout", async () => {
+    const gateway = await gatewayWith({ handshakeTimeoutMs: 300 });
+    try {
+      const socket = netConnect(gateway.port, "127.0.0.1");
+      socket.on("error", () => undefined);
+      await closed(socket);
+      assert.equal(socket.bytesRead, 0);
+      await until("the socket is freed", () => gateway.connections === 0);
+    } finally {
+      await gateway.close(1000);
+    }
+  });
+
+  it("closes a connection that sends no request after the headers timeout, with GOAWAY", async () => {
+    const gateway = await gatewayWith({ headersTimeoutMs: 300 });
+    try {
+      const s = await h2Session(gateway);
+      s.on("error", () => undefined);
+      let goaway = -1;
+      s.on("goaway", (code) => {
+        goaway = code;
+      });
+      await closed(s);
+      assert.equal(goaway, h2.NGHTTP2_NO_ERROR);
+    } finally {
+      await gateway.close(1000);
+    }
+  });
+
+  it("closes an idle connection after its last request, with GOAWAY", async () => {
+    const gateway = await gatewayWith({ idleTimeoutMs: 400 });
+    try {
+      const s = await h2Session(gateway);
+      s.on("error", () => undefined);
+      let goaway = -1;
+      s.on("goaway", (code) => {
+        goaway = code;
+      });
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = s.request({ ":method": "POST", ":path": "/solo.v1.KernelService/Health", "content-type": "application/json" });
+        req.on("response", (h) => resolve(Number(h[":status"])));
+        req.on("error", reject);
+        req.resume();
+        req.end("{}");
+      });
+      assert.equal(status, 200);
+      await closed(s);
+      assert.equal(goaway, h2.NGHTTP2_NO_ERROR);
+    } finally {
+      await gateway.close(1000);
+    }
+  });
+
+  it("resets a request whose body arrives slower than the minimum rate, while other clients are served", async () => {
+    const gateway = await gatewayWith({ bodyMinBytesPerSecond: 1000, bodyWindowMs: 300 });
+    const s = await h2Session(gateway);
+    try {
+      // 20 streams, each dribbling one byte every 50 ms (20 bytes/s).
+      const streams = Array.from({ length: 20 }, () => {
+        const req = s.request({
+          ":method": "POST",
+          ":path": "/solo.v1.KernelService/Deploy",
+          "content-type": "application/json",
+          authorization: `Bearer ${token}`,
+        });
+        req.on("error", () => undefined);
+        const drip = setInterval(() => {
+          if (!req.closed) req.write("{");
+        }, 50);
+        return new Promise<number>((resolve) =>
+          req.once("close", () => {
+            clearInterval(drip);
+            resolve(req.rstCode ?? -1);
+          }),
+        );
+      });
+      assert.equal(await health(gateway), 200);
+      assert.deepEqual(new Set(await Promise.all(streams)), new Set([h2.NGHTTP2_CANCEL]));
+      // The connection itself stays usable.
+      const ok = await new Promise<number>((resolve, reject) => {
+        const req = s.request({ ":method": "POST", ":path": "/solo.v1.KernelService/Health", "content-type": "application/json" });
+        req.on("response", (h) => resolve(Number(h[":status"])));
+        req.on("error", reject);
+        req.resume();
+        req.end("{}");
+      });
+      assert.equal(ok, 200);
+    } finally {
+      s.close();
+      await gateway.close(1000);
+    }
+  });
+
+  it("resets a request that outlives the request timeout even at a good rate", async () => {
+    const gateway = await gatewayWith({ requestTimeoutMs: 1000, bodyWindowMs: 200, bodyMinBytesPerSecond: 100 });
+    const s = await h2Session(gateway);
+    try {
+      const req = s.request({
+        ":method": "POST",
+        ":path": "/solo.v1.KernelService/Deploy",
+        "content-type": "application/json",
+        authorization: `Bearer ${token}`,
+      });
+      req.on("error", () => undefined);
+      const chunk = " ".repeat(200);
+      const feed = setInterval(() => {
+        if (!req.closed) req.write(chunk);
+      }, 20);
+      await closed(req);
+      clearInterval(feed);
+      assert.equal(req.rstCode, h2.NGHTTP2_CANCEL);
+    } finally {
+      s.close();
+      await gateway.close(1000);
+    }
+  });
+});
+
+describe("the gateway's caps", () => {
+  it("refuses connections beyond the cap for one address, and admits again when one leaves", async () => {
+    const gateway = await gatewayWith({ maxConnectionsPerAddress: 3 });
+    const sessions: ClientHttp2Session[] = [];
+    try {
+      for (let i = 0; i < 3; i++) sessions.push(await h2Session(gateway));
+      const refused = await new Promise<string>((resolve) => {
+        const t = tlsConnect({
+          port: gateway.port,
+          host: "127.0.0.1",
+          ca: ca.certPem,
+          cert: client.certPem,
+          key: client.keyPem,
+          servername: "localhost",
+        });
+        t.once("secureConnect", () => resolve("connected"));
+        t.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+      assert.notEqual(refused, "connected");
+      const first = sessions.shift() as ClientHttp2Session;
+      first.close();
+      await closed(first);
+      await until("the slot is free", () => gateway.connections === 2);
+      assert.equal(await health(gateway), 200);
+    } finally {
+      for (const s of sessions) s.close();
+      await gateway.close(1000);
+    }
+  });
+
+  it("tells each connection how many requests it may hold open at once", async () => {
+    const gateway = await gatewayWith({ maxStreamsPerConnection: 7 });
+    const s = await h2Session(gateway);
+    try {
+      if (!s.remoteSettings.maxConcurrentStreams || s.remoteSettings.maxConcurrentStreams > 7) {
+        await new Promise((resolve) => s.once("remoteSettings", resolve));
+      }
+      assert.equal(s.remoteSettings.maxConcurrentStreams, 7);
+    } finally {
+      s.close();
+      await gateway.close(1000);
+    }
+  });
+
+  it("refuses a limit out of range, naming it", () => {
+    assert.throws(
+      () => connectionLimits({ idleTimeoutMs: 5 }),
+      (err: Error & { reason?: string; details?: { field?: string } }) =>
+        err.reason === "SOLO_ERR_KERNEL_OPTIONS_INVALID" && err.details?.field === "idleTimeoutMs",
+    );
+    assert.throws(() => connectionLimits({ bogus: 1 } as never), /unknown connection limit "bogus"/);
+  });
+});
+
+describe("the gateway's shutdown", () => {
+  it("frees every socket after the grace, whatever state clients left them in", async () => {
+    const gateway = await gatewayWith({});
+    const sockets: Socket[] = [];
+    // One that never says hello, one mid-request that never finishes, one idle h2 session.
+    const silent = netConnect(gateway.port, "127.0.0.1");
+    silent.on("error", () => undefined);
+    sockets.push(silent);
+    const s = await h2Session(gateway);
+    s.on("error", () => undefined);
+    const req = s.request({ ":method": "POST", ":path": "/solo.v1.KernelService/Deploy", "content-type": "application/json" });
+    req.on("error", () => undefined);
+    req.write("{");
+    const idle = await h2Session(gateway);
+    idle.on("error", () => undefined);
+    await until("all three are connected", () => gateway.connections >= 3);
+    await gateway.close(300);
+    await Promise.all([closed(silent), closed(s), closed(idle)]);
+    assert.equal(gateway.connections, 0);
+  });
+});

@@ -1,0 +1,305 @@
+import { constants as cryptoConstants } from "node:crypto";
+import { type Http2SecureServer, type Http2Session, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { SoloError } from "../errors.ts";
+
+/**
+ * The edge's timeouts and caps: what one client may hold and for how long. Each has a default
+ * and a `solo start` flag (docs/security.md lists them).
+ */
+export interface ConnectionLimits {
+  /** A TLS handshake must finish within this (default 10 s; `--handshake-timeout`). */
+  readonly handshakeTimeoutMs?: number;
+  /** A new connection must send its first request's headers within this (default 10 s; `--headers-timeout`). */
+  readonly headersTimeoutMs?: number;
+  /** A connection with no open request for this long is sent GOAWAY and closed (default 60 s; `--idle-timeout`). */
+  readonly idleTimeoutMs?: number;
+  /**
+   * A request body must arrive at this rate or faster, measured over every `bodyWindowMs`
+   * (default 1024 bytes/s; `--body-min-rate`); a slower one is reset.
+   */
+  readonly bodyMinBytesPerSecond?: number;
+  /** The window the body rate is measured over (default 10 s). */
+  readonly bodyWindowMs?: number;
+  /**
+   * A request other than a stream (everything but FollowEvents and MCP's GET) is reset after this
+   * long (default 11 minutes: the longest call timeout, 10 minutes, and one more; `--request-timeout`).
+   */
+  readonly requestTimeoutMs?: number;
+  /** Connections open at once from one client address (default 128; `--max-connections-per-address`). */
+  readonly maxConnectionsPerAddress?: number;
+  /** Requests open at once on one connection (HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS; default 100; `--max-streams-per-connection`). */
+  readonly maxStreamsPerConnection?: number;
+}
+
+/** The defaults of {@link ConnectionLimits}. */
+export const DEFAULT_CONNECTION_LIMITS: Required<ConnectionLimits> = Object.freeze({
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  bodyMinBytesPerSecond: 1024,
+  bodyWindowMs: 10_000,
+  requestTimeoutMs: 660_000,
+  maxConnectionsPerAddress: 128,
+  maxStreamsPerConnection: 100,
+});
+
+/** Why the edge closed a connection or a request (the label of `solo_edge_closed_total`). */
+export type EdgeClosure =
+  | "handshake_timeout"
+  | "headers_timeout"
+  | "idle"
+  | "body_too_slow"
+  | "request_timeout"
+  | "too_many_connections"
+  | "renegotiation";
+
+/**
+ * TLS as HTTP/2 requires (RFC 9113 §9.2): TLS 1.3 preferred, and where TLS 1.2 remains only its
+ * ephemeral-key AEAD suites (none of Appendix A's prohibited ones); no renegotiation.
+ */
+export const TLS_POLICY = Object.freeze({
+  minVersion: "TLSv1.2" as const,
+  ciphers: [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+  ].join(":"),
+  honorCipherOrder: true,
+  secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
+});
+
+const LIMIT_RANGES: Record<keyof ConnectionLimits, readonly [number, number]> = {
+  handshakeTimeoutMs: [100, 600_000],
+  headersTimeoutMs: [100, 600_000],
+  idleTimeoutMs: [100, 86_400_000],
+  bodyMinBytesPerSecond: [0, 1 << 30],
+  bodyWindowMs: [100, 600_000],
+  requestTimeoutMs: [1000, 86_400_000],
+  maxConnectionsPerAddress: [1, 1_000_000],
+  maxStreamsPerConnection: [1, 10_000],
+};
+
+/** The limits with their defaults filled in; SOLO_ERR_KERNEL_OPTIONS_INVALID names a field out of range. */
+export function connectionLimits(given: ConnectionLimits = {}): Required<ConnectionLimits> {
+  const out: Record<string, number> = { ...DEFAULT_CONNECTION_LIMITS };
+  for (const [field, value] of Object.entries(given) as [keyof ConnectionLimits, unknown][]) {
+    if (value === undefined) continue;
+    const range = LIMIT_RANGES[field];
+    if (!range) {
+      throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `unknown connection limit ${JSON.stringify(field)}`, {
+        field,
+        hint: `the limits are ${Object.keys(LIMIT_RANGES).join(", ")}`,
+      });
+    }
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < range[0] || value > range[1]) {
+      throw new SoloError(
+        "SOLO_ERR_KERNEL_OPTIONS_INVALID",
+        `${field} must be a whole number from ${range[0]} to ${range[1]}, got ${String(value)}`,
+        {
+          field,
+        },
+      );
+    }
+    out[field] = value;
+  }
+  return out as unknown as Required<ConnectionLimits>;
+}
+
+interface StreamWatch {
+  readonly stream: ServerHttp2Stream;
+  readonly started: number;
+  /** Streams (FollowEvents, MCP's event stream) live as long as their client wants. */
+  readonly lasting: boolean;
+  /** The request body is still arriving. */
+  receiving: boolean;
+  windowStart: number;
+  windowBytes: number;
+}
+
+interface SessionWatch {
+  open: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Enforces {@link ConnectionLimits} on an HTTP/2 server and holds every socket it accepted, so
+ * that {@link ConnectionGuard.destroyAll} frees them whatever state a client left them in.
+ */
+export class ConnectionGuard {
+  private readonly limits: Required<ConnectionLimits>;
+  /** TCP sockets as accepted (what the caps count). */
+  private readonly sockets = new Set<Socket>();
+  /** Their TLS sockets once the handshake is done (what owns the descriptor then). */
+  private readonly secure = new Set<TLSSocket>();
+  private readonly perAddress = new Map<string, number>();
+  private readonly sessions = new Map<Http2Session, SessionWatch>();
+  private readonly streams = new Set<StreamWatch>();
+  private readonly ticker: NodeJS.Timeout;
+  private readonly onClose: (why: EdgeClosure, address: string) => void;
+  private readonly lasting: (headers: IncomingHttpHeaders) => boolean;
+  private closing = false;
+
+  constructor(
+    server: Http2SecureServer,
+    limits: Required<ConnectionLimits>,
+    options: { lasting: (headers: IncomingHttpHeaders) => boolean; onClose?: (why: EdgeClosure, address: string) => void },
+  ) {
+    this.limits = limits;
+    this.lasting = options.lasting;
+    this.onClose = options.onClose ?? (() => undefined);
+    server.on("connection", (socket: Socket) => this.accept(socket));
+    server.on("secureConnection", (socket: TLSSocket) => this.secured(socket));
+    server.on("session", (session: Http2Session) => this.session(session));
+    server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.stream(stream, headers));
+    server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") this.onClose("handshake_timeout", addressOf(socket));
+      socket.destroy();
+    });
+    const tick = Math.max(50, Math.min(1000, Math.floor(Math.min(limits.bodyWindowMs, limits.requestTimeoutMs) / 4)));
+    this.ticker = setInterval(() => this.sweep(), tick);
+    this.ticker.unref();
+  }
+
+  /** Connections open now (TCP, whatever their state). */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops admitting connections; those open are left to finish. */
+  stopAdmitting(): void {
+    this.closing = true;
+  }
+
+  /** Frees every socket at once, and stops the guard's timer. */
+  destroyAll(): void {
+    clearInterval(this.ticker);
+    for (const [session, w] of this.sessions) {
+      clearTimeout(w.timer);
+      session.destroy();
+    }
+    for (const s of this.secure) s.destroy();
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private accept(socket: Socket): void {
+    const address = addressOf(socket);
+    const n = (this.perAddress.get(address) ?? 0) + 1;
+    if (this.closing || n > this.limits.maxConnectionsPerAddress) {
+      if (!this.closing) this.onClose("too_many_connections", address);
+      socket.destroy();
+      return;
+    }
+    this.perAddress.set(address, n);
+    this.sockets.add(socket);
+    socket.once("close", () => {
+      this.sockets.delete(socket);
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left <= 0) this.perAddress.delete(address);
+      else this.perAddress.set(address, left);
+    });
+  }
+
+  private secured(socket: TLSSocket): void {
+    // The TLS socket owns the descriptor from here: it is what must be freed.
+    this.secure.add(socket);
+    socket.once("close", () => this.secure.delete(socket));
+    // A peer gone (or an error, e.g. a refused renegotiation) frees the socket at once, whatever
+    // the HTTP/2 session made of it: nothing is left in CLOSE-WAIT.
+    socket.once("end", () => socket.destroy());
+    socket.once("error", (err: NodeJS.ErrnoException) => {
+      if (/renegotiat/i.test(err.message) || err.code === "ERR_TLS_SESSION_ATTACK") this.onClose("renegotiation", addressOf(socket));
+      socket.destroy();
+    });
+  }
+
+  private session(session: Http2Session): void {
+    const w: SessionWatch = { open: 0, timer: undefined };
+    this.sessions.set(session, w);
+    this.arm(session, w, this.limits.headersTimeoutMs, "headers_timeout");
+    session.once("close", () => {
+      clearTimeout(w.timer);
+      this.sessions.delete(session);
+    });
+  }
+
+  private arm(session: Http2Session, w: SessionWatch, ms: number, why: EdgeClosure): void {
+    clearTimeout(w.timer);
+    w.timer = setTimeout(() => {
+      this.onClose(why, addressOf(session.socket));
+      // GOAWAY, then the socket is freed whether or not the client answers it.
+      session.close();
+      setTimeout(() => session.destroy(), 1000).unref();
+    }, ms);
+    w.timer.unref();
+  }
+
+  private stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    const session = stream.session;
+    const w = session ? this.sessions.get(session) : undefined;
+    if (session && w) {
+      w.open++;
+      clearTimeout(w.timer);
+      w.timer = undefined;
+    }
+    const now = performance.now();
+    const watch: StreamWatch = {
+      stream,
+      started: now,
+      lasting: this.lasting(headers),
+      receiving: !stream.readableEnded && !(stream.endAfterHeaders ?? false),
+      windowStart: now,
+      windowBytes: 0,
+    };
+    this.streams.add(watch);
+    if (watch.receiving) {
+      stream.on("data", (chunk: Buffer) => {
+        watch.windowBytes += chunk.length;
+      });
+      stream.once("end", () => {
+        watch.receiving = false;
+      });
+    }
+    stream.once("close", () => {
+      this.streams.delete(watch);
+      if (session && w && --w.open === 0 && !session.closed && !session.destroyed) this.arm(session, w, this.limits.idleTimeoutMs, "idle");
+    });
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    const { bodyWindowMs, bodyMinBytesPerSecond, requestTimeoutMs } = this.limits;
+    for (const w of this.streams) {
+      if (w.stream.destroyed || w.stream.closed) continue;
+      if (!w.lasting && now - w.started > requestTimeoutMs) {
+        this.reset(w, "request_timeout");
+        continue;
+      }
+      if (!w.receiving || now - w.windowStart < bodyWindowMs) continue;
+      if (w.windowBytes < (bodyMinBytesPerSecond * (now - w.windowStart)) / 1000) {
+        this.reset(w, "body_too_slow");
+        continue;
+      }
+      w.windowStart = now;
+      w.windowBytes = 0;
+    }
+  }
+
+  private reset(w: StreamWatch, why: EdgeClosure): void {
+    this.streams.delete(w);
+    this.onClose(why, addressOf(w.stream.session?.socket));
+    w.stream.close(h2.NGHTTP2_CANCEL);
+  }
+}
+
+function addressOf(socket: { remoteAddress?: string | undefined } | null | undefined): string {
+  const a = socket?.remoteAddress ?? "unknown";
+  return a.startsWith("::ffff:") ? a.slice(7) : a;
+}
