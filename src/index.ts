@@ -11,6 +11,7 @@
 export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./errors.ts";
 export { type Finding, RULES, type RuleId } from "./kernel/analyzer/analyze.ts";
 export type { TokenSpec } from "./kernel/auth/authority.ts";
+export type { Requester, Via } from "./kernel/auth/denials.ts";
 export { FIXED_PERMISSIONS } from "./kernel/auth/permissions.ts";
 export { type GrantedToken, TOKEN_PREFIX, type TokenInfo } from "./kernel/auth/tokens.ts";
 export {

@@ -1,4 +1,5 @@
 import { createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import type { Requester } from "../kernel/auth/denials.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { bearer, type Clients, clientsOver } from "./client.ts";
 import { edge, routes } from "./service.ts";
@@ -44,8 +45,8 @@ export function coreInterceptors(core: GatewayCore): Interceptor[] {
  * serialized, validated, admitted and served exactly as one that came over the port, without a
  * socket. The MCP server's HTTP sessions and `solo mcp --embedded` act through these.
  */
-export function inProcessClients(core: GatewayCore, token: string): Clients {
-  const transport = createRouterTransport(routes(core.kernel, core.started), {
+export function inProcessClients(core: GatewayCore, token: string, requester?: Requester): Clients {
+  const transport = createRouterTransport(routes(core.kernel, core.started, requester), {
     transport: { interceptors: [bearer(token)] },
     router: { interceptors: coreInterceptors(core), readMaxBytes: core.readMaxBytes },
   });

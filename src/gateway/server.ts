@@ -1,15 +1,24 @@
-import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from "node:http2";
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+} from "node:http2";
 import type { AddressInfo } from "node:net";
+import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { SoloError } from "../errors.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";
 import { VERSION } from "../version.ts";
 import { ConnectionGuard, type ConnectionLimits, connectionLimits, TLS_POLICY } from "./connections.ts";
+import { httpStatus } from "./errors.ts";
 import { coreInterceptors, DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
-import { routes } from "./service.ts";
+import { REQUESTER, requesterOf, viaOf } from "./requester.ts";
+import { bearer, routes } from "./service.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
-import type { Telemetry } from "./telemetry.ts";
+import { type Telemetry, tenantSeries } from "./telemetry.ts";
 
 /** Where and how the gateway listens. */
 export interface GatewayOptions {
@@ -78,6 +87,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
   const { shedder, telemetry } = core;
   const connectHandler = connectNodeAdapter({
     routes: routes(kernel, core.started),
+    contextValues: (req) => createContextValues().set(REQUESTER, requesterOf(req as Http2ServerRequest)),
     interceptors: coreInterceptors(core),
     readMaxBytes: core.readMaxBytes,
   });
@@ -87,7 +97,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
       : createMcpHttp({
           ...options.mcp,
           kernel,
-          clientsFor: (token) => inProcessClients(core, token),
+          clientsFor: (token, requester) => inProcessClients(core, token, requester),
           version: options.version ?? VERSION,
         });
   const server: Http2SecureServer = createSecureServer(
@@ -104,16 +114,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     },
     (req, res) => {
       if (telemetry && req.url === "/metrics" && req.method === "GET") {
-        telemetry.registry.metrics().then(
-          (text) => {
-            res.writeHead(200, { "content-type": telemetry.registry.contentType });
-            res.end(text);
-          },
-          (err: unknown) => {
-            res.writeHead(500, { "content-type": "text/plain" });
-            res.end(`collecting metrics failed: ${(err as Error).message}\n`);
-          },
-        );
+        serveMetrics(kernel, telemetry, req, res);
         return;
       }
       if (mcp && (req.url === "/mcp" || req.url.startsWith("/mcp?"))) {
@@ -188,4 +189,29 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
       return closing;
     },
   };
+}
+
+/**
+ * `GET /metrics`, per principal: the bearer token's holder must have `services:read`; an
+ * unscoped token reads every series, a tenant's token only its tenant's. A certificate alone
+ * reads nothing (401).
+ */
+function serveMetrics(kernel: Kernel, telemetry: Telemetry, req: Http2ServerRequest, res: Http2ServerResponse): void {
+  const rid = req.headers["x-request-id"];
+  const session = kernel.as(bearer(req.headers.authorization ?? null), viaOf(requesterOf(req), typeof rid === "string" ? rid : undefined));
+  session
+    .metricsScope()
+    .then(async (scope) => {
+      const text = await telemetry.registry.metrics();
+      res.writeHead(200, { "content-type": telemetry.registry.contentType });
+      res.end(scope.tenant === null ? text : tenantSeries(text, scope.tenant));
+    })
+    .catch((err: unknown) => {
+      const e = SoloError.from(err);
+      res.writeHead(httpStatus(e.code), {
+        "content-type": "text/plain; charset=utf-8",
+        ...(e.code === "unauthenticated" ? { "www-authenticate": 'Bearer realm="solo"' } : {}),
+      });
+      res.end(`${e.message} (${e.reason})\n`);
+    });
 }

@@ -18,12 +18,14 @@ import {
   TokenInfoSchema,
   TokenService,
 } from "../gen/solo/v1/solo_pb.js";
+import type { Requester } from "../kernel/auth/denials.ts";
 import type { TokenInfo } from "../kernel/auth/tokens.ts";
 import type { Deployment, Kernel, ServiceInfo } from "../kernel/kernel.ts";
 import type { SoloEvent } from "../kernel/log/event-log.ts";
 import type { KernelSession } from "../kernel/session.ts";
 import type { TenantInfo } from "../kernel/tenants/tenants.ts";
 import { toConnectError } from "./errors.ts";
+import { REQUEST_ID, REQUESTER, viaOf } from "./requester.ts";
 import type { Shedder } from "./shedder.ts";
 
 /**
@@ -31,8 +33,12 @@ import type { Shedder } from "./shedder.ts";
  * caller's bearer token (`kernel.as(token)`): the kernel checks the token and its permissions,
  * records denials, and does the work. The gateway only translates.
  */
-export function routes(kernel: Kernel, started: number): (router: ConnectRouter) => void {
-  const as = (ctx: HandlerContext): KernelSession => kernel.as(bearer(ctx.requestHeader.get("authorization")));
+export function routes(kernel: Kernel, started: number, requester?: Requester): (router: ConnectRouter) => void {
+  const as = (ctx: HandlerContext): KernelSession =>
+    kernel.as(
+      bearer(ctx.requestHeader.get("authorization")),
+      viaOf(ctx.values.get(REQUESTER) ?? requester, ctx.values.get(REQUEST_ID) ?? ctx.requestHeader.get("x-request-id")),
+    );
   return (router) => {
     router.service(KernelService, {
       async deploy(req, ctx) {

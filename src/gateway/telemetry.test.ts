@@ -100,7 +100,7 @@ describe("telemetry", () => {
     assert.equal(deployed?.correlationId, "test-request-1");
     const created = (await kernel.events({ tenant: "acme", types: ["tenant_created"] })).events[0];
     assert.equal(created?.correlationId, null, "an event the embedder caused has none");
-    const m = await get("/metrics");
+    const m = await get("/metrics", { authorization: `Bearer ${token}` });
     assert.equal(m.status, 200);
     assert.match(String(m.headers["content-type"]), /text\/plain/);
     assert.match(m.body, /solo_rpc_calls_total\{service="solo\.v1\.KernelService",method="Call",code="ok"\} 1/);
@@ -145,5 +145,50 @@ describe("telemetry", () => {
       req.end("{}");
     });
     assert.match(String(res["x-request-id"]), /^[0-9a-f-]{36}$/);
+  });
+
+  describe("GET /metrics", () => {
+    it("answers a client certificate without a token with 401 and no series, and audits it against the requester", async () => {
+      const mark = (await kernel.events({ order: "desc", limit: 1 })).events[0]?.id ?? 0;
+      const m = await get("/metrics");
+      assert.equal(m.status, 401);
+      assert.equal(m.headers["www-authenticate"], 'Bearer realm="solo"');
+      assert.match(m.body, /no capability token was given \(SOLO_ERR_TOKEN_MISSING\)/);
+      assert.doesNotMatch(m.body, /solo_/);
+      const [denial] = (await kernel.events({ afterId: mark, types: ["capability_denied"] })).events;
+      assert.equal(denial?.tenant, null);
+      const payload = denial?.payload as { operation: string; requester: { address: string; certificate: string; name: string } };
+      assert.equal(payload.operation, "metrics");
+      assert.deepEqual(payload.requester.address, "127.0.0.1");
+      assert.equal(payload.requester.name, "c");
+      assert.match(payload.requester.certificate, /^[0-9a-f]{64}$/);
+    });
+
+    it("shows a tenant's token only its own tenant's series", async () => {
+      await kernel.tenants.create("globex");
+      await kernel.deploy({
+        tenant: "globex",
+        service: "g",
+        code: "export default { handleCall(r, s) { return { reply: 1, state: s } } }",
+      });
+      const acme = (await kernel.tokens.grant({ tenant: "acme", permissions: ["services:read"] })).token;
+      const m = await get("/metrics", { authorization: `Bearer ${acme}` });
+      assert.equal(m.status, 200);
+      assert.match(m.body, /solo_services\{tenant="acme",state="running"\} 1/);
+      assert.match(m.body, /# TYPE solo_tenant_memory_bytes gauge/);
+      assert.doesNotMatch(m.body, /globex/);
+      // Kernel-wide series (every tenant's calls, the process) are the admin's.
+      assert.doesNotMatch(m.body, /solo_rpc_calls_total|solo_process_|solo_gateway_shed/);
+      for (const line of m.body.trim().split("\n")) if (!line.startsWith("#")) assert.match(line, /tenant="acme"/);
+      const all = await get("/metrics", { authorization: `Bearer ${token}` });
+      assert.match(all.body, /tenant="globex"/);
+    });
+
+    it("refuses a token without services:read, naming what it lacks", async () => {
+      const caller = (await kernel.tokens.grant({ tenant: "acme", permissions: ["call:*"] })).token;
+      const m = await get("/metrics", { authorization: `Bearer ${caller}` });
+      assert.equal(m.status, 403);
+      assert.match(m.body, /lacks the permission services:read/);
+    });
   });
 });

@@ -7,6 +7,7 @@ import type { Kernel, KernelStats } from "../kernel/kernel.ts";
 import { withCorrelation } from "../kernel/log/correlation.ts";
 import type { EdgeClosure } from "./connections.ts";
 import { codeName } from "./errors.ts";
+import { REQUEST_ID } from "./requester.ts";
 import type { ShedderStats } from "./shedder.ts";
 
 /**
@@ -39,7 +40,7 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
   );
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createTelemetry(logger: Logger): Telemetry {
   const registry = new Registry();
@@ -71,7 +72,9 @@ export function createTelemetry(logger: Logger): Telemetry {
   });
   const interceptor: Interceptor = (next) => async (req) => {
     const given = req.header.get("x-request-id");
-    const id = given !== null && REQUEST_ID.test(given) ? given : randomUUID();
+    const id = given !== null && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    // Streams' handlers run outside this call's async context: they read the id from here.
+    req.contextValues.set(REQUEST_ID, id);
     const labels = { service: req.service.typeName, method: req.method.name };
     const started = performance.now();
     const log = (code: string, extra: Record<string, unknown> = {}): void => {
@@ -270,3 +273,35 @@ const GAUGES = [
   "solo_gateway_calls_queued",
   "solo_gateway_shed",
 ];
+
+/**
+ * The part of a Prometheus text exposition about one tenant: the samples labelled
+ * `tenant="<tenant>"`, with their metrics' HELP and TYPE lines. What a tenant's token reads at
+ * `/metrics`; kernel-wide series (process, admission, calls of every tenant) are the admin's.
+ */
+export function tenantSeries(text: string, tenant: string): string {
+  const label = `tenant="${tenant}"`;
+  const out: string[] = [];
+  let header: string[] = [];
+  let kept = false;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("# HELP ")) {
+      header = [line];
+      kept = false;
+      continue;
+    }
+    if (line.startsWith("#")) {
+      header.push(line);
+      continue;
+    }
+    const brace = line.indexOf("{");
+    const labels = brace < 0 ? "" : line.slice(brace + 1, line.indexOf("}", brace));
+    if (!labels.split(",").includes(label)) continue;
+    if (!kept) {
+      out.push(...header);
+      kept = true;
+    }
+    out.push(line);
+  }
+  return out.length === 0 ? "" : `${out.join("\n")}\n`;
+}

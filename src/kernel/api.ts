@@ -1,5 +1,6 @@
 import type { Crash } from "../sandbox/service.ts";
 import type { Finding } from "./analyzer/analyze.ts";
+import type { Via } from "./auth/denials.ts";
 import type { BreakerState } from "./breaker/breaker.ts";
 import type { LimitsInput, ServiceLimits, TenantLimits } from "./limits.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
@@ -256,9 +257,11 @@ export interface Kernel {
    * The kernel as the holder of `token` sees it: every operation verifies the token and checks its
    * permissions (denials are audited and change nothing). The methods above act for the embedder,
    * which holds this object and so has every power; anything that serves other callers (the
-   * gateway, an agent's tools) goes through a session.
+   * gateway, an agent's tools) goes through a session. `via` says which request the session
+   * serves (the requester's address and certificate, the request id): denials are recorded
+   * against it, and carry the id as their correlation id.
    */
-  as(token: string | undefined): KernelSession;
+  as(token: string | undefined, via?: Via): KernelSession;
   /** Capability tokens, granted by the embedder. */
   readonly tokens: TokensApi;
   /** Tenants: create, list, update limits, delete. */

@@ -28,6 +28,7 @@ import type {
   TenantUsage,
 } from "./api.ts";
 import { Authority, type Decision, type Target } from "./auth/authority.ts";
+import type { Via } from "./auth/denials.ts";
 import type { Permission } from "./auth/permissions.ts";
 import { type GrantedToken, type Principal, SYSTEM, type TokenInfo, type TokenPrincipal, TokenTable } from "./auth/tokens.ts";
 import { type CallOutcome, CircuitBreaker } from "./breaker/breaker.ts";
@@ -407,7 +408,7 @@ class KernelImpl implements Kernel, SessionHost {
     return this.deployAs(SYSTEM, spec);
   }
 
-  async deployAs(p: Principal, spec: DeploySpec): Promise<Deployment> {
+  async deployAs(p: Principal, spec: DeploySpec, via?: Via): Promise<Deployment> {
     this.assertOpen();
     const { tenant, service, fields } = checkIdentity(spec);
     // Only the embedder creates a tenant by deploying into it; a token needs tenants.create.
@@ -418,7 +419,7 @@ class KernelImpl implements Kernel, SessionHost {
     const version = (this.highestVersion.get(key) ?? 0) + 1;
     try {
       const { code, args, limits, supervision, meta, grants } = this.checkDeploy(fields);
-      await this.checkGrantable(p, tenant, service, grants);
+      await this.checkGrantable(p, tenant, service, grants, via);
       const previous = this.byTenant.get(tenant)?.get(service);
       if (this.deploying.has(key) || previous?.state === "running") {
         throw new SoloError(
@@ -977,6 +978,8 @@ class KernelImpl implements Kernel, SessionHost {
         await this.vaultImpl?.close();
         await this.pool.close(CLOSE_GRACE_MS);
         for (const r of this.bySid.values()) if (r.state === "running" || r.state === "restarting") r.state = "stopped";
+        // Denials still being counted are written with their counts.
+        await this.authority?.denials.flush();
         await this.eventLog
           ?.append({ tenant: null, type: "kernel_stopped", payload: { uptimeMs: Date.now() - this.openedAt } })
           .catch((err: unknown) => console.error("solo: recording kernel_stopped failed:", err));
@@ -1048,8 +1051,8 @@ class KernelImpl implements Kernel, SessionHost {
   // ---- principals, tenants, secrets ----------------------------------------------------------
 
   // A token cannot give a service more than it holds: each grant needs its permission.
-  private async checkGrantable(p: Principal, tenant: string, service: string, grants: ServiceGrants): Promise<void> {
-    for (const need of grantPermissions(grants)) await this.auth().permit(p, { operation: "deploy", tenant, subject: service }, need);
+  private async checkGrantable(p: Principal, tenant: string, service: string, grants: ServiceGrants, via?: Via): Promise<void> {
+    for (const need of grantPermissions(grants)) await this.auth().permit(p, { operation: "deploy", tenant, subject: service, via }, need);
   }
 
   // A service's use of a power it was not granted, recorded at most once a minute per service
@@ -1100,8 +1103,8 @@ class KernelImpl implements Kernel, SessionHost {
     return this.vaultImpl;
   }
 
-  as(token: string | undefined): KernelSession {
-    return new Session(this, token);
+  as(token: string | undefined, via?: Via): KernelSession {
+    return new Session(this, token, via);
   }
 
   authorize(token: unknown, target: Target, need: Permission | null): Promise<TokenPrincipal> {
@@ -1132,10 +1135,10 @@ class KernelImpl implements Kernel, SessionHost {
     }
   }
 
-  verifyToken(token: unknown, operation: string): Promise<TokenPrincipal> {
+  verifyToken(token: unknown, operation: string, via?: Via): Promise<TokenPrincipal> {
     try {
       this.assertOpen();
-      return this.auth().verifyToken(token, operation);
+      return this.auth().verifyToken(token, operation, via);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -1145,8 +1148,8 @@ class KernelImpl implements Kernel, SessionHost {
     return this.auth().permit(p, target, need);
   }
 
-  denied(err: unknown, target: Target, principal?: TokenPrincipal): Promise<void> {
-    return this.auth().denied(err, target, principal);
+  denied(err: unknown, target: Target, principal?: TokenPrincipal, token?: unknown): Promise<void> {
+    return this.auth().denied(err, target, principal, token);
   }
 
   eventsFloor(tenant: string): number {
@@ -1174,10 +1177,10 @@ class KernelImpl implements Kernel, SessionHost {
     return this.auth().list(p, tenant);
   }
 
-  revokeToken(p: Principal, id: unknown): Promise<{ readonly revoked: readonly string[] }> {
+  revokeToken(p: Principal, id: unknown, via?: Via): Promise<{ readonly revoked: readonly string[] }> {
     try {
       this.assertOpen();
-      return this.auth().revoke(p, id);
+      return this.auth().revoke(p, id, via);
     } catch (err) {
       return Promise.reject(err);
     }

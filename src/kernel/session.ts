@@ -1,5 +1,6 @@
 import { SoloError } from "../errors.ts";
 import type { Decision, Target, TokenSpec } from "./auth/authority.ts";
+import type { Via } from "./auth/denials.ts";
 import type { Permission } from "./auth/permissions.ts";
 import type { GrantedToken, Principal, TokenInfo, TokenPrincipal } from "./auth/tokens.ts";
 // Types the session shares with the kernel, imported as types only (no cycle at run time).
@@ -105,6 +106,12 @@ export interface KernelSession {
   list(tenant: string, filter?: { readonly tag?: string }): Promise<ServiceInfo[]>;
   status(tenant: string, service: string): Promise<ServiceInfo>;
   tenantUsage(tenant: string): Promise<TenantUsage>;
+  /**
+   * What of the kernel's metrics this token may read: `{ tenant: null }` for an unscoped token
+   * (everything), `{ tenant }` for a scoped one (that tenant's series only). Needs
+   * `services:read`; a denial is audited like any other.
+   */
+  metricsScope(): Promise<{ readonly tenant: string | null }>;
   restart(tenant: string, service: string): Promise<Deployment>;
   swap(tenant: string, service: string, code: string, options?: SwapOptions): Promise<Deployment>;
   rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
@@ -134,12 +141,12 @@ export interface SessionHost {
   /** Checks a principal already verified (by `verifyToken`); audits a denial. */
   permit(p: TokenPrincipal, target: Target, need: Permission | null): Promise<void>;
   /** Verifies the token only (any valid token may do what needs no permission); audits a failure. */
-  verifyToken(token: unknown, operation: string): Promise<TokenPrincipal>;
-  denied(err: unknown, target: Target, principal?: TokenPrincipal): Promise<void>;
+  verifyToken(token: unknown, operation: string, via?: Via): Promise<TokenPrincipal>;
+  denied(err: unknown, target: Target, principal?: TokenPrincipal, token?: unknown): Promise<void>;
   /** Where a scoped principal's event reads start (its tenant's incarnation). */
   eventsFloor(tenant: string): number;
   tokenInfo(id: string): TokenInfo;
-  deployAs(p: Principal, spec: DeploySpec): Promise<Deployment>;
+  deployAs(p: Principal, spec: DeploySpec, via?: Via): Promise<Deployment>;
   call(tenant: string, service: string, request?: unknown, options?: CallOptions): Promise<unknown>;
   cast(tenant: string, service: string, message?: unknown): Promise<void>;
   kill(tenant: string, service: string): Promise<void>;
@@ -160,7 +167,7 @@ export interface SessionHost {
   verify(): Promise<VerifyReport>;
   grantToken(p: Principal, spec: unknown, operation: "tokens.grant" | "tokens.attenuate"): Promise<GrantedToken>;
   listTokens(p: Principal, tenant?: string | null): TokenInfo[];
-  revokeToken(p: Principal, id: unknown): Promise<{ readonly revoked: readonly string[] }>;
+  revokeToken(p: Principal, id: unknown, via?: Via): Promise<{ readonly revoked: readonly string[] }>;
   readonly tenants: TenantsApi;
   secretsFor(p: Principal): SecretsApi;
   readonly vault: VaultApi;
@@ -172,16 +179,18 @@ const service = (pattern: string, action: "deploy" | "call"): Permission => ({ a
 export class Session implements KernelSession {
   private readonly host: SessionHost;
   private readonly token: unknown;
+  private readonly via: Via | undefined;
 
-  constructor(host: SessionHost, token: unknown) {
+  constructor(host: SessionHost, token: unknown, via?: Via) {
     this.host = host;
     this.token = token;
+    this.via = via;
   }
 
   // Names are checked before the token is, so a denial is audited with the names as given (and a
   // malformed name is a plain invalid_argument, not an audit record).
   private gate(operation: string, tenant: string | null, need: Permission | null, subject?: string): Promise<TokenPrincipal> {
-    return this.host.authorize(this.token, { operation, tenant, subject: subject ?? null }, need);
+    return this.host.authorize(this.token, { operation, tenant, subject: subject ?? null, via: this.via }, need);
   }
 
   reach(): { readonly valid: boolean; readonly tenant: string | null } {
@@ -193,13 +202,13 @@ export class Session implements KernelSession {
   }
 
   private verifyOnly(operation: string): Promise<TokenPrincipal> {
-    return this.host.verifyToken(this.token, operation);
+    return this.host.verifyToken(this.token, operation, this.via);
   }
 
   async deploy(spec: DeploySpec): Promise<Deployment> {
     const { tenant, name } = specNames(spec);
     const p = await this.gate("deploy", tenant, service(name, "deploy"), name);
-    return this.host.deployAs(p, spec);
+    return this.host.deployAs(p, spec, this.via);
   }
 
   // Calls and casts are the hot path: decided without a promise of their own.
@@ -226,13 +235,13 @@ export class Session implements KernelSession {
   }
 
   private decideNow(operation: "call" | "cast", tenant: string, svc: string): Promise<never> | undefined {
-    const target = { operation, tenant, subject: svc };
+    const target = { operation, tenant, subject: svc, via: this.via };
     const d = this.host.decide(this.token, target, service(svc, "call"));
     if (d.ok) return undefined;
     // Only a refusal is audited (a closed kernel is not one).
     const code = d.error instanceof SoloError ? d.error.code : "internal";
     if (code !== "unauthenticated" && code !== "permission_denied") return Promise.reject(d.error);
-    return this.host.denied(d.error, target, d.principal).then(() => {
+    return this.host.denied(d.error, target, d.principal, this.token).then(() => {
       throw d.error;
     });
   }
@@ -261,6 +270,12 @@ export class Session implements KernelSession {
     const t = checkTenant(tenant);
     await this.gate("tenantUsage", t, { action: "services:read" });
     return this.host.tenantUsage(t);
+  }
+
+  async metricsScope(): Promise<{ readonly tenant: string | null }> {
+    const who = await this.verifyOnly("metrics");
+    await this.host.permit(who, { operation: "metrics", tenant: who.tenant, subject: null, via: this.via }, { action: "services:read" });
+    return { tenant: who.tenant };
   }
 
   async restart(tenant: string, svc: string): Promise<Deployment> {
@@ -322,7 +337,7 @@ export class Session implements KernelSession {
     // First the token, to learn its reach; then the check against the tenant it reads.
     const who = await this.verifyOnly(operation);
     const tenant = typeof asked === "string" ? asked : who.tenant;
-    await this.host.permit(who, { operation, tenant, subject: null }, { action: "events:read" });
+    await this.host.permit(who, { operation, tenant, subject: null, via: this.via }, { action: "events:read" });
     return who;
   }
 
@@ -354,7 +369,7 @@ export class Session implements KernelSession {
 
   async verify(): Promise<VerifyReport> {
     const who = await this.verifyOnly("verify");
-    await this.host.permit(who, { operation: "verify", tenant: who.tenant, subject: null }, { action: "events:read" });
+    await this.host.permit(who, { operation: "verify", tenant: who.tenant, subject: null, via: this.via }, { action: "events:read" });
     return this.host.verify();
   }
 
@@ -367,7 +382,7 @@ export class Session implements KernelSession {
       }
       // An omitted tenant means the granter's own (as for attenuate).
       const p = await this.verifyOnly("tokens.grant");
-      await this.host.permit(p, { operation: "tokens.grant", tenant: p.tenant, subject: null }, { action: "tokens:grant" });
+      await this.host.permit(p, { operation: "tokens.grant", tenant: p.tenant, subject: null, via: this.via }, { action: "tokens:grant" });
       return this.host.grantToken(p, spec, "tokens.grant");
     },
     attenuate: async (spec) => {
@@ -377,7 +392,7 @@ export class Session implements KernelSession {
       } catch (err) {
         // Asking for more than the token holds is a denial like any other: audited.
         if (err instanceof SoloError && err.code === "permission_denied") {
-          await this.host.denied(err, { operation: "tokens.attenuate", tenant: p.tenant }, p);
+          await this.host.denied(err, { operation: "tokens.attenuate", tenant: p.tenant, via: this.via }, p);
         }
         throw err;
       }
@@ -388,7 +403,7 @@ export class Session implements KernelSession {
     },
     revoke: async (id) => {
       const p = await this.verifyOnly("tokens.revoke");
-      return this.host.revokeToken(p, id);
+      return this.host.revokeToken(p, id, this.via);
     },
   };
 
@@ -407,7 +422,7 @@ export class Session implements KernelSession {
       const who = await this.verifyOnly("tenants.get");
       // A scoped token may read its own tenant's record.
       if (who.tenant === t)
-        await this.host.permit(who, { operation: "tenants.get", tenant: t, subject: null }, { action: "services:read" });
+        await this.host.permit(who, { operation: "tenants.get", tenant: t, subject: null, via: this.via }, { action: "services:read" });
       else await this.host.permit(who, { operation: "tenants.get", tenant: null, subject: t }, { action: "tenants:read" });
       return this.host.tenants.get(t);
     },

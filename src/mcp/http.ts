@@ -7,7 +7,9 @@ import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/
 import { SoloError } from "../errors.ts";
 import type { Clients } from "../gateway/client.ts";
 import { httpStatus } from "../gateway/errors.ts";
+import { requesterOf, viaOf } from "../gateway/requester.ts";
 import { bearer } from "../gateway/service.ts";
+import type { Requester } from "../kernel/auth/denials.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { createMcpServer } from "./server.ts";
 
@@ -15,7 +17,7 @@ import { createMcpServer } from "./server.ts";
 export interface McpHttpOptions {
   readonly kernel: Kernel;
   /** Clients of the gateway's own services acting with `token` (in-process: validated and admitted like any call). */
-  readonly clientsFor: (token: string) => Clients;
+  readonly clientsFor: (token: string, requester?: Requester) => Clients;
   readonly version: string;
   /** Sessions open at once, in all (default 1024) and per tenant a token reaches (default 32). */
   readonly maxSessions?: number;
@@ -116,7 +118,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   const sweeper = setInterval(sweep, Math.max(1000, Math.min(60_000, o.idleMs / 4)));
   sweeper.unref();
 
-  async function open(token: string, tokenHash: Buffer, lane: string): Promise<Session> {
+  async function open(token: string, tokenHash: Buffer, lane: string, requester: Requester): Promise<Session> {
     if (sessions.size >= o.maxSessions || (perLane.get(lane) ?? 0) >= o.maxSessionsPerTenant) {
       const full = sessions.size >= o.maxSessions;
       throw new SoloError(
@@ -130,7 +132,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     // Counted before the first await, so concurrent initializes cannot overshoot the limits.
     perLane.set(lane, (perLane.get(lane) ?? 0) + 1);
     const placeholder = `pending-${randomUUID()}`;
-    const server = createMcpServer(o.clientsFor(token), o.version);
+    const server = createMcpServer(o.clientsFor(token, requester), o.version);
     let session: Session | undefined;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
@@ -177,7 +179,9 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       );
     }
     const token = bearer(req.headers.authorization ?? null);
-    const principal = await o.kernel.as(token).whoami();
+    const requester = requesterOf(req);
+    const rid = req.headers["x-request-id"];
+    const principal = await o.kernel.as(token, viaOf(requester, typeof rid === "string" ? rid : undefined)).whoami();
     const tokenHash = createHash("sha256")
       .update(token ?? "")
       .digest();
@@ -208,7 +212,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
           hint: "initialize first; send the mcp-session-id it answers with on every later request",
         });
       }
-      session = await open(token as string, tokenHash, principal.tenant ?? "*");
+      session = await open(token as string, tokenHash, principal.tenant ?? "*", requester);
     }
     const s = session;
     s.lastSeen = Date.now();

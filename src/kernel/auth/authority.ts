@@ -1,7 +1,9 @@
+import { createHash } from "node:crypto";
 import { SoloError } from "../../errors.ts";
 import type { TokenRow } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
 import { checkName, describeType } from "../names.ts";
+import { DenialLedger, type Via } from "./denials.ts";
 import { allows, formatPermission, type Permission, parsePermissions } from "./permissions.ts";
 import {
   checkTokenId,
@@ -41,6 +43,8 @@ export interface Target {
   readonly tenant: string | null;
   /** The service, secret or token acted on, when there is one. */
   readonly subject?: string | null;
+  /** The request it serves (who sent it, its id), for the audit record of a denial. */
+  readonly via?: Via | undefined;
 }
 
 const MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000;
@@ -61,6 +65,8 @@ export class Authority {
   private readonly now: () => number;
   private readonly tenantLive: (name: string) => boolean;
   private readonly verified = new Map<string, { count: number; recordedAt: number }>();
+  /** Denials, recorded and counted so that a flood of them costs a handful of writes. */
+  readonly denials: DenialLedger;
   /** Successful verifications since the kernel opened (all tokens). */
   verifications = 0;
 
@@ -69,13 +75,14 @@ export class Authority {
     this.tokens = tokens;
     this.now = now;
     this.tenantLive = tenantLive;
+    this.denials = new DenialLedger((e) => log.append(e), now);
   }
 
   /** Verifies `token` and checks it may do `target` with `need`; audits a denial. */
   async authorize(token: unknown, target: Target, need: Need): Promise<TokenPrincipal> {
     const decision = this.decide(token, target, need);
     if (decision.ok) return decision.principal;
-    await this.denied(decision.error, target, decision.principal);
+    await this.denied(decision.error, target, decision.principal, token);
     throw decision.error;
   }
 
@@ -106,12 +113,12 @@ export class Authority {
   }
 
   /** Verifies `token` alone (for what any valid token may do); audits a failure. */
-  async verifyToken(token: unknown, operation: string): Promise<TokenPrincipal> {
+  async verifyToken(token: unknown, operation: string, via?: Via): Promise<TokenPrincipal> {
     let principal: TokenPrincipal;
     try {
       principal = this.tokens.verify(token, this.now());
     } catch (err) {
-      await this.denied(err, { operation, tenant: null });
+      await this.denied(err, { operation, tenant: null, via }, undefined, token);
       throw err;
     }
     this.count(principal);
@@ -162,27 +169,33 @@ export class Authority {
     return allows(p.permissions, need);
   }
 
-  /** Records a denial (the error is the caller's to throw). */
-  async denied(err: unknown, target: Target, principal?: TokenPrincipal): Promise<void> {
+  /**
+   * Records a denial (the error is the caller's to throw), against the requester: in its own
+   * tenant's chain when it proved one with a valid scoped token, else in the kernel's, never in
+   * the chain of a tenant it could not prove it may act for. Repeats are counted (DenialLedger).
+   */
+  denied(err: unknown, target: Target, principal?: TokenPrincipal, token?: unknown): Promise<void> {
     const e = SoloError.from(err);
+    // Without a valid token, repeats are told apart by what was presented (never recorded).
+    const credential = principal
+      ? ""
+      : createHash("sha256")
+          .update(`${typeof token}:${String(token)}`)
+          .digest("base64url")
+          .slice(0, 16);
     const tokenId = principal?.id ?? (typeof e.details.tokenId === "string" ? e.details.tokenId : null);
-    // Filed under the tenant acted on when it exists, so its operator sees who knocked.
-    const tenant = target.tenant !== null && this.tenantLive(target.tenant) ? target.tenant : (principal?.tenant ?? null);
-    await this.log
-      .append({
-        tenant,
-        type: "capability_denied",
-        subject: target.subject ?? null,
-        payload: {
-          operation: target.operation,
-          targetTenant: target.tenant,
-          reason: e.reason,
-          message: e.message.slice(0, 500),
-          tokenId,
-          ...(typeof e.details.required === "string" ? { required: e.details.required } : {}),
-        },
-      })
-      .catch((failure: unknown) => console.error("solo: recording capability_denied failed:", failure));
+    return this.denials.record({
+      tenant: principal?.tenant ?? null,
+      subject: target.subject ?? null,
+      operation: target.operation,
+      targetTenant: target.tenant,
+      reason: e.reason,
+      message: e.message,
+      tokenId,
+      ...(typeof e.details.required === "string" ? { required: e.details.required } : {}),
+      via: target.via,
+      credential,
+    });
   }
 
   private count(p: TokenPrincipal): void {
@@ -289,7 +302,7 @@ export class Authority {
   }
 
   /** Revokes a token and everything derived from it, durably, then at once in memory. */
-  async revoke(p: Principal, idInput: unknown): Promise<{ readonly revoked: readonly string[] }> {
+  async revoke(p: Principal, idInput: unknown, via?: Via): Promise<{ readonly revoked: readonly string[] }> {
     const id = checkTokenId(idInput);
     const row = this.tokens.get(id);
     const reachable =
@@ -299,10 +312,13 @@ export class Authority {
         (p.tenant === null && this.holds(p, null, { action: "tokens:grant" })) ||
         (p.tenant !== null && row.tenant === p.tenant && this.holds(p, p.tenant, { action: "tokens:grant" })));
     if (!row || !reachable) {
-      throw new SoloError("SOLO_ERR_TOKEN_NOT_FOUND", `no token ${id} within this principal's reach`, {
+      const err = new SoloError("SOLO_ERR_TOKEN_NOT_FOUND", `no token ${id} within this principal's reach`, {
         tokenId: id,
         hint: "tokens.list() shows the tokens you can revoke",
       });
+      // Recorded alike whether the token exists or not: the record must not tell a tenant that.
+      if (p.kind === "token") await this.denied(err, { operation: "tokens.revoke", tenant: p.tenant, subject: id, via }, p);
+      throw err;
     }
     const ids = this.tokens.lineage(id);
     if (ids.length === 0) return { revoked: [] };
