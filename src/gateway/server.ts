@@ -12,6 +12,7 @@ import { SoloError } from "../errors.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";
 import { VERSION } from "../version.ts";
+import { checkBodies } from "./body-check.ts";
 import { ConnectionGuard, type ConnectionLimits, connectionLimits, TLS_POLICY } from "./connections.ts";
 import { httpStatus } from "./errors.ts";
 import { coreInterceptors, DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
@@ -86,7 +87,13 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
   });
   const { shedder, telemetry } = core;
   const connectHandler = connectNodeAdapter({
-    routes: routes(kernel, core.started),
+    routes: (router) => {
+      routes(kernel, core.started)(router);
+      checkBodies(router, core.readMaxBytes);
+    },
+    // A field this server does not know is refused, naming it: a misspelled one must not be
+    // silently ignored (a deploy whose "grants" is misspelled would run with the defaults).
+    jsonOptions: { ignoreUnknownFields: false },
     contextValues: (req) => createContextValues().set(REQUESTER, requesterOf(req as Http2ServerRequest)),
     interceptors: coreInterceptors(core),
     readMaxBytes: core.readMaxBytes,

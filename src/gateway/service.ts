@@ -24,6 +24,7 @@ import type { Deployment, Kernel, ServiceInfo } from "../kernel/kernel.ts";
 import type { SoloEvent } from "../kernel/log/event-log.ts";
 import type { KernelSession } from "../kernel/session.ts";
 import type { TenantInfo } from "../kernel/tenants/tenants.ts";
+import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 import { REQUEST_ID, REQUESTER, viaOf } from "./requester.ts";
 import type { Shedder } from "./shedder.ts";
@@ -46,7 +47,7 @@ export function routes(kernel: Kernel, started: number, requester?: Requester): 
           tenant: req.ref?.tenant ?? "",
           service: req.ref?.service ?? "",
           code: req.code,
-          ...(req.args !== undefined ? { args: json(req.args) } : {}),
+          ...(req.args !== undefined ? { args: json(req.args, "args") } : {}),
           ...(req.limits !== undefined ? { limits: req.limits } : {}),
           ...(req.supervision !== undefined ? { supervision: req.supervision } : {}),
           ...(req.tags.length > 0 ? { tags: req.tags } : {}),
@@ -59,7 +60,7 @@ export function routes(kernel: Kernel, started: number, requester?: Requester): 
         const reply = await as(ctx).call(
           req.ref?.tenant ?? "",
           req.ref?.service ?? "",
-          req.request === undefined ? undefined : json(req.request),
+          req.request === undefined ? undefined : json(req.request, "request"),
           {
             ...(req.timeoutMs > 0 ? { timeoutMs: req.timeoutMs } : {}),
             signal: ctx.signal,
@@ -68,7 +69,11 @@ export function routes(kernel: Kernel, started: number, requester?: Requester): 
         return reply === undefined ? {} : { reply: value(reply) };
       },
       async cast(req, ctx) {
-        await as(ctx).cast(req.ref?.tenant ?? "", req.ref?.service ?? "", req.message === undefined ? undefined : json(req.message));
+        await as(ctx).cast(
+          req.ref?.tenant ?? "",
+          req.ref?.service ?? "",
+          req.message === undefined ? undefined : json(req.message, "message"),
+        );
         return {};
       },
       async list(req, ctx) {
@@ -240,6 +245,8 @@ const validator = createValidator();
 export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder): Interceptor {
   return (next) => async (req) => {
     try {
+      const unreadable = req.contextValues.get(BODY_ERROR);
+      if (unreadable) throw unreadable;
       if (!req.stream) {
         check(req.method.input, req.message);
         if (req.method.name === "Health") return await next(req);
@@ -300,6 +307,17 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder): Interc
 }
 
 function check(schema: Parameters<typeof validator.validate>[0], message: Parameters<typeof validator.validate>[1]): void {
+  const unknown = unknownField(message, "", 0);
+  if (unknown) {
+    throw new SoloError(
+      "SOLO_ERR_REQUEST_INVALID",
+      `${unknown.path === "" ? "" : `${unknown.path}: `}field number ${unknown.no} is not a field of ${unknown.type}`,
+      {
+        field: unknown.path === "" ? `#${unknown.no}` : `${unknown.path}.#${unknown.no}`,
+        hint: "this server does not know that field: update the client's proto/solo/v1/solo.proto to this server's, or drop the field",
+      },
+    );
+  }
   const r = validator.validate(schema, message);
   if (r.kind === "valid") return;
   if (r.kind === "error") throw new SoloError("SOLO_ERR_INTERNAL", `validating the request failed: ${r.error.message}`);
@@ -312,10 +330,43 @@ function check(schema: Parameters<typeof validator.validate>[0], message: Parame
   });
 }
 
+/**
+ * The first field a binary message carried that its schema does not have (protobuf keeps them
+ * as `$unknown`): refused like a misspelled JSON key, so nothing is silently ignored.
+ */
+function unknownField(m: unknown, path: string, depth: number): { path: string; no: number; type: string } | undefined {
+  if (m === null || typeof m !== "object" || depth > 100) return undefined;
+  if (Array.isArray(m)) {
+    for (const x of m) {
+      const found = unknownField(x, path, depth + 1);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (m instanceof Uint8Array) return undefined;
+  const o = m as { $typeName?: string; $unknown?: Array<{ no: number }> };
+  const first = o.$unknown?.[0];
+  if (first) return { path, no: first.no, type: o.$typeName ?? "the message" };
+  for (const [k, v] of Object.entries(o)) {
+    if (k === "$typeName" || k === "$unknown") continue;
+    const found = unknownField(v, path === "" ? k : `${path}.${k}`, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 // ---- conversions ------------------------------------------------------------------------------
 
-function json(v: Value): JsonValue {
-  return toJson(ValueSchema, v);
+/** A request's google.protobuf.Value as JSON; one that JSON cannot hold (NaN, Infinity) names its field. */
+function json(v: Value, field: string): JsonValue {
+  try {
+    return toJson(ValueSchema, v);
+  } catch (err) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `${field}: ${(err as Error).message}`, {
+      field,
+      hint: "numbers must be finite: JSON has no NaN or Infinity (1e400 is Infinity)",
+    });
+  }
 }
 
 function value(v: unknown): Value {

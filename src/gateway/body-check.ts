@@ -1,0 +1,328 @@
+import { isUtf8 } from "node:buffer";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import { type DescField, type DescMessage, fromBinary, fromJsonString, ScalarType } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { SoloError } from "../errors.ts";
+
+/** A request body found unreadable before connect-es parsed it: the edge refuses the call with it. */
+export const BODY_ERROR = createContextKey<SoloError | undefined>(undefined, { description: "solo body error" });
+
+const HINT =
+  "send the message encoded by a protobuf library (binary), or as JSON (content-type application/json); see proto/solo/v1/solo.proto";
+
+/**
+ * Checks every request body before connect-es parses it, so that what cannot be read is
+ * `invalid_argument` naming the field on every protocol: invalid UTF-8 in a JSON body (which
+ * connect-es would read as U+FFFD and accept) and a binary body that does not parse (which it
+ * reports as `internal`). A bad body is swapped for an empty message and its error put in the
+ * call's context, where the edge interceptor reports it in the caller's protocol; a good one is
+ * passed on byte for byte.
+ */
+export function checkBodies(router: ConnectRouter, readMaxBytes: number): void {
+  const handlers = router.handlers as UniversalHandler[];
+  for (let i = 0; i < handlers.length; i++) handlers[i] = checked(handlers[i] as UniversalHandler, readMaxBytes);
+}
+
+interface Framing {
+  readonly json: boolean;
+  /** Enveloped (gRPC, gRPC-Web, Connect streaming) or one bare message (Connect unary). */
+  readonly framed: boolean;
+  /** The header naming the body's compression. */
+  readonly encodingHeader: string;
+}
+
+function framingOf(contentType: string): Framing | undefined {
+  const ct = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
+  switch (ct) {
+    case "application/json":
+      return { json: true, framed: false, encodingHeader: "content-encoding" };
+    case "application/proto":
+      return { json: false, framed: false, encodingHeader: "content-encoding" };
+    case "application/connect+json":
+      return { json: true, framed: true, encodingHeader: "connect-content-encoding" };
+    case "application/connect+proto":
+      return { json: false, framed: true, encodingHeader: "connect-content-encoding" };
+    case "application/grpc":
+    case "application/grpc+proto":
+    case "application/grpc-web":
+    case "application/grpc-web+proto":
+      return { json: false, framed: true, encodingHeader: "grpc-encoding" };
+    case "application/grpc+json":
+    case "application/grpc-web+json":
+      return { json: true, framed: true, encodingHeader: "grpc-encoding" };
+    default:
+      return undefined;
+  }
+}
+
+function checked(handler: UniversalHandler, readMaxBytes: number): UniversalHandler {
+  const input = handler.method.input;
+  const fn = async (req: UniversalServerRequest) => {
+    const framing = framingOf(req.header.get("content-type") ?? "");
+    const body = req.body;
+    if (!framing || body === null || typeof body !== "object" || !(Symbol.asyncIterator in body)) return handler(req);
+    const { bytes, rest } = await readUpTo(body as AsyncIterable<Uint8Array>, readMaxBytes + 5);
+    if (rest) return handler({ ...req, body: replay(bytes, rest) });
+    const error = check(input, bytes, framing, req.header.get(framing.encodingHeader), readMaxBytes);
+    if (!error) return handler({ ...req, body: replay(bytes) });
+    const contextValues = req.contextValues ?? createContextValues();
+    contextValues.set(BODY_ERROR, error);
+    const header = new Headers(req.header);
+    header.delete(framing.encodingHeader);
+    const empty = framing.json ? Buffer.from("{}") : Buffer.alloc(0);
+    const replacement = framing.framed ? Buffer.concat([envelopeHeader(empty.length), empty]) : empty;
+    header.set("content-length", String(replacement.length));
+    return handler({ ...req, header, body: replay(replacement), contextValues });
+  };
+  return Object.assign(fn, {
+    protocolNames: handler.protocolNames,
+    service: handler.service,
+    method: handler.method,
+    requestPath: handler.requestPath,
+    allowedMethods: handler.allowedMethods,
+    supportedContentType: handler.supportedContentType,
+  });
+}
+
+/** The body's problem, or undefined when it reads well (or is left for connect-es to refuse). */
+function check(input: DescMessage, body: Buffer, framing: Framing, encoding: string | null, readMaxBytes: number): SoloError | undefined {
+  const messages: Buffer[] = [];
+  if (!framing.framed) {
+    const m = decompress(body, encoding, readMaxBytes);
+    if (!m) return undefined;
+    messages.push(m);
+  } else {
+    let at = 0;
+    while (at + 5 <= body.length) {
+      const flags = body[at] as number;
+      const length = body.readUInt32BE(at + 1);
+      if (at + 5 + length > body.length) return undefined;
+      const data = body.subarray(at + 5, at + 5 + length);
+      const m = flags & 1 ? decompress(data, encoding, readMaxBytes) : data;
+      if (!m) return undefined;
+      messages.push(m);
+      at += 5 + length;
+    }
+  }
+  for (const m of messages) {
+    const problem = framing.json ? checkJson(input, m) : checkBinary(input, m);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+// Compression connect-es reads; anything else (or a broken stream) is left to it to refuse.
+function decompress(data: Buffer, encoding: string | null, readMaxBytes: number): Buffer | undefined {
+  const e = (encoding ?? "identity").trim().toLowerCase();
+  try {
+    if (e === "identity") return data;
+    if (e === "gzip") return gunzipSync(data, { maxOutputLength: readMaxBytes });
+    if (e === "br") return brotliDecompressSync(data, { maxOutputLength: readMaxBytes });
+  } catch {
+    // Refused by connect-es with its own precise error (a bomb is resource_exhausted there).
+  }
+  return undefined;
+}
+
+function checkJson(input: DescMessage, m: Buffer): SoloError | undefined {
+  if (isUtf8(m)) {
+    try {
+      fromJsonString(input, m.toString("utf8"), { ignoreUnknownFields: false });
+      return undefined;
+    } catch (err) {
+      return jsonProblem(input, (err as Error).message);
+    }
+  }
+  const field = replacementPath(new TextDecoder().decode(m));
+  return new SoloError(
+    "SOLO_ERR_REQUEST_INVALID",
+    `${field ? `${field}: ` : ""}the JSON request body is not valid UTF-8${field ? "" : ` (byte ${firstInvalidUtf8(m)})`}`,
+    {
+      ...(field ? { field } : {}),
+      message: input.typeName,
+      hint: "encode the request as UTF-8; binary data goes in a bytes field (base64) or a string you encode",
+    },
+  );
+}
+
+/** protobuf-es's JSON error in Solo's words, naming the field where it can. */
+function jsonProblem(input: DescMessage, message: string): SoloError {
+  const unknown = /key "(.{0,200}?)" is unknown/.exec(message)?.[1];
+  const field = unknown ?? /cannot decode field (?:[\w.]+\.)?(\w+) from JSON/.exec(message)?.[1];
+  return new SoloError("SOLO_ERR_REQUEST_INVALID", `the JSON request is not a valid ${input.typeName}: ${message.slice(0, 500)}`, {
+    ...(field !== undefined ? { field } : {}),
+    message: input.typeName,
+    hint:
+      unknown !== undefined
+        ? `${input.typeName} has no field ${JSON.stringify(unknown)}: check its spelling against proto/solo/v1/solo.proto (fields this server does not know are refused, not ignored)`
+        : "see proto/solo/v1/solo.proto for each field's type; numbers must be finite (JSON has no NaN or Infinity)",
+  });
+}
+
+// Where the first U+FFFD (what an invalid sequence decodes as) sits in the parsed JSON.
+function replacementPath(text: string): string | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const walk = (v: unknown, path: string, depth: number): string | undefined => {
+    if (depth > 200) return undefined;
+    if (typeof v === "string") return v.includes("\uFFFD") ? path : undefined;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const found = walk(v[i], `${path}[${i}]`, depth + 1);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    if (v !== null && typeof v === "object") {
+      for (const [k, x] of Object.entries(v)) {
+        const p = path === "" ? k : `${path}.${k}`;
+        if (k.includes("\uFFFD")) return p;
+        const found = walk(x, p, depth + 1);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  };
+  return walk(doc, "", 0);
+}
+
+/** The offset of the first byte that does not start a valid UTF-8 sequence. */
+function firstInvalidUtf8(m: Uint8Array): number {
+  let i = 0;
+  while (i < m.length) {
+    const b = m[i] as number;
+    const n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (n === 0 || !isUtf8(m.subarray(i, i + n))) return i;
+    i += n;
+  }
+  return m.length;
+}
+
+function checkBinary(input: DescMessage, m: Buffer): SoloError | undefined {
+  try {
+    fromBinary(input, m);
+    return undefined;
+  } catch (err) {
+    const where = locate(input, m, "", 0);
+    const reason = where?.problem ?? (err as Error).message;
+    return new SoloError(
+      "SOLO_ERR_REQUEST_INVALID",
+      `${where?.field ? `${where.field}: ` : ""}the binary request body is not a valid ${input.typeName}: ${reason}`,
+      { ...(where?.field ? { field: where.field } : {}), message: input.typeName, hint: HINT },
+    );
+  }
+}
+
+/** Walks the wire format along the schema to find the field a parse failure is in. */
+function locate(desc: DescMessage, bytes: Uint8Array, path: string, depth: number): { field: string; problem: string } | undefined {
+  if (depth > 100) return { field: path, problem: "nested too deeply" };
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    let no: number;
+    let wire: WireType;
+    try {
+      [no, wire] = reader.tag();
+    } catch (err) {
+      return { field: path, problem: `${(err as Error).message} at byte ${reader.pos}` };
+    }
+    const field = desc.fields.find((f) => f.number === no);
+    const name = field ? (path === "" ? field.name : `${path}.${field.name}`) : path;
+    if (!field || wire !== WireType.LengthDelimited) {
+      try {
+        reader.skip(wire, no);
+      } catch (err) {
+        return { field: name, problem: (err as Error).message };
+      }
+      continue;
+    }
+    let value: Uint8Array;
+    try {
+      value = reader.bytes();
+    } catch (err) {
+      return { field: name, problem: (err as Error).message };
+    }
+    const found = inField(field, value, name, depth);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function inField(field: DescField, value: Uint8Array, name: string, depth: number): { field: string; problem: string } | undefined {
+  const utf8 = (): { field: string; problem: string } | undefined =>
+    isUtf8(value) ? undefined : { field: name, problem: "a string that is not valid UTF-8" };
+  switch (field.fieldKind) {
+    case "scalar":
+      return field.scalar === ScalarType.STRING ? utf8() : undefined;
+    case "list":
+      if (field.listKind === "message") return locate(field.message, value, name, depth + 1);
+      return field.listKind === "scalar" && field.scalar === ScalarType.STRING ? utf8() : undefined;
+    case "message":
+      return locate(field.message, value, name, depth + 1);
+    case "map": {
+      // A map entry: key (1) and value (2).
+      const entry = new BinaryReader(value);
+      while (entry.pos < entry.len) {
+        let no: number;
+        let wire: WireType;
+        try {
+          [no, wire] = entry.tag();
+          if (wire !== WireType.LengthDelimited) {
+            entry.skip(wire, no);
+            continue;
+          }
+          const part = entry.bytes();
+          if (no === 1 && field.mapKey === ScalarType.STRING && !isUtf8(part))
+            return { field: name, problem: "a map key that is not valid UTF-8" };
+          if (no === 2 && field.mapKind === "message") {
+            const found = locate(field.message, part, `${name}[]`, depth + 1);
+            if (found) return found;
+          }
+          if (no === 2 && field.mapKind === "scalar" && field.scalar === ScalarType.STRING && !isUtf8(part)) {
+            return { field: `${name}[]`, problem: "a string that is not valid UTF-8" };
+          }
+        } catch (err) {
+          return { field: name, problem: (err as Error).message };
+        }
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function envelopeHeader(length: number): Buffer {
+  const h = Buffer.alloc(5);
+  h.writeUInt32BE(length, 1);
+  return h;
+}
+
+async function readUpTo(body: AsyncIterable<Uint8Array>, max: number): Promise<{ bytes: Buffer; rest?: AsyncIterator<Uint8Array> }> {
+  const it = body[Symbol.asyncIterator]();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return { bytes: Buffer.concat(chunks) };
+    chunks.push(r.value);
+    size += r.value.byteLength;
+    // Too big to check: connect-es refuses it by its size.
+    if (size > max) return { bytes: Buffer.concat(chunks), rest: it };
+  }
+}
+
+async function* replay(bytes: Uint8Array, rest?: AsyncIterator<Uint8Array>): AsyncIterable<Uint8Array> {
+  if (bytes.byteLength > 0) yield bytes;
+  if (!rest) return;
+  for (;;) {
+    const r = await rest.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
