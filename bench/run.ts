@@ -20,6 +20,7 @@ const BENCHMARKS = [
   "admission",
   "mcp",
   "limits",
+  "edge",
 ] as const;
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.
 const CHILD_TIMEOUT_MS = 240_000;

@@ -113,6 +113,7 @@ export const REASONS = {
   SOLO_ERR_FETCH_TOO_LARGE: "resource_exhausted",
   SOLO_ERR_FETCH_FAILED: "unavailable",
   SOLO_ERR_OVERLOADED: "resource_exhausted",
+  SOLO_ERR_REQUESTER_THROTTLED: "resource_exhausted",
   SOLO_ERR_MCP_REQUEST_INVALID: "invalid_argument",
   SOLO_ERR_MCP_REQUEST_TOO_LARGE: "resource_exhausted",
   SOLO_ERR_MCP_SESSION_NOT_FOUND: "not_found",

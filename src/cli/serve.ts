@@ -83,7 +83,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       `  memory budget   ${Math.round(kernel.stats().memory.budgetBytes / 1024 / 1024)} MiB for all tenants together (--memory-budget)`,
       `  admin           certificate ${paths.adminCert}, key ${paths.adminKey}, token ${paths.adminToken}`,
       `  CA              ${paths.caCert} (sha256 ${credentials.caFingerprint.slice(0, 23)}...)`,
-      `  metrics         ${gateway.url}/metrics (Prometheus; mutual TLS)`,
+      `  metrics         ${gateway.url}/metrics (Prometheus; mutual TLS + a token with services:read)`,
       `  MCP             ${gateway.url}/mcp (Streamable HTTP; mutual TLS + bearer token), or npx solo mcp (stdio)`,
       "Try:            npx solo tenant create acme && npx solo ls acme",
       `                (the CLI finds the admin credentials in ${kernel.dataDir} by itself; npx solo --help lists every command)`,

@@ -113,6 +113,8 @@ const EDGE_FLAGS: Readonly<Record<keyof ConnectionLimits, readonly [flag: string
   requestTimeoutMs: ["--request-timeout", "ms a request other than a stream may last"],
   maxConnectionsPerAddress: ["--max-connections-per-address", "connections one client address may hold open"],
   maxStreamsPerConnection: ["--max-streams-per-connection", "requests one connection may hold open at once"],
+  denialBurst: ["--denial-burst", "denials one client may have at once before it is throttled"],
+  denialsPerSecond: ["--denials-per-second", "denials a second a throttled client may have"],
 };
 
 const start = program

@@ -16,6 +16,8 @@ let gateway: Gateway;
 let ca: CertAndKey;
 let machineB: CertAndKey;
 
+// Every bad request reaches the kernel: what the ledger records (throttling has its own test).
+const LEDGER_ONLY = { denialBurst: 1_000_000, denialsPerSecond: 1_000_000 };
 const COUNTER = "export default { init() { return 0 }, handleCall(r, n) { return { reply: n, state: n + 1 } } }";
 
 function clients(token: string | undefined, requestId?: string) {
@@ -45,7 +47,11 @@ before(async () => {
   ca = await createCa({ commonName: "solo audit test ca" });
   const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
   machineB = await issueCert(ca, { commonName: "machine-b", usage: "client" });
-  gateway = await startGateway(kernel, { port: 0, tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem } });
+  gateway = await startGateway(kernel, {
+    port: 0,
+    tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+    connections: LEDGER_ONLY,
+  });
   await kernel.tenants.create("acme");
   await kernel.tenants.create("globex");
   await kernel.deploy({ tenant: "acme", service: "counter", code: COUNTER });
@@ -136,6 +142,10 @@ async function closeAndCount(mark: number): Promise<{ count: number }> {
   const denials = await denialsSince(mark);
   const counted = denials.find((e) => typeof (e.payload as { count?: number }).count === "number");
   const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
-  gateway = await startGateway(kernel, { port: 0, tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem } });
+  gateway = await startGateway(kernel, {
+    port: 0,
+    tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+    connections: LEDGER_ONLY,
+  });
   return { count: (counted?.payload as { count: number } | undefined)?.count ?? 0 };
 }

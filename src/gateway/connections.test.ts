@@ -7,9 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { ErrorDetailSchema, KernelService } from "../gen/solo/v1/solo_pb.js";
 import { type Kernel, openKernel } from "../index.ts";
 import { until } from "../test-support.ts";
 import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
+import { gatewayTransport } from "./client.ts";
 import { connectionLimits } from "./connections.ts";
 import { type Gateway, type GatewayOptions, startGateway } from "./server.ts";
 
@@ -391,3 +394,54 @@ describe("the gateway's shutdown", () => {
     assert.equal(gateway.connections, 0);
   });
 });
+
+describe("the gateway's throttle", () => {
+  it("holds and refuses a requester that keeps being denied, in its protocol, and only that requester", async () => {
+    const gateway = await gatewayWith({ denialBurst: 3, denialsPerSecond: 1 });
+    const other = await issueCert(ca, { commonName: "other-machine", usage: "client" });
+    const clientOf = (cert: CertAndKey, protocol: "connect" | "grpc", bearer?: string) =>
+      createClient(
+        KernelService,
+        gatewayTransport({
+          url: gateway.url,
+          ca: ca.certPem,
+          cert: cert.certPem,
+          key: cert.keyPem,
+          protocol,
+          ...(bearer ? { token: bearer } : {}),
+        }),
+      );
+    try {
+      const anonymous = clientOf(client, "connect");
+      const call = () => anonymous.list({ tenant: "acme" });
+      for (let i = 0; i < 3; i++) assert.equal(reasonOf(await failure(call())), "SOLO_ERR_TOKEN_MISSING");
+      // The bucket is empty: requests now wait and are refused at the edge, in each protocol, even
+      // one with a good token (it is the requester that is slowed).
+      const [held, viaGrpc, withToken] = await Promise.all([
+        failure(call()),
+        failure(clientOf(client, "grpc").list({ tenant: "acme" })),
+        failure(clientOf(client, "connect", token).list({ tenant: "acme" })),
+      ]);
+      for (const e of [held, viaGrpc, withToken])
+        assert.deepEqual([e.code, reasonOf(e)], [Code.ResourceExhausted, "SOLO_ERR_REQUESTER_THROTTLED"]);
+      // ...while another certificate from the same address is served at once.
+      assert.deepEqual((await clientOf(other, "connect", token).list({ tenant: "acme" })).services, []);
+    } finally {
+      await gateway.close(1000);
+    }
+  });
+});
+
+async function failure(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof ConnectError, String(err));
+    return err;
+  }
+  assert.fail("expected the call to fail");
+}
+
+function reasonOf(err: ConnectError): string {
+  return err.findDetails(ErrorDetailSchema)[0]?.reason ?? "";
+}

@@ -31,6 +31,12 @@ export interface ConnectionLimits {
   readonly maxConnectionsPerAddress?: number;
   /** Requests open at once on one connection (HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS; default 100; `--max-streams-per-connection`). */
   readonly maxStreamsPerConnection?: number;
+  /**
+   * Denials one requester (address and certificate) may have at once before it is throttled
+   * (default 20; `--denial-burst`), and how many a second after that (default 5; `--denials-per-second`).
+   */
+  readonly denialBurst?: number;
+  readonly denialsPerSecond?: number;
 }
 
 /** The defaults of {@link ConnectionLimits}. */
@@ -43,6 +49,8 @@ export const DEFAULT_CONNECTION_LIMITS: Required<ConnectionLimits> = Object.free
   requestTimeoutMs: 660_000,
   maxConnectionsPerAddress: 128,
   maxStreamsPerConnection: 100,
+  denialBurst: 20,
+  denialsPerSecond: 5,
 });
 
 /** Why the edge closed a connection or a request (the label of `solo_edge_closed_total`). */
@@ -53,7 +61,8 @@ export type EdgeClosure =
   | "body_too_slow"
   | "request_timeout"
   | "too_many_connections"
-  | "renegotiation";
+  | "renegotiation"
+  | "throttled";
 
 /**
  * TLS as HTTP/2 requires (RFC 9113 §9.2): TLS 1.3 preferred, and where TLS 1.2 remains only its
@@ -85,6 +94,8 @@ const LIMIT_RANGES: Record<keyof ConnectionLimits, readonly [number, number]> = 
   requestTimeoutMs: [1000, 86_400_000],
   maxConnectionsPerAddress: [1, 1_000_000],
   maxStreamsPerConnection: [1, 10_000],
+  denialBurst: [1, 1_000_000],
+  denialsPerSecond: [1, 1_000_000],
 };
 
 /** The limits with their defaults filled in; SOLO_ERR_KERNEL_OPTIONS_INVALID names a field out of range. */

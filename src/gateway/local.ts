@@ -5,6 +5,7 @@ import { bearer, type Clients, clientsOver } from "./client.ts";
 import { edge, routes } from "./service.ts";
 import { Shedder, type ShedderLimits } from "./shedder.ts";
 import type { Telemetry } from "./telemetry.ts";
+import type { DenialThrottle } from "./throttle.ts";
 
 /** The gateway's handlers and edge (validation, admission, telemetry), shared by its port and in-process callers. */
 export interface GatewayCore {
@@ -15,6 +16,8 @@ export interface GatewayCore {
   readonly streams: Shedder;
   readonly telemetry?: Telemetry | undefined;
   readonly readMaxBytes: number;
+  /** Slows requesters (from the port) that keep being denied. */
+  readonly throttle?: DenialThrottle | undefined;
 }
 
 /** Streams open at once, in all and per tenant (FollowEvents); none wait. */
@@ -31,12 +34,13 @@ export function gatewayCore(kernel: Kernel, o: Partial<Omit<GatewayCore, "kernel
     streams: o.streams ?? new Shedder(DEFAULT_STREAM_LIMITS),
     telemetry: o.telemetry,
     readMaxBytes: o.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+    throttle: o.throttle,
   };
 }
 
 /** The interceptors every call passes, whichever way it came in. */
 export function coreInterceptors(core: GatewayCore): Interceptor[] {
-  const e = edge(core.kernel, core.shedder, core.streams);
+  const e = edge(core.kernel, core.shedder, core.streams, core.throttle);
   return core.telemetry ? [core.telemetry.interceptor, e] : [e];
 }
 

@@ -20,6 +20,7 @@ import { REQUESTER, requesterOf, viaOf } from "./requester.ts";
 import { bearer, routes } from "./service.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
 import { type Telemetry, tenantSeries } from "./telemetry.ts";
+import { DenialThrottle, tarpit } from "./throttle.ts";
 
 /** Where and how the gateway listens. */
 export interface GatewayOptions {
@@ -79,7 +80,9 @@ const FOLLOW_EVENTS = "/solo.v1.KernelService/FollowEvents";
 export async function startGateway(kernel: Kernel, options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? "127.0.0.1";
   const limits = connectionLimits(options.connections);
+  const throttle = new DenialThrottle(limits.denialsPerSecond, limits.denialBurst);
   const core = gatewayCore(kernel, {
+    throttle,
     shedder: new Shedder(options.admission),
     streams: new Shedder(options.streams ?? DEFAULT_STREAM_LIMITS),
     telemetry: options.telemetry,
@@ -105,6 +108,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
           ...options.mcp,
           kernel,
           clientsFor: (token, requester) => inProcessClients(core, token, requester),
+          onDenied: (req) => throttle.denied(requesterOf(req)),
           version: options.version ?? VERSION,
         });
   const server: Http2SecureServer = createSecureServer(
@@ -120,8 +124,15 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
       settings: { maxConcurrentStreams: limits.maxStreamsPerConnection },
     },
     (req, res) => {
+      // A requester that keeps being denied waits, and is refused without reaching the kernel.
+      if (throttle.blocked(requesterOf(req))) {
+        throttle.throttled++;
+        telemetry?.edgeClosed("throttled");
+        tarpit(req, res, limits.denialsPerSecond);
+        return;
+      }
       if (telemetry && req.url === "/metrics" && req.method === "GET") {
-        serveMetrics(kernel, telemetry, req, res);
+        serveMetrics(kernel, telemetry, req, res, throttle);
         return;
       }
       if (mcp && (req.url === "/mcp" || req.url.startsWith("/mcp?"))) {
@@ -203,7 +214,13 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
  * unscoped token reads every series, a tenant's token only its tenant's. A certificate alone
  * reads nothing (401).
  */
-function serveMetrics(kernel: Kernel, telemetry: Telemetry, req: Http2ServerRequest, res: Http2ServerResponse): void {
+function serveMetrics(
+  kernel: Kernel,
+  telemetry: Telemetry,
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  throttle: DenialThrottle,
+): void {
   const rid = req.headers["x-request-id"];
   const session = kernel.as(bearer(req.headers.authorization ?? null), viaOf(requesterOf(req), typeof rid === "string" ? rid : undefined));
   session
@@ -215,6 +232,7 @@ function serveMetrics(kernel: Kernel, telemetry: Telemetry, req: Http2ServerRequ
     })
     .catch((err: unknown) => {
       const e = SoloError.from(err);
+      if (e.code === "unauthenticated" || e.code === "permission_denied") throttle.denied(requesterOf(req));
       res.writeHead(httpStatus(e.code), {
         "content-type": "text/plain; charset=utf-8",
         ...(e.code === "unauthenticated" ? { "www-authenticate": 'Bearer realm="solo"' } : {}),

@@ -2,7 +2,7 @@ import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
-import type { ConnectRouter, HandlerContext, Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { SoloError } from "../errors.ts";
 import {
   type Deployment as DeploymentMsg,
@@ -28,6 +28,7 @@ import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 import { REQUEST_ID, REQUESTER, viaOf } from "./requester.ts";
 import type { Shedder } from "./shedder.ts";
+import type { DenialThrottle } from "./throttle.ts";
 
 /**
  * The four services of `proto/solo/v1/solo.proto`, each call acting through the session of the
@@ -242,7 +243,7 @@ const validator = createValidator();
  * one of their tenant's stream slots for as long as they run, and every failure becomes a Connect
  * error with Solo's details.
  */
-export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder): Interceptor {
+export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttle?: DenialThrottle): Interceptor {
   return (next) => async (req) => {
     try {
       const unreadable = req.contextValues.get(BODY_ERROR);
@@ -284,6 +285,9 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder): Interc
             message: (async function* () {
               try {
                 yield* out;
+              } catch (err) {
+                noteDenial(err);
+                throw err;
               } finally {
                 release();
               }
@@ -301,7 +305,16 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder): Interc
         shedder.release(lane);
       }
     } catch (err) {
-      throw toConnectError(err);
+      const e = toConnectError(err);
+      noteDenial(e);
+      throw e;
+    }
+
+    // A denial counts against its requester (from the port; in-process callers have none).
+    function noteDenial(err: unknown): void {
+      const e = ConnectError.from(err);
+      const requester = req.contextValues.get(REQUESTER);
+      if (throttle && requester && (e.code === Code.Unauthenticated || e.code === Code.PermissionDenied)) throttle.denied(requester);
     }
   };
 }

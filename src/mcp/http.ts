@@ -18,6 +18,8 @@ export interface McpHttpOptions {
   readonly kernel: Kernel;
   /** Clients of the gateway's own services acting with `token` (in-process: validated and admitted like any call). */
   readonly clientsFor: (token: string, requester?: Requester) => Clients;
+  /** Told of each request refused for its token (the gateway throttles requesters that keep being). */
+  readonly onDenied?: (req: Http2ServerRequest) => void;
   readonly version: string;
   /** Sessions open at once, in all (default 1024) and per tenant a token reaches (default 32). */
   readonly maxSessions?: number;
@@ -238,7 +240,10 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
 
   return {
     handle(req, res) {
-      serve(req, res).catch((err: unknown) => refuse(res, err));
+      serve(req, res).catch((err: unknown) => {
+        if (err instanceof SoloError && (err.code === "unauthenticated" || err.code === "permission_denied")) o.onDenied?.(req);
+        refuse(res, err);
+      });
     },
     get sessions() {
       return [...sessions.keys()].filter((k) => !k.startsWith("pending-")).length;

@@ -1,0 +1,106 @@
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { SoloError } from "../errors.ts";
+import type { Requester } from "../kernel/auth/denials.ts";
+import { toConnectError } from "./errors.ts";
+
+/** How long a throttled requester's requests are held before they are answered. */
+export const TARPIT_MS = 1000;
+const MAX_REQUESTERS = 10_000;
+
+/**
+ * Slows a requester (address and certificate) that keeps being denied: each denial takes a token
+ * from its bucket (`burst` of them, refilled at `perSecond`); while the bucket is empty, its
+ * requests are held for {@link TARPIT_MS} and answered `SOLO_ERR_REQUESTER_THROTTLED` without
+ * reaching the kernel. A flood of bad requests then costs the gateway a timer per request instead
+ * of a call's work, and nobody else notices it.
+ */
+export class DenialThrottle {
+  private readonly perSecond: number;
+  private readonly burst: number;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  /** Requests held and refused since the gateway started. */
+  throttled = 0;
+
+  constructor(perSecond: number, burst: number) {
+    this.perSecond = perSecond;
+    this.burst = burst;
+  }
+
+  /** Counts a denial against `r`. */
+  denied(r: Requester): void {
+    const key = keyOf(r);
+    const b = this.refill(key);
+    b.tokens = Math.max(0, b.tokens - 1);
+    if (!this.buckets.has(key)) {
+      // The oldest requester makes room: the map is bounded whoever floods it.
+      if (this.buckets.size >= MAX_REQUESTERS) this.buckets.delete(this.buckets.keys().next().value as string);
+      this.buckets.set(key, b);
+    }
+  }
+
+  /** Whether `r` is throttled now. */
+  blocked(r: Requester): boolean {
+    const key = keyOf(r);
+    if (!this.buckets.has(key)) return false;
+    const b = this.refill(key);
+    if (b.tokens >= this.burst) this.buckets.delete(key);
+    return b.tokens < 1;
+  }
+
+  private refill(key: string): { tokens: number; at: number } {
+    const now = performance.now();
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    b.at = now;
+    return b;
+  }
+}
+
+function keyOf(r: Requester): string {
+  return `${r.address ?? ""}|${r.certificate ?? ""}`;
+}
+
+/**
+ * Holds a throttled requester's request for {@link TARPIT_MS}, then answers it
+ * `resource_exhausted` (`SOLO_ERR_REQUESTER_THROTTLED`) in its protocol: gRPC and gRPC-Web in
+ * trailers, anything else (Connect, /metrics, /mcp) as HTTP 429 with a Connect error body.
+ */
+export function tarpit(req: Http2ServerRequest, res: Http2ServerResponse, perSecond: number): void {
+  const timer = setTimeout(() => {
+    if (res.closed || res.destroyed || res.headersSent) return;
+    const err = toConnectError(
+      new SoloError("SOLO_ERR_REQUESTER_THROTTLED", "this client was refused too often: its requests are held and refused for now", {
+        retryAfterMs: Math.ceil(1000 / perSecond),
+        hint: "check its token (solo whoami): a client whose requests keep being denied is slowed until it stops",
+      }),
+    );
+    const ct = String(req.headers["content-type"] ?? "");
+    if (ct.startsWith("application/grpc")) {
+      const trailer = new Headers();
+      setTrailerStatus(trailer, err);
+      const fields = Object.fromEntries(trailer.entries());
+      if (ct.startsWith("application/grpc-web")) {
+        const text = Buffer.from(
+          Object.entries(fields)
+            .map(([k, v]) => `${k}: ${v}\r\n`)
+            .join(""),
+        );
+        const frame = Buffer.alloc(5);
+        frame[0] = 0x80;
+        frame.writeUInt32BE(text.length, 1);
+        res.writeHead(200, { "content-type": ct });
+        res.end(Buffer.concat([frame, text]));
+        return;
+      }
+      res.writeHead(200, { "content-type": ct, ...fields });
+      res.end();
+      return;
+    }
+    res.writeHead(429, { "content-type": "application/json", "retry-after": String(Math.max(1, Math.ceil(1 / perSecond))) });
+    res.end(Buffer.from(errorToJsonBytes(err, {})));
+  }, TARPIT_MS);
+  timer.unref();
+  res.once("close", () => clearTimeout(timer));
+}
