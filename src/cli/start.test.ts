@@ -57,6 +57,24 @@ describe("npm start (solo start)", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("refuses an edge limit out of range, naming its flag, and starts nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
+    const child = spawn(
+      process.execPath,
+      ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start", "--denial-burst", "0"],
+      { env: { ...process.env, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    assert.equal(code, 2, err);
+    assert.match(err, /--denial-burst must be a whole number from 1 to 1000000, got 0/);
+    assert.equal(existsSync(join(dir, ".solo")), false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("stops on SIGTERM even when clients left connections silent, mid-handshake or after a refused renegotiation", async () => {
     const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
     const dataDir = join(dir, ".solo");

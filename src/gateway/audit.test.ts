@@ -79,17 +79,19 @@ describe("audit of denials at the gateway", () => {
       await Promise.all(batch);
     }
     assert.equal(refused, flood);
+    // The first at once; the rest counted (a window ends every 10 s, so a slow machine may have
+    // written a count already).
     const denials = await denialsSince(mark);
-    assert.equal(denials.length, 1, JSON.stringify(denials));
+    assert.ok(denials.length >= 1 && denials.length <= 3, JSON.stringify(denials));
     const first = denials[0] as SoloEvent;
     assert.equal(first.tenant, null, "filed in the kernel's chain, not acme's");
     const { requester } = first.payload as { requester: { address: string; certificate: string; name: string } };
     assert.deepEqual([requester.address, requester.name], ["127.0.0.1", "machine-b"]);
     assert.match(requester.certificate, /^[0-9a-f]{64}$/);
     assert.equal((await kernel.events({ afterId: mark, tenant: "acme", limit: 1000 })).events.length, 0);
-    // At close, what was counted is written as one record with the count.
+    // At close, what was counted is written with its count: every denial is accounted for.
     const { count } = await closeAndCount(mark);
-    assert.equal(count, flood - 1);
+    assert.equal(count, flood);
   });
 
   it("records a denied stream with the stream's request id as its correlation id", async () => {
@@ -140,12 +142,12 @@ async function closeAndCount(mark: number): Promise<{ count: number }> {
   await kernel.close();
   kernel = await openKernel({ dataDir: dir, schedulers: 1 });
   const denials = await denialsSince(mark);
-  const counted = denials.find((e) => typeof (e.payload as { count?: number }).count === "number");
+  const counted = denials.reduce((n, e) => n + ((e.payload as { count?: number }).count ?? 1), 0);
   const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
   gateway = await startGateway(kernel, {
     port: 0,
     tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
     connections: LEDGER_ONLY,
   });
-  return { count: (counted?.payload as { count: number } | undefined)?.count ?? 0 };
+  return { count: counted };
 }

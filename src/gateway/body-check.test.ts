@@ -4,7 +4,7 @@ import { type ClientHttp2Session, connect as http2Connect } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gzipSync } from "node:zlib";
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { CallRequestSchema, ErrorDetailSchema, PutSecretRequestSchema } from "../gen/solo/v1/solo_pb.js";
 import { type Kernel, openKernel } from "../index.ts";
@@ -282,6 +282,18 @@ describe("bad input at the gateway", () => {
         "grpc-encoding": "gzip",
       });
       assert.equal(ok.trailers["grpc-status"], "0");
+    });
+
+    it("reads only the first message of a body, so many compressed envelopes cost no more than one", async () => {
+      // 20 envelopes of 30 MiB of zeros each, brotli-compressed to a few dozen bytes apiece.
+      const bomb = brotliCompressSync(Buffer.alloc(30 * 1024 * 1024));
+      const body = Buffer.concat(Array.from({ length: 20 }, () => envelope(bomb, 1)));
+      assert.ok(body.length < 4096);
+      const a = await post("/solo.v1.KernelService/Health", body, "application/grpc", { te: "trailers", "grpc-encoding": "br" });
+      // Refused (it is not one Health request), and the gateway goes on serving.
+      assert.notEqual(grpcError(a).status, "0");
+      const ok = await post(CALL, binaryCall("echo"), "application/proto");
+      assert.equal(ok.status, 200);
     });
 
     it("refuses a field number the schema does not have", async () => {

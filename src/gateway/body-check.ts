@@ -1,8 +1,9 @@
 import { isUtf8 } from "node:buffer";
-import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { brotliDecompress, gunzip } from "node:zlib";
 import { type DescField, type DescMessage, fromBinary, fromJsonString, ScalarType } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import { type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { SoloError } from "../errors.ts";
 
@@ -63,9 +64,17 @@ function checked(handler: UniversalHandler, readMaxBytes: number): UniversalHand
     const framing = framingOf(req.header.get("content-type") ?? "");
     const body = req.body;
     if (!framing || body === null || typeof body !== "object" || !(Symbol.asyncIterator in body)) return handler(req);
-    const { bytes, rest } = await readUpTo(body as AsyncIterable<Uint8Array>, readMaxBytes + 5);
+    let read: { bytes: Buffer; rest?: AsyncIterator<Uint8Array> };
+    try {
+      read = await readUpTo(body as AsyncIterable<Uint8Array>, readMaxBytes + 5);
+    } catch {
+      // The client went away (or the edge reset the request) while its body arrived: nobody
+      // to answer, and nothing to log (connect-node ignores aborted calls).
+      throw new ConnectError("the request ended before its body did", Code.Aborted);
+    }
+    const { bytes, rest } = read;
     if (rest) return handler({ ...req, body: replay(bytes, rest) });
-    const error = check(input, bytes, framing, req.header.get(framing.encodingHeader), readMaxBytes);
+    const error = await check(input, bytes, framing, req.header.get(framing.encodingHeader), readMaxBytes);
     if (!error) return handler({ ...req, body: replay(bytes) });
     const contextValues = req.contextValues ?? createContextValues();
     contextValues.set(BODY_ERROR, error);
@@ -86,42 +95,46 @@ function checked(handler: UniversalHandler, readMaxBytes: number): UniversalHand
   });
 }
 
-/** The body's problem, or undefined when it reads well (or is left for connect-es to refuse). */
-function check(input: DescMessage, body: Buffer, framing: Framing, encoding: string | null, readMaxBytes: number): SoloError | undefined {
-  const messages: Buffer[] = [];
+/**
+ * The body's problem, or undefined when it reads well (or is left for connect-es to refuse).
+ * Every Solo method takes one request message: only the first envelope is read (connect-es
+ * refuses a second one), decompressed off the event loop and to at most `readMaxBytes`.
+ */
+async function check(
+  input: DescMessage,
+  body: Buffer,
+  framing: Framing,
+  encoding: string | null,
+  readMaxBytes: number,
+): Promise<SoloError | undefined> {
+  let message: Buffer | undefined;
   if (!framing.framed) {
-    const m = decompress(body, encoding, readMaxBytes);
-    if (!m) return undefined;
-    messages.push(m);
+    message = await decompress(body, encoding, readMaxBytes);
   } else {
-    let at = 0;
-    while (at + 5 <= body.length) {
-      const flags = body[at] as number;
-      const length = body.readUInt32BE(at + 1);
-      if (at + 5 + length > body.length) return undefined;
-      const data = body.subarray(at + 5, at + 5 + length);
-      const m = flags & 1 ? decompress(data, encoding, readMaxBytes) : data;
-      if (!m) return undefined;
-      messages.push(m);
-      at += 5 + length;
-    }
+    if (body.length < 5) return undefined;
+    const flags = body[0] as number;
+    const length = body.readUInt32BE(1);
+    if (5 + length > body.length) return undefined;
+    const data = body.subarray(5, 5 + length);
+    message = flags & 1 ? await decompress(data, encoding, readMaxBytes) : data;
   }
-  for (const m of messages) {
-    const problem = framing.json ? checkJson(input, m) : checkBinary(input, m);
-    if (problem) return problem;
-  }
-  return undefined;
+  if (!message) return undefined;
+  return framing.json ? checkJson(input, message) : checkBinary(input, message);
 }
 
-// Compression connect-es reads; anything else (or a broken stream) is left to it to refuse.
-function decompress(data: Buffer, encoding: string | null, readMaxBytes: number): Buffer | undefined {
+const gunzipAsync = promisify(gunzip);
+const brotliAsync = promisify(brotliDecompress);
+
+// Compression connect-es reads; anything else (or a broken stream, or a bomb) is left to it to
+// refuse with its own precise error.
+async function decompress(data: Buffer, encoding: string | null, readMaxBytes: number): Promise<Buffer | undefined> {
   const e = (encoding ?? "identity").trim().toLowerCase();
   try {
     if (e === "identity") return data;
-    if (e === "gzip") return gunzipSync(data, { maxOutputLength: readMaxBytes });
-    if (e === "br") return brotliDecompressSync(data, { maxOutputLength: readMaxBytes });
+    if (e === "gzip") return await gunzipAsync(data, { maxOutputLength: readMaxBytes });
+    if (e === "br") return await brotliAsync(data, { maxOutputLength: readMaxBytes });
   } catch {
-    // Refused by connect-es with its own precise error (a bomb is resource_exhausted there).
+    // Refused below, by connect-es.
   }
   return undefined;
 }

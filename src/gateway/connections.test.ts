@@ -5,9 +5,11 @@ import { type ClientHttp2Session, constants as h2, connect as http2Connect } fro
 import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import pino from "pino";
 import { ErrorDetailSchema, KernelService } from "../gen/solo/v1/solo_pb.js";
 import { type Kernel, openKernel } from "../index.ts";
 import { until } from "../test-support.ts";
@@ -15,6 +17,7 @@ import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
 import { gatewayTransport } from "./client.ts";
 import { connectionLimits } from "./connections.ts";
 import { type Gateway, type GatewayOptions, startGateway } from "./server.ts";
+import { createTelemetry } from "./telemetry.ts";
 
 let dir: string;
 let kernel: Kernel;
@@ -46,12 +49,26 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Why the edge closed things, as its log lines say (the first of each reason per 10 s). */
+const closures: string[] = [];
+const sink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    for (const l of chunk.toString().split("\n")) {
+      if (l.trim() === "") continue;
+      const line = JSON.parse(l) as { msg?: string; why?: string };
+      if (line.msg === "edge closed a connection" && line.why) closures.push(line.why);
+    }
+    done();
+  },
+});
+
 function gatewayWith(connections: GatewayOptions["connections"]): Promise<Gateway> {
   return startGateway(kernel, {
     port: 0,
     tls: { cert: serverCert.certPem, key: serverCert.keyPem, ca: ca.certPem },
     connections,
     mcp: false,
+    telemetry: createTelemetry(pino({ level: "warn" }, sink)),
   });
 }
 
@@ -312,6 +329,29 @@ describe("the gateway's timeouts", () => {
       await closed(req);
       clearInterval(feed);
       assert.equal(req.rstCode, h2.NGHTTP2_CANCEL);
+      assert.ok(closures.includes("request_timeout"), closures.join());
+    } finally {
+      s.close();
+      await gateway.close(1000);
+    }
+  });
+
+  it("holds a stream (FollowEvents) to the request timeout until its request has arrived", async () => {
+    const gateway = await gatewayWith({ requestTimeoutMs: 1000, bodyWindowMs: 200, bodyMinBytesPerSecond: 100 });
+    const s = await h2Session(gateway);
+    try {
+      const req = s.request({
+        ":method": "POST",
+        ":path": "/solo.v1.KernelService/FollowEvents",
+        "content-type": "application/connect+json",
+      });
+      req.on("error", () => undefined);
+      const feed = setInterval(() => {
+        if (!req.closed) req.write(" ".repeat(200));
+      }, 20);
+      await closed(req);
+      clearInterval(feed);
+      assert.equal(req.rstCode, h2.NGHTTP2_CANCEL);
     } finally {
       s.close();
       await gateway.close(1000);
@@ -417,13 +457,25 @@ describe("the gateway's throttle", () => {
       for (let i = 0; i < 3; i++) assert.equal(reasonOf(await failure(call())), "SOLO_ERR_TOKEN_MISSING");
       // The bucket is empty: requests now wait and are refused at the edge, in each protocol, even
       // one with a good token (it is the requester that is slowed).
-      const [held, viaGrpc, withToken] = await Promise.all([
+      const follow = async (protocol: "connect" | "grpc"): Promise<ConnectError> => {
+        try {
+          for await (const _ of clientOf(client, protocol).followEvents({})) assert.fail("a throttled stream yields nothing");
+        } catch (err) {
+          assert.ok(err instanceof ConnectError, String(err));
+          return err;
+        }
+        assert.fail("the stream ended without an error");
+      };
+      const [held, viaGrpc, withToken, connectStream, grpcStream] = await Promise.all([
         failure(call()),
         failure(clientOf(client, "grpc").list({ tenant: "acme" })),
         failure(clientOf(client, "connect", token).list({ tenant: "acme" })),
+        follow("connect"),
+        follow("grpc"),
       ]);
-      for (const e of [held, viaGrpc, withToken])
-        assert.deepEqual([e.code, reasonOf(e)], [Code.ResourceExhausted, "SOLO_ERR_REQUESTER_THROTTLED"]);
+      for (const e of [held, viaGrpc, withToken, connectStream, grpcStream]) {
+        assert.deepEqual([e.code, reasonOf(e)], [Code.ResourceExhausted, "SOLO_ERR_REQUESTER_THROTTLED"], e.message);
+      }
       // ...while another certificate from the same address is served at once.
       assert.deepEqual((await clientOf(other, "connect", token).list({ tenant: "acme" })).services, []);
     } finally {
@@ -445,3 +497,33 @@ async function failure(p: Promise<unknown>): Promise<ConnectError> {
 function reasonOf(err: ConnectError): string {
   return err.findDetails(ErrorDetailSchema)[0]?.reason ?? "";
 }
+
+describe("the gateway's throttle under concurrent floods", () => {
+  it("lets a throttled requester's waves reach the kernel only as fast as its bucket refills", async () => {
+    const gateway = await gatewayWith({ denialBurst: 3, denialsPerSecond: 1 });
+    try {
+      const anonymous = createClient(
+        KernelService,
+        gatewayTransport({ url: gateway.url, ca: ca.certPem, cert: client.certPem, key: client.keyPem, protocol: "grpc" }),
+      );
+      const wave = async (): Promise<Map<string, number>> => {
+        const reasons = await Promise.all(
+          Array.from({ length: 100 }, async () => reasonOf(await failure(anonymous.list({ tenant: "acme" })))),
+        );
+        const m = new Map<string, number>();
+        for (const r of reasons) m.set(r, (m.get(r) ?? 0) + 1);
+        return m;
+      };
+      // A requester never denied before is not held back: its first wave reaches the kernel.
+      assert.equal((await wave()).get("SOLO_ERR_TOKEN_MISSING"), 100);
+      // From then on each request is charged a token as it comes in: the next waves are held.
+      for (let i = 0; i < 2; i++) {
+        const next = await wave();
+        assert.ok((next.get("SOLO_ERR_TOKEN_MISSING") ?? 0) <= 3, JSON.stringify([...next]));
+        assert.ok((next.get("SOLO_ERR_REQUESTER_THROTTLED") ?? 0) >= 97, JSON.stringify([...next]));
+      }
+    } finally {
+      await gateway.close(1000);
+    }
+  });
+});

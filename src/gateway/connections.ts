@@ -127,7 +127,7 @@ export function connectionLimits(given: ConnectionLimits = {}): Required<Connect
 interface StreamWatch {
   readonly stream: ServerHttp2Stream;
   readonly started: number;
-  /** Streams (FollowEvents, MCP's event stream) live as long as their client wants. */
+  /** Streams (FollowEvents, MCP's event stream) live as long as their client wants, once their request has arrived. */
   readonly lasting: boolean;
   /** The request body is still arriving. */
   receiving: boolean;
@@ -289,7 +289,9 @@ export class ConnectionGuard {
     const { bodyWindowMs, bodyMinBytesPerSecond, requestTimeoutMs } = this.limits;
     for (const w of this.streams) {
       if (w.stream.destroyed || w.stream.closed) continue;
-      if (!w.lasting && now - w.started > requestTimeoutMs) {
+      // A stream lasts as long as its client wants once its request has arrived; until then, and
+      // for any other request, the request timeout holds.
+      if ((!w.lasting || w.receiving) && now - w.started > requestTimeoutMs) {
         this.reset(w, "request_timeout");
         continue;
       }

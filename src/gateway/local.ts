@@ -39,8 +39,8 @@ export function gatewayCore(kernel: Kernel, o: Partial<Omit<GatewayCore, "kernel
 }
 
 /** The interceptors every call passes, whichever way it came in. */
-export function coreInterceptors(core: GatewayCore): Interceptor[] {
-  const e = edge(core.kernel, core.shedder, core.streams, core.throttle);
+export function coreInterceptors(core: GatewayCore, requester?: Requester): Interceptor[] {
+  const e = edge(core.kernel, core.shedder, core.streams, core.throttle, requester);
   return core.telemetry ? [core.telemetry.interceptor, e] : [e];
 }
 
@@ -52,7 +52,7 @@ export function coreInterceptors(core: GatewayCore): Interceptor[] {
 export function inProcessClients(core: GatewayCore, token: string, requester?: Requester): Clients {
   const transport = createRouterTransport(routes(core.kernel, core.started, requester), {
     transport: { interceptors: [bearer(token)] },
-    router: { interceptors: coreInterceptors(core), readMaxBytes: core.readMaxBytes },
+    router: { interceptors: coreInterceptors(core, requester), readMaxBytes: core.readMaxBytes },
   });
   return clientsOver(transport, "in-process");
 }

@@ -13,14 +13,14 @@ import type { Kernel } from "../kernel/kernel.ts";
 import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";
 import { VERSION } from "../version.ts";
 import { checkBodies } from "./body-check.ts";
-import { ConnectionGuard, type ConnectionLimits, connectionLimits, TLS_POLICY } from "./connections.ts";
+import { ConnectionGuard, type ConnectionLimits, connectionLimits, type EdgeClosure, TLS_POLICY } from "./connections.ts";
 import { httpStatus } from "./errors.ts";
 import { coreInterceptors, DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
 import { REQUESTER, requesterOf, viaOf } from "./requester.ts";
 import { bearer, routes } from "./service.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
 import { type Telemetry, tenantSeries } from "./telemetry.ts";
-import { DenialThrottle, tarpit } from "./throttle.ts";
+import { DenialThrottle, TICKET, tarpit } from "./throttle.ts";
 
 /** Where and how the gateway listens. */
 export interface GatewayOptions {
@@ -71,6 +71,7 @@ export interface Gateway {
 
 const DEFAULT_PORT = 7443;
 const FOLLOW_EVENTS = "/solo.v1.KernelService/FollowEvents";
+const EDGE_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Serves the kernel over HTTP/2 with TLS on one port: gRPC, gRPC-Web and Connect (JSON and
@@ -97,7 +98,10 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     // A field this server does not know is refused, naming it: a misspelled one must not be
     // silently ignored (a deploy whose "grants" is misspelled would run with the defaults).
     jsonOptions: { ignoreUnknownFields: false },
-    contextValues: (req) => createContextValues().set(REQUESTER, requesterOf(req as Http2ServerRequest)),
+    contextValues: (req) =>
+      createContextValues()
+        .set(REQUESTER, requesterOf(req as Http2ServerRequest))
+        .set(TICKET, throttle.ticketOf(req)),
     interceptors: coreInterceptors(core),
     readMaxBytes: core.readMaxBytes,
   });
@@ -108,7 +112,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
           ...options.mcp,
           kernel,
           clientsFor: (token, requester) => inProcessClients(core, token, requester),
-          onDenied: (req) => throttle.denied(requesterOf(req)),
+          onDenied: (req) => throttle.denied(requesterOf(req), throttle.ticketOf(req)),
           version: options.version ?? VERSION,
         });
   const server: Http2SecureServer = createSecureServer(
@@ -125,12 +129,14 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     },
     (req, res) => {
       // A requester that keeps being denied waits, and is refused without reaching the kernel.
-      if (throttle.blocked(requesterOf(req))) {
+      const ticket = throttle.admit(requesterOf(req), req);
+      if (!ticket) {
         throttle.throttled++;
         telemetry?.edgeClosed("throttled");
         tarpit(req, res, limits.denialsPerSecond);
         return;
       }
+      res.once("close", () => throttle.settle(ticket));
       if (telemetry && req.url === "/metrics" && req.method === "GET") {
         serveMetrics(kernel, telemetry, req, res, throttle);
         return;
@@ -143,6 +149,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     },
   );
   const detach = telemetry?.attach(kernel, shedder.stats);
+  const edgeLogged = new Map<EdgeClosure, { at: number; unlogged: number }>();
   const sessions = new Set<ServerHttp2Session>();
   server.on("session", (s) => {
     sessions.add(s);
@@ -154,7 +161,16 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     lasting: (h) => h[":path"] === FOLLOW_EVENTS || (h[":method"] === "GET" && String(h[":path"] ?? "").startsWith("/mcp")),
     onClose: (why, address) => {
       telemetry?.edgeClosed(why);
-      telemetry?.logger.warn({ address, why }, "edge closed a connection");
+      // One line per reason per 10 s at most, saying how many went unlogged: a flood of refused
+      // connections must not become a flood of log lines (the counter has them all).
+      const now = performance.now();
+      const last = edgeLogged.get(why);
+      if (last && now - last.at < EDGE_LOG_INTERVAL_MS) {
+        last.unlogged++;
+        return;
+      }
+      telemetry?.logger.warn({ address, why, ...(last?.unlogged ? { unloggedSince: last.unlogged } : {}) }, "edge closed a connection");
+      edgeLogged.set(why, { at: now, unlogged: 0 });
     },
   });
   server.on("sessionError", () => undefined);
@@ -232,7 +248,7 @@ function serveMetrics(
     })
     .catch((err: unknown) => {
       const e = SoloError.from(err);
-      if (e.code === "unauthenticated" || e.code === "permission_denied") throttle.denied(requesterOf(req));
+      if (e.code === "unauthenticated" || e.code === "permission_denied") throttle.denied(requesterOf(req), throttle.ticketOf(req));
       res.writeHead(httpStatus(e.code), {
         "content-type": "text/plain; charset=utf-8",
         ...(e.code === "unauthenticated" ? { "www-authenticate": 'Bearer realm="solo"' } : {}),

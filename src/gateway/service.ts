@@ -28,7 +28,7 @@ import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 import { REQUEST_ID, REQUESTER, viaOf } from "./requester.ts";
 import type { Shedder } from "./shedder.ts";
-import type { DenialThrottle } from "./throttle.ts";
+import { type DenialThrottle, TICKET } from "./throttle.ts";
 
 /**
  * The four services of `proto/solo/v1/solo.proto`, each call acting through the session of the
@@ -243,7 +243,7 @@ const validator = createValidator();
  * one of their tenant's stream slots for as long as they run, and every failure becomes a Connect
  * error with Solo's details.
  */
-export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttle?: DenialThrottle): Interceptor {
+export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttle?: DenialThrottle, requester?: Requester): Interceptor {
   return (next) => async (req) => {
     try {
       const unreadable = req.contextValues.get(BODY_ERROR);
@@ -313,8 +313,10 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttl
     // A denial counts against its requester (from the port; in-process callers have none).
     function noteDenial(err: unknown): void {
       const e = ConnectError.from(err);
-      const requester = req.contextValues.get(REQUESTER);
-      if (throttle && requester && (e.code === Code.Unauthenticated || e.code === Code.PermissionDenied)) throttle.denied(requester);
+      // In-process callers (MCP's sessions) name their requester when their clients are made.
+      const who = req.contextValues.get(REQUESTER) ?? requester;
+      if (throttle && who && (e.code === Code.Unauthenticated || e.code === Code.PermissionDenied))
+        throttle.denied(who, req.contextValues.get(TICKET));
     }
   };
 }

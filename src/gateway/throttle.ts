@@ -1,5 +1,6 @@
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { createContextKey } from "@connectrpc/connect";
+import { errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { SoloError } from "../errors.ts";
 import type { Requester } from "../kernel/auth/denials.ts";
@@ -9,17 +10,30 @@ import { toConnectError } from "./errors.ts";
 export const TARPIT_MS = 1000;
 const MAX_REQUESTERS = 10_000;
 
+/** The call's throttle ticket, in its context values (calls from the port). */
+export const TICKET = createContextKey<Ticket | undefined>(undefined, { description: "solo throttle ticket" });
+
+/** One request's standing with the throttle: whether it was charged a token, and denied. */
+export interface Ticket {
+  readonly requester: Requester;
+  charged: boolean;
+  denied: boolean;
+}
+
 /**
- * Slows a requester (address and certificate) that keeps being denied: each denial takes a token
- * from its bucket (`burst` of them, refilled at `perSecond`); while the bucket is empty, its
- * requests are held for {@link TARPIT_MS} and answered `SOLO_ERR_REQUESTER_THROTTLED` without
- * reaching the kernel. A flood of bad requests then costs the gateway a timer per request instead
- * of a call's work, and nobody else notices it.
+ * Slows a requester (address and certificate) that keeps being denied. Each denial takes a token
+ * from its bucket (`burst` of them, refilled at `perSecond`). While a requester has a bucket (it
+ * was denied lately), each of its requests is charged a token when admitted and refunded when it
+ * ends without a denial, so it has at most as many requests in flight as its bucket holds; with
+ * the bucket empty, its requests are held for {@link TARPIT_MS} and answered
+ * `SOLO_ERR_REQUESTER_THROTTLED` without reaching the kernel. A flood of bad requests then costs
+ * the gateway a timer per request instead of a call's work, and nobody else notices it.
  */
 export class DenialThrottle {
   private readonly perSecond: number;
   private readonly burst: number;
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly tickets = new WeakMap<object, Ticket>();
   /** Requests held and refused since the gateway started. */
   throttled = 0;
 
@@ -28,8 +42,32 @@ export class DenialThrottle {
     this.burst = burst;
   }
 
-  /** Counts a denial against `r`. */
-  denied(r: Requester): void {
+  /** Admits a request of `r` (keyed by `request` for {@link ticketOf}), or undefined: throttle it. */
+  admit(r: Requester, request: object): Ticket | undefined {
+    const key = keyOf(r);
+    const ticket: Ticket = { requester: r, charged: false, denied: false };
+    if (this.buckets.has(key)) {
+      const b = this.refill(key);
+      if (b.tokens < 1) return undefined;
+      b.tokens -= 1;
+      ticket.charged = true;
+    }
+    this.tickets.set(request, ticket);
+    return ticket;
+  }
+
+  /** The ticket `admit` gave `request`. */
+  ticketOf(request: object): Ticket | undefined {
+    return this.tickets.get(request);
+  }
+
+  /** Counts a denial against `r` (once per request: a charged request has paid already). */
+  denied(r: Requester, ticket?: Ticket): void {
+    if (ticket) {
+      if (ticket.denied) return;
+      ticket.denied = true;
+      if (ticket.charged) return;
+    }
     const key = keyOf(r);
     const b = this.refill(key);
     b.tokens = Math.max(0, b.tokens - 1);
@@ -40,13 +78,16 @@ export class DenialThrottle {
     }
   }
 
-  /** Whether `r` is throttled now. */
-  blocked(r: Requester): boolean {
-    const key = keyOf(r);
-    if (!this.buckets.has(key)) return false;
-    const b = this.refill(key);
-    if (b.tokens >= this.burst) this.buckets.delete(key);
-    return b.tokens < 1;
+  /** A request ended: one that was charged and not denied gets its token back. */
+  settle(ticket: Ticket): void {
+    if (!ticket.charged || ticket.denied) return;
+    ticket.charged = false;
+    const key = keyOf(ticket.requester);
+    const b = this.buckets.get(key);
+    if (!b) return;
+    const full = this.refill(key);
+    full.tokens = Math.min(this.burst, full.tokens + 1);
+    if (full.tokens >= this.burst) this.buckets.delete(key);
   }
 
   private refill(key: string): { tokens: number; at: number } {
@@ -65,7 +106,8 @@ function keyOf(r: Requester): string {
 /**
  * Holds a throttled requester's request for {@link TARPIT_MS}, then answers it
  * `resource_exhausted` (`SOLO_ERR_REQUESTER_THROTTLED`) in its protocol: gRPC and gRPC-Web in
- * trailers, anything else (Connect, /metrics, /mcp) as HTTP 429 with a Connect error body.
+ * trailers, Connect streams in their end-of-stream message, anything else (Connect unary,
+ * /metrics, /mcp) as HTTP 429 with a Connect error body and `retry-after` (whole seconds).
  */
 export function tarpit(req: Http2ServerRequest, res: Http2ServerResponse, perSecond: number): void {
   const timer = setTimeout(() => {
@@ -96,6 +138,16 @@ export function tarpit(req: Http2ServerRequest, res: Http2ServerResponse, perSec
       }
       res.writeHead(200, { "content-type": ct, ...fields });
       res.end();
+      return;
+    }
+    if (ct.startsWith("application/connect+")) {
+      // Connect's streaming protocol: 200, and the error in the end-of-stream message.
+      const end = Buffer.from(JSON.stringify({ error: errorToJson(err, {}) }));
+      const frame = Buffer.alloc(5);
+      frame[0] = 0x02;
+      frame.writeUInt32BE(end.length, 1);
+      res.writeHead(200, { "content-type": ct });
+      res.end(Buffer.concat([frame, end]));
       return;
     }
     res.writeHead(429, { "content-type": "application/json", "retry-after": String(Math.max(1, Math.ceil(1 / perSecond))) });

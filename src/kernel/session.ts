@@ -198,7 +198,7 @@ export class Session implements KernelSession {
   }
 
   async whoami(): Promise<TokenInfo> {
-    return this.host.tokenInfo((await this.host.verifyToken(this.token, "whoami")).id);
+    return this.host.tokenInfo((await this.verifyOnly("whoami")).id);
   }
 
   private verifyOnly(operation: string): Promise<TokenPrincipal> {
@@ -423,7 +423,7 @@ export class Session implements KernelSession {
       // A scoped token may read its own tenant's record.
       if (who.tenant === t)
         await this.host.permit(who, { operation: "tenants.get", tenant: t, subject: null, via: this.via }, { action: "services:read" });
-      else await this.host.permit(who, { operation: "tenants.get", tenant: null, subject: t }, { action: "tenants:read" });
+      else await this.host.permit(who, { operation: "tenants.get", tenant: null, subject: t, via: this.via }, { action: "tenants:read" });
       return this.host.tenants.get(t);
     },
     update: async (name, limits) => {
