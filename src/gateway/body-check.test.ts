@@ -192,6 +192,31 @@ describe("bad input at the gateway", () => {
       assert.ok(!(await secretNames()).includes("BAD"));
     });
 
+    it("refuses an escaped lone surrogate, which no UTF-8 can hold, naming the field", async () => {
+      const a = await post(
+        CALL,
+        Buffer.from('{"ref":{"tenant":"acme","service":"echo"},"request":{"t":["ok","x\\udfff"]}}'),
+        "application/json",
+      );
+      const e = connectError(a);
+      assert.deepEqual([a.status, e.reason, e.field], [400, "SOLO_ERR_REQUEST_INVALID", "request.t[1]"]);
+      // A pair is a character like any other.
+      const ok = await post(CALL, Buffer.from('{"ref":{"tenant":"acme","service":"echo"},"request":"\\ud83d\\ude00"}'), "application/json");
+      assert.deepEqual([ok.status, JSON.parse(ok.body.toString())], [200, { reply: "\u{1F600}" }]);
+    });
+
+    it("refuses a compressed body that is cut short as invalid_argument, not internal", async () => {
+      const whole = gzipSync(Buffer.from('{"ref":{"tenant":"acme","service":"echo"},"request":"hi"}'));
+      const a = await post(CALL, whole.subarray(0, whole.length - 6), "application/json", { "content-encoding": "gzip" });
+      const e = connectError(a);
+      assert.deepEqual([a.status, e.code, e.reason], [400, "invalid_argument", "SOLO_ERR_REQUEST_INVALID"], e.message);
+      const g = await post(CALL, envelope(gzipSync(binaryCall("echo")).subarray(0, 12), 1), "application/grpc", {
+        te: "trailers",
+        "grpc-encoding": "gzip",
+      });
+      assert.equal(grpcError(g).status, "3");
+    });
+
     it("says at which byte when the invalid UTF-8 is outside any string", async () => {
       const a = await post(CALL, json('{"ref":{"tenant":"acme","service":"echo"}\u0000}', [0xfe]), "application/json");
       const e = connectError(a);

@@ -107,7 +107,7 @@ async function check(
   encoding: string | null,
   readMaxBytes: number,
 ): Promise<SoloError | undefined> {
-  let message: Buffer | undefined;
+  let message: Buffer | SoloError | undefined;
   if (!framing.framed) {
     message = await decompress(body, encoding, readMaxBytes);
   } else {
@@ -119,36 +119,56 @@ async function check(
     message = flags & 1 ? await decompress(data, encoding, readMaxBytes) : data;
   }
   if (!message) return undefined;
+  if (message instanceof SoloError) return message;
   return framing.json ? checkJson(input, message) : checkBinary(input, message);
 }
 
 const gunzipAsync = promisify(gunzip);
 const brotliAsync = promisify(brotliDecompress);
 
-// Compression connect-es reads; anything else (or a broken stream, or a bomb) is left to it to
-// refuse with its own precise error.
-async function decompress(data: Buffer, encoding: string | null, readMaxBytes: number): Promise<Buffer | undefined> {
+// Compression connect-es reads. An unknown encoding, and a body that decompresses to more than
+// it may (a bomb), are left to connect-es to refuse (unimplemented, resource_exhausted); a stream
+// that is corrupt or cut short is the caller's error, said here (connect-es would say internal).
+async function decompress(data: Buffer, encoding: string | null, readMaxBytes: number): Promise<Buffer | SoloError | undefined> {
   const e = (encoding ?? "identity").trim().toLowerCase();
   try {
     if (e === "identity") return data;
     if (e === "gzip") return await gunzipAsync(data, { maxOutputLength: readMaxBytes });
     if (e === "br") return await brotliAsync(data, { maxOutputLength: readMaxBytes });
-  } catch {
-    // Refused below, by connect-es.
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") return undefined;
+    return new SoloError(
+      "SOLO_ERR_REQUEST_INVALID",
+      `the request body's ${e} compression is corrupt or cut short: ${(err as Error).message}`,
+      {
+        field: "body",
+        encoding: e,
+        hint: "send the whole compressed message, or send it uncompressed",
+      },
+    );
   }
   return undefined;
 }
 
 function checkJson(input: DescMessage, m: Buffer): SoloError | undefined {
   if (isUtf8(m)) {
+    const text = m.toString("utf8");
     try {
-      fromJsonString(input, m.toString("utf8"), { ignoreUnknownFields: false });
-      return undefined;
+      fromJsonString(input, text, { ignoreUnknownFields: false });
     } catch (err) {
       return jsonProblem(input, (err as Error).message);
     }
+    // An escaped lone surrogate ("\udfff") is valid JSON but no Unicode text: no UTF-8 can hold it.
+    if (!/\\u[dD][89a-fA-F]/.test(text)) return undefined;
+    const field = stringPath(text, (v) => !v.isWellFormed());
+    if (field === undefined) return undefined;
+    return new SoloError("SOLO_ERR_REQUEST_INVALID", `${field}: a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape)`, {
+      field,
+      message: input.typeName,
+      hint: "escape characters outside the BMP as a surrogate pair, or send them as UTF-8",
+    });
   }
-  const field = replacementPath(new TextDecoder().decode(m));
+  const field = stringPath(new TextDecoder().decode(m), (v) => v.includes("\uFFFD"));
   return new SoloError(
     "SOLO_ERR_REQUEST_INVALID",
     `${field ? `${field}: ` : ""}the JSON request body is not valid UTF-8${field ? "" : ` (byte ${firstInvalidUtf8(m)})`}`,
@@ -174,8 +194,8 @@ function jsonProblem(input: DescMessage, message: string): SoloError {
   });
 }
 
-// Where the first U+FFFD (what an invalid sequence decodes as) sits in the parsed JSON.
-function replacementPath(text: string): string | undefined {
+// Where in the parsed JSON the first string (key or value) that fails `test` sits.
+function stringPath(text: string, test: (s: string) => boolean): string | undefined {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -183,8 +203,9 @@ function replacementPath(text: string): string | undefined {
     return undefined;
   }
   const walk = (v: unknown, path: string, depth: number): string | undefined => {
-    if (depth > 200) return undefined;
-    if (typeof v === "string") return v.includes("\uFFFD") ? path : undefined;
+    // Deeper than protobuf reads anyway; said to be here rather than passed unexamined.
+    if (depth > 200) return path;
+    if (typeof v === "string") return test(v) ? path : undefined;
     if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) {
         const found = walk(v[i], `${path}[${i}]`, depth + 1);
@@ -195,7 +216,7 @@ function replacementPath(text: string): string | undefined {
     if (v !== null && typeof v === "object") {
       for (const [k, x] of Object.entries(v)) {
         const p = path === "" ? k : `${path}.${k}`;
-        if (k.includes("\uFFFD")) return p;
+        if (test(k)) return p;
         const found = walk(x, p, depth + 1);
         if (found) return found;
       }

@@ -389,6 +389,39 @@ describe("the gateway's caps", () => {
     }
   });
 
+  it("resets a request whose body would take its address over the bytes it may have held", async () => {
+    const gateway = await gatewayWith({ maxBodyBytesPerAddress: 64 * 1024 });
+    const s = await h2Session(gateway);
+    try {
+      // Three unfinished 30 KiB bodies: the third goes over 64 KiB and is reset, the others are held.
+      const open = (): ReturnType<ClientHttp2Session["request"]> => {
+        const req = s.request({ ":method": "POST", ":path": "/solo.v1.KernelService/Deploy", "content-type": "application/json" });
+        req.on("error", () => undefined);
+        req.write(" ".repeat(30 * 1024));
+        return req;
+      };
+      const first = open();
+      const second = open();
+      await until("the first two bodies are held", () => first.bufferSize === 0 && second.bufferSize === 0);
+      const third = open();
+      await closed(third);
+      assert.equal(third.rstCode, h2.NGHTTP2_CANCEL);
+      assert.ok(closures.includes("body_bytes"), closures.join());
+      assert.deepEqual([first.closed, second.closed], [false, false]);
+      // Answered or gone, a request lets its bytes go: there is room again.
+      first.close(h2.NGHTTP2_CANCEL);
+      await closed(first);
+      const fourth = open();
+      fourth.end("{}");
+      const status = await new Promise<number>((resolve) => fourth.on("response", (h) => resolve(Number(h[":status"]))));
+      assert.equal(status, 400);
+      second.close(h2.NGHTTP2_CANCEL);
+    } finally {
+      s.close();
+      await gateway.close(1000);
+    }
+  });
+
   it("tells each connection how many requests it may hold open at once", async () => {
     const gateway = await gatewayWith({ maxStreamsPerConnection: 7 });
     const s = await h2Session(gateway);

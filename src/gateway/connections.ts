@@ -37,6 +37,13 @@ export interface ConnectionLimits {
    */
   readonly denialBurst?: number;
   readonly denialsPerSecond?: number;
+  /**
+   * Request body bytes held at once for requests not yet answered, from one client address
+   * (default 64 MiB; `--max-body-bytes-per-address`) and in all (default 512 MiB;
+   * `--max-body-bytes`): a request whose bytes would go over is reset.
+   */
+  readonly maxBodyBytesPerAddress?: number;
+  readonly maxBodyBytes?: number;
 }
 
 /** The defaults of {@link ConnectionLimits}. */
@@ -51,6 +58,8 @@ export const DEFAULT_CONNECTION_LIMITS: Required<ConnectionLimits> = Object.free
   maxStreamsPerConnection: 100,
   denialBurst: 20,
   denialsPerSecond: 5,
+  maxBodyBytesPerAddress: 64 * 1024 * 1024,
+  maxBodyBytes: 512 * 1024 * 1024,
 });
 
 /** Why the edge closed a connection or a request (the label of `solo_edge_closed_total`). */
@@ -62,7 +71,8 @@ export type EdgeClosure =
   | "request_timeout"
   | "too_many_connections"
   | "renegotiation"
-  | "throttled";
+  | "throttled"
+  | "body_bytes";
 
 /**
  * TLS as HTTP/2 requires (RFC 9113 §9.2): TLS 1.3 preferred, and where TLS 1.2 remains only its
@@ -96,6 +106,8 @@ const LIMIT_RANGES: Record<keyof ConnectionLimits, readonly [number, number]> = 
   maxStreamsPerConnection: [1, 10_000],
   denialBurst: [1, 1_000_000],
   denialsPerSecond: [1, 1_000_000],
+  maxBodyBytesPerAddress: [1024, 2 ** 40],
+  maxBodyBytes: [1024, 2 ** 40],
 };
 
 /** The limits with their defaults filled in; SOLO_ERR_KERNEL_OPTIONS_INVALID names a field out of range. */
@@ -131,6 +143,9 @@ interface StreamWatch {
   readonly lasting: boolean;
   /** The request body is still arriving. */
   receiving: boolean;
+  /** Its client's address, and the body bytes it has brought (held until it is answered). */
+  readonly address: string;
+  bytes: number;
   windowStart: number;
   windowBytes: number;
 }
@@ -151,6 +166,9 @@ export class ConnectionGuard {
   /** Their TLS sockets once the handshake is done (what owns the descriptor then). */
   private readonly secure = new Set<TLSSocket>();
   private readonly perAddress = new Map<string, number>();
+  /** Body bytes held for requests not yet answered, by client address and in all. */
+  private readonly bodyBytes = new Map<string, number>();
+  private bodyBytesTotal = 0;
   private readonly sessions = new Map<Http2Session, SessionWatch>();
   private readonly streams = new Set<StreamWatch>();
   private readonly ticker: NodeJS.Timeout;
@@ -268,20 +286,46 @@ export class ConnectionGuard {
       receiving: !stream.readableEnded && !(stream.endAfterHeaders ?? false),
       windowStart: now,
       windowBytes: 0,
+      address: addressOf(session?.socket),
+      bytes: 0,
     };
     this.streams.add(watch);
     if (watch.receiving) {
       stream.on("data", (chunk: Buffer) => {
         watch.windowBytes += chunk.length;
+        this.hold(watch, chunk.length);
       });
       stream.once("end", () => {
         watch.receiving = false;
       });
     }
     stream.once("close", () => {
+      this.release(watch);
       this.streams.delete(watch);
       if (session && w && --w.open === 0 && !session.closed && !session.destroyed) this.arm(session, w, this.limits.idleTimeoutMs, "idle");
     });
+  }
+
+  // Counts `n` more body bytes for the request; one that takes its address or everyone over the
+  // cap is reset (its bytes are let go with it).
+  private hold(w: StreamWatch, n: number): void {
+    w.bytes += n;
+    this.bodyBytesTotal += n;
+    const here = (this.bodyBytes.get(w.address) ?? 0) + n;
+    this.bodyBytes.set(w.address, here);
+    if ((here > this.limits.maxBodyBytesPerAddress || this.bodyBytesTotal > this.limits.maxBodyBytes) && !w.stream.closed) {
+      this.release(w);
+      this.reset(w, "body_bytes");
+    }
+  }
+
+  private release(w: StreamWatch): void {
+    if (w.bytes === 0) return;
+    this.bodyBytesTotal -= w.bytes;
+    const left = (this.bodyBytes.get(w.address) ?? 0) - w.bytes;
+    if (left <= 0) this.bodyBytes.delete(w.address);
+    else this.bodyBytes.set(w.address, left);
+    w.bytes = 0;
   }
 
   private sweep(): void {

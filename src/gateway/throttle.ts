@@ -21,7 +21,7 @@ export interface Ticket {
 }
 
 /**
- * Slows a requester (address and certificate) that keeps being denied. Each denial takes a token
+ * Slows a requester (its client certificate; its address when it has none) that keeps being denied. Each denial takes a token
  * from its bucket (`burst` of them, refilled at `perSecond`). While a requester has a bucket (it
  * was denied lately), each of its requests is charged a token when admitted and refunded when it
  * ends without a denial, so it has at most as many requests in flight as its bucket holds; with
@@ -99,8 +99,10 @@ export class DenialThrottle {
   }
 }
 
+// The certificate is who the client is (the operator issued it); its address is only where it
+// is now, and one certificate moving between addresses is still one requester.
 function keyOf(r: Requester): string {
-  return `${r.address ?? ""}|${r.certificate ?? ""}`;
+  return r.certificate !== undefined ? `cert:${r.certificate}` : `addr:${r.address ?? ""}`;
 }
 
 /**

@@ -379,6 +379,19 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     assert.equal(notJson.status, 400);
     assert.equal(rpcError(notJson.body).code, -32700);
     assert.equal(rpcError(notJson.body).data.reason, "SOLO_ERR_MCP_REQUEST_INVALID");
+    // Invalid UTF-8 is refused, not read as U+FFFD into a tool's arguments.
+    const badUtf8 = await raw(
+      "POST",
+      auth,
+      Buffer.concat([
+        Buffer.from('{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{"x":"a'),
+        Buffer.from([0xff]),
+        Buffer.from('"}}'),
+      ]),
+    );
+    assert.equal(badUtf8.status, 400);
+    assert.equal(rpcError(badUtf8.body).data.reason, "SOLO_ERR_MCP_REQUEST_INVALID");
+    assert.match(rpcError(badUtf8.body).message, /not valid UTF-8/);
     const huge = await raw("POST", auth, Buffer.alloc(MAX_BODY + 1, 0x20));
     assert.equal(huge.status, 413);
     assert.equal(rpcError(huge.body).data.reason, "SOLO_ERR_MCP_REQUEST_TOO_LARGE");

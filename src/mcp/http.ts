@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Http2ServerRequest, type Http2ServerResponse, constants as http2 } from "node:http2";
@@ -303,7 +304,15 @@ async function readJson(req: Http2ServerRequest, max: number): Promise<unknown> 
     req.resume();
     throw tooLarge();
   }
-  const text = Buffer.concat(chunks).toString("utf8");
+  const bytes = Buffer.concat(chunks);
+  // Read leniently, invalid bytes would become U+FFFD in a tool's arguments (and so in code or secrets).
+  if (!isUtf8(bytes)) {
+    throw new SoloError("SOLO_ERR_MCP_REQUEST_INVALID", "the request body is not valid UTF-8", {
+      field: "body",
+      hint: "send the JSON-RPC message encoded as UTF-8",
+    });
+  }
+  const text = bytes.toString("utf8");
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {

@@ -224,7 +224,7 @@ describe("a session's denials", () => {
       for (const presented of [undefined, token]) {
         for (const [name, run] of ops) {
           // A requester of its own each time, so that none is folded with the others.
-          const requester = { ...ATTACKER, address: `10.9.9.${n++}` };
+          const requester = { ...ATTACKER, certificate: `${n++}`.padStart(64, "0") };
           const via = { requester, correlationId: "req-via-1" };
           const mark = (await kernel.events({ order: "desc", limit: 1 })).events[0]?.id ?? 0;
           const refused = await run(kernel.as(presented, via)).then(

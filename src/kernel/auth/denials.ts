@@ -299,6 +299,8 @@ function payloadOf(d: Denial): Record<string, unknown> {
   };
 }
 
+// A requester is its certificate when it has one (wherever it connects from), else its address.
 function requesterKey(r: Requester | undefined): string {
-  return r ? `${r.address ?? ""}|${r.certificate ?? ""}` : "";
+  if (!r) return "";
+  return r.certificate !== undefined ? `cert:${r.certificate}` : `addr:${r.address ?? ""}`;
 }

@@ -457,7 +457,8 @@ export function draft(e: EventInput, wallTime: number): EventDraft {
   if (causationId !== null && (!Number.isSafeInteger(causationId) || causationId < 1)) {
     throw invalid("event causationId must be null or the id of an earlier event", "causationId");
   }
-  const correlationId = e.correlationId ?? correlation() ?? null;
+  // An explicit null means none (a count of many requests); omitted, the request being served.
+  const correlationId = e.correlationId === undefined ? (correlation() ?? null) : e.correlationId;
   if (correlationId !== null && (typeof correlationId !== "string" || !CORRELATION_PATTERN.test(correlationId))) {
     throw invalid("event correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -", "correlationId");
   }
