@@ -341,13 +341,18 @@ async function readUpTo(body: AsyncIterable<Uint8Array>, max: number): Promise<{
   const it = body[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let size = 0;
+  // Most bodies come in one chunk: no copy then.
+  const whole = (): Buffer => {
+    const [only] = chunks;
+    return chunks.length === 1 && only ? Buffer.from(only.buffer, only.byteOffset, only.byteLength) : Buffer.concat(chunks);
+  };
   for (;;) {
     const r = await it.next();
-    if (r.done) return { bytes: Buffer.concat(chunks) };
+    if (r.done) return { bytes: whole() };
     chunks.push(r.value);
     size += r.value.byteLength;
     // Too big to check: connect-es refuses it by its size.
-    if (size > max) return { bytes: Buffer.concat(chunks), rest: it };
+    if (size > max) return { bytes: whole(), rest: it };
   }
 }
 
