@@ -115,7 +115,7 @@ const EDGE_FLAGS: Readonly<Record<keyof ConnectionLimits, readonly [flag: string
   maxStreamsPerConnection: ["--max-streams-per-connection", "requests one connection may hold open at once"],
   denialBurst: ["--denial-burst", "denials one client may have at once before it is throttled"],
   denialsPerSecond: ["--denials-per-second", "denials a second a throttled client may have"],
-  maxBodyBytesPerAddress: ["--max-body-bytes-per-address", "request body bytes one client address may have held at once"],
+  maxBodyBytesPerClient: ["--max-body-bytes-per-client", "request body bytes one client address may have held at once"],
   maxBodyBytes: ["--max-body-bytes", "request body bytes held at once in all"],
 };
 

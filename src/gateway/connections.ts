@@ -38,11 +38,12 @@ export interface ConnectionLimits {
   readonly denialBurst?: number;
   readonly denialsPerSecond?: number;
   /**
-   * Request body bytes held at once for requests not yet answered, from one client address
-   * (default 64 MiB; `--max-body-bytes-per-address`) and in all (default 512 MiB;
-   * `--max-body-bytes`): a request whose bytes would go over is reset.
+   * Request body bytes held at once for requests not yet answered, from one client (its
+   * certificate, wherever it connects from; default 64 MiB; `--max-body-bytes-per-client`) and in
+   * all (default 512 MiB; `--max-body-bytes`): a request whose bytes would go over is reset, and
+   * its connection sent GOAWAY.
    */
-  readonly maxBodyBytesPerAddress?: number;
+  readonly maxBodyBytesPerClient?: number;
   readonly maxBodyBytes?: number;
 }
 
@@ -58,7 +59,7 @@ export const DEFAULT_CONNECTION_LIMITS: Required<ConnectionLimits> = Object.free
   maxStreamsPerConnection: 100,
   denialBurst: 20,
   denialsPerSecond: 5,
-  maxBodyBytesPerAddress: 64 * 1024 * 1024,
+  maxBodyBytesPerClient: 64 * 1024 * 1024,
   maxBodyBytes: 512 * 1024 * 1024,
 });
 
@@ -106,7 +107,7 @@ const LIMIT_RANGES: Record<keyof ConnectionLimits, readonly [number, number]> = 
   maxStreamsPerConnection: [1, 10_000],
   denialBurst: [1, 1_000_000],
   denialsPerSecond: [1, 1_000_000],
-  maxBodyBytesPerAddress: [1024, 2 ** 40],
+  maxBodyBytesPerClient: [1024, 2 ** 40],
   maxBodyBytes: [1024, 2 ** 40],
 };
 
@@ -143,14 +144,16 @@ interface StreamWatch {
   readonly lasting: boolean;
   /** The request body is still arriving. */
   receiving: boolean;
-  /** Its client's address, and the body bytes it has brought (held until it is answered). */
-  readonly address: string;
+  /** Its client (certificate, else address), and the body bytes it has brought (held until it is answered). */
+  readonly client: string;
   bytes: number;
   windowStart: number;
   windowBytes: number;
 }
 
 interface SessionWatch {
+  /** Who the client is: its certificate's fingerprint, else its address. */
+  readonly client: string;
   open: number;
   timer: NodeJS.Timeout | undefined;
 }
@@ -250,7 +253,7 @@ export class ConnectionGuard {
   }
 
   private session(session: Http2Session): void {
-    const w: SessionWatch = { open: 0, timer: undefined };
+    const w: SessionWatch = { client: clientOf(session.socket as TLSSocket), open: 0, timer: undefined };
     this.sessions.set(session, w);
     this.arm(session, w, this.limits.headersTimeoutMs, "headers_timeout");
     session.once("close", () => {
@@ -286,7 +289,7 @@ export class ConnectionGuard {
       receiving: !stream.readableEnded && !(stream.endAfterHeaders ?? false),
       windowStart: now,
       windowBytes: 0,
-      address: addressOf(session?.socket),
+      client: w?.client ?? `addr:${addressOf(session?.socket)}`,
       bytes: 0,
     };
     this.streams.add(watch);
@@ -311,9 +314,9 @@ export class ConnectionGuard {
   private hold(w: StreamWatch, n: number): void {
     w.bytes += n;
     this.bodyBytesTotal += n;
-    const here = (this.bodyBytes.get(w.address) ?? 0) + n;
-    this.bodyBytes.set(w.address, here);
-    if ((here > this.limits.maxBodyBytesPerAddress || this.bodyBytesTotal > this.limits.maxBodyBytes) && !w.stream.closed) {
+    const here = (this.bodyBytes.get(w.client) ?? 0) + n;
+    this.bodyBytes.set(w.client, here);
+    if ((here > this.limits.maxBodyBytesPerClient || this.bodyBytesTotal > this.limits.maxBodyBytes) && !w.stream.closed) {
       this.release(w);
       this.reset(w, "body_bytes");
     }
@@ -322,9 +325,9 @@ export class ConnectionGuard {
   private release(w: StreamWatch): void {
     if (w.bytes === 0) return;
     this.bodyBytesTotal -= w.bytes;
-    const left = (this.bodyBytes.get(w.address) ?? 0) - w.bytes;
-    if (left <= 0) this.bodyBytes.delete(w.address);
-    else this.bodyBytes.set(w.address, left);
+    const left = (this.bodyBytes.get(w.client) ?? 0) - w.bytes;
+    if (left <= 0) this.bodyBytes.delete(w.client);
+    else this.bodyBytes.set(w.client, left);
     w.bytes = 0;
   }
 
@@ -351,9 +354,19 @@ export class ConnectionGuard {
 
   private reset(w: StreamWatch, why: EdgeClosure): void {
     this.streams.delete(w);
-    this.onClose(why, addressOf(w.stream.session?.socket));
+    const session = w.stream.session;
+    this.onClose(why, addressOf(session?.socket));
     w.stream.close(h2.NGHTTP2_CANCEL);
+    // And GOAWAY: its other requests finish, and the client starts its next ones on a new
+    // connection (node:http2's client counts a reset upload's unsent bytes against its session
+    // for good; a few such resets and it refuses every later answer on that connection).
+    if (session && !session.closed && !session.destroyed) session.close();
   }
+}
+
+function clientOf(socket: TLSSocket | undefined): string {
+  const fingerprint = typeof socket?.getPeerCertificate === "function" ? socket.getPeerCertificate().fingerprint256 : undefined;
+  return fingerprint ? `cert:${fingerprint}` : `addr:${addressOf(socket)}`;
 }
 
 function addressOf(socket: { remoteAddress?: string | undefined } | null | undefined): string {

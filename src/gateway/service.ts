@@ -248,6 +248,9 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttl
     try {
       const unreadable = req.contextValues.get(BODY_ERROR);
       if (unreadable) throw unreadable;
+      // A call made inside an admitted request (an MCP session's) has no ticket of its own: a
+      // requester with no token left has it refused here, before the kernel.
+      if (throttle && requester && !req.contextValues.get(TICKET) && throttle.exhausted(requester)) throw throttled();
       if (!req.stream) {
         check(req.method.input, req.message);
         if (req.method.name === "Health") return await next(req);
@@ -319,6 +322,12 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttl
         throttle.denied(who, req.contextValues.get(TICKET));
     }
   };
+}
+
+function throttled(): SoloError {
+  return new SoloError("SOLO_ERR_REQUESTER_THROTTLED", "this client was refused too often: its requests are refused for now", {
+    hint: "check its token (solo whoami): a client whose requests keep being denied is slowed until it stops",
+  });
 }
 
 function check(schema: Parameters<typeof validator.validate>[0], message: Parameters<typeof validator.validate>[1]): void {

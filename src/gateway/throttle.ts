@@ -9,6 +9,8 @@ import { toConnectError } from "./errors.ts";
 /** How long a throttled requester's requests are held before they are answered. */
 export const TARPIT_MS = 1000;
 const MAX_REQUESTERS = 10_000;
+/** How far below empty a requester's bucket may go, in bursts: what it must wait off. */
+const DEBT_BURSTS = 4;
 
 /** The call's throttle ticket, in its context values (calls from the port). */
 export const TICKET = createContextKey<Ticket | undefined>(undefined, { description: "solo throttle ticket" });
@@ -49,8 +51,13 @@ export class DenialThrottle {
     if (this.buckets.has(key)) {
       const b = this.refill(key);
       if (b.tokens < 1) return undefined;
-      b.tokens -= 1;
-      ticket.charged = true;
+      if (b.tokens >= this.burst) {
+        // Refilled: no longer watched.
+        this.buckets.delete(key);
+      } else {
+        b.tokens -= 1;
+        ticket.charged = true;
+      }
     }
     this.tickets.set(request, ticket);
     return ticket;
@@ -70,12 +77,23 @@ export class DenialThrottle {
     }
     const key = keyOf(r);
     const b = this.refill(key);
-    b.tokens = Math.max(0, b.tokens - 1);
+    // Denials past the bucket's bottom are owed (down to a floor), so that denials a request
+    // causes inside itself (an MCP batch's tool calls) cannot be outweighed by its refund.
+    b.tokens = Math.max(-DEBT_BURSTS * this.burst, b.tokens - 1);
     if (!this.buckets.has(key)) {
       // The oldest requester makes room: the map is bounded whoever floods it.
       if (this.buckets.size >= MAX_REQUESTERS) this.buckets.delete(this.buckets.keys().next().value as string);
       this.buckets.set(key, b);
     }
+  }
+
+  /**
+   * Whether `r` has no token left: for calls made inside an admitted request (MCP's tool calls),
+   * which are refused at once rather than held (their request is already under way).
+   */
+  exhausted(r: Requester): boolean {
+    const key = keyOf(r);
+    return this.buckets.has(key) && this.refill(key).tokens < 1;
   }
 
   /** A request ended: one that was charged and not denied gets its token back. */
