@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type ClientHttp2Session, constants as h2, connect as http2Connect } from "node:http2";
 import { connect as netConnect, type Socket } from "node:net";
@@ -157,7 +157,17 @@ async function health(gateway: Gateway): Promise<number> {
   }
 }
 
-describe("the gateway's TLS", () => {
+// openssl is on every machine this project's CI runs on (.ci/run installs it); elsewhere, say why not.
+function opensslSkip(): string | false {
+  try {
+    execFileSync("openssl", ["version"], { encoding: "utf8" });
+    return false;
+  } catch {
+    return process.env.CI === "true" ? false : "openssl is not installed (the TLS matrix is walked with openssl s_client)";
+  }
+}
+
+describe("the gateway's TLS", { skip: opensslSkip() }, () => {
   let gateway: Gateway;
   before(async () => {
     gateway = await gatewayWith({});
