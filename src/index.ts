@@ -8,7 +8,7 @@
  * console.log(await kernel.call("acme", "counter", { op: "inc" }));
  * await kernel.close();
  */
-export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./errors.ts";
+
 export { type Finding, RULES, type RuleId } from "./kernel/analyzer/analyze.ts";
 export type { TokenSpec } from "./kernel/auth/authority.ts";
 export type { Requester, Via } from "./kernel/auth/denials.ts";
@@ -62,4 +62,5 @@ export {
 } from "./kernel/supervisor/supervisor.ts";
 export type { TenantInfo } from "./kernel/tenants/tenants.ts";
 export type { SecretInfo, VaultStatus } from "./kernel/vault/vault.ts";
+export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./lib/errors/errors.ts";
 export { CRASH_KINDS, type Crash, type CrashKind } from "./sandbox/service.ts";

@@ -3,8 +3,8 @@
  * @internal
  */
 import assert from "node:assert/strict";
-import { SoloError } from "./errors.ts";
 import type { Clock } from "./kernel/supervisor/supervisor.ts";
+import { SoloError } from "./lib/errors/errors.ts";
 import type { Crash } from "./sandbox/service.ts";
 
 /** Awaits a promise that must reject with a SoloError, and returns the error. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { SoloError } from "../errors.ts";
 import { toConnectError } from "../gateway/errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { EXIT, errorData, exitCodeOf } from "./output.ts";
 
 describe("the CLI's error output", () => {

@@ -1,24 +1,11 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { SoloError } from "../errors.ts";
 import { codeName } from "../gateway/errors.ts";
 import { ErrorDetailSchema } from "../gen/solo/v1/solo_pb.js";
+import { SoloError } from "../lib/errors/errors.ts";
+import { EXIT, TRANSPORT } from "../lib/errors/transport.ts";
 
 /** The CLI's exit codes (docs/cli.md). */
-export const EXIT = {
-  ok: 0,
-  /** Any other failure. */
-  failed: 1,
-  /** The command line is wrong: an unknown command or flag, a missing argument. */
-  usage: 2,
-  /** The token is missing, malformed, expired or revoked, or lacks the permission. */
-  auth: 3,
-  /** No such service, tenant, token, secret or version. */
-  notFound: 4,
-  /** The kernel cannot be reached, or the service is down (crashed, restarting, breaker open). */
-  unavailable: 5,
-  /** The kernel refused the request as invalid (a bad name, code the analyzer rejects, a limit). */
-  invalid: 6,
-} as const;
+export { EXIT };
 
 /** A mistake on the command line, reported with exit code 2. */
 export class UsageError extends Error {
@@ -58,36 +45,14 @@ export function table(rows: readonly (readonly string[])[], out: NodeJS.WriteStr
   });
 }
 
-const CODES_BY_NAME: Readonly<Record<string, Code>> = Object.fromEntries(
-  Object.values(Code)
-    .filter((c): c is Code => typeof c === "number")
-    .map((c) => [codeName(c), c]),
-);
-
-/** The exit code for an error. */
+/** The exit code for an error (the code's, from the one transport map). */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError) return EXIT.usage;
   // A SoloError raised in this process (solo start opening its store, solo cert issue) exits as
   // the same error would over the wire.
-  const code = err instanceof SoloError ? CODES_BY_NAME[err.code] : err instanceof ConnectError ? err.code : undefined;
-  if (code === undefined) return EXIT.failed;
-  switch (code) {
-    case Code.Unauthenticated:
-    case Code.PermissionDenied:
-      return EXIT.auth;
-    case Code.NotFound:
-      return EXIT.notFound;
-    case Code.Unavailable:
-    case Code.DeadlineExceeded:
-      return EXIT.unavailable;
-    case Code.InvalidArgument:
-    case Code.FailedPrecondition:
-    case Code.AlreadyExists:
-    case Code.OutOfRange:
-      return EXIT.invalid;
-    default:
-      return EXIT.failed;
-  }
+  if (err instanceof SoloError) return TRANSPORT[err.code].exit;
+  if (err instanceof ConnectError) return TRANSPORT[codeName(err.code)].exit;
+  return EXIT.failed;
 }
 
 /** An error as data: for `--json`, and what the human form prints. */

@@ -5,7 +5,7 @@ import { type DescField, type DescMessage, fromBinary, fromJsonString, ScalarTyp
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 
 /** A request body found unreadable before connect-es parsed it: the edge refuses the call with it. */
 export const BODY_ERROR = createContextKey<SoloError | undefined>(undefined, { description: "solo body error" });

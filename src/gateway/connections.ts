@@ -2,7 +2,7 @@ import { constants as cryptoConstants } from "node:crypto";
 import { type Http2SecureServer, type Http2Session, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 
 /**
  * The edge's timeouts and caps: what one client may hold and for how long. Each has a default

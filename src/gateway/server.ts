@@ -8,10 +8,10 @@ import {
 import type { AddressInfo } from "node:net";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { SoloError } from "../errors.ts";
 import type { Kernel } from "../kernel/kernel.ts";
+import { SoloError } from "../lib/errors/errors.ts";
+import { VERSION } from "../lib/version.ts";
 import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";
-import { VERSION } from "../version.ts";
 import { checkBodies } from "./body-check.ts";
 import { ConnectionGuard, type ConnectionLimits, connectionLimits, type EdgeClosure, TLS_POLICY } from "./connections.ts";
 import { httpStatus } from "./errors.ts";

@@ -3,7 +3,6 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { SoloError } from "../errors.ts";
 import {
   type Deployment as DeploymentMsg,
   DeploymentSchema,
@@ -24,6 +23,7 @@ import type { Deployment, Kernel, ServiceInfo } from "../kernel/kernel.ts";
 import type { SoloEvent } from "../kernel/log/event-log.ts";
 import type { KernelSession } from "../kernel/session.ts";
 import type { TenantInfo } from "../kernel/tenants/tenants.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 import { REQUEST_ID, REQUESTER, viaOf } from "./requester.ts";

@@ -2,8 +2,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { createContextKey } from "@connectrpc/connect";
 import { errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { SoloError } from "../errors.ts";
 import type { Requester } from "../kernel/auth/denials.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { toConnectError } from "./errors.ts";
 
 /** How long a throttled requester's requests are held before they are answered. */

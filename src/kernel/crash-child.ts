@@ -18,7 +18,7 @@
  * `opened` (then closes it) or `refused <error as JSON>`, for the tests of two kernels on one store.
  * @internal
  */
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { type Kernel, openKernel } from "./kernel.ts";
 
 /** The tenant every crash-test service lives in. @internal */

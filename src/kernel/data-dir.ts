@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { SoloError } from "../errors.ts";
-import { tryLock } from "../lock-file.ts";
+import { SoloError } from "../lib/errors/errors.ts";
+import { tryLock } from "../lib/lock-file.ts";
 
 /** A data directory held by this process. @internal */
 export interface DataDirLock {

@@ -1,5 +1,5 @@
 import { hash } from "node:crypto";
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { compileEngine, type EngineImage } from "../sandbox/engine.ts";
 import { encodeJson } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure } from "../sandbox/service.ts";

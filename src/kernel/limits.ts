@@ -1,4 +1,4 @@
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { describeType } from "./names.ts";
 
 /** The limits one service runs under. Every field is enforced by the engine or the scheduler. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { DEFAULT_LIMITS, resolveLimits } from "./limits.ts";
 import { checkName } from "./names.ts";
 

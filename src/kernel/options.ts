@@ -1,6 +1,6 @@
 import { availableParallelism, totalmem } from "node:os";
-import { parseBytes } from "../bytes.ts";
-import { SoloError } from "../errors.ts";
+import { parseBytes } from "../lib/bytes.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import type { LogEntry } from "./api.ts";
 import {
   DEFAULT_LIMITS,

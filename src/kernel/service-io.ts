@@ -1,4 +1,4 @@
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import type { IoKind } from "../scheduler/protocol.ts";
 import type { Mutation, Store } from "../store/store.ts";

@@ -1,4 +1,4 @@
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import type { Decision, Target, TokenSpec } from "./auth/authority.ts";
 import type { Via } from "./auth/denials.ts";
 import type { Permission } from "./auth/permissions.ts";

@@ -2,7 +2,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { adminToken } from "../gateway/credentials.ts";
 import { gatewayCore, inProcessClients } from "../gateway/local.ts";
 import { openKernel } from "../index.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../lib/version.ts";
 import { createMcpServer } from "./server.ts";
 
 /** What `solo mcp --embedded` takes. */

@@ -5,13 +5,13 @@ import { type Http2ServerRequest, type Http2ServerResponse, constants as http2 }
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import { SoloError } from "../errors.ts";
 import type { Clients } from "../gateway/client.ts";
 import { httpStatus } from "../gateway/errors.ts";
 import { requesterOf, viaOf } from "../gateway/requester.ts";
 import { bearer } from "../gateway/service.ts";
 import type { Requester } from "../kernel/auth/denials.ts";
 import type { Kernel } from "../kernel/kernel.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { createMcpServer } from "./server.ts";
 
 /** How the gateway serves MCP's Streamable HTTP transport at `/mcp`. */

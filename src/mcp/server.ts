@@ -4,8 +4,8 @@ import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mc
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { errorData, jsonReplacer, plainJson } from "../cli/output.ts";
-import { SoloError } from "../errors.ts";
 import type { Clients } from "../gateway/client.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { registerGuide } from "./guide.ts";
 
 const NAME_RULE = "1-63 of a-z 0-9 - _, starting with a letter, ending with a letter or digit";

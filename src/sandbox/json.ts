@@ -1,4 +1,4 @@
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 
 /** How deeply arrays and objects may nest in any value that crosses the sandbox boundary. */
 export const MAX_DEPTH = 64;

@@ -1,5 +1,5 @@
 import { stripTypeScriptTypes } from "node:module";
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 
 /**
  * Strips TypeScript types from a service's source, keeping every remaining character at its line

@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { type ErrorData, SoloError } from "../errors.ts";
+import { type ErrorData, SoloError } from "../lib/errors/errors.ts";
 import type { EngineImage } from "../sandbox/engine.ts";
 import { StepBoard } from "./board.ts";
 import { type FromScheduler, type SchedulerData, type ToScheduler, waitingBytes } from "./protocol.ts";

@@ -1,6 +1,6 @@
-import type { ErrorData } from "../errors.ts";
 import type { ServiceLimits } from "../kernel/limits.ts";
 import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
+import type { ErrorData } from "../lib/errors/errors.ts";
 import type { EngineImage } from "../sandbox/engine.ts";
 import type { Crash } from "../sandbox/service.ts";
 

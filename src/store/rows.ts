@@ -1,4 +1,4 @@
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { eventHash } from "./chain.ts";
 import { type EventRowIn, eventFromRow } from "./sql.ts";
 import { type ChainHead, type DeploymentRecord, GENESIS_HASH, type Mutation } from "./store.ts";

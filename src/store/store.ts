@@ -1,4 +1,4 @@
-import type { ErrorData } from "../errors.ts";
+import type { ErrorData } from "../lib/errors/errors.ts";
 
 /**
  * The storage contract every backend implements: an append-only, hash-chained event log and the

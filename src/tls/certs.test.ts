@@ -5,7 +5,7 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { type CertAndKey, createCa, issueCert } from "./certs.ts";
 
 /**

@@ -17,7 +17,7 @@ import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import { domainToASCII } from "node:url";
 import * as x509 from "@peculiar/x509";
-import { SoloError } from "../errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 
 /** A certificate and its private key, both PEM (the key as PKCS#8 `PRIVATE KEY`). */
 export interface CertAndKey {

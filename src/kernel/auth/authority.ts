@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import type { TokenRow } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
 import { checkName, describeType } from "../names.ts";

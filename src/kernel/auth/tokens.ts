@@ -1,5 +1,5 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import type { TokenRow } from "../../store/store.ts";
 import { describeType } from "../names.ts";
 import { formatPermission, type Permission, parsePermissions } from "./permissions.ts";

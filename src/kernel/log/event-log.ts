@@ -1,4 +1,4 @@
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import { canonicalJson, overByteLimit } from "../../sandbox/json.ts";
 import { eventHash } from "../../store/chain.ts";
 import {

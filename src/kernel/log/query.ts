@@ -1,4 +1,4 @@
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import type { EventFilter } from "../../store/store.ts";
 import { describeType, NAME_PATTERN } from "../names.ts";
 import type { LiveFilter } from "./event-log.ts";

@@ -18,7 +18,7 @@ import https from "node:https";
 import { BlockList, isIP, type LookupFunction } from "node:net";
 import tls from "node:tls";
 import { domainToASCII } from "node:url";
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 
 /** What a service may fetch: validated by {@link checkFetchGrant}. */
 export interface FetchGrant {

@@ -1,4 +1,4 @@
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import type { Permission } from "../auth/permissions.ts";
 import { describeType, NAME_PATTERN } from "../names.ts";
 import { SECRET_NAME_PATTERN } from "../vault/vault.ts";

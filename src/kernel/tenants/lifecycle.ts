@@ -1,4 +1,4 @@
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import type { Store, TenantRow } from "../../store/store.ts";
 import type { Authority } from "../auth/authority.ts";
 import { resolveTenantLimits, type TenantLimits } from "../limits.ts";

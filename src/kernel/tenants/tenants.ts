@@ -1,4 +1,4 @@
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import type { TenantRow } from "../../store/store.ts";
 import { clampStoredTenantLimits, resolveTenantLimits, type TenantLimits } from "../limits.ts";
 

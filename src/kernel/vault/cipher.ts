@@ -2,8 +2,8 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:
 import { constants } from "node:fs";
 import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { SoloError } from "../../errors.ts";
-import { syncDir } from "../../lock-file.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
+import { syncDir } from "../../lib/lock-file.ts";
 
 /** The key every vault data key is wrapped under. Never logged; its id is. */
 export interface MasterKey {

@@ -1,4 +1,4 @@
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import type { SecretRow, Store } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
 import { describeType } from "../names.ts";

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import {
   ADMIN_READS,
   adminStatements,

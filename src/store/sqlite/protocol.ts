@@ -1,4 +1,4 @@
-import type { ErrorData } from "../../errors.ts";
+import type { ErrorData } from "../../lib/errors/errors.ts";
 import type { EventFilter, WriteOp } from "../store.ts";
 
 /** A request to the SQLite store's thread. @internal */

@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import type {
   ChainHead,
   DeploymentRecord,

@@ -3,7 +3,7 @@
  * @internal
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { SoloError } from "../../errors.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
 import { SqliteEngine } from "./engine.ts";
 import type { SqliteRequest, SqliteResponse } from "./protocol.ts";
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { ERROR_CODES, REASONS, SoloError } from "./errors.ts";
 
-const doc = readFileSync(new URL("../docs/errors.md", import.meta.url), "utf8");
+const doc = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "utf8");
 const documented = new Map([...doc.matchAll(/^\| `(SOLO_ERR_[A-Z_]+)` *\| `([a-z_]+)` *\|/gm)].map((m) => [m[1] ?? "", m[2] ?? ""]));
 
 describe("the error catalogue", () => {
