@@ -10,7 +10,7 @@ import { createScratchDatabase, type ScratchDatabase, unreachable } from "../src
 import { EVENT_COLUMNS } from "../src/store/sql.ts";
 import { SQLITE_MIGRATIONS } from "../src/store/sqlite/schema.ts";
 import type { EventDraft, Store } from "../src/store/store.ts";
-import { prng } from "../src/test-support.ts";
+import { prng } from "../test/support/helpers.ts";
 
 /** The server the benchmarks create their databases on. */
 export const BENCH_POSTGRES_URL = process.env.SOLO_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";

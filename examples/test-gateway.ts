@@ -25,7 +25,7 @@ import { ErrorDetailSchema, KernelService, SecretService } from "../src/gen/solo
 import { type ErrorCode, type Kernel, type KernelOptions, openKernel } from "../src/index.ts";
 import { type CertAndKey, createCa, issueCert } from "../src/tls/certs.ts";
 
-export { until } from "../src/test-support.ts";
+export { until } from "../test/support/helpers.ts";
 
 /** One event as a client reads it: the fields the examples' tests look at, the payload as JSON. */
 export interface SeenEvent {

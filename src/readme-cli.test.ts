@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { waitForOutput } from "./test-support.ts";
+import { waitForOutput } from "../test/support/helpers.ts";
 
 /**
  * The README's five-minute CLI tour, run as pasted into a terminal. Its ```sh blocks marked

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { waitForOutput } from "../test-support.ts";
+import { waitForOutput } from "../../test/support/helpers.ts";
 
 /**
  * The `solo` command line end to end: one `solo start` for the file, and every command run as

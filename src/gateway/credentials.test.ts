@@ -9,7 +9,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import tls from "node:tls";
-import { rejection } from "../test-support.ts";
+import { rejection } from "../../test/support/helpers.ts";
 import { createCa, issueCert, parseAltName } from "../tls/certs.ts";
 import { credentialPaths, ensureAdminToken, ensureCredentials, type GatewayCredentials, issueClientCert } from "./credentials.ts";
 

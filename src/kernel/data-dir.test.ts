@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { rejection } from "../test-support.ts";
+import { rejection } from "../../test/support/helpers.ts";
 import { lockDataDir } from "./data-dir.ts";
 
 const dirs: string[] = [];

@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { createTestDatabase, postgresSkipReason } from "../../test/support/postgres.ts";
 import { type Kernel, type KernelOptions, openKernel } from "../index.ts";
-import { createTestDatabase, postgresSkipReason } from "../store/test-support.ts";
 import type { SoloEvent } from "./log/event-log.ts";
 
 // The SQLite cases must not be sent to a PostgreSQL server named in the environment.

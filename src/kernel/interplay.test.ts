@@ -15,8 +15,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { crashOf, ManualClock, rejection, until } from "../../test/support/helpers.ts";
 import type { SoloError } from "../lib/errors/errors.ts";
-import { crashOf, ManualClock, rejection, until } from "../test-support.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
 import type { SoloEvent } from "./log/event-log.ts";
 

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { rejection } from "../../test/support/helpers.ts";
 import { type Kernel, openKernel, SoloError } from "../index.ts";
-import { rejection } from "../test-support.ts";
 
 const COUNTER = `export default {
   init(args) { return { count: args?.start ?? 0 } },

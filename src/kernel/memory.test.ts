@@ -6,11 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { crashOf, rejection, until } from "../test-support.ts";
+import { crashOf, rejection, until } from "../../test/support/helpers.ts";
+import { testKernels } from "../../test/support/kernels.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
 import { clampStoredTenantLimits } from "./limits.ts";
 import type { SoloEvent } from "./log/event-log.ts";
-import { testKernels } from "./test-kernels.ts";
 
 const MiB = 1024 * 1024;
 const { freshDir, start } = testKernels("mem");

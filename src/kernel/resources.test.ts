@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { rejection, until } from "../test-support.ts";
+import { rejection, until } from "../../test/support/helpers.ts";
+import { testKernels } from "../../test/support/kernels.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
-import { testKernels } from "./test-kernels.ts";
 
 const { freshDir, start } = testKernels("res");
 

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
+import { crashOf, rejection } from "../../test/support/helpers.ts";
 import { type Crash, type CrashKind, type ErrorCode, type Kernel, type LimitsInput, openKernel, type Reason } from "../index.ts";
 import type { GrantsInput } from "../kernel/powers/grants.ts";
-import { crashOf, rejection } from "../test-support.ts";
 
 let kernel: Kernel;
 let dataDir: string;

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
+import { crashOf, rejection } from "../../test/support/helpers.ts";
 import {
   type Crash,
   type CrashKind,
@@ -18,7 +19,6 @@ import {
   type Reason,
   type SoloError,
 } from "../index.ts";
-import { crashOf, rejection } from "../test-support.ts";
 
 let kernel: Kernel;
 let dataDir: string;

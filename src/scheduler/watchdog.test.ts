@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { crashOf, rejection, until } from "../../test/support/helpers.ts";
+import { testKernels } from "../../test/support/kernels.ts";
 import type { Kernel, KernelOptions, SoloError } from "../index.ts";
-import { testKernels } from "../kernel/test-kernels.ts";
-import { crashOf, rejection, until } from "../test-support.ts";
 
 const { freshDir, start } = testKernels("watch");
 

@@ -22,7 +22,8 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import pg from "pg";
-import { rejection } from "../test-support.ts";
+import { rejection } from "../../test/support/helpers.ts";
+import { createTestDatabase, postgresSkipReason, type TestDatabase } from "../../test/support/postgres.ts";
 import { eventHash } from "./chain.ts";
 import { openStore } from "./open.ts";
 import { openPostgresStore } from "./postgres/postgres-store.ts";
@@ -42,7 +43,6 @@ import {
   type VaultKeyRow,
   type WriteOp,
 } from "./store.ts";
-import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./test-support.ts";
 
 /** One store on fresh storage, as a backend's factory hands it to the shared cases. */
 interface Harness {

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
+import { ManualClock, rejection, until } from "../../../test/support/helpers.ts";
 import { type GrantedToken, type Kernel, type KernelSession, openKernel, type SoloEvent, type TokenInfo } from "../../index.ts";
 import { SQLITE_FILE } from "../../store/open.ts";
-import { ManualClock, rejection, until } from "../../test-support.ts";
 
 /** A counter whose count only `inc` calls and casts change; `tag` makes each copy's code distinct. */
 const counter = (tag: string): string => `// ${tag}

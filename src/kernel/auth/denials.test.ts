@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { until } from "../../../test/support/helpers.ts";
 import { type KernelSession, openKernel, type SoloEvent } from "../../index.ts";
-import { until } from "../../test-support.ts";
 import type { EventInput } from "../log/event-log.ts";
 import { DENIAL_KEYS_PER_REQUESTER, DENIAL_OPENS_PER_WINDOW, type Denial, DenialLedger } from "./denials.ts";
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ManualClock, rejection, until } from "../../test-support.ts";
+import { ManualClock, rejection, until } from "../../../test/support/helpers.ts";
 import { type Kernel, openKernel } from "../kernel.ts";
 import { CircuitBreaker } from "./breaker.ts";
 

@@ -11,9 +11,9 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { inspect } from "node:util";
+import { rejection } from "../../../test/support/helpers.ts";
 import { type Kernel, openKernel, SoloError } from "../../index.ts";
 import { eventHash } from "../../store/chain.ts";
-import { rejection } from "../../test-support.ts";
 import type { SoloEvent } from "./event-log.ts";
 import type { EventQuery } from "./query.ts";
 

@@ -12,8 +12,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { ManualClock, rejection, until } from "../../../test/support/helpers.ts";
 import { type Kernel, openKernel, type SoloEvent } from "../../index.ts";
-import { ManualClock, rejection, until } from "../../test-support.ts";
 import { type CertAndKey, createCa, issueCert } from "../../tls/certs.ts";
 import type { FetchPolicy } from "./fetch.ts";
 

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { before, describe, it } from "node:test";
+import { rejection, until } from "../../../test/support/helpers.ts";
+import { allEvents, payloadOf, testKernels } from "../../../test/support/kernels.ts";
 import { DEFAULT_TENANT_LIMITS, type Kernel, type LogEntry, type SoloEvent } from "../../index.ts";
 import { SQLITE_FILE } from "../../store/open.ts";
-import { rejection, until } from "../../test-support.ts";
-import { allEvents, payloadOf, testKernels } from "../test-kernels.ts";
 
 // A service with one durable value; its terminate leaves a log line, so a stop that ran it shows.
 const BOX = `export default {

@@ -4,12 +4,12 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, unlinkSync,
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { before, describe, it } from "node:test";
+import { rejection, until } from "../../../test/support/helpers.ts";
+import { allEvents, payloadOf, testKernels } from "../../../test/support/kernels.ts";
 import { type Kernel, openKernel, type SoloError } from "../../index.ts";
 import { openStore, SQLITE_FILE } from "../../store/open.ts";
-import { rejection, until } from "../../test-support.ts";
 import { lockDataDir } from "../data-dir.ts";
 import { EventLog } from "../log/event-log.ts";
-import { allEvents, payloadOf, testKernels } from "../test-kernels.ts";
 import { MASTER_KEY_FILE, masterKeyFile } from "./cipher.ts";
 import { type Accessor, Vault } from "./vault.ts";
 

@@ -3,8 +3,8 @@ import { mkdtemp, rm, stat, truncate } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { rejection } from "../../../test/support/helpers.ts";
 import { draft } from "../../kernel/log/event-log.ts";
-import { rejection } from "../../test-support.ts";
 import { openSqliteStore } from "./sqlite-store.ts";
 
 describe("SQLite store", () => {

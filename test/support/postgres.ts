@@ -3,7 +3,7 @@
  * machine without PostgreSQL (skip with a reason locally, fail in CI).
  * @internal
  */
-import { createScratchDatabase, type ScratchDatabase, unreachable } from "./postgres/scratch-database.ts";
+import { createScratchDatabase, type ScratchDatabase, unreachable } from "../../src/store/postgres/scratch-database.ts";
 
 /** The server the tests create their databases on. @internal */
 export const TEST_POSTGRES_URL = process.env.SOLO_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";

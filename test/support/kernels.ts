@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
-import { type Kernel, type KernelOptions, openKernel, type SoloEvent } from "../index.ts";
+import { type Kernel, type KernelOptions, openKernel, type SoloEvent } from "../../src/index.ts";
 
 /**
  * Kernels on fresh data directories for one test file, all closed and removed when the file's
