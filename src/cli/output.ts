@@ -1,11 +1,13 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { codeName } from "../gateway/errors.ts";
-import { ErrorDetailSchema } from "../gen/solo/v1/solo_pb.js";
+import { ConnectError } from "@connectrpc/connect";
+import type { ErrorData } from "../lib/errors/data.ts";
+import * as lib from "../lib/errors/data.ts";
 import { SoloError } from "../lib/errors/errors.ts";
-import { EXIT, TRANSPORT } from "../lib/errors/transport.ts";
+import { codeOfGrpc, EXIT, TRANSPORT } from "../lib/errors/transport.ts";
+import { jsonReplacer, plainJson } from "../lib/json.ts";
 
 /** The CLI's exit codes (docs/cli.md). */
-export { EXIT };
+/** JSON helpers the commands print with. */
+export { EXIT, jsonReplacer, plainJson };
 
 /** A mistake on the command line, reported with exit code 2. */
 export class UsageError extends Error {
@@ -51,44 +53,14 @@ export function exitCodeOf(err: unknown): number {
   // A SoloError raised in this process (solo start opening its store, solo cert issue) exits as
   // the same error would over the wire.
   if (err instanceof SoloError) return TRANSPORT[err.code].exit;
-  if (err instanceof ConnectError) return TRANSPORT[codeName(err.code)].exit;
+  if (err instanceof ConnectError) return TRANSPORT[codeOfGrpc(err.code)].exit;
   return EXIT.failed;
 }
 
 /** An error as data: for `--json`, and what the human form prints. */
-export function errorData(err: unknown): {
-  code: string;
-  reason: string;
-  message: string;
-  field?: string;
-  hint?: string;
-  details?: unknown;
-} {
+export function errorData(err: unknown): ErrorData {
   if (err instanceof UsageError) return { code: "usage", reason: "usage", message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
-  if (err instanceof SoloError) {
-    const { field, hint, ...details } = err.details as Record<string, unknown>;
-    return {
-      code: err.code,
-      reason: err.reason,
-      message: err.message,
-      ...(typeof field === "string" ? { field } : {}),
-      ...(typeof hint === "string" ? { hint } : {}),
-      ...(Object.keys(details).length > 0 ? { details } : {}),
-    };
-  }
-  if (err instanceof ConnectError) {
-    const d = err.findDetails(ErrorDetailSchema)[0];
-    const unreachable = err.code === Code.Unavailable && !d;
-    return {
-      code: codeName(err.code),
-      reason: d?.reason ?? (unreachable ? "unreachable" : ""),
-      message: err.rawMessage,
-      ...(d?.field ? { field: d.field } : {}),
-      ...(d?.hint ? { hint: d.hint } : unreachable ? { hint: "is the kernel running? start it with: npx solo start" } : {}),
-      ...(d?.details && Object.keys(d.details).length > 0 ? { details: d.details } : {}),
-    };
-  }
-  return { code: "internal", reason: "", message: err instanceof Error ? err.message : String(err) };
+  return lib.errorData(err);
 }
 
 /** Prints an error for people (stderr), or as JSON (stdout) with --json; findings name `file`. */
@@ -117,15 +89,4 @@ export function printFinding(
   const label = f.severity === "warning" ? yellow(f.rule, on) : red(f.rule, on);
   out.write(`${file}:${f.line}:${f.column} ${label} ${f.message}\n`);
   if (f.hint) out.write(`  ${dim("hint:", on)} ${f.hint}\n`);
-}
-
-/** JSON.stringify's replacer for protobuf-es messages: 64-bit integers as numbers, no type tag. */
-export function jsonReplacer(key: string, v: unknown): unknown {
-  if (key === "$typeName") return undefined;
-  return typeof v === "bigint" ? Number(v) : v;
-}
-
-/** A message (or any value) as plain JSON data. */
-export function plainJson(v: unknown): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(v ?? {}, jsonReplacer)) as Record<string, unknown>;
 }

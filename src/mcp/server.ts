@@ -3,9 +3,10 @@ import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { errorData, jsonReplacer, plainJson } from "../cli/output.ts";
 import type { Clients } from "../gateway/client.ts";
+import { errorData } from "../lib/errors/data.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { jsonReplacer, plainJson } from "../lib/json.ts";
 import { registerGuide } from "./guide.ts";
 
 const NAME_RULE = "1-63 of a-z 0-9 - _, starting with a letter, ending with a letter or digit";

@@ -1,0 +1,45 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorDetailSchema } from "../../gen/solo/v1/solo_pb.js";
+import { SoloError } from "./errors.ts";
+import { codeOfGrpc } from "./transport.ts";
+
+/** An error as data: what the CLI prints (or emits with --json) and MCP tools answer. */
+export interface ErrorData {
+  readonly code: string;
+  readonly reason: string;
+  readonly message: string;
+  readonly field?: string;
+  readonly hint?: string;
+  readonly details?: unknown;
+}
+
+/**
+ * Any failure as {@link ErrorData}: a SoloError raised in this process, or a ConnectError from the
+ * gateway with its `solo.v1.ErrorDetail`; anything else is `internal` with its message.
+ */
+export function errorData(err: unknown): ErrorData {
+  if (err instanceof SoloError) {
+    const { field, hint, ...details } = err.details as Record<string, unknown>;
+    return {
+      code: err.code,
+      reason: err.reason,
+      message: err.message,
+      ...(typeof field === "string" ? { field } : {}),
+      ...(typeof hint === "string" ? { hint } : {}),
+      ...(Object.keys(details).length > 0 ? { details } : {}),
+    };
+  }
+  if (err instanceof ConnectError) {
+    const d = err.findDetails(ErrorDetailSchema)[0];
+    const unreachable = err.code === Code.Unavailable && !d;
+    return {
+      code: codeOfGrpc(err.code),
+      reason: d?.reason ?? (unreachable ? "unreachable" : ""),
+      message: err.rawMessage,
+      ...(d?.field ? { field: d.field } : {}),
+      ...(d?.hint ? { hint: d.hint } : unreachable ? { hint: "is the kernel running? start it with: npx solo start" } : {}),
+      ...(d?.details && Object.keys(d.details).length > 0 ? { details: d.details } : {}),
+    };
+  }
+  return { code: "internal", reason: "", message: err instanceof Error ? err.message : String(err) };
+}
