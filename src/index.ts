@@ -40,7 +40,6 @@ export {
 export type { SoloEvent, VerifyReport } from "./kernel/log/event-log.ts";
 export { EVENT_TYPES, type KernelEventType } from "./kernel/log/event-types.ts";
 export type { EventPage, EventQuery, SubscribeOptions } from "./kernel/log/query.ts";
-export { NAME_PATTERN } from "./kernel/names.ts";
 export type { FetchPolicy, FetchResponse } from "./kernel/powers/fetch.ts";
 export type { GrantsInput, ServiceGrants } from "./kernel/powers/grants.ts";
 export type {
@@ -63,4 +62,5 @@ export {
 export type { TenantInfo } from "./kernel/tenants/tenants.ts";
 export type { SecretInfo, VaultStatus } from "./kernel/vault/vault.ts";
 export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./lib/errors/errors.ts";
+export { NAME_PATTERN } from "./lib/names.ts";
 export { CRASH_KINDS, type Crash, type CrashKind } from "./sandbox/service.ts";

@@ -1,3 +1,4 @@
+import type { ServiceMeta } from "../lib/names.ts";
 import type { Crash } from "../sandbox/service.ts";
 import type { Finding } from "./analyzer/analyze.ts";
 import type { Via } from "./auth/denials.ts";
@@ -5,7 +6,6 @@ import type { BreakerState } from "./breaker/breaker.ts";
 import type { LimitsInput, ServiceLimits, TenantLimits } from "./limits.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
-import type { ServiceMeta } from "./names.ts";
 import type { FetchPolicy } from "./powers/fetch.ts";
 import type { GrantsInput } from "./powers/grants.ts";
 import type { KernelSession, SecretsApi, TenantsApi, TokensApi, VaultApi } from "./session.ts";

@@ -1,5 +1,6 @@
 import { hash } from "node:crypto";
 import { SoloError } from "../lib/errors/errors.ts";
+import { checkMeta, checkService, checkTenant, describeType, NO_META, type ServiceMeta, TAG_PATTERN } from "../lib/names.ts";
 import { compileEngine, type EngineImage } from "../sandbox/engine.ts";
 import { encodeJson } from "../sandbox/json.ts";
 import { type Crash, crashError, deployFailure } from "../sandbox/service.ts";
@@ -36,7 +37,6 @@ import { type DataDirLock, lockDataDir } from "./data-dir.ts";
 import { resolveLimits, type ServiceLimits } from "./limits.ts";
 import { type EventInput, EventLog, type SoloEvent, type VerifyReport } from "./log/event-log.ts";
 import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./log/query.ts";
-import { checkMeta, checkService, checkTenant, describeType, NO_META, type ServiceMeta, TAG_PATTERN } from "./names.ts";
 import { checkOptions, type ResolvedOptions } from "./options.ts";
 import { grantPermissions, grantsData, resolveGrants, type ServiceGrants } from "./powers/grants.ts";
 import { ServiceIo } from "./service-io.ts";

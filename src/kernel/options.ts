@@ -1,6 +1,7 @@
 import { availableParallelism, totalmem } from "node:os";
 import { parseBytes } from "../lib/bytes.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { describeType } from "../lib/names.ts";
 import type { LogEntry } from "./api.ts";
 import {
   DEFAULT_LIMITS,
@@ -10,7 +11,6 @@ import {
   type ServiceLimits,
   type TenantLimits,
 } from "./limits.ts";
-import { describeType } from "./names.ts";
 import { checkFetchPolicy as checkFetchPolicyFields, type FetchPolicy } from "./powers/fetch.ts";
 import { type Clock, DEFAULT_SUPERVISION, resolveSupervision, type SupervisionPolicy, SYSTEM_CLOCK } from "./supervisor/supervisor.ts";
 import { parseMasterKey } from "./vault/cipher.ts";

@@ -1,3 +1,4 @@
+import type { ServiceGrants } from "../api/grants.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import type { IoKind } from "../scheduler/protocol.ts";
@@ -6,7 +7,6 @@ import type { ServiceLimits } from "./limits.ts";
 import type { EventLog } from "./log/event-log.ts";
 import { CUSTOM_EVENT_NAME, customEventType } from "./log/event-types.ts";
 import { type FetchPolicy, guardedFetch } from "./powers/fetch.ts";
-import type { ServiceGrants } from "./powers/grant-types.ts";
 import type { Vault } from "./vault/vault.ts";
 
 /** The longest storage key, in bytes of UTF-8. */

@@ -1,4 +1,5 @@
 import { SoloError } from "../lib/errors/errors.ts";
+import { checkService, checkTenant, describeType } from "../lib/names.ts";
 import type { Decision, Target, TokenSpec } from "./auth/authority.ts";
 import type { Via } from "./auth/denials.ts";
 import type { Permission } from "./auth/permissions.ts";
@@ -18,7 +19,6 @@ import type {
 import type { TenantLimits } from "./limits.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
-import { checkService, checkTenant, describeType } from "./names.ts";
 import type { TenantInfo } from "./tenants/tenants.ts";
 import { checkSecretName, type SecretInfo, type VaultStatus } from "./vault/vault.ts";
 

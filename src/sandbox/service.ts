@@ -1,6 +1,6 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core";
-import type { ServiceLimits } from "../kernel/limits.ts";
-import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
+import type { ServiceGrants } from "../api/grants.ts";
+import type { ServiceLimits } from "../api/limits.ts";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../lib/errors/errors.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
 import { ensureRoomForRuntime, HostMemoryFull, RuntimeMemory, type TenantEngine } from "./engine.ts";

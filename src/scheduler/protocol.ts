@@ -1,5 +1,5 @@
-import type { ServiceLimits } from "../kernel/limits.ts";
-import type { ServiceGrants } from "../kernel/powers/grant-types.ts";
+import type { ServiceGrants } from "../api/grants.ts";
+import type { ServiceLimits } from "../api/limits.ts";
 import type { ErrorData } from "../lib/errors/errors.ts";
 import type { EngineImage } from "../sandbox/engine.ts";
 import type { Crash } from "../sandbox/service.ts";

@@ -8,10 +8,10 @@
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { parentPort, workerData } from "node:worker_threads";
-import type { ServiceLimits } from "../kernel/limits.ts";
-import { NAME_PATTERN } from "../kernel/names.ts";
-import { DEFAULT_GRANTS, type ServiceGrants } from "../kernel/powers/grant-types.ts";
+import { DEFAULT_GRANTS, type ServiceGrants } from "../api/grants.ts";
+import type { ServiceLimits } from "../api/limits.ts";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../lib/errors/errors.ts";
+import { NAME_PATTERN } from "../lib/names.ts";
 import { ENGINE_MIN_BYTES, instanceCapBytes, instantiateEngine, type TenantEngine } from "../sandbox/engine.ts";
 import { overByteLimit } from "../sandbox/json.ts";
 import {

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { checkName, describeType } from "../../lib/names.ts";
 import type { TokenRow } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
-import { checkName, describeType } from "../names.ts";
 import { DenialLedger, type Via } from "./denials.ts";
 import { allows, formatPermission, type Permission, parsePermissions } from "./permissions.ts";
 import {

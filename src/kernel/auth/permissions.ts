@@ -1,5 +1,5 @@
 import { SoloError } from "../../lib/errors/errors.ts";
-import { describeType } from "../names.ts";
+import { describeType } from "../../lib/names.ts";
 import { hostPatternCovers } from "../powers/fetch.ts";
 
 /**

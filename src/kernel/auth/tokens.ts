@@ -1,7 +1,7 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { describeType } from "../../lib/names.ts";
 import type { TokenRow } from "../../store/store.ts";
-import { describeType } from "../names.ts";
 import { formatPermission, type Permission, parsePermissions } from "./permissions.ts";
 
 /** Every token starts with this, so a leaked one is easy to recognise (and to scan for). */

@@ -1,4 +1,5 @@
 import { SoloError } from "../../lib/errors/errors.ts";
+import { NAME_PATTERN } from "../../lib/names.ts";
 import { canonicalJson, overByteLimit } from "../../sandbox/json.ts";
 import { eventHash } from "../../store/chain.ts";
 import {
@@ -11,7 +12,6 @@ import {
   type StoredEventRow,
   type WriteOp,
 } from "../../store/store.ts";
-import { NAME_PATTERN } from "../names.ts";
 import { correlation } from "./correlation.ts";
 import { isEventType } from "./event-types.ts";
 

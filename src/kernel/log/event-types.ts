@@ -1,4 +1,4 @@
-import { NAME_PATTERN } from "../names.ts";
+import { NAME_PATTERN } from "../../lib/names.ts";
 
 /**
  * The closed list of the kernel's own event types. `docs/events.md` documents each one (and says

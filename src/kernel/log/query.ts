@@ -1,6 +1,6 @@
 import { SoloError } from "../../lib/errors/errors.ts";
+import { describeType, NAME_PATTERN } from "../../lib/names.ts";
 import type { EventFilter } from "../../store/store.ts";
-import { describeType, NAME_PATTERN } from "../names.ts";
 import type { LiveFilter } from "./event-log.ts";
 import { isEventType } from "./event-types.ts";
 

@@ -18,23 +18,11 @@ import https from "node:https";
 import { BlockList, isIP, type LookupFunction } from "node:net";
 import tls from "node:tls";
 import { domainToASCII } from "node:url";
+import type { FetchGrant } from "../../api/grants.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 
 /** What a service may fetch: validated by {@link checkFetchGrant}. */
-export interface FetchGrant {
-  /** Allowed hosts: `api.example.com`, `*.example.com` (sub-domains only) or an IP, each optionally `:port`. */
-  readonly hosts: readonly string[];
-  /** Whether plain `http:` is allowed (default false: https only). */
-  readonly allowHttp: boolean;
-  /** Largest response body read, in bytes. */
-  readonly maxResponseBytes: number;
-  /** Largest request body sent, in bytes (UTF-8). */
-  readonly maxRequestBytes: number;
-  /** Time the whole fetch may take, redirects and body included, in milliseconds. */
-  readonly timeoutMs: number;
-  /** Redirects followed before giving up. */
-  readonly maxRedirects: number;
-}
+export type { FetchGrant };
 
 /** How the kernel's operator (never a service) tunes fetching for the whole kernel. */
 export interface FetchPolicy {

@@ -1,9 +1,9 @@
+import { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, type ServiceGrants } from "../../api/grants.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { describeType, NAME_PATTERN } from "../../lib/names.ts";
 import type { Permission } from "../auth/permissions.ts";
-import { describeType, NAME_PATTERN } from "../names.ts";
 import { SECRET_NAME_PATTERN } from "../vault/vault.ts";
 import { checkFetchGrant } from "./fetch.ts";
-import { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, type ServiceGrants } from "./grant-types.ts";
 
 export { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, type ServiceGrants };
 

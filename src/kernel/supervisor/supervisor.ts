@@ -1,5 +1,5 @@
 import { SoloError } from "../../lib/errors/errors.ts";
-import { describeType } from "../names.ts";
+import { describeType } from "../../lib/names.ts";
 
 /**
  * OTP restart types: `permanent` services are always restarted after a crash, `transient` ones

@@ -1,9 +1,9 @@
 import { SoloError } from "../../lib/errors/errors.ts";
+import { checkTenant, describeType } from "../../lib/names.ts";
 import type { Store, TenantRow } from "../../store/store.ts";
 import type { Authority } from "../auth/authority.ts";
 import { resolveTenantLimits, type TenantLimits } from "../limits.ts";
 import type { EventLog, SoloEvent } from "../log/event-log.ts";
-import { checkTenant, describeType } from "../names.ts";
 import type { TenantDeletion, TenantsApi } from "../session.ts";
 import type { TenantInfo, TenantRegistry } from "./tenants.ts";
 

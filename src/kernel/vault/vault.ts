@@ -1,7 +1,7 @@
 import { SoloError } from "../../lib/errors/errors.ts";
+import { describeType } from "../../lib/names.ts";
 import type { SecretRow, Store } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
-import { describeType } from "../names.ts";
 import { type MasterKey, type MasterKeySource, newDataKey, newMasterKey, parseMasterKey, seal, unseal } from "./cipher.ts";
 
 /** A secret's name: letters, digits, `_ . -`, starting with a letter or `_`, 1-128 characters. */

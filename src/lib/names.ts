@@ -1,4 +1,4 @@
-import { SoloError } from "../lib/errors/errors.ts";
+import { SoloError } from "./errors/errors.ts";
 
 /**
  * The identifier grammar for tenants and services: 1 to 63 characters, lower-case ASCII letters,

@@ -1,4 +1,18 @@
-import type { FetchGrant } from "./fetch.ts";
+/** What a service may fetch (validated by the kernel's `checkFetchGrant`). */
+export interface FetchGrant {
+  /** Allowed hosts: `api.example.com`, `*.example.com` (sub-domains only) or an IP, each optionally `:port`. */
+  readonly hosts: readonly string[];
+  /** Whether plain `http:` is allowed (default false: https only). */
+  readonly allowHttp: boolean;
+  /** Largest response body read, in bytes. */
+  readonly maxResponseBytes: number;
+  /** Largest request body sent, in bytes (UTF-8). */
+  readonly maxRequestBytes: number;
+  /** Time the whole fetch may take, redirects and body included, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Redirects followed before giving up. */
+  readonly maxRedirects: number;
+}
 
 /** Grants as the runtime enforces them (kept apart from their validation, so schedulers load little). */
 export interface ServiceGrants {
