@@ -22,6 +22,7 @@ const BENCHMARKS = [
   "limits",
   "edge",
 ] as const;
+const INTERNALS: ReadonlySet<string> = new Set(["store-append", "store-query", "store-recovery"]);
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.
 const CHILD_TIMEOUT_MS = 240_000;
 
@@ -34,7 +35,8 @@ if (unknown.length > 0) {
 const selected = requested.length > 0 ? BENCHMARKS.filter((name) => requested.includes(name)) : [...BENCHMARKS];
 
 function runChild(name: string): Promise<{ code: number | null; signal: string | null; ms: number }> {
-  const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
+  // Benchmarks through the public API or the gateway are in api/; micro-benchmarks in internals/.
+  const file = fileURLToPath(new URL(`./${INTERNALS.has(name) ? "internals" : "api"}/${name}.ts`, import.meta.url));
   // The same flags as this process, plus --expose-gc so memory figures are taken after a full GC.
   const flags = process.execArgv.includes("--expose-gc") ? process.execArgv : [...process.execArgv, "--expose-gc"];
   const started = performance.now();

@@ -15,11 +15,11 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
-import { type Kernel, openKernel } from "../src/index.ts";
-import { POSTGRES_MIGRATIONS } from "../src/store/postgres/schema.ts";
-import { SQLITE_MIGRATIONS } from "../src/store/sqlite/schema.ts";
-import { fmtMs, fmtRate, fmtRatio, median, percentile, pooled, printTable } from "./stats.ts";
-import { BENCH_POSTGRES_URL, createBenchDatabase, postgresUnreachable, redactUrl } from "./store-fixtures.ts";
+import { type Kernel, openKernel } from "../../src/index.ts";
+import { POSTGRES_MIGRATIONS } from "../../src/store/postgres/schema.ts";
+import { SQLITE_MIGRATIONS } from "../../src/store/sqlite/schema.ts";
+import { BENCH_POSTGRES_URL, createBenchDatabase, postgresUnreachable, redactUrl } from "../internals/store-fixtures.ts";
+import { fmtMs, fmtRate, fmtRatio, median, percentile, pooled, printTable } from "../stats.ts";
 
 // Without an explicit database the kernel would use $SOLO_DATABASE_URL: the SQLite rows are SQLite's.
 delete process.env.SOLO_DATABASE_URL;

@@ -12,11 +12,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Kernel, openKernel, SoloError } from "../src/index.ts";
-import { DEFAULT_LIMITS } from "../src/kernel/limits.ts";
-import { compileEngine, instantiateEngine, type TenantEngine } from "../src/sandbox/engine.ts";
-import { type CpuClock, ServiceSandbox, threadClock } from "../src/sandbox/service.ts";
-import { fmtMs, fmtRatio, median, percentile, printTable, sleep, verdict } from "./stats.ts";
+import { type Kernel, openKernel, SoloError } from "../../src/index.ts";
+import { DEFAULT_LIMITS } from "../../src/kernel/limits.ts";
+import { compileEngine, instantiateEngine, type TenantEngine } from "../../src/sandbox/engine.ts";
+import { type CpuClock, ServiceSandbox, threadClock } from "../../src/sandbox/service.ts";
+import { fmtMs, fmtRatio, median, percentile, printTable, sleep, verdict } from "../stats.ts";
 
 const COUNTER = `export default {
   init() { return { count: 0 }; },

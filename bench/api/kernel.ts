@@ -11,14 +11,14 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { QuickJSContext, QuickJSRuntime } from "quickjs-emscripten-core";
-import { DEFAULT_LIMITS, openKernel, SoloError } from "../src/index.ts";
-import { analyze } from "../src/kernel/analyzer/analyze.ts";
-import { EventLog } from "../src/kernel/log/event-log.ts";
-import { compileEngine, instantiateEngine } from "../src/sandbox/engine.ts";
-import { ServiceSandbox } from "../src/sandbox/service.ts";
-import { stripTypes } from "../src/sandbox/typescript.ts";
-import { openStore } from "../src/store/open.ts";
-import { fmtMs, fmtRate, fmtRatio, median, percentile, printTable, sleep, verdict } from "./stats.ts";
+import { DEFAULT_LIMITS, openKernel, SoloError } from "../../src/index.ts";
+import { analyze } from "../../src/kernel/analyzer/analyze.ts";
+import { EventLog } from "../../src/kernel/log/event-log.ts";
+import { compileEngine, instantiateEngine } from "../../src/sandbox/engine.ts";
+import { ServiceSandbox } from "../../src/sandbox/service.ts";
+import { stripTypes } from "../../src/sandbox/typescript.ts";
+import { openStore } from "../../src/store/open.ts";
+import { fmtMs, fmtRate, fmtRatio, median, percentile, printTable, sleep, verdict } from "../stats.ts";
 
 // A small counter in TypeScript, so the deploy's type stripping has types to strip.
 const COUNTER = `type State = { count: number };

@@ -8,12 +8,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Kernel, openKernel } from "../src/index.ts";
-import { SQLITE_FILE } from "../src/store/open.ts";
-import { openPostgresStore } from "../src/store/postgres/postgres-store.ts";
-import { openSqliteStore } from "../src/store/sqlite/sqlite-store.ts";
-import type { Store } from "../src/store/store.ts";
-import { fmtMs, fmtRatio, median, printTable, runInFlight, verdict } from "./stats.ts";
+import { type Kernel, openKernel } from "../../src/index.ts";
+import { SQLITE_FILE } from "../../src/store/open.ts";
+import { openPostgresStore } from "../../src/store/postgres/postgres-store.ts";
+import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.ts";
+import type { Store } from "../../src/store/store.ts";
+import { fmtMs, fmtRatio, median, printTable, runInFlight, verdict } from "../stats.ts";
 import { BENCH_POSTGRES_URL, type BenchDatabase, createBenchDatabase, postgresUnreachable, redactUrl } from "./store-fixtures.ts";
 
 const COUNTER = `export default {

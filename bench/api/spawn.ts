@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { QuickJSContext, QuickJSRuntime } from "quickjs-emscripten-core";
-import { type Kernel, openKernel } from "../src/index.ts";
-import { compileEngine, instantiateEngine, RuntimeMemory } from "../src/sandbox/engine.ts";
-import { fmtBytes, fmtMs, fmtRatio, median, percentile, printTable, runInFlight, sleep, verdict } from "./stats.ts";
+import { type Kernel, openKernel } from "../../src/index.ts";
+import { compileEngine, instantiateEngine, RuntimeMemory } from "../../src/sandbox/engine.ts";
+import { fmtBytes, fmtMs, fmtRatio, median, percentile, printTable, runInFlight, sleep, verdict } from "../stats.ts";
 
 const COUNTER = `export default {
   init() { return { count: 0 }; },

@@ -11,12 +11,12 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
-import { EventLog } from "../src/kernel/log/event-log.ts";
-import { openPostgresStore } from "../src/store/postgres/postgres-store.ts";
-import { eventQuery } from "../src/store/sql.ts";
-import { openSqliteStore } from "../src/store/sqlite/sqlite-store.ts";
-import type { EventFilter, Store } from "../src/store/store.ts";
-import { fmtMs, fmtRate, fmtRatio, median, percentile, printTable } from "./stats.ts";
+import { EventLog } from "../../src/kernel/log/event-log.ts";
+import { openPostgresStore } from "../../src/store/postgres/postgres-store.ts";
+import { eventQuery } from "../../src/store/sql.ts";
+import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.ts";
+import type { EventFilter, Store } from "../../src/store/store.ts";
+import { fmtMs, fmtRate, fmtRatio, median, percentile, printTable } from "../stats.ts";
 import {
   BENCH_POSTGRES_URL,
   createBenchDatabase,

@@ -7,12 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
-import { gatewayTransport } from "../src/gateway/client.ts";
-import { startGateway } from "../src/gateway/server.ts";
-import { KernelService } from "../src/gen/solo/v1/solo_pb.js";
-import { openKernel } from "../src/index.ts";
-import { createCa, issueCert } from "../src/tls/certs.ts";
-import { fmtMs, fmtRatio, median, percentile, printTable, verdict } from "./stats.ts";
+import { gatewayTransport } from "../../src/gateway/client.ts";
+import { startGateway } from "../../src/gateway/server.ts";
+import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
+import { openKernel } from "../../src/index.ts";
+import { createCa, issueCert } from "../../src/tls/certs.ts";
+import { fmtMs, fmtRatio, median, percentile, printTable, verdict } from "../stats.ts";
 
 const QUIET_CALLS = 300;
 const FLOOD_IN_FLIGHT = 512;

@@ -11,8 +11,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { openKernel } from "../src/index.ts";
-import { fmtRate, fmtRatio, median, percentile, printTable } from "./stats.ts";
+import { openKernel } from "../../src/index.ts";
+import { fmtRate, fmtRatio, median, percentile, printTable } from "../stats.ts";
 
 // The kernel's store comes from $SOLO_DATABASE_URL when it is set: this benchmark is SQLite's.
 delete process.env.SOLO_DATABASE_URL;

@@ -2,8 +2,8 @@
 // FLOOD_IN_FLIGHT calls naming the quiet tenant in flight until stdin closes, then prints how
 // many were denied (unauthenticated) and throttled (held, then refused) as JSON.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { gatewayTransport } from "../src/gateway/client.ts";
-import { KernelService } from "../src/gen/solo/v1/solo_pb.js";
+import { gatewayTransport } from "../../src/gateway/client.ts";
+import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
 
 const c = JSON.parse(process.env.SOLO_BENCH_FLOOD ?? "{}") as { url: string; ca: string; cert: string; key: string; inFlight: number };
 const attacker = createClient(KernelService, gatewayTransport({ ...c, protocol: "connect-binary" }));

@@ -1,8 +1,8 @@
 // The noisy tenant of bench/admission.ts, in its own process (as a real flooding client is): keeps
 // FLOOD_IN_FLIGHT calls in flight until stdin closes, then prints what happened as JSON.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { gatewayTransport } from "../src/gateway/client.ts";
-import { KernelService } from "../src/gen/solo/v1/solo_pb.js";
+import { gatewayTransport } from "../../src/gateway/client.ts";
+import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
 
 const c = JSON.parse(process.env.SOLO_BENCH_FLOOD ?? "{}") as {
   url: string;

@@ -10,12 +10,12 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { openKernel } from "../src/index.ts";
-import { Authority, type Need, type Target } from "../src/kernel/auth/authority.ts";
-import { TokenTable } from "../src/kernel/auth/tokens.ts";
-import { EventLog } from "../src/kernel/log/event-log.ts";
-import { openSqliteStore } from "../src/store/sqlite/sqlite-store.ts";
-import { type Call, fmtRate, fmtRatio, median, percentile, pooled, printTable, type Round, round } from "./stats.ts";
+import { openKernel } from "../../src/index.ts";
+import { Authority, type Need, type Target } from "../../src/kernel/auth/authority.ts";
+import { TokenTable } from "../../src/kernel/auth/tokens.ts";
+import { EventLog } from "../../src/kernel/log/event-log.ts";
+import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.ts";
+import { type Call, fmtRate, fmtRatio, median, percentile, pooled, printTable, type Round, round } from "../stats.ts";
 
 const COUNTER = "export default { init(){return 0}, handleCall(r,s){ return { reply: s+1, state: s+1 } } }";
 const TENANT = "bench";

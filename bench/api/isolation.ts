@@ -5,8 +5,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Kernel, openKernel, SoloError } from "../src/index.ts";
-import { fmtMs, fmtRatio, median, percentile, printTable, sleep, verdict } from "./stats.ts";
+import { type Kernel, openKernel, SoloError } from "../../src/index.ts";
+import { fmtMs, fmtRatio, median, percentile, printTable, sleep, verdict } from "../stats.ts";
 
 const COUNTER = `export default {
   init() { return { count: 0 }; },

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { openKernel } from "../src/index.ts";
-import { type Call, fmtMs, fmtRate, fmtRatio, median, percentile, printTable, type Round, round, verdict } from "./stats.ts";
+import { openKernel } from "../../src/index.ts";
+import { type Call, fmtMs, fmtRate, fmtRatio, median, percentile, printTable, type Round, round, verdict } from "../stats.ts";
 
 const COUNTER = `export default {
   init() { return { count: 0 }; },

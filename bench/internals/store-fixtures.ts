@@ -3,14 +3,14 @@
 // direct inserts (node:sqlite / pg, same schema, one transaction, no hashing).
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
-import { draft, type EventInput } from "../src/kernel/log/event-log.ts";
-import { redact } from "../src/store/postgres/postgres-store.ts";
-import { POSTGRES_MIGRATIONS } from "../src/store/postgres/schema.ts";
-import { createScratchDatabase, type ScratchDatabase, unreachable } from "../src/store/postgres/scratch-database.ts";
-import { EVENT_COLUMNS } from "../src/store/sql.ts";
-import { SQLITE_MIGRATIONS } from "../src/store/sqlite/schema.ts";
-import type { EventDraft, Store } from "../src/store/store.ts";
-import { prng } from "../test/support/helpers.ts";
+import { draft, type EventInput } from "../../src/kernel/log/event-log.ts";
+import { redact } from "../../src/store/postgres/postgres-store.ts";
+import { POSTGRES_MIGRATIONS } from "../../src/store/postgres/schema.ts";
+import { createScratchDatabase, type ScratchDatabase, unreachable } from "../../src/store/postgres/scratch-database.ts";
+import { EVENT_COLUMNS } from "../../src/store/sql.ts";
+import { SQLITE_MIGRATIONS } from "../../src/store/sqlite/schema.ts";
+import type { EventDraft, Store } from "../../src/store/store.ts";
+import { prng } from "../../test/support/helpers.ts";
 
 /** The server the benchmarks create their databases on. */
 export const BENCH_POSTGRES_URL = process.env.SOLO_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";

@@ -12,11 +12,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { type EventInput, EventLog } from "../src/kernel/log/event-log.ts";
-import { openPostgresStore } from "../src/store/postgres/postgres-store.ts";
-import { openSqliteStore } from "../src/store/sqlite/sqlite-store.ts";
-import type { EventDraft, Store } from "../src/store/store.ts";
-import { fmtMs, fmtRate, fmtRatio, median, percentile, printTable, verdict } from "./stats.ts";
+import { type EventInput, EventLog } from "../../src/kernel/log/event-log.ts";
+import { openPostgresStore } from "../../src/store/postgres/postgres-store.ts";
+import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.ts";
+import type { EventDraft, Store } from "../../src/store/store.ts";
+import { fmtMs, fmtRate, fmtRatio, median, percentile, printTable, verdict } from "../stats.ts";
 import {
   BENCH_POSTGRES_URL,
   type CommitSample,
