@@ -1,32 +1,23 @@
 import pg from "pg";
 import { SoloError } from "../../lib/errors/errors.ts";
-import {
-  ADMIN_READS,
-  adminStatements,
-  isAdminMutation,
-  numbered,
-  secretFromRow,
-  tenantFromRow,
-  tokenFromRow,
-  vaultKeyFromRow,
-} from "../admin-sql.ts";
+import { ADMIN_READS, numbered, secretFromRow, tenantFromRow, tokenFromRow, vaultKeyFromRow } from "../admin-sql.ts";
 import { nowMicros, seal } from "../chain.ts";
-import { checkQuota, checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
+import { mutationSteps } from "../mutations.ts";
+import { checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
 import { EVENT_COLUMNS, type EventRowIn, eventFromRow, eventQuery, eventValues } from "../sql.ts";
-import {
-  type ChainHead,
-  type DeploymentRecord,
-  type EventFilter,
-  kvEntryBytes,
-  type Mutation,
-  type OpResult,
-  type SecretRow,
-  type Store,
-  type StoredEventRow,
-  type TenantRow,
-  type TokenRow,
-  type VaultKeyRow,
-  type WriteOp,
+import type {
+  ChainHead,
+  DeploymentRecord,
+  EventFilter,
+  Mutation,
+  OpResult,
+  SecretRow,
+  Store,
+  StoredEventRow,
+  TenantRow,
+  TokenRow,
+  VaultKeyRow,
+  WriteOp,
 } from "../store.ts";
 import { POSTGRES_MIGRATIONS } from "./schema.ts";
 
@@ -243,66 +234,13 @@ class PostgresStore implements Store {
   }
 
   private async apply(client: pg.PoolClient, m: Mutation, eventsAfter: number): Promise<boolean> {
-    if (isAdminMutation(m)) {
-      let changed = false;
-      for (const st of adminStatements(m, eventsAfter)) {
-        changed = ((await client.query(numbered(st.sql), st.params as unknown[])).rowCount ?? 0) > 0 || changed;
-      }
-      return changed;
+    const steps = mutationSteps(m, eventsAfter);
+    let step = steps.next();
+    while (!step.done) {
+      const r = await client.query(numbered(step.value.sql), step.value.params as unknown[]);
+      step = steps.next({ rows: r.rows as Row[], changes: r.rowCount ?? 0 });
     }
-    switch (m.t) {
-      case "deployment.put": {
-        const d = m.deployment;
-        await client.query(
-          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-          [d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.grants ?? "", d.deployedAt],
-        );
-        await client.query(
-          "INSERT INTO deployments (tenant, service, version, active) VALUES ($1, $2, $3, TRUE) ON CONFLICT (tenant, service) DO UPDATE SET version = EXCLUDED.version, active = TRUE",
-          [d.tenant, d.service, d.version],
-        );
-        return true;
-      }
-      case "deployment.kill": {
-        const r = await client.query("UPDATE deployments SET active = FALSE WHERE tenant = $1 AND service = $2 AND active", [
-          m.tenant,
-          m.service,
-        ]);
-        return (r.rowCount ?? 0) > 0;
-      }
-      case "deployment.activate": {
-        await client.query("UPDATE deployments SET version = $1, active = TRUE WHERE tenant = $2 AND service = $3", [
-          m.version,
-          m.tenant,
-          m.service,
-        ]);
-        return true;
-      }
-      case "kv.put": {
-        const old = (
-          await client.query("SELECT value FROM kv WHERE tenant = $1 AND service = $2 AND key = $3", [m.tenant, m.service, m.key])
-        ).rows[0] as Row | undefined;
-        const usage = await usageOf(client, m.tenant, m.service);
-        const bytes = usage.bytes - (old ? kvEntryBytes(m.key, String(old.value)) : 0) + kvEntryBytes(m.key, m.value);
-        const keys = usage.keys + (old ? 0 : 1);
-        checkQuota(m, bytes, keys);
-        await client.query(
-          "INSERT INTO kv (tenant, service, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, service, key) DO UPDATE SET value = EXCLUDED.value",
-          [m.tenant, m.service, m.key, m.value],
-        );
-        await setUsage(client, m.tenant, m.service, bytes, keys);
-        return true;
-      }
-      case "kv.delete": {
-        const old = (
-          await client.query("DELETE FROM kv WHERE tenant = $1 AND service = $2 AND key = $3 RETURNING value", [m.tenant, m.service, m.key])
-        ).rows[0] as Row | undefined;
-        if (!old) return false;
-        const usage = await usageOf(client, m.tenant, m.service);
-        await setUsage(client, m.tenant, m.service, usage.bytes - kvEntryBytes(m.key, String(old.value)), usage.keys - 1);
-        return true;
-      }
-    }
+    return step.value;
   }
 
   async head(): Promise<ChainHead> {
@@ -415,20 +353,6 @@ async function insertEvents(client: pg.PoolClient, rows: readonly StoredEventRow
     for (let c = 0; c < 11; c++) (columns[c] as Array<string | number | null>)[i] = values[c] ?? null;
   }
   await client.query(INSERT_EVENTS, columns);
-}
-
-async function usageOf(client: pg.PoolClient, tenant: string, service: string): Promise<{ bytes: number; keys: number }> {
-  const r = (await client.query("SELECT bytes, keys FROM kv_usage WHERE tenant = $1 AND service = $2", [tenant, service])).rows[0] as
-    | Row
-    | undefined;
-  return r ? { bytes: Number(r.bytes), keys: Number(r.keys) } : { bytes: 0, keys: 0 };
-}
-
-async function setUsage(client: pg.PoolClient, tenant: string, service: string, bytes: number, keys: number): Promise<void> {
-  await client.query(
-    "INSERT INTO kv_usage (tenant, service, bytes, keys) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, service) DO UPDATE SET bytes = EXCLUDED.bytes, keys = EXCLUDED.keys",
-    [tenant, service, bytes, keys],
-  );
 }
 
 /** The URL without its password, for messages and `location`. @internal */

@@ -1,31 +1,23 @@
 import { existsSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { SoloError } from "../../lib/errors/errors.ts";
-import {
-  ADMIN_READS,
-  adminStatements,
-  isAdminMutation,
-  secretFromRow,
-  tenantFromRow,
-  tokenFromRow,
-  vaultKeyFromRow,
-} from "../admin-sql.ts";
+import { ADMIN_READS, secretFromRow, tenantFromRow, tokenFromRow, vaultKeyFromRow } from "../admin-sql.ts";
 import { nowMicros, seal } from "../chain.ts";
-import { checkQuota, checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
+import { mutationSteps } from "../mutations.ts";
+import { checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
 import { EVENT_COLUMNS, type EventRowIn, eventFromRow, eventQuery, eventValues } from "../sql.ts";
-import {
-  type ChainHead,
-  type DeploymentRecord,
-  type EventFilter,
-  kvEntryBytes,
-  type Mutation,
-  type OpResult,
-  type SecretRow,
-  type StoredEventRow,
-  type TenantRow,
-  type TokenRow,
-  type VaultKeyRow,
-  type WriteOp,
+import type {
+  ChainHead,
+  DeploymentRecord,
+  EventFilter,
+  Mutation,
+  OpResult,
+  SecretRow,
+  StoredEventRow,
+  TenantRow,
+  TokenRow,
+  VaultKeyRow,
+  WriteOp,
 } from "../store.ts";
 import { SQLITE_MIGRATIONS } from "./schema.ts";
 
@@ -176,62 +168,16 @@ export class SqliteEngine {
   }
 
   private apply(m: Mutation, eventsAfter: number): boolean {
-    if (isAdminMutation(m)) {
-      let changed = false;
-      for (const st of adminStatements(m, eventsAfter)) changed = Number(this.stmt(st.sql).run(...st.params).changes) > 0 || changed;
-      return changed;
+    const steps = mutationSteps(m, eventsAfter);
+    let step = steps.next();
+    while (!step.done) {
+      const st = this.stmt(step.value.sql);
+      const params = step.value.params;
+      step = steps.next(
+        step.value.query ? { rows: st.all(...params) as Row[], changes: 0 } : { rows: [], changes: Number(st.run(...params).changes) },
+      );
     }
-    switch (m.t) {
-      case "deployment.put": {
-        const d = m.deployment;
-        this.stmt(
-          "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ).run(d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.grants ?? "", d.deployedAt);
-        this.stmt(
-          "INSERT INTO deployments (tenant, service, version, active) VALUES (?, ?, ?, 1) ON CONFLICT (tenant, service) DO UPDATE SET version = excluded.version, active = 1",
-        ).run(d.tenant, d.service, d.version);
-        return true;
-      }
-      case "deployment.kill": {
-        const r = this.stmt("UPDATE deployments SET active = 0 WHERE tenant = ? AND service = ? AND active = 1").run(m.tenant, m.service);
-        return Number(r.changes) > 0;
-      }
-      case "deployment.activate": {
-        this.stmt("UPDATE deployments SET version = ?, active = 1 WHERE tenant = ? AND service = ?").run(m.version, m.tenant, m.service);
-        return true;
-      }
-      case "kv.put": {
-        const old = this.stmt("SELECT value FROM kv WHERE tenant = ? AND service = ? AND key = ?").get(m.tenant, m.service, m.key) as
-          | Row
-          | undefined;
-        const usage = this.usage(m.tenant, m.service);
-        const oldBytes = old ? kvEntryBytes(m.key, String(old.value)) : 0;
-        const bytes = usage.bytes - oldBytes + kvEntryBytes(m.key, m.value);
-        const keys = usage.keys + (old ? 0 : 1);
-        checkQuota(m, bytes, keys);
-        this.stmt(
-          "INSERT INTO kv (tenant, service, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, service, key) DO UPDATE SET value = excluded.value",
-        ).run(m.tenant, m.service, m.key, m.value);
-        this.setUsage(m.tenant, m.service, bytes, keys);
-        return true;
-      }
-      case "kv.delete": {
-        const old = this.stmt("SELECT value FROM kv WHERE tenant = ? AND service = ? AND key = ?").get(m.tenant, m.service, m.key) as
-          | Row
-          | undefined;
-        if (!old) return false;
-        this.stmt("DELETE FROM kv WHERE tenant = ? AND service = ? AND key = ?").run(m.tenant, m.service, m.key);
-        const usage = this.usage(m.tenant, m.service);
-        this.setUsage(m.tenant, m.service, usage.bytes - kvEntryBytes(m.key, String(old.value)), usage.keys - 1);
-        return true;
-      }
-    }
-  }
-
-  private setUsage(tenant: string, service: string, bytes: number, keys: number): void {
-    this.stmt(
-      "INSERT INTO kv_usage (tenant, service, bytes, keys) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, service) DO UPDATE SET bytes = excluded.bytes, keys = excluded.keys",
-    ).run(tenant, service, bytes, keys);
+    return step.value;
   }
 
   usage(tenant: string, service: string): { bytes: number; keys: number } {
