@@ -2,7 +2,9 @@ import { constants as cryptoConstants } from "node:crypto";
 import { type Http2SecureServer, type Http2Session, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { requesterKey } from "../kernel/auth/denials.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { addressOf, requesterOfSession } from "./requester.ts";
 
 /**
  * The edge's timeouts and caps: what one client may hold and for how long. Each has a default
@@ -253,7 +255,7 @@ export class ConnectionGuard {
   }
 
   private session(session: Http2Session): void {
-    const w: SessionWatch = { client: clientOf(session.socket as TLSSocket), open: 0, timer: undefined };
+    const w: SessionWatch = { client: requesterKey(requesterOfSession(session)), open: 0, timer: undefined };
     this.sessions.set(session, w);
     this.arm(session, w, this.limits.headersTimeoutMs, "headers_timeout");
     session.once("close", () => {
@@ -289,7 +291,7 @@ export class ConnectionGuard {
       receiving: !stream.readableEnded && !(stream.endAfterHeaders ?? false),
       windowStart: now,
       windowBytes: 0,
-      client: w?.client ?? `addr:${addressOf(session?.socket)}`,
+      client: w?.client ?? requesterKey({ address: addressOf(session?.socket) }),
       bytes: 0,
     };
     this.streams.add(watch);
@@ -362,14 +364,4 @@ export class ConnectionGuard {
     // for good; a few such resets and it refuses every later answer on that connection).
     if (session && !session.closed && !session.destroyed) session.close();
   }
-}
-
-function clientOf(socket: TLSSocket | undefined): string {
-  const fingerprint = typeof socket?.getPeerCertificate === "function" ? socket.getPeerCertificate().fingerprint256 : undefined;
-  return fingerprint ? `cert:${fingerprint}` : `addr:${addressOf(socket)}`;
-}
-
-function addressOf(socket: { remoteAddress?: string | undefined } | null | undefined): string {
-  const a = socket?.remoteAddress ?? "unknown";
-  return a.startsWith("::ffff:") ? a.slice(7) : a;
 }

@@ -16,7 +16,7 @@ import { checkBodies } from "./body-check.ts";
 import { ConnectionGuard, type ConnectionLimits, connectionLimits, type EdgeClosure, TLS_POLICY } from "./connections.ts";
 import { httpStatus } from "./errors.ts";
 import { coreInterceptors, DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
-import { REQUESTER, requesterOf, viaOf } from "./requester.ts";
+import { REQUESTER, requesterOf, viaOfRequest } from "./requester.ts";
 import { bearer, routes } from "./service.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
 import { type Telemetry, tenantSeries } from "./telemetry.ts";
@@ -131,7 +131,6 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
       // A requester that keeps being denied waits, and is refused without reaching the kernel.
       const ticket = throttle.admit(requesterOf(req), req);
       if (!ticket) {
-        throttle.throttled++;
         telemetry?.edgeClosed("throttled");
         tarpit(req, res, limits.denialsPerSecond);
         return;
@@ -237,8 +236,7 @@ function serveMetrics(
   res: Http2ServerResponse,
   throttle: DenialThrottle,
 ): void {
-  const rid = req.headers["x-request-id"];
-  const session = kernel.as(bearer(req.headers.authorization ?? null), viaOf(requesterOf(req), typeof rid === "string" ? rid : undefined));
+  const session = kernel.as(bearer(req.headers.authorization ?? null), viaOfRequest(req));
   session
     .metricsScope()
     .then(async (scope) => {

@@ -28,7 +28,7 @@ import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 import { REQUEST_ID, REQUESTER, viaOf } from "./requester.ts";
 import type { Shedder } from "./shedder.ts";
-import { type DenialThrottle, TICKET } from "./throttle.ts";
+import { type DenialThrottle, TICKET, throttledError } from "./throttle.ts";
 
 /**
  * The four services of `proto/solo/v1/solo.proto`, each call acting through the session of the
@@ -250,7 +250,8 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttl
       if (unreadable) throw unreadable;
       // A call made inside an admitted request (an MCP session's) has no ticket of its own: a
       // requester with no token left has it refused here, before the kernel.
-      if (throttle && requester && !req.contextValues.get(TICKET) && throttle.exhausted(requester)) throw throttled();
+      if (throttle && requester && !req.contextValues.get(TICKET) && throttle.exhausted(requester))
+        throw throttledError(throttle.perSecond);
       if (!req.stream) {
         check(req.method.input, req.message);
         if (req.method.name === "Health") return await next(req);
@@ -322,12 +323,6 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttl
         throttle.denied(who, req.contextValues.get(TICKET));
     }
   };
-}
-
-function throttled(): SoloError {
-  return new SoloError("SOLO_ERR_REQUESTER_THROTTLED", "this client was refused too often: its requests are refused for now", {
-    hint: "check its token (solo whoami): a client whose requests keep being denied is slowed until it stops",
-  });
 }
 
 function check(schema: Parameters<typeof validator.validate>[0], message: Parameters<typeof validator.validate>[1]): void {

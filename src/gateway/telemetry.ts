@@ -5,6 +5,7 @@ import pinoPretty from "pino-pretty";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Kernel, KernelStats } from "../kernel/kernel.ts";
 import { withCorrelation } from "../kernel/log/correlation.ts";
+import { REQUEST_ID_PATTERN } from "../lib/names.ts";
 import type { EdgeClosure } from "./connections.ts";
 import { codeName } from "./errors.ts";
 import { REQUEST_ID } from "./requester.ts";
@@ -39,8 +40,6 @@ export function createLogger(options: { level?: string; pretty?: boolean } = {})
     pinoPretty({ colorize: !("NO_COLOR" in process.env && process.env.NO_COLOR !== ""), sync: true, ignore: "pid,hostname" }),
   );
 }
-
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createTelemetry(logger: Logger): Telemetry {
   const registry = new Registry();

@@ -2,7 +2,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { createContextKey } from "@connectrpc/connect";
 import { errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import type { Requester } from "../kernel/auth/denials.ts";
+import { type Requester, requesterKey } from "../kernel/auth/denials.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { toConnectError } from "./errors.ts";
 
@@ -32,12 +32,11 @@ export interface Ticket {
  * the gateway a timer per request instead of a call's work, and nobody else notices it.
  */
 export class DenialThrottle {
-  private readonly perSecond: number;
+  /** Tokens a second a requester's bucket refills by. */
+  readonly perSecond: number;
   private readonly burst: number;
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly tickets = new WeakMap<object, Ticket>();
-  /** Requests held and refused since the gateway started. */
-  throttled = 0;
 
   constructor(perSecond: number, burst: number) {
     this.perSecond = perSecond;
@@ -46,7 +45,7 @@ export class DenialThrottle {
 
   /** Admits a request of `r` (keyed by `request` for {@link ticketOf}), or undefined: throttle it. */
   admit(r: Requester, request: object): Ticket | undefined {
-    const key = keyOf(r);
+    const key = requesterKey(r);
     const ticket: Ticket = { requester: r, charged: false, denied: false };
     if (this.buckets.has(key)) {
       const b = this.refill(key);
@@ -75,7 +74,7 @@ export class DenialThrottle {
       ticket.denied = true;
       if (ticket.charged) return;
     }
-    const key = keyOf(r);
+    const key = requesterKey(r);
     const b = this.refill(key);
     // Denials past the bucket's bottom are owed (down to a floor), so that denials a request
     // causes inside itself (an MCP batch's tool calls) cannot be outweighed by its refund.
@@ -92,7 +91,7 @@ export class DenialThrottle {
    * which are refused at once rather than held (their request is already under way).
    */
   exhausted(r: Requester): boolean {
-    const key = keyOf(r);
+    const key = requesterKey(r);
     return this.buckets.has(key) && this.refill(key).tokens < 1;
   }
 
@@ -100,7 +99,7 @@ export class DenialThrottle {
   settle(ticket: Ticket): void {
     if (!ticket.charged || ticket.denied) return;
     ticket.charged = false;
-    const key = keyOf(ticket.requester);
+    const key = requesterKey(ticket.requester);
     const b = this.buckets.get(key);
     if (!b) return;
     const full = this.refill(key);
@@ -117,10 +116,12 @@ export class DenialThrottle {
   }
 }
 
-// The certificate is who the client is (the operator issued it); its address is only where it
-// is now, and one certificate moving between addresses is still one requester.
-function keyOf(r: Requester): string {
-  return r.certificate !== undefined ? `cert:${r.certificate}` : `addr:${r.address ?? ""}`;
+/** The refusal of a throttled requester's request; `perSecond` is its bucket's refill rate. */
+export function throttledError(perSecond: number): SoloError {
+  return new SoloError("SOLO_ERR_REQUESTER_THROTTLED", "this client was refused too often: its requests are refused for now", {
+    retryAfterMs: Math.ceil(1000 / perSecond),
+    hint: "check its token (solo whoami): a client whose requests keep being denied is slowed until it stops",
+  });
 }
 
 /**
@@ -132,12 +133,7 @@ function keyOf(r: Requester): string {
 export function tarpit(req: Http2ServerRequest, res: Http2ServerResponse, perSecond: number): void {
   const timer = setTimeout(() => {
     if (res.closed || res.destroyed || res.headersSent) return;
-    const err = toConnectError(
-      new SoloError("SOLO_ERR_REQUESTER_THROTTLED", "this client was refused too often: its requests are held and refused for now", {
-        retryAfterMs: Math.ceil(1000 / perSecond),
-        hint: "check its token (solo whoami): a client whose requests keep being denied is slowed until it stops",
-      }),
-    );
+    const err = toConnectError(throttledError(perSecond));
     const ct = String(req.headers["content-type"] ?? "");
     if (ct.startsWith("application/grpc")) {
       const trailer = new Headers();

@@ -61,6 +61,9 @@ export function describeType(value: unknown): string {
 }
 
 /** A tag: 1-64 of a-z, 0-9, `_`, `.`, `:`, `-`, starting with a letter or digit. */
+/** A request id, and so an event's correlation id: 1-128 of `A-Za-z0-9._:-`. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
 export const TAG_PATTERN = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
 const MAX_TAGS = 32;
 const MAX_METADATA_BYTES = 4096;

@@ -7,7 +7,7 @@ import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/se
 import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { Clients } from "../gateway/client.ts";
 import { httpStatus } from "../gateway/errors.ts";
-import { requesterOf, viaOf } from "../gateway/requester.ts";
+import { requesterOf, viaOfRequest } from "../gateway/requester.ts";
 import { bearer } from "../gateway/service.ts";
 import type { Requester } from "../kernel/auth/denials.ts";
 import type { Kernel } from "../kernel/kernel.ts";
@@ -183,8 +183,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     }
     const token = bearer(req.headers.authorization ?? null);
     const requester = requesterOf(req);
-    const rid = req.headers["x-request-id"];
-    const principal = await o.kernel.as(token, viaOf(requester, typeof rid === "string" ? rid : undefined)).whoami();
+    const principal = await o.kernel.as(token, viaOfRequest(req)).whoami();
     const tokenHash = createHash("sha256")
       .update(token ?? "")
       .digest();

@@ -299,8 +299,8 @@ function payloadOf(d: Denial): Record<string, unknown> {
   };
 }
 
-// A requester is its certificate when it has one (wherever it connects from), else its address.
-function requesterKey(r: Requester | undefined): string {
+/** Who a requester is: its certificate when it has one (wherever it connects from), else its address. */
+export function requesterKey(r: Requester | undefined): string {
   if (!r) return "";
   return r.certificate !== undefined ? `cert:${r.certificate}` : `addr:${r.address ?? ""}`;
 }

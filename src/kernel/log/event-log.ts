@@ -1,5 +1,5 @@
 import { SoloError } from "../../lib/errors/errors.ts";
-import { NAME_PATTERN } from "../../lib/names.ts";
+import { NAME_PATTERN, REQUEST_ID_PATTERN } from "../../lib/names.ts";
 import { canonicalJson, overByteLimit } from "../../sandbox/json.ts";
 import { eventHash } from "../../store/chain.ts";
 import {
@@ -53,7 +53,6 @@ export interface EventInput {
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
 /** The longest subject, in bytes. */
 export const MAX_SUBJECT_BYTES = 256;
-const CORRELATION_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 // One commit carries at most this many operations; more wait for the next.
 const MAX_BATCH_OPS = 4096;
 // Appends waiting beyond this are refused at once rather than queued without bound.
@@ -459,7 +458,7 @@ export function draft(e: EventInput, wallTime: number): EventDraft {
   }
   // An explicit null means none (a count of many requests); omitted, the request being served.
   const correlationId = e.correlationId === undefined ? (correlation() ?? null) : e.correlationId;
-  if (correlationId !== null && (typeof correlationId !== "string" || !CORRELATION_PATTERN.test(correlationId))) {
+  if (correlationId !== null && (typeof correlationId !== "string" || !REQUEST_ID_PATTERN.test(correlationId))) {
     throw invalid("event correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -", "correlationId");
   }
   return { tenant: e.tenant, type: e.type, subject, payload, causationId, correlationId, wallTime };
