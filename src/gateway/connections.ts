@@ -207,9 +207,10 @@ export class ConnectionGuard {
     return this.sockets.size;
   }
 
-  /** Stops admitting connections; those open are left to finish. */
-  stopAdmitting(): void {
+  /** Stops admitting connections, and sends every open one GOAWAY: requests in flight finish, new ones go elsewhere. */
+  drain(): void {
     this.closing = true;
+    for (const session of this.sessions.keys()) session.close();
   }
 
   /** Frees every socket at once, and stops the guard's timer. */

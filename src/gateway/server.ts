@@ -1,10 +1,4 @@
-import {
-  createSecureServer,
-  type Http2SecureServer,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-  type ServerHttp2Session,
-} from "node:http2";
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -149,11 +143,6 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
   );
   const detach = telemetry?.attach(kernel, shedder.stats);
   const edgeLogged = new Map<EdgeClosure, { at: number; unlogged: number }>();
-  const sessions = new Set<ServerHttp2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
   // A client that fails the handshake (no certificate, a foreign one, plaintext, too slow) is
   // refused there, and its socket freed by the guard; its error concerns only that connection.
   const guard = new ConnectionGuard(server, limits, {
@@ -200,7 +189,6 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     },
     close(graceMs = 5000) {
       closing ??= new Promise<void>((resolve) => {
-        guard.stopAdmitting();
         // After the grace every socket goes, whatever state its client left it in (half-open,
         // mid-handshake, mid-request): shutting down never waits on a client.
         const timer = setTimeout(() => {
@@ -216,8 +204,8 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
         });
         // MCP clients' standing event streams end now (tool calls in flight finish).
         mcp?.drain();
-        // GOAWAY: streams in flight finish, new ones go elsewhere.
-        for (const s of sessions) s.close();
+        // No new connections; GOAWAY to those open: streams in flight finish, new ones go elsewhere.
+        guard.drain();
       });
       return closing;
     },
