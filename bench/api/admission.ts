@@ -1,11 +1,9 @@
 // Admission under a flood: a quiet tenant's calls through the gateway, alone and while another
 // tenant floods it, in the same run. Targets (the gateway issue): the quiet tenant's success rate
 // stays >= 99% and its median latency <= 2x its solo figure.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { gatewayTransport } from "../../src/gateway/client.ts";
 import { startGateway } from "../../src/gateway/server.ts";
@@ -13,6 +11,7 @@ import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
 import { openKernel } from "../../src/index.ts";
 import { createCa, issueCert } from "../../src/tls/certs.ts";
 import { fmtMs, fmtRatio, median, percentile, printTable, verdict } from "../stats.ts";
+import { startFlood } from "./flood.ts";
 
 const QUIET_CALLS = 300;
 const FLOOD_IN_FLIGHT = 512;
@@ -61,41 +60,19 @@ let floodShed = 0;
 let floodOther = 0;
 const noisyToken = (await kernel.tokens.grant({ tenant: "noisy", permissions: ["call:*"] })).token;
 
-// The flood runs in a child process, as a flooding client on another machine would: the gateway
-// pays for its calls, the quiet tenant's client does not.
 function flood(): { started: Promise<void>; stop: () => Promise<void> } {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL("./admission-flood.ts", import.meta.url))], {
-    env: {
-      ...process.env,
-      SOLO_BENCH_FLOOD: JSON.stringify({
-        url: gateway.url,
-        ca: ca.certPem,
-        cert: client.certPem,
-        key: client.keyPem,
-        token: noisyToken,
-        inFlight: FLOOD_IN_FLIGHT,
-      }),
-    },
-    stdio: ["pipe", "pipe", "inherit"],
+  const f = startFlood<{ served: number; shed: number; other: number }>("admission-flood.ts", {
+    url: gateway.url,
+    ca: ca.certPem,
+    cert: client.certPem,
+    key: client.keyPem,
+    token: noisyToken,
+    inFlight: FLOOD_IN_FLIGHT,
   });
-  let out = "";
-  let onStart: () => void = () => undefined;
-  const started = new Promise<void>((res) => {
-    onStart = res;
-  });
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (d: string) => {
-    out += d;
-    if (out.includes("flooding")) onStart();
-  });
-  const exited = new Promise<void>((res) => child.on("exit", () => res()));
   return {
-    started,
+    started: f.started,
     stop: async () => {
-      child.stdin.end();
-      await exited;
-      const last = out.trim().split("\n").pop() ?? "{}";
-      const counts = JSON.parse(last) as { served: number; shed: number; other: number };
+      const counts = await f.stop();
       floodOk += counts.served;
       floodShed += counts.shed;
       floodOther += counts.other;

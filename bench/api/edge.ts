@@ -5,11 +5,9 @@
 // every bad request reaches the kernel and is denied there) and the default (a requester that
 // keeps being denied is throttled at the edge). Targets (the edge issue): p50 and p99
 // flooded/alone <= 1.2x; a handful of records per 1,000 refused requests (before: 1,000).
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { gatewayTransport } from "../../src/gateway/client.ts";
 import type { ConnectionLimits } from "../../src/gateway/connections.ts";
@@ -18,6 +16,7 @@ import { SecretService } from "../../src/gen/solo/v1/solo_pb.js";
 import { type Kernel, openKernel } from "../../src/index.ts";
 import { createCa, issueCert } from "../../src/tls/certs.ts";
 import { fmtMs, fmtRatio, median, percentile, printTable, verdict } from "../stats.ts";
+import { type Flood, startFlood } from "./flood.ts";
 
 const WRITES = 400;
 const FLOOD_IN_FLIGHT = 64;
@@ -38,39 +37,14 @@ interface Counts {
   other: number;
 }
 
-function flood(gateway: Gateway): { started: Promise<void>; stop: () => Promise<Counts> } {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL("./edge-flood.ts", import.meta.url))], {
-    env: {
-      ...process.env,
-      SOLO_BENCH_FLOOD: JSON.stringify({
-        url: gateway.url,
-        ca: ca.certPem,
-        cert: attackerCert.certPem,
-        key: attackerCert.keyPem,
-        inFlight: FLOOD_IN_FLIGHT,
-      }),
-    },
-    stdio: ["pipe", "pipe", "inherit"],
+function flood(gateway: Gateway): Flood<Counts> {
+  return startFlood<Counts>("edge-flood.ts", {
+    url: gateway.url,
+    ca: ca.certPem,
+    cert: attackerCert.certPem,
+    key: attackerCert.keyPem,
+    inFlight: FLOOD_IN_FLIGHT,
   });
-  let out = "";
-  let onStart: () => void = () => undefined;
-  const started = new Promise<void>((res) => {
-    onStart = res;
-  });
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (d: string) => {
-    out += d;
-    if (out.includes("flooding")) onStart();
-  });
-  const exited = new Promise<void>((res) => child.on("exit", () => res()));
-  return {
-    started,
-    stop: async () => {
-      child.stdin.end();
-      await exited;
-      return JSON.parse(out.trim().split("\n").pop() ?? "{}") as Counts;
-    },
-  };
 }
 
 /** capability_denied records, and what their counts add up to. */

@@ -39,40 +39,38 @@ describe("npm start (solo start)", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("refuses a memory budget that is not a size, naming the flag, and starts nothing", async () => {
+  /** Runs `solo start` with `flags` on a fresh data directory: its exit code, stderr, and whether it made the directory. */
+  async function start(...flags: string[]): Promise<{ code: number | null; err: string; made: boolean }> {
     const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
-    const child = spawn(
-      process.execPath,
-      ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start", "--memory-budget", "lots"],
-      { env: { ...process.env, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let err = "";
-    child.stderr.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    try {
+      const child = spawn(
+        process.execPath,
+        ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start", ...flags],
+        { env: { ...process.env, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let err = "";
+      child.stderr.on("data", (d: Buffer) => {
+        err += d.toString();
+      });
+      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      return { code, err, made: existsSync(join(dir, ".solo")) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("refuses a memory budget that is not a size, naming the flag, and starts nothing", async () => {
+    const { code, err, made } = await start("--memory-budget", "lots");
     assert.equal(code, 2, err);
     assert.match(err, /--memory-budget must be a size such as 8GiB or 512MiB, got "lots"/);
-    assert.equal(existsSync(join(dir, ".solo")), false);
-    rmSync(dir, { recursive: true, force: true });
+    assert.equal(made, false);
   });
 
   it("refuses an edge limit out of range, naming its flag, and starts nothing", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
-    const child = spawn(
-      process.execPath,
-      ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start", "--denial-burst", "0"],
-      { env: { ...process.env, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let err = "";
-    child.stderr.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const { code, err, made } = await start("--denial-burst", "0");
     assert.equal(code, 2, err);
     assert.match(err, /--denial-burst must be a whole number from 1 to 1000000, got 0/);
-    assert.equal(existsSync(join(dir, ".solo")), false);
-    rmSync(dir, { recursive: true, force: true });
+    assert.equal(made, false);
   });
 
   it("stops on SIGTERM even when clients left connections silent, mid-handshake or after a refused renegotiation", async () => {

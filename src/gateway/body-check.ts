@@ -81,7 +81,7 @@ function checked(handler: UniversalHandler, readMaxBytes: number): UniversalHand
     const header = new Headers(req.header);
     header.delete(framing.encodingHeader);
     const empty = framing.json ? Buffer.from("{}") : Buffer.alloc(0);
-    const replacement = framing.framed ? Buffer.concat([envelopeHeader(empty.length), empty]) : empty;
+    const replacement = framing.framed ? envelope(0, empty) : empty;
     header.set("content-length", String(replacement.length));
     return handler({ ...req, header, body: replay(replacement), contextValues });
   };
@@ -331,10 +331,12 @@ function inField(field: DescField, value: Uint8Array, name: string, depth: numbe
   }
 }
 
-function envelopeHeader(length: number): Buffer {
+/** One gRPC / Connect-streaming envelope: a flags byte, the length, the message. */
+export function envelope(flags: number, message: Uint8Array): Buffer {
   const h = Buffer.alloc(5);
-  h.writeUInt32BE(length, 1);
-  return h;
+  h[0] = flags;
+  h.writeUInt32BE(message.length, 1);
+  return Buffer.concat([h, message]);
 }
 
 async function readUpTo(body: AsyncIterable<Uint8Array>, max: number): Promise<{ bytes: Buffer; rest?: AsyncIterator<Uint8Array> }> {

@@ -134,6 +134,15 @@ function h2Session(gateway: Gateway): Promise<ClientHttp2Session> {
   });
 }
 
+/** The code of the GOAWAY `s` received (-1: none yet). */
+function goawayCode(s: ClientHttp2Session): () => number {
+  let code = -1;
+  s.on("goaway", (c) => {
+    code = c;
+  });
+  return () => code;
+}
+
 function closed(s: { once(e: "close", f: () => void): unknown }): Promise<void> {
   return new Promise((resolve) => s.once("close", () => resolve()));
 }
@@ -246,12 +255,9 @@ describe("the gateway's timeouts", () => {
     try {
       const s = await h2Session(gateway);
       s.on("error", () => undefined);
-      let goaway = -1;
-      s.on("goaway", (code) => {
-        goaway = code;
-      });
+      const goaway = goawayCode(s);
       await closed(s);
-      assert.equal(goaway, h2.NGHTTP2_NO_ERROR);
+      assert.equal(goaway(), h2.NGHTTP2_NO_ERROR);
     } finally {
       await gateway.close(1000);
     }
@@ -262,10 +268,7 @@ describe("the gateway's timeouts", () => {
     try {
       const s = await h2Session(gateway);
       s.on("error", () => undefined);
-      let goaway = -1;
-      s.on("goaway", (code) => {
-        goaway = code;
-      });
+      const goaway = goawayCode(s);
       const status = await new Promise<number>((resolve, reject) => {
         const req = s.request({ ":method": "POST", ":path": "/solo.v1.KernelService/Health", "content-type": "application/json" });
         req.on("response", (h) => resolve(Number(h[":status"])));
@@ -275,7 +278,7 @@ describe("the gateway's timeouts", () => {
       });
       assert.equal(status, 200);
       await closed(s);
-      assert.equal(goaway, h2.NGHTTP2_NO_ERROR);
+      assert.equal(goaway(), h2.NGHTTP2_NO_ERROR);
     } finally {
       await gateway.close(1000);
     }
@@ -285,10 +288,7 @@ describe("the gateway's timeouts", () => {
     const gateway = await gatewayWith({ bodyMinBytesPerSecond: 1000, bodyWindowMs: 300 });
     const s = await h2Session(gateway);
     try {
-      let goaway = -1;
-      s.on("goaway", (code) => {
-        goaway = code;
-      });
+      const goaway = goawayCode(s);
       s.on("error", () => undefined);
       // 20 streams, each dribbling one byte every 50 ms (20 bytes/s).
       const streams = Array.from({ length: 20 }, () => {
@@ -312,7 +312,7 @@ describe("the gateway's timeouts", () => {
       assert.equal(await health(gateway), 200);
       assert.deepEqual(new Set(await Promise.all(streams)), new Set([h2.NGHTTP2_CANCEL]));
       // Its connection was sent GOAWAY (its client goes on over a new one).
-      assert.equal(goaway, h2.NGHTTP2_NO_ERROR);
+      assert.equal(goaway(), h2.NGHTTP2_NO_ERROR);
       assert.equal(await health(gateway), 200);
     } finally {
       s.close();
@@ -320,51 +320,32 @@ describe("the gateway's timeouts", () => {
     }
   });
 
-  it("resets a request that outlives the request timeout even at a good rate", async () => {
+  /** Feeds a request's body at a good rate (10 KiB/s) until the edge resets it; its reset code. */
+  async function feedUntilReset(path: string, contentType: string): Promise<number | undefined> {
     const gateway = await gatewayWith({ requestTimeoutMs: 1000, bodyWindowMs: 200, bodyMinBytesPerSecond: 100 });
     const s = await h2Session(gateway);
     try {
-      const req = s.request({
-        ":method": "POST",
-        ":path": "/solo.v1.KernelService/Deploy",
-        "content-type": "application/json",
-        authorization: `Bearer ${token}`,
-      });
-      req.on("error", () => undefined);
-      const chunk = " ".repeat(200);
-      const feed = setInterval(() => {
-        if (!req.closed) req.write(chunk);
-      }, 20);
-      await closed(req);
-      clearInterval(feed);
-      assert.equal(req.rstCode, h2.NGHTTP2_CANCEL);
-      assert.ok(closures.includes("request_timeout"), closures.join());
-    } finally {
-      s.close();
-      await gateway.close(1000);
-    }
-  });
-
-  it("holds a stream (FollowEvents) to the request timeout until its request has arrived", async () => {
-    const gateway = await gatewayWith({ requestTimeoutMs: 1000, bodyWindowMs: 200, bodyMinBytesPerSecond: 100 });
-    const s = await h2Session(gateway);
-    try {
-      const req = s.request({
-        ":method": "POST",
-        ":path": "/solo.v1.KernelService/FollowEvents",
-        "content-type": "application/connect+json",
-      });
+      const req = s.request({ ":method": "POST", ":path": path, "content-type": contentType, authorization: `Bearer ${token}` });
       req.on("error", () => undefined);
       const feed = setInterval(() => {
         if (!req.closed) req.write(" ".repeat(200));
       }, 20);
       await closed(req);
       clearInterval(feed);
-      assert.equal(req.rstCode, h2.NGHTTP2_CANCEL);
+      return req.rstCode;
     } finally {
       s.close();
       await gateway.close(1000);
     }
+  }
+
+  it("resets a request that outlives the request timeout even at a good rate", async () => {
+    assert.equal(await feedUntilReset("/solo.v1.KernelService/Deploy", "application/json"), h2.NGHTTP2_CANCEL);
+    assert.ok(closures.includes("request_timeout"), closures.join());
+  });
+
+  it("holds a stream (FollowEvents) to the request timeout until its request has arrived", async () => {
+    assert.equal(await feedUntilReset("/solo.v1.KernelService/FollowEvents", "application/connect+json"), h2.NGHTTP2_CANCEL);
   });
 });
 

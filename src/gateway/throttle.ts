@@ -4,6 +4,7 @@ import { errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-conn
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { type Requester, requesterKey } from "../kernel/auth/denials.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { envelope } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 
 /** How long a throttled requester's requests are held before they are answered. */
@@ -145,11 +146,9 @@ export function tarpit(req: Http2ServerRequest, res: Http2ServerResponse, perSec
             .map(([k, v]) => `${k}: ${v}\r\n`)
             .join(""),
         );
-        const frame = Buffer.alloc(5);
-        frame[0] = 0x80;
-        frame.writeUInt32BE(text.length, 1);
         res.writeHead(200, { "content-type": ct });
-        res.end(Buffer.concat([frame, text]));
+        // The trailers travel in a body frame flagged 0x80.
+        res.end(envelope(0x80, text));
         return;
       }
       res.writeHead(200, { "content-type": ct, ...fields });
@@ -158,12 +157,8 @@ export function tarpit(req: Http2ServerRequest, res: Http2ServerResponse, perSec
     }
     if (ct.startsWith("application/connect+")) {
       // Connect's streaming protocol: 200, and the error in the end-of-stream message.
-      const end = Buffer.from(JSON.stringify({ error: errorToJson(err, {}) }));
-      const frame = Buffer.alloc(5);
-      frame[0] = 0x02;
-      frame.writeUInt32BE(end.length, 1);
       res.writeHead(200, { "content-type": ct });
-      res.end(Buffer.concat([frame, end]));
+      res.end(envelope(0x02, Buffer.from(JSON.stringify({ error: errorToJson(err, {}) }))));
       return;
     }
     res.writeHead(429, { "content-type": "application/json", "retry-after": String(Math.max(1, Math.ceil(1 / perSecond))) });
