@@ -116,6 +116,8 @@ describe("telemetry", () => {
     assert.match(m.body, /solo_breakers\{state="closed"\} \d+/);
     assert.match(m.body, /solo_gateway_shed 0/);
     assert.match(m.body, /solo_token_verifications [1-9]\d*/);
+    // The call to a missing service was no denial; none was seen yet.
+    assert.match(m.body, /solo_capability_denials\{kind="seen"\} 0\n/);
     assert.match(m.body, /solo_process_resident_memory_bytes \d+/);
   });
 
@@ -182,6 +184,9 @@ describe("telemetry", () => {
       for (const line of m.body.trim().split("\n")) if (!line.startsWith("#")) assert.match(line, /tenant="acme"/);
       const all = await get("/metrics", { authorization: `Bearer ${token}` });
       assert.match(all.body, /tenant="globex"/);
+      // The refusal before was seen, and written as one record.
+      assert.match(all.body, /solo_capability_denials\{kind="seen"\} [1-9]\d*\n/);
+      assert.match(all.body, /solo_capability_denials\{kind="written"\} [1-9]\d*\n/);
     });
 
     it("refuses a token without services:read, naming what it lacks", async () => {

@@ -224,6 +224,17 @@ export function createTelemetry(logger: Logger): Telemetry {
           },
         }),
         new Gauge({
+          name: "solo_capability_denials",
+          help: "Denials since the kernel opened (seen), and the durable capability_denied records written for them (written).",
+          labelNames: ["kind"] as const,
+          registers: [registry],
+          collect() {
+            const d = stats().denials;
+            this.set({ kind: "seen" }, d.seen);
+            this.set({ kind: "written" }, d.written);
+          },
+        }),
+        new Gauge({
           name: "solo_gateway_calls_in_flight",
           help: "Calls admitted and running.",
           registers: [registry],
@@ -268,6 +279,7 @@ const GAUGES = [
   "solo_breakers",
   "solo_event_log_queue_depth",
   "solo_token_verifications",
+  "solo_capability_denials",
   "solo_gateway_calls_in_flight",
   "solo_gateway_calls_queued",
   "solo_gateway_shed",

@@ -304,6 +304,8 @@ export interface KernelStats {
   readonly log: { readonly headId: number; readonly queued: number; readonly commits: number; readonly ops: number };
   /** Successful token verifications since open. */
   readonly verifications: number;
+  /** Denials since open, and the durable `capability_denied` records written for them (repeats are counted into one). */
+  readonly denials: { readonly seen: number; readonly written: number };
 }
 
 /** Hooks for monitoring. */

@@ -1040,6 +1040,7 @@ class KernelImpl implements Kernel, SessionHost {
       breakers,
       log: { headId: log.headId, queued: log.queued, commits: log.counts.commits, ops: log.counts.ops },
       verifications: this.auth().verifications,
+      denials: { seen: this.auth().denials.seen, written: this.auth().denials.written },
     };
   }
 
