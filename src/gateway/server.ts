@@ -129,7 +129,8 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
         tarpit(req, res, limits.denialsPerSecond);
         return;
       }
-      res.once("close", () => throttle.settle(ticket));
+      // Only a charged request (of a requester denied lately) has a token to give back.
+      if (ticket.charged) res.once("close", () => throttle.settle(ticket));
       if (telemetry && req.url === "/metrics" && req.method === "GET") {
         serveMetrics(kernel, telemetry, req, res, throttle);
         return;

@@ -187,10 +187,15 @@ export class Session implements KernelSession {
     this.via = via;
   }
 
+  /** The target of an operation of this session: what its audit record of a denial names, with the request it serves. */
+  private target(operation: string, tenant: string | null, subject: string | null = null): Target {
+    return { operation, tenant, subject, via: this.via };
+  }
+
   // Names are checked before the token is, so a denial is audited with the names as given (and a
   // malformed name is a plain invalid_argument, not an audit record).
   private gate(operation: string, tenant: string | null, need: Permission | null, subject?: string): Promise<TokenPrincipal> {
-    return this.host.authorize(this.token, { operation, tenant, subject: subject ?? null, via: this.via }, need);
+    return this.host.authorize(this.token, this.target(operation, tenant, subject ?? null), need);
   }
 
   reach(): { readonly valid: boolean; readonly tenant: string | null } {
@@ -235,7 +240,7 @@ export class Session implements KernelSession {
   }
 
   private decideNow(operation: "call" | "cast", tenant: string, svc: string): Promise<never> | undefined {
-    const target = { operation, tenant, subject: svc, via: this.via };
+    const target = this.target(operation, tenant, svc);
     const d = this.host.decide(this.token, target, service(svc, "call"));
     if (d.ok) return undefined;
     // Only a refusal is audited (a closed kernel is not one).
@@ -274,7 +279,7 @@ export class Session implements KernelSession {
 
   async metricsScope(): Promise<{ readonly tenant: string | null }> {
     const who = await this.verifyOnly("metrics");
-    await this.host.permit(who, { operation: "metrics", tenant: who.tenant, subject: null, via: this.via }, { action: "services:read" });
+    await this.host.permit(who, this.target("metrics", who.tenant), { action: "services:read" });
     return { tenant: who.tenant };
   }
 
@@ -337,7 +342,7 @@ export class Session implements KernelSession {
     // First the token, to learn its reach; then the check against the tenant it reads.
     const who = await this.verifyOnly(operation);
     const tenant = typeof asked === "string" ? asked : who.tenant;
-    await this.host.permit(who, { operation, tenant, subject: null, via: this.via }, { action: "events:read" });
+    await this.host.permit(who, this.target(operation, tenant), { action: "events:read" });
     return who;
   }
 
@@ -369,7 +374,7 @@ export class Session implements KernelSession {
 
   async verify(): Promise<VerifyReport> {
     const who = await this.verifyOnly("verify");
-    await this.host.permit(who, { operation: "verify", tenant: who.tenant, subject: null, via: this.via }, { action: "events:read" });
+    await this.host.permit(who, this.target("verify", who.tenant), { action: "events:read" });
     return this.host.verify();
   }
 
@@ -382,7 +387,7 @@ export class Session implements KernelSession {
       }
       // An omitted tenant means the granter's own (as for attenuate).
       const p = await this.verifyOnly("tokens.grant");
-      await this.host.permit(p, { operation: "tokens.grant", tenant: p.tenant, subject: null, via: this.via }, { action: "tokens:grant" });
+      await this.host.permit(p, this.target("tokens.grant", p.tenant), { action: "tokens:grant" });
       return this.host.grantToken(p, spec, "tokens.grant");
     },
     attenuate: async (spec) => {
@@ -392,7 +397,7 @@ export class Session implements KernelSession {
       } catch (err) {
         // Asking for more than the token holds is a denial like any other: audited.
         if (err instanceof SoloError && err.code === "permission_denied") {
-          await this.host.denied(err, { operation: "tokens.attenuate", tenant: p.tenant, via: this.via }, p);
+          await this.host.denied(err, this.target("tokens.attenuate", p.tenant), p);
         }
         throw err;
       }
@@ -421,9 +426,8 @@ export class Session implements KernelSession {
       const t = checkTenant(name);
       const who = await this.verifyOnly("tenants.get");
       // A scoped token may read its own tenant's record.
-      if (who.tenant === t)
-        await this.host.permit(who, { operation: "tenants.get", tenant: t, subject: null, via: this.via }, { action: "services:read" });
-      else await this.host.permit(who, { operation: "tenants.get", tenant: null, subject: t, via: this.via }, { action: "tenants:read" });
+      if (who.tenant === t) await this.host.permit(who, this.target("tenants.get", t), { action: "services:read" });
+      else await this.host.permit(who, this.target("tenants.get", null, t), { action: "tenants:read" });
       return this.host.tenants.get(t);
     },
     update: async (name, limits) => {
