@@ -16,6 +16,7 @@ import { type Kernel, openKernel, SoloError } from "../../src/index.ts";
 import { DEFAULT_LIMITS } from "../../src/kernel/limits.ts";
 import { compileEngine, instantiateEngine, type TenantEngine } from "../../src/sandbox/engine.ts";
 import { type CpuClock, ServiceSandbox, threadClock } from "../../src/sandbox/service.ts";
+import { STUCK_SERVICE as STUCK } from "../../test/support/services.ts";
 import { fmtMs, fmtRatio, median, percentile, printTable, sleep, verdict } from "../stats.ts";
 
 const COUNTER = `export default {
@@ -111,14 +112,6 @@ async function kernelWith(schedulers: number, restart: "temporary" | "permanent"
 }
 
 const LOOP = `export default { init() { return 0 }, handleCall() { while (true) {} } };`;
-// One String.prototype.indexOf QuickJS cannot interrupt: about 17 s on this engine if nothing stops it.
-const STUCK = `export default {
-  init() { return 0 },
-  handleCall(req, n) {
-    if (req === "stuck") return { reply: "a".repeat(1 << 20).indexOf("a".repeat(2000) + "b"), state: n };
-    return { reply: n, state: n };
-  },
-};`;
 const ROPE = `export default {
   init() { return 0 },
   handleCall(req, n) { let s = ""; for (let i = 0; i < 64; i++) s += String(i).repeat(1 << 20); return { reply: s.length, state: n } },

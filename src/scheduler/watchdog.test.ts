@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { crashOf, rejection, until } from "../../test/support/helpers.ts";
 import { testKernels } from "../../test/support/kernels.ts";
+import { STUCK_SERVICE as STUCK } from "../../test/support/services.ts";
 import type { Kernel, KernelOptions, SoloError } from "../index.ts";
 
 const { freshDir, start } = testKernels("watch");
@@ -23,16 +24,6 @@ async function running(k: Kernel, tenant: string, service: string, request: unkn
   await until("the message is running", () => k.stats().schedulers[0]?.running?.service === service);
   return { failed };
 }
-
-// One String.prototype.indexOf over 1 MiB with a 2 KiB needle that almost matches everywhere:
-// about 17 s inside a single built-in on this engine, with no bytecode branch for QuickJS to poll.
-const STUCK = `export default {
-  init() { return 0 },
-  handleCall(req, n) {
-    if (req === "stuck") return { reply: "a".repeat(1 << 20).indexOf("a".repeat(2000) + "b"), state: n };
-    return { reply: n, state: n };
-  },
-};`;
 
 const COUNTER = `export default {
   init() { return 0 },
