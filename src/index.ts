@@ -27,7 +27,7 @@ export {
   type ServiceUsage,
   type SwapOptions,
   type TenantUsage,
-} from "./kernel/kernel.ts";
+} from "./kernel/index.ts";
 export {
   DEFAULT_LIMITS,
   DEFAULT_TENANT_LIMITS,
@@ -58,7 +58,7 @@ export {
   type RestartType,
   type SupervisionInput,
   type SupervisionPolicy,
-} from "./kernel/supervisor/supervisor.ts";
+} from "./kernel/supervisor/policy.ts";
 export type { TenantInfo } from "./kernel/tenants/tenants.ts";
 export type { SecretInfo, VaultStatus } from "./kernel/vault/vault.ts";
 export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./lib/errors/errors.ts";

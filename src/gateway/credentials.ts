@@ -27,7 +27,7 @@ import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Kernel } from "../kernel/kernel.ts";
+import type { Kernel } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { isAlive, syncDir, TEMP_NAME, tempName, tryLock } from "../lib/lock-file.ts";
 import { type AltName, createCa, issueCert, parseAltName } from "../tls/certs.ts";

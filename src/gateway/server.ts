@@ -2,7 +2,7 @@ import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, ty
 import type { AddressInfo } from "node:net";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { Kernel } from "../kernel/kernel.ts";
+import type { Kernel } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { VERSION } from "../lib/version.ts";
 import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";

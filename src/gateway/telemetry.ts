@@ -3,7 +3,7 @@ import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Kernel, KernelStats } from "../kernel/kernel.ts";
+import type { Kernel, KernelStats } from "../kernel/index.ts";
 import { withCorrelation } from "../kernel/log/correlation.ts";
 import { REQUEST_ID_PATTERN } from "../lib/names.ts";
 import type { EdgeClosure } from "./connections.ts";

@@ -2,14 +2,14 @@ import type { ServiceMeta } from "../lib/names.ts";
 import type { Crash } from "../sandbox/service.ts";
 import type { Finding } from "./analyzer/analyze.ts";
 import type { Via } from "./auth/denials.ts";
-import type { BreakerState } from "./breaker/breaker.ts";
+import type { BreakerState } from "./breaker/circuit.ts";
 import type { LimitsInput, ServiceLimits, TenantLimits } from "./limits.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
 import type { FetchPolicy } from "./powers/fetch.ts";
 import type { GrantsInput } from "./powers/grants.ts";
 import type { KernelSession, SecretsApi, TenantsApi, TokensApi, VaultApi } from "./session.ts";
-import type { Clock, SupervisionInput, SupervisionPolicy } from "./supervisor/supervisor.ts";
+import type { Clock, SupervisionInput, SupervisionPolicy } from "./supervisor/policy.ts";
 
 // The embedding API's types: what `openKernel` takes and the `Kernel` it returns.
 

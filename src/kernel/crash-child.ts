@@ -19,7 +19,7 @@
  * @internal
  */
 import { SoloError } from "../lib/errors/errors.ts";
-import { type Kernel, openKernel } from "./kernel.ts";
+import { type Kernel, openKernel } from "./index.ts";
 
 /** The tenant every crash-test service lives in. @internal */
 export const CRASH_TENANT = "crash";

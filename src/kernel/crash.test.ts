@@ -9,7 +9,7 @@ import { prng, rejection } from "../../test/support/helpers.ts";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "../../test/support/postgres.ts";
 import { CHURN, CRASH_TENANT, WRITER_CODE, WRITERS } from "./crash-child.ts";
 import { lockDataDir } from "./data-dir.ts";
-import { type Kernel, openKernel } from "./kernel.ts";
+import { type Kernel, openKernel } from "./index.ts";
 import type { SoloEvent } from "./log/event-log.ts";
 
 /*

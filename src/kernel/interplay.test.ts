@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { crashOf, ManualClock, rejection, until } from "../../test/support/helpers.ts";
 import type { SoloError } from "../lib/errors/errors.ts";
-import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
+import { type Kernel, type KernelOptions, openKernel } from "./index.ts";
 import type { SoloEvent } from "./log/event-log.ts";
 
 const dirs: string[] = [];
@@ -103,7 +103,7 @@ function stallWrites(
   holds: (mutations: ReadonlyArray<{ readonly t: string }>, events: ReadonlyArray<{ readonly type: string }>) => boolean,
 ): { holding(): boolean; release(): void } {
   type Write = (mutations: ReadonlyArray<{ readonly t: string }>, events: ReadonlyArray<{ readonly type: string }>) => Promise<unknown>;
-  const log = (k as unknown as { eventLog: { write: Write } }).eventLog;
+  const log = (k as unknown as { k: { log: { write: Write } } }).k.log;
   const write = log.write.bind(log);
   let release = (): void => {};
   const gate = new Promise<void>((r) => {

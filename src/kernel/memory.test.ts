@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { crashOf, rejection, until } from "../../test/support/helpers.ts";
 import { testKernels } from "../../test/support/kernels.ts";
-import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
+import { type Kernel, type KernelOptions, openKernel } from "./index.ts";
 import { clampStoredTenantLimits } from "./limits.ts";
 import type { SoloEvent } from "./log/event-log.ts";
 

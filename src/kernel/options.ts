@@ -12,7 +12,7 @@ import {
   type TenantLimits,
 } from "./limits.ts";
 import { checkFetchPolicy as checkFetchPolicyFields, type FetchPolicy } from "./powers/fetch.ts";
-import { type Clock, DEFAULT_SUPERVISION, resolveSupervision, type SupervisionPolicy, SYSTEM_CLOCK } from "./supervisor/supervisor.ts";
+import { type Clock, DEFAULT_SUPERVISION, resolveSupervision, type SupervisionPolicy, SYSTEM_CLOCK } from "./supervisor/policy.ts";
 import { parseMasterKey } from "./vault/cipher.ts";
 
 // openKernel's options, checked once at open: each bad option is named in its error.

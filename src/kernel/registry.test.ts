@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { rejection } from "../../test/support/helpers.ts";
-import { type Kernel, openKernel } from "./kernel.ts";
+import { type Kernel, openKernel } from "./index.ts";
 
 const dirs: string[] = [];
 const kernels: Kernel[] = [];

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { rejection, until } from "../../test/support/helpers.ts";
 import { testKernels } from "../../test/support/kernels.ts";
-import { type Kernel, type KernelOptions, openKernel } from "./kernel.ts";
+import { type Kernel, type KernelOptions, openKernel } from "./index.ts";
 
 const { freshDir, start } = testKernels("res");
 

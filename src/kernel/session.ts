@@ -1,9 +1,5 @@
 import { SoloError } from "../lib/errors/errors.ts";
 import { checkService, checkTenant, describeType } from "../lib/names.ts";
-import type { Decision, Target, TokenSpec } from "./auth/authority.ts";
-import type { Via } from "./auth/denials.ts";
-import type { Permission } from "./auth/permissions.ts";
-import type { GrantedToken, Principal, TokenInfo, TokenPrincipal } from "./auth/tokens.ts";
 // Types the session shares with the kernel, imported as types only (no cycle at run time).
 import type {
   CallOptions,
@@ -15,7 +11,11 @@ import type {
   ServiceVersion,
   SwapOptions,
   TenantUsage,
-} from "./kernel.ts";
+} from "./api.ts";
+import type { Decision, Target, TokenSpec } from "./auth/authority.ts";
+import type { Via } from "./auth/denials.ts";
+import type { Permission } from "./auth/permissions.ts";
+import type { GrantedToken, Principal, TokenInfo, TokenPrincipal } from "./auth/tokens.ts";
 import type { TenantLimits } from "./limits.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";

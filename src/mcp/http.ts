@@ -10,7 +10,7 @@ import { httpStatus } from "../gateway/errors.ts";
 import { requesterOf, viaOfRequest } from "../gateway/requester.ts";
 import { bearer } from "../gateway/service.ts";
 import type { Requester } from "../kernel/auth/denials.ts";
-import type { Kernel } from "../kernel/kernel.ts";
+import type { Kernel } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { createMcpServer } from "./server.ts";
 

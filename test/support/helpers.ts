@@ -3,7 +3,7 @@
  * @internal
  */
 import assert from "node:assert/strict";
-import type { Clock } from "../../src/kernel/supervisor/supervisor.ts";
+import type { Clock } from "../../src/kernel/supervisor/policy.ts";
 import { SoloError } from "../../src/lib/errors/errors.ts";
 import type { Crash } from "../../src/sandbox/service.ts";
 

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ManualClock, rejection, until } from "../../../test/support/helpers.ts";
-import { type Kernel, openKernel } from "../kernel.ts";
-import { CircuitBreaker } from "./breaker.ts";
+import { type Kernel, openKernel } from "../index.ts";
+import { CircuitBreaker } from "./circuit.ts";
 
 describe("CircuitBreaker", () => {
   it("opens after the threshold of consecutive failures; a success in between starts the count again", () => {

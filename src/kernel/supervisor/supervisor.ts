@@ -1,132 +1,298 @@
+// Each tenant's supervisor at run time: told that a child exited and why, it decides from the
+// service's policy (policy.ts) whether to restart it, after what backoff, or give it up; it runs
+// the restart, and the operator's. A scheduler that died is many children exiting at once.
+
 import { SoloError } from "../../lib/errors/errors.ts";
-import { describeType } from "../../lib/names.ts";
+import type { Crash } from "../../sandbox/service.ts";
+import type { Culprit } from "../../scheduler/pool.ts";
+import type { Deployment } from "../api.ts";
+import type { Audit } from "../audit/index.ts";
+import type { Launcher } from "../deployer/launch.ts";
+import type { EventLog, SoloEvent } from "../log/event-log.ts";
+import { cancelRestart, cancelSwapWatch, crashOf, keyOf, type Registry, type ServiceRecord, type SwapWatch } from "../registry/index.ts";
+import type { Resources } from "../resources/index.ts";
+import { type Clock, decide } from "./policy.ts";
 
-/**
- * OTP restart types: `permanent` services are always restarted after a crash, `transient` ones
- * only after an abnormal end (a crash, not a normal stop), `temporary` ones never.
- */
-export const RESTART_TYPES = ["permanent", "transient", "temporary"] as const;
-export type RestartType = (typeof RESTART_TYPES)[number];
-
-/** How a tenant's supervisor treats one service. */
-export interface SupervisionPolicy {
-  readonly restart: RestartType;
-  /** Restart intensity: at most this many restarts within `periodMs`; one more and the service fails. */
-  readonly maxRestarts: number;
-  readonly periodMs: number;
-  /** The first restart waits about this long; each further restart within the period doubles it. */
-  readonly backoffMs: number;
-  /** The longest wait before a restart. */
-  readonly maxBackoffMs: number;
-  /** Consecutive failed calls (crash or timeout) that open the service's circuit breaker. */
-  readonly breakerThreshold: number;
-  /** How long an open breaker refuses calls before it lets one trial call through. */
-  readonly breakerCooldownMs: number;
+/** What the supervisor hands on: a crash inside a swap's window goes to the hot swap's watchdog. */
+export interface SupervisorLinks {
+  readonly rollBack: (r: ServiceRecord, watch: SwapWatch, cause: Promise<SoloEvent | undefined>) => void;
+  readonly recast: (old: ServiceRecord, casts: readonly string[]) => void;
 }
 
-/** A partial policy, as `openKernel` and `deploy` take it. */
-export type SupervisionInput = Partial<SupervisionPolicy>;
+/** How a service went down: its own fault, or none of it (its scheduler went for another's runaway). */
+type Cause = number | null | Promise<SoloEvent | undefined>;
 
-/**
- * The defaults: OTP's supervisor defaults for intensity (1 restart in 5 seconds) with a permanent
- * child, plus a short exponential backoff with jitter between restarts.
- */
-export const DEFAULT_SUPERVISION: SupervisionPolicy = Object.freeze({
-  restart: "permanent",
-  maxRestarts: 1,
-  periodMs: 5000,
-  backoffMs: 100,
-  maxBackoffMs: 30_000,
-  breakerThreshold: 5,
-  breakerCooldownMs: 10_000,
-});
+export class Supervisor {
+  private readonly registry: Registry;
+  private readonly launcher: Launcher;
+  private readonly resources: Resources;
+  private readonly audit: Audit;
+  private readonly log: EventLog;
+  private readonly clock: Clock;
+  private readonly closed: () => boolean;
+  private readonly links: SupervisorLinks;
 
-const RANGES = {
-  maxRestarts: { min: 0, max: 1_000_000 },
-  periodMs: { min: 1, max: 86_400_000 },
-  backoffMs: { min: 0, max: 600_000 },
-  maxBackoffMs: { min: 0, max: 3_600_000 },
-  breakerThreshold: { min: 1, max: 1000 },
-  breakerCooldownMs: { min: 1, max: 3_600_000 },
-} as const;
-
-/** Merges `input` over `base`, rejecting unknown fields and values out of range. */
-export function resolveSupervision(input: unknown, base: SupervisionPolicy, field = "supervision"): SupervisionPolicy {
-  if (input === undefined) return base;
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field} must be an object, got ${describeType(input)}`, { field });
+  constructor(parts: {
+    registry: Registry;
+    launcher: Launcher;
+    resources: Resources;
+    audit: Audit;
+    log: EventLog;
+    clock: Clock;
+    closed: () => boolean;
+    links: SupervisorLinks;
+  }) {
+    this.registry = parts.registry;
+    this.launcher = parts.launcher;
+    this.resources = parts.resources;
+    this.audit = parts.audit;
+    this.log = parts.log;
+    this.clock = parts.clock;
+    this.closed = parts.closed;
+    this.links = parts.links;
   }
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(input)) {
-    if (value === undefined) continue;
-    if (key === "restart") {
-      if (typeof value !== "string" || !(RESTART_TYPES as readonly string[]).includes(value)) {
-        throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.restart must be one of ${RESTART_TYPES.join(", ")}`, {
-          field: `${field}.restart`,
-        });
+
+  /** A child exited abnormally: the crash is recorded, then the supervisor decides. */
+  crashed(r: ServiceRecord, crash: Crash | null, phase?: string, innocent = false): void {
+    // Decided now, so calls see "restarting" (with a retry hint) from the moment of the crash.
+    const cause = this.audit.record({
+      tenant: r.tenant,
+      type: "service_crashed",
+      subject: r.service,
+      payload: { version: r.version, crash, ...(phase ? { phase } : {}) },
+      causationId: r.causeId,
+    });
+    const watch = r.swapWatch;
+    if (watch) {
+      r.swapWatch = undefined;
+      if (watch.timer !== undefined) this.clock.clearTimeout(watch.timer);
+      r.state = "restarting";
+      this.links.rollBack(r, watch, cause);
+      return;
+    }
+    this.supervise(r, cause, innocent);
+  }
+
+  /** A status report from a scheduler: the service stopped or crashed on its own. */
+  exited(r: ServiceRecord, status: "crashed" | "stopped", crash: Crash | undefined, stalledMs: number | undefined): void {
+    if (r.state !== "running") return; // already killed or replaced
+    r.state = status;
+    if (crash) r.crash = crash;
+    if (status !== "crashed") return;
+    // Held its thread far past its budget inside a built-in: its neighbours waited, so its
+    // tenant cools down as if the watchdog had had to step in.
+    if (stalledMs !== undefined) this.resources.strike(r.tenant);
+    // Not under its name yet (the crash came right after init): whoever is starting it handles it.
+    if (!this.registry.isCurrent(r)) r.earlyCrash = crash ?? null;
+    else this.crashed(r, crash ?? null);
+  }
+
+  // `innocent`: the service went down through no fault of its own (its scheduler was replaced for
+  // another service's runaway step), so the restart does not use up its restart intensity.
+  supervise(r: ServiceRecord, cause: Cause, innocent = false): void {
+    if (this.closed() || !this.registry.isCurrent(r)) return;
+    const now = this.clock.now();
+    const d = decide(r.supervision, innocent ? [] : r.restartTimes, true, now, this.clock.random());
+    const causeId = async (): Promise<number | null> =>
+      typeof cause === "object" && cause !== null ? ((await cause)?.id ?? r.causeId) : cause;
+    if (d.action === "stay_down") {
+      this.registry.wake(r);
+      return;
+    }
+    if (d.action === "fail") {
+      r.state = "failed";
+      this.registry.wake(r);
+      void causeId().then((id) =>
+        this.audit.record({
+          tenant: r.tenant,
+          type: "service_failed",
+          subject: r.service,
+          payload: {
+            version: r.version,
+            restarts: r.restarts,
+            restartsInPeriod: d.restartsInPeriod,
+            periodMs: r.supervision.periodMs,
+            crash: r.crash ?? null,
+          },
+          causationId: id,
+        }),
+      );
+      return;
+    }
+    if (!innocent) r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
+    this.scheduleRestart(r, d.delayMs, causeId);
+  }
+
+  scheduleRestart(r: ServiceRecord, backoffMs: number, causeId: () => Promise<number | null>): void {
+    // A tenant cooling down after stalling its scheduler starts nothing again before it ends.
+    const delayMs = Math.max(backoffMs, this.resources.cooldownLeft(r.tenant));
+    r.state = "restarting";
+    r.restartAt = this.clock.now() + delayMs;
+    r.restartTimer = this.clock.setTimeout(() => {
+      r.restartTimer = undefined;
+      // The restart does not wait for the crash event's commit; only the restart event needs its id.
+      void this.restartNow(r, causeId, delayMs);
+    }, delayMs);
+  }
+
+  private async restartNow(r: ServiceRecord, causeId: () => Promise<number | null>, delayMs: number): Promise<void> {
+    if (this.closed() || r.state !== "restarting" || !this.registry.isCurrent(r)) return;
+    const key = keyOf(r.tenant, r.service);
+    this.registry.hold(key);
+    let fresh: ServiceRecord;
+    try {
+      fresh = await this.launcher.launch(r, r, undefined, true);
+    } catch (err) {
+      this.registry.release(key);
+      if (r.killed) return; // killed while it was starting again: it stays down
+      // Starting again failed (init throws now, say): that is one more crash for the supervisor,
+      // unless the scheduler it was starting on was replaced for another service's runaway.
+      const error = SoloError.from(err);
+      const innocent = error.reason === "SOLO_ERR_SCHEDULER_FAILED";
+      r.state = "crashed";
+      r.crash = innocent ? { kind: "scheduler_failed", reason: error.reason, message: error.message.slice(0, 1000) } : crashOf(error);
+      r.restarts += 1;
+      this.crashed(r, r.crash, "restart", innocent);
+      return;
+    }
+    // Running and reachable from here on: an operator may restart or swap it at once.
+    this.registry.release(key);
+    fresh.restarts = r.restarts + 1;
+    fresh.restartTimes = r.restartTimes;
+    fresh.crash = r.crash;
+    fresh.causeId = r.causeId; // until the restart's own event is written
+    const cause = await causeId();
+    const event = await this.audit.record({
+      tenant: r.tenant,
+      type: "service_restarted",
+      subject: r.service,
+      payload: { version: r.version, restarts: fresh.restarts, delayMs, by: "supervisor" },
+      causationId: cause,
+    });
+    fresh.causeId = event?.id ?? cause;
+    this.afterStart(fresh);
+  }
+
+  /** An operator's restart: stopped (if running) and started again at once, as a revival. */
+  async restart(r: ServiceRecord): Promise<Deployment> {
+    this.resources.checkCooldown(r.tenant);
+    if (r.state === "stopped") {
+      throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed; deploy it to start it again`, {
+        tenant: r.tenant,
+        service: r.service,
+      });
+    }
+    const key = this.registry.claim(r);
+    try {
+      cancelRestart(r, this.clock);
+      if (r.state === "running") {
+        await this.launcher.stop(r);
+        r.state = "stopped";
       }
-      out.restart = value;
-      continue;
-    }
-    const range = Object.hasOwn(RANGES, key) ? RANGES[key as keyof typeof RANGES] : undefined;
-    if (!range) {
-      throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.${key.slice(0, 80)} is not a supervision setting`, {
-        field: `${field}.${key.slice(0, 80)}`,
-        hint: "known settings: restart, maxRestarts, periodMs, backoffMs, maxBackoffMs, breakerThreshold, breakerCooldownMs",
+      // An operator's restart starts the intensity count afresh; a swap's rollback window goes on.
+      const watch = r.swapWatch;
+      r.swapWatch = undefined;
+      let fresh: ServiceRecord;
+      try {
+        // As a revival: a kill while it starts again stops it for good.
+        fresh = await this.launcher.launch(r, r, undefined, true);
+      } catch (err) {
+        if (r.killed) throw err;
+        // It did not come back (its init fails now): a crash like any other, for its supervisor
+        // (or, inside a swap's window, for the watchdog).
+        r.swapWatch = watch;
+        r.state = "crashed";
+        r.crash = crashOf(SoloError.from(err));
+        this.crashed(r, r.crash, "restart");
+        throw err;
+      }
+      fresh.restarts = r.restarts + 1;
+      fresh.swapWatch = watch;
+      const event = await this.log.append({
+        tenant: r.tenant,
+        type: "service_restarted",
+        subject: r.service,
+        payload: { version: r.version, restarts: fresh.restarts, by: "operator" },
+        causationId: r.causeId,
       });
+      fresh.causeId = event.id;
+      this.afterStart(fresh);
+      return { tenant: r.tenant, service: r.service, version: r.version, findings: [] };
+    } finally {
+      this.registry.release(key);
     }
-    if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
-      throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.${key} must be an integer from ${range.min} to ${range.max}`, {
-        field: `${field}.${key}`,
-        min: range.min,
-        max: range.max,
-      });
-    }
-    out[key] = value;
   }
-  return Object.freeze(out) as unknown as SupervisionPolicy;
-}
 
-/** Time as the kernel sees it; tests inject a manual clock. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  /** A number in [0, 1), for jitter. */
-  random(): number;
-}
+  /** A crash that came before the service was registered is handled now that it is. */
+  afterStart(r: ServiceRecord): void {
+    this.registry.wake(r);
+    if (r.earlyCrash === undefined) return;
+    const crash = r.earlyCrash;
+    r.earlyCrash = undefined;
+    if (this.registry.isCurrent(r) && r.state === "crashed") this.crashed(r, crash);
+  }
 
-/** The real clock. */
-export const SYSTEM_CLOCK: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-  random: () => Math.random(),
-};
+  // A scheduler thread is gone: it died, or the watchdog replaced it to stop one service's step
+  // that could not be interrupted (the culprit). The culprit crashes with SOLO_ERR_LIMIT_CPU (or,
+  // if an operator was killing it, the kill simply completes); every other service that shared
+  // the thread comes back on the fresh one through its supervisor, without using up its restart
+  // intensity, and the calls that were waiting on them are delivered to them afterwards.
+  schedulerDied(index: number, error: SoloError, culprit: Culprit | undefined, unstarted: ReadonlyMap<number, readonly string[]>): void {
+    const blamed = culprit ? this.registry.instance(culprit.sid) : undefined;
+    const lost: Crash = {
+      kind: "scheduler_failed",
+      reason: "SOLO_ERR_SCHEDULER_FAILED",
+      message: blamed
+        ? `its scheduler was replaced to stop ${blamed.tenant}/${blamed.service}, which ${culprit?.why === "killed" ? "was being killed inside code that could not be interrupted" : "ran past its hard CPU limit"}; it is started again on a fresh scheduler`
+        : error.message,
+    };
+    const affected: ServiceRecord[] = [];
+    for (const r of this.registry.instances()) if (r.scheduler === index && r.state === "running") affected.push(r);
+    this.resources.schedulerGone(this.registry.unplace(index));
+    // Stalling a scheduler costs the tenant a strike whether the watchdog found the step past its
+    // hard limit or an operator's kill found it unable to let go: either way its neighbours lost
+    // their state.
+    if (blamed) this.resources.strike(blamed.tenant);
+    if (culprit) {
+      void this.audit.record({
+        tenant: null,
+        type: "scheduler_replaced",
+        payload: {
+          scheduler: index,
+          reason: culprit.why === "killed" ? "killed" : "cpu_limit",
+          culprit: blamed ? { tenant: blamed.tenant, service: blamed.service, version: blamed.version } : null,
+          usedMs: Math.round(culprit.usedMs),
+          hardLimitMs: culprit.hardLimitMs,
+          services: affected.length,
+        },
+      });
+    }
+    for (const r of affected) {
+      if (r.killed || (culprit?.why === "killed" && r.sid === culprit.sid)) continue; // the kill or restart in progress finishes it
+      if (culprit && r.sid === culprit.sid) {
+        const crash: Crash = {
+          kind: "cpu_limit",
+          reason: "SOLO_ERR_LIMIT_CPU",
+          message: `one message ran ${Math.round(culprit.usedMs)} ms of CPU, past its hard limit of ${culprit.hardLimitMs} ms (10 times its budget of ${r.limits.cpuMsPerMessage} ms, at least 1 s), inside code the engine could not interrupt; its scheduler was replaced`,
+        };
+        r.state = "crashed";
+        r.crash = crash;
+        this.crashed(r, crash);
+        continue;
+      }
+      r.state = "crashed";
+      r.crash = lost;
+      this.crashed(r, lost, undefined, culprit !== undefined);
+      const casts = unstarted.get(r.sid);
+      if (casts) this.links.recast(r, casts);
+    }
+  }
 
-/** What a supervisor does about a service that ended. */
-export type Decision =
-  | { readonly action: "restart"; readonly delayMs: number }
-  | { readonly action: "fail"; readonly restartsInPeriod: number }
-  | { readonly action: "stay_down" };
-
-/**
- * Decides on a service that ended (`abnormal`: crashed, as opposed to stopping normally), given
- * the times of its earlier restarts. Intensity as in OTP: if the service has already been
- * restarted `maxRestarts` times within the last `periodMs`, it fails instead. The delay doubles
- * with each restart in the period and carries ±50% jitter, so a crash loop backs off and many
- * services crashing together do not restart in lockstep.
- */
-export function decide(
-  policy: SupervisionPolicy,
-  restartTimes: readonly number[],
-  abnormal: boolean,
-  now: number,
-  random: number,
-): Decision {
-  if (policy.restart === "temporary" || (policy.restart === "transient" && !abnormal)) return { action: "stay_down" };
-  const recent = restartTimes.filter((t) => t > now - policy.periodMs).length;
-  if (recent >= policy.maxRestarts) return { action: "fail", restartsInPeriod: recent };
-  const base = Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** recent);
-  return { action: "restart", delayMs: Math.round(Math.min(policy.maxBackoffMs, base * (0.5 + random))) };
+  /** Stands every pending restart and swap window down (the kernel is closing). */
+  standDown(): void {
+    for (const r of this.registry.instances()) {
+      cancelRestart(r, this.clock);
+      cancelSwapWatch(r, this.clock);
+    }
+  }
 }

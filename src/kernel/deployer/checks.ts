@@ -1,0 +1,114 @@
+// A deploy's and a swap's input, checked before anything changes: names, the fields, the code's
+// size, and the analyzer's verdict on it.
+
+import { SoloError } from "../../lib/errors/errors.ts";
+import { checkMeta, checkService, checkTenant, describeType, type ServiceMeta } from "../../lib/names.ts";
+import { encodeJson } from "../../sandbox/json.ts";
+import { stripTypes } from "../../sandbox/typescript.ts";
+import { analyze, type Finding } from "../analyzer/analyze.ts";
+import { resolveLimits, type ServiceLimits } from "../limits.ts";
+import { resolveGrants, type ServiceGrants } from "../powers/grants.ts";
+import { resolveSupervision, type SupervisionPolicy } from "../supervisor/policy.ts";
+
+const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants"]);
+/** Findings kept in an error's details and in the deploy event. */
+export const FINDINGS_RECORDED = 50;
+
+/** A deploy's fields, checked and resolved over the kernel's defaults. */
+export interface CheckedDeploy {
+  readonly code: string;
+  readonly args: string;
+  readonly limits: ServiceLimits;
+  readonly supervision: SupervisionPolicy;
+  readonly meta: ServiceMeta;
+  readonly grants: ServiceGrants;
+}
+
+export class CodeChecks {
+  private readonly maxCodeBytes: number;
+  private readonly mode: "enforce" | "warn";
+  private readonly limits: ServiceLimits;
+  private readonly supervision: SupervisionPolicy;
+
+  constructor(opts: {
+    readonly maxCodeBytes: number;
+    readonly analyzer: "enforce" | "warn";
+    readonly limits: ServiceLimits;
+    readonly supervision: SupervisionPolicy;
+  }) {
+    this.maxCodeBytes = opts.maxCodeBytes;
+    this.mode = opts.analyzer;
+    this.limits = opts.limits;
+    this.supervision = opts.supervision;
+  }
+
+  // The rest of a deploy request, once checkIdentity has found an object with valid names.
+  deploy(s: Readonly<Record<string, unknown>>): CheckedDeploy {
+    for (const key of Object.keys(s)) {
+      if (!DEPLOY_KEYS.has(key)) {
+        throw new SoloError("SOLO_ERR_REQUEST_INVALID", `deploy: unknown field ${JSON.stringify(key.slice(0, 80))}`, {
+          field: key.slice(0, 80),
+          hint: `deploy takes ${[...DEPLOY_KEYS].join(", ")}`,
+        });
+      }
+    }
+    const code = this.code(s.code, "deploy");
+    const limits = resolveLimits(s.limits, this.limits);
+    const supervision = resolveSupervision(s.supervision, this.supervision);
+    const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
+    return { code, args, limits, supervision, meta: checkMeta(s.tags, s.metadata), grants: resolveGrants(s.grants) };
+  }
+
+  code(code: unknown, what: string): string {
+    if (typeof code !== "string" || code.trim() === "") {
+      throw new SoloError(
+        "SOLO_ERR_REQUEST_INVALID",
+        `${what}: code must be a non-empty string of JavaScript or TypeScript, got ${describeType(code)}`,
+        { field: "code" },
+      );
+    }
+    const size = Buffer.byteLength(code);
+    if (size > this.maxCodeBytes) {
+      throw new SoloError("SOLO_ERR_DEPLOY_CODE_TOO_LARGE", `${what}: code is ${size} bytes, over the limit of ${this.maxCodeBytes}`, {
+        field: "code",
+        limit: this.maxCodeBytes,
+      });
+    }
+    return code;
+  }
+
+  // The analyzer reads the code with its types stripped (positions are the author's). Its errors
+  // refuse the code with every finding attached; its warnings travel with the result.
+  analyze(code: string, service: string, what: string): { stripped: string; findings: Finding[] } {
+    const stripped = stripTypes(code, `${service}.ts`);
+    const { findings } = analyze(stripped);
+    const errors = findings.filter((f) => f.severity === "error");
+    if (errors.length > 0 && this.mode === "enforce") {
+      const first = errors[0] as Finding;
+      throw new SoloError(
+        "SOLO_ERR_DEPLOY_REJECTED",
+        `${what}: the analyzer found ${errors.length} error${errors.length === 1 ? "" : "s"}; first at line ${first.line}, column ${first.column}: ${first.message}`,
+        { findings: findings.slice(0, FINDINGS_RECORDED), hint: first.hint },
+      );
+    }
+    return { stripped, findings };
+  }
+}
+
+export function checkIdentity(spec: unknown): { tenant: string; service: string; fields: Readonly<Record<string, unknown>> } {
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
+    throw new SoloError(
+      "SOLO_ERR_REQUEST_INVALID",
+      `deploy takes an object { tenant, service, code, args?, limits? }, got ${describeType(spec)}`,
+    );
+  }
+  const s = spec as Record<string, unknown>;
+  return { tenant: checkTenant(s.tenant), service: checkService(s.service), fields: s };
+}
+
+/** Refuses a version number that is given but not a positive integer. */
+export function checkVersion(operation: string, version: number | undefined): void {
+  if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `${operation}: version must be a positive integer`, { field: "version" });
+  }
+}

@@ -1,0 +1,306 @@
+// The hot-swap part: a running service's code replaced between two messages with its state kept;
+// a rollback window whose watchdog brings the previous version back (with the state captured at
+// the swap) if the new one crashes; and an operator's rollback to any stored version.
+
+import { SoloError } from "../../lib/errors/errors.ts";
+import { stripTypes } from "../../sandbox/typescript.ts";
+import type { SchedulerPool } from "../../scheduler/pool.ts";
+import type { PendingTimer } from "../../scheduler/protocol.ts";
+import type { Store } from "../../store/store.ts";
+import type { Deployment, SwapOptions } from "../api.ts";
+import type { Audit } from "../audit/index.ts";
+import type { Breakers } from "../breaker/index.ts";
+import type { CodeChecks } from "../deployer/checks.ts";
+import { checkVersion } from "../deployer/checks.ts";
+import type { Launcher } from "../deployer/launch.ts";
+import type { EventLog, SoloEvent } from "../log/event-log.ts";
+import type { ServiceGrants } from "../powers/grants.ts";
+import {
+  cancelSwapWatch,
+  clipDetails,
+  deploymentRow,
+  grantsOf,
+  keyOf,
+  type Registry,
+  type ServiceRecord,
+  type SwapWatch,
+} from "../registry/index.ts";
+import type { Resources } from "../resources/index.ts";
+import type { Clock } from "../supervisor/policy.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+
+const DEFAULT_ROLLBACK_WINDOW_MS = 30_000;
+const MAX_ROLLBACK_WINDOW_MS = 3_600_000;
+
+export class HotSwap {
+  private readonly registry: Registry;
+  private readonly launcher: Launcher;
+  private readonly supervisor: Supervisor;
+  private readonly resources: Resources;
+  private readonly breakers: Breakers;
+  private readonly checks: CodeChecks;
+  private readonly pool: SchedulerPool;
+  private readonly store: Store;
+  private readonly log: EventLog;
+  private readonly audit: Audit;
+  private readonly clock: Clock;
+  private readonly closed: () => boolean;
+
+  constructor(parts: {
+    registry: Registry;
+    launcher: Launcher;
+    supervisor: Supervisor;
+    resources: Resources;
+    breakers: Breakers;
+    checks: CodeChecks;
+    pool: SchedulerPool;
+    store: Store;
+    log: EventLog;
+    audit: Audit;
+    clock: Clock;
+    closed: () => boolean;
+  }) {
+    this.registry = parts.registry;
+    this.launcher = parts.launcher;
+    this.supervisor = parts.supervisor;
+    this.resources = parts.resources;
+    this.breakers = parts.breakers;
+    this.checks = parts.checks;
+    this.pool = parts.pool;
+    this.store = parts.store;
+    this.log = parts.log;
+    this.audit = parts.audit;
+    this.clock = parts.clock;
+    this.closed = parts.closed;
+  }
+
+  async swap(tenant: string, service: string, code: string, options: SwapOptions): Promise<Deployment> {
+    const r = this.registry.running(tenant, service);
+    this.resources.checkCooldown(r.tenant);
+    const checked = this.checks.code(code, "swap");
+    const windowMs = checkWindow(options);
+    const key = this.registry.claim(r);
+    const version = this.registry.highestVersion(key) + 1;
+    try {
+      const { fresh, state, timers, findings } = await (async () => {
+        const { stripped, findings } = this.checks.analyze(checked, r.service, "swap");
+        return { ...(await this.swapIn(r, checked, stripped, version, r.version, r.grants)), findings };
+      })().catch(async (err: unknown) => {
+        const error = SoloError.from(err);
+        await this.audit.record({
+          tenant: r.tenant,
+          type: "hot_swap_failed",
+          subject: r.service,
+          payload: {
+            from: r.version,
+            to: version,
+            reason: error.reason,
+            message: error.message.slice(0, 1000),
+            details: clipDetails(error.details),
+          },
+          causationId: r.causeId,
+        });
+        throw error;
+      });
+      if (r.killed) {
+        // Killed while the scheduler was swapping: the instance is gone, and so is the swap.
+        fresh.killed = true;
+        fresh.state = "stopped";
+        this.registry.takeVersion(key, version); // the number ran, however briefly: it is not given out again
+        throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed during the swap`, {
+          tenant: r.tenant,
+          service: r.service,
+        });
+      }
+      // Armed before the new version is recorded: it takes messages already, and a crash from
+      // now on rolls it back (the timer starts once the swap is durable).
+      fresh.swapWatch = { from: r, state, timers, timer: undefined };
+      const { events } = await this.log.write(
+        [{ t: "deployment.put", deployment: deploymentRow({ ...r, version, code: checked }, Date.now()) }],
+        [
+          {
+            tenant: r.tenant,
+            type: "hot_swap_started",
+            subject: r.service,
+            payload: { from: r.version, to: version, rollbackWindowMs: windowMs },
+            causationId: r.causeId,
+          },
+        ],
+      );
+      fresh.causeId = (events[0] as SoloEvent).id;
+      this.registry.takeVersion(key, version);
+      this.breakers.reset(r.tenant, r.service);
+      // The verdict goes to whichever record carries this watch when the window ends: an
+      // operator's restart() inside the window hands the watch on to the restarted instance.
+      const watch = fresh.swapWatch;
+      const settle = (): void => {
+        const current = this.registry.current(r.tenant, r.service);
+        if (!current || !watch || current.swapWatch?.from !== watch.from) return;
+        current.swapWatch = undefined;
+        void this.audit.record({
+          tenant: r.tenant,
+          type: "hot_swap_succeeded",
+          subject: r.service,
+          payload: { from: r.version, to: version },
+          causationId: current.causeId,
+        });
+      };
+      if (watch && fresh.swapWatch === watch) {
+        if (this.closed())
+          fresh.swapWatch = undefined; // closed meanwhile: no timer may outlive the kernel
+        else if (windowMs === 0) settle();
+        else fresh.swapWatch = { from: r, state, timers, timer: this.clock.setTimeout(settle, windowMs) };
+      }
+      return { tenant: r.tenant, service: r.service, version, findings };
+    } finally {
+      this.registry.release(key);
+    }
+  }
+
+  async rollback(tenant: string, service: string, version?: number): Promise<Deployment> {
+    const r = this.registry.running(tenant, service);
+    this.resources.checkCooldown(r.tenant);
+    const key = keyOf(r.tenant, r.service);
+    const history = await this.store.deploymentHistory(r.tenant, r.service);
+    const target =
+      version === undefined ? [...history].reverse().find((d) => d.version < r.version) : history.find((d) => d.version === version);
+    checkVersion("rollback", version);
+    if (!target || target.version === r.version) {
+      throw new SoloError(
+        "SOLO_ERR_VERSION_NOT_FOUND",
+        version === undefined
+          ? `service ${r.service} has no version before ${r.version} to roll back to`
+          : `service ${r.service} has no version ${version} other than the running one`,
+        { tenant: r.tenant, service: r.service, versions: history.map((d) => d.version) },
+      );
+    }
+    this.registry.claim(r);
+    try {
+      cancelSwapWatch(r, this.clock);
+      const { fresh } = await this.swapIn(
+        r,
+        target.code,
+        stripTypes(target.code, `${r.service}.ts`),
+        target.version,
+        r.version,
+        grantsOf(target),
+      );
+      const { events } = await this.log.write(
+        [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: target.version }],
+        [
+          {
+            tenant: r.tenant,
+            type: "hot_swap_rolled_back",
+            subject: r.service,
+            payload: { from: r.version, to: target.version, by: "operator" },
+            causationId: r.causeId,
+          },
+        ],
+      );
+      fresh.causeId = (events[0] as SoloEvent).id;
+      this.breakers.reset(r.tenant, r.service);
+      return { tenant: r.tenant, service: r.service, version: target.version, findings: [] };
+    } finally {
+      this.registry.release(key);
+    }
+  }
+
+  /** Replaces a running service's code on its scheduler (between two messages); returns the new record. */
+  private async swapIn(
+    r: ServiceRecord,
+    code: string,
+    stripped: string,
+    version: number,
+    fromVersion: number,
+    grants: ServiceGrants,
+  ): Promise<{ fresh: ServiceRecord; state: string; timers: readonly PendingTimer[] }> {
+    const filename = stripped === code ? `${r.service}.js` : `${r.service}.ts`;
+    const reply = JSON.parse(
+      await this.pool.request(r.scheduler, (rid) => ({
+        op: "swap",
+        rid,
+        sid: r.sid,
+        version,
+        fromVersion,
+        filename,
+        code: stripped,
+        limits: r.limits,
+        grants,
+      })).promise,
+    ) as { handlers: string[]; state: string; timers: PendingTimer[] };
+    const fresh: ServiceRecord = {
+      ...r,
+      version,
+      code,
+      grants,
+      handlers: Object.freeze([...reply.handlers]),
+      causeId: r.causeId,
+      restarts: 0,
+      restartTimes: [],
+      swapWatch: undefined,
+      deployedAt: new Date().toISOString(),
+    };
+    delete fresh.crash;
+    this.registry.track(fresh);
+    if (this.registry.isCurrent(r)) this.registry.name(fresh);
+    return { fresh, state: reply.state, timers: reply.timers };
+  }
+
+  // The new version crashed inside its rollback window: the previous code comes back with the state
+  // captured at the swap (no init), and the store points at the previous version again.
+  async rollBackAfterCrash(r: ServiceRecord, watch: SwapWatch, cause: Promise<SoloEvent | undefined>): Promise<void> {
+    const key = keyOf(r.tenant, r.service);
+    const old = watch.from;
+    this.registry.hold(key);
+    let fresh: ServiceRecord;
+    try {
+      fresh = await this.launcher.launch(old, r, { state: watch.state, timers: watch.timers }, true);
+    } catch (err) {
+      this.registry.release(key);
+      if (r.killed) return; // killed meanwhile: it stays down
+      console.error(`solo: rolling ${key} back to version ${old.version} failed:`, err);
+      r.state = "crashed";
+      this.supervisor.supervise(r, cause);
+      return;
+    }
+    // Running again: the name is free for an operator from here on.
+    this.registry.release(key);
+    fresh.crash = r.crash;
+    fresh.causeId = r.causeId;
+    this.breakers.reset(r.tenant, r.service);
+    try {
+      const crashEvent = await cause;
+      const { events } = await this.log.write(
+        [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: old.version }],
+        [
+          {
+            tenant: r.tenant,
+            type: "hot_swap_rolled_back",
+            subject: r.service,
+            payload: { from: r.version, to: old.version, by: "watchdog", crash: r.crash ?? null },
+            causationId: crashEvent?.id ?? r.causeId,
+          },
+        ],
+      );
+      fresh.causeId = (events[0] as SoloEvent).id;
+      this.supervisor.afterStart(fresh);
+    } catch (err) {
+      console.error(`solo: recording the rollback of ${key} to version ${old.version} failed:`, err);
+    }
+  }
+}
+
+function checkWindow(options: unknown): number {
+  if (options === null || typeof options !== "object") {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "swap options must be an object like { rollbackWindowMs: 30000 }", {
+      field: "options",
+    });
+  }
+  const w = (options as { rollbackWindowMs?: unknown }).rollbackWindowMs ?? DEFAULT_ROLLBACK_WINDOW_MS;
+  if (typeof w !== "number" || !Number.isInteger(w) || w < 0 || w > MAX_ROLLBACK_WINDOW_MS) {
+    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "swap: rollbackWindowMs must be an integer from 0 to 3600000", {
+      field: "rollbackWindowMs",
+    });
+  }
+  return w;
+}

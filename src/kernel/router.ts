@@ -1,0 +1,71 @@
+// Messages from the scheduler threads, each to the part that owns what it reports: a service's
+// exit to its supervisor, usage to resources, a denied power to audit, a storage or fetch request
+// to service I/O, a log line to the service's record and the embedder's onLog.
+
+import type { SchedulerPool } from "../scheduler/pool.ts";
+import type { FromScheduler } from "../scheduler/protocol.ts";
+import type { LogEntry } from "./api.ts";
+import type { Audit } from "./audit/index.ts";
+import type { Registry } from "./registry/index.ts";
+import type { Resources } from "./resources/index.ts";
+import type { ServiceIo } from "./service-io.ts";
+import type { Supervisor } from "./supervisor/index.ts";
+
+/** A service's log lines kept in memory. */
+const LOG_LINES_KEPT = 200;
+
+export interface RouterParts {
+  readonly registry: Registry;
+  readonly supervisor: Supervisor;
+  readonly resources: Resources;
+  readonly audit: Audit;
+  readonly io: ServiceIo;
+  readonly pool: SchedulerPool;
+  readonly onLog: ((entry: LogEntry) => void) | undefined;
+}
+
+export function route(k: RouterParts, msg: FromScheduler): void {
+  switch (msg.op) {
+    case "status": {
+      const r = k.registry.instance(msg.sid);
+      if (r?.state !== "running") return; // unknown, or already killed or replaced
+      if (msg.status === "crashed" && msg.crash?.resource === "tenant_memory" && msg.crash.reason === "SOLO_ERR_LIMIT_MEMORY") {
+        // Recorded before the crash, as the scheduler reported them (the limit met, then the exit).
+        k.resources.tenantFull(r, msg.holders ?? []);
+      }
+      k.supervisor.exited(r, msg.status, msg.crash, msg.stalledMs);
+      return;
+    }
+    case "io": {
+      const r = k.registry.instance(msg.sid);
+      if (!r) return;
+      k.io.handle(r, msg.kind, msg.arg).then(
+        (outcome) => {
+          if (r.state === "running") k.pool.post(r.scheduler, { op: "io", sid: r.sid, cid: msg.cid, outcome });
+        },
+        (err: unknown) => console.error("solo: a service's storage request failed unexpectedly:", err),
+      );
+      return;
+    }
+    case "denied": {
+      const r = k.registry.instance(msg.sid);
+      if (r) k.audit.grantDenied(r, msg.grant, msg.detail);
+      return;
+    }
+    case "usage":
+      k.resources.sampled(msg.tenants, msg.samples);
+      return;
+    case "log": {
+      const r = k.registry.instance(msg.sid);
+      if (!r) return;
+      const level = msg.level === "debug" || msg.level === "warn" || msg.level === "error" ? msg.level : "info";
+      const entry: LogEntry = { tenant: r.tenant, service: r.service, level, text: msg.text, at: new Date(msg.at).toISOString() };
+      r.logs.push(entry);
+      if (r.logs.length > LOG_LINES_KEPT) r.logs.splice(0, r.logs.length - LOG_LINES_KEPT);
+      k.onLog?.(entry);
+      return;
+    }
+    default:
+      return;
+  }
+}

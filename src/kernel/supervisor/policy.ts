@@ -1,0 +1,132 @@
+import { SoloError } from "../../lib/errors/errors.ts";
+import { describeType } from "../../lib/names.ts";
+
+/**
+ * OTP restart types: `permanent` services are always restarted after a crash, `transient` ones
+ * only after an abnormal end (a crash, not a normal stop), `temporary` ones never.
+ */
+export const RESTART_TYPES = ["permanent", "transient", "temporary"] as const;
+export type RestartType = (typeof RESTART_TYPES)[number];
+
+/** How a tenant's supervisor treats one service. */
+export interface SupervisionPolicy {
+  readonly restart: RestartType;
+  /** Restart intensity: at most this many restarts within `periodMs`; one more and the service fails. */
+  readonly maxRestarts: number;
+  readonly periodMs: number;
+  /** The first restart waits about this long; each further restart within the period doubles it. */
+  readonly backoffMs: number;
+  /** The longest wait before a restart. */
+  readonly maxBackoffMs: number;
+  /** Consecutive failed calls (crash or timeout) that open the service's circuit breaker. */
+  readonly breakerThreshold: number;
+  /** How long an open breaker refuses calls before it lets one trial call through. */
+  readonly breakerCooldownMs: number;
+}
+
+/** A partial policy, as `openKernel` and `deploy` take it. */
+export type SupervisionInput = Partial<SupervisionPolicy>;
+
+/**
+ * The defaults: OTP's supervisor defaults for intensity (1 restart in 5 seconds) with a permanent
+ * child, plus a short exponential backoff with jitter between restarts.
+ */
+export const DEFAULT_SUPERVISION: SupervisionPolicy = Object.freeze({
+  restart: "permanent",
+  maxRestarts: 1,
+  periodMs: 5000,
+  backoffMs: 100,
+  maxBackoffMs: 30_000,
+  breakerThreshold: 5,
+  breakerCooldownMs: 10_000,
+});
+
+const RANGES = {
+  maxRestarts: { min: 0, max: 1_000_000 },
+  periodMs: { min: 1, max: 86_400_000 },
+  backoffMs: { min: 0, max: 600_000 },
+  maxBackoffMs: { min: 0, max: 3_600_000 },
+  breakerThreshold: { min: 1, max: 1000 },
+  breakerCooldownMs: { min: 1, max: 3_600_000 },
+} as const;
+
+/** Merges `input` over `base`, rejecting unknown fields and values out of range. */
+export function resolveSupervision(input: unknown, base: SupervisionPolicy, field = "supervision"): SupervisionPolicy {
+  if (input === undefined) return base;
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field} must be an object, got ${describeType(input)}`, { field });
+  }
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue;
+    if (key === "restart") {
+      if (typeof value !== "string" || !(RESTART_TYPES as readonly string[]).includes(value)) {
+        throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.restart must be one of ${RESTART_TYPES.join(", ")}`, {
+          field: `${field}.restart`,
+        });
+      }
+      out.restart = value;
+      continue;
+    }
+    const range = Object.hasOwn(RANGES, key) ? RANGES[key as keyof typeof RANGES] : undefined;
+    if (!range) {
+      throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.${key.slice(0, 80)} is not a supervision setting`, {
+        field: `${field}.${key.slice(0, 80)}`,
+        hint: "known settings: restart, maxRestarts, periodMs, backoffMs, maxBackoffMs, breakerThreshold, breakerCooldownMs",
+      });
+    }
+    if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
+      throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.${key} must be an integer from ${range.min} to ${range.max}`, {
+        field: `${field}.${key}`,
+        min: range.min,
+        max: range.max,
+      });
+    }
+    out[key] = value;
+  }
+  return Object.freeze(out) as unknown as SupervisionPolicy;
+}
+
+/** Time as the kernel sees it; tests inject a manual clock. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  /** A number in [0, 1), for jitter. */
+  random(): number;
+}
+
+/** The real clock. */
+export const SYSTEM_CLOCK: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  random: () => Math.random(),
+};
+
+/** What a supervisor does about a service that ended. */
+export type Decision =
+  | { readonly action: "restart"; readonly delayMs: number }
+  | { readonly action: "fail"; readonly restartsInPeriod: number }
+  | { readonly action: "stay_down" };
+
+/**
+ * Decides on a service that ended (`abnormal`: crashed, as opposed to stopping normally), given
+ * the times of its earlier restarts. Intensity as in OTP: if the service has already been
+ * restarted `maxRestarts` times within the last `periodMs`, it fails instead. The delay doubles
+ * with each restart in the period and carries ±50% jitter, so a crash loop backs off and many
+ * services crashing together do not restart in lockstep.
+ */
+export function decide(
+  policy: SupervisionPolicy,
+  restartTimes: readonly number[],
+  abnormal: boolean,
+  now: number,
+  random: number,
+): Decision {
+  if (policy.restart === "temporary" || (policy.restart === "transient" && !abnormal)) return { action: "stay_down" };
+  const recent = restartTimes.filter((t) => t > now - policy.periodMs).length;
+  if (recent >= policy.maxRestarts) return { action: "fail", restartsInPeriod: recent };
+  const base = Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** recent);
+  return { action: "restart", delayMs: Math.round(Math.min(policy.maxBackoffMs, base * (0.5 + random))) };
+}
