@@ -10,6 +10,15 @@
  */
 
 export { type Finding, RULES, type RuleId } from "./kernel/analyzer/analyze.ts";
+export type {
+  KernelSession,
+  SecretsApi,
+  TenantCreateOptions,
+  TenantDeletion,
+  TenantsApi,
+  TokensApi,
+  VaultApi,
+} from "./kernel/api.ts";
 export type { TokenSpec } from "./kernel/auth/authority.ts";
 export type { Requester, Via } from "./kernel/auth/denials.ts";
 export { FIXED_PERMISSIONS } from "./kernel/auth/permissions.ts";
@@ -42,15 +51,6 @@ export { EVENT_TYPES, type KernelEventType } from "./kernel/log/event-types.ts";
 export type { EventPage, EventQuery, SubscribeOptions } from "./kernel/log/query.ts";
 export type { FetchPolicy, FetchResponse } from "./kernel/powers/fetch.ts";
 export type { GrantsInput, ServiceGrants } from "./kernel/powers/grants.ts";
-export type {
-  KernelSession,
-  SecretsApi,
-  TenantCreateOptions,
-  TenantDeletion,
-  TenantsApi,
-  TokensApi,
-  VaultApi,
-} from "./kernel/session.ts";
 export {
   type Clock,
   DEFAULT_SUPERVISION,

@@ -19,9 +19,8 @@ import {
 } from "../gen/solo/v1/solo_pb.js";
 import type { Requester } from "../kernel/auth/denials.ts";
 import type { TokenInfo } from "../kernel/auth/tokens.ts";
-import type { Deployment, Kernel, ServiceInfo } from "../kernel/index.ts";
+import type { Deployment, Kernel, KernelSession, ServiceInfo } from "../kernel/index.ts";
 import type { SoloEvent } from "../kernel/log/event-log.ts";
-import type { KernelSession } from "../kernel/session.ts";
 import type { TenantInfo } from "../kernel/tenants/tenants.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { BODY_ERROR } from "./body-check.ts";

@@ -1,15 +1,18 @@
 import type { ServiceMeta } from "../lib/names.ts";
 import type { Crash } from "../sandbox/service.ts";
 import type { Finding } from "./analyzer/analyze.ts";
+import type { TokenSpec } from "./auth/authority.ts";
 import type { Via } from "./auth/denials.ts";
+import type { GrantedToken, TokenInfo } from "./auth/tokens.ts";
 import type { BreakerState } from "./breaker/circuit.ts";
 import type { LimitsInput, ServiceLimits, TenantLimits } from "./limits.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
 import type { FetchPolicy } from "./powers/fetch.ts";
 import type { GrantsInput } from "./powers/grants.ts";
-import type { KernelSession, SecretsApi, TenantsApi, TokensApi, VaultApi } from "./session.ts";
 import type { Clock, SupervisionInput, SupervisionPolicy } from "./supervisor/policy.ts";
+import type { TenantInfo } from "./tenants/tenants.ts";
+import type { SecretInfo, VaultStatus } from "./vault/vault.ts";
 
 // The embedding API's types: what `openKernel` takes and the `Kernel` it returns.
 
@@ -312,4 +315,113 @@ export interface KernelStats {
 export interface KernelObserver {
   /** After each durable commit of the event log: its duration and the operations it carried. */
   commit?(ms: number, ops: number): void;
+}
+
+/** Tokens: grant, derive, list and revoke. */
+export interface TokensApi {
+  /**
+   * Makes a token. The embedder may grant any tenant anything; a token with `tokens:grant` only
+   * what it holds itself, within its reach (the new token is its child, as with `attenuate`).
+   */
+  grant(spec: TokenSpec): Promise<GrantedToken>;
+  /** Lists the tokens the principal can see (never the tokens themselves). */
+  list(filter?: { readonly tenant?: string | null }): Promise<TokenInfo[]>;
+  /** Revokes a token and every token derived from it, at once and for good. */
+  revoke(id: string): Promise<{ readonly revoked: readonly string[] }>;
+}
+
+/** Creating a tenant. */
+export interface TenantCreateOptions {
+  /** Overrides of the kernel's default tenant limits. */
+  readonly limits?: Partial<TenantLimits>;
+  /** Allow a name whose earlier tenant was deleted (the new tenant does not see the old one's events). */
+  readonly reuseName?: boolean;
+}
+
+/** What deleting a tenant did. */
+export interface TenantDeletion {
+  readonly tenant: string;
+  readonly services: number;
+  readonly tokensRevoked: number;
+  readonly secretsDeleted: number;
+}
+
+/** Tenants: kernel-wide, for the embedder and unscoped tokens. */
+export interface TenantsApi {
+  create(name: string, options?: TenantCreateOptions): Promise<TenantInfo>;
+  list(): Promise<TenantInfo[]>;
+  get(name: string): Promise<TenantInfo>;
+  /** Replaces the tenant's limit overrides (omitted limits go back to the defaults). */
+  update(name: string, limits: Partial<TenantLimits>): Promise<TenantInfo>;
+  /**
+   * Stops every service of the tenant (with `terminate`), revokes its tokens, deletes its secrets,
+   * storage and deployments, and records `tenant_deleted`. Its events stay in the log (still
+   * verifiable); the name is not reused unless asked for.
+   */
+  delete(name: string): Promise<TenantDeletion>;
+}
+
+/** A tenant's secrets. Values go in, and out only to services granted them. */
+export interface SecretsApi {
+  put(tenant: string, name: string, value: string): Promise<SecretInfo>;
+  delete(tenant: string, name: string): Promise<boolean>;
+  list(tenant: string): Promise<SecretInfo[]>;
+}
+
+/** The vault's keys. */
+export interface VaultApi {
+  status(): Promise<VaultStatus>;
+  /** A new data key; secrets are re-sealed under it in the background (with `wait`, before resolving). */
+  rotate(options?: { readonly wait?: boolean }): Promise<VaultStatus>;
+  /**
+   * A new master key: every data key is re-wrapped under it at once. With the data directory's
+   * key file the kernel makes the key; with `SOLO_MASTER_KEY` give `newKey` (and start with it).
+   */
+  rotateMasterKey(options?: { readonly newKey?: string }): Promise<VaultStatus>;
+}
+
+/**
+ * The kernel as the holder of one capability token sees it: the embedding API's operations, each
+ * of which verifies the token and checks its permissions first (a denial is audited and changes
+ * nothing). Tokens are checked at every operation, so a revocation or expiry takes effect at once.
+ */
+export interface KernelSession {
+  /** The token's own description. */
+  whoami(): Promise<TokenInfo>;
+  /**
+   * Whether the token is valid now and which tenant it reaches (null: every tenant), without
+   * recording anything: for routing and admission (the gateway's per-tenant lanes), never for
+   * deciding what the token may do.
+   */
+  reach(): { readonly valid: boolean; readonly tenant: string | null };
+  deploy(spec: DeploySpec): Promise<Deployment>;
+  call(tenant: string, service: string, request?: unknown, options?: CallOptions): Promise<unknown>;
+  cast(tenant: string, service: string, message?: unknown): Promise<void>;
+  kill(tenant: string, service: string): Promise<void>;
+  list(tenant: string, filter?: { readonly tag?: string }): Promise<ServiceInfo[]>;
+  status(tenant: string, service: string): Promise<ServiceInfo>;
+  tenantUsage(tenant: string): Promise<TenantUsage>;
+  /**
+   * What of the kernel's metrics this token may read: `{ tenant: null }` for an unscoped token
+   * (everything), `{ tenant }` for a scoped one (that tenant's series only). Needs
+   * `services:read`; a denial is audited like any other.
+   */
+  metricsScope(): Promise<{ readonly tenant: string | null }>;
+  restart(tenant: string, service: string): Promise<Deployment>;
+  swap(tenant: string, service: string, code: string, options?: SwapOptions): Promise<Deployment>;
+  rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
+  logs(tenant: string, service: string): Promise<LogEntry[]>;
+  versions(tenant: string, service: string): Promise<ServiceVersion[]>;
+  source(tenant: string, service: string, version?: number): Promise<ServiceSource>;
+  /** Events of the token's tenant (an unscoped token: any tenant, or all). */
+  events(query?: EventQuery): Promise<EventPage>;
+  subscribe(options?: SubscribeOptions): AsyncIterableIterator<SoloEvent>;
+  verify(): Promise<VerifyReport>;
+  readonly tokens: TokensApi & {
+    /** Derives a token from this one: a subset of its permissions, expiring no later. */
+    attenuate(spec: Omit<TokenSpec, "tenant"> & { readonly tenant?: string | null }): Promise<GrantedToken>;
+  };
+  readonly tenants: TenantsApi;
+  readonly secrets: SecretsApi;
+  readonly vault: VaultApi;
 }

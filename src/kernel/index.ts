@@ -3,4 +3,3 @@
 
 export type * from "./api.ts";
 export { openKernel } from "./open.ts";
-export type { KernelSession, SecretsApi, TenantCreateOptions, TenantDeletion, TenantsApi, TokensApi, VaultApi } from "./session.ts";

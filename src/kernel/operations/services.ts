@@ -35,7 +35,8 @@ export const call: HotOperation<[tenant: string, service: string, request?: unkn
     const subject = checkService(service);
     return { tenant: checkTenant(tenant), subject, need: calls(subject) };
   },
-  run: (k, tenant, service, request, options) => settled(k, () => k.calls.call(tenant, service, request, options === undefined ? {} : options)),
+  run: (k, tenant, service, request, options) =>
+    settled(k, () => k.calls.call(tenant, service, request, options === undefined ? {} : options)),
 };
 
 export const cast: HotOperation<[tenant: string, service: string, message?: unknown], Promise<void>> = {

@@ -1,10 +1,10 @@
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkTenant, describeType } from "../../lib/names.ts";
 import type { Store, TenantRow } from "../../store/store.ts";
+import type { TenantDeletion, TenantsApi } from "../api.ts";
 import type { Authority } from "../auth/authority.ts";
 import { resolveTenantLimits, type TenantLimits } from "../limits.ts";
 import type { EventLog, SoloEvent } from "../log/event-log.ts";
-import type { TenantDeletion, TenantsApi } from "../session.ts";
 import type { TenantInfo, TenantRegistry } from "./tenants.ts";
 
 /** What tenant lifecycle needs of the kernel. @internal */
