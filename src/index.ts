@@ -49,7 +49,7 @@ export {
 export type { SoloEvent, VerifyReport } from "./kernel/log/event-log.ts";
 export { EVENT_TYPES, type KernelEventType } from "./kernel/log/event-types.ts";
 export type { EventPage, EventQuery, SubscribeOptions } from "./kernel/log/query.ts";
-export type { FetchPolicy, FetchResponse } from "./kernel/powers/fetch.ts";
+export type { FetchPolicy, FetchResponse } from "./kernel/powers/fetch/index.ts";
 export type { GrantsInput, ServiceGrants } from "./kernel/powers/grants.ts";
 export {
   type Clock,

@@ -8,7 +8,7 @@ import type { BreakerState } from "./breaker/circuit.ts";
 import type { LimitsInput, ServiceLimits, TenantLimits } from "./limits.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
-import type { FetchPolicy } from "./powers/fetch.ts";
+import type { FetchPolicy } from "./powers/fetch/index.ts";
 import type { GrantsInput } from "./powers/grants.ts";
 import type { Clock, SupervisionInput, SupervisionPolicy } from "./supervisor/policy.ts";
 import type { TenantInfo } from "./tenants/tenants.ts";

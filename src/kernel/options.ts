@@ -11,7 +11,7 @@ import {
   type ServiceLimits,
   type TenantLimits,
 } from "./limits.ts";
-import { checkFetchPolicy as checkFetchPolicyFields, type FetchPolicy } from "./powers/fetch.ts";
+import { checkFetchPolicy as checkFetchPolicyFields, type FetchPolicy } from "./powers/fetch/index.ts";
 import { type Clock, DEFAULT_SUPERVISION, resolveSupervision, type SupervisionPolicy, SYSTEM_CLOCK } from "./supervisor/policy.ts";
 import { parseMasterKey } from "./vault/cipher.ts";
 

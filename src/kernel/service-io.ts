@@ -6,7 +6,7 @@ import type { Mutation, Store } from "../store/store.ts";
 import type { ServiceLimits } from "./limits.ts";
 import type { EventLog } from "./log/event-log.ts";
 import { CUSTOM_EVENT_NAME, customEventType } from "./log/event-types.ts";
-import { type FetchPolicy, guardedFetch } from "./powers/fetch.ts";
+import { type FetchPolicy, guardedFetch } from "./powers/fetch/index.ts";
 import type { Vault } from "./vault/vault.ts";
 
 /** The longest storage key, in bytes of UTF-8. */

@@ -1,6 +1,6 @@
 import { SoloError } from "../../lib/errors/errors.ts";
 import { describeType } from "../../lib/names.ts";
-import { hostPatternCovers } from "../powers/fetch.ts";
+import { hostPatternCovers } from "../powers/fetch/index.ts";
 
 /**
  * Permissions: what a capability token allows, as `action:resource` strings.

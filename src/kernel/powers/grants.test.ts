@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { ManualClock, rejection, until } from "../../../test/support/helpers.ts";
 import { type Kernel, openKernel, type SoloEvent } from "../../index.ts";
 import { type CertAndKey, createCa, issueCert } from "../../tls/certs.ts";
-import type { FetchPolicy } from "./fetch.ts";
+import type { FetchPolicy } from "./fetch/index.ts";
 
 /** A service that exercises one power per call and reports the outcome, catching any error. */
 const PROBE = `

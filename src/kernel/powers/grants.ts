@@ -3,7 +3,7 @@ import { SoloError } from "../../lib/errors/errors.ts";
 import { describeType, NAME_PATTERN } from "../../lib/names.ts";
 import type { Permission } from "../auth/permissions.ts";
 import { SECRET_NAME_PATTERN } from "../vault/vault.ts";
-import { checkFetchGrant } from "./fetch.ts";
+import { checkFetchGrant } from "./fetch/index.ts";
 
 export { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, type ServiceGrants };
 

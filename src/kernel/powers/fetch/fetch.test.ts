@@ -4,10 +4,10 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { rejection } from "../../../test/support/helpers.ts";
-import { SoloError } from "../../lib/errors/errors.ts";
-import { type CertAndKey, createCa, issueCert } from "../../tls/certs.ts";
-import { checkFetchGrant, classifyAddress, type FetchGrant, type FetchPolicy, guardedFetch, hostPatternCovers } from "./fetch.ts";
+import { rejection } from "../../../../test/support/helpers.ts";
+import { SoloError } from "../../../lib/errors/errors.ts";
+import { type CertAndKey, createCa, issueCert } from "../../../tls/certs.ts";
+import { checkFetchGrant, classifyAddress, type FetchGrant, type FetchPolicy, guardedFetch, hostPatternCovers } from "./index.ts";
 
 /** What the echo route saw. */
 interface Echo {

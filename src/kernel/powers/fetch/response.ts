@@ -1,0 +1,42 @@
+/** What a fetch hands back to the service: the final exchange, shaped, its body as text. */
+import type { Exchange } from "./exchange.ts";
+
+/** What a fetch returns to the service. */
+export interface FetchResponse {
+  readonly status: number;
+  readonly statusText: string;
+  /** Lower-case names; repeated headers joined with ", "; `set-cookie` is dropped. */
+  readonly headers: Record<string, string>;
+  /** The body, decoded as UTF-8. */
+  readonly body: string;
+  /** The final URL, after redirects. */
+  readonly url: string;
+  readonly redirected: boolean;
+  /** Bytes of body received. */
+  readonly bytes: number;
+}
+
+/** The response a service sees, from the last exchange of a fetch that ended at `url`. */
+export function fetchResponse(result: Extract<Exchange, { kind: "response" }>, url: URL, redirected: boolean): FetchResponse {
+  return {
+    status: result.status,
+    statusText: result.statusText,
+    headers: responseHeaders(result.rawHeaders),
+    body: new TextDecoder("utf-8").decode(result.body),
+    url: url.href,
+    redirected,
+    bytes: result.body.length,
+  };
+}
+
+function responseHeaders(raw: readonly string[]): Record<string, string> {
+  const joined = new Map<string, string>();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] ?? "").toLowerCase();
+    const value = raw[i + 1] ?? "";
+    if (name === "set-cookie" || name === "set-cookie2") continue;
+    const seen = joined.get(name);
+    joined.set(name, seen === undefined ? value : `${seen}, ${value}`);
+  }
+  return Object.fromEntries(joined);
+}
