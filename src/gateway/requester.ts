@@ -2,12 +2,19 @@ import type { Http2ServerRequest, Http2Session } from "node:http2";
 import type { TLSSocket } from "node:tls";
 import { createContextKey } from "@connectrpc/connect";
 import type { Requester, Via } from "../kernel/auth/denials.ts";
+import type { KernelSession } from "../kernel/index.ts";
 import { REQUEST_ID_PATTERN } from "../lib/names.ts";
 
 /** The requester of a call, as the gateway's socket saw it (set on every call from the port). */
 export const REQUESTER = createContextKey<Requester | undefined>(undefined, { description: "solo requester" });
 /** The call's request id (set by telemetry, else taken from a valid `x-request-id`). */
 export const REQUEST_ID = createContextKey<string | undefined>(undefined, { description: "solo request id" });
+
+/**
+ * The call's session, made once by the edge from its bearer token and the request: the edge's
+ * admission and the handler's operation share it, so the token is hashed and looked up once.
+ */
+export const SESSION = createContextKey<KernelSession | undefined>(undefined, { description: "solo session" });
 
 const known = new WeakMap<Http2Session, Requester>();
 

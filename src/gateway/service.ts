@@ -2,7 +2,7 @@ import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import {
   type Deployment as DeploymentMsg,
   DeploymentSchema,
@@ -25,7 +25,7 @@ import type { TenantInfo } from "../kernel/tenants/tenants.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
-import { REQUEST_ID, REQUESTER, viaOf } from "./requester.ts";
+import { REQUEST_ID, REQUESTER, SESSION, viaOf } from "./requester.ts";
 import type { Shedder } from "./shedder.ts";
 import { type DenialThrottle, TICKET, throttledError } from "./throttle.ts";
 
@@ -35,11 +35,8 @@ import { type DenialThrottle, TICKET, throttledError } from "./throttle.ts";
  * records denials, and does the work. The gateway only translates.
  */
 export function routes(kernel: Kernel, started: number, requester?: Requester): (router: ConnectRouter) => void {
-  const as = (ctx: HandlerContext): KernelSession =>
-    kernel.as(
-      bearer(ctx.requestHeader.get("authorization")),
-      viaOf(ctx.values.get(REQUESTER) ?? requester, ctx.values.get(REQUEST_ID) ?? ctx.requestHeader.get("x-request-id")),
-    );
+  // The edge made the call's session; a handler reached without it (tests' routers) makes its own.
+  const as = (ctx: HandlerContext): KernelSession => ctx.values.get(SESSION) ?? sessionOf(kernel, ctx.requestHeader, ctx.values, requester);
   return (router) => {
     router.service(KernelService, {
       async deploy(req, ctx) {
@@ -255,8 +252,11 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttl
         check(req.method.input, req.message);
         if (req.method.name === "Health") return await next(req);
       }
-      // A lane per tenant the token reaches ("*" for unscoped tokens, "" for no valid token).
-      const reach = kernel.as(bearer(req.header.get("authorization"))).reach();
+      // A lane per tenant the token reaches ("*" for unscoped tokens, "" for no valid token). The
+      // session is the handler's too: the token is verified here, once for the whole call.
+      const session = sessionOf(kernel, req.header, req.contextValues, requester);
+      req.contextValues.set(SESSION, session);
+      const reach = session.reach();
       const lane = reach.valid ? (reach.tenant ?? "*") : "";
       if (req.stream) {
         // A stream holds its lane's stream slot until it ends; a tenant at its limit is refused.
@@ -470,4 +470,12 @@ function tenantInfo(t: TenantInfo): {
   createdAt: string;
 } {
   return { name: t.name, incarnation: t.incarnation, limits: plain(t.limits), overrides: plain(t.overrides), createdAt: t.createdAt };
+}
+
+/** A call's session: its bearer token, for the request it serves (who sent it, its id). */
+function sessionOf(kernel: Kernel, header: Headers, values: ContextValues, requester: Requester | undefined): KernelSession {
+  return kernel.as(
+    bearer(header.get("authorization")),
+    viaOf(values.get(REQUESTER) ?? requester, values.get(REQUEST_ID) ?? header.get("x-request-id")),
+  );
 }

@@ -262,7 +262,9 @@ export interface Kernel {
    * which holds this object and so has every power; anything that serves other callers (the
    * gateway, an agent's tools) goes through a session. `via` says which request the session
    * serves (the requester's address and certificate, the request id): denials are recorded
-   * against it, and carry the id as their correlation id.
+   * against it, and carry the id as their correlation id. A session made with `via` serves that
+   * one request: its token is verified once, at its first check, and that verification stands for
+   * the rest of the request (make one per request); without `via`, at every operation.
    */
   as(token: string | undefined, via?: Via): KernelSession;
   /** Capability tokens, granted by the embedder. */

@@ -29,11 +29,14 @@ export class Session implements KernelSession {
   private readonly token: unknown;
   private readonly via: Via | undefined;
   private readonly gate: Gate;
+  private readonly pinned: boolean;
+  private verified: TokenPrincipal | undefined;
 
   constructor(parts: Parts, token: unknown, via?: Via) {
     this.k = parts;
     this.token = token;
     this.via = via;
+    this.pinned = via !== undefined;
     const target = (operation: string, tenant: string | null, subject: string | null = null): Target => ({
       operation,
       tenant,
@@ -43,11 +46,34 @@ export class Session implements KernelSession {
     const { authority } = parts;
     this.gate = {
       require: (operation, tenant, need, subject) =>
-        settled(parts, () => authority.authorize(token, target(operation, tenant, subject), need)),
-      verify: (operation) => settled(parts, () => authority.verifyToken(token, operation, via)),
+        settled(parts, () => {
+          const known = this.known();
+          const t = target(operation, tenant, subject);
+          return known ? authority.authorizeFor(known, t, need) : authority.authorize(token, t, need);
+        }),
+      verify: (operation) =>
+        settled(parts, async () => {
+          const known = this.known();
+          return known ? authority.vouch(known) : authority.verifyToken(token, operation, via);
+        }),
       permit: (p, operation, tenant, need, subject) => authority.permit(p, target(operation, tenant, subject), need),
       denied: (err, operation, tenant, p) => authority.denied(err, target(operation, tenant), p),
     };
+  }
+
+  // A session that serves one request (made with `via`) verifies its token once, at its first
+  // check, and that verification stands for the rest of the request: the gateway's admission and
+  // the operation share one hash and lookup. A token that fails is not remembered: each operation
+  // then fails (and is audited) on its own. Sessions without `via` verify at every operation.
+  private known(): TokenPrincipal | undefined {
+    if (!this.pinned) return undefined;
+    if (this.verified) return this.verified;
+    try {
+      this.verified = this.k.authority.tokens.verify(this.token, this.k.opts.clock.now());
+    } catch {
+      return undefined;
+    }
+    return this.verified;
   }
 
   /** Admits the token to `op`, then runs it for the token's principal. */
@@ -62,7 +88,12 @@ export class Session implements KernelSession {
     try {
       const { tenant, subject, need } = op.target(...args);
       const target: Target = { operation, tenant, subject, via: this.via };
-      const d = this.k.lifetime.closed ? closedDecision() : this.k.authority.decide(this.token, target, need);
+      const known = this.k.lifetime.closed ? undefined : this.known();
+      const d = this.k.lifetime.closed
+        ? closedDecision()
+        : known
+          ? this.k.authority.decideFor(known, target, need)
+          : this.k.authority.decide(this.token, target, need);
       if (d.ok) return op.run(this.k, ...args);
       const code = d.error instanceof SoloError ? d.error.code : "internal";
       if (code !== "unauthenticated" && code !== "permission_denied") return Promise.reject(d.error);
@@ -76,6 +107,10 @@ export class Session implements KernelSession {
 
   reach(): { readonly valid: boolean; readonly tenant: string | null } {
     if (this.k.lifetime.closed) return { valid: false, tenant: null };
+    if (this.pinned) {
+      const known = this.known();
+      return known ? { valid: true, tenant: known.tenant } : { valid: false, tenant: null };
+    }
     try {
       const p = this.k.authority.tokens.verify(this.token, this.k.opts.clock.now());
       return { valid: true, tenant: p.tenant };

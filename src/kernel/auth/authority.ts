@@ -102,6 +102,35 @@ export class Authority {
     return { ok: true, principal };
   }
 
+  /**
+   * The decision for a principal whose token was verified moments ago, for the request it serves
+   * (a session's pinned verification): the same check and count as {@link decide}, without hashing
+   * the token again.
+   */
+  decideFor(principal: TokenPrincipal, target: Target, need: Need): Decision {
+    try {
+      this.check(principal, target, need);
+    } catch (error) {
+      return { ok: false, error, principal };
+    }
+    this.count(principal);
+    return { ok: true, principal };
+  }
+
+  /** {@link authorize} for a principal verified moments ago (see {@link decideFor}). */
+  async authorizeFor(principal: TokenPrincipal, target: Target, need: Need): Promise<TokenPrincipal> {
+    const decision = this.decideFor(principal, target, need);
+    if (decision.ok) return decision.principal;
+    await this.denied(decision.error, target, principal);
+    throw decision.error;
+  }
+
+  /** {@link verifyToken} for a principal verified moments ago: counted as a verification. */
+  vouch(principal: TokenPrincipal): TokenPrincipal {
+    this.count(principal);
+    return principal;
+  }
+
   /** Checks an already verified principal against `target` and `need`; audits a denial. */
   async permit(p: Principal, target: Target, need: Need): Promise<void> {
     try {
