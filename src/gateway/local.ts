@@ -1,6 +1,5 @@
 import { createRouterTransport, type Interceptor } from "@connectrpc/connect";
-import type { Requester } from "../kernel/auth/denials.ts";
-import type { Kernel } from "../kernel/index.ts";
+import type { Kernel, Requester } from "../kernel/index.ts";
 import { bearer, type Clients, clientsOver } from "./client.ts";
 import { edge, routes } from "./service.ts";
 import { Shedder, type ShedderLimits } from "./shedder.ts";

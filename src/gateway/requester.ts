@@ -1,8 +1,7 @@
 import type { Http2ServerRequest, Http2Session } from "node:http2";
 import type { TLSSocket } from "node:tls";
 import { createContextKey } from "@connectrpc/connect";
-import type { Requester, Via } from "../kernel/auth/denials.ts";
-import type { KernelSession } from "../kernel/index.ts";
+import type { KernelSession, Requester, Via } from "../kernel/index.ts";
 import { REQUEST_ID_PATTERN } from "../lib/names.ts";
 
 /** The requester of a call, as the gateway's socket saw it (set on every call from the port). */

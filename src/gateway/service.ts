@@ -17,11 +17,7 @@ import {
   TokenInfoSchema,
   TokenService,
 } from "../gen/solo/v1/solo_pb.js";
-import type { Requester } from "../kernel/auth/denials.ts";
-import type { TokenInfo } from "../kernel/auth/tokens.ts";
-import type { Deployment, Kernel, KernelSession, ServiceInfo } from "../kernel/index.ts";
-import type { SoloEvent } from "../kernel/log/event-log.ts";
-import type { TenantInfo } from "../kernel/tenants/tenants.ts";
+import type { Deployment, Kernel, KernelSession, Requester, ServiceInfo, SoloEvent, TenantInfo, TokenInfo } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";

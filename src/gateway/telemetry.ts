@@ -4,7 +4,7 @@ import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Kernel, KernelStats } from "../kernel/index.ts";
-import { withCorrelation } from "../kernel/log/correlation.ts";
+import { withCorrelation } from "../kernel/index.ts";
 import { REQUEST_ID_PATTERN } from "../lib/names.ts";
 import type { EdgeClosure } from "./connections.ts";
 import { codeName } from "./errors.ts";

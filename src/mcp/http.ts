@@ -9,8 +9,7 @@ import type { Clients } from "../gateway/client.ts";
 import { httpStatus } from "../gateway/errors.ts";
 import { requesterOf, viaOfRequest } from "../gateway/requester.ts";
 import { bearer } from "../gateway/service.ts";
-import type { Requester } from "../kernel/auth/denials.ts";
-import type { Kernel } from "../kernel/index.ts";
+import type { Kernel, Requester } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { createMcpServer } from "./server.ts";
 
