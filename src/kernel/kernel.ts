@@ -27,7 +27,6 @@ import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
 import { admin, events, services } from "./operations/index.ts";
 import { assertOpen, type Parts } from "./parts.ts";
-import "./cycle-violation.ts";
 import { Session } from "./session.ts";
 
 /** @internal */
