@@ -9,7 +9,7 @@
  * await kernel.close();
  */
 
-export { type Finding, RULES, type RuleId } from "./kernel/analyzer/analyze.ts";
+export { type Finding, RULES, type RuleId } from "./kernel/analyzer/index.ts";
 export type { TokenSpec } from "./kernel/auth/authority.ts";
 export type { Requester, Via } from "./kernel/auth/denials.ts";
 export { FIXED_PERMISSIONS } from "./kernel/auth/permissions.ts";

@@ -10,7 +10,7 @@ import { SchedulerPool } from "../scheduler/pool.ts";
 import type { FromScheduler, PendingTimer } from "../scheduler/protocol.ts";
 import { openStore } from "../store/open.ts";
 import type { DeploymentRecord, Store } from "../store/store.ts";
-import { analyze, type Finding } from "./analyzer/analyze.ts";
+import { analyze, type Finding } from "./analyzer/index.ts";
 import type {
   CallOptions,
   Deployment,
