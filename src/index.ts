@@ -9,7 +9,7 @@
  * await kernel.close();
  */
 
-export { type Finding, RULES, type RuleId } from "./kernel/analyzer/analyze.ts";
+export { type Finding, RULES, type RuleId } from "./kernel/analyzer/index.ts";
 export type {
   KernelSession,
   SecretsApi,

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { QuickJSContext, QuickJSRuntime } from "quickjs-emscripten-core";
 import { DEFAULT_LIMITS, openKernel, SoloError } from "../../src/index.ts";
-import { analyze } from "../../src/kernel/analyzer/analyze.ts";
+import { analyze } from "../../src/kernel/analyzer/index.ts";
 import { EventLog } from "../../src/kernel/log/event-log.ts";
 import { compileEngine, instantiateEngine } from "../../src/sandbox/engine.ts";
 import { ServiceSandbox } from "../../src/sandbox/service.ts";

@@ -1,6 +1,6 @@
 import type { ServiceMeta } from "../lib/names.ts";
 import type { Crash } from "../sandbox/service.ts";
-import type { Finding } from "./analyzer/analyze.ts";
+import type { Finding } from "./analyzer/index.ts";
 import type { TokenSpec } from "./auth/authority.ts";
 import type { Via } from "./auth/denials.ts";
 import type { GrantedToken, TokenInfo } from "./auth/tokens.ts";

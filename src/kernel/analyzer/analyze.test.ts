@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Kernel, openKernel } from "../../index.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
-import { analyze, DEFAULT_MAX_LITERAL_BYTES, type Finding, HANDLER_NAMES, MISSING_GLOBALS, RULES, type RuleId } from "./analyze.ts";
+import { DEFAULT_MAX_LITERAL_BYTES, HANDLER_NAMES } from "./contract.ts";
+import { analyze, type Finding, RULES, type RuleId } from "./index.ts";
+import { MISSING_GLOBALS } from "./rules/unknown-global.ts";
 
 /** A finding as one comparable line: rule, severity and position. */
 function brief(f: Finding): string {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { RULES } from "./analyze.ts";
+import { RULES } from "./index.ts";
 
 describe("the analyzer's rules", () => {
   it("are each documented in docs/programming-model.md with their severity, and nothing else is", () => {

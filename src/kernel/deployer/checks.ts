@@ -5,7 +5,7 @@ import { SoloError } from "../../lib/errors/errors.ts";
 import { checkMeta, checkService, checkTenant, describeType, type ServiceMeta } from "../../lib/names.ts";
 import { encodeJson } from "../../sandbox/json.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
-import { analyze, type Finding } from "../analyzer/analyze.ts";
+import { analyze, type Finding } from "../analyzer/index.ts";
 import { resolveLimits, type ServiceLimits } from "../limits.ts";
 import { resolveGrants, type ServiceGrants } from "../powers/grants.ts";
 import { resolveSupervision, type SupervisionPolicy } from "../supervisor/policy.ts";
