@@ -1,3 +1,7 @@
+/**
+ * The CLI's output: tables and colours for people, JSON for scripts, errors in either form, and
+ * the exit code an error gives.
+ */
 import { ConnectError } from "@connectrpc/connect";
 import type { ErrorData } from "../lib/errors/data.ts";
 import * as lib from "../lib/errors/data.ts";
@@ -5,8 +9,7 @@ import { SoloError } from "../lib/errors/errors.ts";
 import { codeOfGrpc, EXIT, TRANSPORT } from "../lib/errors/transport.ts";
 import { jsonReplacer, plainJson } from "../lib/json.ts";
 
-/** The CLI's exit codes (docs/cli.md). */
-/** JSON helpers the commands print with. */
+/** The CLI's exit codes (docs/cli.md; each error code's is in the one transport map), and the JSON helpers the commands print with. */
 export { EXIT, jsonReplacer, plainJson };
 
 /** A mistake on the command line, reported with exit code 2. */
@@ -30,6 +33,11 @@ export const dim = paint(2);
 export const red = paint(31);
 export const green = paint(32);
 export const yellow = paint(33);
+
+/** A size for people: KiB below a MiB, else MiB to one decimal. */
+export function kib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(0)} KiB`;
+}
 
 /** Prints rows as aligned columns, the first row a header. */
 export function table(rows: readonly (readonly string[])[], out: NodeJS.WriteStream = process.stdout): void {
