@@ -6,11 +6,11 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { Clients } from "../gateway/client.ts";
-import { httpStatus } from "../gateway/errors.ts";
 import { requesterOf, viaOfRequest } from "../gateway/requester.ts";
 import { bearer } from "../gateway/service.ts";
 import type { Kernel, Requester } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { TRANSPORT } from "../lib/errors/transport.ts";
 import { createMcpServer } from "./server.ts";
 
 /** How the gateway serves MCP's Streamable HTTP transport at `/mcp`. */
@@ -332,7 +332,7 @@ function refuse(res: Http2ServerResponse, err: unknown): void {
   }
   const { hint, field, ...details } = e.details as Record<string, unknown>;
   const jsonRpcCode = e.reason === "SOLO_ERR_MCP_REQUEST_INVALID" && field === "body" ? -32700 : -32000;
-  const status = e.reason === "SOLO_ERR_MCP_REQUEST_TOO_LARGE" ? 413 : httpStatus(e.code);
+  const status = e.reason === "SOLO_ERR_MCP_REQUEST_TOO_LARGE" ? 413 : TRANSPORT[e.code].http;
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (status === 401) headers["www-authenticate"] = 'Bearer realm="solo"';
   if (typeof details.retryAfterMs === "number") headers["retry-after"] = String(Math.ceil(details.retryAfterMs / 1000));
