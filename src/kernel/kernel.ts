@@ -1,13 +1,12 @@
 import { hash } from "node:crypto";
+import type { Crash } from "../api/crash.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { checkMeta, checkService, checkTenant, describeType, NO_META, type ServiceMeta, TAG_PATTERN } from "../lib/names.ts";
 import { compileEngine, type EngineImage } from "../sandbox/engine.ts";
 import { encodeJson } from "../sandbox/json.ts";
-import { type Crash, crashError, deployFailure } from "../sandbox/service.ts";
+import { crashError, deployFailure } from "../sandbox/service.ts";
 import { stripTypes } from "../sandbox/typescript.ts";
-import type { Culprit } from "../scheduler/pool.ts";
-import { SchedulerPool } from "../scheduler/pool.ts";
-import type { FromScheduler, PendingTimer } from "../scheduler/protocol.ts";
+import { type Culprit, type FromScheduler, type PendingTimer, SchedulerPool } from "../scheduler/index.ts";
 import { openStore } from "../store/open.ts";
 import type { DeploymentRecord, Store } from "../store/store.ts";
 import { analyze, type Finding } from "./analyzer/analyze.ts";
