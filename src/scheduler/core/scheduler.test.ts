@@ -5,29 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { afterEach, before, describe, it } from "node:test";
-import { DEFAULT_GRANTS, type ServiceGrants } from "../../api/grants.ts";
-import type { ServiceLimits } from "../../api/limits.ts";
+import { rejection } from "../../../test/support/helpers.ts";
+import { MiB, SchedulerHarness, TENANT_MEMORY } from "../../../test/support/scheduler.ts";
 import { type ErrorData, SoloError } from "../../lib/errors/errors.ts";
 import { failed, replied } from "../../sandbox/contract.ts";
 import { compileEngine, type EngineImage } from "../../sandbox/engine.ts";
-import { StepBoard } from "../board.ts";
-import type { Scheduler } from "../index.ts";
-import type { Deployed, FromScheduler, PendingTimer, Swapped, ToScheduler } from "../protocol.ts";
-import { createScheduler } from "./scheduler.ts";
-
-const MiB = 1024 * 1024;
-const LIMITS: ServiceLimits = {
-  memoryBytes: 32 * MiB,
-  stackBytes: 256 * 1024,
-  cpuMsPerMessage: 100,
-  messageBytes: MiB,
-  stateBytes: 8 * MiB,
-  timers: 1000,
-  storageBytes: 16 * MiB,
-  storageKeys: 10_000,
-  mailbox: 10_000,
-};
-const TENANT_MEMORY = 64 * MiB;
 
 const COUNTER = `export default {
   init(start) { return start ?? 0 },
@@ -35,177 +17,13 @@ const COUNTER = `export default {
   handleCast(by, n) { return { state: n + by } },
 }`;
 
-type Other = Exclude<FromScheduler, { op: "ok" | "err" | "ready" }>;
-type OfOp<Op extends Other["op"]> = Extract<Other, { op: Op }>;
-
-/** A scheduler in this thread, with the control plane's side of its protocol: request ids, services' ids, what it reported. */
-class Harness {
-  readonly board = new StepBoard();
-  readonly scheduler: Scheduler;
-  /** Everything it sent that is not a reply, in order. */
-  readonly reported: Other[] = [];
-  private readonly waiting = new Map<number, { resolve: (value: string) => void; reject: (err: SoloError) => void }>();
-  private readonly watchers: Array<{ match: (m: Other) => boolean; resolve: (m: Other) => void }> = [];
-  private rid = 0;
-  private sid = 0;
-  private cid = 0;
-
-  constructor(engine: EngineImage) {
-    this.scheduler = createScheduler({ engine, board: this.board, index: 0 }, (batch) => this.take(batch));
-  }
-
-  /** Sends one operation that expects a reply; resolves with its JSON ("" for none). */
-  request(make: (rid: number) => ToScheduler): Promise<string> {
-    return this.requests([make])[0] as Promise<string>;
-  }
-
-  /** Sends operations that expect replies, in one batch (the scheduler runs nothing before it has taken them all). */
-  requests(makes: ReadonlyArray<(rid: number) => ToScheduler>): Promise<string>[] {
-    const ops: ToScheduler[] = [];
-    const replies = makes.map((make) => {
-      const rid = ++this.rid;
-      ops.push(make(rid));
-      return new Promise<string>((resolve, reject) => this.waiting.set(rid, { resolve, reject }));
-    });
-    this.scheduler.receive(ops);
-    return replies;
-  }
-
-  async deploy(
-    service: string,
-    code: string,
-    options: {
-      tenant?: string;
-      limits?: Partial<ServiceLimits>;
-      grants?: Partial<ServiceGrants>;
-      args?: unknown;
-      state?: string;
-      timers?: PendingTimer[];
-    } = {},
-  ): Promise<{ sid: number; handlers: readonly string[] }> {
-    const sid = ++this.sid;
-    const reply = await this.request((rid) => ({
-      op: "deploy",
-      rid,
-      sid,
-      tenant: options.tenant ?? "acme",
-      service,
-      version: 1,
-      filename: `${service}.js`,
-      code,
-      args: options.args === undefined ? "" : JSON.stringify(options.args),
-      limits: { ...LIMITS, ...options.limits },
-      grants: { ...DEFAULT_GRANTS, ...options.grants },
-      tenantMemoryBytes: TENANT_MEMORY,
-      ...(options.state !== undefined ? { state: options.state, timers: options.timers ?? [] } : {}),
-    }));
-    return { sid, handlers: (JSON.parse(reply) as Deployed).handlers };
-  }
-
-  async call(sid: number, request: unknown, deadline = Date.now() + 10_000): Promise<unknown> {
-    const [reply] = this.calls(sid, [request], deadline);
-    return reply;
-  }
-
-  /** Calls in one batch: they wait in the mailbox together. */
-  calls(sid: number, requests: readonly unknown[], deadline = Date.now() + 10_000): Promise<unknown>[] {
-    const replies = this.requests(requests.map((r) => (rid: number) => ({ op: "call", rid, sid, payload: JSON.stringify(r), deadline })));
-    return replies.map(async (reply) => {
-      const json = await reply;
-      return json === "" ? undefined : JSON.parse(json);
-    });
-  }
-
-  /** Sends casts in one batch; returns their numbers. */
-  cast(sid: number, ...messages: unknown[]): number[] {
-    const ops = messages.map((m) => ({ op: "cast" as const, sid, cid: ++this.cid, payload: JSON.stringify(m) }));
-    this.scheduler.receive(ops);
-    return ops.map((o) => o.cid);
-  }
-
-  async swap(sid: number, code: string, version: number, fromVersion: number): Promise<Swapped> {
-    const reply = await this.request((rid) => ({
-      op: "swap",
-      rid,
-      sid,
-      version,
-      fromVersion,
-      filename: "v.js",
-      code,
-      limits: LIMITS,
-      grants: DEFAULT_GRANTS,
-    }));
-    return JSON.parse(reply) as Swapped;
-  }
-
-  kill(sid: number): Promise<string> {
-    return this.request((rid) => ({ op: "kill", rid, sid }));
-  }
-
-  send(...ops: ToScheduler[]): void {
-    this.scheduler.receive(ops);
-  }
-
-  /** The first report (already sent, or to come within 5 s) of this kind that matches. */
-  next<Op extends Other["op"]>(op: Op, match: (m: OfOp<Op>) => boolean = () => true): Promise<OfOp<Op>> {
-    const test = (m: Other): boolean => m.op === op && match(m as OfOp<Op>);
-    const seen = this.reported.find(test);
-    if (seen) return Promise.resolve(seen as OfOp<Op>);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${op} report came`)), 5000);
-      this.watchers.push({
-        match: test,
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m as OfOp<Op>);
-        },
-      });
-    });
-  }
-
-  /** Stops every service, as a closing kernel does. */
-  async close(): Promise<void> {
-    await this.request((rid) => ({ op: "shutdown", rid }));
-  }
-
-  private take(batch: readonly FromScheduler[]): void {
-    for (const m of batch) {
-      if (m.op === "ok" || m.op === "err") {
-        const w = this.waiting.get(m.rid);
-        this.waiting.delete(m.rid);
-        if (m.op === "ok") w?.resolve(m.value);
-        else w?.reject(SoloError.fromData(m.error));
-        continue;
-      }
-      if (m.op === "ready") continue;
-      this.reported.push(m);
-      for (const w of [...this.watchers]) {
-        if (!w.match(m)) continue;
-        this.watchers.splice(this.watchers.indexOf(w), 1);
-        w.resolve(m);
-      }
-    }
-  }
-}
-
-async function rejected(promise: Promise<unknown> | undefined): Promise<SoloError> {
-  assert.ok(promise);
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof SoloError, `expected a SoloError, got ${String(err)}`);
-    return err;
-  }
-  return assert.fail("expected a SoloError");
-}
-
 let engine: EngineImage;
-let h: Harness;
+let h: SchedulerHarness;
 before(async () => {
   engine = await compileEngine();
 });
-const fresh = (): Harness => {
-  h = new Harness(engine);
+const fresh = (): SchedulerHarness => {
+  h = new SchedulerHarness(engine);
   return h;
 };
 afterEach(async () => {
@@ -224,23 +42,23 @@ describe("Scheduler (in the calling thread)", () => {
     it("refuses a second deploy of a running service, which keeps running", async () => {
       fresh();
       const { sid } = await h.deploy("counter", COUNTER);
-      const err = await rejected(h.deploy("counter", COUNTER));
+      const err = await rejection(h.deploy("counter", COUNTER));
       assert.equal(err.reason, "SOLO_ERR_DEPLOY_EXISTS");
       assert.equal(await h.call(sid, 1), 1);
     });
 
     it("fails a module that does not parse, at its line, and leaves nothing running", async () => {
       fresh();
-      const err = await rejected(h.deploy("broken", "export default {\n  init() { return 0 ,\n}"));
+      const err = await rejection(h.deploy("broken", "export default {\n  init() { return 0 ,\n}"));
       assert.equal(err.reason, "SOLO_ERR_DEPLOY_SYNTAX");
       assert.equal(err.details.line, 3);
-      const gone = await rejected(h.call(1, null));
+      const gone = await rejection(h.call(1, null));
       assert.equal(gone.reason, "SOLO_ERR_SERVICE_CRASHED");
     });
 
     it("fails a deploy whose init throws, with the crash, and does not report it as a crashed service", async () => {
       fresh();
-      const err = await rejected(
+      const err = await rejection(
         h.deploy("bad", "export default { init() { throw new Error('no config') }, handleCast(m, s) { return { state: s } } }"),
       );
       assert.equal(err.reason, "SOLO_ERR_DEPLOY_INIT_FAILED");
@@ -283,7 +101,7 @@ describe("Scheduler (in the calling thread)", () => {
     it("answers SOLO_ERR_HANDLER_MISSING for a service without handleCall, which keeps running", async () => {
       fresh();
       const { sid } = await h.deploy("sink", "export default { handleCast(m, s) { return { state: s } } }");
-      const err = await rejected(h.call(sid, null));
+      const err = await rejection(h.call(sid, null));
       assert.equal(err.reason, "SOLO_ERR_HANDLER_MISSING");
       h.cast(sid, "still here");
       await h.next("taken");
@@ -370,7 +188,7 @@ describe("Scheduler (in the calling thread)", () => {
         "fragile",
         "export default {\n  init() { return 0 },\n  handleCall() {\n    throw new TypeError('bad input')\n  },\n}",
       );
-      const err = await rejected(h.call(sid, null));
+      const err = await rejection(h.call(sid, null));
       assert.equal(err.reason, "SOLO_ERR_HANDLER_THREW");
       const crash = err.details.crash as { kind: string; line: number };
       assert.equal(crash.kind, "exception");
@@ -378,7 +196,7 @@ describe("Scheduler (in the calling thread)", () => {
       const status = await h.next("status", (m) => m.sid === sid);
       assert.equal(status.status, "crashed");
       assert.equal(status.crash?.reason, "SOLO_ERR_HANDLER_THREW");
-      const after = await rejected(h.call(sid, null));
+      const after = await rejection(h.call(sid, null));
       assert.equal(after.reason, "SOLO_ERR_SERVICE_CRASHED");
     });
 
@@ -389,8 +207,8 @@ describe("Scheduler (in the calling thread)", () => {
         "export default { handleCall(req, s) { if (req === 'boom') throw new Error('boom'); return { reply: req, state: s } } }",
       );
       const [first, queued] = h.calls(sid, ["boom", "after"]);
-      assert.equal((await rejected(first)).reason, "SOLO_ERR_HANDLER_THREW");
-      const err = await rejected(queued);
+      assert.equal((await rejection(first)).reason, "SOLO_ERR_HANDLER_THREW");
+      const err = await rejection(queued);
       assert.equal(err.reason, "SOLO_ERR_SERVICE_CRASHED");
       assert.match(err.message, /it crashed: .*boom/);
     });
@@ -401,7 +219,7 @@ describe("Scheduler (in the calling thread)", () => {
         "stuck",
         "export default { async handleCall(r, s) { await new Promise(() => {}); return { reply: 1, state: s } } }",
       );
-      const err = await rejected(h.call(sid, null));
+      const err = await rejection(h.call(sid, null));
       assert.equal(err.reason, "SOLO_ERR_HANDLER_UNSETTLED");
     });
   });
@@ -411,7 +229,7 @@ describe("Scheduler (in the calling thread)", () => {
       fresh();
       const { sid: counter } = await h.deploy("counter", COUNTER);
       const { sid } = await h.deploy("spin", "export default { handleCall() { for (;;) {} } }", { limits: { cpuMsPerMessage: 20 } });
-      const err = await rejected(h.call(sid, null));
+      const err = await rejection(h.call(sid, null));
       assert.equal(err.reason, "SOLO_ERR_LIMIT_CPU");
       assert.equal((err.details.crash as { kind: string }).kind, "cpu_limit");
       assert.equal(await h.call(counter, 1), 1);
@@ -426,7 +244,7 @@ describe("Scheduler (in the calling thread)", () => {
           limits: { memoryBytes: 2 * MiB, cpuMsPerMessage: 5000 },
         },
       );
-      const err = await rejected(h.call(sid, null));
+      const err = await rejection(h.call(sid, null));
       assert.equal(err.reason, "SOLO_ERR_LIMIT_MEMORY");
       assert.equal((err.details.crash as { kind: string }).kind, "memory_limit");
     });
@@ -436,7 +254,7 @@ describe("Scheduler (in the calling thread)", () => {
       const { sid } = await h.deploy("counter", COUNTER, { limits: { mailbox: 1 } });
       const [first, second] = h.calls(sid, [1, 1]); // one batch: the first still waits in the mailbox
       assert.equal(await first, 1);
-      const err = await rejected(second);
+      const err = await rejection(second);
       assert.equal(err.reason, "SOLO_ERR_MAILBOX_FULL");
       assert.equal(err.details.limit, 1);
       const [, dropped] = h.cast(sid, 5, 6);
@@ -453,7 +271,7 @@ describe("Scheduler (in the calling thread)", () => {
       const { sid } = await h.deploy("big", "export default { handleCall(r, s) { return { reply: 'x'.repeat(4096), state: s } } }", {
         limits: { messageBytes: 1024 },
       });
-      const err = await rejected(h.call(sid, null));
+      const err = await rejection(h.call(sid, null));
       assert.equal(err.reason, "SOLO_ERR_VALUE_TOO_LARGE");
     });
 
@@ -496,7 +314,7 @@ describe("Scheduler (in the calling thread)", () => {
     it("leaves the old version running, untouched, when the new version's codeChange throws", async () => {
       fresh();
       const { sid } = await h.deploy("svc", V1);
-      const err = await rejected(
+      const err = await rejection(
         h.swap(
           sid,
           "export default { codeChange() { throw new Error('nope') }, handleCall(r, s) { return { reply: 'v2', state: s } } }",
@@ -513,7 +331,7 @@ describe("Scheduler (in the calling thread)", () => {
       fresh();
       const { sid } = await h.deploy("svc", V1);
       await h.kill(sid);
-      const err = await rejected(h.swap(sid, V1, 2, 1));
+      const err = await rejection(h.swap(sid, V1, 2, 1));
       assert.equal(err.reason, "SOLO_ERR_SERVICE_STOPPED");
     });
   });
@@ -529,7 +347,7 @@ describe("Scheduler (in the calling thread)", () => {
       const log = await h.next("log", (m) => m.sid === sid);
       assert.equal(log.level, "warn");
       assert.match(log.text, /terminate failed: .*bye: killed/);
-      const err = await rejected(h.call(sid, null));
+      const err = await rejection(h.call(sid, null));
       assert.equal(err.reason, "SOLO_ERR_SERVICE_STOPPED");
     });
 
@@ -537,7 +355,7 @@ describe("Scheduler (in the calling thread)", () => {
       fresh();
       const { sid } = await h.deploy("spin", "export default { handleCall() { for (;;) {} } }", { limits: { cpuMsPerMessage: 60_000 } });
       h.board.requestStop(sid);
-      const err = await rejected(h.call(sid, null));
+      const err = await rejection(h.call(sid, null));
       assert.equal(err.reason, "SOLO_ERR_SERVICE_STOPPED");
       assert.match(err.message, /while it handled this message/);
     });
@@ -643,7 +461,7 @@ describe("Scheduler (in the calling thread)", () => {
       const waiting = h.call(sid, null);
       await h.next("io");
       await h.close();
-      const err = await rejected(waiting);
+      const err = await rejection(waiting);
       assert.equal(err.reason, "SOLO_ERR_SERVICE_STOPPED");
       assert.match(err.message, /shutdown/);
     });
