@@ -9,6 +9,7 @@
  * await kernel.close();
  */
 
+export { CRASH_KINDS, type Crash, type CrashKind } from "./api/crash.ts";
 export { type Finding, RULES, type RuleId } from "./kernel/analyzer/index.ts";
 export type {
   KernelSession,
@@ -63,4 +64,3 @@ export type { TenantInfo } from "./kernel/tenants/tenants.ts";
 export type { SecretInfo, VaultStatus } from "./kernel/vault/vault.ts";
 export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./lib/errors/errors.ts";
 export { NAME_PATTERN } from "./lib/names.ts";
-export { CRASH_KINDS, type Crash, type CrashKind } from "./sandbox/service.ts";

@@ -14,8 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Kernel, openKernel, SoloError } from "../../src/index.ts";
 import { DEFAULT_LIMITS } from "../../src/kernel/limits.ts";
+import { type CpuClock, threadClock } from "../../src/sandbox/cpu-clock.ts";
 import { compileEngine, instantiateEngine, type TenantEngine } from "../../src/sandbox/engine.ts";
-import { type CpuClock, ServiceSandbox, threadClock } from "../../src/sandbox/service.ts";
+import { ServiceSandbox } from "../../src/sandbox/service.ts";
 import { STUCK_SERVICE as STUCK } from "../../test/support/services.ts";
 import { fmtMs, fmtRatio, median, percentile, printTable, sleep, verdict } from "../stats.ts";
 

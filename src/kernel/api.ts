@@ -1,5 +1,5 @@
+import type { Crash } from "../api/crash.ts";
 import type { ServiceMeta } from "../lib/names.ts";
-import type { Crash } from "../sandbox/service.ts";
 import type { Finding } from "./analyzer/index.ts";
 import type { TokenSpec } from "./auth/authority.ts";
 import type { Via } from "./auth/denials.ts";

@@ -4,8 +4,7 @@
 
 import type { SoloError } from "../lib/errors/errors.ts";
 import { compileEngine, type EngineImage } from "../sandbox/engine.ts";
-import type { Culprit } from "../scheduler/pool.ts";
-import { SchedulerPool } from "../scheduler/pool.ts";
+import { type Culprit, SchedulerPool } from "../scheduler/index.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import type { Kernel, KernelOptions } from "./api.ts";

@@ -2,7 +2,7 @@
 // and the operations use them.
 
 import { SoloError } from "../lib/errors/errors.ts";
-import type { SchedulerPool } from "../scheduler/pool.ts";
+import type { SchedulerPool } from "../scheduler/index.ts";
 import type { Store } from "../store/store.ts";
 import type { Audit } from "./audit/index.ts";
 import type { Authority } from "./auth/authority.ts";

@@ -1,7 +1,7 @@
 import type { ServiceGrants } from "../api/grants.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { failed, type IoKind, type Result, replied } from "../sandbox/contract.ts";
 import { overByteLimit } from "../sandbox/json.ts";
-import type { IoKind } from "../scheduler/protocol.ts";
 import type { Mutation, Store } from "../store/store.ts";
 import type { ServiceLimits } from "./limits.ts";
 import type { EventLog } from "./log/event-log.ts";
@@ -27,7 +27,7 @@ export interface IoCaller {
 /**
  * Answers services' requests for durable storage (`solo.storage`) and custom events
  * (`solo.emit`). Requests arrive as text framed by the bootstrap, from code that may be hostile:
- * every field is checked here again. Answers are `R<json>` or `E<error json>`.
+ * every field is checked here again. Each answer is a Result: a JSON value or an error.
  * @internal
  */
 export class ServiceIo {
@@ -45,20 +45,20 @@ export class ServiceIo {
     this.fetchPolicy = fetchPolicy;
   }
 
-  async handle(caller: IoCaller, kind: IoKind, arg: string): Promise<string> {
+  async handle(caller: IoCaller, kind: IoKind, arg: string): Promise<Result> {
     try {
       switch (kind) {
         case "kv":
-          return `R${await this.kv(caller, arg)}`;
+          return replied(await this.kv(caller, arg));
         case "emit":
-          return `R${await this.emit(caller, arg)}`;
+          return replied(await this.emit(caller, arg));
         case "secret":
-          return `R${await this.secret(caller, arg)}`;
+          return replied(await this.secret(caller, arg));
         case "fetch":
-          return `R${await this.fetch(caller, arg)}`;
+          return replied(await this.fetch(caller, arg));
       }
     } catch (err) {
-      return `E${JSON.stringify(SoloError.from(err).toData())}`;
+      return failed(SoloError.from(err).toData());
     }
   }
 

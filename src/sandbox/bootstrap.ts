@@ -7,8 +7,8 @@
  * sandbox and under the message's CPU budget, by a strict JSON encoder, so no getter, proxy, toJSON
  * or prototype trick can run on the host side. The host treats every string it gets back as hostile.
  *
- * Outcome strings: "R<json>" a call's reply, "S" done, "M" no such handler, "P" pending (the result
- * arrives later through host("settle", outcome)), "E<json>" failed with a described error.
+ * The strings it makes and reads are the guest half of the one codec of this boundary: their
+ * formats, and the host half, are in contract.ts.
  * @internal
  */
 export const BOOTSTRAP_FILENAME = "solo:bootstrap";

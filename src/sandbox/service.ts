@@ -1,49 +1,26 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core";
-import type { ServiceGrants } from "../api/grants.ts";
-import type { ServiceLimits } from "../api/limits.ts";
+import type { Crash } from "../api/crash.ts";
 import { type ErrorData, REASONS, type Reason, SoloError } from "../lib/errors/errors.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
+import {
+  clipped,
+  decodeHostRequest,
+  decodeInstalled,
+  decodeOutcome,
+  encodeAnswer,
+  encodeError,
+  encodeResult,
+  type GuestError,
+  type GuestOutcome,
+  type HostHandler,
+  type Outcome,
+  type Result,
+  type SandboxSpec,
+} from "./contract.ts";
+import { type CpuClock, threadClock } from "./cpu-clock.ts";
 import { ensureRoomForRuntime, HostMemoryFull, RuntimeMemory, type TenantEngine } from "./engine.ts";
 import { FastCall } from "./fast-call.ts";
 import { MAX_DEPTH } from "./json.ts";
-
-/** Why a message failed or a service crashed, as users see it in errors and in `list()`. */
-export interface Crash {
-  readonly kind: CrashKind;
-  readonly reason: Reason;
-  readonly message: string;
-  /** Position in the author's source, where the engine reported one. */
-  readonly line?: number;
-  readonly column?: number;
-  /** JSON path of an offending value (`$.items[3]`), for value errors. */
-  readonly path?: string;
-  /** For a memory_limit crash: `tenant_memory` when the tenant's memory was full, not the service's own limit. */
-  readonly resource?: "tenant_memory";
-}
-
-/** The closed set of crash kinds. */
-export const CRASH_KINDS = [
-  "exception",
-  "cpu_limit",
-  "memory_limit",
-  "stack_limit",
-  "invalid_result",
-  "invalid_value",
-  "unsettled",
-  "engine_fault",
-  "scheduler_failed",
-] as const;
-export type CrashKind = (typeof CRASH_KINDS)[number];
-
-/** What one step of a message produced. */
-export type Outcome =
-  | { readonly t: "reply"; readonly json: string }
-  | { readonly t: "done" }
-  | { readonly t: "missing" }
-  | { readonly t: "pending" }
-  | { readonly t: "failed"; readonly crash: Crash }
-  /** The message was stopped because the service is being killed (`SandboxOptions.shouldStop`). */
-  | { readonly t: "stopped" };
 
 /** How a sandbox is run, beyond its spec. @internal */
 export interface SandboxOptions {
@@ -52,20 +29,6 @@ export interface SandboxOptions {
   /** Polled with the budget: true when the service is being killed, so its message stops at once. */
   readonly shouldStop?: () => boolean;
 }
-
-/** The service's identity and limits, as the sandbox needs them. */
-export interface SandboxSpec {
-  readonly tenant: string;
-  readonly service: string;
-  readonly version: number;
-  readonly filename: string;
-  readonly limits: ServiceLimits;
-  /** The powers granted (the scheduler enforces them); omitted: the defaults. */
-  readonly grants?: ServiceGrants;
-}
-
-/** Handles the `solo` object's requests; returns a string for the guest, or throws a SoloError. */
-export type HostHandler = (op: string, arg: string) => string;
 
 /**
  * An error the engine itself raised outside the guest (a native stack overflow through the
@@ -80,41 +43,6 @@ const SETTLE = "settle";
 /** How a failure the guest could not describe is read when the engine refused it memory. */
 const OUT_OF_MEMORY: GuestError = { kind: "exception", name: "InternalError", message: "out of memory", stack: "" };
 const BOOTSTRAP_BUDGET_MS = 5000;
-
-/** The scheduler thread's CPU time, in milliseconds: what a message's budget counts. */
-export function threadCpuMs(): number {
-  const u = process.threadCpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-/** A CPU clock as a sandbox reads it: `read()` now, `recent()` a reading at most 2 ms old. @internal */
-export interface CpuClock {
-  read(): number;
-  recent(): number;
-}
-
-const RECENT_MS = 2;
-
-/**
- * The scheduler thread's CPU time, read once per step: a step begins at the reading that ended
- * the step before it (the host's work in between is counted against the next message, which
- * makes the budget stricter by microseconds, never looser), unless that reading is stale.
- * @internal
- */
-export const threadClock: CpuClock = (() => {
-  let last = 0;
-  let at = Number.NEGATIVE_INFINITY;
-  return {
-    read(): number {
-      last = threadCpuMs();
-      at = performance.now();
-      return last;
-    },
-    recent(): number {
-      return performance.now() - at < RECENT_MS ? last : this.read();
-    },
-  };
-})();
 
 /**
  * One service's QuickJS runtime and context inside its tenant's WebAssembly instance, with the
@@ -299,9 +227,9 @@ export class ServiceSandbox {
       installed.value.dispose();
       // Reading the handlers runs the module's code too (a getter, a proxy): within the budget.
       if (this.stepOverBudget()) throw deployFailure(cpuCrash(this.spec.limits.cpuMsPerMessage));
-      if (answer.startsWith("E")) throw deployFailure(this.crashFrom(parseGuestError(answer.slice(1))));
-      const names = answer.slice(1);
-      return names === "" ? [] : names.split(",");
+      const installedAs = decodeInstalled(answer);
+      if ("error" in installedAs) throw deployFailure(this.crashFrom(installedAs.error));
+      return installedAs.handlers;
     } catch (err) {
       if (!(err instanceof HostMemoryFull)) throw err;
       throw deployFailure(this.crashFrom(OUT_OF_MEMORY));
@@ -321,9 +249,9 @@ export class ServiceSandbox {
     return this.step(op, a, b);
   }
 
-  /** Continues the current message with the outcome of a call it made (`R<json>` or `E<json>`). */
-  resume(callId: string, outcome: string): Outcome {
-    return this.step("resolve", callId, outcome);
+  /** Continues the current message with the result of a call it made (or of a request the control plane answered). */
+  resume(callId: string, result: Result): Outcome {
+    return this.step("resolve", callId, encodeResult(result));
   }
 
   /** Ends the current message's accounting. */
@@ -438,15 +366,13 @@ export class ServiceSandbox {
     try {
       const raw = this.callRun(op, a, b);
       if (typeof raw !== "string") return { t: "failed", crash: this.crashFrom(raw.error) };
-      if (raw.startsWith("E")) return this.decode(raw);
-      if (raw !== "P" && raw !== "S") {
+      const o = decodeOutcome(raw);
+      if (o.t === "threw") return this.outcome(o);
+      // A reply (or no handler) is final once the jobs it left have run; so is a message done,
+      // unless it is the resolution of a call, which may settle the message it resumes.
+      if ((o.t !== "pending" && o.t !== "done") || (o.t === "done" && op !== "resolve")) {
         const failure = this.drain();
-        if (failure) return { t: "failed", crash: failure };
-        return this.decode(raw);
-      }
-      if (raw === "S" && op !== "resolve") {
-        const failure = this.drain();
-        return failure ? { t: "failed", crash: failure } : { t: "done" };
+        return failure ? { t: "failed", crash: failure } : this.outcome(o);
       }
       const failure = this.drain();
       if (failure) return { t: "failed", crash: failure };
@@ -454,7 +380,7 @@ export class ServiceSandbox {
         const s = this.settled;
         this.settled = undefined;
         this.awaitingSettle = false;
-        return this.decode(s);
+        return this.outcome(decodeOutcome(s));
       }
       return { t: "pending" };
     } finally {
@@ -503,9 +429,9 @@ export class ServiceSandbox {
     }
     let answer: string;
     try {
-      answer = this.onHost(op, arg);
+      answer = encodeAnswer(this.onHost(decodeHostRequest(op, arg)));
     } catch (err) {
-      answer = `E${JSON.stringify(SoloError.from(err).toData())}`;
+      answer = encodeError(SoloError.from(err).toData());
     }
     try {
       return ctx.newString(answer);
@@ -517,19 +443,11 @@ export class ServiceSandbox {
     }
   }
 
-  private decode(raw: string): Outcome {
-    switch (raw.charCodeAt(0)) {
-      case 82: // R
-        return { t: "reply", json: raw.slice(1) };
-      case 83: // S
-        return { t: "done" };
-      case 77: // M
-        return { t: "missing" };
-      case 80: // P
-        return { t: "pending" };
-      case 69: // E
-        return { t: "failed", crash: this.crashFrom(parseGuestError(raw.slice(1))) };
-      default: {
+  private outcome(o: GuestOutcome): Outcome {
+    switch (o.t) {
+      case "threw":
+        return { t: "failed", crash: this.crashFrom(o.error) };
+      case "unreadable":
         // With no memory left, the bootstrap's outcome can come out mangled: the engine's own
         // refusals say so. Without any, the engine itself misbehaved.
         if (this.serviceLimitRefused() || this.tenantFullRefused()) {
@@ -539,7 +457,8 @@ export class ServiceSandbox {
           t: "failed",
           crash: { kind: "engine_fault", reason: "SOLO_ERR_ENGINE_FAULT", message: "the sandbox returned an unreadable outcome" },
         };
-      }
+      default:
+        return o;
     }
   }
 
@@ -559,7 +478,7 @@ export class ServiceSandbox {
       const d: unknown = this.ctx.dump(handle);
       if (d !== null && typeof d === "object") {
         const o = d as Record<string, unknown>;
-        return { kind: "exception", name: str(o.name, "Error"), message: str(o.message, ""), stack: str(o.stack, "") };
+        return { kind: "exception", name: clipped(o.name, "Error"), message: clipped(o.message, ""), stack: clipped(o.stack, "") };
       }
       return { kind: "exception", name: "thrown value", message: String(d), stack: "" };
     } catch {
@@ -649,15 +568,6 @@ export class ServiceSandbox {
   }
 }
 
-interface GuestError {
-  kind: "exception" | "value" | "result";
-  name: string;
-  message: string;
-  stack?: string;
-  reason?: string;
-  path?: string;
-}
-
 const GUEST_REASONS = new Set<Reason>([
   "SOLO_ERR_VALUE_NOT_JSON",
   "SOLO_ERR_VALUE_TOO_LARGE",
@@ -668,32 +578,6 @@ const GUEST_REASONS = new Set<Reason>([
 
 function isGuestReason(r: string): r is Reason {
   return GUEST_REASONS.has(r as Reason);
-}
-
-// The guest's description of an error is untrusted text: parse it defensively.
-function parseGuestError(json: string): GuestError {
-  try {
-    const o: unknown = JSON.parse(json);
-    if (o !== null && typeof o === "object") {
-      const r = o as Record<string, unknown>;
-      const kind = r.kind === "value" || r.kind === "result" ? r.kind : "exception";
-      return {
-        kind,
-        name: str(r.name, "Error"),
-        message: str(r.message, ""),
-        stack: str(r.stack, ""),
-        ...(typeof r.reason === "string" ? { reason: r.reason } : {}),
-        ...(typeof r.path === "string" ? { path: r.path } : {}),
-      };
-    }
-  } catch {
-    // fall through to the generic description below
-  }
-  return { kind: "exception", name: "Error", message: "the service reported an unreadable error" };
-}
-
-function str(v: unknown, fallback: string): string {
-  return typeof v === "string" ? v.slice(0, 4000) : fallback;
 }
 
 function cpuCrash(budget: number, where?: { line: number; column: number }): Crash {

@@ -229,7 +229,7 @@ export class SchedulerPool {
   private spawn(index: number): Slot {
     const board = new StepBoard();
     const workerData: SchedulerData = { engine: this.engine, board: board.buffer, index, usageIntervalMs: this.usageIntervalMs };
-    const worker = new Worker(new URL("./worker.ts", import.meta.url), {
+    const worker = new Worker(new URL("./thread.ts", import.meta.url), {
       workerData,
       resourceLimits: { stackSizeMb: SCHEDULER_STACK_MB },
       name: `solo-scheduler-${index}`,

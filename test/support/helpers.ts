@@ -3,9 +3,9 @@
  * @internal
  */
 import assert from "node:assert/strict";
+import type { Crash } from "../../src/api/crash.ts";
 import type { Clock } from "../../src/kernel/supervisor/policy.ts";
 import { SoloError } from "../../src/lib/errors/errors.ts";
-import type { Crash } from "../../src/sandbox/service.ts";
 
 /** Awaits a promise that must reject with a SoloError, and returns the error. */
 export async function rejection(promise: Promise<unknown>): Promise<SoloError> {

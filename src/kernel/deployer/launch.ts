@@ -4,8 +4,7 @@
 import { SoloError } from "../../lib/errors/errors.ts";
 import { deployFailure } from "../../sandbox/service.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
-import type { SchedulerPool } from "../../scheduler/pool.ts";
-import type { PendingTimer } from "../../scheduler/protocol.ts";
+import type { Deployed, PendingTimer, SchedulerPool } from "../../scheduler/index.ts";
 import { cancelRestart, cancelSwapWatch, EMPTY_USAGE, type LaunchSpec, type Registry, type ServiceRecord } from "../registry/index.ts";
 import type { Clock } from "../supervisor/policy.ts";
 import type { TenantRegistry } from "../tenants/tenants.ts";
@@ -83,7 +82,7 @@ export class Launcher {
         tenantMemoryBytes: this.tenants.limits(tenant).memoryBytes,
         ...(adopt !== undefined ? { state: adopt.state, timers: adopt.timers } : {}),
       }));
-      const reply = JSON.parse(await promise) as { handlers: string[] };
+      const reply = JSON.parse(await promise) as Deployed;
       // Killed while it was starting (its init stopped, or it got through just before), or, for a
       // revival, the version it revives was killed meanwhile: the new instance goes too.
       if (record.killed || (revive && previous?.killed)) {

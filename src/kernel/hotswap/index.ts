@@ -4,8 +4,7 @@
 
 import { SoloError } from "../../lib/errors/errors.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
-import type { SchedulerPool } from "../../scheduler/pool.ts";
-import type { PendingTimer } from "../../scheduler/protocol.ts";
+import type { PendingTimer, SchedulerPool, Swapped } from "../../scheduler/index.ts";
 import type { Store } from "../../store/store.ts";
 import type { Deployment, SwapOptions } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
@@ -227,7 +226,7 @@ export class HotSwap {
         limits: r.limits,
         grants,
       })).promise,
-    ) as { handlers: string[]; state: string; timers: PendingTimer[] };
+    ) as Swapped;
     const fresh: ServiceRecord = {
       ...r,
       version,

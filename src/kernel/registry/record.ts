@@ -1,10 +1,10 @@
 // A deployed service as the kernel keeps it: one record per running instance (a restart or swap
 // makes a new one), and the conversions between it, the store's rows and the public ServiceInfo.
 
+import type { Crash } from "../../api/crash.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { NO_META, type ServiceMeta } from "../../lib/names.ts";
-import type { Crash } from "../../sandbox/service.ts";
-import type { PendingTimer } from "../../scheduler/protocol.ts";
+import type { PendingTimer } from "../../scheduler/index.ts";
 import type { DeploymentRecord } from "../../store/store.ts";
 import type { LogEntry, ServiceInfo, ServiceState, ServiceUsage } from "../api.ts";
 import type { ServiceLimits } from "../limits.ts";

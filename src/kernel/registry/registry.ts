@@ -3,9 +3,9 @@
 // start. Waiting for a name to run again (after its scheduler was replaced) is here too, since
 // only the registry sees a name change hands.
 
+import type { Crash } from "../../api/crash.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkService, checkTenant } from "../../lib/names.ts";
-import type { Crash } from "../../sandbox/service.ts";
 import { crashError } from "../../sandbox/service.ts";
 import type { Clock } from "../supervisor/policy.ts";
 import { keyOf, type ServiceRecord, serviceNotFound } from "./record.ts";

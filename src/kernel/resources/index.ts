@@ -4,8 +4,7 @@
 
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkTenant } from "../../lib/names.ts";
-import type { SchedulerPool } from "../../scheduler/pool.ts";
-import type { UsageSample } from "../../scheduler/protocol.ts";
+import type { SchedulerPool, UsageSample } from "../../scheduler/index.ts";
 import type { KernelStats, ServiceState, TenantUsage } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Registry, ServiceRecord } from "../registry/index.ts";

@@ -2,9 +2,9 @@
 // service's policy (policy.ts) whether to restart it, after what backoff, or give it up; it runs
 // the restart, and the operator's. A scheduler that died is many children exiting at once.
 
+import type { Crash } from "../../api/crash.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import type { Crash } from "../../sandbox/service.ts";
-import type { Culprit } from "../../scheduler/pool.ts";
+import type { Culprit } from "../../scheduler/index.ts";
 import type { Deployment } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Launcher } from "../deployer/launch.ts";

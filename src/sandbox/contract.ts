@@ -1,0 +1,208 @@
+/**
+ * The sandbox's contract with the scheduler above it: what a service is (`SandboxSpec`), what one
+ * step of a message produced (`Outcome`), what a service asks of its host (`HostRequest`), what
+ * answers a request it awaits (`Result`), and the one codec of the text that carries them across
+ * the QuickJS boundary. Everything on the host side encodes and decodes here; the bootstrap
+ * (bootstrap.ts) is the guest half of the same codec.
+ *
+ * The boundary stays text, one string each way per step, because a string is the cheapest value to
+ * move in and out of QuickJS (fast-call.ts). The formats, all made or read by the bootstrap:
+ *
+ * - the dispatcher's outcome: `R<json>` a call's reply, `S` done, `M` no such handler, `P` pending
+ *   (its result arrives later through `host("settle", outcome)`), `E<guest error json>` failed;
+ * - the installed module: `S<handler names, comma-separated>`, or `E<guest error json>`;
+ * - a host request: an operation name and one argument, its fields separated by newlines;
+ * - the host's immediate answer: `I<value>`, or `E<error data json>` (the guest throws it);
+ * - a result the guest awaited (`resolve`): `R<json>`, or `E<error data json>`.
+ * @internal
+ */
+import type { Crash } from "../api/crash.ts";
+import type { ServiceGrants } from "../api/grants.ts";
+import type { ServiceLimits } from "../api/limits.ts";
+import { type ErrorData, SoloError } from "../lib/errors/errors.ts";
+
+/** The service's identity and limits, as the sandbox needs them. */
+export interface SandboxSpec {
+  readonly tenant: string;
+  readonly service: string;
+  readonly version: number;
+  readonly filename: string;
+  readonly limits: ServiceLimits;
+  /** The powers granted (the scheduler enforces them); omitted: the defaults. */
+  readonly grants?: ServiceGrants;
+}
+
+/** What one step of a message produced. */
+export type Outcome =
+  | { readonly t: "reply"; readonly json: string }
+  | { readonly t: "done" }
+  | { readonly t: "missing" }
+  | { readonly t: "pending" }
+  | { readonly t: "failed"; readonly crash: Crash }
+  /** The message was stopped because the service is being killed (`SandboxOptions.shouldStop`). */
+  | { readonly t: "stopped" };
+
+/** What answers a request: a JSON value, or an error. */
+export type Result = { readonly ok: true; readonly json: string } | { readonly ok: false; readonly error: ErrorData };
+
+/** A result carrying the JSON value `json`. */
+export function replied(json: string): Result {
+  return { ok: true, json };
+}
+
+/** A result carrying `error`. */
+export function failed(error: ErrorData): Result {
+  return { ok: false, error };
+}
+
+/** What a service may ask of the control plane, beyond its scheduler. */
+export type IoKind = "kv" | "emit" | "secret" | "fetch";
+
+/** A level of a service's log line. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** A service's request to its host, through the `solo` object; decoded from the guest's text, never trusted further. */
+export type HostRequest =
+  /** `timeoutMs`: undefined for the default. */
+  | { readonly op: "call"; readonly service: string; readonly timeoutMs: number | undefined; readonly body: string }
+  | { readonly op: "cast"; readonly service: string; readonly body: string }
+  | { readonly op: "timer"; readonly delayMs: number; readonly body: string }
+  | { readonly op: "cancel"; readonly id: number }
+  | { readonly op: "log"; readonly level: LogLevel; readonly text: string }
+  /** Answered by the control plane later; `arg` is the bootstrap's framing, which the control plane reads. */
+  | { readonly op: IoKind; readonly arg: string };
+
+/** Handles a service's requests: returns the immediate answer for the guest, or throws a SoloError. */
+export type HostHandler = (request: HostRequest) => string;
+
+/** A failure as the guest describes it: untrusted text, parsed defensively. @internal */
+export interface GuestError {
+  readonly kind: "exception" | "value" | "result";
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+  readonly reason?: string;
+  readonly path?: string;
+}
+
+/** The dispatcher's outcome as decoded: a step's outcome, or the guest's own account of its failure. @internal */
+export type GuestOutcome =
+  | Extract<Outcome, { readonly t: "reply" | "done" | "missing" | "pending" }>
+  | { readonly t: "threw"; readonly error: GuestError }
+  /** Not an outcome the bootstrap makes (the engine mangled it, or had no memory to make it). */
+  | { readonly t: "unreadable" };
+
+const R = 82;
+const S = 83;
+const M = 77;
+const P = 80;
+const E = 69;
+const DONE: GuestOutcome = Object.freeze({ t: "done" });
+const MISSING: GuestOutcome = Object.freeze({ t: "missing" });
+const PENDING: GuestOutcome = Object.freeze({ t: "pending" });
+const UNREADABLE: GuestOutcome = Object.freeze({ t: "unreadable" });
+
+/** Decodes the dispatcher's outcome. @internal */
+export function decodeOutcome(text: string): GuestOutcome {
+  switch (text.charCodeAt(0)) {
+    case R:
+      return { t: "reply", json: text.slice(1) };
+    case S:
+      return DONE;
+    case M:
+      return MISSING;
+    case P:
+      return PENDING;
+    case E:
+      return { t: "threw", error: parseGuestError(text.slice(1)) };
+    default:
+      return UNREADABLE;
+  }
+}
+
+/** Decodes what installing the module answered: its handlers' names, or why it failed. @internal */
+export function decodeInstalled(text: string): { readonly handlers: string[] } | { readonly error: GuestError } {
+  if (text.charCodeAt(0) === E) return { error: parseGuestError(text.slice(1)) };
+  const names = text.slice(1);
+  return { handlers: names === "" ? [] : names.split(",") };
+}
+
+/** Encodes a result the guest awaited, for its `resolve`. @internal */
+export function encodeResult(result: Result): string {
+  return result.ok ? `R${result.json}` : encodeError(result.error);
+}
+
+/** Encodes the host's immediate answer to a request. @internal */
+export function encodeAnswer(value: string): string {
+  return `I${value}`;
+}
+
+/** Encodes an error the guest throws (an immediate answer) or awaited (a result). @internal */
+export function encodeError(error: ErrorData): string {
+  return `E${JSON.stringify(error)}`;
+}
+
+/** Decodes a host request the bootstrap framed. Throws a SoloError for an operation it does not know. @internal */
+export function decodeHostRequest(op: string, arg: string): HostRequest {
+  switch (op) {
+    case "call": {
+      const [service, rest] = splitOnce(arg);
+      const [timeoutText, body] = splitOnce(rest);
+      const timeoutMs = Number(timeoutText);
+      return { op, service, timeoutMs: timeoutMs > 0 ? timeoutMs : undefined, body };
+    }
+    case "cast": {
+      const [service, body] = splitOnce(arg);
+      return { op, service, body };
+    }
+    case "timer": {
+      const [msText, body] = splitOnce(arg);
+      return { op, delayMs: Math.max(0, Number(msText) || 0), body };
+    }
+    case "cancel":
+      return { op, id: Number(arg) };
+    case "log": {
+      const [level, text] = splitOnce(arg);
+      return { op, level: level === "warn" || level === "error" || level === "debug" ? level : "info", text };
+    }
+    case "kv":
+    case "emit":
+    case "secret":
+    case "fetch":
+      return { op, arg };
+    default:
+      throw new SoloError("SOLO_ERR_INTERNAL", `unknown host operation ${JSON.stringify(op.slice(0, 40))}`);
+  }
+}
+
+function splitOnce(arg: string): [string, string] {
+  const i = arg.indexOf("\n");
+  return i < 0 ? [arg, ""] : [arg.slice(0, i), arg.slice(i + 1)];
+}
+
+/** Parses the guest's description of an error: untrusted text. @internal */
+export function parseGuestError(json: string): GuestError {
+  try {
+    const o: unknown = JSON.parse(json);
+    if (o !== null && typeof o === "object") {
+      const r = o as Record<string, unknown>;
+      const kind = r.kind === "value" || r.kind === "result" ? r.kind : "exception";
+      return {
+        kind,
+        name: clipped(r.name, "Error"),
+        message: clipped(r.message, ""),
+        stack: clipped(r.stack, ""),
+        ...(typeof r.reason === "string" ? { reason: r.reason } : {}),
+        ...(typeof r.path === "string" ? { path: r.path } : {}),
+      };
+    }
+  } catch {
+    // fall through to the generic description below
+  }
+  return { kind: "exception", name: "Error", message: "the service reported an unreadable error" };
+}
+
+/** `v` if it is a string (at most 4000 characters of it), else `fallback`. @internal */
+export function clipped(v: unknown, fallback: string): string {
+  return typeof v === "string" ? v.slice(0, 4000) : fallback;
+}

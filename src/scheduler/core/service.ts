@@ -1,0 +1,209 @@
+/**
+ * What a scheduler holds for each tenant and service: the records its parts share (run loop, host
+ * powers, lifecycle, swap, usage), and the accounting of their waiting messages, which count
+ * against the tenant's memory limit.
+ * @internal
+ */
+import { type ErrorData, REASONS, type Reason, SoloError } from "../../lib/errors/errors.ts";
+import type { Result } from "../../sandbox/contract.ts";
+import type { TenantEngine } from "../../sandbox/engine.ts";
+import type { ServiceSandbox } from "../../sandbox/service.ts";
+import { type PendingTimer, type SwapOp, waitingBytes } from "../protocol.ts";
+import { Queue } from "./queue.ts";
+
+/**
+ * A message in a service's mailbox. "adopt" starts a service from a given state instead of init (a
+ * rollback); "swap" replaces its code between two messages.
+ * @internal
+ */
+export type Message =
+  | (MessageFields & { readonly kind: "init" | "adopt" | "call" | "cast" | "info" })
+  | (MessageFields & { readonly kind: "swap"; readonly swap: SwapOp });
+
+interface MessageFields {
+  readonly payload: string;
+  /** Control-plane request id awaiting the outcome (deploy or external call). */
+  readonly rid?: number;
+  /** A service awaiting the reply of this call. */
+  readonly from?: { readonly svc: Service; readonly callId: string };
+  readonly fromName: string;
+  /** Date.now() after which nobody awaits this message any more; 0 for none. */
+  readonly deadline: number;
+  /** Services (sids) transitively awaiting this message, for deadlock detection. */
+  readonly chain: readonly number[];
+  /** A cast from the control plane: its number, acknowledged once the cast is consumed. */
+  readonly cid?: number;
+  /** The bytes it counts in its tenant's waiting messages (set by enqueue; 0 for a deploy's or swap's own). */
+  bytes?: number;
+}
+
+/** A tenant on this scheduler: its WebAssembly instance and its services by name. @internal */
+export interface Tenant {
+  readonly name: string;
+  engine: Promise<TenantEngine> | undefined;
+  /** The engine once instantiated, for work that cannot wait (a swap between two messages). */
+  module?: TenantEngine;
+  /** The tenant's memory limit: the maximum of its next instance's linear memory. */
+  capBytes: number;
+  /** Deploys under way, which hold on to the instance while it has no running service. */
+  deploying: number;
+  /** What was last reported to the control plane (linear memory, maximum, waiting bytes). */
+  reported: string;
+  /**
+   * Bytes of the messages waiting in its services' mailboxes and timers (two per UTF-16 unit: what
+   * this thread may hold for them). They may add up to the tenant's memory limit, no more.
+   */
+  queuedBytes: number;
+  /** A fresh instance being made to move the tenant's services into (a reclaim). */
+  reclaiming?: Promise<void>;
+  /** No reclaim before this time (epoch ms): after one failed, or found nothing quiet. */
+  reclaimAfter: number;
+  /** While cooling down (epoch ms): its services' messages wait, timers and service-to-service traffic included. */
+  heldUntil: number;
+  readonly byName: Map<string, Service>;
+}
+
+/** A tenant with no instance and nothing waiting yet. @internal */
+export function newTenant(name: string, capBytes: number): Tenant {
+  return {
+    name,
+    engine: undefined,
+    capBytes,
+    deploying: 0,
+    reported: "",
+    queuedBytes: 0,
+    reclaimAfter: 0,
+    heldUntil: 0,
+    byName: new Map(),
+  };
+}
+
+type Status = "starting" | "running" | "crashed" | "stopped";
+
+/** A service on this scheduler: its sandbox, mailbox, timers and usage. @internal */
+export class Service {
+  readonly sid: number;
+  readonly name: string;
+  readonly tenant: Tenant;
+  sandbox: ServiceSandbox;
+  /** The module it runs (types stripped), to load it again in a fresh instance (a reclaim). */
+  code: string;
+  status: Status = "starting";
+  handlers: readonly string[] = [];
+  readonly mailbox = new Queue<Message>();
+  current: Message | undefined;
+  /** Answers to calls the current message made, waiting to resume it: the call's id and its result. */
+  readonly resumes: Array<readonly [string, Result]> = [];
+  /** Answers the current message awaits, by call id: each with the timer that gives up on it. */
+  readonly outCalls = new Map<string, { readonly timer: NodeJS.Timeout }>();
+  readonly timers = new Map<number, { readonly timer: NodeJS.Timeout; readonly dueAt: number; readonly body: string }>();
+  queued = false;
+  dirty = true;
+  messages = 0;
+  unhandled = 0;
+  /** Casts and timer messages refused because the mailbox was full. */
+  dropped = 0;
+  /** The log rate limit's bucket. */
+  logTokens = Number.POSITIVE_INFINITY;
+  logAt = 0;
+  logDropped = 0;
+
+  constructor(sid: number, name: string, tenant: Tenant, sandbox: ServiceSandbox, code: string) {
+    this.sid = sid;
+    this.name = name;
+    this.tenant = tenant;
+    this.sandbox = sandbox;
+    this.code = code;
+  }
+
+  /** Running, or starting (its init waits in its mailbox or runs). */
+  get live(): boolean {
+    return this.status === "running" || this.status === "starting";
+  }
+
+  hasWork(): boolean {
+    if (!this.live) return false;
+    return this.current ? this.resumes.length > 0 : this.mailbox.length > 0;
+  }
+
+  /** Whether `payload` cannot join the mailbox: it has `limits.mailbox` messages, or its tenant's waiting messages fill its memory limit. */
+  full(payload: string): boolean {
+    return (
+      this.mailbox.length >= this.sandbox.spec.limits.mailbox || this.tenant.queuedBytes + waitingBytes(payload) > this.tenant.capBytes
+    );
+  }
+
+  /** Why `payload` cannot join the mailbox. */
+  mailboxFull(payload: string): SoloError {
+    const limit = this.sandbox.spec.limits.mailbox;
+    const t = this.tenant;
+    if (this.mailbox.length < limit) {
+      return new SoloError(
+        "SOLO_ERR_MAILBOX_FULL",
+        `tenant ${t.name}'s waiting messages and timers hold ${t.queuedBytes} bytes; with this one (${waitingBytes(payload)}) they would pass its memory limit of ${t.capBytes}`,
+        {
+          service: this.name,
+          resource: "queued_bytes",
+          limit: t.capBytes,
+          hint: "the tenant's services cannot keep up; retry later, send smaller messages, or raise the tenant's memoryBytes",
+        },
+      );
+    }
+    return new SoloError("SOLO_ERR_MAILBOX_FULL", `service ${this.name} has ${this.mailbox.length} messages waiting, its mailbox limit`, {
+      service: this.name,
+      limit,
+      hint: "the service cannot keep up; retry later, or deploy it with a larger limits.mailbox",
+    });
+  }
+
+  /** Puts `m` in the mailbox, counting its bytes against the tenant. */
+  enqueue(m: Message): void {
+    m.bytes = waitingBytes(m.payload);
+    this.mailbox.push(m);
+    this.tenant.queuedBytes += m.bytes;
+  }
+
+  /** A message left the mailbox: what it counted (if anything) is counted no more. */
+  unqueued(m: Message): void {
+    this.tenant.queuedBytes -= m.bytes ?? 0;
+  }
+
+  // A cast or timer message that finds the mailbox full is counted (usage.dropped) and reported by
+  // the control plane as a resource_violation event: never lost without a trace.
+  drop(): void {
+    this.dropped++;
+    this.dirty = true;
+  }
+
+  /** Takes timer `id` off the service (cancelled, fired, or the service stopped): its message counts no more. */
+  disarm(id: number): boolean {
+    const t = this.timers.get(id);
+    if (!t) return false;
+    clearTimeout(t.timer);
+    this.timers.delete(id);
+    this.tenant.queuedBytes -= waitingBytes(t.body);
+    return true;
+  }
+
+  /** The pending timers, as a swap captures them with its state. */
+  pendingTimers(): PendingTimer[] {
+    return [...this.timers].map(([id, t]) => [id, t.dueAt, t.body] as const);
+  }
+}
+
+/** The tenant's services that are running or starting. @internal */
+export function liveServices(t: Tenant): Service[] {
+  return [...t.byName.values()].filter((s) => s.live);
+}
+
+/** An error as data, without the cost of an Error's stack. @internal */
+export function errorOf(reason: Reason, message: string, details: Record<string, unknown> = {}): ErrorData {
+  return { code: REASONS[reason], reason, message, details };
+}
+
+/** Why a message cannot go to `s`: a stopped (killed) service says so; anything else that is not running has crashed. @internal */
+export function notRunning(s: Service | undefined): ErrorData {
+  return s?.status === "stopped"
+    ? errorOf("SOLO_ERR_SERVICE_STOPPED", `service ${s.name} was stopped`)
+    : errorOf("SOLO_ERR_SERVICE_CRASHED", "the service is not running");
+}
