@@ -23,7 +23,7 @@ import { assertOpen, type Lifetime, type Parts } from "./parts.ts";
 import { Registry } from "./registry/index.ts";
 import { Resources } from "./resources/index.ts";
 import { route } from "./router.ts";
-import { ServiceIo } from "./service-io.ts";
+import { ServiceIo } from "./io/index.ts";
 import { Supervisor } from "./supervisor/index.ts";
 import { TenantLifecycle } from "./tenants/lifecycle.ts";
 import { TenantRegistry } from "./tenants/tenants.ts";

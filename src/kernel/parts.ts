@@ -15,7 +15,7 @@ import type { EventLog } from "./log/event-log.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Registry } from "./registry/index.ts";
 import type { Resources } from "./resources/index.ts";
-import type { ServiceIo } from "./service-io.ts";
+import type { ServiceIo } from "./io/index.ts";
 import type { Supervisor } from "./supervisor/index.ts";
 import type { TenantLifecycle } from "./tenants/lifecycle.ts";
 import type { TenantRegistry } from "./tenants/tenants.ts";

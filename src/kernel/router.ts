@@ -7,7 +7,7 @@ import type { LogEntry } from "./api.ts";
 import type { Audit } from "./audit/index.ts";
 import type { Registry } from "./registry/index.ts";
 import type { Resources } from "./resources/index.ts";
-import type { ServiceIo } from "./service-io.ts";
+import type { ServiceIo } from "./io/index.ts";
 import type { Supervisor } from "./supervisor/index.ts";
 
 /** A service's log lines kept in memory. */
