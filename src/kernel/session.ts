@@ -28,7 +28,7 @@ export class Session implements KernelSession {
   private readonly k: Parts;
   private readonly token: unknown;
   private readonly via: Via | undefined;
-  private readonly gate: Gate;
+  private gated: Gate | undefined;
   private readonly pinned: boolean;
   private verified: TokenPrincipal | undefined;
 
@@ -37,22 +37,27 @@ export class Session implements KernelSession {
     this.token = token;
     this.via = via;
     this.pinned = via !== undefined;
-    const target = (operation: string, tenant: string | null, subject: string | null = null): Target => ({
-      operation,
-      tenant,
-      subject,
-      via,
-    });
-    const { authority } = parts;
-    this.gate = {
+  }
+
+  // Made at the first gated operation: calls, casts and reach() (the hot path) never need it.
+  private get gate(): Gate {
+    this.gated ??= this.makeGate();
+    return this.gated;
+  }
+
+  private makeGate(): Gate {
+    const { k, token, via } = this;
+    const { authority } = k;
+    const target = (operation: string, tenant: string | null, subject: string | null = null): Target => ({ operation, tenant, subject, via });
+    return {
       require: (operation, tenant, need, subject) =>
-        settled(parts, () => {
+        settled(k, () => {
           const known = this.known();
           const t = target(operation, tenant, subject);
           return known ? authority.authorizeFor(known, t, need) : authority.authorize(token, t, need);
         }),
       verify: (operation) =>
-        settled(parts, async () => {
+        settled(k, async () => {
           const known = this.known();
           return known ? authority.vouch(known) : authority.verifyToken(token, operation, via);
         }),
