@@ -5,9 +5,9 @@
 import type { FromScheduler, SchedulerPool } from "../scheduler/index.ts";
 import type { LogEntry } from "./api.ts";
 import type { Audit } from "./audit/index.ts";
+import type { ServiceIo } from "./io/index.ts";
 import type { Registry } from "./registry/index.ts";
 import type { Resources } from "./resources/index.ts";
-import type { ServiceIo } from "./io/index.ts";
 import type { Supervisor } from "./supervisor/index.ts";
 
 /** A service's log lines kept in memory. */

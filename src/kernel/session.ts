@@ -48,7 +48,12 @@ export class Session implements KernelSession {
   private makeGate(): Gate {
     const { k, token, via } = this;
     const { authority } = k;
-    const target = (operation: string, tenant: string | null, subject: string | null = null): Target => ({ operation, tenant, subject, via });
+    const target = (operation: string, tenant: string | null, subject: string | null = null): Target => ({
+      operation,
+      tenant,
+      subject,
+      via,
+    });
     return {
       require: (operation, tenant, need, subject) =>
         settled(k, () => {

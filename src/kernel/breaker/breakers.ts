@@ -1,11 +1,11 @@
 // Each service's circuit breaker, by name: admission before a call or cast, the verdict after,
 // and the events when one opens or closes. A new version starts with a closed breaker.
 
+import type { Clock } from "../../lib/clock.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import type { ServiceInfo } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import { keyOf, type ServiceRecord } from "../registry/index.ts";
-import type { Clock } from "../supervisor/policy.ts";
 import { type CallOutcome, CircuitBreaker } from "./circuit.ts";
 
 const CLOSED_BREAKER = Object.freeze({ state: "closed" as const, consecutiveFailures: 0 });

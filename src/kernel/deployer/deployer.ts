@@ -2,6 +2,7 @@
 // a kill, and the stored history of each service's versions.
 
 import { hash } from "node:crypto";
+import type { Clock } from "../../lib/clock.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkService, checkTenant } from "../../lib/names.ts";
 import type { DeploymentRecord, Store } from "../../store/store.ts";
@@ -23,7 +24,6 @@ import {
   serviceNotFound,
 } from "../registry/index.ts";
 import type { Resources } from "../resources/index.ts";
-import type { Clock } from "../supervisor/policy.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { type TenantLifecycle, tenantBusy } from "../tenants/lifecycle.ts";
 import type { TenantRegistry } from "../tenants/tenants.ts";

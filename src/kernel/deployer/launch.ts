@@ -1,12 +1,12 @@
 // Starting one version of a service on its tenant's scheduler, and stopping an instance: what a
 // deploy, a restart (the supervisor's or an operator's) and a rollback all do the same way.
 
+import type { Clock } from "../../lib/clock.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { deployFailure } from "../../sandbox/service.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import type { Deployed, PendingTimer, SchedulerPool } from "../../scheduler/index.ts";
 import { cancelRestart, cancelSwapWatch, EMPTY_USAGE, type LaunchSpec, type Registry, type ServiceRecord } from "../registry/index.ts";
-import type { Clock } from "../supervisor/policy.ts";
 import type { TenantRegistry } from "../tenants/tenants.ts";
 
 /** The state (and its pending timers) a version starts with instead of running init. */

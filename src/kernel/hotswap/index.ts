@@ -2,6 +2,7 @@
 // a rollback window whose watchdog brings the previous version back (with the state captured at
 // the swap) if the new one crashes; and an operator's rollback to any stored version.
 
+import type { Clock } from "../../lib/clock.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import type { PendingTimer, SchedulerPool, Swapped } from "../../scheduler/index.ts";
@@ -25,7 +26,6 @@ import {
   type SwapWatch,
 } from "../registry/index.ts";
 import type { Resources } from "../resources/index.ts";
-import type { Clock } from "../supervisor/policy.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 
 const DEFAULT_ROLLBACK_WINDOW_MS = 30_000;

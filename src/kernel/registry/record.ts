@@ -2,6 +2,7 @@
 // makes a new one), and the conversions between it, the store's rows and the public ServiceInfo.
 
 import type { Crash } from "../../api/crash.ts";
+import type { Clock } from "../../lib/clock.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { NO_META, type ServiceMeta } from "../../lib/names.ts";
 import type { PendingTimer } from "../../scheduler/index.ts";
@@ -9,7 +10,7 @@ import type { DeploymentRecord } from "../../store/store.ts";
 import type { LogEntry, ServiceInfo, ServiceState, ServiceUsage } from "../api.ts";
 import type { ServiceLimits } from "../limits.ts";
 import { grantsData, resolveGrants, type ServiceGrants } from "../powers/grants.ts";
-import type { Clock, SupervisionPolicy } from "../supervisor/policy.ts";
+import type { SupervisionPolicy } from "../supervisor/policy.ts";
 
 /** A hot swap's rollback window: the version to go back to and the state captured at the swap. */
 export interface SwapWatch {

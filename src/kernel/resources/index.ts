@@ -2,13 +2,13 @@
 // (as its scheduler samples it), the room a deploy needs, and the cooldown of a tenant whose
 // service stalled a scheduler. Limits met are recorded here.
 
+import type { Clock } from "../../lib/clock.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkTenant } from "../../lib/names.ts";
 import type { SchedulerPool, UsageSample } from "../../scheduler/index.ts";
 import type { KernelStats, ServiceState, TenantUsage } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Registry, ServiceRecord } from "../registry/index.ts";
-import type { Clock } from "../supervisor/policy.ts";
 import type { TenantRegistry } from "../tenants/tenants.ts";
 
 /** A tenant's cooldown after its service stalled a scheduler: the first, the longest, and how long strikes are remembered. */

@@ -87,22 +87,7 @@ export function resolveSupervision(input: unknown, base: SupervisionPolicy, fiel
   return Object.freeze(out) as unknown as SupervisionPolicy;
 }
 
-/** Time as the kernel sees it; tests inject a manual clock. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  /** A number in [0, 1), for jitter. */
-  random(): number;
-}
-
-/** The real clock. */
-export const SYSTEM_CLOCK: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-  random: () => Math.random(),
-};
+export { type Clock, SYSTEM_CLOCK } from "../../lib/clock.ts";
 
 /** What a supervisor does about a service that ended. */
 export type Decision =
