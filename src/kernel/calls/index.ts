@@ -18,46 +18,47 @@ const MAX_CALL_TIMEOUT_MS = 600_000;
 /** How long casts wait for their service to come back after its scheduler was replaced. */
 const RECAST_WAIT_MS = 60_000;
 
-export class Calls {
-  private readonly registry: Registry;
-  private readonly breakers: Breakers;
-  private readonly resources: Resources;
-  private readonly tenants: TenantRegistry;
-  private readonly pool: SchedulerPool;
+export interface CallsParts {
+  readonly registry: Registry;
+  readonly breakers: Breakers;
+  readonly resources: Resources;
+  readonly tenants: TenantRegistry;
+  readonly pool: SchedulerPool;
+}
 
-  constructor(parts: { registry: Registry; breakers: Breakers; resources: Resources; tenants: TenantRegistry; pool: SchedulerPool }) {
-    this.registry = parts.registry;
-    this.breakers = parts.breakers;
-    this.resources = parts.resources;
-    this.tenants = parts.tenants;
-    this.pool = parts.pool;
+export class Calls {
+  /** The parts it works with, as open.ts gave them. */
+  private readonly p: CallsParts;
+
+  constructor(parts: CallsParts) {
+    this.p = parts;
   }
 
   call(tenant: string, service: string, request: unknown, options: CallOptions): Promise<unknown> {
-    const record = this.registry.running(tenant, service);
-    this.resources.checkCooldown(record.tenant);
+    const record = this.p.registry.running(tenant, service);
+    this.p.resources.checkCooldown(record.tenant);
     const { timeoutMs, signal } = checkCallOptions(options);
     const payload = request === undefined ? "" : encodeJson(request, "the request", record.limits.messageBytes);
     if (signal?.aborted) throw canceled(record);
-    const admitted = this.breakers.admit(record);
+    const admitted = this.p.breakers.admit(record);
     return this.send(record, payload, timeoutMs, signal).then(
       (reply) => {
-        this.breakers.succeeded(record, admitted);
+        this.p.breakers.succeeded(record, admitted);
         return reply;
       },
       (err: unknown) => {
-        this.breakers.failed(record, admitted, err);
+        this.p.breakers.failed(record, admitted, err);
         throw err;
       },
     );
   }
 
   cast(tenant: string, service: string, message: unknown): void {
-    const record = this.registry.running(tenant, service);
-    this.resources.checkCooldown(record.tenant);
+    const record = this.p.registry.running(tenant, service);
+    this.p.resources.checkCooldown(record.tenant);
     const payload = message === undefined ? "" : encodeJson(message, "the message", record.limits.messageBytes);
-    this.breakers.admitCast(record);
-    if (!this.pool.cast(record.scheduler, record.sid, payload, record.tenant, this.tenants.limits(record.tenant).memoryBytes)) {
+    this.p.breakers.admitCast(record);
+    if (!this.p.pool.cast(record.scheduler, record.sid, payload, record.tenant, this.p.tenants.limits(record.tenant).memoryBytes)) {
       throw new SoloError(
         "SOLO_ERR_MAILBOX_FULL",
         `tenant ${record.tenant}'s casts on their way to its services hold its memory limit's worth of bytes; this one was not sent`,
@@ -74,15 +75,15 @@ export class Calls {
   private send(record: ServiceRecord, payload: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
     const deadline = Date.now() + timeoutMs;
     return new Promise<unknown>((resolve, reject) => {
-      const { rid, promise } = this.pool.request(record.scheduler, (id) => ({ op: "call", rid: id, sid: record.sid, payload, deadline }));
+      const { rid, promise } = this.p.pool.request(record.scheduler, (id) => ({ op: "call", rid: id, sid: record.sid, payload, deadline }));
       const onAbort = (): void => {
         clearTimeout(timer);
-        this.pool.forget(rid);
+        this.p.pool.forget(rid);
         reject(canceled(record));
       };
       const timer = setTimeout(() => {
         signal?.removeEventListener("abort", onAbort);
-        this.pool.forget(rid);
+        this.p.pool.forget(rid);
         reject(callTimeout(record, timeoutMs));
       }, timeoutMs);
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -138,7 +139,7 @@ export class Calls {
     }
     // It had started: running it again could repeat what it did. Its outcome is unknown.
     if (err.details.started === true) throw err;
-    const fresh = await this.registry.whenRunning(
+    const fresh = await this.p.registry.whenRunning(
       record,
       deadline,
       () => callTimeout(record, timeoutMs),
@@ -151,7 +152,7 @@ export class Calls {
   // Casts a service had not started when its scheduler went are sent to it again, in order, once
   // it runs on the fresh one. If it does not come back, they are counted as unhandled.
   recast(old: ServiceRecord, casts: readonly string[]): void {
-    this.registry
+    this.p.registry
       .whenRunning(
         old,
         Date.now() + RECAST_WAIT_MS,
@@ -160,9 +161,9 @@ export class Calls {
       )
       .then(
         (fresh) => {
-          const limit = this.tenants.limits(fresh.tenant).memoryBytes;
+          const limit = this.p.tenants.limits(fresh.tenant).memoryBytes;
           let dropped = 0;
-          for (const payload of casts) if (!this.pool.cast(fresh.scheduler, fresh.sid, payload, fresh.tenant, limit)) dropped++;
+          for (const payload of casts) if (!this.p.pool.cast(fresh.scheduler, fresh.sid, payload, fresh.tenant, limit)) dropped++;
           if (dropped > 0) fresh.usage = { ...fresh.usage, dropped: fresh.usage.dropped + dropped };
         },
         () => {

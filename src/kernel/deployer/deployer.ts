@@ -30,61 +30,42 @@ import type { TenantRegistry } from "../tenants/tenants.ts";
 import { type CodeChecks, checkIdentity, checkVersion, FINDINGS_RECORDED } from "./checks.ts";
 import type { Launcher } from "./launch.ts";
 
-export class Deployer {
-  private readonly registry: Registry;
-  private readonly launcher: Launcher;
-  private readonly supervisor: Supervisor;
-  private readonly resources: Resources;
-  private readonly breakers: Breakers;
-  private readonly checks: CodeChecks;
-  private readonly lifecycle: TenantLifecycle;
-  private readonly tenants: TenantRegistry;
-  private readonly authority: Authority;
-  private readonly store: Store;
-  private readonly log: EventLog;
-  private readonly clock: Clock;
+export interface DeployerParts {
+  readonly registry: Registry;
+  readonly launcher: Launcher;
+  readonly supervisor: Supervisor;
+  readonly resources: Resources;
+  readonly breakers: Breakers;
+  readonly checks: CodeChecks;
+  readonly lifecycle: TenantLifecycle;
+  readonly tenants: TenantRegistry;
+  readonly authority: Authority;
+  readonly store: Store;
+  readonly log: EventLog;
+  readonly clock: Clock;
+}
 
-  constructor(parts: {
-    registry: Registry;
-    launcher: Launcher;
-    supervisor: Supervisor;
-    resources: Resources;
-    breakers: Breakers;
-    checks: CodeChecks;
-    lifecycle: TenantLifecycle;
-    tenants: TenantRegistry;
-    authority: Authority;
-    store: Store;
-    log: EventLog;
-    clock: Clock;
-  }) {
-    this.registry = parts.registry;
-    this.launcher = parts.launcher;
-    this.supervisor = parts.supervisor;
-    this.resources = parts.resources;
-    this.breakers = parts.breakers;
-    this.checks = parts.checks;
-    this.lifecycle = parts.lifecycle;
-    this.tenants = parts.tenants;
-    this.authority = parts.authority;
-    this.store = parts.store;
-    this.log = parts.log;
-    this.clock = parts.clock;
+export class Deployer {
+  /** The parts it works with, as open.ts gave them. */
+  private readonly p: DeployerParts;
+
+  constructor(parts: DeployerParts) {
+    this.p = parts;
   }
 
   async deploy(p: Principal, spec: DeploySpec, via?: Via): Promise<Deployment> {
     const { tenant, service, fields } = checkIdentity(spec);
     // Only the embedder creates a tenant by deploying into it; a token needs tenants.create.
-    if (p.kind === "system") await this.lifecycle.ensure(tenant);
-    else if (!this.tenants.has(tenant)) throw this.tenants.missing(tenant);
-    this.resources.checkCooldown(tenant);
+    if (p.kind === "system") await this.p.lifecycle.ensure(tenant);
+    else if (!this.p.tenants.has(tenant)) throw this.p.tenants.missing(tenant);
+    this.p.resources.checkCooldown(tenant);
     const key = keyOf(tenant, service);
-    const version = this.registry.highestVersion(key) + 1;
+    const version = this.p.registry.highestVersion(key) + 1;
     try {
-      const { code, args, limits, supervision, meta, grants } = this.checks.deploy(fields);
+      const { code, args, limits, supervision, meta, grants } = this.p.checks.deploy(fields);
       await this.checkGrantable(p, tenant, service, grants, via);
-      const previous = this.registry.current(tenant, service);
-      if (this.registry.isBusy(key) || previous?.state === "running") {
+      const previous = this.p.registry.current(tenant, service);
+      if (this.p.registry.isBusy(key) || previous?.state === "running") {
         throw new SoloError(
           "SOLO_ERR_DEPLOY_EXISTS",
           previous?.state === "running"
@@ -93,28 +74,28 @@ export class Deployer {
           { tenant, service, hint: "use swap() to replace its code keeping its state, or kill it first" },
         );
       }
-      this.resources.checkRoom(tenant, service);
-      const { stripped, findings } = this.checks.analyze(code, service, "deploy");
-      if (this.lifecycle.isDeleting(tenant)) throw tenantBusy(tenant, "is being deleted");
+      this.p.resources.checkRoom(tenant, service);
+      const { stripped, findings } = this.p.checks.analyze(code, service, "deploy");
+      if (this.p.lifecycle.isDeleting(tenant)) throw tenantBusy(tenant, "is being deleted");
       // Taken now, so a number never comes back even if the outcome of the write is unknown.
-      this.registry.takeVersion(key, version);
-      this.registry.hold(key);
+      this.p.registry.takeVersion(key, version);
+      this.p.registry.hold(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
       const wasRestarting = previous?.state === "restarting";
       const restartDue = previous?.restartAt ?? 0;
       if (previous && wasRestarting) {
-        cancelRestart(previous, this.clock);
+        cancelRestart(previous, this.p.clock);
         previous.state = "crashed";
       }
       try {
         const deployedAt = Date.now();
         const spec = { tenant, service, version, code, stripped, args, limits, supervision, meta, grants };
-        const record = await this.launcher.launch({ ...spec, deployedAt: new Date(deployedAt).toISOString() }, previous);
+        const record = await this.p.launcher.launch({ ...spec, deployedAt: new Date(deployedAt).toISOString() }, previous);
         // Acknowledged only once the deployment and its event are durable; if they cannot be
         // written, the new instance is stopped and nothing is left half-started.
         let event: SoloEvent;
         try {
-          const { events } = await this.log.write(
+          const { events } = await this.p.log.write(
             [{ t: "deployment.put", deployment: deploymentRow(spec, deployedAt) }],
             [
               {
@@ -133,34 +114,34 @@ export class Deployer {
           );
           event = events[0] as SoloEvent;
         } catch (err) {
-          await this.launcher.stop(record).catch(() => undefined);
-          this.registry.untrack(record);
-          if (this.registry.isCurrent(record)) {
-            if (previous) this.registry.name(previous);
-            else this.registry.unname(record);
+          await this.p.launcher.stop(record).catch(() => undefined);
+          this.p.registry.untrack(record);
+          if (this.p.registry.isCurrent(record)) {
+            if (previous) this.p.registry.name(previous);
+            else this.p.registry.unname(record);
           }
           throw err;
         }
         record.causeId = event.id;
-        this.supervisor.afterStart(record);
-        this.registry.takeVersion(key, version);
-        this.breakers.reset(tenant, service);
+        this.p.supervisor.afterStart(record);
+        this.p.registry.takeVersion(key, version);
+        this.p.breakers.reset(tenant, service);
         return { tenant, service, version, findings };
       } catch (err) {
         // The new version did not start: the one it was to replace goes back to its supervisor.
-        if (previous && wasRestarting && this.registry.isCurrent(previous)) {
+        if (previous && wasRestarting && this.p.registry.isCurrent(previous)) {
           const cause = previous.causeId;
-          this.supervisor.scheduleRestart(previous, Math.max(0, restartDue - this.clock.now()), async () => cause);
+          this.p.supervisor.scheduleRestart(previous, Math.max(0, restartDue - this.p.clock.now()), async () => cause);
         }
         throw err;
       } finally {
-        this.registry.release(key);
+        this.p.registry.release(key);
       }
     } catch (err) {
       const error = SoloError.from(err);
       // Recorded before the caller hears of it; a store that cannot record it fails the same way.
       if (error.reason !== "SOLO_ERR_KERNEL_CLOSED" && !error.reason.startsWith("SOLO_ERR_STORE_")) {
-        await this.log
+        await this.p.log
           .append({
             tenant,
             type: "service_deployment_failed",
@@ -176,30 +157,30 @@ export class Deployer {
   // A token cannot give a service more than it holds: each grant needs its permission.
   private async checkGrantable(p: Principal, tenant: string, service: string, grants: ServiceGrants, via?: Via): Promise<void> {
     for (const need of grantPermissions(grants))
-      await this.authority.permit(p, { operation: "deploy", tenant, subject: service, via }, need);
+      await this.p.authority.permit(p, { operation: "deploy", tenant, subject: service, via }, need);
   }
 
   async kill(tenant: string, service: string): Promise<void> {
     // A version still starting (its init running, perhaps stuck) is stopped too: its start fails.
-    const starting = this.registry.startingAt(checkTenant(tenant), checkService(service));
+    const starting = this.p.registry.startingAt(checkTenant(tenant), checkService(service));
     if (starting && !starting.killed) {
       starting.killed = true;
-      await this.launcher.stop(starting);
+      await this.p.launcher.stop(starting);
     }
-    if (starting && !this.registry.current(tenant, service)) return;
-    const record = this.registry.lookup(tenant, service);
+    if (starting && !this.p.registry.current(tenant, service)) return;
+    const record = this.p.registry.lookup(tenant, service);
     // Stopped and durably killed: done. Killed but not recorded (the store failed): write it again.
     // Stopped by a restart that is starting it again: killed now, and the restart stands down.
     if (record.state === "stopped" && (!record.killed || record.killDurable) && !starting) return;
     const was = record.killed ? "stopped" : record.state;
     record.killed = true;
-    cancelRestart(record, this.clock);
-    cancelSwapWatch(record, this.clock);
-    if (record.state === "running") await this.launcher.stop(record);
+    cancelRestart(record, this.p.clock);
+    cancelSwapWatch(record, this.p.clock);
+    if (record.state === "running") await this.p.launcher.stop(record);
     record.state = "stopped";
-    this.registry.wake(record);
+    this.p.registry.wake(record);
     // A crashed service is still deployed (a restart would bring it back) until it is killed.
-    await this.log.write(
+    await this.p.log.write(
       [{ t: "deployment.kill", tenant: record.tenant, service: record.service }],
       [
         {
@@ -216,7 +197,7 @@ export class Deployer {
 
   /** Kills every service of a tenant being deleted (running `terminate`); returns how many it had. */
   async killTenant(tenant: string): Promise<number> {
-    const services = [...this.registry.services(tenant)];
+    const services = [...this.p.registry.services(tenant)];
     for (const r of services) if (r.state !== "stopped" || !r.killDurable) await this.kill(tenant, r.service);
     return services.length;
   }
@@ -261,9 +242,9 @@ export class Deployer {
   private async history(tenant: string, service: string): Promise<{ history: DeploymentRecord[]; current: number }> {
     const t = checkTenant(tenant);
     const s = checkService(service);
-    const history = await this.store.deploymentHistory(t, s);
+    const history = await this.p.store.deploymentHistory(t, s);
     const last = history.at(-1);
     if (!last) throw serviceNotFound(t, s);
-    return { history, current: this.registry.current(t, s)?.version ?? last.version };
+    return { history, current: this.p.registry.current(t, s)?.version ?? last.version };
   }
 }

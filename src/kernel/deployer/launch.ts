@@ -15,17 +15,19 @@ export interface Adopted {
   readonly timers: readonly PendingTimer[];
 }
 
-export class Launcher {
-  private readonly registry: Registry;
-  private readonly pool: SchedulerPool;
-  private readonly tenants: TenantRegistry;
-  private readonly clock: Clock;
+export interface LauncherParts {
+  readonly registry: Registry;
+  readonly pool: SchedulerPool;
+  readonly tenants: TenantRegistry;
+  readonly clock: Clock;
+}
 
-  constructor(parts: { registry: Registry; pool: SchedulerPool; tenants: TenantRegistry; clock: Clock }) {
-    this.registry = parts.registry;
-    this.pool = parts.pool;
-    this.tenants = parts.tenants;
-    this.clock = parts.clock;
+export class Launcher {
+  /** The parts it works with, as open.ts gave them. */
+  private readonly p: LauncherParts;
+
+  constructor(parts: LauncherParts) {
+    this.p = parts;
   }
 
   /**
@@ -37,11 +39,11 @@ export class Launcher {
     const { tenant, service, version, code, args, limits, supervision, deployedAt, meta, grants } = spec;
     const stripped = spec.stripped ?? stripTypes(code, `${service}.ts`);
     const filename = stripped === code ? `${service}.js` : `${service}.ts`;
-    const scheduler = this.registry.place(tenant);
+    const scheduler = this.p.registry.place(tenant);
     const record: ServiceRecord = {
       tenant,
       service,
-      sid: this.registry.newSid(),
+      sid: this.p.registry.newSid(),
       version,
       code,
       args,
@@ -64,10 +66,10 @@ export class Launcher {
     // Until init succeeds the new record is known only by its sid: the previous version (crashed
     // or stopped) stays visible under the name, and a failed deploy leaves nothing behind. A kill
     // meanwhile finds it as the one starting.
-    this.registry.track(record);
-    this.registry.beginStart(record);
+    this.p.registry.track(record);
+    this.p.registry.beginStart(record);
     try {
-      const { promise } = this.pool.request(scheduler, (rid) => ({
+      const { promise } = this.p.pool.request(scheduler, (rid) => ({
         op: "deploy",
         rid,
         sid: record.sid,
@@ -79,7 +81,7 @@ export class Launcher {
         args,
         limits,
         grants,
-        tenantMemoryBytes: this.tenants.limits(tenant).memoryBytes,
+        tenantMemoryBytes: this.p.tenants.limits(tenant).memoryBytes,
         ...(adopt !== undefined ? { state: adopt.state, timers: adopt.timers } : {}),
       }));
       const reply = JSON.parse(await promise) as Deployed;
@@ -92,14 +94,14 @@ export class Launcher {
       }
       record.handlers = Object.freeze([...reply.handlers]);
       if (previous) {
-        cancelRestart(previous, this.clock);
-        cancelSwapWatch(previous, this.clock);
-        this.registry.untrack(previous);
+        cancelRestart(previous, this.p.clock);
+        cancelSwapWatch(previous, this.p.clock);
+        this.p.registry.untrack(previous);
       }
-      this.registry.name(record);
+      this.p.registry.name(record);
       return record;
     } catch (err) {
-      this.registry.untrack(record);
+      this.p.registry.untrack(record);
       if (record.killed) {
         throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${service} was killed while it was starting`, { tenant, service });
       }
@@ -113,7 +115,7 @@ export class Launcher {
       }
       throw err;
     } finally {
-      this.registry.endStart(record);
+      this.p.registry.endStart(record);
     }
   }
 
@@ -121,7 +123,7 @@ export class Launcher {
   // stopped another service's runaway, or this one's), the service went with it: stopped as asked.
   async stop(r: ServiceRecord): Promise<void> {
     try {
-      await this.pool.request(r.scheduler, (rid) => ({ op: "kill", rid, sid: r.sid })).promise;
+      await this.p.pool.request(r.scheduler, (rid) => ({ op: "kill", rid, sid: r.sid })).promise;
     } catch (err) {
       if (!(err instanceof SoloError && err.reason === "SOLO_ERR_SCHEDULER_FAILED")) throw err;
     }

@@ -31,62 +31,43 @@ import type { Supervisor } from "../supervisor/supervisor.ts";
 const DEFAULT_ROLLBACK_WINDOW_MS = 30_000;
 const MAX_ROLLBACK_WINDOW_MS = 3_600_000;
 
-export class HotSwap {
-  private readonly registry: Registry;
-  private readonly launcher: Launcher;
-  private readonly supervisor: Supervisor;
-  private readonly resources: Resources;
-  private readonly breakers: Breakers;
-  private readonly checks: CodeChecks;
-  private readonly pool: SchedulerPool;
-  private readonly store: Store;
-  private readonly log: EventLog;
-  private readonly audit: Audit;
-  private readonly clock: Clock;
-  private readonly closed: () => boolean;
+export interface HotSwapParts {
+  readonly registry: Registry;
+  readonly launcher: Launcher;
+  readonly supervisor: Supervisor;
+  readonly resources: Resources;
+  readonly breakers: Breakers;
+  readonly checks: CodeChecks;
+  readonly pool: SchedulerPool;
+  readonly store: Store;
+  readonly log: EventLog;
+  readonly audit: Audit;
+  readonly clock: Clock;
+  readonly closed: () => boolean;
+}
 
-  constructor(parts: {
-    registry: Registry;
-    launcher: Launcher;
-    supervisor: Supervisor;
-    resources: Resources;
-    breakers: Breakers;
-    checks: CodeChecks;
-    pool: SchedulerPool;
-    store: Store;
-    log: EventLog;
-    audit: Audit;
-    clock: Clock;
-    closed: () => boolean;
-  }) {
-    this.registry = parts.registry;
-    this.launcher = parts.launcher;
-    this.supervisor = parts.supervisor;
-    this.resources = parts.resources;
-    this.breakers = parts.breakers;
-    this.checks = parts.checks;
-    this.pool = parts.pool;
-    this.store = parts.store;
-    this.log = parts.log;
-    this.audit = parts.audit;
-    this.clock = parts.clock;
-    this.closed = parts.closed;
+export class HotSwap {
+  /** The parts it works with, as open.ts gave them. */
+  private readonly p: HotSwapParts;
+
+  constructor(parts: HotSwapParts) {
+    this.p = parts;
   }
 
   async swap(tenant: string, service: string, code: string, options: SwapOptions): Promise<Deployment> {
-    const r = this.registry.running(tenant, service);
-    this.resources.checkCooldown(r.tenant);
-    const checked = this.checks.code(code, "swap");
+    const r = this.p.registry.running(tenant, service);
+    this.p.resources.checkCooldown(r.tenant);
+    const checked = this.p.checks.code(code, "swap");
     const windowMs = checkWindow(options);
-    const key = this.registry.claim(r);
-    const version = this.registry.highestVersion(key) + 1;
+    const key = this.p.registry.claim(r);
+    const version = this.p.registry.highestVersion(key) + 1;
     try {
       const { fresh, state, timers, findings } = await (async () => {
-        const { stripped, findings } = this.checks.analyze(checked, r.service, "swap");
+        const { stripped, findings } = this.p.checks.analyze(checked, r.service, "swap");
         return { ...(await this.swapIn(r, checked, stripped, version, r.version, r.grants)), findings };
       })().catch(async (err: unknown) => {
         const error = SoloError.from(err);
-        await this.audit.record({
+        await this.p.audit.record({
           tenant: r.tenant,
           type: "hot_swap_failed",
           subject: r.service,
@@ -105,7 +86,7 @@ export class HotSwap {
         // Killed while the scheduler was swapping: the instance is gone, and so is the swap.
         fresh.killed = true;
         fresh.state = "stopped";
-        this.registry.takeVersion(key, version); // the number ran, however briefly: it is not given out again
+        this.p.registry.takeVersion(key, version); // the number ran, however briefly: it is not given out again
         throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed during the swap`, {
           tenant: r.tenant,
           service: r.service,
@@ -114,7 +95,7 @@ export class HotSwap {
       // Armed before the new version is recorded: it takes messages already, and a crash from
       // now on rolls it back (the timer starts once the swap is durable).
       fresh.swapWatch = { from: r, state, timers, timer: undefined };
-      const { events } = await this.log.write(
+      const { events } = await this.p.log.write(
         [{ t: "deployment.put", deployment: deploymentRow({ ...r, version, code: checked }, Date.now()) }],
         [
           {
@@ -127,16 +108,16 @@ export class HotSwap {
         ],
       );
       fresh.causeId = (events[0] as SoloEvent).id;
-      this.registry.takeVersion(key, version);
-      this.breakers.reset(r.tenant, r.service);
+      this.p.registry.takeVersion(key, version);
+      this.p.breakers.reset(r.tenant, r.service);
       // The verdict goes to whichever record carries this watch when the window ends: an
       // operator's restart() inside the window hands the watch on to the restarted instance.
       const watch = fresh.swapWatch;
       const settle = (): void => {
-        const current = this.registry.current(r.tenant, r.service);
+        const current = this.p.registry.current(r.tenant, r.service);
         if (!current || !watch || current.swapWatch?.from !== watch.from) return;
         current.swapWatch = undefined;
-        void this.audit.record({
+        void this.p.audit.record({
           tenant: r.tenant,
           type: "hot_swap_succeeded",
           subject: r.service,
@@ -145,22 +126,22 @@ export class HotSwap {
         });
       };
       if (watch && fresh.swapWatch === watch) {
-        if (this.closed())
+        if (this.p.closed())
           fresh.swapWatch = undefined; // closed meanwhile: no timer may outlive the kernel
         else if (windowMs === 0) settle();
-        else fresh.swapWatch = { from: r, state, timers, timer: this.clock.setTimeout(settle, windowMs) };
+        else fresh.swapWatch = { from: r, state, timers, timer: this.p.clock.setTimeout(settle, windowMs) };
       }
       return { tenant: r.tenant, service: r.service, version, findings };
     } finally {
-      this.registry.release(key);
+      this.p.registry.release(key);
     }
   }
 
   async rollback(tenant: string, service: string, version?: number): Promise<Deployment> {
-    const r = this.registry.running(tenant, service);
-    this.resources.checkCooldown(r.tenant);
+    const r = this.p.registry.running(tenant, service);
+    this.p.resources.checkCooldown(r.tenant);
     const key = keyOf(r.tenant, r.service);
-    const history = await this.store.deploymentHistory(r.tenant, r.service);
+    const history = await this.p.store.deploymentHistory(r.tenant, r.service);
     const target =
       version === undefined ? [...history].reverse().find((d) => d.version < r.version) : history.find((d) => d.version === version);
     checkVersion("rollback", version);
@@ -173,9 +154,9 @@ export class HotSwap {
         { tenant: r.tenant, service: r.service, versions: history.map((d) => d.version) },
       );
     }
-    this.registry.claim(r);
+    this.p.registry.claim(r);
     try {
-      cancelSwapWatch(r, this.clock);
+      cancelSwapWatch(r, this.p.clock);
       const { fresh } = await this.swapIn(
         r,
         target.code,
@@ -184,7 +165,7 @@ export class HotSwap {
         r.version,
         grantsOf(target),
       );
-      const { events } = await this.log.write(
+      const { events } = await this.p.log.write(
         [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: target.version }],
         [
           {
@@ -197,10 +178,10 @@ export class HotSwap {
         ],
       );
       fresh.causeId = (events[0] as SoloEvent).id;
-      this.breakers.reset(r.tenant, r.service);
+      this.p.breakers.reset(r.tenant, r.service);
       return { tenant: r.tenant, service: r.service, version: target.version, findings: [] };
     } finally {
-      this.registry.release(key);
+      this.p.registry.release(key);
     }
   }
 
@@ -215,7 +196,7 @@ export class HotSwap {
   ): Promise<{ fresh: ServiceRecord; state: string; timers: readonly PendingTimer[] }> {
     const filename = stripped === code ? `${r.service}.js` : `${r.service}.ts`;
     const reply = JSON.parse(
-      await this.pool.request(r.scheduler, (rid) => ({
+      await this.p.pool.request(r.scheduler, (rid) => ({
         op: "swap",
         rid,
         sid: r.sid,
@@ -240,8 +221,8 @@ export class HotSwap {
       deployedAt: new Date().toISOString(),
     };
     delete fresh.crash;
-    this.registry.track(fresh);
-    if (this.registry.isCurrent(r)) this.registry.name(fresh);
+    this.p.registry.track(fresh);
+    if (this.p.registry.isCurrent(r)) this.p.registry.name(fresh);
     return { fresh, state: reply.state, timers: reply.timers };
   }
 
@@ -250,26 +231,26 @@ export class HotSwap {
   async rollBackAfterCrash(r: ServiceRecord, watch: SwapWatch, cause: Promise<SoloEvent | undefined>): Promise<void> {
     const key = keyOf(r.tenant, r.service);
     const old = watch.from;
-    this.registry.hold(key);
+    this.p.registry.hold(key);
     let fresh: ServiceRecord;
     try {
-      fresh = await this.launcher.launch(old, r, { state: watch.state, timers: watch.timers }, true);
+      fresh = await this.p.launcher.launch(old, r, { state: watch.state, timers: watch.timers }, true);
     } catch (err) {
-      this.registry.release(key);
+      this.p.registry.release(key);
       if (r.killed) return; // killed meanwhile: it stays down
       console.error(`solo: rolling ${key} back to version ${old.version} failed:`, err);
       r.state = "crashed";
-      this.supervisor.supervise(r, cause);
+      this.p.supervisor.supervise(r, cause);
       return;
     }
     // Running again: the name is free for an operator from here on.
-    this.registry.release(key);
+    this.p.registry.release(key);
     fresh.crash = r.crash;
     fresh.causeId = r.causeId;
-    this.breakers.reset(r.tenant, r.service);
+    this.p.breakers.reset(r.tenant, r.service);
     try {
       const crashEvent = await cause;
-      const { events } = await this.log.write(
+      const { events } = await this.p.log.write(
         [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: old.version }],
         [
           {
@@ -282,7 +263,7 @@ export class HotSwap {
         ],
       );
       fresh.causeId = (events[0] as SoloEvent).id;
-      this.supervisor.afterStart(fresh);
+      this.p.supervisor.afterStart(fresh);
     } catch (err) {
       console.error(`solo: recording the rollback of ${key} to version ${old.version} failed:`, err);
     }

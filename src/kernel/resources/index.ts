@@ -16,7 +16,17 @@ const COOLDOWN_FIRST_MS = 1000;
 const COOLDOWN_MAX_MS = 300_000;
 const COOLDOWN_MEMORY_MS = 600_000;
 
+export interface ResourcesParts {
+  readonly registry: Registry;
+  readonly tenants: TenantRegistry;
+  readonly pool: SchedulerPool;
+  readonly audit: Audit;
+  readonly clock: Clock;
+}
+
 export class Resources {
+  /** The parts it works with, as open.ts gave them. */
+  private readonly p: ResourcesParts;
   /** Each tenant's instance as its scheduler last reported it: linear memory, maximum, bytes of waiting messages. */
   private readonly tenantMemory = new Map<string, { readonly bytes: number; readonly cap: number; readonly queued: number }>();
   // A tenant whose service stalled a scheduler (the watchdog had to replace it) cools down: for a
@@ -25,18 +35,9 @@ export class Resources {
   // wait doubles with each strike within ten minutes (1 s, 2 s, 4 s ... at most 5 min): a tenant
   // that keeps stalling its scheduler holds it a shrinking share of the time.
   private readonly cooldowns = new Map<string, { until: number; strikes: number; at: number }>();
-  private readonly registry: Registry;
-  private readonly tenants: TenantRegistry;
-  private readonly pool: SchedulerPool;
-  private readonly audit: Audit;
-  private readonly clock: Clock;
 
-  constructor(parts: { registry: Registry; tenants: TenantRegistry; pool: SchedulerPool; audit: Audit; clock: Clock }) {
-    this.registry = parts.registry;
-    this.tenants = parts.tenants;
-    this.pool = parts.pool;
-    this.audit = parts.audit;
-    this.clock = parts.clock;
+  constructor(parts: ResourcesParts) {
+    this.p = parts;
   }
 
   /** The maximum of a tenant's instance (0: it has none). */
@@ -51,13 +52,13 @@ export class Resources {
       else this.tenantMemory.set(tenant, { bytes, cap, queued });
     }
     for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled, dropped] of samples) {
-      const r = this.registry.instance(sid);
+      const r = this.p.registry.instance(sid);
       if (!r) continue;
       const before = r.usage.dropped;
       r.usage = { messages, cpuMs, memoryBytes, mailbox, unhandled, dropped };
       // At most one event per service per sample interval, however many messages were dropped.
       if (dropped > before) {
-        void this.audit.record({
+        void this.p.audit.record({
           tenant: r.tenant,
           type: "resource_violation",
           subject: r.service,
@@ -75,7 +76,7 @@ export class Resources {
     let heapBytes = 0;
     let mailbox = 0;
     let dropped = 0;
-    for (const r of this.registry.services(t)) {
+    for (const r of this.p.registry.services(t)) {
       if (r.state === "stopped") continue;
       services++;
       if (r.state === "running") {
@@ -87,13 +88,13 @@ export class Resources {
     }
     const memoryBytes = this.tenantMemory.get(t)?.bytes ?? 0;
     const queuedBytes = this.tenantMemory.get(t)?.queued ?? 0;
-    return { tenant: t, services, running, memoryBytes, heapBytes, queuedBytes, mailbox, dropped, limits: this.tenants.limits(t) };
+    return { tenant: t, services, running, memoryBytes, heapBytes, queuedBytes, mailbox, dropped, limits: this.p.tenants.limits(t) };
   }
 
   /** Every tenant's services by state and what they hold, for `stats()`. */
   tenantStats(): Array<KernelStats["tenants"][number]> {
     const out: Array<KernelStats["tenants"][number]> = [];
-    for (const [tenant, named] of this.registry.tenants()) {
+    for (const [tenant, named] of this.p.registry.tenants()) {
       const services: Record<ServiceState, number> = { running: 0, restarting: 0, crashed: 0, failed: 0, stopped: 0 };
       let heapBytes = 0;
       let mailbox = 0;
@@ -109,7 +110,7 @@ export class Resources {
         }
       }
       const memoryBytes = this.tenantMemory.get(tenant)?.bytes ?? 0;
-      const limitBytes = this.tenants.limits(tenant).memoryBytes;
+      const limitBytes = this.p.tenants.limits(tenant).memoryBytes;
       out.push({ tenant, services, memoryBytes, limitBytes, heapBytes, mailbox, restarts, dropped });
     }
     return out;
@@ -118,11 +119,11 @@ export class Resources {
   // Deploy refuses a service the tenant has no room for: a name beyond its service count, or any
   // new service while its services already hold its memory.
   checkRoom(tenant: string, service: string): void {
-    const limits = this.tenants.limits(tenant);
+    const limits = this.p.tenants.limits(tenant);
     const usage = this.tenantUsage(tenant);
-    const replacing = this.registry.current(tenant, service);
+    const replacing = this.p.registry.current(tenant, service);
     // Deploys of new names still starting count too, so concurrent deploys cannot overshoot.
-    const starting = this.registry.newNamesStarting(tenant, service);
+    const starting = this.p.registry.newNamesStarting(tenant, service);
     const others = usage.services + starting - (replacing && replacing.state !== "stopped" ? 1 : 0);
     if (others >= limits.maxServices) {
       throw new SoloError("SOLO_ERR_TENANT_LIMIT", `tenant ${tenant} already has ${others} services, its limit`, {
@@ -139,8 +140,8 @@ export class Resources {
   // which tenant limit it met and what its neighbours held, so an operator can see who fills it.
   tenantFull(r: ServiceRecord, largest: ReadonlyArray<readonly [string, number]>): void {
     const holders = largest.map(([service, bytes]) => ({ service, bytes }));
-    const limit = this.tenants.limits(r.tenant).memoryBytes;
-    void this.audit.record({
+    const limit = this.p.tenants.limits(r.tenant).memoryBytes;
+    void this.p.audit.record({
       tenant: r.tenant,
       type: "resource_violation",
       subject: r.service,
@@ -157,25 +158,26 @@ export class Resources {
 
   /** A tenant's memory limit changed: its scheduler enforces the new one from now on. */
   limitsChanged(tenant: string): void {
-    const index = this.registry.placed(tenant);
-    if (index !== undefined) this.pool.post(index, { op: "tenantMemory", tenant, memoryBytes: this.tenants.limits(tenant).memoryBytes });
+    const index = this.p.registry.placed(tenant);
+    if (index !== undefined)
+      this.p.pool.post(index, { op: "tenantMemory", tenant, memoryBytes: this.p.tenants.limits(tenant).memoryBytes });
   }
 
   /** A tenant's service stalled its scheduler: it cools down, longer with each strike. */
   strike(tenant: string): void {
-    const now = this.clock.now();
+    const now = this.p.clock.now();
     const seen = this.cooldowns.get(tenant);
     const strikes = seen && now - seen.at < COOLDOWN_MEMORY_MS ? seen.strikes + 1 : 1;
     const holdMs = Math.min(COOLDOWN_MAX_MS, COOLDOWN_FIRST_MS * 2 ** (strikes - 1));
     this.cooldowns.set(tenant, { until: now + holdMs, strikes, at: now });
     // Its services' own traffic (timers, calls between them) waits too, on its scheduler.
-    const index = this.registry.placed(tenant);
-    if (index !== undefined) this.pool.post(index, { op: "hold", tenant, ms: holdMs });
+    const index = this.p.registry.placed(tenant);
+    if (index !== undefined) this.p.pool.post(index, { op: "hold", tenant, ms: holdMs });
   }
 
   cooldownLeft(tenant: string): number {
     const c = this.cooldowns.get(tenant);
-    return c ? Math.max(0, c.until - this.clock.now()) : 0;
+    return c ? Math.max(0, c.until - this.p.clock.now()) : 0;
   }
 
   /** Refuses an operation of a tenant cooling down. */

@@ -22,40 +22,29 @@ export interface SupervisorLinks {
 /** How a service went down: its own fault, or none of it (its scheduler went for another's runaway). */
 type Cause = number | null | Promise<SoloEvent | undefined>;
 
-export class Supervisor {
-  private readonly registry: Registry;
-  private readonly launcher: Launcher;
-  private readonly resources: Resources;
-  private readonly audit: Audit;
-  private readonly log: EventLog;
-  private readonly clock: Clock;
-  private readonly closed: () => boolean;
-  private readonly links: SupervisorLinks;
+export interface SupervisorParts {
+  readonly registry: Registry;
+  readonly launcher: Launcher;
+  readonly resources: Resources;
+  readonly audit: Audit;
+  readonly log: EventLog;
+  readonly clock: Clock;
+  readonly closed: () => boolean;
+  readonly links: SupervisorLinks;
+}
 
-  constructor(parts: {
-    registry: Registry;
-    launcher: Launcher;
-    resources: Resources;
-    audit: Audit;
-    log: EventLog;
-    clock: Clock;
-    closed: () => boolean;
-    links: SupervisorLinks;
-  }) {
-    this.registry = parts.registry;
-    this.launcher = parts.launcher;
-    this.resources = parts.resources;
-    this.audit = parts.audit;
-    this.log = parts.log;
-    this.clock = parts.clock;
-    this.closed = parts.closed;
-    this.links = parts.links;
+export class Supervisor {
+  /** The parts it works with, as open.ts gave them. */
+  private readonly p: SupervisorParts;
+
+  constructor(parts: SupervisorParts) {
+    this.p = parts;
   }
 
   /** A child exited abnormally: the crash is recorded, then the supervisor decides. */
   crashed(r: ServiceRecord, crash: Crash | null, phase?: string, innocent = false): void {
     // Decided now, so calls see "restarting" (with a retry hint) from the moment of the crash.
-    const cause = this.audit.record({
+    const cause = this.p.audit.record({
       tenant: r.tenant,
       type: "service_crashed",
       subject: r.service,
@@ -65,9 +54,9 @@ export class Supervisor {
     const watch = r.swapWatch;
     if (watch) {
       r.swapWatch = undefined;
-      if (watch.timer !== undefined) this.clock.clearTimeout(watch.timer);
+      if (watch.timer !== undefined) this.p.clock.clearTimeout(watch.timer);
       r.state = "restarting";
-      this.links.rollBack(r, watch, cause);
+      this.p.links.rollBack(r, watch, cause);
       return;
     }
     this.supervise(r, cause, innocent);
@@ -81,29 +70,29 @@ export class Supervisor {
     if (status !== "crashed") return;
     // Held its thread far past its budget inside a built-in: its neighbours waited, so its
     // tenant cools down as if the watchdog had had to step in.
-    if (stalledMs !== undefined) this.resources.strike(r.tenant);
+    if (stalledMs !== undefined) this.p.resources.strike(r.tenant);
     // Not under its name yet (the crash came right after init): whoever is starting it handles it.
-    if (!this.registry.isCurrent(r)) r.earlyCrash = crash ?? null;
+    if (!this.p.registry.isCurrent(r)) r.earlyCrash = crash ?? null;
     else this.crashed(r, crash ?? null);
   }
 
   // `innocent`: the service went down through no fault of its own (its scheduler was replaced for
   // another service's runaway step), so the restart does not use up its restart intensity.
   supervise(r: ServiceRecord, cause: Cause, innocent = false): void {
-    if (this.closed() || !this.registry.isCurrent(r)) return;
-    const now = this.clock.now();
-    const d = decide(r.supervision, innocent ? [] : r.restartTimes, true, now, this.clock.random());
+    if (this.p.closed() || !this.p.registry.isCurrent(r)) return;
+    const now = this.p.clock.now();
+    const d = decide(r.supervision, innocent ? [] : r.restartTimes, true, now, this.p.clock.random());
     const causeId = async (): Promise<number | null> =>
       typeof cause === "object" && cause !== null ? ((await cause)?.id ?? r.causeId) : cause;
     if (d.action === "stay_down") {
-      this.registry.wake(r);
+      this.p.registry.wake(r);
       return;
     }
     if (d.action === "fail") {
       r.state = "failed";
-      this.registry.wake(r);
+      this.p.registry.wake(r);
       void causeId().then((id) =>
-        this.audit.record({
+        this.p.audit.record({
           tenant: r.tenant,
           type: "service_failed",
           subject: r.service,
@@ -125,10 +114,10 @@ export class Supervisor {
 
   scheduleRestart(r: ServiceRecord, backoffMs: number, causeId: () => Promise<number | null>): void {
     // A tenant cooling down after stalling its scheduler starts nothing again before it ends.
-    const delayMs = Math.max(backoffMs, this.resources.cooldownLeft(r.tenant));
+    const delayMs = Math.max(backoffMs, this.p.resources.cooldownLeft(r.tenant));
     r.state = "restarting";
-    r.restartAt = this.clock.now() + delayMs;
-    r.restartTimer = this.clock.setTimeout(() => {
+    r.restartAt = this.p.clock.now() + delayMs;
+    r.restartTimer = this.p.clock.setTimeout(() => {
       r.restartTimer = undefined;
       // The restart does not wait for the crash event's commit; only the restart event needs its id.
       void this.restartNow(r, causeId, delayMs);
@@ -136,14 +125,14 @@ export class Supervisor {
   }
 
   private async restartNow(r: ServiceRecord, causeId: () => Promise<number | null>, delayMs: number): Promise<void> {
-    if (this.closed() || r.state !== "restarting" || !this.registry.isCurrent(r)) return;
+    if (this.p.closed() || r.state !== "restarting" || !this.p.registry.isCurrent(r)) return;
     const key = keyOf(r.tenant, r.service);
-    this.registry.hold(key);
+    this.p.registry.hold(key);
     let fresh: ServiceRecord;
     try {
-      fresh = await this.launcher.launch(r, r, undefined, true);
+      fresh = await this.p.launcher.launch(r, r, undefined, true);
     } catch (err) {
-      this.registry.release(key);
+      this.p.registry.release(key);
       if (r.killed) return; // killed while it was starting again: it stays down
       // Starting again failed (init throws now, say): that is one more crash for the supervisor,
       // unless the scheduler it was starting on was replaced for another service's runaway.
@@ -156,13 +145,13 @@ export class Supervisor {
       return;
     }
     // Running and reachable from here on: an operator may restart or swap it at once.
-    this.registry.release(key);
+    this.p.registry.release(key);
     fresh.restarts = r.restarts + 1;
     fresh.restartTimes = r.restartTimes;
     fresh.crash = r.crash;
     fresh.causeId = r.causeId; // until the restart's own event is written
     const cause = await causeId();
-    const event = await this.audit.record({
+    const event = await this.p.audit.record({
       tenant: r.tenant,
       type: "service_restarted",
       subject: r.service,
@@ -175,18 +164,18 @@ export class Supervisor {
 
   /** An operator's restart: stopped (if running) and started again at once, as a revival. */
   async restart(r: ServiceRecord): Promise<Deployment> {
-    this.resources.checkCooldown(r.tenant);
+    this.p.resources.checkCooldown(r.tenant);
     if (r.state === "stopped") {
       throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed; deploy it to start it again`, {
         tenant: r.tenant,
         service: r.service,
       });
     }
-    const key = this.registry.claim(r);
+    const key = this.p.registry.claim(r);
     try {
-      cancelRestart(r, this.clock);
+      cancelRestart(r, this.p.clock);
       if (r.state === "running") {
-        await this.launcher.stop(r);
+        await this.p.launcher.stop(r);
         r.state = "stopped";
       }
       // An operator's restart starts the intensity count afresh; a swap's rollback window goes on.
@@ -195,7 +184,7 @@ export class Supervisor {
       let fresh: ServiceRecord;
       try {
         // As a revival: a kill while it starts again stops it for good.
-        fresh = await this.launcher.launch(r, r, undefined, true);
+        fresh = await this.p.launcher.launch(r, r, undefined, true);
       } catch (err) {
         if (r.killed) throw err;
         // It did not come back (its init fails now): a crash like any other, for its supervisor
@@ -208,7 +197,7 @@ export class Supervisor {
       }
       fresh.restarts = r.restarts + 1;
       fresh.swapWatch = watch;
-      const event = await this.log.append({
+      const event = await this.p.log.append({
         tenant: r.tenant,
         type: "service_restarted",
         subject: r.service,
@@ -219,17 +208,17 @@ export class Supervisor {
       this.afterStart(fresh);
       return { tenant: r.tenant, service: r.service, version: r.version, findings: [] };
     } finally {
-      this.registry.release(key);
+      this.p.registry.release(key);
     }
   }
 
   /** A crash that came before the service was registered is handled now that it is. */
   afterStart(r: ServiceRecord): void {
-    this.registry.wake(r);
+    this.p.registry.wake(r);
     if (r.earlyCrash === undefined) return;
     const crash = r.earlyCrash;
     r.earlyCrash = undefined;
-    if (this.registry.isCurrent(r) && r.state === "crashed") this.crashed(r, crash);
+    if (this.p.registry.isCurrent(r) && r.state === "crashed") this.crashed(r, crash);
   }
 
   // A scheduler thread is gone: it died, or the watchdog replaced it to stop one service's step
@@ -238,7 +227,7 @@ export class Supervisor {
   // the thread comes back on the fresh one through its supervisor, without using up its restart
   // intensity, and the calls that were waiting on them are delivered to them afterwards.
   schedulerDied(index: number, error: SoloError, culprit: Culprit | undefined, unstarted: ReadonlyMap<number, readonly string[]>): void {
-    const blamed = culprit ? this.registry.instance(culprit.sid) : undefined;
+    const blamed = culprit ? this.p.registry.instance(culprit.sid) : undefined;
     const lost: Crash = {
       kind: "scheduler_failed",
       reason: "SOLO_ERR_SCHEDULER_FAILED",
@@ -247,14 +236,14 @@ export class Supervisor {
         : error.message,
     };
     const affected: ServiceRecord[] = [];
-    for (const r of this.registry.instances()) if (r.scheduler === index && r.state === "running") affected.push(r);
-    this.resources.schedulerGone(this.registry.unplace(index));
+    for (const r of this.p.registry.instances()) if (r.scheduler === index && r.state === "running") affected.push(r);
+    this.p.resources.schedulerGone(this.p.registry.unplace(index));
     // Stalling a scheduler costs the tenant a strike whether the watchdog found the step past its
     // hard limit or an operator's kill found it unable to let go: either way its neighbours lost
     // their state.
-    if (blamed) this.resources.strike(blamed.tenant);
+    if (blamed) this.p.resources.strike(blamed.tenant);
     if (culprit) {
-      void this.audit.record({
+      void this.p.audit.record({
         tenant: null,
         type: "scheduler_replaced",
         payload: {
@@ -284,15 +273,15 @@ export class Supervisor {
       r.crash = lost;
       this.crashed(r, lost, undefined, culprit !== undefined);
       const casts = unstarted.get(r.sid);
-      if (casts) this.links.recast(r, casts);
+      if (casts) this.p.links.recast(r, casts);
     }
   }
 
   /** Stands every pending restart and swap window down (the kernel is closing). */
   standDown(): void {
-    for (const r of this.registry.instances()) {
-      cancelRestart(r, this.clock);
-      cancelSwapWatch(r, this.clock);
+    for (const r of this.p.registry.instances()) {
+      cancelRestart(r, this.p.clock);
+      cancelSwapWatch(r, this.p.clock);
     }
   }
 }

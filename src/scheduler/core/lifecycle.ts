@@ -15,41 +15,44 @@ import { errorOf, newTenant, Service, type Tenant } from "./service.ts";
 /** The most CPU `terminate` may take when a service is killed. */
 const TERMINATE_MS = 500;
 
+/** What the scheduler's lifecycle and usage parts work with. @internal */
+export interface CoreParts {
+  readonly loop: RunLoop;
+  readonly powers: HostPowers;
+  readonly engine: EngineImage;
+}
+
 /** Deploys and kills on one scheduler. @internal */
 export class Lifecycle {
-  private readonly loop: RunLoop;
-  private readonly powers: HostPowers;
-  private readonly engine: EngineImage;
+  private readonly c: CoreParts;
 
-  constructor(loop: RunLoop, powers: HostPowers, engine: EngineImage) {
-    this.loop = loop;
-    this.powers = powers;
-    this.engine = engine;
+  constructor(parts: CoreParts) {
+    this.c = parts;
   }
 
   /** Starts the service `op` describes; its init's outcome (or the failure to load it) answers `op`. */
   async deploy(op: DeployOp): Promise<void> {
-    let t = this.loop.tenants.get(op.tenant);
+    let t = this.c.loop.tenants.get(op.tenant);
     if (!t) {
       t = newTenant(op.tenant, op.tenantMemoryBytes);
-      this.loop.tenants.set(op.tenant, t);
+      this.c.loop.tenants.set(op.tenant, t);
     }
     t.capBytes = op.tenantMemoryBytes;
-    t.engine ??= instantiateEngine(this.engine, t.capBytes);
+    t.engine ??= instantiateEngine(this.c.engine, t.capBytes);
     t.deploying++;
     try {
       await this.deployIn(t, op);
     } finally {
       t.deploying--;
-      this.loop.release(t);
+      this.c.loop.release(t);
     }
   }
 
   private async deployIn(t: Tenant, op: DeployOp): Promise<void> {
-    const { loop } = this;
+    const { loop } = this.c;
     let engine: TenantEngine;
     try {
-      engine = await (t.engine ?? instantiateEngine(this.engine, t.capBytes));
+      engine = await (t.engine ?? instantiateEngine(this.c.engine, t.capBytes));
       t.module = engine;
     } catch (err) {
       t.engine = undefined;
@@ -67,7 +70,7 @@ export class Lifecycle {
     }
     let s: Service | undefined;
     try {
-      const sandbox = this.powers.sandbox(
+      const sandbox = this.c.powers.sandbox(
         engine,
         { tenant: op.tenant, service: op.service, version: op.version, filename: op.filename, limits: op.limits, grants: op.grants },
         op.sid,
@@ -91,14 +94,14 @@ export class Lifecycle {
     } else {
       s.mailbox.push({ kind: "adopt", payload: op.state, rid: op.rid, fromName: "", deadline: 0, chain: [] });
       // A rollback's state expects the timers that were pending with it.
-      if (s.handlers.includes("handleInfo")) this.powers.rearm(s, op.timers ?? []);
+      if (s.handlers.includes("handleInfo")) this.c.powers.rearm(s, op.timers ?? []);
     }
     loop.schedule(s);
   }
 
   /** Stops service `s` (its terminate runs first, if it is between messages), then answers request `rid`. */
   kill(rid: number, s: Service, reason: string): void {
-    const { loop } = this;
+    const { loop } = this.c;
     // Its running message has been stopped (or it had none); terminate runs under its own budget.
     loop.board.killing(s.sid);
     if (s.live) {

@@ -31,8 +31,8 @@ class SchedulerCore implements Scheduler {
     const powers = new HostPowers(this.loop);
     const swap = new HotSwap(this.loop, powers);
     this.loop.onSwap = (s, m, spec) => swap.run(s, m, spec);
-    this.lifecycle = new Lifecycle(this.loop, powers, options.engine);
-    this.usage = new Usage(this.loop, powers, options.engine);
+    this.lifecycle = new Lifecycle({ loop: this.loop, powers, engine: options.engine });
+    this.usage = new Usage({ loop: this.loop, powers, engine: options.engine });
   }
 
   receive(batch: readonly ToScheduler[]): void {

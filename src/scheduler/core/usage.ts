@@ -6,11 +6,10 @@
  */
 import { SoloError } from "../../lib/errors/errors.ts";
 import { threadCpuMs } from "../../sandbox/cpu-clock.ts";
-import { ENGINE_MIN_BYTES, type EngineImage, instanceCapBytes, instantiateEngine, type TenantEngine } from "../../sandbox/engine.ts";
+import { ENGINE_MIN_BYTES, instanceCapBytes, instantiateEngine, type TenantEngine } from "../../sandbox/engine.ts";
 import { EngineFault, type ServiceSandbox } from "../../sandbox/service.ts";
 import type { TenantSample, UsageSample } from "../protocol.ts";
-import type { HostPowers } from "./host-powers.ts";
-import type { RunLoop } from "./run-loop.ts";
+import type { CoreParts } from "./lifecycle.ts";
 import { liveServices, type Service, type Tenant } from "./service.ts";
 import { collectSoon } from "./soon.ts";
 
@@ -25,19 +24,15 @@ const RECLAIM_RETRY_MS = 1000;
 
 /** Usage reports and memory reclaims of one scheduler. @internal */
 export class Usage {
-  private readonly loop: RunLoop;
-  private readonly powers: HostPowers;
-  private readonly engine: EngineImage;
+  private readonly c: CoreParts;
 
-  constructor(loop: RunLoop, powers: HostPowers, engine: EngineImage) {
-    this.loop = loop;
-    this.powers = powers;
-    this.engine = engine;
+  constructor(parts: CoreParts) {
+    this.c = parts;
   }
 
   /** Sends what changed since the last sample: each service's usage, each tenant's memory. */
   sample(): void {
-    const { loop } = this;
+    const { loop } = this.c;
     const samples: UsageSample[] = [];
     for (const s of loop.services.values()) {
       if (!s.dirty) continue;
@@ -85,7 +80,7 @@ export class Usage {
     const capChanged = instanceCapBytes(t.capBytes) !== engine.capBytes;
     const oversized = size > RECLAIM_MIN_BYTES && size > 2 * held + ENGINE_MIN_BYTES;
     if (!capChanged && !oversized) return;
-    t.reclaiming = instantiateEngine(this.engine, t.capBytes).then(
+    t.reclaiming = instantiateEngine(this.c.engine, t.capBytes).then(
       (fresh) => {
         t.reclaiming = undefined;
         // After a move, or one that failed, not again for a while: a service that keeps growing the
@@ -93,12 +88,12 @@ export class Usage {
         // sample. A tenant that was not quiet is tried again soon.
         const outcome = t.module === engine ? this.moveTo(t, fresh) : "failed";
         t.reclaimAfter = Date.now() + (outcome === "busy" ? RECLAIM_RETRY_MS : RECLAIM_BACKOFF_MS);
-        this.loop.outbox.flushSoon();
+        this.c.loop.outbox.flushSoon();
       },
       (err: unknown) => {
         t.reclaiming = undefined;
         t.reclaimAfter = Date.now() + RECLAIM_BACKOFF_MS;
-        console.error(`solo scheduler ${this.loop.index}: a fresh instance for tenant ${t.name} failed:`, err);
+        console.error(`solo scheduler ${this.c.loop.index}: a fresh instance for tenant ${t.name} failed:`, err);
       },
     );
   }
@@ -106,7 +101,7 @@ export class Usage {
   // Moves every service of the tenant into `fresh`, all or none. Only between messages: a service
   // in the middle of one (awaiting a call) holds a stack in the old instance.
   private moveTo(t: Tenant, fresh: TenantEngine): "moved" | "busy" | "failed" {
-    const { loop } = this;
+    const { loop } = this.c;
     const live = liveServices(t);
     if (t.deploying > 0 || live.some((s) => s.status !== "running" || s.current !== undefined)) return "busy";
     const moved: Array<[Service, ServiceSandbox]> = [];
@@ -129,7 +124,7 @@ export class Usage {
         const exported = loop.guest(s.sid, exportMs, () => old.begin("export", "", "", exportMs));
         old.endMessage();
         if (exported.t !== "reply") return abandon();
-        const next = this.powers.sandbox(fresh, old.spec, s.sid);
+        const next = this.c.powers.sandbox(fresh, old.spec, s.sid);
         moved.push([s, next]);
         loop.guest(s.sid, old.spec.limits.cpuMsPerMessage, () => next.load(s.code));
         const adoptMs = left(s);
