@@ -21,7 +21,7 @@ import { KernelImpl } from "./kernel.ts";
 import { EventLog } from "./log/event-log.ts";
 import { checkOptions, type ResolvedOptions } from "./options.ts";
 import { assertOpen, type Lifetime, type Parts } from "./parts.ts";
-import { Registry } from "./registry/index.ts";
+import { Registry, STOPPED } from "./registry/index.ts";
 import { Resources } from "./resources/index.ts";
 import { route } from "./router.ts";
 import { Supervisor } from "./supervisor/index.ts";
@@ -188,7 +188,7 @@ async function shutdown(k: Parts): Promise<void> {
   try {
     await k.vault.close();
     await k.pool.close(CLOSE_GRACE_MS);
-    for (const r of k.registry.instances()) if (r.state === "running" || r.state === "restarting") r.state = "stopped";
+    for (const r of k.registry.instances()) if (r.life.state === "running" || r.life.state === "restarting") r.life = STOPPED;
     await k.authority.denials.flush();
     await k.log
       .append({ tenant: null, type: "kernel_stopped", payload: { uptimeMs: Date.now() - k.openedAt } })

@@ -27,7 +27,7 @@ export function route(k: RouterParts, msg: FromScheduler): void {
   switch (msg.op) {
     case "status": {
       const r = k.registry.instance(msg.sid);
-      if (r?.state !== "running") return; // unknown, or already killed or replaced
+      if (r?.life.state !== "running") return; // unknown, or already killed or replaced
       if (msg.status === "crashed" && msg.crash?.resource === "tenant_memory" && msg.crash.reason === "SOLO_ERR_LIMIT_MEMORY") {
         // Recorded before the crash, as the scheduler reported them (the limit met, then the exit).
         k.resources.tenantFull(r, msg.holders ?? []);
@@ -40,7 +40,7 @@ export function route(k: RouterParts, msg: FromScheduler): void {
       if (!r) return;
       k.io.handle(r, msg.kind, msg.arg).then(
         (outcome) => {
-          if (r.state === "running") k.pool.post(r.scheduler, { op: "io", sid: r.sid, cid: msg.cid, outcome });
+          if (r.life.state === "running") k.pool.post(r.scheduler, { op: "io", sid: r.sid, cid: msg.cid, outcome });
         },
         (err: unknown) => console.error("solo: a service's storage request failed unexpectedly:", err),
       );

@@ -14,13 +14,17 @@ import type { Breakers } from "../breaker/index.ts";
 import type { EventLog, SoloEvent } from "../log/event-log.ts";
 import { grantPermissions, grantsData, type ServiceGrants } from "../powers/grants.ts";
 import {
+  CRASHED,
   cancelRestart,
   cancelSwapWatch,
   clipDetails,
   deploymentRow,
   grantsOf,
+  KILLED,
   keyOf,
+  killedDurably,
   type Registry,
+  STOPPED,
   serviceNotFound,
 } from "../registry/index.ts";
 import type { Resources } from "../resources/index.ts";
@@ -65,10 +69,10 @@ export class Deployer {
       const { code, args, limits, supervision, meta, grants } = this.p.checks.deploy(fields);
       await this.checkGrantable(p, tenant, service, grants, via);
       const previous = this.p.registry.current(tenant, service);
-      if (this.p.registry.isBusy(key) || previous?.state === "running") {
+      if (this.p.registry.isBusy(key) || previous?.life.state === "running") {
         throw new SoloError(
           "SOLO_ERR_DEPLOY_EXISTS",
-          previous?.state === "running"
+          previous?.life.state === "running"
             ? `service ${service} already exists in tenant ${tenant} (version ${previous.version})`
             : `service ${service} is being deployed in tenant ${tenant}`,
           { tenant, service, hint: "use swap() to replace its code keeping its state, or kill it first" },
@@ -81,11 +85,11 @@ export class Deployer {
       this.p.registry.takeVersion(key, version);
       this.p.registry.hold(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
-      const wasRestarting = previous?.state === "restarting";
-      const restartDue = previous?.restartAt ?? 0;
+      const wasRestarting = previous?.life.state === "restarting";
+      const restartDue = previous?.life.state === "restarting" ? previous.life.at : 0;
       if (previous && wasRestarting) {
         cancelRestart(previous, this.p.clock);
-        previous.state = "crashed";
+        previous.life = CRASHED;
       }
       try {
         const deployedAt = Date.now();
@@ -171,13 +175,13 @@ export class Deployer {
     const record = this.p.registry.lookup(tenant, service);
     // Stopped and durably killed: done. Killed but not recorded (the store failed): write it again.
     // Stopped by a restart that is starting it again: killed now, and the restart stands down.
-    if (record.state === "stopped" && (!record.killed || record.killDurable) && !starting) return;
-    const was = record.killed ? "stopped" : record.state;
+    if (record.life.state === "stopped" && (!record.killed || killedDurably(record)) && !starting) return;
+    const was = record.killed ? "stopped" : record.life.state;
     record.killed = true;
     cancelRestart(record, this.p.clock);
     cancelSwapWatch(record, this.p.clock);
-    if (record.state === "running") await this.p.launcher.stop(record);
-    record.state = "stopped";
+    if (record.life.state === "running") await this.p.launcher.stop(record);
+    record.life = STOPPED;
     this.p.registry.wake(record);
     // A crashed service is still deployed (a restart would bring it back) until it is killed.
     await this.p.log.write(
@@ -192,13 +196,13 @@ export class Deployer {
         },
       ],
     );
-    record.killDurable = true;
+    if (record.life.state === "stopped") record.life = KILLED;
   }
 
   /** Kills every service of a tenant being deleted (running `terminate`); returns how many it had. */
   async killTenant(tenant: string): Promise<number> {
     const services = [...this.p.registry.services(tenant)];
-    for (const r of services) if (r.state !== "stopped" || !r.killDurable) await this.kill(tenant, r.service);
+    for (const r of services) if (!killedDurably(r)) await this.kill(tenant, r.service);
     return services.length;
   }
 

@@ -6,7 +6,15 @@ import { SoloError } from "../../lib/errors/errors.ts";
 import { deployFailure } from "../../sandbox/service.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import type { Deployed, PendingTimer, SchedulerPool } from "../../scheduler/index.ts";
-import { cancelRestart, cancelSwapWatch, EMPTY_USAGE, type LaunchSpec, type Registry, type ServiceRecord } from "../registry/index.ts";
+import {
+  cancelRestart,
+  cancelSwapWatch,
+  EMPTY_USAGE,
+  type LaunchSpec,
+  type Registry,
+  RUNNING,
+  type ServiceRecord,
+} from "../registry/index.ts";
 import type { TenantRegistry } from "../tenants/tenants.ts";
 
 /** The state (and its pending timers) a version starts with instead of running init. */
@@ -58,7 +66,7 @@ export class Launcher {
       deployedAt,
       // Counted as running (for placement) from the start; it is reachable by name only once
       // init has succeeded, and a failed deploy removes it.
-      state: "running",
+      life: RUNNING,
       handlers: [],
       usage: EMPTY_USAGE,
       logs: [],

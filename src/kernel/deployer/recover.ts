@@ -7,7 +7,7 @@ import { SoloError } from "../../lib/errors/errors.ts";
 import type { DeploymentRecord, Store } from "../../store/store.ts";
 import { resolveLimits, type ServiceLimits } from "../limits.ts";
 import type { EventInput, EventLog, SoloEvent } from "../log/event-log.ts";
-import { crashOf, EMPTY_USAGE, grantsOf, metaOf, type Registry, type ServiceRecord } from "../registry/index.ts";
+import { CRASHED, crashOf, EMPTY_USAGE, grantsOf, metaOf, type Registry, type ServiceRecord } from "../registry/index.ts";
 import { resolveSupervision, type SupervisionPolicy } from "../supervisor/policy.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { Launcher } from "./launch.ts";
@@ -164,7 +164,7 @@ function registerCrashed(
     scheduler: -1,
     limits,
     deployedAt: new Date(d.deployedAt).toISOString(),
-    state: "crashed",
+    life: CRASHED,
     handlers: [],
     usage: EMPTY_USAGE,
     crash: crashOf(error),

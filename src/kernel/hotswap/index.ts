@@ -16,6 +16,7 @@ import type { Launcher } from "../deployer/launch.ts";
 import type { EventLog, SoloEvent } from "../log/event-log.ts";
 import type { ServiceGrants } from "../powers/grants.ts";
 import {
+  CRASHED,
   cancelSwapWatch,
   clipDetails,
   deploymentRow,
@@ -23,6 +24,7 @@ import {
   keyOf,
   type Registry,
   type ServiceRecord,
+  STOPPED,
   type SwapWatch,
 } from "../registry/index.ts";
 import type { Resources } from "../resources/index.ts";
@@ -85,7 +87,7 @@ export class HotSwap {
       if (r.killed) {
         // Killed while the scheduler was swapping: the instance is gone, and so is the swap.
         fresh.killed = true;
-        fresh.state = "stopped";
+        fresh.life = STOPPED;
         this.p.registry.takeVersion(key, version); // the number ran, however briefly: it is not given out again
         throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed during the swap`, {
           tenant: r.tenant,
@@ -239,7 +241,7 @@ export class HotSwap {
       this.p.registry.release(key);
       if (r.killed) return; // killed meanwhile: it stays down
       console.error(`solo: rolling ${key} back to version ${old.version} failed:`, err);
-      r.state = "crashed";
+      r.life = CRASHED;
       this.p.supervisor.supervise(r, cause);
       return;
     }

@@ -7,7 +7,7 @@ import { SoloError } from "../../lib/errors/errors.ts";
 import { NO_META, type ServiceMeta } from "../../lib/names.ts";
 import type { PendingTimer } from "../../scheduler/index.ts";
 import type { DeploymentRecord } from "../../store/store.ts";
-import type { LogEntry, ServiceInfo, ServiceState, ServiceUsage } from "../api.ts";
+import type { LogEntry, ServiceInfo, ServiceUsage } from "../api.ts";
 import type { ServiceLimits } from "../limits.ts";
 import { grantsData, resolveGrants, type ServiceGrants } from "../powers/grants.ts";
 import type { SupervisionPolicy } from "../supervisor/policy.ts";
@@ -19,6 +19,35 @@ export interface SwapWatch {
   /** The `sendAfter` timers pending with that state, armed again if it comes back. */
   readonly timers: readonly PendingTimer[];
   readonly timer: unknown | undefined;
+}
+
+/**
+ * A service's stage: running; restarting (when the supervisor's restart is due, and its timer);
+ * crashed or failed (the crash is the record's `crash`); stopped (and whether the kill that stopped
+ * it is in the store, so that it will not be recovered).
+ */
+export type Lifecycle =
+  | { readonly state: "running" }
+  | { readonly state: "restarting"; readonly at: number; readonly timer: unknown }
+  | { readonly state: "crashed" }
+  | { readonly state: "failed" }
+  | { readonly state: "stopped"; readonly durable: boolean };
+
+export const RUNNING: Lifecycle = Object.freeze({ state: "running" });
+export const CRASHED: Lifecycle = Object.freeze({ state: "crashed" });
+export const FAILED: Lifecycle = Object.freeze({ state: "failed" });
+export const STOPPED: Lifecycle = Object.freeze({ state: "stopped", durable: false });
+/** Stopped by a kill that is in the store. */
+export const KILLED: Lifecycle = Object.freeze({ state: "stopped", durable: true });
+
+/** Restarting, due at `at` (clock ms; 0 when no restart is pending) by `timer`. */
+export function restarting(at: number, timer: unknown): Lifecycle {
+  return { state: "restarting", at, timer };
+}
+
+/** Whether a kill stopped it and is in the store. */
+export function killedDurably(r: ServiceRecord): boolean {
+  return r.life.state === "stopped" && r.life.durable;
 }
 
 export interface ServiceRecord {
@@ -35,23 +64,19 @@ export interface ServiceRecord {
   restarts: number;
   /** When the supervisor restarted it (clock ms), for the intensity window. */
   restartTimes: number[];
-  restartTimer?: unknown;
   /** After a swap, until its rollback window ends. */
   swapWatch?: SwapWatch;
-  /** kill() was asked for it: whatever was starting it in the meantime must not bring it back. */
+  /** kill() was asked for it (in any state): whatever was starting it in the meantime must not bring it back. */
   killed?: boolean;
-  /** The kill is in the store: it will not be recovered. */
-  killDurable?: boolean;
   /** Crashed before it was registered under its name (right after init): handled once it is. */
   earlyCrash?: Crash | null;
-  /** When a pending restart is due (clock ms). */
-  restartAt?: number;
   /** The event that recorded this version's start (deploy or recovery): the cause of what follows. */
   causeId: number | null;
   readonly scheduler: number;
   readonly limits: ServiceLimits;
   readonly deployedAt: string;
-  state: ServiceState;
+  /** Where it is in its life, with what only that stage has. */
+  life: Lifecycle;
   handlers: readonly string[];
   usage: ServiceUsage;
   crash?: Crash;
@@ -86,7 +111,7 @@ export function infoOf(r: ServiceRecord, breaker: ServiceInfo["breaker"]): Servi
     tenant: r.tenant,
     service: r.service,
     version: r.version,
-    state: r.state,
+    state: r.life.state,
     handlers: r.handlers,
     limits: r.limits,
     usage: r.usage,
@@ -152,11 +177,11 @@ export function clipDetails(details: Readonly<Record<string, unknown>>): unknown
   return json.length <= 4096 ? details : { clipped: true, keys: Object.keys(details).slice(0, 20) };
 }
 
-/** Stands a pending restart down. */
+/** Stands a pending restart down (the service stays restarting, with none due, until its caller moves it on). */
 export function cancelRestart(r: ServiceRecord, clock: Clock): void {
-  if (r.restartTimer !== undefined) clock.clearTimeout(r.restartTimer);
-  r.restartTimer = undefined;
-  r.restartAt = undefined;
+  if (r.life.state !== "restarting") return;
+  if (r.life.timer !== undefined) clock.clearTimeout(r.life.timer);
+  r.life = restarting(0, undefined);
 }
 
 /** Ends a swap's rollback window without a verdict. */

@@ -109,8 +109,8 @@ export class Registry {
   /** Finds a running service, or throws what keeps it from running. */
   running(tenant: string, service: string): ServiceRecord {
     const r = this.lookup(tenant, service);
-    if (r.state === "restarting") {
-      const retryAfterMs = Math.max(0, (r.restartAt ?? 0) - this.clock.now());
+    if (r.life.state === "restarting") {
+      const retryAfterMs = Math.max(0, r.life.at - this.clock.now());
       throw new SoloError("SOLO_ERR_SERVICE_RESTARTING", `service ${r.service} crashed and is being restarted: ${r.crash?.message ?? ""}`, {
         tenant: r.tenant,
         service: r.service,
@@ -119,7 +119,7 @@ export class Registry {
         hint: `retry in ${retryAfterMs} ms`,
       });
     }
-    if (r.state === "failed") {
+    if (r.life.state === "failed") {
       throw new SoloError(
         "SOLO_ERR_SERVICE_FAILED",
         `service ${r.service} crashed ${r.restartTimes.length + 1} times within ${r.supervision.periodMs} ms and was given up: ${r.crash?.message ?? ""}`,
@@ -131,7 +131,7 @@ export class Registry {
         },
       );
     }
-    if (r.state === "crashed") {
+    if (r.life.state === "crashed") {
       throw new SoloError("SOLO_ERR_SERVICE_CRASHED", `service ${r.service} has crashed: ${r.crash?.message ?? "unknown reason"}`, {
         tenant: r.tenant,
         service: r.service,
@@ -139,7 +139,7 @@ export class Registry {
         hint: "deploy it again to start a new version",
       });
     }
-    if (r.state === "stopped") {
+    if (r.life.state === "stopped") {
       throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} is stopped`, {
         tenant: r.tenant,
         service: r.service,
@@ -225,7 +225,7 @@ export class Registry {
     const existing = this.placement.get(tenant);
     if (existing !== undefined) return existing;
     const load = new Array<number>(this.schedulers).fill(0);
-    for (const r of this.bySid.values()) if (r.state === "running") load[r.scheduler] = (load[r.scheduler] ?? 0) + 1;
+    for (const r of this.bySid.values()) if (r.life.state === "running") load[r.scheduler] = (load[r.scheduler] ?? 0) + 1;
     let best = 0;
     for (let i = 1; i < load.length; i++) if ((load[i] ?? 0) < (load[best] ?? 0)) best = i;
     this.placement.set(tenant, best);
@@ -283,10 +283,10 @@ export class Registry {
         if (this.closed()) {
           done();
           reject(new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel closed before this operation finished"));
-        } else if (r && r.sid !== old.sid && r.state === "running") {
+        } else if (r && r.sid !== old.sid && r.life.state === "running") {
           done();
           resolve(r);
-        } else if (!r || (r.state !== "restarting" && r.state !== "running" && r.state !== "crashed") || r.killed) {
+        } else if (!r || (r.life.state !== "restarting" && r.life.state !== "running" && r.life.state !== "crashed") || r.killed) {
           done();
           try {
             this.running(old.tenant, old.service);
@@ -299,7 +299,7 @@ export class Registry {
           } catch (e) {
             reject(e);
           }
-        } else if (r.state === "crashed" && r.sid === old.sid && r.supervision.restart === "temporary") {
+        } else if (r.life.state === "crashed" && r.sid === old.sid && r.supervision.restart === "temporary") {
           done();
           reject(SoloError.fromData(crashError(r.crash ?? CRASH_UNKNOWN, r.service)));
         }

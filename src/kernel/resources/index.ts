@@ -77,9 +77,9 @@ export class Resources {
     let mailbox = 0;
     let dropped = 0;
     for (const r of this.p.registry.services(t)) {
-      if (r.state === "stopped") continue;
+      if (r.life.state === "stopped") continue;
       services++;
-      if (r.state === "running") {
+      if (r.life.state === "running") {
         running++;
         heapBytes += r.usage.memoryBytes;
         mailbox += r.usage.mailbox;
@@ -101,10 +101,10 @@ export class Resources {
       let restarts = 0;
       let dropped = 0;
       for (const r of named.values()) {
-        services[r.state]++;
+        services[r.life.state]++;
         restarts += r.restarts;
         dropped += r.usage.dropped;
-        if (r.state === "running") {
+        if (r.life.state === "running") {
           heapBytes += r.usage.memoryBytes;
           mailbox += r.usage.mailbox;
         }
@@ -124,7 +124,7 @@ export class Resources {
     const replacing = this.p.registry.current(tenant, service);
     // Deploys of new names still starting count too, so concurrent deploys cannot overshoot.
     const starting = this.p.registry.newNamesStarting(tenant, service);
-    const others = usage.services + starting - (replacing && replacing.state !== "stopped" ? 1 : 0);
+    const others = usage.services + starting - (replacing && replacing.life.state !== "stopped" ? 1 : 0);
     if (others >= limits.maxServices) {
       throw new SoloError("SOLO_ERR_TENANT_LIMIT", `tenant ${tenant} already has ${others} services, its limit`, {
         tenant,

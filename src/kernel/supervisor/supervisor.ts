@@ -9,7 +9,19 @@ import type { Deployment } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Launcher } from "../deployer/launch.ts";
 import type { EventLog, SoloEvent } from "../log/event-log.ts";
-import { cancelRestart, cancelSwapWatch, crashOf, keyOf, type Registry, type ServiceRecord, type SwapWatch } from "../registry/index.ts";
+import {
+  CRASHED,
+  cancelRestart,
+  cancelSwapWatch,
+  crashOf,
+  FAILED,
+  keyOf,
+  type Registry,
+  restarting,
+  type ServiceRecord,
+  STOPPED,
+  type SwapWatch,
+} from "../registry/index.ts";
 import type { Resources } from "../resources/index.ts";
 import { type Clock, decide } from "./policy.ts";
 
@@ -55,7 +67,7 @@ export class Supervisor {
     if (watch) {
       r.swapWatch = undefined;
       if (watch.timer !== undefined) this.p.clock.clearTimeout(watch.timer);
-      r.state = "restarting";
+      r.life = restarting(0, undefined);
       this.p.links.rollBack(r, watch, cause);
       return;
     }
@@ -64,8 +76,8 @@ export class Supervisor {
 
   /** A status report from a scheduler: the service stopped or crashed on its own. */
   exited(r: ServiceRecord, status: "crashed" | "stopped", crash: Crash | undefined, stalledMs: number | undefined): void {
-    if (r.state !== "running") return; // already killed or replaced
-    r.state = status;
+    if (r.life.state !== "running") return; // already killed or replaced
+    r.life = status === "crashed" ? CRASHED : STOPPED;
     if (crash) r.crash = crash;
     if (status !== "crashed") return;
     // Held its thread far past its budget inside a built-in: its neighbours waited, so its
@@ -89,7 +101,7 @@ export class Supervisor {
       return;
     }
     if (d.action === "fail") {
-      r.state = "failed";
+      r.life = FAILED;
       this.p.registry.wake(r);
       void causeId().then((id) =>
         this.p.audit.record({
@@ -115,17 +127,19 @@ export class Supervisor {
   scheduleRestart(r: ServiceRecord, backoffMs: number, causeId: () => Promise<number | null>): void {
     // A tenant cooling down after stalling its scheduler starts nothing again before it ends.
     const delayMs = Math.max(backoffMs, this.p.resources.cooldownLeft(r.tenant));
-    r.state = "restarting";
-    r.restartAt = this.p.clock.now() + delayMs;
-    r.restartTimer = this.p.clock.setTimeout(() => {
-      r.restartTimer = undefined;
+    const at = this.p.clock.now() + delayMs;
+    r.life = restarting(at, undefined);
+    const timer = this.p.clock.setTimeout(() => {
+      if (r.life.state === "restarting") r.life = restarting(r.life.at, undefined);
       // The restart does not wait for the crash event's commit; only the restart event needs its id.
       void this.restartNow(r, causeId, delayMs);
     }, delayMs);
+    // Unless a clock fired it at once, the timer is what a cancel must clear.
+    if (r.life.state === "restarting" && r.life.at === at && r.life.timer === undefined) r.life = restarting(at, timer);
   }
 
   private async restartNow(r: ServiceRecord, causeId: () => Promise<number | null>, delayMs: number): Promise<void> {
-    if (this.p.closed() || r.state !== "restarting" || !this.p.registry.isCurrent(r)) return;
+    if (this.p.closed() || r.life.state !== "restarting" || !this.p.registry.isCurrent(r)) return;
     const key = keyOf(r.tenant, r.service);
     this.p.registry.hold(key);
     let fresh: ServiceRecord;
@@ -138,7 +152,7 @@ export class Supervisor {
       // unless the scheduler it was starting on was replaced for another service's runaway.
       const error = SoloError.from(err);
       const innocent = error.reason === "SOLO_ERR_SCHEDULER_FAILED";
-      r.state = "crashed";
+      r.life = CRASHED;
       r.crash = innocent ? { kind: "scheduler_failed", reason: error.reason, message: error.message.slice(0, 1000) } : crashOf(error);
       r.restarts += 1;
       this.crashed(r, r.crash, "restart", innocent);
@@ -165,7 +179,7 @@ export class Supervisor {
   /** An operator's restart: stopped (if running) and started again at once, as a revival. */
   async restart(r: ServiceRecord): Promise<Deployment> {
     this.p.resources.checkCooldown(r.tenant);
-    if (r.state === "stopped") {
+    if (r.life.state === "stopped") {
       throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed; deploy it to start it again`, {
         tenant: r.tenant,
         service: r.service,
@@ -174,9 +188,9 @@ export class Supervisor {
     const key = this.p.registry.claim(r);
     try {
       cancelRestart(r, this.p.clock);
-      if (r.state === "running") {
+      if (r.life.state === "running") {
         await this.p.launcher.stop(r);
-        r.state = "stopped";
+        r.life = STOPPED;
       }
       // An operator's restart starts the intensity count afresh; a swap's rollback window goes on.
       const watch = r.swapWatch;
@@ -190,7 +204,7 @@ export class Supervisor {
         // It did not come back (its init fails now): a crash like any other, for its supervisor
         // (or, inside a swap's window, for the watchdog).
         r.swapWatch = watch;
-        r.state = "crashed";
+        r.life = CRASHED;
         r.crash = crashOf(SoloError.from(err));
         this.crashed(r, r.crash, "restart");
         throw err;
@@ -218,7 +232,7 @@ export class Supervisor {
     if (r.earlyCrash === undefined) return;
     const crash = r.earlyCrash;
     r.earlyCrash = undefined;
-    if (this.p.registry.isCurrent(r) && r.state === "crashed") this.crashed(r, crash);
+    if (this.p.registry.isCurrent(r) && r.life.state === "crashed") this.crashed(r, crash);
   }
 
   // A scheduler thread is gone: it died, or the watchdog replaced it to stop one service's step
@@ -236,7 +250,7 @@ export class Supervisor {
         : error.message,
     };
     const affected: ServiceRecord[] = [];
-    for (const r of this.p.registry.instances()) if (r.scheduler === index && r.state === "running") affected.push(r);
+    for (const r of this.p.registry.instances()) if (r.scheduler === index && r.life.state === "running") affected.push(r);
     this.p.resources.schedulerGone(this.p.registry.unplace(index));
     // Stalling a scheduler costs the tenant a strike whether the watchdog found the step past its
     // hard limit or an operator's kill found it unable to let go: either way its neighbours lost
@@ -264,12 +278,12 @@ export class Supervisor {
           reason: "SOLO_ERR_LIMIT_CPU",
           message: `one message ran ${Math.round(culprit.usedMs)} ms of CPU, past its hard limit of ${culprit.hardLimitMs} ms (10 times its budget of ${r.limits.cpuMsPerMessage} ms, at least 1 s), inside code the engine could not interrupt; its scheduler was replaced`,
         };
-        r.state = "crashed";
+        r.life = CRASHED;
         r.crash = crash;
         this.crashed(r, crash);
         continue;
       }
-      r.state = "crashed";
+      r.life = CRASHED;
       r.crash = lost;
       this.crashed(r, lost, undefined, culprit !== undefined);
       const casts = unstarted.get(r.sid);
