@@ -31,6 +31,13 @@ export class Session implements KernelSession {
   private gated: Gate | undefined;
   private readonly pinned: boolean;
   private verified: TokenPrincipal | undefined;
+  /** The grouped APIs, made when first read: a session that only calls (the gateway's) makes none. */
+  private readonly apis: {
+    tokens?: KernelSession["tokens"];
+    tenants?: KernelSession["tenants"];
+    secrets?: KernelSession["secrets"];
+    vault?: KernelSession["vault"];
+  } = {};
 
   constructor(parts: Parts, token: unknown, via?: Via) {
     this.k = parts;
@@ -218,42 +225,54 @@ export class Session implements KernelSession {
     return this.invoke(events.verify);
   }
 
-  readonly tokens: KernelSession["tokens"] = {
-    grant: (spec) => this.invoke(admin.grantToken, spec),
-    attenuate: async (spec) => {
-      const p = await this.gate.verify("tokens.attenuate");
-      try {
-        assertOpen(this.k.lifetime);
-        return await this.k.authority.grant(p, spec, "tokens.attenuate");
-      } catch (err) {
-        // Asking for more than the token holds is a denial like any other: audited.
-        if (err instanceof SoloError && err.code === "permission_denied") await this.gate.denied(err, "tokens.attenuate", p.tenant, p);
-        throw err;
-      }
-    },
-    list: (filter) => this.invoke(admin.listTokens, filter),
-    revoke: (id) => this.invoke(admin.revokeToken, id),
-  };
+  get tokens(): KernelSession["tokens"] {
+    this.apis.tokens ??= {
+      grant: (spec) => this.invoke(admin.grantToken, spec),
+      attenuate: async (spec) => {
+        const p = await this.gate.verify("tokens.attenuate");
+        try {
+          assertOpen(this.k.lifetime);
+          return await this.k.authority.grant(p, spec, "tokens.attenuate");
+        } catch (err) {
+          // Asking for more than the token holds is a denial like any other: audited.
+          if (err instanceof SoloError && err.code === "permission_denied") await this.gate.denied(err, "tokens.attenuate", p.tenant, p);
+          throw err;
+        }
+      },
+      list: (filter) => this.invoke(admin.listTokens, filter),
+      revoke: (id) => this.invoke(admin.revokeToken, id),
+    };
+    return this.apis.tokens;
+  }
 
-  readonly tenants: KernelSession["tenants"] = {
-    create: (name, options) => this.invoke(admin.createTenant, name, options),
-    list: () => this.invoke(admin.listTenants),
-    get: (name) => this.invoke(admin.getTenant, name),
-    update: (name, limits) => this.invoke(admin.updateTenant, name, limits),
-    delete: (name) => this.invoke(admin.deleteTenant, name),
-  };
+  get tenants(): KernelSession["tenants"] {
+    this.apis.tenants ??= {
+      create: (name, options) => this.invoke(admin.createTenant, name, options),
+      list: () => this.invoke(admin.listTenants),
+      get: (name) => this.invoke(admin.getTenant, name),
+      update: (name, limits) => this.invoke(admin.updateTenant, name, limits),
+      delete: (name) => this.invoke(admin.deleteTenant, name),
+    };
+    return this.apis.tenants;
+  }
 
-  readonly secrets: KernelSession["secrets"] = {
-    put: (tenant, name, value) => this.invoke(admin.putSecret, tenant, name, value),
-    delete: (tenant, name) => this.invoke(admin.deleteSecret, tenant, name),
-    list: (tenant) => this.invoke(admin.listSecrets, tenant),
-  };
+  get secrets(): KernelSession["secrets"] {
+    this.apis.secrets ??= {
+      put: (tenant, name, value) => this.invoke(admin.putSecret, tenant, name, value),
+      delete: (tenant, name) => this.invoke(admin.deleteSecret, tenant, name),
+      list: (tenant) => this.invoke(admin.listSecrets, tenant),
+    };
+    return this.apis.secrets;
+  }
 
-  readonly vault: KernelSession["vault"] = {
-    status: () => this.invoke(admin.vaultStatus),
-    rotate: (options) => this.invoke(admin.rotateDataKey, options),
-    rotateMasterKey: (options) => this.invoke(admin.rotateMasterKey, options),
-  };
+  get vault(): KernelSession["vault"] {
+    this.apis.vault ??= {
+      status: () => this.invoke(admin.vaultStatus),
+      rotate: (options) => this.invoke(admin.rotateDataKey, options),
+      rotateMasterKey: (options) => this.invoke(admin.rotateMasterKey, options),
+    };
+    return this.apis.vault;
+  }
 }
 
 function closedDecision(): { readonly ok: false; readonly error: SoloError; readonly principal?: TokenPrincipal } {
