@@ -682,7 +682,9 @@ describe("timers, state and limits across a swap", () => {
     await k.deploy({ tenant: "cpu", service: "c", code: counter(1), limits: { cpuMsPerMessage: 50 } });
     await k.call("cpu", "c");
     const swapping = rejection(k.swap("cpu", "c", counter(2, "while (true) {}")));
-    const behind = Array.from({ length: 5 }, () => k.call("cpu", "c"));
+    // The loop's budget is CPU time: on a loaded machine it takes far longer than 50 ms of wall
+    // time, so the calls queued behind it wait with room to spare.
+    const behind = Array.from({ length: 5 }, () => k.call("cpu", "c", undefined, { timeoutMs: 60_000 }));
     const err = await swapping;
     assert.equal(err.reason, "SOLO_ERR_SWAP_FAILED");
     assert.equal(err.details.phase, "codeChange");
