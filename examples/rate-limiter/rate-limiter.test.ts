@@ -71,13 +71,17 @@ describe("the rate-limiter example", () => {
   });
 
   it("refills in whole steps as time passes, and forgets keys whose bucket is full again", async () => {
+    // Short enough to wait for, long enough that a loaded machine's pause between two calls does not
+    // refill and sweep the bucket between them (at 20 ms it did, at a load average over 20).
+    const refillEveryMs = 250;
     await acme.deploy("limiter-fast", CODE, {
-      args: { capacity: 1, refillTokens: 1, refillEveryMs: 20, sweepEveryMs: 30 },
+      args: { capacity: 1, refillTokens: 1, refillEveryMs, sweepEveryMs: 300 },
       grants: { timers: true },
     });
     assert.equal((await acme.call<Decision>("limiter-fast", { key: "k" })).allowed, true);
     const refused = await acme.call<Decision>("limiter-fast", { key: "k" });
-    if (!refused.allowed) assert.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 20, `retryAfterMs ${refused.retryAfterMs}`);
+    if (!refused.allowed)
+      assert.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= refillEveryMs, `retryAfterMs ${refused.retryAfterMs}`);
     // The service reads the wall clock itself; the test only waits (boundedly) for the refill.
     await until("the bucket to refill", async () => (await acme.call<Decision>("limiter-fast", { op: "peek", key: "k" })).allowed);
     assert.deepEqual(await acme.call("limiter-fast", { key: "k" }), { allowed: true, remaining: 0, retryAfterMs: 0, limit: 1 });
