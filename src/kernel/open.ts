@@ -23,7 +23,7 @@ import { checkOptions, type ResolvedOptions } from "./options.ts";
 import { assertOpen, type Lifetime, type Parts } from "./parts.ts";
 import { Registry, STOPPED } from "./registry/index.ts";
 import { Resources } from "./resources/index.ts";
-import { route } from "./router.ts";
+import { type RouterParts, route } from "./router.ts";
 import { Supervisor } from "./supervisor/index.ts";
 import { TenantLifecycle } from "./tenants/lifecycle.ts";
 import { TenantRegistry } from "./tenants/tenants.ts";
@@ -63,12 +63,13 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
   // The schedulers start first (their threads load while the store opens); their messages go to
   // the parts through the router once the parts exist.
   let parts: Parts | undefined;
+  let routed: RouterParts | undefined;
   const pool = new SchedulerPool(
     opts.schedulers,
     engine,
     {
       onMessage: (_index, msg) => {
-        if (parts) route({ ...parts, onLog: opts.onLog }, msg);
+        if (routed) route(routed, msg);
       },
       onSchedulerDied: (index: number, error: SoloError, culprit: Culprit | undefined, unstarted) =>
         parts?.supervisor.schedulerDied(index, error, culprit, unstarted),
@@ -165,6 +166,7 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
       deployer,
     };
     parts = assembled;
+    routed = { registry, supervisor, resources, audit, io, pool, onLog: opts.onLog };
     await pool.ready();
     await recover({ ...assembled, schedulers: opts.schedulers, limits: opts.limits, supervision: opts.supervision });
     return assembled;

@@ -51,7 +51,12 @@ export interface Parts {
   readonly deployer: Deployer;
 }
 
+/** The error of an operation on a kernel that is closing or closed. */
+export function kernelClosed(): SoloError {
+  return new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is closed; open a new one with openKernel()");
+}
+
 /** Throws if the kernel is closing or closed. */
 export function assertOpen(lifetime: Lifetime): void {
-  if (lifetime.closed) throw new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is closed; open a new one with openKernel()");
+  if (lifetime.closed) throw kernelClosed();
 }

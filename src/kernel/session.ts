@@ -15,13 +15,14 @@ import type {
   SwapOptions,
   TenantUsage,
 } from "./api.ts";
-import type { Target } from "./auth/authority.ts";
+import type { Decision, Target } from "./auth/authority.ts";
 import type { Via } from "./auth/denials.ts";
+import type { Permission } from "./auth/permissions.ts";
 import type { TokenInfo, TokenPrincipal } from "./auth/tokens.ts";
 import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
 import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
 import { admin, events, type Gate, type HotOperation, type Operation, services, settled } from "./operations/index.ts";
-import { assertOpen, type Parts } from "./parts.ts";
+import { assertOpen, kernelClosed, type Parts } from "./parts.ts";
 
 /** @internal */
 export class Session implements KernelSession {
@@ -84,13 +85,17 @@ export class Session implements KernelSession {
   // then fails (and is audited) on its own. Sessions without `via` verify at every operation.
   private known(): TokenPrincipal | undefined {
     if (!this.pinned) return undefined;
-    if (this.verified) return this.verified;
+    this.verified ??= this.verifyQuietly();
+    return this.verified;
+  }
+
+  /** The token's principal if it is valid now, recording nothing; undefined if not. */
+  private verifyQuietly(): TokenPrincipal | undefined {
     try {
-      this.verified = this.k.authority.tokens.verify(this.token, this.k.opts.clock.now());
+      return this.k.authority.tokens.verify(this.token, this.k.opts.clock.now());
     } catch {
       return undefined;
     }
-    return this.verified;
   }
 
   /** Admits the token to `op`, then runs it for the token's principal. */
@@ -105,12 +110,7 @@ export class Session implements KernelSession {
     try {
       const { tenant, subject, need } = op.target(...args);
       const target: Target = { operation, tenant, subject, via: this.via };
-      const known = this.k.lifetime.closed ? undefined : this.known();
-      const d = this.k.lifetime.closed
-        ? closedDecision()
-        : known
-          ? this.k.authority.decideFor(known, target, need)
-          : this.k.authority.decide(this.token, target, need);
+      const d = this.decide(target, need);
       if (d.ok) return op.run(this.k, ...args);
       const code = d.error instanceof SoloError ? d.error.code : "internal";
       if (code !== "unauthenticated" && code !== "permission_denied") return Promise.reject(d.error);
@@ -123,17 +123,15 @@ export class Session implements KernelSession {
   }
 
   reach(): { readonly valid: boolean; readonly tenant: string | null } {
-    if (this.k.lifetime.closed) return { valid: false, tenant: null };
-    if (this.pinned) {
-      const known = this.known();
-      return known ? { valid: true, tenant: known.tenant } : { valid: false, tenant: null };
-    }
-    try {
-      const p = this.k.authority.tokens.verify(this.token, this.k.opts.clock.now());
-      return { valid: true, tenant: p.tenant };
-    } catch {
-      return { valid: false, tenant: null };
-    }
+    const p = this.k.lifetime.closed ? undefined : this.pinned ? this.known() : this.verifyQuietly();
+    return p ? { valid: true, tenant: p.tenant } : { valid: false, tenant: null };
+  }
+
+  /** The hot path's decision: a closed kernel refuses; a request's session reuses its verification. */
+  private decide(target: Target, need: Permission): Decision {
+    if (this.k.lifetime.closed) return { ok: false, error: kernelClosed() };
+    const known = this.known();
+    return known ? this.k.authority.decideFor(known, target, need) : this.k.authority.decide(this.token, target, need);
   }
 
   async whoami(): Promise<TokenInfo> {
@@ -273,8 +271,4 @@ export class Session implements KernelSession {
     };
     return this.apis.vault;
   }
-}
-
-function closedDecision(): { readonly ok: false; readonly error: SoloError; readonly principal?: TokenPrincipal } {
-  return { ok: false, error: new SoloError("SOLO_ERR_KERNEL_CLOSED", "the kernel is closed; open a new one with openKernel()") };
 }

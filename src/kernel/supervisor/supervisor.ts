@@ -74,9 +74,8 @@ export class Supervisor {
     this.supervise(r, cause, innocent);
   }
 
-  /** A status report from a scheduler: the service stopped or crashed on its own. */
+  /** A status report from a scheduler: the running service `r` stopped or crashed on its own. */
   exited(r: ServiceRecord, status: "crashed" | "stopped", crash: Crash | undefined, stalledMs: number | undefined): void {
-    if (r.life.state !== "running") return; // already killed or replaced
     r.life = status === "crashed" ? CRASHED : STOPPED;
     if (crash) r.crash = crash;
     if (status !== "crashed") return;
