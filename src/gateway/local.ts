@@ -49,7 +49,7 @@ export function coreInterceptors(core: GatewayCore, requester?: Requester): Inte
  * socket. The MCP server's HTTP sessions and `solo mcp --embedded` act through these.
  */
 export function inProcessClients(core: GatewayCore, token: string, requester?: Requester): Clients {
-  const transport = createRouterTransport(routes(core.kernel, core.started, requester), {
+  const transport = createRouterTransport(routes(core.kernel, core.started), {
     transport: { interceptors: [bearer(token)] },
     router: { interceptors: coreInterceptors(core, requester), readMaxBytes: core.readMaxBytes },
   });

@@ -30,9 +30,13 @@ import { type DenialThrottle, TICKET, throttledError } from "./throttle.ts";
  * caller's bearer token (`kernel.as(token)`): the kernel checks the token and its permissions,
  * records denials, and does the work. The gateway only translates.
  */
-export function routes(kernel: Kernel, started: number, requester?: Requester): (router: ConnectRouter) => void {
-  // The edge made the call's session; a handler reached without it (tests' routers) makes its own.
-  const as = (ctx: HandlerContext): KernelSession => ctx.values.get(SESSION) ?? sessionOf(kernel, ctx.requestHeader, ctx.values, requester);
+export function routes(kernel: Kernel, started: number): (router: ConnectRouter) => void {
+  // The edge made the call's session (every router of the gateway's runs it before its handlers).
+  const as = (ctx: HandlerContext): KernelSession => {
+    const session = ctx.values.get(SESSION);
+    if (!session) throw new SoloError("SOLO_ERR_INTERNAL", "this call reached its handler without passing the gateway's edge");
+    return session;
+  };
   return (router) => {
     router.service(KernelService, {
       async deploy(req, ctx) {
