@@ -71,47 +71,31 @@ export class Resources {
 
   tenantUsage(tenant: string): TenantUsage {
     const t = checkTenant(tenant);
-    let services = 0;
-    let running = 0;
-    let heapBytes = 0;
-    let mailbox = 0;
-    let dropped = 0;
-    for (const r of this.p.registry.services(t)) {
-      if (r.life.state === "stopped") continue;
-      services++;
-      if (r.life.state === "running") {
-        running++;
-        heapBytes += r.usage.memoryBytes;
-        mailbox += r.usage.mailbox;
-      }
-      dropped += r.usage.dropped;
-    }
+    const { byState, heapBytes, mailbox, dropped } = tally(this.p.registry.services(t));
     const memoryBytes = this.tenantMemory.get(t)?.bytes ?? 0;
     const queuedBytes = this.tenantMemory.get(t)?.queued ?? 0;
-    return { tenant: t, services, running, memoryBytes, heapBytes, queuedBytes, mailbox, dropped, limits: this.p.tenants.limits(t) };
+    const services = byState.running + byState.restarting + byState.crashed + byState.failed;
+    return {
+      tenant: t,
+      services,
+      running: byState.running,
+      memoryBytes,
+      heapBytes,
+      queuedBytes,
+      mailbox,
+      dropped,
+      limits: this.p.tenants.limits(t),
+    };
   }
 
   /** Every tenant's services by state and what they hold, for `stats()`. */
   tenantStats(): Array<KernelStats["tenants"][number]> {
     const out: Array<KernelStats["tenants"][number]> = [];
     for (const [tenant, named] of this.p.registry.tenants()) {
-      const services: Record<ServiceState, number> = { running: 0, restarting: 0, crashed: 0, failed: 0, stopped: 0 };
-      let heapBytes = 0;
-      let mailbox = 0;
-      let restarts = 0;
-      let dropped = 0;
-      for (const r of named.values()) {
-        services[r.life.state]++;
-        restarts += r.restarts;
-        dropped += r.usage.dropped;
-        if (r.life.state === "running") {
-          heapBytes += r.usage.memoryBytes;
-          mailbox += r.usage.mailbox;
-        }
-      }
+      const { byState, heapBytes, mailbox, restarts, dropped, droppedStopped } = tally(named.values());
       const memoryBytes = this.tenantMemory.get(tenant)?.bytes ?? 0;
       const limitBytes = this.p.tenants.limits(tenant).memoryBytes;
-      out.push({ tenant, services, memoryBytes, limitBytes, heapBytes, mailbox, restarts, dropped });
+      out.push({ tenant, services: byState, memoryBytes, limitBytes, heapBytes, mailbox, restarts, dropped: dropped + droppedStopped });
     }
     return out;
   }
@@ -206,4 +190,37 @@ export class Resources {
     this.tenantMemory.delete(tenant);
     this.cooldowns.delete(tenant);
   }
+}
+
+/**
+ * A tenant's services summed: how many in each state; what the running ones hold (heap, mailbox);
+ * restarts; messages dropped by the services still deployed, and by the stopped ones.
+ */
+function tally(services: Iterable<ServiceRecord>): {
+  byState: Record<ServiceState, number>;
+  heapBytes: number;
+  mailbox: number;
+  restarts: number;
+  dropped: number;
+  droppedStopped: number;
+} {
+  const t = {
+    byState: { running: 0, restarting: 0, crashed: 0, failed: 0, stopped: 0 },
+    heapBytes: 0,
+    mailbox: 0,
+    restarts: 0,
+    dropped: 0,
+    droppedStopped: 0,
+  };
+  for (const r of services) {
+    t.byState[r.life.state]++;
+    t.restarts += r.restarts;
+    if (r.life.state === "stopped") t.droppedStopped += r.usage.dropped;
+    else t.dropped += r.usage.dropped;
+    if (r.life.state === "running") {
+      t.heapBytes += r.usage.memoryBytes;
+      t.mailbox += r.usage.mailbox;
+    }
+  }
+  return t;
 }
