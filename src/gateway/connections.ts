@@ -2,8 +2,8 @@ import { constants as cryptoConstants } from "node:crypto";
 import { type Http2SecureServer, type Http2Session, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { requesterKey } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { requesterKey } from "../lib/requester.ts";
 import { addressOf, requesterOfSession } from "./requester.ts";
 
 /**

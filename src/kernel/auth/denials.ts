@@ -1,21 +1,7 @@
+import { type Requester, requesterKey, type Via } from "../../lib/requester.ts";
 import type { EventInput } from "../log/event-log.ts";
 
-/** Who made a request, as the edge saw it (the gateway fills it in; an embedder may). */
-export interface Requester {
-  /** The client's network address. */
-  readonly address?: string;
-  /** The SHA-256 fingerprint of its client certificate (hex, no colons). */
-  readonly certificate?: string;
-  /** Its certificate's subject common name. */
-  readonly name?: string;
-}
-
-/** The request an operation serves: who sent it and its id (for audit records). */
-export interface Via {
-  readonly requester?: Requester;
-  /** The request id: the correlation id of the events it causes. */
-  readonly correlationId?: string;
-}
+export { type Requester, requesterKey, type Via };
 
 /** One denial to record. */
 export interface Denial {
@@ -297,10 +283,4 @@ function payloadOf(d: Denial): Record<string, unknown> {
     ...(d.required !== undefined ? { required: d.required } : {}),
     ...(d.via?.requester ? { requester: { ...d.via.requester } } : {}),
   };
-}
-
-/** Who a requester is: its certificate when it has one (wherever it connects from), else its address. */
-export function requesterKey(r: Requester | undefined): string {
-  if (!r) return "";
-  return r.certificate !== undefined ? `cert:${r.certificate}` : `addr:${r.address ?? ""}`;
 }
