@@ -61,21 +61,22 @@ let floodOther = 0;
 const noisyToken = (await kernel.tokens.grant({ tenant: "noisy", permissions: ["call:*"] })).token;
 
 function flood(): { started: Promise<void>; stop: () => Promise<void> } {
-  const f = startFlood<{ served: number; shed: number; other: number }>("admission-flood.ts", {
+  const f = startFlood({
     url: gateway.url,
     ca: ca.certPem,
     cert: client.certPem,
     key: client.keyPem,
     token: noisyToken,
+    tenant: "noisy",
     inFlight: FLOOD_IN_FLIGHT,
   });
   return {
     started: f.started,
     stop: async () => {
       const counts = await f.stop();
-      floodOk += counts.served;
-      floodShed += counts.shed;
-      floodOther += counts.other;
+      floodOk += counts.ok;
+      floodShed += counts.resourceExhausted;
+      floodOther += counts.unauthenticated + counts.other;
     },
   };
 }
