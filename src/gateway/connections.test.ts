@@ -438,6 +438,8 @@ describe("the gateway's caps", () => {
         err.reason === "SOLO_ERR_KERNEL_OPTIONS_INVALID" && err.details?.field === "idleTimeoutMs",
     );
     assert.throws(() => connectionLimits({ bogus: 1 } as never), /unknown connection limit "bogus"/);
+    // A name every object inherits is not a limit either.
+    assert.throws(() => connectionLimits({ constructor: 1 } as never), /unknown connection limit "constructor"/);
   });
 });
 

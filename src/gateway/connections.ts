@@ -118,13 +118,14 @@ export function connectionLimits(given: ConnectionLimits = {}): Required<Connect
   const out: Record<string, number> = { ...DEFAULT_CONNECTION_LIMITS };
   for (const [field, value] of Object.entries(given) as [keyof ConnectionLimits, unknown][]) {
     if (value === undefined) continue;
-    const range = LIMIT_RANGES[field];
-    if (!range) {
+    const range = Object.hasOwn(LIMIT_RANGES, field) ? LIMIT_RANGES[field] : undefined;
+    if (range === undefined) {
       throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `unknown connection limit ${JSON.stringify(field)}`, {
         field,
         hint: `the limits are ${Object.keys(LIMIT_RANGES).join(", ")}`,
       });
     }
+    // The CLI relays this message with the flag's name in place of the field, in its own words.
     if (typeof value !== "number" || !Number.isSafeInteger(value) || value < range[0] || value > range[1]) {
       throw new SoloError(
         "SOLO_ERR_KERNEL_OPTIONS_INVALID",

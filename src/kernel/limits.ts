@@ -1,6 +1,5 @@
 import type { ServiceLimits, TenantLimits } from "../api/limits.ts";
-import { SoloError } from "../lib/errors/errors.ts";
-import { describeType } from "../lib/names.ts";
+import { checkKeys, checkObject, checkWhole, type Range } from "../lib/check.ts";
 
 export type { ServiceLimits, TenantLimits } from "../api/limits.ts";
 
@@ -70,27 +69,13 @@ function resolveIn<T extends object>(
   field: string,
 ): T {
   if (input === undefined) return base;
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new SoloError("SOLO_ERR_LIMITS_INVALID", `${field} must be an object, got ${describeType(input)}`, { field });
-  }
+  const given = checkObject(input, { reason: "SOLO_ERR_LIMITS_INVALID", field });
+  checkKeys(given, Object.keys(ranges), { reason: "SOLO_ERR_LIMITS_INVALID", field }, "limit");
   const out: Record<string, number> = { ...(base as Record<string, number>) };
-  for (const [key, value] of Object.entries(input)) {
-    const range = Object.hasOwn(ranges, key) ? ranges[key] : undefined;
-    if (range === undefined) {
-      throw new SoloError("SOLO_ERR_LIMITS_INVALID", `${field}.${key} is not a limit`, {
-        field: `${field}.${key}`,
-        hint: `known limits: ${Object.keys(ranges).join(", ")}`,
-      });
-    }
+  for (const [key, value] of Object.entries(given)) {
     if (value === undefined) continue;
-    if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
-      throw new SoloError(
-        "SOLO_ERR_LIMITS_INVALID",
-        `${field}.${key} must be an integer from ${range.min} to ${range.max} ${range.unit}, got ${typeof value === "number" ? value : describeType(value)}`,
-        { field: `${field}.${key}`, min: range.min, max: range.max },
-      );
-    }
-    out[key] = value;
+    // checkKeys let only the ranges' own keys through.
+    out[key] = checkWhole(value, ranges[key] as Range, { reason: "SOLO_ERR_LIMITS_INVALID", field: `${field}.${key}` });
   }
   return Object.freeze(out) as unknown as T;
 }

@@ -1,7 +1,7 @@
 import { availableParallelism, totalmem } from "node:os";
 import { parseBytes } from "../lib/bytes.ts";
+import { type At, checkKeys, checkObject, checkWhole } from "../lib/check.ts";
 import { SoloError } from "../lib/errors/errors.ts";
-import { describeType } from "../lib/names.ts";
 import type { LogEntry } from "./api.ts";
 import {
   DEFAULT_LIMITS,
@@ -67,34 +67,20 @@ export interface ResolvedOptions {
 
 /** Checks openKernel's options. @internal */
 export function checkOptions(options: unknown): ResolvedOptions {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `openKernel options must be an object, got ${describeType(options)}`);
-  }
-  const o = options as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!OPTION_KEYS.has(key)) {
-      throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", `openKernel: unknown option ${JSON.stringify(key)}`, {
-        field: key,
-        hint: `known options: ${[...OPTION_KEYS].join(", ")}`,
-      });
-    }
-  }
+  const at: At = { reason: "SOLO_ERR_KERNEL_OPTIONS_INVALID", field: "", label: "openKernel options" };
+  const o = checkObject(options, at);
+  checkKeys(o, OPTION_KEYS, { ...at, label: "openKernel" }, "option");
   const dataDir = o.dataDir ?? "./.solo";
   if (typeof dataDir !== "string" || dataDir === "") {
     throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: dataDir must be a non-empty path", { field: "dataDir" });
   }
-  const schedulers = o.schedulers ?? availableParallelism();
-  if (typeof schedulers !== "number" || !Number.isInteger(schedulers) || schedulers < 1 || schedulers > 256) {
-    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: schedulers must be an integer from 1 to 256", {
-      field: "schedulers",
-    });
-  }
-  const maxCodeBytes = o.maxCodeBytes ?? DEFAULT_MAX_CODE_BYTES;
-  if (typeof maxCodeBytes !== "number" || !Number.isInteger(maxCodeBytes) || maxCodeBytes < 1024 || maxCodeBytes > 16 * 1024 * 1024) {
-    throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: maxCodeBytes must be an integer from 1024 to 16777216", {
-      field: "maxCodeBytes",
-    });
-  }
+  const option = (field: string): At => ({ ...at, field, label: `openKernel: ${field}` });
+  const schedulers = checkWhole(o.schedulers ?? availableParallelism(), { min: 1, max: 256 }, option("schedulers"));
+  const maxCodeBytes = checkWhole(
+    o.maxCodeBytes ?? DEFAULT_MAX_CODE_BYTES,
+    { min: 1024, max: 16 * 1024 * 1024, unit: "bytes" },
+    option("maxCodeBytes"),
+  );
   if (o.onLog !== undefined && typeof o.onLog !== "function") {
     throw new SoloError("SOLO_ERR_KERNEL_OPTIONS_INVALID", "openKernel: onLog must be a function", { field: "onLog" });
   }

@@ -1,8 +1,17 @@
 // A deploy's and a swap's input, checked before anything changes: names, the fields, the code's
 // size, and the analyzer's verdict on it.
 
+import { type At, checkKeys, checkObject } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { checkMeta, checkService, checkTenant, describeType, type ServiceMeta } from "../../lib/names.ts";
+import {
+  checkMeta,
+  checkService,
+  checkTenant,
+  describeType,
+  type ServiceMeta,
+  type ServiceName,
+  type TenantName,
+} from "../../lib/names.ts";
 import { encodeJson } from "../../sandbox/json.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import { analyze, type Finding } from "../analyzer/index.ts";
@@ -44,14 +53,7 @@ export class CodeChecks {
 
   // The rest of a deploy request, once checkIdentity has found an object with valid names.
   deploy(s: Readonly<Record<string, unknown>>): CheckedDeploy {
-    for (const key of Object.keys(s)) {
-      if (!DEPLOY_KEYS.has(key)) {
-        throw new SoloError("SOLO_ERR_REQUEST_INVALID", `deploy: unknown field ${JSON.stringify(key.slice(0, 80))}`, {
-          field: key.slice(0, 80),
-          hint: `deploy takes ${[...DEPLOY_KEYS].join(", ")}`,
-        });
-      }
-    }
+    checkKeys(s, DEPLOY_KEYS, { reason: "SOLO_ERR_REQUEST_INVALID", field: "", label: "deploy" }, "field");
     const code = this.code(s.code, "deploy");
     const limits = resolveLimits(s.limits, this.limits);
     const supervision = resolveSupervision(s.supervision, this.supervision);
@@ -95,14 +97,10 @@ export class CodeChecks {
   }
 }
 
-export function checkIdentity(spec: unknown): { tenant: string; service: string; fields: Readonly<Record<string, unknown>> } {
-  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
-    throw new SoloError(
-      "SOLO_ERR_REQUEST_INVALID",
-      `deploy takes an object { tenant, service, code, args?, limits? }, got ${describeType(spec)}`,
-    );
-  }
-  const s = spec as Record<string, unknown>;
+/** A deploy request's names, the first thing checked (the token's permission depends on them). */
+export function checkIdentity(spec: unknown): { tenant: TenantName; service: ServiceName; fields: Readonly<Record<string, unknown>> } {
+  const at: At = { reason: "SOLO_ERR_REQUEST_INVALID", field: "", label: "a deploy request" };
+  const s = checkObject(spec, at, "{ tenant, service, code, args?, limits? }");
   return { tenant: checkTenant(s.tenant), service: checkService(s.service), fields: s };
 }
 

@@ -1,5 +1,6 @@
+import { type At, checkKeys, checkObject } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { describeType, NAME_PATTERN } from "../../lib/names.ts";
+import { NAME_PATTERN } from "../../lib/names.ts";
 import type { EventFilter } from "../../store/store.ts";
 import type { LiveFilter } from "./event-log.ts";
 import { isEventType } from "./event-types.ts";
@@ -59,20 +60,11 @@ function bad(message: string, field: string): SoloError {
   return new SoloError("SOLO_ERR_EVENT_QUERY_INVALID", message, { field });
 }
 
-function checkObject(input: unknown, keys: ReadonlySet<string>, what: string): Record<string, unknown> {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw bad(`${what} takes an object, got ${describeType(input)}`, "");
-  }
+function checkFields(input: unknown, keys: ReadonlySet<string>, what: string): Record<string, unknown> {
+  const at: At = { reason: "SOLO_ERR_EVENT_QUERY_INVALID", field: "", label: `${what}'s argument` };
   // One read of each field: what is checked is what is used, whatever getters the input has.
-  const o: Record<string, unknown> = { ...(input as Record<string, unknown>) };
-  for (const key of Object.keys(o)) {
-    if (!keys.has(key)) {
-      throw new SoloError("SOLO_ERR_EVENT_QUERY_INVALID", `${what}: unknown field ${JSON.stringify(key.slice(0, 80))}`, {
-        field: key.slice(0, 80),
-        hint: `known fields: ${[...keys].join(", ")}`,
-      });
-    }
-  }
+  const o: Record<string, unknown> = { ...checkObject(input, at) };
+  checkKeys(o, keys, { ...at, label: what }, "field");
   return o;
 }
 
@@ -116,7 +108,7 @@ function checkTime(v: unknown, field: string): number {
 
 /** Validates a query; returns the store filter (one more than the page, to know if there is a next). @internal */
 export function checkEventQuery(input: unknown = {}): { filter: EventFilter; limit: number } {
-  const o = checkObject(input, QUERY_KEYS, "events");
+  const o = checkFields(input, QUERY_KEYS, "events");
   const live = checkLive(o, "events");
   const order = o.order ?? "asc";
   if (order !== "asc" && order !== "desc") throw bad('events: order must be "asc" or "desc"', "order");
@@ -145,7 +137,7 @@ export function checkEventQuery(input: unknown = {}): { filter: EventFilter; lim
 
 /** Validates subscribe options. @internal */
 export function checkSubscribe(input: unknown = {}): { filter: LiveFilter; fromId: number | undefined; signal: AbortSignal | undefined } {
-  const o = checkObject(input, SUBSCRIBE_KEYS, "subscribe");
+  const o = checkFields(input, SUBSCRIBE_KEYS, "subscribe");
   const filter = checkLive(o, "subscribe");
   const fromId = o.fromId === undefined ? undefined : checkId(o.fromId, "fromId", "subscribe");
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw bad("subscribe: signal must be an AbortSignal", "signal");

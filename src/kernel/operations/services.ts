@@ -1,7 +1,7 @@
 // The services' operations: deploy, call and cast, kill, the reads, restart, swap and rollback.
 
 import { SoloError } from "../../lib/errors/errors.ts";
-import { checkService, checkTenant, describeType, TAG_PATTERN } from "../../lib/names.ts";
+import { checkService, checkTenant, TAG_PATTERN } from "../../lib/names.ts";
 import type {
   CallOptions,
   Deployment,
@@ -14,6 +14,7 @@ import type {
   TenantUsage,
 } from "../api.ts";
 import type { Permission } from "../auth/permissions.ts";
+import { checkIdentity } from "../deployer/index.ts";
 import type { Parts } from "../parts.ts";
 import { infoOf } from "../registry/index.ts";
 import { type HotOperation, type Operation, settled } from "./operation.ts";
@@ -24,8 +25,8 @@ const READ: Permission = { action: "services:read" };
 
 export const deploy: Operation<[spec: DeploySpec], Promise<Deployment>> = {
   admit: async (g, spec) => {
-    const { tenant, name } = specNames(spec);
-    return g.require("deploy", tenant, deploys(name), name);
+    const { tenant, service } = checkIdentity(spec);
+    return g.require("deploy", tenant, deploys(service), service);
   },
   run: (k, p, via, spec) => settled(k, () => k.deployer.deploy(p, spec, via)),
 };
@@ -131,11 +132,3 @@ export const metricsScope: Operation<[], { readonly tenant: string | null }> = {
   },
   run: (_k: Parts, p) => ({ tenant: p.kind === "token" ? p.tenant : null }),
 };
-
-function specNames(spec: unknown): { tenant: string; name: string } {
-  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
-    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `deploy: the request must be an object, got ${describeType(spec)}`);
-  }
-  const s = spec as { tenant?: unknown; service?: unknown };
-  return { tenant: checkTenant(s.tenant), name: checkService(s.service) };
-}

@@ -1,4 +1,5 @@
 import { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, type ServiceGrants } from "../../api/grants.ts";
+import { type At, checkFlag, checkKeys, checkObject, checkWhole } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { describeType, NAME_PATTERN } from "../../lib/names.ts";
 import type { Permission } from "../auth/permissions.ts";
@@ -36,19 +37,14 @@ const KEYS = new Set(["call", "storage", "secrets", "emit", "timers", "log", "fe
 /** Validates `deploy`'s `grants`; omitted means {@link DEFAULT_GRANTS}, `{}` means none. */
 export function resolveGrants(input: unknown, field = "grants"): ServiceGrants {
   if (input === undefined) return DEFAULT_GRANTS;
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw invalid(`${field} must be an object like { call: ["billing"], storage: true }, got ${describeType(input)}`, field);
-  }
-  const g = input as Record<string, unknown>;
-  for (const k of Object.keys(g)) {
-    if (!KEYS.has(k)) throw invalid(`${field}: unknown power ${JSON.stringify(k.slice(0, 80))}`, `${field}.${k.slice(0, 80)}`);
-  }
+  const g = checkObject(input, at(field), '{ call: ["billing"], storage: true }');
+  checkKeys(g, KEYS, at(field), "power");
   return {
     call: names(g.call, `${field}.call`, NAME_PATTERN, "a service name"),
-    storage: flag(g.storage, `${field}.storage`),
+    storage: checkFlag(g.storage, at(`${field}.storage`)),
     secrets: names(g.secrets, `${field}.secrets`, SECRET_NAME_PATTERN, "a secret name"),
-    emit: flag(g.emit, `${field}.emit`),
-    timers: flag(g.timers, `${field}.timers`),
+    emit: checkFlag(g.emit, at(`${field}.emit`)),
+    timers: checkFlag(g.timers, at(`${field}.timers`)),
     logPerSecond: logRate(g.log, `${field}.log`),
     fetch: g.fetch === undefined || g.fetch === false ? null : checkFetchGrant(g.fetch, `${field}.fetch`),
   };
@@ -75,23 +71,13 @@ export function grantsData(g: ServiceGrants): Record<string, unknown> {
   };
 }
 
-function flag(v: unknown, field: string): boolean {
-  if (v === undefined) return false;
-  if (typeof v !== "boolean") throw invalid(`${field} must be true or false, got ${describeType(v)}`, field);
-  return v;
-}
-
 function logRate(v: unknown, field: string): number {
   if (v === undefined || v === false) return 0;
   if (v === true) return DEFAULT_LOG_PER_SECOND;
   if (v !== null && typeof v === "object" && !Array.isArray(v)) {
     const o = v as Record<string, unknown>;
-    const extra = Object.keys(o).find((k) => k !== "perSecond");
-    if (extra !== undefined)
-      throw invalid(`${field}: unknown field ${JSON.stringify(extra.slice(0, 80))}`, `${field}.${extra.slice(0, 80)}`);
-    const n = o.perSecond;
-    if (typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_LOG_PER_SECOND) return n;
-    throw invalid(`${field}.perSecond must be an integer from 1 to ${MAX_LOG_PER_SECOND}, got ${describeType(n)}`, `${field}.perSecond`);
+    checkKeys(o, ["perSecond"], at(field), "field");
+    return checkWhole(o.perSecond, { min: 1, max: MAX_LOG_PER_SECOND, unit: "lines a second" }, at(`${field}.perSecond`));
   }
   throw invalid(`${field} must be true, false or { perSecond }, got ${describeType(v)}`, field);
 }
@@ -113,9 +99,12 @@ function names(v: unknown, field: string, pattern: RegExp, what: string): readon
   return [...out];
 }
 
+const HINT = 'grants look like { call: ["billing"], storage: true, secrets: ["API_KEY"], fetch: { hosts: ["api.example.com"] } }';
+
+function at(field: string): At {
+  return { reason: "SOLO_ERR_GRANTS_INVALID", field, hint: HINT };
+}
+
 function invalid(message: string, field: string): SoloError {
-  return new SoloError("SOLO_ERR_GRANTS_INVALID", message, {
-    field,
-    hint: 'grants look like { call: ["billing"], storage: true, secrets: ["API_KEY"], fetch: { hosts: ["api.example.com"] } }',
-  });
+  return new SoloError("SOLO_ERR_GRANTS_INVALID", message, { field, hint: HINT });
 }

@@ -1,5 +1,5 @@
+import { checkKeys, checkObject, checkWhole } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { describeType } from "../../lib/names.ts";
 
 /**
  * OTP restart types: `permanent` services are always restarted after a crash, `transient` ones
@@ -53,11 +53,11 @@ const RANGES = {
 /** Merges `input` over `base`, rejecting unknown fields and values out of range. */
 export function resolveSupervision(input: unknown, base: SupervisionPolicy, field = "supervision"): SupervisionPolicy {
   if (input === undefined) return base;
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field} must be an object, got ${describeType(input)}`, { field });
-  }
+  const at = (f: string) => ({ reason: "SOLO_ERR_SUPERVISION_INVALID", field: f }) as const;
+  const given = checkObject(input, at(field));
+  checkKeys(given, ["restart", ...Object.keys(RANGES)], at(field), "supervision setting");
   const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(input)) {
+  for (const [key, value] of Object.entries(given)) {
     if (value === undefined) continue;
     if (key === "restart") {
       if (typeof value !== "string" || !(RESTART_TYPES as readonly string[]).includes(value)) {
@@ -68,21 +68,7 @@ export function resolveSupervision(input: unknown, base: SupervisionPolicy, fiel
       out.restart = value;
       continue;
     }
-    const range = Object.hasOwn(RANGES, key) ? RANGES[key as keyof typeof RANGES] : undefined;
-    if (!range) {
-      throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.${key.slice(0, 80)} is not a supervision setting`, {
-        field: `${field}.${key.slice(0, 80)}`,
-        hint: "known settings: restart, maxRestarts, periodMs, backoffMs, maxBackoffMs, breakerThreshold, breakerCooldownMs",
-      });
-    }
-    if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
-      throw new SoloError("SOLO_ERR_SUPERVISION_INVALID", `${field}.${key} must be an integer from ${range.min} to ${range.max}`, {
-        field: `${field}.${key}`,
-        min: range.min,
-        max: range.max,
-      });
-    }
-    out[key] = value;
+    out[key] = checkWhole(value, RANGES[key as keyof typeof RANGES], at(`${field}.${key}`));
   }
   return Object.freeze(out) as unknown as SupervisionPolicy;
 }

@@ -1,5 +1,6 @@
+import { type At, checkFlag, checkKeys, checkObject } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { checkTenant, describeType } from "../../lib/names.ts";
+import { checkTenant } from "../../lib/names.ts";
 import type { Store, TenantRow } from "../../store/store.ts";
 import type { TenantDeletion, TenantsApi } from "../api.ts";
 import type { Authority } from "../auth/authority.ts";
@@ -145,11 +146,7 @@ export class TenantLifecycle implements TenantsApi {
     const name = checkTenant(nameInput);
     const reg = this.host.registry;
     const row = reg.require(name);
-    if (limitsInput === null || typeof limitsInput !== "object" || Array.isArray(limitsInput)) {
-      throw new SoloError("SOLO_ERR_LIMITS_INVALID", `tenants.update: limits must be an object, got ${describeType(limitsInput)}`, {
-        field: "limits",
-      });
-    }
+    checkObject(limitsInput, { reason: "SOLO_ERR_LIMITS_INVALID", field: "limits", label: "tenants.update: limits" });
     const resolved = resolveTenantLimits(limitsInput, this.host.defaults, "limits");
     if (this.reserved.has(name)) throw tenantBusy(name, "has a change of its limits in flight");
     this.checkBudget(name, resolved.memoryBytes, "update");
@@ -236,27 +233,13 @@ export class TenantLifecycle implements TenantsApi {
 const TENANT_OPTION_KEYS = new Set(["limits", "reuseName"]);
 
 function checkTenantOptions(input: unknown): { limits?: Partial<TenantLimits>; reuseName: boolean } {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new SoloError("SOLO_ERR_REQUEST_INVALID", `tenants.create: options must be an object, got ${describeType(input)}`);
-  }
-  const o = input as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!TENANT_OPTION_KEYS.has(k)) {
-      throw new SoloError("SOLO_ERR_REQUEST_INVALID", `tenants.create: unknown option ${JSON.stringify(k.slice(0, 80))}`, {
-        field: k.slice(0, 80),
-        hint: "the options are limits and reuseName",
-      });
-    }
-  }
-  if (o.reuseName !== undefined && typeof o.reuseName !== "boolean") {
-    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "tenants.create: reuseName must be a boolean", { field: "reuseName" });
-  }
-  if (o.limits !== undefined && (o.limits === null || typeof o.limits !== "object" || Array.isArray(o.limits))) {
-    throw new SoloError("SOLO_ERR_LIMITS_INVALID", `tenants.create: limits must be an object, got ${describeType(o.limits)}`, {
-      field: "limits",
-    });
-  }
-  return { ...(o.limits !== undefined ? { limits: o.limits as Partial<TenantLimits> } : {}), reuseName: o.reuseName === true };
+  const at: At = { reason: "SOLO_ERR_REQUEST_INVALID", field: "", label: "tenants.create options" };
+  const o = checkObject(input, at);
+  checkKeys(o, TENANT_OPTION_KEYS, { ...at, label: "tenants.create" }, "option");
+  const reuseName = checkFlag(o.reuseName, { reason: "SOLO_ERR_REQUEST_INVALID", field: "reuseName" });
+  if (o.limits !== undefined)
+    checkObject(o.limits, { reason: "SOLO_ERR_LIMITS_INVALID", field: "limits", label: "tenants.create: limits" });
+  return { ...(o.limits !== undefined ? { limits: o.limits as Partial<TenantLimits> } : {}), reuseName };
 }
 
 function mib(bytes: number): string {

@@ -1,5 +1,6 @@
 /** A fetch grant as a deployer writes it: its fields, their defaults and ranges, its hosts. */
 import type { FetchGrant } from "../../../api/grants.ts";
+import { type At, checkFlag, checkKeys, checkObject, checkWhole } from "../../../lib/check.ts";
 import { SoloError } from "../../../lib/errors/errors.ts";
 import { formatPattern, type HostPattern, parseHostPattern } from "./host-patterns.ts";
 
@@ -21,41 +22,17 @@ const MAX_HOSTS = 64;
  * (lower case, punycode, no trailing dot). Throws SOLO_ERR_GRANTS_INVALID naming the field.
  */
 export function checkFetchGrant(input: unknown, field: string): FetchGrant {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw grantInvalid(
-      field,
-      `${field} must be an object like { hosts: ["api.example.com"] }`,
-      "list the hosts the service may reach in hosts",
-    );
-  }
-  const known = new Set(["hosts", "allowHttp", ...Object.keys(FETCH_GRANT_RANGES)]);
-  for (const key of Object.keys(input)) {
-    if (!known.has(key)) {
-      throw grantInvalid(
-        `${field}.${shortText(key)}`,
-        `${field} has an unknown field ${JSON.stringify(shortText(key))}`,
-        `the fields are ${[...known].join(", ")}`,
-      );
-    }
-  }
-  const record = input as Record<string, unknown>;
+  const at = (f: string, hint?: string): At => ({ reason: "SOLO_ERR_GRANTS_INVALID", field: f, hint });
+  const record = checkObject(input, at(field, "list the hosts the service may reach in hosts"), '{ hosts: ["api.example.com"] }');
+  checkKeys(record, ["hosts", "allowHttp", ...Object.keys(FETCH_GRANT_RANGES)], at(field), "field");
   const hosts = checkHosts(record.hosts, `${field}.hosts`);
-  const allowHttp = record.allowHttp === undefined ? false : record.allowHttp;
-  if (typeof allowHttp !== "boolean")
-    throw grantInvalid(`${field}.allowHttp`, `${field}.allowHttp must be true or false`, "leave it out to allow https only");
+  const allowHttp = checkFlag(record.allowHttp, at(`${field}.allowHttp`, "leave it out to allow https only"));
   const numbers = {} as Record<keyof typeof FETCH_GRANT_RANGES, number>;
   for (const [key, range] of Object.entries(FETCH_GRANT_RANGES) as Array<
     [keyof typeof FETCH_GRANT_RANGES, { min: number; default: number; max: number }]
   >) {
     const value = record[key] === undefined ? range.default : record[key];
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < range.min || value > range.max) {
-      throw grantInvalid(
-        `${field}.${key}`,
-        `${field}.${key} must be an integer from ${range.min} to ${range.max}`,
-        `leave it out for the default of ${range.default}`,
-      );
-    }
-    numbers[key] = value;
+    numbers[key] = checkWhole(value, range, at(`${field}.${key}`, `leave it out for the default of ${range.default}`));
   }
   return Object.freeze({ hosts, allowHttp, ...numbers });
 }
