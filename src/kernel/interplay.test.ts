@@ -571,6 +571,19 @@ describe("kill, restart, deploy and close racing a swap or a restart", () => {
     assert.deepEqual(k2.list("rf"), []);
   });
 
+  it("a restart() that does not start counts as a restart, as the supervisor's own do, and its supervisor takes it on", async () => {
+    const { k } = await harness();
+    await k.deploy({ tenant: "rc", service: "b", code: booting(2), supervision: { backoffMs: 60_000 } });
+    assert.equal(k.status("rc", "b").restarts, 0);
+    await rejection(k.restart("rc", "b"));
+    const st = k.status("rc", "b");
+    assert.equal(st.restarts, 1);
+    assert.equal(st.state, "restarting", "its supervisor restarts it after the backoff");
+    await until("the crash recorded", async () => (await eventsOf(k, "rc", ["service_crashed"])).length === 1, 500);
+    const [crashed] = await eventsOf(k, "rc", ["service_crashed"]);
+    assert.equal((crashed?.payload as { phase?: string } | undefined)?.phase, "restart");
+  });
+
   it("a redeploy that fails while the old version waits to restart leaves that restart in place", async () => {
     const { k, clock } = await harness();
     await k.deploy({ tenant: "rd", service: "s", code: counter(1), supervision: { backoffMs: 500 } });

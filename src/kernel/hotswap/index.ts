@@ -234,38 +234,35 @@ export class HotSwap {
     const key = keyOf(r.tenant, r.service);
     const old = watch.from;
     this.p.registry.hold(key);
-    let fresh: ServiceRecord;
     try {
-      fresh = await this.p.launcher.launch(old, r, { state: watch.state, timers: watch.timers }, true);
-    } catch (err) {
-      this.p.registry.release(key);
-      if (r.killed) return; // killed meanwhile: it stays down
-      console.error(`solo: rolling ${key} back to version ${old.version} failed:`, err);
-      r.life = CRASHED;
-      this.p.supervisor.supervise(r, cause);
-      return;
-    }
-    // Running again: the name is free for an operator from here on.
-    this.p.registry.release(key);
-    fresh.crash = r.crash;
-    fresh.causeId = r.causeId;
-    this.p.breakers.reset(r.tenant, r.service);
-    try {
-      const crashEvent = await cause;
-      const { events } = await this.p.log.write(
-        [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: old.version }],
-        [
-          {
-            tenant: r.tenant,
-            type: "hot_swap_rolled_back",
-            subject: r.service,
-            payload: { from: r.version, to: old.version, by: "watchdog", crash: r.crash ?? null },
-            causationId: crashEvent?.id ?? r.causeId,
-          },
-        ],
-      );
-      fresh.causeId = (events[0] as SoloEvent).id;
-      this.p.supervisor.afterStart(fresh);
+      await this.p.supervisor.startAgain(r, {
+        from: old,
+        carried: { state: watch.state, timers: watch.timers },
+        held: key,
+        failed: (error) => {
+          if (r.killed) return; // killed meanwhile: it stays down
+          console.error(`solo: rolling ${key} back to version ${old.version} failed:`, error);
+          r.life = CRASHED;
+          this.p.supervisor.supervise(r, cause);
+        },
+        record: async () => {
+          this.p.breakers.reset(r.tenant, r.service);
+          const crashEvent = await cause;
+          const { events } = await this.p.log.write(
+            [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: old.version }],
+            [
+              {
+                tenant: r.tenant,
+                type: "hot_swap_rolled_back",
+                subject: r.service,
+                payload: { from: r.version, to: old.version, by: "watchdog", crash: r.crash ?? null },
+                causationId: crashEvent?.id ?? r.causeId,
+              },
+            ],
+          );
+          return (events[0] as SoloEvent).id;
+        },
+      });
     } catch (err) {
       console.error(`solo: recording the rollback of ${key} to version ${old.version} failed:`, err);
     }

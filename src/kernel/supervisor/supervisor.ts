@@ -25,6 +25,9 @@ import {
 import type { Resources } from "../resources/index.ts";
 import { type Clock, decide } from "./policy.ts";
 
+/** What a rollback starts the previous code with: the state and timers captured at the swap. */
+type Carried = Parameters<Launcher["launch"]>[2];
+
 /** What the supervisor hands on: a crash inside a swap's window goes to the hot swap's watchdog. */
 export interface SupervisorLinks {
   readonly rollBack: (r: ServiceRecord, watch: SwapWatch, cause: Promise<SoloEvent | undefined>) => void;
@@ -137,42 +140,75 @@ export class Supervisor {
     if (r.life.state === "restarting" && r.life.at === at && r.life.timer === undefined) r.life = restarting(at, timer);
   }
 
+  /**
+   * Starts `r` again: the one path of the supervisor's restarts, an operator's restart and the swap
+   * watchdog's rollback. It starts as a revival (a kill meanwhile keeps it down) from `from`'s code
+   * and, for a rollback, with `carried` state and timers. A name the caller `held` is free again
+   * once the service runs (or did not start), so an operator can act during the event's write.
+   * Once running, `record` writes the event that says why (its id becomes the service's cause) and
+   * calls waiting for it go on. If it did not start, `failed` has the error and the result is
+   * undefined; a service killed meanwhile (`r.killed`) stays down.
+   */
+  async startAgain(
+    r: ServiceRecord,
+    how: {
+      readonly from: ServiceRecord;
+      readonly carried?: Carried;
+      readonly held?: string;
+      readonly failed: (error: SoloError) => void;
+      readonly record: (fresh: ServiceRecord) => Promise<number | null>;
+    },
+  ): Promise<ServiceRecord | undefined> {
+    let fresh: ServiceRecord;
+    try {
+      fresh = await this.p.launcher.launch(how.from, r, how.carried, true);
+    } catch (err) {
+      if (how.held !== undefined) this.p.registry.release(how.held);
+      how.failed(SoloError.from(err));
+      return undefined;
+    }
+    if (how.held !== undefined) this.p.registry.release(how.held);
+    fresh.crash = r.crash;
+    fresh.causeId = r.causeId; // until the event that says why is written
+    fresh.causeId = await how.record(fresh);
+    this.afterStart(fresh);
+    return fresh;
+  }
+
+  /** It did not start again (init throws now, say): one more crash, for its supervisor or a swap's watchdog. */
+  private notBack(r: ServiceRecord, error: SoloError): void {
+    if (r.killed) return; // killed while it was starting again: it stays down
+    // Unless the scheduler it was starting on was replaced for another service's runaway.
+    const innocent = error.reason === "SOLO_ERR_SCHEDULER_FAILED";
+    r.life = CRASHED;
+    r.crash = innocent ? { kind: "scheduler_failed", reason: error.reason, message: error.message.slice(0, 1000) } : crashOf(error);
+    r.restarts += 1;
+    this.crashed(r, r.crash, "restart", innocent);
+  }
+
   private async restartNow(r: ServiceRecord, causeId: () => Promise<number | null>, delayMs: number): Promise<void> {
     if (this.p.closed() || r.life.state !== "restarting" || !this.p.registry.isCurrent(r)) return;
     const key = keyOf(r.tenant, r.service);
     this.p.registry.hold(key);
-    let fresh: ServiceRecord;
-    try {
-      fresh = await this.p.launcher.launch(r, r, undefined, true);
-    } catch (err) {
-      this.p.registry.release(key);
-      if (r.killed) return; // killed while it was starting again: it stays down
-      // Starting again failed (init throws now, say): that is one more crash for the supervisor,
-      // unless the scheduler it was starting on was replaced for another service's runaway.
-      const error = SoloError.from(err);
-      const innocent = error.reason === "SOLO_ERR_SCHEDULER_FAILED";
-      r.life = CRASHED;
-      r.crash = innocent ? { kind: "scheduler_failed", reason: error.reason, message: error.message.slice(0, 1000) } : crashOf(error);
-      r.restarts += 1;
-      this.crashed(r, r.crash, "restart", innocent);
-      return;
-    }
-    // Running and reachable from here on: an operator may restart or swap it at once.
-    this.p.registry.release(key);
-    fresh.restarts = r.restarts + 1;
-    fresh.restartTimes = r.restartTimes;
-    fresh.crash = r.crash;
-    fresh.causeId = r.causeId; // until the restart's own event is written
-    const cause = await causeId();
-    const event = await this.p.audit.record({
-      tenant: r.tenant,
-      type: "service_restarted",
-      subject: r.service,
-      payload: { version: r.version, restarts: fresh.restarts, delayMs, by: "supervisor" },
-      causationId: cause,
+    await this.startAgain(r, {
+      from: r,
+      held: key,
+      failed: (error) => this.notBack(r, error),
+      record: async (fresh) => {
+        fresh.restarts = r.restarts + 1;
+        fresh.restartTimes = r.restartTimes;
+        // The restart does not wait for the crash event's commit; only the restart event needs its id.
+        const cause = await causeId();
+        const event = await this.p.audit.record({
+          tenant: r.tenant,
+          type: "service_restarted",
+          subject: r.service,
+          payload: { version: r.version, restarts: fresh.restarts, delayMs, by: "supervisor" },
+          causationId: cause,
+        });
+        return event?.id ?? cause;
+      },
     });
-    fresh.causeId = event?.id ?? cause;
-    this.afterStart(fresh);
   }
 
   /** An operator's restart: stopped (if running) and started again at once, as a revival. */
@@ -194,31 +230,29 @@ export class Supervisor {
       // An operator's restart starts the intensity count afresh; a swap's rollback window goes on.
       const watch = r.swapWatch;
       r.swapWatch = undefined;
-      let fresh: ServiceRecord;
-      try {
-        // As a revival: a kill while it starts again stops it for good.
-        fresh = await this.p.launcher.launch(r, r, undefined, true);
-      } catch (err) {
-        if (r.killed) throw err;
-        // It did not come back (its init fails now): a crash like any other, for its supervisor
-        // (or, inside a swap's window, for the watchdog).
-        r.swapWatch = watch;
-        r.life = CRASHED;
-        r.crash = crashOf(SoloError.from(err));
-        this.crashed(r, r.crash, "restart");
-        throw err;
-      }
-      fresh.restarts = r.restarts + 1;
-      fresh.swapWatch = watch;
-      const event = await this.p.log.append({
-        tenant: r.tenant,
-        type: "service_restarted",
-        subject: r.service,
-        payload: { version: r.version, restarts: fresh.restarts, by: "operator" },
-        causationId: r.causeId,
+      let refused: SoloError | undefined;
+      const fresh = await this.startAgain(r, {
+        from: r,
+        failed: (error) => {
+          refused = error;
+          if (r.killed) return;
+          r.swapWatch = watch; // inside a swap's window, the watchdog has it
+          this.notBack(r, error);
+        },
+        record: async (fresh) => {
+          fresh.restarts = r.restarts + 1;
+          fresh.swapWatch = watch;
+          const event = await this.p.log.append({
+            tenant: r.tenant,
+            type: "service_restarted",
+            subject: r.service,
+            payload: { version: r.version, restarts: fresh.restarts, by: "operator" },
+            causationId: r.causeId,
+          });
+          return event.id;
+        },
       });
-      fresh.causeId = event.id;
-      this.afterStart(fresh);
+      if (fresh === undefined) throw refused; // set: it did not start
       return { tenant: r.tenant, service: r.service, version: r.version, findings: [] };
     } finally {
       this.p.registry.release(key);
