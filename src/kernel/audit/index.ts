@@ -14,12 +14,23 @@ export interface Offender {
 }
 
 const GRANT_DENIAL_EVERY_MS = 60_000;
+/** Past this many (instance, grant) entries, those whose minute is over are written out and dropped. */
+const GRANT_DENIAL_SWEEP_AT = 1024;
+
+/** One instance's denials of one grant since its last record. */
+interface Counting {
+  count: number;
+  readonly at: number;
+  readonly offender: Offender;
+  readonly grant: string;
+  detail: string;
+}
 
 export class Audit {
   private readonly log: EventLog;
   private readonly clock: Clock;
   /** Per service instance and grant: denials since the last record, and when that was written. */
-  private readonly grantDenials = new Map<string, { count: number; at: number }>();
+  private readonly grantDenials = new Map<string, Counting>();
 
   constructor(log: EventLog, clock: Clock) {
     this.log = log;
@@ -36,23 +47,43 @@ export class Audit {
   }
 
   // A service's use of a power it was not granted, recorded at most once a minute per service
-  // and grant (with the count since), so a loop cannot drown the log.
+  // instance and grant (with the count since), so a loop cannot drown the log.
   grantDenied(r: Offender, grant: string, detail: string): void {
     const key = `${r.sid}\0${grant}`;
     const now = this.clock.now();
     const seen = this.grantDenials.get(key);
     if (seen && now - seen.at < GRANT_DENIAL_EVERY_MS) {
       seen.count++;
+      seen.detail = detail;
       return;
     }
-    const count = (seen?.count ?? 0) + 1;
-    this.grantDenials.set(key, { count: 0, at: now });
+    // Each restart is a new instance: a crash loop that uses a power it lacks must not grow the map.
+    if (seen === undefined && this.grantDenials.size >= GRANT_DENIAL_SWEEP_AT) this.sweep(now);
+    this.grantDenials.set(key, { count: 0, at: now, offender: r, grant, detail });
+    this.writeDenial(r, grant, detail, (seen?.count ?? 0) + 1);
+  }
+
+  /** Instances and grants whose denials are being counted now. */
+  get countingGrantDenials(): number {
+    return this.grantDenials.size;
+  }
+
+  // Entries whose minute is over go; what they counted since their record is written now.
+  private sweep(now: number): void {
+    for (const [key, seen] of this.grantDenials) {
+      if (now - seen.at < GRANT_DENIAL_EVERY_MS) continue;
+      this.grantDenials.delete(key);
+      if (seen.count > 0) this.writeDenial(seen.offender, seen.grant, seen.detail, seen.count);
+    }
+  }
+
+  private writeDenial(r: Offender, grant: string, detail: string, attempts: number): void {
     if (grant === "secrets") {
       void this.record({
         tenant: r.tenant,
         type: "secret_access_denied",
         subject: detail,
-        payload: { name: detail, service: r.service, version: r.version, attempts: count },
+        payload: { name: detail, service: r.service, version: r.version, attempts },
         causationId: r.causeId,
       });
       return;
@@ -61,7 +92,7 @@ export class Audit {
       tenant: r.tenant,
       type: "grant_denied",
       subject: r.service,
-      payload: { version: r.version, grant, detail, attempts: count },
+      payload: { version: r.version, grant, detail, attempts },
       causationId: r.causeId,
     });
   }
