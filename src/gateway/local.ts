@@ -1,7 +1,7 @@
 import { createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import type { Kernel, Requester } from "../kernel/index.ts";
 import { bearer, type Clients, clientsOver } from "./client.ts";
-import { edge, routes } from "./service.ts";
+import { edge, routes, type VerifiedSession } from "./service.ts";
 import { Shedder, type ShedderLimits } from "./shedder.ts";
 import type { Telemetry } from "./telemetry.ts";
 import type { DenialThrottle } from "./throttle.ts";
@@ -38,8 +38,8 @@ export function gatewayCore(kernel: Kernel, o: Partial<Omit<GatewayCore, "kernel
 }
 
 /** The interceptors every call passes, whichever way it came in. */
-export function coreInterceptors(core: GatewayCore, requester?: Requester): Interceptor[] {
-  const e = edge(core.kernel, core.shedder, core.streams, core.throttle, requester);
+export function coreInterceptors(core: GatewayCore, requester?: Requester, verified?: VerifiedSession): Interceptor[] {
+  const e = edge(core.kernel, core.shedder, core.streams, core.throttle, requester, verified);
   return core.telemetry ? [core.telemetry.interceptor, e] : [e];
 }
 
@@ -48,10 +48,10 @@ export function coreInterceptors(core: GatewayCore, requester?: Requester): Inte
  * serialized, validated, admitted and served exactly as one that came over the port, without a
  * socket. The MCP server's HTTP sessions and `solo mcp --embedded` act through these.
  */
-export function inProcessClients(core: GatewayCore, token: string, requester?: Requester): Clients {
+export function inProcessClients(core: GatewayCore, token: string, requester?: Requester, verified?: VerifiedSession): Clients {
   const transport = createRouterTransport(routes(core.kernel, core.started), {
     transport: { interceptors: [bearer(token)] },
-    router: { interceptors: coreInterceptors(core, requester), readMaxBytes: core.readMaxBytes },
+    router: { interceptors: coreInterceptors(core, requester, verified), readMaxBytes: core.readMaxBytes },
   });
   return clientsOver(transport, "in-process");
 }

@@ -105,7 +105,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
       : createMcpHttp({
           ...options.mcp,
           kernel,
-          clientsFor: (token, requester) => inProcessClients(core, token, requester),
+          clientsFor: (token, requester, verified) => inProcessClients(core, token, requester, verified),
           onDenied: (req) => throttle.denied(requesterOf(req), throttle.ticketOf(req)),
           version: options.version ?? VERSION,
         });

@@ -223,6 +223,13 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
   };
 }
 
+/**
+ * The session of the request an in-process call is made for, when that request has verified the
+ * same token already (an MCP tool call inside its HTTP request): the edge uses it instead of
+ * verifying again. Undefined outside such a request.
+ */
+export type VerifiedSession = () => KernelSession | undefined;
+
 /** `Bearer <token>` as the token; anything else as no token (the kernel says which). */
 export function bearer(header: string | null): string | undefined {
   if (header === null) return undefined;
@@ -239,7 +246,14 @@ const validator = createValidator();
  * one of their tenant's stream slots for as long as they run, and every failure becomes a Connect
  * error with Solo's details.
  */
-export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttle?: DenialThrottle, requester?: Requester): Interceptor {
+export function edge(
+  kernel: Kernel,
+  shedder: Shedder,
+  streams: Shedder,
+  throttle?: DenialThrottle,
+  requester?: Requester,
+  verified?: VerifiedSession,
+): Interceptor {
   return (next) => async (req) => {
     try {
       const unreadable = req.contextValues.get(BODY_ERROR);
@@ -253,8 +267,9 @@ export function edge(kernel: Kernel, shedder: Shedder, streams: Shedder, throttl
         if (req.method.name === "Health") return await next(req);
       }
       // A lane per tenant the token reaches ("*" for unscoped tokens, "" for no valid token). The
-      // session is the handler's too: the token is verified here, once for the whole call.
-      const session = sessionOf(kernel, req.header, req.contextValues, requester);
+      // session is the handler's too: the token is verified here, once for the whole call (or, for
+      // a call made inside a request that verified it already, an MCP tool's, not again).
+      const session = verified?.() ?? sessionOf(kernel, req.header, req.contextValues, requester);
       req.contextValues.set(SESSION, session);
       const reach = session.reach();
       const lane = reach.valid ? (reach.tenant ?? "*") : "";

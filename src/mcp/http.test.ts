@@ -631,6 +631,46 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     next.resume();
   });
 
+  it("verifies a tool call's token once: the tool acts on the session its HTTP request verified", async (t) => {
+    // The real kernel, with its sessions made for a request (with via) counted.
+    let made = 0;
+    const counted = new Proxy(kernel, {
+      get(target, key) {
+        if (key === "as") {
+          return (token: string | undefined, via?: Parameters<Kernel["as"]>[1]) => {
+            if (via !== undefined) made++;
+            return target.as(token, via);
+          };
+        }
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const core = gatewayCore(counted);
+    const mcp = await endpoint({
+      kernel: counted,
+      clientsFor: (token, requester, verified) => inProcessClients(core, token, requester, verified),
+    });
+    const transport = new StreamableHTTPClientTransport(new URL(`${mcp.url}/mcp`), {
+      fetch: h2fetch,
+      requestInit: { headers: { authorization: `Bearer ${admin}` } },
+    });
+    const client = new Client({ name: "solo-verify-once", version: "1.0.0" });
+    t.after(async () => {
+      await transport.terminateSession().catch(() => undefined);
+      await client.close();
+      await mcp.close();
+    });
+    await client.connect(transport);
+    await tool(client, "deploy", { tenant: "acme", service: "once", code: COUNTER });
+    for (let i = 1; i <= 3; i++) {
+      made = 0;
+      const r = await tool(client, "call", { tenant: "acme", service: "once", request: "inc" });
+      assert.equal(r.isError, undefined, JSON.stringify(r.content));
+      assert.equal(made, 1, "one session, verified once, for the HTTP request and the tool's call");
+    }
+  });
+
   it("refuses an initialize over 64 KiB: a session keeps its client's capabilities for as long as it is open", async (t) => {
     const mcp = await endpoint();
     const session = http2Connect(mcp.url, { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem });

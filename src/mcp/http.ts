@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { isUtf8 } from "node:buffer";
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -7,8 +8,8 @@ import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/se
 import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { Clients } from "../gateway/client.ts";
 import { requesterOf, viaOfRequest } from "../gateway/requester.ts";
-import { bearer } from "../gateway/service.ts";
-import type { Kernel, Requester } from "../kernel/index.ts";
+import { bearer, type VerifiedSession } from "../gateway/service.ts";
+import type { Kernel, KernelSession, Requester } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { TRANSPORT } from "../lib/errors/transport.ts";
 import { createMcpServer } from "./server.ts";
@@ -17,7 +18,12 @@ import { createMcpServer } from "./server.ts";
 export interface McpHttpOptions {
   readonly kernel: Kernel;
   /** Clients of the gateway's own services acting with `token` (in-process: validated and admitted like any call). */
-  readonly clientsFor: (token: string, requester?: Requester) => Clients;
+  /**
+   * The in-process clients a session's tools act through, as `token`. `verified` gives the
+   * session of the HTTP request a tool call is made in (its token verified once, by this
+   * endpoint), for the edge to use instead of verifying again.
+   */
+  readonly clientsFor: (token: string, requester?: Requester, verified?: VerifiedSession) => Clients;
   /** Told of each request refused for its token (the gateway throttles requesters that keep being). */
   readonly onDenied?: (req: Http2ServerRequest) => void;
   readonly version: string;
@@ -92,6 +98,8 @@ const DEFAULTS = {
 export function createMcpHttp(options: McpHttpOptions): McpHttp {
   const o = { ...DEFAULTS, ...options };
   const sessions = new Map<string, Session>();
+  // The HTTP request a tool call runs in, for its in-process calls (see clientsFor).
+  const current = new AsyncLocalStorage<KernelSession>();
   const perLane = new Map<string, number>();
   // Streams resumed with Last-Event-ID: the SDK keeps one open after its replay (for what may
   // follow) and ends it only with its session, so drain() ends them itself.
@@ -134,7 +142,10 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     // Counted before the first await, so concurrent initializes cannot overshoot the limits.
     perLane.set(lane, (perLane.get(lane) ?? 0) + 1);
     const placeholder = `pending-${randomUUID()}`;
-    const server = createMcpServer(o.clientsFor(token, requester), o.version);
+    const server = createMcpServer(
+      o.clientsFor(token, requester, () => current.getStore()),
+      o.version,
+    );
     let session: Session | undefined;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
@@ -182,7 +193,9 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     }
     const token = bearer(req.headers.authorization ?? null);
     const requester = requesterOf(req);
-    const principal = await o.kernel.as(token, viaOfRequest(req)).whoami();
+    // The request's one verification of its token: the tools it calls act on this session too.
+    const verified = o.kernel.as(token, viaOfRequest(req));
+    const principal = await verified.whoami();
     const tokenHash = createHash("sha256")
       .update(token ?? "")
       .digest();
@@ -229,7 +242,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     withoutConnectionHeaders(res);
     // The SDK converts Node's request and response with @hono/node-server's listener, which takes
     // node:http2's compatibility objects as well as node:http's; its types name only the latter.
-    await s.transport.handleRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, body);
+    await current.run(verified, () => s.transport.handleRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, body));
     if (s.id.startsWith("pending-")) {
       // The initialize was refused (the SDK answered why): the session never opened.
       drop(s.id);
