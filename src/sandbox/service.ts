@@ -1,6 +1,6 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core";
 import type { Crash } from "../api/crash.ts";
-import { type ErrorData, REASONS, type Reason, SoloError } from "../lib/errors/errors.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
 import {
   clipped,
@@ -18,6 +18,7 @@ import {
   type SandboxSpec,
 } from "./contract.ts";
 import { type CpuClock, threadClock } from "./cpu-clock.ts";
+import { classify, cpuCrash, deployFailure, moduleFailure } from "./crash.ts";
 import { ensureRoomForRuntime, HostMemoryFull, RuntimeMemory, type TenantEngine } from "./engine.ts";
 import { FastCall } from "./fast-call.ts";
 import { MAX_DEPTH } from "./json.ts";
@@ -495,21 +496,7 @@ export class ServiceSandbox {
   private moduleError(handle: QuickJSHandle): SoloError {
     const e = this.dumpError(handle);
     handle.dispose();
-    const where = position(e.stack ?? "", this.spec.filename);
-    const at = where ? ` at ${this.spec.filename}:${where.line}:${where.column}` : "";
-    if (e.name === "SyntaxError") {
-      return new SoloError("SOLO_ERR_DEPLOY_SYNTAX", `syntax error${at}: ${e.message}`, {
-        ...where,
-        hint: "fix the syntax at the given line and column, then deploy again",
-      });
-    }
-    if (e.name === "ReferenceError" && /could not load module|module not found|cannot load module/i.test(e.message)) {
-      return new SoloError("SOLO_ERR_DEPLOY_IMPORT", `the service imports a module${at}: ${e.message}`, {
-        ...where,
-        hint: "a Solo service is one self-contained module: remove import statements and use the solo host object",
-      });
-    }
-    return deployFailure(this.crashFrom(e));
+    return moduleFailure(e, this.spec.filename, () => this.crashFrom(e));
   }
 
   /** The runtime's own limit refused an allocation since the message began. */
@@ -522,96 +509,14 @@ export class ServiceSandbox {
     return this.memory.exhausted() !== this.exhaustedBefore || this.tenantEngine.hostRefusals() !== this.hostRefusedBefore;
   }
 
-  // What a failed message is, decided from what the host saw, never from what the error says: a
-  // service can throw anything it likes (an InternalError named "out of memory", say), but it
-  // cannot make the engine refuse an allocation or the host stop it for its budget.
+  // What a failed message is, from what the host saw since the message began (see classify).
   private crashFrom(e: GuestError): Crash {
-    const where = position(e.stack ?? "", this.spec.filename);
-    const said = `${e.name}: ${e.message}`.slice(0, 500);
-    if (this.serviceLimitRefused()) {
-      return {
-        kind: "memory_limit",
-        reason: "SOLO_ERR_LIMIT_MEMORY",
-        message: `the service reached its memory limit of ${this.spec.limits.memoryBytes} bytes: the engine refused an allocation (${said})`,
-        ...where,
-      };
-    }
-    if (this.tenantFullRefused()) {
-      return {
-        kind: "memory_limit",
-        reason: "SOLO_ERR_LIMIT_MEMORY",
-        message: `tenant ${this.spec.tenant}'s memory is full (its limit of ${this.tenantEngine.capBytes} bytes): the engine refused an allocation (${said})`,
-        resource: "tenant_memory",
-        ...where,
-      };
-    }
-    if (this.interrupted) return cpuCrash(this.spec.limits.cpuMsPerMessage, where);
-    if (e.kind === "value" || e.kind === "result") {
-      const reason = e.reason !== undefined && isGuestReason(e.reason) ? e.reason : "SOLO_ERR_HANDLER_RESULT_INVALID";
-      return {
-        kind: e.kind === "value" ? "invalid_value" : "invalid_result",
-        reason,
-        message: e.message,
-        ...(e.path !== undefined ? { path: e.path } : {}),
-      };
-    }
-    if (e.name === "RangeError" && /call stack size exceeded/i.test(e.message)) {
-      return {
-        kind: "stack_limit",
-        reason: "SOLO_ERR_LIMIT_STACK",
-        message: `the service exceeded its stack (limit ${this.spec.limits.stackBytes} bytes): ${e.message}`,
-        ...where,
-      };
-    }
-    const at = where ? ` at ${this.spec.filename}:${where.line}:${where.column}` : "";
-    return { kind: "exception", reason: "SOLO_ERR_HANDLER_THREW", message: `${said}${at}`, ...where };
-  }
-}
-
-const GUEST_REASONS = new Set<Reason>([
-  "SOLO_ERR_VALUE_NOT_JSON",
-  "SOLO_ERR_VALUE_TOO_LARGE",
-  "SOLO_ERR_VALUE_TOO_DEEP",
-  "SOLO_ERR_HANDLER_RESULT_INVALID",
-  "SOLO_ERR_DEPLOY_EXPORT_INVALID",
-]);
-
-function isGuestReason(r: string): r is Reason {
-  return GUEST_REASONS.has(r as Reason);
-}
-
-function cpuCrash(budget: number, where?: { line: number; column: number }): Crash {
-  return {
-    kind: "cpu_limit",
-    reason: "SOLO_ERR_LIMIT_CPU",
-    message: `the message used more than its CPU budget of ${budget} ms and was stopped`,
-    ...where,
-  };
-}
-
-/** Finds the first stack frame in the author's file and returns its line and column. */
-export function position(stack: string, filename: string): { line: number; column: number } | undefined {
-  const escaped = filename.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const m = new RegExp(`${escaped}:(\\d+):(\\d+)`).exec(stack);
-  return m ? { line: Number(m[1]), column: Number(m[2]) } : undefined;
-}
-
-/** The error a deploy fails with when the module evaluates or init fails. */
-export function deployFailure(crash: Crash): SoloError {
-  if (crash.reason === "SOLO_ERR_DEPLOY_EXPORT_INVALID") {
-    return new SoloError("SOLO_ERR_DEPLOY_EXPORT_INVALID", crash.message, {
-      hint: "export default { init(args) { return state }, handleCall(request, state) { return { reply, state } } }",
+    return classify(e, {
+      serviceLimitRefused: this.serviceLimitRefused(),
+      tenantFullRefused: this.tenantFullRefused(),
+      interrupted: this.interrupted,
+      spec: this.spec,
+      tenantCapBytes: this.tenantEngine.capBytes,
     });
   }
-  return new SoloError("SOLO_ERR_DEPLOY_INIT_FAILED", `the service failed while starting: ${crash.message}`, { crash });
-}
-
-/** The error a caller receives when the message it sent failed with `crash`. */
-export function crashError(crash: Crash, service: string): ErrorData {
-  return {
-    code: REASONS[crash.reason],
-    reason: crash.reason,
-    message: `service ${service} failed handling the message: ${crash.message}`,
-    details: { crash },
-  };
 }

@@ -4,8 +4,8 @@
 
 import { SoloError } from "../../lib/errors/errors.ts";
 import { describeType } from "../../lib/names.ts";
+import { crashError } from "../../sandbox/crash.ts";
 import { encodeJson } from "../../sandbox/json.ts";
-import { crashError } from "../../sandbox/service.ts";
 import type { SchedulerPool } from "../../scheduler/index.ts";
 import type { CallOptions } from "../api.ts";
 import type { Breakers } from "../breaker/index.ts";

@@ -3,7 +3,7 @@
 
 import type { Clock } from "../../lib/clock.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { deployFailure } from "../../sandbox/service.ts";
+import { deployFailure } from "../../sandbox/crash.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import type { Deployed, PendingTimer, SchedulerPool } from "../../scheduler/index.ts";
 import {

@@ -7,7 +7,7 @@ import type { Crash } from "../../api/crash.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkService, checkTenant } from "../../lib/names.ts";
-import { crashError } from "../../sandbox/service.ts";
+import { crashError } from "../../sandbox/crash.ts";
 import { keyOf, type ServiceRecord, serviceNotFound } from "./record.ts";
 
 const CRASH_UNKNOWN: Crash = { kind: "scheduler_failed", reason: "SOLO_ERR_SCHEDULER_FAILED", message: "its scheduler stopped" };
