@@ -9,58 +9,39 @@
  * await kernel.close();
  */
 
+export { type Finding, RULES, type RuleId } from "./api/analyzer.ts";
 export { CRASH_KINDS, type Crash, type CrashKind } from "./api/crash.ts";
-export { type Finding, RULES, type RuleId } from "./kernel/analyzer/index.ts";
+export {
+  EVENT_TYPES,
+  type EventPage,
+  type EventQuery,
+  type KernelEventType,
+  type SoloEvent,
+  type SubscribeOptions,
+  type VerifyReport,
+} from "./api/events.ts";
+export type { FetchPolicy, FetchResponse } from "./api/fetch.ts";
+export type { GrantsInput, ServiceGrants } from "./api/grants.ts";
+export type { Clock, Kernel, KernelOptions, KernelSession } from "./api/kernel.ts";
+export type { LimitsInput, ServiceLimits, TenantLimits } from "./api/limits.ts";
+export type { SecretInfo, SecretsApi, VaultApi, VaultStatus } from "./api/secrets.ts";
 export type {
-  KernelSession,
-  SecretsApi,
-  TenantCreateOptions,
-  TenantDeletion,
-  TenantsApi,
-  TokensApi,
-  VaultApi,
-} from "./kernel/api.ts";
-export type { TokenSpec } from "./kernel/auth/authority.ts";
-export type { Requester, Via } from "./kernel/auth/denials.ts";
+  CallOptions,
+  Deployment,
+  DeploySpec,
+  LogEntry,
+  ServiceInfo,
+  ServiceState,
+  ServiceUsage,
+  SwapOptions,
+} from "./api/services.ts";
+export { RESTART_TYPES, type RestartType, type SupervisionInput, type SupervisionPolicy } from "./api/supervision.ts";
+export type { TenantCreateOptions, TenantDeletion, TenantInfo, TenantsApi, TenantUsage } from "./api/tenants.ts";
+export type { GrantedToken, Requester, TokenInfo, TokenSpec, TokensApi, Via } from "./api/tokens.ts";
 export { FIXED_PERMISSIONS } from "./kernel/auth/permissions.ts";
-export { type GrantedToken, TOKEN_PREFIX, type TokenInfo } from "./kernel/auth/tokens.ts";
-export {
-  type CallOptions,
-  type Deployment,
-  type DeploySpec,
-  type Kernel,
-  type KernelOptions,
-  type LogEntry,
-  openKernel,
-  type ServiceInfo,
-  type ServiceState,
-  type ServiceUsage,
-  type SwapOptions,
-  type TenantUsage,
-} from "./kernel/index.ts";
-export {
-  DEFAULT_LIMITS,
-  DEFAULT_TENANT_LIMITS,
-  LIMIT_RANGES,
-  type LimitsInput,
-  type ServiceLimits,
-  TENANT_LIMIT_RANGES,
-  type TenantLimits,
-} from "./kernel/limits.ts";
-export type { SoloEvent, VerifyReport } from "./kernel/log/event-log.ts";
-export { EVENT_TYPES, type KernelEventType } from "./kernel/log/event-types.ts";
-export type { EventPage, EventQuery, SubscribeOptions } from "./kernel/log/query.ts";
-export type { FetchPolicy, FetchResponse } from "./kernel/powers/fetch/index.ts";
-export type { GrantsInput, ServiceGrants } from "./kernel/powers/grants.ts";
-export {
-  type Clock,
-  DEFAULT_SUPERVISION,
-  RESTART_TYPES,
-  type RestartType,
-  type SupervisionInput,
-  type SupervisionPolicy,
-} from "./kernel/supervisor/policy.ts";
-export type { TenantInfo } from "./kernel/tenants/tenants.ts";
-export type { SecretInfo, VaultStatus } from "./kernel/vault/vault.ts";
+export { TOKEN_PREFIX } from "./kernel/auth/tokens.ts";
+export { openKernel } from "./kernel/index.ts";
+export { DEFAULT_LIMITS, DEFAULT_TENANT_LIMITS, LIMIT_RANGES, TENANT_LIMIT_RANGES } from "./kernel/limits.ts";
+export { DEFAULT_SUPERVISION } from "./kernel/supervisor/policy.ts";
 export { ERROR_CODES, type ErrorCode, type ErrorData, type ErrorDetails, REASONS, type Reason, SoloError } from "./lib/errors/errors.ts";
 export { NAME_PATTERN } from "./lib/names.ts";

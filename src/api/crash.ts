@@ -1,5 +1,5 @@
 // Public types: why a message failed or a service crashed, as users see it in errors and in `list()`.
-import type { Reason } from "../lib/errors/errors.ts";
+import type { Reason } from "./errors.ts";
 
 /** Why a message failed or a service crashed, as users see it in errors and in `list()`. */
 export interface Crash {

@@ -33,3 +33,6 @@ export interface TenantLimits {
    */
   readonly memoryBytes: number;
 }
+
+/** A partial set of limits, as given to `openKernel` or `deploy`. */
+export type LimitsInput = Partial<ServiceLimits>;

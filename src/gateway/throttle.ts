@@ -2,8 +2,9 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { createContextKey } from "@connectrpc/connect";
 import { errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { Requester } from "../api/tokens.ts";
 import { SoloError } from "../lib/errors/errors.ts";
-import { type Requester, requesterKey } from "../lib/requester.ts";
+import { requesterKey } from "../lib/requester.ts";
 import { envelope } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 

@@ -7,10 +7,10 @@ import { join } from "node:path";
 import { after, describe, it, type TestContext } from "node:test";
 import { prng, rejection } from "../../test/support/helpers.ts";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "../../test/support/postgres.ts";
+import type { SoloEvent } from "../api/events.ts";
 import { CHURN, CRASH_TENANT, WRITER_CODE, WRITERS } from "./crash-child.ts";
 import { lockDataDir } from "./data-dir.ts";
 import { type Kernel, openKernel } from "./index.ts";
-import type { SoloEvent } from "./log/event-log.ts";
 
 /*
  * Fault tests with real processes: a kernel child is SIGKILLed while it writes, and a kernel in

@@ -3,14 +3,15 @@
  * PostgreSQL), and `solo.storage` / `solo.emit` as a service sees them, with the hostile inputs a
  * service can hand them. Every case runs real kernels on temporary data directories.
  */
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createTestDatabase, postgresSkipReason } from "../../test/support/postgres.ts";
+import type { SoloEvent } from "../api/events.ts";
 import { type Kernel, type KernelOptions, openKernel } from "../index.ts";
-import type { SoloEvent } from "./log/event-log.ts";
 
 // The SQLite cases must not be sent to a PostgreSQL server named in the environment.
 delete process.env.SOLO_DATABASE_URL;

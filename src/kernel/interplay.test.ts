@@ -10,15 +10,16 @@
  *
  * Tests marked `todo` show bugs: each names the cause, with file:line as of this writing.
  */
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { crashOf, ManualClock, rejection, until } from "../../test/support/helpers.ts";
+import type { SoloEvent } from "../api/events.ts";
 import type { SoloError } from "../lib/errors/errors.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./index.ts";
-import type { SoloEvent } from "./log/event-log.ts";
 
 const dirs: string[] = [];
 const kernels: Kernel[] = [];

@@ -2,29 +2,22 @@
 // embedder (who holds this object and so has every power). It owns no state; open.ts builds the
 // parts it runs on and closes them.
 
+import type { EventPage, EventQuery, SoloEvent, SubscribeOptions, VerifyReport } from "../api/events.ts";
+import type { Kernel, KernelObserver, KernelSession, KernelStats } from "../api/kernel.ts";
+import type { SecretsApi, VaultApi } from "../api/secrets.ts";
 import type {
   CallOptions,
   Deployment,
   DeploySpec,
-  Kernel,
-  KernelObserver,
-  KernelSession,
-  KernelStats,
   LogEntry,
-  SecretsApi,
   ServiceInfo,
   ServiceSource,
   ServiceVersion,
   SwapOptions,
-  TenantsApi,
-  TenantUsage,
-  TokensApi,
-  VaultApi,
-} from "./api.ts";
-import type { Via } from "./auth/denials.ts";
+} from "../api/services.ts";
+import type { TenantsApi, TenantUsage } from "../api/tenants.ts";
+import type { TokensApi, Via } from "../api/tokens.ts";
 import { SYSTEM } from "./auth/tokens.ts";
-import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
-import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
 import { admin, events, services } from "./operations/index.ts";
 import { assertOpen, type Parts } from "./parts.ts";
 import { Session } from "./session.ts";

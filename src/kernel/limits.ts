@@ -1,8 +1,6 @@
 import type { ServiceLimits, TenantLimits } from "../api/limits.ts";
 import { checkKeys, checkObject, checkWhole, type Range } from "../lib/check.ts";
 
-export type { ServiceLimits, TenantLimits } from "../api/limits.ts";
-
 /** The tenant limits' defaults and ranges. */
 export const TENANT_LIMIT_RANGES: Readonly<Record<keyof TenantLimits, { min: number; default: number; max: number; unit: string }>> = {
   maxServices: { min: 1, default: 10_000, max: 1_000_000, unit: "services" },
@@ -30,9 +28,6 @@ export function clampStoredTenantLimits(overrides: Partial<TenantLimits>): Parti
 export function resolveTenantLimits(input: unknown, base: TenantLimits, field = "tenantLimits"): TenantLimits {
   return resolveIn(TENANT_LIMIT_RANGES, input, base, field) as unknown as TenantLimits;
 }
-
-/** A partial set of limits, as given to `openKernel` or `deploy`. */
-export type LimitsInput = Partial<ServiceLimits>;
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

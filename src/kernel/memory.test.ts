@@ -4,13 +4,14 @@
  * runtime holds (strings built by concatenation included), the memory comes back when a tenant's
  * services stop, and tenants' limits together fit the kernel's budget.
  */
+
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { crashOf, rejection, until } from "../../test/support/helpers.ts";
 import { testKernels } from "../../test/support/kernels.ts";
+import type { SoloEvent } from "../api/events.ts";
 import { type Kernel, type KernelOptions, openKernel } from "./index.ts";
 import { clampStoredTenantLimits } from "./limits.ts";
-import type { SoloEvent } from "./log/event-log.ts";
 
 const MiB = 1024 * 1024;
 const { freshDir, start } = testKernels("mem");

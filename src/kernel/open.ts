@@ -2,12 +2,12 @@
 // parts before it) and, at close, stops them in reverse, as an OTP supervisor terminates its
 // children in reverse start order.
 
+import type { Kernel, KernelOptions } from "../api/kernel.ts";
 import type { SoloError } from "../lib/errors/errors.ts";
 import { compileEngine, type EngineImage } from "../sandbox/engine.ts";
 import { type Culprit, SchedulerPool } from "../scheduler/index.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
-import type { Kernel, KernelOptions } from "./api.ts";
 import { Audit } from "./audit/index.ts";
 import { Authority } from "./auth/authority.ts";
 import { TokenTable } from "./auth/tokens.ts";

@@ -1,18 +1,14 @@
 import { availableParallelism, totalmem } from "node:os";
+import type { Clock } from "../api/kernel.ts";
+import type { ServiceLimits, TenantLimits } from "../api/limits.ts";
+import type { LogEntry } from "../api/services.ts";
+import type { SupervisionPolicy } from "../api/supervision.ts";
 import { parseBytes } from "../lib/bytes.ts";
 import { type At, checkKeys, checkObject, checkWhole } from "../lib/check.ts";
 import { SoloError } from "../lib/errors/errors.ts";
-import type { LogEntry } from "./api.ts";
-import {
-  DEFAULT_LIMITS,
-  DEFAULT_TENANT_LIMITS,
-  resolveLimits,
-  resolveTenantLimits,
-  type ServiceLimits,
-  type TenantLimits,
-} from "./limits.ts";
+import { DEFAULT_LIMITS, DEFAULT_TENANT_LIMITS, resolveLimits, resolveTenantLimits } from "./limits.ts";
 import { checkFetchPolicy as checkFetchPolicyFields, type FetchPolicy } from "./powers/fetch/index.ts";
-import { type Clock, DEFAULT_SUPERVISION, resolveSupervision, type SupervisionPolicy, SYSTEM_CLOCK } from "./supervisor/policy.ts";
+import { DEFAULT_SUPERVISION, resolveSupervision, SYSTEM_CLOCK } from "./supervisor/policy.ts";
 import { parseMasterKey } from "./vault/cipher.ts";
 
 // openKernel's options, checked once at open: each bad option is named in its error.
@@ -91,7 +87,7 @@ export function checkOptions(options: unknown): ResolvedOptions {
       hint: "for example postgres://postgres@127.0.0.1:5432/solo; leave it out to use SQLite in the data directory",
     });
   }
-  const clock = o.clock ?? SYSTEM_CLOCK;
+  const clock = o.clock ?? (SYSTEM_CLOCK satisfies Clock);
   if (
     clock === null ||
     typeof clock !== "object" ||

@@ -2,8 +2,8 @@
 // exit to its supervisor, usage to resources, a denied power to audit, a storage or fetch request
 // to service I/O, a log line to the service's record and the embedder's onLog.
 
+import type { LogEntry } from "../api/services.ts";
 import type { FromScheduler, SchedulerPool } from "../scheduler/index.ts";
-import type { LogEntry } from "./api.ts";
 import type { Audit } from "./audit/index.ts";
 import type { ServiceIo } from "./io/index.ts";
 import type { Registry } from "./registry/index.ts";

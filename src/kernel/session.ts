@@ -2,25 +2,24 @@
 // token and checks its permissions at every operation, so a revocation or expiry takes effect at
 // once. A denial is audited and changes nothing.
 
-import { SoloError } from "../lib/errors/errors.ts";
+import type { EventPage, EventQuery, SoloEvent, SubscribeOptions, VerifyReport } from "../api/events.ts";
+import type { KernelSession } from "../api/kernel.ts";
 import type {
   CallOptions,
   Deployment,
   DeploySpec,
-  KernelSession,
   LogEntry,
   ServiceInfo,
   ServiceSource,
   ServiceVersion,
   SwapOptions,
-  TenantUsage,
-} from "./api.ts";
+} from "../api/services.ts";
+import type { TenantUsage } from "../api/tenants.ts";
+import type { TokenInfo, Via } from "../api/tokens.ts";
+import { SoloError } from "../lib/errors/errors.ts";
 import type { Decision, Target } from "./auth/authority.ts";
-import type { Via } from "./auth/denials.ts";
 import type { Permission } from "./auth/permissions.ts";
-import type { TokenInfo, TokenPrincipal } from "./auth/tokens.ts";
-import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
-import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
+import type { TokenPrincipal } from "./auth/tokens.ts";
 import { admin, events, type Gate, type HotOperation, type Operation, services, settled } from "./operations/index.ts";
 import { assertOpen, kernelClosed, type Parts } from "./parts.ts";
 

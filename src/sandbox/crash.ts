@@ -120,6 +120,10 @@ export function deployFailure(crash: Crash): SoloError {
   return new SoloError("SOLO_ERR_DEPLOY_INIT_FAILED", `the service failed while starting: ${crash.message}`, { crash });
 }
 
+// A crash's reason is typed by src/api/errors.ts, which restates this catalogue's reasons because
+// src/api/ imports nothing: the two must stay the same set (crashError and deployFailure rely on it).
+const _reasonsAgree: [Crash["reason"], Reason] extends [Reason, Crash["reason"]] ? true : never = true;
+
 /** The error a caller receives when the message it sent failed with `crash`. */
 export function crashError(crash: Crash, service: string): ErrorData {
   return {

@@ -4,14 +4,15 @@
  * proving the attempt failed, or a precise SoloError. After every test a bystander service in
  * another tenant must still answer.
  */
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { crashOf, rejection } from "../../test/support/helpers.ts";
+import type { GrantsInput } from "../api/grants.ts";
 import { type Crash, type CrashKind, type ErrorCode, type Kernel, type LimitsInput, openKernel, type Reason } from "../index.ts";
-import type { GrantsInput } from "../kernel/powers/grants.ts";
 
 let kernel: Kernel;
 let dataDir: string;

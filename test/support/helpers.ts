@@ -2,9 +2,10 @@
  * Helpers shared by the test files (not part of the public API).
  * @internal
  */
+
 import assert from "node:assert/strict";
 import type { Crash } from "../../src/api/crash.ts";
-import type { Clock } from "../../src/kernel/supervisor/policy.ts";
+import type { Clock } from "../../src/api/kernel.ts";
 import { SoloError } from "../../src/lib/errors/errors.ts";
 
 /** Awaits a promise that must reject with a SoloError, and returns the error. */

@@ -4,9 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ManualClock } from "../../../test/support/helpers.ts";
+import type { SoloEvent } from "../../api/events.ts";
 import { openStore } from "../../store/open.ts";
 import type { Store } from "../../store/store.ts";
-import { EventLog, type SoloEvent } from "../log/event-log.ts";
+import { EventLog } from "../log/event-log.ts";
 import { Audit, type Offender } from "./index.ts";
 
 // The audit part over a real SQLite store and event log, with a clock the test moves.

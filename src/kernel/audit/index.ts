@@ -1,8 +1,9 @@
 // The runtime's own records: what the kernel writes with no caller to tell (crashes, restarts,
 // breakers, limits met), and a service's use of a power it was not granted, rate-limited.
 
-import type { Clock } from "../../lib/clock.ts";
-import type { EventInput, EventLog, SoloEvent } from "../log/event-log.ts";
+import type { SoloEvent } from "../../api/events.ts";
+import type { Clock } from "../../api/kernel.ts";
+import type { EventInput, EventLog } from "../log/event-log.ts";
 
 /** Who a denied power belongs to. */
 export interface Offender {

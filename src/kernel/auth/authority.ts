@@ -1,31 +1,12 @@
 import { createHash } from "node:crypto";
+import type { GrantedToken, TokenInfo, Via } from "../../api/tokens.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkName, describeType } from "../../lib/names.ts";
 import type { TokenRow } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
-import { DenialLedger, type Via } from "./denials.ts";
+import { DenialLedger } from "./denials.ts";
 import { allows, formatPermission, type Permission, parsePermissions } from "./permissions.ts";
-import {
-  checkTokenId,
-  type GrantedToken,
-  type Principal,
-  type TokenInfo,
-  type TokenPrincipal,
-  type TokenTable,
-  tokenInfo,
-} from "./tokens.ts";
-
-/** What a new token is to be: given to `tokens.grant` and `tokens.attenuate`. */
-export interface TokenSpec {
-  /** The tenant the token reaches; null (or omitted, for an unscoped granter) for an unscoped (admin) token. */
-  readonly tenant?: string | null;
-  /** What it allows, e.g. `["call:billing", "events:read"]`. */
-  readonly permissions: readonly string[];
-  /** Lifetime from now; omitted: the parent's expiry (none for a token the embedder grants). */
-  readonly ttlMs?: number;
-  /** A note for whoever lists tokens (who it is for). */
-  readonly label?: string;
-}
+import { checkTokenId, type Principal, type TokenPrincipal, type TokenTable, tokenInfo } from "./tokens.ts";
 
 /** A verified principal allowed to go on, or the denial (to record with `denied` before reporting it). */
 export type Decision =

@@ -1,7 +1,8 @@
-import { type Requester, requesterKey, type Via } from "../../lib/requester.ts";
+import type { Via } from "../../api/tokens.ts";
+import { requesterKey } from "../../lib/requester.ts";
 import type { EventInput } from "../log/event-log.ts";
 
-export { type Requester, requesterKey, type Via };
+export { requesterKey };
 
 /** One denial to record. */
 export interface Denial {

@@ -1,4 +1,5 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { TokenInfo } from "../../api/tokens.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { describeType } from "../../lib/names.ts";
 import type { TokenRow } from "../../store/store.ts";
@@ -30,28 +31,6 @@ export interface TokenPrincipal {
 
 /** The system principal. */
 export const SYSTEM: SystemPrincipal = Object.freeze({ kind: "system" });
-
-/** A token as listed: everything but the token itself, which is shown once, at grant. */
-export interface TokenInfo {
-  readonly id: string;
-  /** Null for an unscoped (admin) token. */
-  readonly tenant: string | null;
-  readonly permissions: readonly string[];
-  readonly expiresAt: string | null;
-  readonly createdAt: string;
-  /** The id of the token that granted it, or `system`. */
-  readonly creator: string;
-  /** The token it was derived from; revoking that one revoked this one. */
-  readonly parent: string | null;
-  readonly label: string;
-  readonly state: "active" | "expired" | "revoked";
-  readonly revokedAt: string | null;
-}
-
-/** A token just granted: its info and, this once, the token. */
-export interface GrantedToken extends TokenInfo {
-  readonly token: string;
-}
 
 interface Entry {
   row: TokenRow;

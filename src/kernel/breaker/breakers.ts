@@ -1,9 +1,9 @@
 // Each service's circuit breaker, by name: admission before a call or cast, the verdict after,
 // and the events when one opens or closes. A new version starts with a closed breaker.
 
-import type { Clock } from "../../lib/clock.ts";
+import type { Clock } from "../../api/kernel.ts";
+import type { ServiceInfo } from "../../api/services.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import type { ServiceInfo } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import { keyOf, type ServiceRecord } from "../registry/index.ts";
 import { type CallOutcome, CircuitBreaker } from "./circuit.ts";

@@ -1,5 +1,4 @@
-/** A circuit breaker's state. */
-export type BreakerState = "closed" | "open" | "half_open";
+import type { BreakerState } from "../../api/services.ts";
 
 /** What a breaker says about one call. */
 export type Admission = { readonly ok: true; readonly trial: boolean } | { readonly ok: false; readonly retryAfterMs: number };

@@ -1,4 +1,5 @@
 // The breaker part: per-service circuit breakers (breakers.ts) over the pure state machine (circuit.ts).
 
+export type { BreakerState } from "../../api/services.ts";
 export { type Admitted, Breakers } from "./breakers.ts";
-export { type BreakerState, CircuitBreaker } from "./circuit.ts";
+export { CircuitBreaker } from "./circuit.ts";

@@ -2,12 +2,12 @@
 // its breaker to its scheduler and back, with its timeout and signal; and the redelivery of calls
 // and casts whose scheduler was replaced before they started.
 
+import type { CallOptions } from "../../api/services.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { describeType } from "../../lib/names.ts";
 import { crashError } from "../../sandbox/crash.ts";
 import { encodeJson } from "../../sandbox/json.ts";
 import type { SchedulerPool } from "../../scheduler/index.ts";
-import type { CallOptions } from "../api.ts";
 import type { Breakers } from "../breaker/index.ts";
 import type { Registry, ServiceRecord } from "../registry/index.ts";
 import type { Resources } from "../resources/index.ts";

@@ -1,6 +1,9 @@
 // A deploy's and a swap's input, checked before anything changes: names, the fields, the code's
 // size, and the analyzer's verdict on it.
 
+import type { ServiceGrants } from "../../api/grants.ts";
+import type { ServiceLimits } from "../../api/limits.ts";
+import type { SupervisionPolicy } from "../../api/supervision.ts";
 import { type At, checkKeys, checkObject } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import {
@@ -15,9 +18,9 @@ import {
 import { encodeJson } from "../../sandbox/json.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import { analyze, type Finding } from "../analyzer/index.ts";
-import { resolveLimits, type ServiceLimits } from "../limits.ts";
-import { resolveGrants, type ServiceGrants } from "../powers/grants.ts";
-import { resolveSupervision, type SupervisionPolicy } from "../supervisor/policy.ts";
+import { resolveLimits } from "../limits.ts";
+import { resolveGrants } from "../powers/grants.ts";
+import { resolveSupervision } from "../supervisor/policy.ts";
 
 const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants"]);
 /** Findings kept in an error's details and in the deploy event. */

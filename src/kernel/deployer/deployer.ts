@@ -2,17 +2,19 @@
 // a kill, and the stored history of each service's versions.
 
 import { hash } from "node:crypto";
-import type { Clock } from "../../lib/clock.ts";
+import type { SoloEvent } from "../../api/events.ts";
+import type { ServiceGrants } from "../../api/grants.ts";
+import type { Clock } from "../../api/kernel.ts";
+import type { Deployment, DeploySpec, ServiceSource, ServiceVersion } from "../../api/services.ts";
+import type { Via } from "../../api/tokens.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkService, checkTenant } from "../../lib/names.ts";
 import type { DeploymentRecord, Store } from "../../store/store.ts";
-import type { Deployment, DeploySpec, ServiceSource, ServiceVersion } from "../api.ts";
 import type { Authority } from "../auth/authority.ts";
-import type { Via } from "../auth/denials.ts";
 import type { Principal } from "../auth/tokens.ts";
 import type { Breakers } from "../breaker/index.ts";
-import type { EventLog, SoloEvent } from "../log/event-log.ts";
-import { grantPermissions, grantsData, type ServiceGrants } from "../powers/grants.ts";
+import type { EventLog } from "../log/event-log.ts";
+import { grantPermissions, grantsData } from "../powers/grants.ts";
 import {
   CRASHED,
   cancelRestart,

@@ -1,7 +1,7 @@
 // Starting one version of a service on its tenant's scheduler, and stopping an instance: what a
 // deploy, a restart (the supervisor's or an operator's) and a rollback all do the same way.
 
-import type { Clock } from "../../lib/clock.ts";
+import type { Clock } from "../../api/kernel.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { deployFailure } from "../../sandbox/crash.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";

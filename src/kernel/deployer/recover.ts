@@ -3,12 +3,15 @@
 // solo.storage. One service failing to recover (its init throws now, say) leaves it listed as
 // crashed, supervised like any crash, and does not stop the others.
 
+import type { SoloEvent } from "../../api/events.ts";
+import type { ServiceLimits } from "../../api/limits.ts";
+import type { SupervisionPolicy } from "../../api/supervision.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import type { DeploymentRecord, Store } from "../../store/store.ts";
-import { resolveLimits, type ServiceLimits } from "../limits.ts";
-import type { EventInput, EventLog, SoloEvent } from "../log/event-log.ts";
+import { resolveLimits } from "../limits.ts";
+import type { EventInput, EventLog } from "../log/event-log.ts";
 import { CRASHED, crashOf, EMPTY_USAGE, grantsOf, metaOf, type Registry, type ServiceRecord } from "../registry/index.ts";
-import { resolveSupervision, type SupervisionPolicy } from "../supervisor/policy.ts";
+import { resolveSupervision } from "../supervisor/policy.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { Launcher } from "./launch.ts";
 

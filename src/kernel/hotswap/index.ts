@@ -2,19 +2,20 @@
 // a rollback window whose watchdog brings the previous version back (with the state captured at
 // the swap) if the new one crashes; and an operator's rollback to any stored version.
 
-import type { Clock } from "../../lib/clock.ts";
+import type { SoloEvent } from "../../api/events.ts";
+import type { ServiceGrants } from "../../api/grants.ts";
+import type { Clock } from "../../api/kernel.ts";
+import type { Deployment, SwapOptions } from "../../api/services.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import type { PendingTimer, SchedulerPool, Swapped } from "../../scheduler/index.ts";
 import type { Store } from "../../store/store.ts";
-import type { Deployment, SwapOptions } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Breakers } from "../breaker/index.ts";
 import type { CodeChecks } from "../deployer/checks.ts";
 import { checkVersion } from "../deployer/checks.ts";
 import type { Launcher } from "../deployer/launch.ts";
-import type { EventLog, SoloEvent } from "../log/event-log.ts";
-import type { ServiceGrants } from "../powers/grants.ts";
+import type { EventLog } from "../log/event-log.ts";
 import {
   CRASHED,
   cancelSwapWatch,

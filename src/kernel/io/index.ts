@@ -1,11 +1,11 @@
 // Service I/O: the control plane's side of what a service asks of it.
 
 import type { ServiceGrants } from "../../api/grants.ts";
+import type { ServiceLimits } from "../../api/limits.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { failed, type IoKind, type Result, replied } from "../../sandbox/contract.ts";
 import { overByteLimit } from "../../sandbox/json.ts";
 import type { Mutation, Store } from "../../store/store.ts";
-import type { ServiceLimits } from "../limits.ts";
 import type { EventLog } from "../log/event-log.ts";
 import { CUSTOM_EVENT_NAME, customEventType } from "../log/event-types.ts";
 import { type FetchPolicy, guardedFetch } from "../powers/fetch/index.ts";

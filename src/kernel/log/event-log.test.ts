@@ -3,6 +3,7 @@
  * directory: what the runtime records, how events() filters and pages, how subscribe() follows the
  * log, and how verify() finds a log changed behind the kernel's back.
  */
+
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,10 +13,9 @@ import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { inspect } from "node:util";
 import { rejection } from "../../../test/support/helpers.ts";
+import type { EventQuery, SoloEvent } from "../../api/events.ts";
 import { type Kernel, openKernel, SoloError } from "../../index.ts";
 import { eventHash } from "../../store/chain.ts";
-import type { SoloEvent } from "./event-log.ts";
-import type { EventQuery } from "./query.ts";
 
 // These cases read and alter the SQLite file itself; a PostgreSQL URL from the environment would
 // send the kernel elsewhere.

@@ -1,3 +1,4 @@
+import type { SoloEvent, VerifyReport } from "../../api/events.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { NAME_PATTERN, REQUEST_ID_PATTERN } from "../../lib/names.ts";
 import { canonicalJson, overByteLimit } from "../../sandbox/json.ts";
@@ -14,30 +15,6 @@ import {
 } from "../../store/store.ts";
 import { correlation } from "./correlation.ts";
 import { isEventType } from "./event-types.ts";
-
-/** One event of the log, as readers see it. */
-export interface SoloEvent {
-  /** Position in the log: 1, 2, 3, ... with no gaps. */
-  readonly id: number;
-  /** Microseconds since the Unix epoch, assigned at commit; never goes backwards. */
-  readonly timestamp: number;
-  /** The appender's wall clock (milliseconds since the epoch) when it appended. */
-  readonly wallTime: number;
-  /** The tenant the event belongs to; null for kernel-wide events. */
-  readonly tenant: string | null;
-  readonly type: string;
-  /** What the event is about, usually a service name. */
-  readonly subject: string | null;
-  readonly payload: unknown;
-  /** The id of the event that caused this one. */
-  readonly causationId: number | null;
-  /** Ties together the events of one request. */
-  readonly correlationId: string | null;
-  /** SHA-256 (hex) of the previous event; 64 zeros for the first. */
-  readonly prevHash: string;
-  /** SHA-256 (hex) of this event's canonical encoding, which includes `prevHash`. */
-  readonly hash: string;
-}
 
 /** What an appender gives. */
 export interface EventInput {
@@ -365,19 +342,6 @@ export class EventLog {
     for (const w of waiters) w();
   }
 }
-
-/** What {@link EventLog.verify} found. */
-export type VerifyReport =
-  | { readonly ok: true; readonly events: number; readonly headHash: string }
-  | {
-      readonly ok: false;
-      /** The first event id at fault. */
-      readonly at: number;
-      readonly problem: "missing" | "broken_link" | "hash_mismatch" | "head_mismatch";
-      readonly message: string;
-      /** Events 1..verifiedUpTo are intact. */
-      readonly verifiedUpTo: number;
-    };
 
 function broken(
   at: number,

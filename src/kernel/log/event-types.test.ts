@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { customEventType, EVENT_TYPES, isEventType } from "./event-types.ts";
+import { EVENT_TYPES } from "../../api/events.ts";
+import { customEventType, isEventType } from "./event-types.ts";
 
 describe("event types", () => {
   it("documents every kernel event type in docs/events.md, and nothing else", () => {

@@ -5,52 +5,6 @@ import type { EventFilter } from "../../store/store.ts";
 import type { LiveFilter } from "./event-log.ts";
 import { isEventType } from "./event-types.ts";
 
-/** What {@link Kernel.events} takes. Every field narrows; all are optional. */
-export interface EventQuery {
-  /**
-   * Only this tenant's events. Omitted: every tenant's and the kernel's own (the admin read,
-   * which the capabilities of a later release restrict to admin tokens).
-   */
-  readonly tenant?: string;
-  /** Only these types (kernel types or `svc.<service>.<name>`). */
-  readonly types?: readonly string[];
-  /** Only events about this subject (usually a service name). */
-  readonly subject?: string;
-  /** Ids strictly after this one. */
-  readonly afterId?: number;
-  /** Ids strictly before this one. */
-  readonly beforeId?: number;
-  /** Timestamps at or after this: microseconds since the epoch, or an ISO 8601 date. */
-  readonly since?: number | string;
-  /** Timestamps before this: microseconds since the epoch, or an ISO 8601 date. */
-  readonly until?: number | string;
-  /** `asc` (oldest first, the default) or `desc` (newest first). */
-  readonly order?: "asc" | "desc";
-  /** At most this many events (1-1000, default 100). */
-  readonly limit?: number;
-  /** The `cursor` of the previous page, to continue where it stopped. */
-  readonly cursor?: string;
-}
-
-/** One page of events. */
-export interface EventPage {
-  readonly events: import("./event-log.ts").SoloEvent[];
-  /** Pass as `cursor` to get the next page; null when there is none. */
-  readonly cursor: string | null;
-}
-
-/** What {@link Kernel.subscribe} takes. */
-export interface SubscribeOptions {
-  /** Only this tenant's events; omitted: all (the admin read). */
-  readonly tenant?: string;
-  readonly types?: readonly string[];
-  readonly subject?: string;
-  /** The first id to deliver. Default: the next event appended after the call. */
-  readonly fromId?: number;
-  /** Ends the subscription. */
-  readonly signal?: AbortSignal;
-}
-
 const QUERY_KEYS = new Set(["tenant", "types", "subject", "afterId", "beforeId", "since", "until", "order", "limit", "cursor"]);
 const SUBSCRIBE_KEYS = new Set(["tenant", "types", "subject", "fromId", "signal"]);
 const MAX_LIMIT = 1000;

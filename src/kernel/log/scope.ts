@@ -2,8 +2,9 @@
 // scoped token reads its own tenant's events of this incarnation of it (after its floor), whatever
 // its query says.
 
-import type { EventLog, SoloEvent } from "./event-log.ts";
-import { checkEventQuery, checkSubscribe, type EventPage, type EventQuery, encodeCursor, type SubscribeOptions } from "./query.ts";
+import type { EventPage, EventQuery, SoloEvent, SubscribeOptions } from "../../api/events.ts";
+import type { EventLog } from "./event-log.ts";
+import { checkEventQuery, checkSubscribe, encodeCursor } from "./query.ts";
 
 /** The one tenant a read is confined to, and the last event of that tenant's earlier incarnations. */
 export interface EventScope {

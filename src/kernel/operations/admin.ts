@@ -1,14 +1,14 @@
 // The operations on tokens, tenants, secrets and the vault.
 
+import type { TenantLimits } from "../../api/limits.ts";
+import type { SecretInfo, VaultStatus } from "../../api/secrets.ts";
+import type { TenantCreateOptions, TenantDeletion, TenantInfo } from "../../api/tenants.ts";
+import type { GrantedToken, TokenInfo, TokenSpec } from "../../api/tokens.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkTenant } from "../../lib/names.ts";
-import type { TenantCreateOptions, TenantDeletion } from "../api.ts";
-import type { TokenSpec } from "../auth/authority.ts";
-import type { GrantedToken, Principal, TokenInfo } from "../auth/tokens.ts";
-import type { TenantLimits } from "../limits.ts";
+import type { Principal } from "../auth/tokens.ts";
 import { assertOpen, type Parts } from "../parts.ts";
-import type { TenantInfo } from "../tenants/tenants.ts";
-import { checkSecretName, type SecretInfo, type VaultStatus } from "../vault/vault.ts";
+import { checkSecretName } from "../vault/vault.ts";
 import { type Operation, settled } from "./operation.ts";
 
 // ---- tokens -----------------------------------------------------------------------------------

@@ -2,11 +2,10 @@
 // A scoped token reads its own tenant's events (of this incarnation of it) whatever the query
 // says; asking for another tenant's is a denial, not a silently narrowed answer.
 
+import type { EventPage, EventQuery, SoloEvent, SubscribeOptions, VerifyReport } from "../../api/events.ts";
 import { checkTenant } from "../../lib/names.ts";
 import type { Permission } from "../auth/permissions.ts";
 import type { Principal } from "../auth/tokens.ts";
-import type { SoloEvent, VerifyReport } from "../log/event-log.ts";
-import type { EventPage, EventQuery, SubscribeOptions } from "../log/query.ts";
 import { type EventScope, followEvents, readEvents } from "../log/scope.ts";
 import { assertOpen, type Parts } from "../parts.ts";
 import type { Gate, Operation } from "./operation.ts";

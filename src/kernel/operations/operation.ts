@@ -2,7 +2,7 @@
 // principal once admitted. The Kernel runs it for the embedder (always admitted); a session admits
 // its token first. Each operation is defined once, in this folder.
 
-import type { Via } from "../auth/denials.ts";
+import type { Via } from "../../api/tokens.ts";
 import type { Permission } from "../auth/permissions.ts";
 import type { Principal, TokenPrincipal } from "../auth/tokens.ts";
 import { assertOpen, type Parts } from "../parts.ts";

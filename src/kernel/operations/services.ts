@@ -1,7 +1,5 @@
 // The services' operations: deploy, call and cast, kill, the reads, restart, swap and rollback.
 
-import { SoloError } from "../../lib/errors/errors.ts";
-import { checkService, checkTenant, TAG_PATTERN } from "../../lib/names.ts";
 import type {
   CallOptions,
   Deployment,
@@ -11,8 +9,10 @@ import type {
   ServiceSource,
   ServiceVersion,
   SwapOptions,
-  TenantUsage,
-} from "../api.ts";
+} from "../../api/services.ts";
+import type { TenantUsage } from "../../api/tenants.ts";
+import { SoloError } from "../../lib/errors/errors.ts";
+import { checkService, checkTenant, TAG_PATTERN } from "../../lib/names.ts";
 import type { Permission } from "../auth/permissions.ts";
 import { checkIdentity } from "../deployer/index.ts";
 import type { Parts } from "../parts.ts";

@@ -6,30 +6,6 @@ import type { Permission } from "../auth/permissions.ts";
 import { SECRET_NAME_PATTERN } from "../vault/vault.ts";
 import { checkFetchGrant } from "./fetch/index.ts";
 
-export { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, type ServiceGrants };
-
-/**
- * The powers a deployment states it needs, as given to `deploy({ grants })`. Each is off unless
- * granted; a deployment that gives no `grants` at all gets {@link DEFAULT_GRANTS}, the powers
- * that touch only the service itself and its tenant's log.
- */
-export interface GrantsInput {
-  /** Services of the same tenant this one may `solo.call` and `solo.cast` to. */
-  readonly call?: readonly string[];
-  /** `solo.storage` (its quota is `limits.storageBytes` / `storageKeys`). */
-  readonly storage?: boolean;
-  /** Secrets of the tenant it may read with `solo.secrets.get`, by name. */
-  readonly secrets?: readonly string[];
-  /** `solo.emit` of custom events. */
-  readonly emit?: boolean;
-  /** `solo.sendAfter` (at most `limits.timers` pending). */
-  readonly timers?: boolean;
-  /** `solo.log` / `console`, rate-limited: `true` for the default rate, or lines per second. */
-  readonly log?: boolean | { readonly perSecond: number };
-  /** `solo.fetch` to allow-listed hosts. */
-  readonly fetch?: unknown;
-}
-
 const MAX_LOG_PER_SECOND = 10_000;
 const MAX_LISTED = 256;
 const KEYS = new Set(["call", "storage", "secrets", "emit", "timers", "log", "fetch"]);

@@ -2,15 +2,16 @@
 // makes a new one), and the conversions between it, the store's rows and the public ServiceInfo.
 
 import type { Crash } from "../../api/crash.ts";
-import type { Clock } from "../../lib/clock.ts";
+import type { ServiceGrants } from "../../api/grants.ts";
+import type { Clock } from "../../api/kernel.ts";
+import type { ServiceLimits } from "../../api/limits.ts";
+import type { LogEntry, ServiceInfo, ServiceUsage } from "../../api/services.ts";
+import type { SupervisionPolicy } from "../../api/supervision.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { NO_META, type ServiceMeta } from "../../lib/names.ts";
 import type { PendingTimer } from "../../scheduler/index.ts";
 import type { DeploymentRecord } from "../../store/store.ts";
-import type { LogEntry, ServiceInfo, ServiceUsage } from "../api.ts";
-import type { ServiceLimits } from "../limits.ts";
-import { grantsData, resolveGrants, type ServiceGrants } from "../powers/grants.ts";
-import type { SupervisionPolicy } from "../supervisor/policy.ts";
+import { grantsData, resolveGrants } from "../powers/grants.ts";
 
 /** A hot swap's rollback window: the version to go back to and the state captured at the swap. */
 export interface SwapWatch {

@@ -4,7 +4,7 @@
 // only the registry sees a name change hands.
 
 import type { Crash } from "../../api/crash.ts";
-import type { Clock } from "../../lib/clock.ts";
+import type { Clock } from "../../api/kernel.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkService, checkTenant } from "../../lib/names.ts";
 import { crashError } from "../../sandbox/crash.ts";

@@ -2,11 +2,12 @@
 // (as its scheduler samples it), the room a deploy needs, and the cooldown of a tenant whose
 // service stalled a scheduler. Limits met are recorded here.
 
-import type { Clock } from "../../lib/clock.ts";
+import type { Clock, KernelStats } from "../../api/kernel.ts";
+import type { ServiceState } from "../../api/services.ts";
+import type { TenantUsage } from "../../api/tenants.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkTenant } from "../../lib/names.ts";
 import type { SchedulerPool, UsageSample } from "../../scheduler/index.ts";
-import type { KernelStats, ServiceState, TenantUsage } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Registry, ServiceRecord } from "../registry/index.ts";
 import type { TenantRegistry } from "../tenants/tenants.ts";

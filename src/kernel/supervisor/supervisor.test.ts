@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ManualClock, rejection, until } from "../../../test/support/helpers.ts";
+import type { Clock } from "../../api/kernel.ts";
 import { type Kernel, openKernel } from "../index.ts";
-import { type Clock, DEFAULT_SUPERVISION, decide, resolveSupervision } from "./policy.ts";
+import { DEFAULT_SUPERVISION, decide, resolveSupervision } from "./policy.ts";
 
 const dirs: string[] = [];
 const kernels: Kernel[] = [];

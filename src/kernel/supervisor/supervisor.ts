@@ -3,12 +3,14 @@
 // the restart, and the operator's. A scheduler that died is many children exiting at once.
 
 import type { Crash } from "../../api/crash.ts";
+import type { SoloEvent } from "../../api/events.ts";
+import type { Clock } from "../../api/kernel.ts";
+import type { Deployment } from "../../api/services.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import type { Culprit } from "../../scheduler/index.ts";
-import type { Deployment } from "../api.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Launcher } from "../deployer/launch.ts";
-import type { EventLog, SoloEvent } from "../log/event-log.ts";
+import type { EventLog } from "../log/event-log.ts";
 import {
   CRASHED,
   cancelRestart,
@@ -23,7 +25,7 @@ import {
   type SwapWatch,
 } from "../registry/index.ts";
 import type { Resources } from "../resources/index.ts";
-import { type Clock, decide } from "./policy.ts";
+import { decide } from "./policy.ts";
 
 /** What a rollback starts the previous code with: the state and timers captured at the swap. */
 type Carried = Parameters<Launcher["launch"]>[2];

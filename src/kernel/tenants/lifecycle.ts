@@ -1,12 +1,14 @@
+import type { SoloEvent } from "../../api/events.ts";
+import type { TenantLimits } from "../../api/limits.ts";
+import type { TenantDeletion, TenantInfo, TenantsApi } from "../../api/tenants.ts";
 import { type At, checkFlag, checkKeys, checkObject } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkTenant } from "../../lib/names.ts";
 import type { Store, TenantRow } from "../../store/store.ts";
-import type { TenantDeletion, TenantsApi } from "../api.ts";
 import type { Authority } from "../auth/authority.ts";
-import { resolveTenantLimits, type TenantLimits } from "../limits.ts";
-import type { EventLog, SoloEvent } from "../log/event-log.ts";
-import type { TenantInfo, TenantRegistry } from "./tenants.ts";
+import { resolveTenantLimits } from "../limits.ts";
+import type { EventLog } from "../log/event-log.ts";
+import type { TenantRegistry } from "./tenants.ts";
 
 /** What tenant lifecycle needs of the kernel. @internal */
 export interface TenantHost {

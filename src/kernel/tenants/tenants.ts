@@ -1,18 +1,8 @@
+import type { TenantLimits } from "../../api/limits.ts";
+import type { TenantInfo } from "../../api/tenants.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import type { TenantRow } from "../../store/store.ts";
-import { clampStoredTenantLimits, resolveTenantLimits, type TenantLimits } from "../limits.ts";
-
-/** A tenant as `tenants.list()` shows it. */
-export interface TenantInfo {
-  readonly name: string;
-  /** 1 for the first tenant of this name; higher if an earlier one was deleted. */
-  readonly incarnation: number;
-  /** The limits in force (the kernel's defaults, overridden by `overrides`). */
-  readonly limits: TenantLimits;
-  /** The limits set for this tenant itself. */
-  readonly overrides: Partial<TenantLimits>;
-  readonly createdAt: string;
-}
+import { clampStoredTenantLimits, resolveTenantLimits } from "../limits.ts";
 
 interface Tenant {
   row: TenantRow;

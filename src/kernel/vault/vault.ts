@@ -1,3 +1,4 @@
+import type { SecretInfo, VaultStatus } from "../../api/secrets.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { describeType } from "../../lib/names.ts";
 import type { SecretRow, Store } from "../../store/store.ts";
@@ -9,25 +10,6 @@ export const SECRET_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 /** The largest secret value, in bytes of UTF-8. */
 export const MAX_SECRET_BYTES = 64 * 1024;
 const RESEAL_BATCH = 100;
-
-/** A secret as listed: its name, never its value. */
-export interface SecretInfo {
-  readonly name: string;
-  readonly updatedAt: string;
-  /** The vault data key it is sealed under. */
-  readonly keyId: number;
-}
-
-/** The vault's keys and any rotation in progress. */
-export interface VaultStatus {
-  /** The master key's id (a hash prefix, never the key); null before the first secret. */
-  readonly masterKeyId: string | null;
-  /** The data key new secrets are sealed under. */
-  readonly activeKeyId: number;
-  /** Every data key still held; more than one while a rotation re-seals. */
-  readonly keyIds: readonly number[];
-  readonly rotating: boolean;
-}
 
 /** Who reads a secret, for its audit record. */
 export type Accessor = { readonly service: string; readonly version: number } | { readonly principal: string };

@@ -2,13 +2,14 @@
  * The fetch as a whole: the request checked, one deadline and the caller's abort over every hop,
  * and redirects followed by hand so that each hop is authorised again.
  */
+import type { FetchPolicy, FetchResponse } from "../../../api/fetch.ts";
 import type { FetchGrant } from "../../../api/grants.ts";
 import { SoloError } from "../../../lib/errors/errors.ts";
 import { authorize } from "./authorize.ts";
 import { exchange, failed, type Hop } from "./exchange.ts";
-import { type CompiledPolicy, compilePolicy, type FetchPolicy } from "./policy.ts";
+import { type CompiledPolicy, compilePolicy } from "./policy.ts";
 import { type CheckedRequest, checkRequest } from "./request.ts";
-import { type FetchResponse, fetchResponse } from "./response.ts";
+import { fetchResponse } from "./response.ts";
 
 const CROSS_ORIGIN_DROPPED = ["authorization", "cookie"];
 

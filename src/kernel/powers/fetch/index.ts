@@ -15,11 +15,11 @@
  * const res = await guardedFetch({ url: "https://api.example.com/v1/items" }, grant, {});
  */
 
+export type { FetchPolicy, FetchResponse } from "../../../api/fetch.ts";
 /** What a service may fetch: validated by {@link checkFetchGrant}. */
 export type { FetchGrant } from "../../../api/grants.ts";
 export { type AddressRefusal, classifyAddress } from "./addresses.ts";
 export { checkFetchGrant, FETCH_GRANT_RANGES } from "./grant.ts";
 export { guardedFetch } from "./guarded-fetch.ts";
 export { hostPatternCovers } from "./host-patterns.ts";
-export { checkFetchPolicy, type FetchPolicy } from "./policy.ts";
-export type { FetchResponse } from "./response.ts";
+export { checkFetchPolicy } from "./policy.ts";

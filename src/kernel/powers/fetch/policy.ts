@@ -2,20 +2,12 @@
  * The kernel operator's fetch policy: networks exempt from the private-address rule, extra trusted
  * CAs, and name resolution; checked once at openKernel and compiled once per policy.
  */
+
 import { lookup as dnsLookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
 import tls from "node:tls";
+import type { FetchPolicy } from "../../../api/fetch.ts";
 import { SoloError } from "../../../lib/errors/errors.ts";
-
-/** How the kernel's operator (never a service) tunes fetching for the whole kernel. */
-export interface FetchPolicy {
-  /** CIDRs (`10.1.0.0/16`, `127.0.0.1/32`, `fd00::/8`) exempt from the private-address rule. */
-  readonly allowAddresses?: readonly string[];
-  /** Extra trusted CA certificates (PEM, one or more), added to Node's default roots. */
-  readonly ca?: string;
-  /** Name resolution; default `dns.promises.lookup(host, { all: true, verbatim: true })`. */
-  readonly lookup?: (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>;
-}
 
 /** A checked policy in the form a fetch uses. */
 export interface CompiledPolicy {

@@ -1,20 +1,6 @@
 /** What a fetch hands back to the service: the final exchange, shaped, its body as text. */
+import type { FetchResponse } from "../../../api/fetch.ts";
 import type { Exchange } from "./exchange.ts";
-
-/** What a fetch returns to the service. */
-export interface FetchResponse {
-  readonly status: number;
-  readonly statusText: string;
-  /** Lower-case names; repeated headers joined with ", "; `set-cookie` is dropped. */
-  readonly headers: Record<string, string>;
-  /** The body, decoded as UTF-8. */
-  readonly body: string;
-  /** The final URL, after redirects. */
-  readonly url: string;
-  readonly redirected: boolean;
-  /** Bytes of body received. */
-  readonly bytes: number;
-}
 
 /** The response a service sees, from the last exchange of a fetch that ended at `url`. */
 export function fetchResponse(result: Extract<Exchange, { kind: "response" }>, url: URL, redirected: boolean): FetchResponse {

@@ -1,20 +1,23 @@
-import type { Crash } from "../api/crash.ts";
-import type { ServiceMeta } from "../lib/names.ts";
-import type { Finding } from "./analyzer/index.ts";
-import type { TokenSpec } from "./auth/authority.ts";
-import type { Via } from "./auth/denials.ts";
-import type { GrantedToken, TokenInfo } from "./auth/tokens.ts";
-import type { BreakerState } from "./breaker/circuit.ts";
-import type { LimitsInput, ServiceLimits, TenantLimits } from "./limits.ts";
-import type { SoloEvent, VerifyReport } from "./log/event-log.ts";
-import type { EventPage, EventQuery, SubscribeOptions } from "./log/query.ts";
-import type { FetchPolicy } from "./powers/fetch/index.ts";
-import type { GrantsInput } from "./powers/grants.ts";
-import type { Clock, SupervisionInput, SupervisionPolicy } from "./supervisor/policy.ts";
-import type { TenantInfo } from "./tenants/tenants.ts";
-import type { SecretInfo, VaultStatus } from "./vault/vault.ts";
-
-// The embedding API's types: what `openKernel` takes and the `Kernel` it returns.
+// The embedding API's types: what `openKernel` takes, the `Kernel` it returns, a token's `KernelSession`,
+// and the clock the kernel keeps time by.
+import type { EventPage, EventQuery, SoloEvent, SubscribeOptions, VerifyReport } from "./events.ts";
+import type { FetchPolicy } from "./fetch.ts";
+import type { LimitsInput, TenantLimits } from "./limits.ts";
+import type { SecretsApi, VaultApi } from "./secrets.ts";
+import type {
+  CallOptions,
+  Deployment,
+  DeploySpec,
+  LogEntry,
+  ServiceInfo,
+  ServiceSource,
+  ServiceState,
+  ServiceVersion,
+  SwapOptions,
+} from "./services.ts";
+import type { SupervisionInput } from "./supervision.ts";
+import type { TenantsApi, TenantUsage } from "./tenants.ts";
+import type { GrantedToken, TokenInfo, TokenSpec, TokensApi, Via } from "./tokens.ts";
 
 /** Options for {@link openKernel}. */
 export interface KernelOptions {
@@ -60,146 +63,6 @@ export interface KernelOptions {
    * rule, extra trusted CAs, a resolver. Services cannot change it.
    */
   readonly fetch?: FetchPolicy;
-}
-
-/** Options for {@link Kernel.swap}. */
-export interface SwapOptions {
-  /** How long a crash of the new version rolls it back (0 to 3600000 ms). Default 30000. */
-  readonly rollbackWindowMs?: number;
-}
-
-/** A tenant's totals, as the resource monitor last sampled them. */
-export interface TenantUsage {
-  readonly tenant: string;
-  /** Services not killed (running, restarting, crashed or failed). */
-  readonly services: number;
-  readonly running: number;
-  /**
-   * Bytes the host holds for the tenant: its WebAssembly instance's linear memory, which
-   * `limits.memoryBytes` caps. 0 while it has no running service (the instance is given back).
-   */
-  readonly memoryBytes: number;
-  /** Bytes its running services' runtimes hold together (within `memoryBytes`). */
-  readonly heapBytes: number;
-  /** Bytes of the messages waiting in its services' mailboxes and timers (at most `limits.memoryBytes`). */
-  readonly queuedBytes: number;
-  readonly mailbox: number;
-  readonly dropped: number;
-  readonly limits: TenantLimits;
-}
-
-/** What {@link Kernel.deploy} takes. */
-export interface DeploySpec {
-  readonly tenant: string;
-  readonly service: string;
-  /** One ES module, JavaScript or TypeScript, whose default export is the handler object. */
-  readonly code: string;
-  /** Passed to `init(args, ctx)`; any JSON value. */
-  readonly args?: unknown;
-  /** Overrides of the kernel's default limits for this service. */
-  readonly limits?: LimitsInput;
-  /** How the tenant's supervisor restarts this service (overrides the kernel's default). */
-  readonly supervision?: SupervisionInput;
-  /** Labels for discovery: `list(tenant, { tag })`. Up to 32, each 1-64 of a-z 0-9 _ . : - */
-  readonly tags?: readonly string[];
-  /** Flat descriptive data (string, number, boolean or null values), up to 4 KiB of JSON. */
-  readonly metadata?: Readonly<Record<string, string | number | boolean | null>>;
-  /**
-   * The powers the service needs (see docs/programming-model.md). Omitted: its own storage,
-   * events, timers and log. A session may grant only what its token holds.
-   */
-  readonly grants?: GrantsInput;
-}
-
-/** What a successful deploy returns. */
-export interface Deployment {
-  readonly tenant: string;
-  readonly service: string;
-  readonly version: number;
-  /** What the analyzer found in the code that did not block it (warnings; errors when `analyzer: "warn"`). */
-  readonly findings: readonly Finding[];
-}
-
-/** Options for {@link Kernel.call}. */
-export interface CallOptions {
-  /** How long to wait for the reply. Default 5000 ms, at most 600000. */
-  readonly timeoutMs?: number;
-  /** Aborts the wait; the call then rejects with code `canceled`. */
-  readonly signal?: AbortSignal;
-}
-
-/** A service's lifecycle state, as `list()` shows it. */
-export type ServiceState = "running" | "restarting" | "crashed" | "failed" | "stopped";
-
-/** What a service has used, as last sampled by its scheduler. */
-export interface ServiceUsage {
-  /** Messages handled (init, calls, casts, timer messages). */
-  readonly messages: number;
-  /** CPU milliseconds spent in the service's code. */
-  readonly cpuMs: number;
-  /** Bytes the service's runtime holds (every allocation, as the engine counts it against `limits.memoryBytes`). */
-  readonly memoryBytes: number;
-  /** Messages waiting in the mailbox. */
-  readonly mailbox: number;
-  /** Casts and timer messages that found no handler or a stopped service (never lost silently). */
-  readonly unhandled: number;
-  /** Casts and timer messages dropped because the mailbox was full (each reported as a resource_violation event). */
-  readonly dropped: number;
-}
-
-/** One service, as `list()` shows it. */
-export interface ServiceInfo {
-  readonly tenant: string;
-  readonly service: string;
-  readonly version: number;
-  readonly state: ServiceState;
-  readonly handlers: readonly string[];
-  readonly limits: ServiceLimits;
-  readonly usage: ServiceUsage;
-  readonly deployedAt: string;
-  /** Why the service last crashed (also while it restarts, or once it has failed). */
-  readonly crash?: Crash;
-  /** Restarts since this version was deployed (by the supervisor or `restart()`). */
-  readonly restarts: number;
-  readonly supervision: SupervisionPolicy;
-  /** The service's circuit breaker: `closed`, `open` or `half_open`, and the failures counted while closed. */
-  readonly breaker: { readonly state: BreakerState; readonly consecutiveFailures: number };
-  readonly tags: readonly string[];
-  readonly metadata: ServiceMeta["metadata"];
-  /** The powers the deployment was granted. */
-  readonly grants: Readonly<Record<string, unknown>>;
-}
-
-/** One deployed version of a service, as `versions()` lists it. */
-export interface ServiceVersion {
-  readonly version: number;
-  readonly deployedAt: string;
-  /** The source's size in UTF-8 bytes, and its SHA-256 (lower-case hex): what `source()` returns. */
-  readonly codeBytes: number;
-  readonly sha256: string;
-  /** The powers this version was granted. */
-  readonly grants: Readonly<Record<string, unknown>>;
-  /** Whether this is the version the service runs now (or would run again after `restart()`). */
-  readonly current: boolean;
-}
-
-/** One version's source, exactly as it was deployed (TypeScript keeps its types). */
-export interface ServiceSource {
-  readonly tenant: string;
-  readonly service: string;
-  readonly version: number;
-  readonly deployedAt: string;
-  readonly sha256: string;
-  readonly code: string;
-}
-
-/** One line a service logged. */
-export interface LogEntry {
-  readonly tenant: string;
-  readonly service: string;
-  readonly level: "debug" | "info" | "warn" | "error";
-  readonly text: string;
-  readonly at: string;
 }
 
 /** A running Solo kernel: the embedding API every other interface is a client of. */
@@ -319,69 +182,6 @@ export interface KernelObserver {
   commit?(ms: number, ops: number): void;
 }
 
-/** Tokens: grant, derive, list and revoke. */
-export interface TokensApi {
-  /**
-   * Makes a token. The embedder may grant any tenant anything; a token with `tokens:grant` only
-   * what it holds itself, within its reach (the new token is its child, as with `attenuate`).
-   */
-  grant(spec: TokenSpec): Promise<GrantedToken>;
-  /** Lists the tokens the principal can see (never the tokens themselves). */
-  list(filter?: { readonly tenant?: string | null }): Promise<TokenInfo[]>;
-  /** Revokes a token and every token derived from it, at once and for good. */
-  revoke(id: string): Promise<{ readonly revoked: readonly string[] }>;
-}
-
-/** Creating a tenant. */
-export interface TenantCreateOptions {
-  /** Overrides of the kernel's default tenant limits. */
-  readonly limits?: Partial<TenantLimits>;
-  /** Allow a name whose earlier tenant was deleted (the new tenant does not see the old one's events). */
-  readonly reuseName?: boolean;
-}
-
-/** What deleting a tenant did. */
-export interface TenantDeletion {
-  readonly tenant: string;
-  readonly services: number;
-  readonly tokensRevoked: number;
-  readonly secretsDeleted: number;
-}
-
-/** Tenants: kernel-wide, for the embedder and unscoped tokens. */
-export interface TenantsApi {
-  create(name: string, options?: TenantCreateOptions): Promise<TenantInfo>;
-  list(): Promise<TenantInfo[]>;
-  get(name: string): Promise<TenantInfo>;
-  /** Replaces the tenant's limit overrides (omitted limits go back to the defaults). */
-  update(name: string, limits: Partial<TenantLimits>): Promise<TenantInfo>;
-  /**
-   * Stops every service of the tenant (with `terminate`), revokes its tokens, deletes its secrets,
-   * storage and deployments, and records `tenant_deleted`. Its events stay in the log (still
-   * verifiable); the name is not reused unless asked for.
-   */
-  delete(name: string): Promise<TenantDeletion>;
-}
-
-/** A tenant's secrets. Values go in, and out only to services granted them. */
-export interface SecretsApi {
-  put(tenant: string, name: string, value: string): Promise<SecretInfo>;
-  delete(tenant: string, name: string): Promise<boolean>;
-  list(tenant: string): Promise<SecretInfo[]>;
-}
-
-/** The vault's keys. */
-export interface VaultApi {
-  status(): Promise<VaultStatus>;
-  /** A new data key; secrets are re-sealed under it in the background (with `wait`, before resolving). */
-  rotate(options?: { readonly wait?: boolean }): Promise<VaultStatus>;
-  /**
-   * A new master key: every data key is re-wrapped under it at once. With the data directory's
-   * key file the kernel makes the key; with `SOLO_MASTER_KEY` give `newKey` (and start with it).
-   */
-  rotateMasterKey(options?: { readonly newKey?: string }): Promise<VaultStatus>;
-}
-
 /**
  * The kernel as the holder of one capability token sees it: the embedding API's operations, each
  * of which verifies the token and checks its permissions first (a denial is audited and changes
@@ -426,4 +226,13 @@ export interface KernelSession {
   readonly tenants: TenantsApi;
   readonly secrets: SecretsApi;
   readonly vault: VaultApi;
+}
+
+/** Time as the kernel sees it; tests inject a manual clock. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  /** A number in [0, 1), for jitter. */
+  random(): number;
 }
