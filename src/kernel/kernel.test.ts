@@ -104,7 +104,7 @@ export default {
       for (const code of ["export default 42;", "export default { init() { return 1 } }", "export default { handleCall: 3 }"]) {
         const err = await rejection(kernel.deploy({ tenant: "acme", service: "shapeless", code }));
         assert.equal(err.reason, "SOLO_ERR_DEPLOY_REJECTED", code);
-        const findings = err.details.findings as Array<{ rule: string; severity: string; line: number }>;
+        const findings = err.details.findings ?? [];
         assert.ok(
           findings.some((f) => f.rule === "default-export" && f.severity === "error" && f.line === 1),
           code,

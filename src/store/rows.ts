@@ -60,7 +60,12 @@ export function deploymentFromRow(r: Row): DeploymentRecord {
  * verify(). Returns the head. `what` names the store in messages.
  * @internal
  */
-export function checkTail(head: Row | undefined, lastRow: EventRowIn | undefined, what: string, where: Record<string, string>): ChainHead {
+export function checkTail(
+  head: Row | undefined,
+  lastRow: EventRowIn | undefined,
+  what: string,
+  where: { readonly file: string } | { readonly database: string },
+): ChainHead {
   const fail = (message: string, check: string): SoloError =>
     new SoloError("SOLO_ERR_STORE_CORRUPT", `${what} is damaged: ${message}`, {
       ...where,

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { GrantedToken, TokenInfo, Via } from "../../api/tokens.ts";
-import { SoloError } from "../../lib/errors/errors.ts";
+import { type DetailsOf, SoloError } from "../../lib/errors/errors.ts";
 import { checkName, describeType } from "../../lib/names.ts";
 import type { TokenRow } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
@@ -403,7 +403,7 @@ function checkSpec(input: unknown, p: Principal): { tenant: string | null; permi
   return { tenant, permissions, ...(ttlMs !== undefined ? { ttlMs } : {}), label };
 }
 
-function attenuation(message: string, details: Record<string, unknown>): SoloError {
+function attenuation(message: string, details: DetailsOf<"SOLO_ERR_TOKEN_ATTENUATION">): SoloError {
   return new SoloError("SOLO_ERR_TOKEN_ATTENUATION", message, {
     ...details,
     hint: "a derived token may hold only a subset of its parent's permissions, in its tenant, expiring no later",

@@ -683,7 +683,10 @@ describe("capabilities", () => {
     });
 
     /** Asserts the derivation is refused as an attenuation, audited once, with no token created. */
-    async function refusedAttenuation(derive: () => Promise<unknown>, detail?: readonly [string, unknown]): Promise<void> {
+    async function refusedAttenuation(
+      derive: () => Promise<unknown>,
+      detail?: readonly ["permission" | "tenant" | "expiresAt", unknown],
+    ): Promise<void> {
       const tokens = (await kernel.tokens.list()).length;
       const mark = await headId(kernel);
       const err = await rejection(derive());

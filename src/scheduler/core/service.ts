@@ -4,7 +4,7 @@
  * against the tenant's memory limit.
  * @internal
  */
-import { type ErrorData, REASONS, type Reason, SoloError } from "../../lib/errors/errors.ts";
+import { type DetailsOf, type ErrorData, REASONS, type Reason, SoloError } from "../../lib/errors/errors.ts";
 import type { Result } from "../../sandbox/contract.ts";
 import type { TenantEngine } from "../../sandbox/engine.ts";
 import type { ServiceSandbox } from "../../sandbox/service.ts";
@@ -197,8 +197,8 @@ export function liveServices(t: Tenant): Service[] {
 }
 
 /** An error as data, without the cost of an Error's stack. @internal */
-export function errorOf(reason: Reason, message: string, details: Record<string, unknown> = {}): ErrorData {
-  return { code: REASONS[reason], reason, message, details };
+export function errorOf<R extends Reason>(reason: R, message: string, details?: NoInfer<DetailsOf<R>>): ErrorData {
+  return { code: REASONS[reason], reason, message, details: details ?? {} };
 }
 
 /** Why a message cannot go to `s`: a stopped (killed) service says so; anything else that is not running has crashed. @internal */
