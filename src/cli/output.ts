@@ -79,6 +79,13 @@ export function printError(err: unknown, json: boolean, file = "code"): void {
     return;
   }
   const on = colours(process.stderr);
+  // The service's own answer, not a failure of Solo's: said as the service said it.
+  const answer = lib.applicationAnswer(e);
+  if (answer) {
+    process.stderr.write(`${yellow(`${answer.service} answered with an error`, on)}: ${answer.code}: ${answer.message}\n`);
+    if (answer.details !== undefined) process.stderr.write(`${dim("details", on)}: ${JSON.stringify(answer.details)}\n`);
+    return;
+  }
   const findings = (
     e.details as { findings?: Array<{ rule: string; line: number; column: number; message: string; hint?: string }> } | undefined
   )?.findings;

@@ -501,6 +501,25 @@ describe("solo (the command line against a running kernel)", () => {
     );
   });
 
+  it("shows a service's error answer as the service's own words, not as a failure of Solo's (exit 6)", async () => {
+    const code = file(
+      "picky.js",
+      `export default {
+        init() { return 0 },
+        handleCall(req, n) { return { error: { code: "not_found", message: "nothing called " + req, details: { asked: req } }, state: n } },
+      };`,
+    );
+    await sh(["deploy", "acme/picky", code]);
+    const human = await sh(["call", "acme/picky", '"ghost"'], 6);
+    assert.equal(human.stderr, 'picky answered with an error: not_found: nothing called ghost\ndetails: {"asked":"ghost"}\n');
+    const json = await sj<JsonError>(["call", "acme/picky", '"ghost"'], 6);
+    assert.equal(json.error.reason, "SOLO_ERR_APPLICATION_ERROR");
+    assert.deepEqual(json.error.details, {
+      service: "picky",
+      answer: { code: "not_found", message: "nothing called ghost", details: { asked: "ghost" } },
+    });
+  });
+
   it("maps errors to exit codes: not found 4, usage 2, unreachable 5, missing credentials 2", async () => {
     const empty = mkdtempSync(join(tmpdir(), "solo-cli-empty-"));
     try {

@@ -336,6 +336,36 @@ describe("the gateway", () => {
     assert.ok(findings?.some((f) => f.rule === "no-import"));
   });
 
+  it("carries a service's error answer as failed_precondition with the service's code, message and details, and no value as no reply", async () => {
+    const c = createClient(KernelService, transports(adminToken).connect);
+    await c.deploy({
+      ref: { tenant: "acme", service: "picky" },
+      code: `export default {
+        init() { return 0 },
+        handleCall(req, n) {
+          if (req === "nothing") return { reply: undefined, state: n + 1 };
+          return { error: { code: "not_found", message: "nothing called " + req, details: { asked: req } }, state: n + 1 };
+        },
+      };`,
+    });
+    const call = (request: string) =>
+      c.call({ ref: { tenant: "acme", service: "picky" }, request: { kind: { case: "stringValue", value: request } } });
+    const err = await connectError(call("ghost"));
+    assert.equal(err.code, Code.FailedPrecondition);
+    assert.equal(err.rawMessage, "service picky answered with an error: not_found: nothing called ghost");
+    const [detail] = err.findDetails(ErrorDetailSchema);
+    assert.equal(detail?.reason, "SOLO_ERR_APPLICATION_ERROR");
+    assert.deepEqual(detail?.details, {
+      service: "picky",
+      answer: { code: "not_found", message: "nothing called ghost", details: { asked: "ghost" } },
+    });
+    const none = await call("nothing");
+    assert.equal(none.reply, undefined, "no value is an unset reply");
+    const status = await c.status({ ref: { tenant: "acme", service: "picky" } });
+    assert.equal(status.service?.state, "running");
+    assert.equal(status.service?.restarts, 0);
+  });
+
   it("refuses bad tokens with unauthenticated and missing permissions with permission_denied, per call", async () => {
     await kernel.tenants.create("globex");
     const g = await kernel.tokens.grant({ tenant: "globex", permissions: ["*"] });

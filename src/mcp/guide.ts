@@ -18,7 +18,7 @@ const CONTRACT = `You are writing a Solo service: one ES module (JavaScript or T
 
 The handlers (at least one of handleCall, handleCast, handleInfo):
 - init(args, ctx) -> the initial state (any JSON value). Runs at deploy and after every restart, with the deploy's args.
-- handleCall(request, state, ctx) -> { reply, state }. The caller waits for the reply (default timeout 5 s).
+- handleCall(request, state, ctx) -> { reply, state }, or { error: { code, message, details? }, state } to answer with an error of the service's own (code like "not_found"; the service keeps running and its state). The caller waits for the answer (default timeout 5 s); reply undefined (or none) answers no value.
 - handleCast(message, state, ctx) -> { state }. Fire and forget.
 - handleInfo(message, state, ctx) -> { state }. Timer messages from solo.sendAfter.
 - codeChange(fromVersion, state, ctx) -> the new state, synchronously. Runs on a hot swap instead of init.
@@ -37,7 +37,7 @@ Errors from solo.* are Errors named SoloError with code, reason and details. Usi
 
 The sandbox has no process, require, import (a service is one self-contained module), file system, network except solo.fetch, eval or Function constructor, setTimeout/setInterval (use solo.sendAfter), performance, WebAssembly or SharedArrayBuffer. Date.now() has millisecond resolution. Each message has a CPU budget (100 ms of CPU time by default) and the service a memory limit (32 MiB by default, every byte it holds counted), within its tenant's memory (64 MiB by default, shared by all its services); a breach crashes the service, and its supervisor restarts it (init runs again). One built-in call over a huge input (a sort, a search) that runs past 10 times the budget (at least 1 s) makes the kernel replace the whole scheduler thread and puts the tenant in a cooldown: keep inputs bounded.
 
-A throw in a handler answers the failing call with SOLO_ERR_HANDLER_THREW and restarts the service: for a bad request, prefer returning an error reply such as { reply: { error: "..." }, state }.
+A throw in a handler answers the failing call with SOLO_ERR_HANDLER_THREW and restarts the service, losing its state: for a bad request, answer with an error instead, { error: { code: "invalid_argument", message: "..." }, state }. The caller then gets SOLO_ERR_APPLICATION_ERROR with details.answer = { code, message, details }; a calling service's solo.call rejects with it (catch it).
 
 Deploy with the deploy tool (tenant, service, code, args?, grants?). If the analyzer refuses the code, the result is an error whose findings give rule, line, column, message and hint for each problem: fix each one and deploy again. To change a running service without losing its state, use swap with new code (codeChange adapts the old state); read what runs with the source tool.
 
@@ -45,7 +45,7 @@ Example:
 export default {
   async init(args) { return { count: (await solo.storage.get("count")) ?? args?.start ?? 0 } },
   async handleCall(req, state) {
-    if (req?.op !== "inc") return { reply: { error: "expected { op: 'inc' }" }, state };
+    if (req?.op !== "inc") return { error: { code: "invalid_argument", message: "expected { op: 'inc' }" }, state };
     const count = state.count + 1;
     await solo.storage.put("count", count);
     return { reply: count, state: { count } };

@@ -156,6 +156,37 @@ describe("the MCP server (stdio)", () => {
     assert.equal(data<{ services: unknown[] }>(await tool("list", { tenant: "acme" })).services.length, before);
   });
 
+  it("shows a service's error answer as the service's answer, and no value as a result with no reply", async () => {
+    data(
+      await tool("deploy", {
+        tenant: "acme",
+        service: "picky",
+        code: `export default {
+          init() { return 0 },
+          handleCall(req, n) {
+            if (req === "nothing") return { state: n };
+            return { error: { code: "not_found", message: "nothing called " + req, details: { asked: req } }, state: n };
+          },
+        };`,
+      }),
+    );
+    const answered = await tool("call", { tenant: "acme", service: "picky", request: "ghost" });
+    assert.equal(answered.isError, true);
+    const text = (answered.content[0] as { text: string }).text;
+    assert.equal(
+      text,
+      'picky answered the call with an error of its own (the service\'s answer, not a Solo failure): not_found: nothing called ghost\ndetails: {"asked":"ghost"}',
+    );
+    const e = (answered.structuredContent as { error: { reason: string; details: unknown } }).error;
+    assert.equal(e.reason, "SOLO_ERR_APPLICATION_ERROR");
+    assert.deepEqual(e.details, {
+      service: "picky",
+      answer: { code: "not_found", message: "nothing called ghost", details: { asked: "ghost" } },
+    });
+    const none = await tool("call", { tenant: "acme", service: "picky", request: "nothing" });
+    assert.equal(none.isError, undefined, JSON.stringify(none.content));
+  });
+
   it("attenuates the token in use, and the derived token holds only what it was given", async () => {
     const t = data<{ token: string; permissions: string[] }>(
       await tool("attenuate_token", { permissions: ["call:counter"], label: "sub-agent" }),

@@ -1,7 +1,7 @@
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Clients } from "../gateway/client.ts";
-import { errorData } from "../lib/errors/data.ts";
+import { applicationAnswer, errorData } from "../lib/errors/data.ts";
 import { jsonReplacer, plainJson } from "../lib/json.ts";
 import { registerGuide } from "./guide.ts";
 import { NAME, NAME_RULE, TOOLS } from "./tools.ts";
@@ -127,7 +127,13 @@ async function toolResult(fn: () => Promise<Record<string, unknown>>): Promise<C
     };
   } catch (err) {
     const e = errorData(err);
-    const lines = [`${e.message} (${e.reason || e.code})`];
+    const answer = applicationAnswer(e);
+    const lines = answer
+      ? [
+          `${answer.service} answered the call with an error of its own (the service's answer, not a Solo failure): ${answer.code}: ${answer.message}`,
+          ...(answer.details !== undefined ? [`details: ${JSON.stringify(answer.details)}`] : []),
+        ]
+      : [`${e.message} (${e.reason || e.code})`];
     const found = (
       e.details as { findings?: Array<{ rule: string; line: number; column: number; message: string; hint?: string }> } | undefined
     )?.findings;

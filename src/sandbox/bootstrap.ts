@@ -217,13 +217,48 @@ function finish(op, result) {
   if (next === undefined) return resultError(h + " must return " + shape + "; the returned object has no state (return the state unchanged if nothing changed)");
   if (op === "call") {
     const reply = result.reply;
-    if (reply === undefined) return resultError("handleCall must return { reply, state }; the returned object has no reply (use null for an empty reply)");
-    const s = encode(reply, "the reply", meta.messageBytes);
+    const error = result.error;
+    if (error !== undefined) {
+      if (reply !== undefined) return resultError("handleCall returned both reply and error; answer with one: { reply, state } or { error: { code, message }, state }");
+      const answer = errorAnswer(error);
+      if (apply(charAt, answer, [0]) === "E") return answer;
+      state = next;
+      return answer;
+    }
+    // No reply (undefined, or none given) is an answer too: the caller gets no value.
+    const s = reply === undefined ? "" : encode(reply, "the reply", meta.messageBytes);
     state = next;
     return "R" + s;
   }
   state = next;
   return "S";
+}
+
+// An error a handler answers a call with, without crashing: { code, message, details? }.
+const errorCodeRe = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
+const ERROR_KEYS = freeze(["code", "message", "details"]);
+function errorAnswer(error) {
+  const shape = "{ error: { code, message, details? }, state }";
+  if (error === null || typeof error !== "object" || isArray(error)) {
+    return resultError("handleCall's error must be an object like { code: \"not_found\", message: \"no such key\" }, got " + typeName(error));
+  }
+  // Indexed, not for-of: the service may have replaced the array iterator.
+  const keys = keysOf(error);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    if (apply(arrayIndexOf, ERROR_KEYS, [key]) < 0) return resultError("handleCall's error has an unknown field " + jsonStringify(clip(key, 80)) + "; it takes code, message and details");
+  }
+  const code = error.code;
+  if (typeof code !== "string" || !apply(regexpTest, errorCodeRe, [code])) {
+    return resultError("handleCall's error.code must be a string of 1-64 letters, digits, _ . : - starting with a letter (like \"not_found\"), got " + (typeof code === "string" ? jsonStringify(clip(code, 80)) : typeName(code)) + "; the answer is " + shape);
+  }
+  const message = error.message;
+  if (typeof message !== "string" || message.length > 2000) {
+    return resultError("handleCall's error.message must be a string of at most 2000 characters, got " + (typeof message === "string" ? message.length + " characters" : typeName(message)));
+  }
+  const out = { code: code, message: message };
+  if (error.details !== undefined) out.details = error.details;
+  return "A" + encode(out, "the error answer", meta.messageBytes);
 }
 
 function settleLater(op) {
@@ -483,7 +518,7 @@ function run(op, a, b) {
       const entry = apply(mapGet, pending, [a]);
       if (entry === undefined) return "S";
       apply(mapDelete, pending, [a]);
-      if (apply(charAt, b, [0]) === "R") entry[0](jsonParse(apply(stringSlice, b, [1])));
+      if (apply(charAt, b, [0]) === "R") entry[0](parseInput(apply(stringSlice, b, [1])));
       else entry[1](new SoloError(jsonParse(apply(stringSlice, b, [1]))));
       return "S";
     }

@@ -34,7 +34,10 @@ export interface SandboxSpec {
 
 /** What one step of a message produced. */
 export type Outcome =
+  /** `json` is "" when the handler answered no value (`reply: undefined`). */
   | { readonly t: "reply"; readonly json: string }
+  /** The handler answered the call with an error of its own (`{ error: { code, message, details? } }`): JSON, unchecked. */
+  | { readonly t: "error-answer"; readonly json: string }
   | { readonly t: "done" }
   | { readonly t: "missing" }
   | { readonly t: "pending" }
@@ -87,12 +90,13 @@ export interface GuestError {
 
 /** The dispatcher's outcome as decoded: a step's outcome, or the guest's own account of its failure. @internal */
 export type GuestOutcome =
-  | Extract<Outcome, { readonly t: "reply" | "done" | "missing" | "pending" }>
+  | Extract<Outcome, { readonly t: "reply" | "error-answer" | "done" | "missing" | "pending" }>
   | { readonly t: "threw"; readonly error: GuestError }
   /** Not an outcome the bootstrap makes (the engine mangled it, or had no memory to make it). */
   | { readonly t: "unreadable" };
 
 const R = 82;
+const A = 65;
 const S = 83;
 const M = 77;
 const P = 80;
@@ -107,6 +111,8 @@ export function decodeOutcome(text: string): GuestOutcome {
   switch (text.charCodeAt(0)) {
     case R:
       return { t: "reply", json: text.slice(1) };
+    case A:
+      return { t: "error-answer", json: text.slice(1) };
     case S:
       return DONE;
     case M:

@@ -589,13 +589,10 @@ describe("a service replying with values that are not JSON data", () => {
     });
   }
 
-  it("is rejected with SOLO_ERR_HANDLER_RESULT_INVALID when its reply is undefined", async () => {
-    const crash = await expectCrash(
-      run("reply-undefined", "    return { reply: undefined, state };"),
-      { code: "aborted", reason: "SOLO_ERR_HANDLER_RESULT_INVALID", kind: "invalid_result" },
-      "reply-undefined",
-    );
-    assert.match(crash.message, /has no reply \(use null for an empty reply\)/);
+  // Issue 17 changed this: an undefined reply (a map's missing key, say) used to crash the service.
+  it("answers no value when its reply is undefined, and the service keeps running", async () => {
+    assert.equal(await run("reply-undefined", "    return { reply: undefined, state };"), undefined);
+    assert.equal(kernel.list(MALLORY).find((s) => s.service === "reply-undefined")?.state, "running");
   });
 
   it("is rejected with SOLO_ERR_VALUE_TOO_DEEP when its reply nests deeper than 64 levels", async () => {

@@ -116,9 +116,12 @@ function circuitOpen(r: ServiceRecord, retryAfterMs: number): SoloError {
 }
 
 // What a failed call says about the service: a crash it caused, or a timeout, is a failure; a
-// refusal before it ran (mailbox full, restarting) or the caller's own cancel says nothing.
+// refusal before it ran (mailbox full, restarting) or the caller's own cancel says nothing; an
+// error the service answered with is a success (it answered).
 function breakerOutcome(err: unknown): CallOutcome {
   if (!(err instanceof SoloError)) return "failure";
+  // The service answered, with an error of its own: it is working.
+  if (err.reason === "SOLO_ERR_APPLICATION_ERROR") return "success";
   if (err.reason === "SOLO_ERR_CALL_TIMEOUT") return "failure";
   if (err.reason === "SOLO_ERR_SERVICE_CRASHED" || err.reason === "SOLO_ERR_CALL_CANCELED" || err.reason === "SOLO_ERR_MAILBOX_FULL") {
     return "neutral";

@@ -43,3 +43,17 @@ export function errorData(err: unknown): ErrorData {
   }
   return { code: "internal", reason: "", message: err instanceof Error ? err.message : String(err) };
 }
+
+/** A service's own error answer to a call, when `e` is one (SOLO_ERR_APPLICATION_ERROR). */
+export function applicationAnswer(e: ErrorData): { service: string; code: string; message: string; details?: unknown } | undefined {
+  if (e.reason !== "SOLO_ERR_APPLICATION_ERROR") return undefined;
+  const d = e.details as { service?: unknown; answer?: { code?: unknown; message?: unknown; details?: unknown } } | undefined;
+  const a = d?.answer;
+  if (typeof a?.code !== "string" || typeof a.message !== "string") return undefined;
+  return {
+    service: typeof d?.service === "string" ? d.service : "the service",
+    code: a.code,
+    message: a.message,
+    ...(a.details !== undefined ? { details: a.details } : {}),
+  };
+}

@@ -33,6 +33,15 @@ export interface CrashDetail {
   readonly resource?: string;
 }
 
+/** An error a service answered a call with (`return { error: { code, message, details? }, state }`). */
+export interface ApplicationError {
+  /** The service's own code: 1-64 of letters, digits, `_`, `.`, `:`, `-`, starting with a letter. */
+  readonly code: string;
+  readonly message: string;
+  /** Any JSON value the service added. */
+  readonly details?: unknown;
+}
+
 /** A position in the author's source, where the engine or the TypeScript stripper reported one. */
 export interface SourcePosition {
   readonly line?: number;
@@ -166,6 +175,10 @@ export interface ReasonDetails {
   SOLO_ERR_VALUE_NOT_JSON: ValueDetails;
   SOLO_ERR_VALUE_TOO_LARGE: ValueDetails;
   SOLO_ERR_VALUE_TOO_DEEP: ValueDetails;
+  SOLO_ERR_APPLICATION_ERROR: {
+    /** The service's own error, as its handler returned it: a code of its choosing, a message, and details if it gave any. */
+    readonly answer?: ApplicationError;
+  };
   SOLO_ERR_CALL_DEADLOCK: {
     /** The services waiting on each other, from the caller round to it again. */
     readonly cycle?: readonly string[];

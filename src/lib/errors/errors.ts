@@ -10,7 +10,16 @@
 import type { AnyDetails, DetailsOf, ErrorData } from "./details.ts";
 import { type ErrorCode, isReason, REASONS, type Reason } from "./reasons.ts";
 
-export type { AnyDetails, CommonDetails, CrashDetail, DetailsOf, ErrorData, ErrorDetails, ReasonDetails } from "./details.ts";
+export type {
+  AnyDetails,
+  ApplicationError,
+  CommonDetails,
+  CrashDetail,
+  DetailsOf,
+  ErrorData,
+  ErrorDetails,
+  ReasonDetails,
+} from "./details.ts";
 export { ERROR_CODES, type ErrorCode, isReason, REASONS, type Reason } from "./reasons.ts";
 
 /**

@@ -52,6 +52,7 @@ export const REASONS = {
   SOLO_ERR_SWAP_FAILED: "aborted",
   SOLO_ERR_VERSION_NOT_FOUND: "not_found",
   SOLO_ERR_SUPERVISION_INVALID: "invalid_argument",
+  SOLO_ERR_APPLICATION_ERROR: "failed_precondition",
   SOLO_ERR_HANDLER_THREW: "aborted",
   SOLO_ERR_HANDLER_RESULT_INVALID: "aborted",
   SOLO_ERR_HANDLER_UNSETTLED: "aborted",

@@ -6,7 +6,7 @@
  * @internal
  */
 import type { Crash } from "../../api/crash.ts";
-import type { ErrorData } from "../../lib/errors/errors.ts";
+import type { ApplicationError, ErrorData } from "../../lib/errors/errors.ts";
 import { failed, type Outcome, type Result, replied } from "../../sandbox/contract.ts";
 import { threadClock } from "../../sandbox/cpu-clock.ts";
 import { crashError, deployFailure } from "../../sandbox/crash.ts";
@@ -166,6 +166,17 @@ export class RunLoop {
         this.respond(m, replied(o.json));
         return;
       }
+      case "error-answer": {
+        // The service's own error for its caller: the service keeps running and its state.
+        const answer = checkErrorAnswer(s, o.json);
+        if ("crash" in answer) {
+          s.current = m;
+          this.crash(s, answer.crash);
+          return;
+        }
+        if (m.kind === "call") this.respond(m, failed(applicationError(s.name, answer)));
+        return;
+      }
       case "done":
         if (m.kind === "init" || m.kind === "adopt") {
           s.status = "running";
@@ -320,6 +331,7 @@ export class RunLoop {
 }
 
 function checkReply(s: Service, json: string): Crash | undefined {
+  if (json === "") return undefined; // no value
   const limit = s.sandbox.spec.limits.messageBytes;
   if (overByteLimit(json, limit)) {
     return { kind: "invalid_value", reason: "SOLO_ERR_VALUE_TOO_LARGE", message: `the reply is larger than ${limit} bytes of JSON` };
@@ -342,4 +354,40 @@ function largestHolders(t: Tenant): Array<readonly [string, number]> {
     .map((s) => [s.name, s.sandbox.memoryBytes()] as const)
     .sort((a, b) => b[1] - a[1])
     .slice(0, 5);
+}
+
+const ERROR_CODE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
+
+// An error answer as the sandbox produced it, checked again here: a service that tampered with
+// its own intrinsics could hand back anything.
+function checkErrorAnswer(s: Service, json: string): ApplicationError | { readonly crash: Crash } {
+  const bad = checkReply(s, json);
+  if (bad) return { crash: bad };
+  const o = JSON.parse(json) as Record<string, unknown> | null;
+  const ok =
+    o !== null &&
+    typeof o === "object" &&
+    typeof o.code === "string" &&
+    ERROR_CODE.test(o.code) &&
+    typeof o.message === "string" &&
+    o.message.length <= 2000 &&
+    Object.keys(o).every((k) => k === "code" || k === "message" || k === "details");
+  if (!ok) {
+    return {
+      crash: {
+        kind: "invalid_result",
+        reason: "SOLO_ERR_HANDLER_RESULT_INVALID",
+        message: "the service produced an error answer that is not { code, message, details? } (its intrinsics were tampered with)",
+      },
+    };
+  }
+  return o as unknown as ApplicationError;
+}
+
+/** What a caller gets when the service answered its call with an error of its own. */
+function applicationError(service: string, answer: ApplicationError): ErrorData {
+  return errorOf("SOLO_ERR_APPLICATION_ERROR", `service ${service} answered with an error: ${answer.code}: ${answer.message}`, {
+    service,
+    answer,
+  });
 }
