@@ -134,3 +134,159 @@ describe("a handler's answer", () => {
     assert.match(fn.message, /the error answer/);
   });
 });
+
+/**
+ * A gate: `wait` calls are deferred until `open` answers them all (a value, or with `fail` an error
+ * of its own), from any handler, a timer's included.
+ */
+const GATE = `export default {
+  init() { return { waiting: [], answered: [] } },
+  handleCall(req, s, ctx) {
+    switch (req.op) {
+      case "wait": s.waiting.push(ctx.replyTo); return { noreply: true, state: s };
+      case "open": return { reply: release(s, (to) => solo.reply(to, { opened: req.v })), state: s };
+      case "fail": return { reply: release(s, (to) => solo.replyError(to, { code: "closed", message: "the gate stays shut" })), state: s };
+      case "later": solo.sendAfter(10, { v: req.v }); return { reply: true, state: s };
+      case "count": return { reply: s.waiting.length, state: s };
+      case "again": return { reply: attempt(() => solo.reply(s.answered[0], 1)), state: s };
+      case "forged": return { reply: attempt(() => solo.reply(req.to, 1)), state: s };
+      case "storm": { let refused = 0; for (let i = 0; i < req.n; i++) { try { solo.reply("x." + i, i) } catch (e) { refused++ } } return { reply: refused, state: s } }
+      case "bad": return { reply: attempt(() => solo.replyError(s.waiting[0], { code: 5 })), state: s };
+      case "both": return { noreply: true, reply: 1, state: s };
+      case "boom": throw new Error("boom");
+    }
+  },
+  handleInfo(msg, s) { release(s, (to) => solo.reply(to, { opened: msg.v })); return { state: s } },
+};
+function release(s, answer) {
+  const n = s.waiting.length;
+  for (const to of s.waiting) { try { answer(to) } catch (e) { if (e.reason !== "SOLO_ERR_REPLY_TOO_LATE") throw e } }
+  s.answered = s.waiting; s.waiting = [];
+  return n;
+}
+function attempt(f) { try { f(); return "delivered" } catch (e) { return e.reason + ": " + e.message } }`;
+
+/** Calls GATE's wait and reports what came back, so a deferred answer reaches a service too. */
+const WAITER = `export default {
+  init() { return null },
+  async handleCall(req, s) {
+    try { return { reply: { got: await solo.call("gate", { op: "wait" }, { timeoutMs: req.timeoutMs }) }, state: s } }
+    catch (e) { return { reply: { reason: e.reason }, state: s } }
+  },
+};`;
+
+describe("a deferred reply", () => {
+  async function gate(limits?: { mailbox: number }): Promise<Kernel> {
+    const k = await kernels.start(kernels.freshDir());
+    await k.deploy({ tenant: "acme", service: "gate", code: GATE, ...(limits ? { limits } : {}) });
+    await k.deploy({ tenant: "acme", service: "waiter", code: WAITER, grants: { call: ["gate"] } });
+    return k;
+  }
+  // Polls the gate's count of deferred calls; a poll the full mailbox refuses is simply not yet.
+  const waiting = (k: Kernel, n: number): Promise<void> =>
+    until(`${n} waiting`, async () => (await k.call("acme", "gate", { op: "count" }).catch(() => -1)) === n);
+
+  it("holds the call until a later message answers it, with a value or an error, each caller its own", async () => {
+    const k = await gate();
+    const calls = [k.call("acme", "gate", { op: "wait" }), k.call("acme", "gate", { op: "wait" })];
+    const fromService = k.call("acme", "waiter", {});
+    await waiting(k, 3);
+    assert.equal(await k.call("acme", "gate", { op: "open", v: 7 }), 3);
+    assert.deepEqual(await Promise.all(calls), [{ opened: 7 }, { opened: 7 }]);
+    assert.deepEqual(await fromService, { got: { opened: 7 } });
+    const refused = rejection(k.call("acme", "gate", { op: "wait" }));
+    await waiting(k, 1);
+    assert.equal(await k.call("acme", "gate", { op: "fail" }), 1);
+    const err = await refused;
+    assert.equal(err.reason, "SOLO_ERR_APPLICATION_ERROR");
+    assert.deepEqual(err.details.answer, { code: "closed", message: "the gate stays shut" });
+    assert.equal(k.status("acme", "gate").restarts, 0);
+  });
+
+  it("can be answered from a timer's message", async () => {
+    const k = await gate();
+    const call = k.call("acme", "gate", { op: "wait" });
+    await waiting(k, 1);
+    await k.call("acme", "gate", { op: "later", v: 9 });
+    assert.deepEqual(await call, { opened: 9 });
+  });
+
+  it("is refused precisely when the handle was answered already, or is not one of this service's, and a storm of them costs only the refusals", async () => {
+    const k = await gate();
+    const call = k.call("acme", "gate", { op: "wait" });
+    await waiting(k, 1);
+    await k.call("acme", "gate", { op: "open", v: 1 });
+    await call;
+    assert.match(
+      (await k.call("acme", "gate", { op: "again" })) as string,
+      /^SOLO_ERR_REPLY_UNKNOWN: solo\.reply: the call under "[0-9a-z.]+" was answered already; a call is answered once$/,
+    );
+    // The waiter's handle, kept and replayed by the gate once it was answered; a made-up one.
+    for (const to of ["1.1", "zz.9", "x".repeat(64)]) {
+      assert.match((await k.call("acme", "gate", { op: "forged", to })) as string, /^SOLO_ERR_REPLY_UNKNOWN: /);
+    }
+    assert.match((await k.call("acme", "gate", { op: "forged", to: 42 })) as string, /the first argument must be the ctx\.replyTo/);
+    assert.equal(await k.call("acme", "gate", { op: "storm", n: 100 }), 100);
+    assert.equal(k.status("acme", "gate").state, "running");
+    // A storm without end is stopped by the message's CPU budget, like any loop.
+    const stopped = await rejection(k.call("acme", "gate", { op: "storm", n: 1e9 }));
+    assert.equal(stopped.reason, "SOLO_ERR_LIMIT_CPU");
+  });
+
+  it("obeys its caller's timeout; a reply after it is refused as too late, and the gate goes on", async () => {
+    const k = await gate();
+    const timedOut = await rejection(k.call("acme", "gate", { op: "wait" }, { timeoutMs: 100 }));
+    assert.equal(timedOut.reason, "SOLO_ERR_CALL_TIMEOUT");
+    assert.deepEqual(await k.call("acme", "waiter", { timeoutMs: 100 }), { reason: "SOLO_ERR_CALL_TIMEOUT" });
+    // Both callers gave up: the gate's release skips them (it catches SOLO_ERR_REPLY_TOO_LATE).
+    assert.equal(await k.call("acme", "gate", { op: "open", v: 1 }), 2);
+    const st = k.status("acme", "gate");
+    assert.equal(st.state, "running");
+    assert.equal(st.restarts, 0);
+  });
+
+  it("is answered with the crash when the deferring service crashes, and with the stop when it is killed", async () => {
+    const k = await gate();
+    const crashed = rejection(k.call("acme", "gate", { op: "wait" }));
+    await waiting(k, 1);
+    await rejection(k.call("acme", "gate", { op: "boom" }));
+    assert.equal((await crashed).reason, "SOLO_ERR_SERVICE_CRASHED");
+    await until("restarted", () => k.status("acme", "gate").state === "running");
+    const killed = rejection(k.call("acme", "gate", { op: "wait" }));
+    await waiting(k, 1);
+    await k.kill("acme", "gate");
+    assert.equal((await killed).reason, "SOLO_ERR_SERVICE_STOPPED");
+  });
+
+  it("survives a hot swap: the new code answers calls the old one deferred", async () => {
+    const k = await gate();
+    const call = k.call("acme", "gate", { op: "wait" });
+    await waiting(k, 1);
+    await k.swap("acme", "gate", GATE.replace("{ opened: req.v }", "{ opened: req.v, by: 2 }"));
+    await k.call("acme", "gate", { op: "open", v: 3 });
+    assert.deepEqual(await call, { opened: 3, by: 2 });
+  });
+
+  it("counts against the mailbox: past limits.mailbox deferred calls, the next is refused at once", async () => {
+    const k = await gate({ mailbox: 3 });
+    const held = [1, 2, 3].map(() => k.call("acme", "gate", { op: "wait" }));
+    await waiting(k, 3);
+    const refused = await rejection(k.call("acme", "gate", { op: "wait" }));
+    assert.equal(refused.reason, "SOLO_ERR_MAILBOX_FULL");
+    assert.equal(refused.details.resource, "deferred_calls");
+    assert.equal(await k.call("acme", "gate", { op: "open", v: 0 }), 4, "the refused one was in the gate's list too");
+    assert.equal((await Promise.all(held)).length, 3);
+  });
+
+  it("is a wrong result when noreply comes with a reply, and solo.replyError checks its error", async () => {
+    const k = await gate();
+    const call = k.call("acme", "gate", { op: "wait" });
+    await waiting(k, 1);
+    assert.match((await k.call("acme", "gate", { op: "bad" })) as string, /solo\.replyError: the error\.code must be a string/);
+    await k.call("acme", "gate", { op: "open", v: 5 });
+    assert.deepEqual(await call, { opened: 5 });
+    const both = await rejection(k.call("acme", "gate", { op: "both" }));
+    assert.equal(both.reason, "SOLO_ERR_HANDLER_RESULT_INVALID");
+    assert.match(both.message, /returned noreply with a reply/);
+  });
+});

@@ -218,9 +218,16 @@ function finish(op, result) {
   if (op === "call") {
     const reply = result.reply;
     const error = result.error;
+    const noreply = result.noreply;
+    if (noreply !== undefined && noreply !== false) {
+      if (noreply !== true) return resultError("handleCall's noreply must be true or false, got " + typeName(noreply));
+      if (reply !== undefined || error !== undefined) return resultError("handleCall returned noreply with a " + (reply !== undefined ? "reply" : "error") + "; a deferred call is answered later with solo.reply(ctx.replyTo, value)");
+      state = next;
+      return "N";
+    }
     if (error !== undefined) {
       if (reply !== undefined) return resultError("handleCall returned both reply and error; answer with one: { reply, state } or { error: { code, message }, state }");
-      const answer = errorAnswer(error);
+      const answer = errorAnswer(error, "handleCall's error");
       if (apply(charAt, answer, [0]) === "E") return answer;
       state = next;
       return answer;
@@ -237,24 +244,24 @@ function finish(op, result) {
 // An error a handler answers a call with, without crashing: { code, message, details? }.
 const errorCodeRe = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 const ERROR_KEYS = freeze(["code", "message", "details"]);
-function errorAnswer(error) {
+function errorAnswer(error, who) {
   const shape = "{ error: { code, message, details? }, state }";
   if (error === null || typeof error !== "object" || isArray(error)) {
-    return resultError("handleCall's error must be an object like { code: \"not_found\", message: \"no such key\" }, got " + typeName(error));
+    return resultError(who + " must be an object like { code: \"not_found\", message: \"no such key\" }, got " + typeName(error));
   }
   // Indexed, not for-of: the service may have replaced the array iterator.
   const keys = keysOf(error);
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
-    if (apply(arrayIndexOf, ERROR_KEYS, [key]) < 0) return resultError("handleCall's error has an unknown field " + jsonStringify(clip(key, 80)) + "; it takes code, message and details");
+    if (apply(arrayIndexOf, ERROR_KEYS, [key]) < 0) return resultError(who + " has an unknown field " + jsonStringify(clip(key, 80)) + "; it takes code, message and details");
   }
   const code = error.code;
   if (typeof code !== "string" || !apply(regexpTest, errorCodeRe, [code])) {
-    return resultError("handleCall's error.code must be a string of 1-64 letters, digits, _ . : - starting with a letter (like \"not_found\"), got " + (typeof code === "string" ? jsonStringify(clip(code, 80)) : typeName(code)) + "; the answer is " + shape);
+    return resultError(who + ".code must be a string of 1-64 letters, digits, _ . : - starting with a letter (like \"not_found\"), got " + (typeof code === "string" ? jsonStringify(clip(code, 80)) : typeName(code)) + "; the answer is " + shape);
   }
   const message = error.message;
   if (typeof message !== "string" || message.length > 2000) {
-    return resultError("handleCall's error.message must be a string of at most 2000 characters, got " + (typeof message === "string" ? message.length + " characters" : typeName(message)));
+    return resultError(who + ".message must be a string of at most 2000 characters, got " + (typeof message === "string" ? message.length + " characters" : typeName(message)));
   }
   const out = { code: code, message: message };
   if (error.details !== undefined) out.details = error.details;
@@ -309,6 +316,13 @@ function makeContext(from) {
   return c;
 }
 
+// A call's context carries its own reply handle, so it is made per call.
+function callContext(b) {
+  const i = apply(stringIndexOf, b, ["\n"]);
+  const from = apply(stringSlice, b, [i + 1]);
+  return freeze({ tenant: meta.tenant, service: meta.service, version: meta.version, from: from === "" ? null : from, replyTo: apply(stringSlice, b, [0, i]) });
+}
+
 function parseInput(json) {
   return json === "" ? undefined : jsonParse(json);
 }
@@ -340,6 +354,10 @@ function encodeArg(value, what) {
     }
     throw e;
   }
+}
+
+function replyHandle(to, what) {
+  if (typeof to !== "string" || to === "" || to.length > 64) throw new TypeErrorCtor(what + ": the first argument must be the ctx.replyTo of the call to answer, got " + typeName(to));
 }
 
 const nameRe = /^[a-z](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
@@ -469,6 +487,17 @@ const solo = freeze({
     if (typeof id !== "number") return false;
     return hostResult(host("cancel", StringCtor(id))) === "1";
   },
+  // Answers a call whose handler returned { noreply: true, state }, by its ctx.replyTo: once.
+  reply(to, value) {
+    replyHandle(to, "solo.reply");
+    hostResult(host("reply", to + "\n" + (value === undefined ? "" : encodeArg(value, "the reply"))));
+  },
+  replyError(to, error) {
+    replyHandle(to, "solo.replyError");
+    const answer = errorAnswer(error, "solo.replyError: the error");
+    if (apply(charAt, answer, [0]) !== "A") throw new TypeErrorCtor(jsonParse(apply(stringSlice, answer, [1])).message);
+    hostResult(host("replyError", to + "\n" + apply(stringSlice, answer, [1])));
+  },
   log: logger("info"),
   warn: logger("warn"),
   error: logger("error"),
@@ -493,6 +522,7 @@ defineProperty(G, "console", {
 function run(op, a, b) {
   switch (op) {
     case "call":
+      return invoke(op, [parseInput(a), state, callContext(b)]);
     case "cast":
     case "info":
       return invoke(op, [parseInput(a), state, makeContext(b)]);

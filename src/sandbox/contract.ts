@@ -38,6 +38,8 @@ export type Outcome =
   | { readonly t: "reply"; readonly json: string }
   /** The handler answered the call with an error of its own (`{ error: { code, message, details? } }`): JSON, unchecked. */
   | { readonly t: "error-answer"; readonly json: string }
+  /** The handler answered `noreply`: the call waits for `solo.reply(ctx.replyTo, ...)`. */
+  | { readonly t: "deferred" }
   | { readonly t: "done" }
   | { readonly t: "missing" }
   | { readonly t: "pending" }
@@ -72,6 +74,8 @@ export type HostRequest =
   | { readonly op: "timer"; readonly delayMs: number; readonly body: string }
   | { readonly op: "cancel"; readonly id: number }
   | { readonly op: "log"; readonly level: LogLevel; readonly text: string }
+  /** `solo.reply(to, value)` (`body` the reply's JSON, "" for no value) or `solo.replyError(to, error)` (`body` the error's JSON). */
+  | { readonly op: "reply"; readonly to: string; readonly error: boolean; readonly body: string }
   /** Answered by the control plane later; `arg` is the bootstrap's framing, which the control plane reads. */
   | { readonly op: IoKind; readonly arg: string };
 
@@ -90,13 +94,14 @@ export interface GuestError {
 
 /** The dispatcher's outcome as decoded: a step's outcome, or the guest's own account of its failure. @internal */
 export type GuestOutcome =
-  | Extract<Outcome, { readonly t: "reply" | "error-answer" | "done" | "missing" | "pending" }>
+  | Extract<Outcome, { readonly t: "reply" | "error-answer" | "deferred" | "done" | "missing" | "pending" }>
   | { readonly t: "threw"; readonly error: GuestError }
   /** Not an outcome the bootstrap makes (the engine mangled it, or had no memory to make it). */
   | { readonly t: "unreadable" };
 
 const R = 82;
 const A = 65;
+const N = 78;
 const S = 83;
 const M = 77;
 const P = 80;
@@ -104,6 +109,7 @@ const E = 69;
 const DONE: GuestOutcome = Object.freeze({ t: "done" });
 const MISSING: GuestOutcome = Object.freeze({ t: "missing" });
 const PENDING: GuestOutcome = Object.freeze({ t: "pending" });
+const DEFERRED: GuestOutcome = Object.freeze({ t: "deferred" });
 const UNREADABLE: GuestOutcome = Object.freeze({ t: "unreadable" });
 
 /** Decodes the dispatcher's outcome. @internal */
@@ -113,6 +119,8 @@ export function decodeOutcome(text: string): GuestOutcome {
       return { t: "reply", json: text.slice(1) };
     case A:
       return { t: "error-answer", json: text.slice(1) };
+    case N:
+      return DEFERRED;
     case S:
       return DONE;
     case M:
@@ -170,6 +178,11 @@ export function decodeHostRequest(op: string, arg: string): HostRequest {
     case "log": {
       const [level, text] = splitOnce(arg);
       return { op, level: level === "warn" || level === "error" || level === "debug" ? level : "info", text };
+    }
+    case "reply":
+    case "replyError": {
+      const [to, body] = splitOnce(arg);
+      return { op: "reply", to, error: op === "replyError", body };
     }
     case "kv":
     case "emit":

@@ -330,7 +330,22 @@ describe("a service tampering with the solo object", () => {
       frozen: true,
       writable: false,
       configurable: false,
-      keys: ["call", "cast", "sendAfter", "cancelTimer", "log", "warn", "error", "storage", "secrets", "fetch", "emit"],
+      // solo.reply and solo.replyError came with deferred replies (issue 17).
+      keys: [
+        "call",
+        "cast",
+        "sendAfter",
+        "cancelTimer",
+        "reply",
+        "replyError",
+        "log",
+        "warn",
+        "error",
+        "storage",
+        "secrets",
+        "fetch",
+        "emit",
+      ],
     });
     assert.deepEqual(
       kernel.logs(MALLORY, "tamper-solo").map((l) => [l.level, l.text]),

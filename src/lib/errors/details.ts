@@ -155,8 +155,8 @@ export interface ReasonDetails {
     readonly resource?: "queued_bytes";
   };
   SOLO_ERR_MAILBOX_FULL: {
-    /** `queued_bytes`: the tenant's waiting messages, not the service's mailbox. */
-    readonly resource?: "queued_bytes";
+    /** `queued_bytes`: the tenant's waiting messages, not the service's mailbox; `deferred_calls`: calls its handlers deferred (noreply), waiting for solo.reply. */
+    readonly resource?: "queued_bytes" | "deferred_calls";
   };
   SOLO_ERR_TENANT_LIMIT: {
     /** `services`: the tenant's count of services. */

@@ -53,6 +53,8 @@ export const REASONS = {
   SOLO_ERR_VERSION_NOT_FOUND: "not_found",
   SOLO_ERR_SUPERVISION_INVALID: "invalid_argument",
   SOLO_ERR_APPLICATION_ERROR: "failed_precondition",
+  SOLO_ERR_REPLY_UNKNOWN: "not_found",
+  SOLO_ERR_REPLY_TOO_LATE: "deadline_exceeded",
   SOLO_ERR_HANDLER_THREW: "aborted",
   SOLO_ERR_HANDLER_RESULT_INVALID: "aborted",
   SOLO_ERR_HANDLER_UNSETTLED: "aborted",

@@ -8,13 +8,13 @@ import { DEFAULT_GRANTS, type ServiceGrants } from "../../api/grants.ts";
 import type { ErrorData } from "../../lib/errors/errors.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { NAME_PATTERN } from "../../lib/names.ts";
-import type { HostHandler, HostRequest, IoKind, SandboxSpec } from "../../sandbox/contract.ts";
+import { failed, type HostHandler, type HostRequest, type IoKind, replied, type SandboxSpec } from "../../sandbox/contract.ts";
 import type { TenantEngine } from "../../sandbox/engine.ts";
 import { overByteLimit } from "../../sandbox/json.ts";
 import { ServiceSandbox } from "../../sandbox/service.ts";
 import { type DeniedGrant, type PendingTimer, waitingBytes } from "../protocol.ts";
 import type { RunLoop } from "./run-loop.ts";
-import { errorOf, type Service } from "./service.ts";
+import { applicationError, errorOf, parseErrorAnswer, type Service } from "./service.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
 const IO_TIMEOUT_MS = 30_000;
@@ -56,6 +56,8 @@ export class HostPowers {
           return s.disarm(req.id) ? "1" : "0";
         case "log":
           return this.log(s, req);
+        case "reply":
+          return this.reply(s, req);
         default:
           return this.io(s, req);
       }
@@ -101,6 +103,49 @@ export class HostPowers {
     });
     this.loop.schedule(t);
     return callId;
+  }
+
+  // solo.reply / solo.replyError: answers a call this service's handler deferred (noreply), by the
+  // handle it got as ctx.replyTo. Only this service's own waiting calls are found under it.
+  private reply(s: Service, req: Request<"reply">): string {
+    const what = req.error ? "solo.replyError" : "solo.reply";
+    const waiting = s.deferred.get(req.to);
+    if (!waiting) {
+      const ended = s.ended.get(req.to);
+      const handle = JSON.stringify(req.to.slice(0, 80));
+      if (ended === "gave_up") throw replyTooLate(what, handle);
+      throw new SoloError(
+        "SOLO_ERR_REPLY_UNKNOWN",
+        ended === "answered"
+          ? `${what}: the call under ${handle} was answered already; a call is answered once`
+          : `${what}: no call of this service waits under ${handle}`,
+        {
+          service: s.name,
+          hint: "reply with the ctx.replyTo of a call whose handler returned { noreply: true, state }, once",
+        },
+      );
+    }
+    // Its caller gave up (timed out, or the calling service stopped): nobody would hear the reply.
+    const gone = waiting.from
+      ? !waiting.from.svc.outCalls.has(waiting.from.callId)
+      : waiting.deadline !== 0 && Date.now() > waiting.deadline;
+    if (gone) {
+      s.endReply(req.to, "gave_up");
+      throw replyTooLate(what, JSON.stringify(req.to.slice(0, 80)));
+    }
+    if (req.error) {
+      const answer = parseErrorAnswer(req.body);
+      if (!answer) {
+        throw new SoloError("SOLO_ERR_REPLY_UNKNOWN", `${what}: the error is not { code, message, details? }`, { service: s.name });
+      }
+      checkSize(s, req.body, `${what}: the error`);
+      this.loop.respond(waiting, failed(applicationError(s.name, answer)));
+    } else {
+      checkSize(s, req.body, `${what}: the reply`);
+      this.loop.respond(waiting, replied(req.body));
+    }
+    s.endReply(req.to, "answered");
+    return "";
   }
 
   // Storage, events, secrets and fetch live in the control plane: the request goes there and the
@@ -309,4 +354,14 @@ function checkSize(t: Service, body: string, what: string): void {
   if (overByteLimit(body, limit)) {
     throw new SoloError("SOLO_ERR_VALUE_TOO_LARGE", `${what} is larger than ${t.name}'s message limit of ${limit} bytes`, { limit });
   }
+}
+
+function replyTooLate(what: string, handle: string): SoloError {
+  return new SoloError(
+    "SOLO_ERR_REPLY_TOO_LATE",
+    `${what}: the caller of the call under ${handle} gave up waiting (its timeout passed, or it stopped)`,
+    {
+      hint: "the caller's timeout bounds a deferred call too; reply sooner, or have the caller wait longer (timeoutMs)",
+    },
+  );
 }

@@ -16,7 +16,16 @@ import { hardLimitMs, type StepBoard } from "../board.ts";
 import type { Deployed, SwapOp } from "../protocol.ts";
 import type { Outbox } from "./outbox.ts";
 import { Queue } from "./queue.ts";
-import { errorOf, liveServices, type Message, type Service, type Tenant } from "./service.ts";
+import {
+  applicationError,
+  type Caller,
+  errorOf,
+  liveServices,
+  type Message,
+  parseErrorAnswer,
+  type Service,
+  type Tenant,
+} from "./service.ts";
 import { collectSoon } from "./soon.ts";
 
 /** The hold a scheduler applies by itself after a stall (the control plane's first cooldown). */
@@ -127,9 +136,11 @@ export class RunLoop {
       }
       s.current = m;
       const kind = m.kind;
+      // A call's handler gets a handle to answer it later with (ctx.replyTo), before its sender's name.
+      const from = kind === "call" ? `${s.nextReplyTo()}\n${m.fromName}` : m.fromName;
       this.settle(
         s,
-        this.guest(s.sid, s.sandbox.spec.limits.cpuMsPerMessage, () => s.sandbox.begin(kind, m.payload, m.fromName)),
+        this.guest(s.sid, s.sandbox.spec.limits.cpuMsPerMessage, () => s.sandbox.begin(kind, m.payload, from)),
       );
     } catch (err) {
       this.poisonTenant(s.tenant, err);
@@ -177,6 +188,9 @@ export class RunLoop {
         if (m.kind === "call") this.respond(m, failed(applicationError(s.name, answer)));
         return;
       }
+      case "deferred":
+        if (m.kind === "call") this.defer(s, m);
+        return;
       case "done":
         if (m.kind === "init" || m.kind === "adopt") {
           s.status = "running";
@@ -215,8 +229,37 @@ export class RunLoop {
     }
   }
 
+  // The handler answered noreply: the call waits for solo.reply under its handle, within the
+  // service's mailbox limit (deferred calls are messages it still holds). Past it, callers that
+  // gave up are let go first; if none has, this call is answered at once with the refusal.
+  private defer(s: Service, m: Message): void {
+    const limit = s.sandbox.spec.limits.mailbox;
+    if (s.deferred.size >= limit) {
+      const now = Date.now();
+      for (const [handle, d] of s.deferred) {
+        if (d.from ? !d.from.svc.outCalls.has(d.from.callId) : d.deadline !== 0 && now > d.deadline) s.endReply(handle, "gave_up");
+      }
+    }
+    if (s.deferred.size >= limit) {
+      s.endReply(s.replyTo, "gave_up");
+      this.respond(
+        m,
+        failed(
+          errorOf("SOLO_ERR_MAILBOX_FULL", `service ${s.name} holds ${s.deferred.size} calls waiting for solo.reply, its mailbox limit`, {
+            service: s.name,
+            limit,
+            resource: "deferred_calls",
+            hint: "the service defers calls faster than it answers them; retry later, or deploy it with a larger limits.mailbox",
+          }),
+        ),
+      );
+      return;
+    }
+    s.deferred.set(s.replyTo, { rid: m.rid, from: m.from, deadline: m.deadline });
+  }
+
   /** Answers a message's sender: the control plane, or a service awaiting a call. */
-  respond(m: Message, result: Result): void {
+  respond(m: Caller, result: Result): void {
     if (m.rid !== undefined) {
       this.outbox.send(result.ok ? { op: "ok", rid: m.rid, value: result.json } : { op: "err", rid: m.rid, error: result.error });
       return;
@@ -288,6 +331,8 @@ export class RunLoop {
       if (m.rid !== undefined || m.from) this.respond(m, rejected);
       else s.unhandled++;
     }
+    for (const d of s.deferred.values()) this.respond(d, rejected);
+    s.deferred.clear();
     for (const id of [...s.timers.keys()]) s.disarm(id);
     for (const out of s.outCalls.values()) clearTimeout(out.timer);
     s.outCalls.clear();
@@ -356,38 +401,18 @@ function largestHolders(t: Tenant): Array<readonly [string, number]> {
     .slice(0, 5);
 }
 
-const ERROR_CODE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
-
 // An error answer as the sandbox produced it, checked again here: a service that tampered with
 // its own intrinsics could hand back anything.
 function checkErrorAnswer(s: Service, json: string): ApplicationError | { readonly crash: Crash } {
   const bad = checkReply(s, json);
   if (bad) return { crash: bad };
-  const o = JSON.parse(json) as Record<string, unknown> | null;
-  const ok =
-    o !== null &&
-    typeof o === "object" &&
-    typeof o.code === "string" &&
-    ERROR_CODE.test(o.code) &&
-    typeof o.message === "string" &&
-    o.message.length <= 2000 &&
-    Object.keys(o).every((k) => k === "code" || k === "message" || k === "details");
-  if (!ok) {
-    return {
+  return (
+    parseErrorAnswer(json) ?? {
       crash: {
         kind: "invalid_result",
         reason: "SOLO_ERR_HANDLER_RESULT_INVALID",
         message: "the service produced an error answer that is not { code, message, details? } (its intrinsics were tampered with)",
       },
-    };
-  }
-  return o as unknown as ApplicationError;
-}
-
-/** What a caller gets when the service answered its call with an error of its own. */
-function applicationError(service: string, answer: ApplicationError): ErrorData {
-  return errorOf("SOLO_ERR_APPLICATION_ERROR", `service ${service} answered with an error: ${answer.code}: ${answer.message}`, {
-    service,
-    answer,
-  });
+    }
+  );
 }

@@ -4,7 +4,7 @@
  * against the tenant's memory limit.
  * @internal
  */
-import { type DetailsOf, type ErrorData, REASONS, type Reason, SoloError } from "../../lib/errors/errors.ts";
+import { type ApplicationError, type DetailsOf, type ErrorData, REASONS, type Reason, SoloError } from "../../lib/errors/errors.ts";
 import type { Result } from "../../sandbox/contract.ts";
 import type { TenantEngine } from "../../sandbox/engine.ts";
 import type { ServiceSandbox } from "../../sandbox/service.ts";
@@ -36,6 +36,17 @@ interface MessageFields {
   /** The bytes it counts in its tenant's waiting messages (set by enqueue; 0 for a deploy's or swap's own). */
   bytes?: number;
 }
+
+/** Who awaits a call's answer: the control plane (`rid`) or a service (`from`); what `respond` needs. @internal */
+export type Caller = Pick<MessageFields, "rid" | "from">;
+
+/** A call whose handler answered `noreply`: its caller waits for `solo.reply` until `deadline` (0: none). @internal */
+export interface Deferred extends Caller {
+  readonly deadline: number;
+}
+
+/** How many answered or abandoned reply handles a service remembers, to say why a late reply fails. */
+const REMEMBERED_HANDLES = 256;
 
 /** A tenant on this scheduler: its WebAssembly instance and its services by name. @internal */
 export interface Tenant {
@@ -103,6 +114,13 @@ export class Service {
   unhandled = 0;
   /** Casts and timer messages refused because the mailbox was full. */
   dropped = 0;
+  /** Calls its handler answered `noreply`, waiting for `solo.reply`, by the handle the handler got as `ctx.replyTo`. */
+  readonly deferred = new Map<string, Deferred>();
+  /** Handles no longer waiting, and why: answered, or the caller gave up (oldest first, bounded). */
+  readonly ended = new Map<string, "answered" | "gave_up">();
+  /** The handle of the call being handled now (its handler's `ctx.replyTo`). */
+  replyTo = "";
+  private replySeq = 0;
   /** The log rate limit's bucket. */
   logTokens = Number.POSITIVE_INFINITY;
   logAt = 0;
@@ -114,6 +132,23 @@ export class Service {
     this.tenant = tenant;
     this.sandbox = sandbox;
     this.code = code;
+  }
+
+  /** A fresh handle for the next call's `ctx.replyTo`: unique to this service instance. */
+  nextReplyTo(): string {
+    this.replySeq++;
+    this.replyTo = `${this.sid.toString(36)}.${this.replySeq.toString(36)}`;
+    return this.replyTo;
+  }
+
+  /** Remembers why `handle` waits no more, forgetting the oldest past the bound. */
+  endReply(handle: string, why: "answered" | "gave_up"): void {
+    this.deferred.delete(handle);
+    this.ended.set(handle, why);
+    if (this.ended.size > REMEMBERED_HANDLES) {
+      const oldest = this.ended.keys().next().value;
+      if (oldest !== undefined) this.ended.delete(oldest);
+    }
   }
 
   /** Running, or starting (its init waits in its mailbox or runs). */
@@ -206,4 +241,33 @@ export function notRunning(s: Service | undefined): ErrorData {
   return s?.status === "stopped"
     ? errorOf("SOLO_ERR_SERVICE_STOPPED", `service ${s.name} was stopped`)
     : errorOf("SOLO_ERR_SERVICE_CRASHED", "the service is not running");
+}
+
+const ERROR_CODE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
+
+/** A service's error answer from its JSON, if it is `{ code, message, details? }` as the contract says. @internal */
+export function parseErrorAnswer(json: string): ApplicationError | undefined {
+  let o: unknown;
+  try {
+    o = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (o === null || typeof o !== "object" || Array.isArray(o)) return undefined;
+  const r = o as Record<string, unknown>;
+  const ok =
+    typeof r.code === "string" &&
+    ERROR_CODE.test(r.code) &&
+    typeof r.message === "string" &&
+    r.message.length <= 2000 &&
+    Object.keys(r).every((k) => k === "code" || k === "message" || k === "details");
+  return ok ? (r as unknown as ApplicationError) : undefined;
+}
+
+/** What a caller gets when the service answered its call with an error of its own. @internal */
+export function applicationError(service: string, answer: ApplicationError): ErrorData {
+  return errorOf("SOLO_ERR_APPLICATION_ERROR", `service ${service} answered with an error: ${answer.code}: ${answer.message}`, {
+    service,
+    answer,
+  });
 }
