@@ -19,6 +19,7 @@ export const EVENT_TYPES = [
   "service_killed",
   "service_restarted",
   "service_failed",
+  "service_stopped",
   // hot swap
   "hot_swap_started",
   "hot_swap_succeeded",

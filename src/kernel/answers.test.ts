@@ -290,3 +290,120 @@ describe("a deferred reply", () => {
     assert.match(both.message, /returned noreply with a reply/);
   });
 });
+
+/** Stops on request, with a last answer of each kind; terminate logs why and the state it had. */
+const STOPPER = `export default {
+  init() { return { n: 0, waiting: [] } },
+  handleCall(req, s, ctx) {
+    s.n++;
+    switch (req) {
+      case "bye": return { reply: "bye", stop: true, state: s };
+      case "refuse": return { error: { code: "closing", message: "closing down" }, stop: true, state: s };
+      case "quietly": return { stop: true, state: s };
+      case "hold": s.waiting.push(ctx.replyTo); return { noreply: true, state: s };
+      case "slow": { const t = Date.now(); while (Date.now() - t < 30) {} return { reply: s.n, state: s } }
+      case "bad": return { stop: "yes", state: s };
+      case "both": return { stop: true, noreply: true, state: s };
+      default: return { reply: s.n, state: s };
+    }
+  },
+  handleCast(m, s) { return { stop: true, state: s } },
+  terminate(reason, s) { solo.log("terminate", reason, s.n) },
+};`;
+
+describe("a normal stop", () => {
+  async function stopper(restart: "permanent" | "transient" | "temporary"): Promise<Kernel> {
+    const k = await kernels.start(kernels.freshDir());
+    await k.deploy({ tenant: "acme", service: "s", code: STOPPER, supervision: { restart, backoffMs: 10 } });
+    return k;
+  }
+  const stoppedEvents = async (k: Kernel) => (await allEvents(k, { tenant: "acme", types: ["service_stopped"] })).map((e) => e.payload);
+
+  it("answers the call that asked, runs terminate('normal'), records it, and leaves a transient service down until restarted", async () => {
+    const k = await stopper("transient");
+    assert.equal(await k.call("acme", "s", "x"), 1);
+    assert.equal(await k.call("acme", "s", "bye"), "bye");
+    await until("stopped", () => k.status("acme", "s").state === "stopped");
+    assert.deepEqual(
+      k.logs("acme", "s").map((l) => l.text),
+      ["terminate normal 2"],
+    );
+    await until("recorded", async () => (await stoppedEvents(k)).length === 1);
+    assert.deepEqual(await stoppedEvents(k), [{ version: 1, reason: "normal", restart: "transient" }]);
+    const refused = await rejection(k.call("acme", "s", "x"));
+    assert.equal(refused.reason, "SOLO_ERR_SERVICE_STOPPED");
+    assert.equal(refused.message, "service s stopped normally");
+    assert.match(String(refused.details.hint), /restart it, or deploy it again/);
+    // Not a crash: nothing crashed, and an operator's restart brings it back from init.
+    assert.equal(k.status("acme", "s").crash, undefined);
+    await k.restart("acme", "s");
+    assert.equal(await k.call("acme", "s", "x"), 1);
+  });
+
+  it("restarts a permanent service (as OTP does), and leaves a temporary one down", async () => {
+    const permanent = await stopper("permanent");
+    assert.equal(await permanent.call("acme", "s", "bye"), "bye");
+    await until("restarted", async () => (await allEvents(permanent, { tenant: "acme", types: ["service_restarted"] })).length === 1);
+    const [stopped] = await allEvents(permanent, { tenant: "acme", types: ["service_stopped"] });
+    const [restarted] = await allEvents(permanent, { tenant: "acme", types: ["service_restarted"] });
+    assert.equal(restarted?.causationId, stopped?.id, "the restart is caused by the stop");
+    await until("running", () => permanent.status("acme", "s").state === "running");
+    assert.equal(await permanent.call("acme", "s", "x"), 1, "from init again");
+    const temporary = await stopper("temporary");
+    await temporary.call("acme", "s", "bye");
+    await until("stopped", () => temporary.status("acme", "s").state === "stopped");
+  });
+
+  it("may come with an error answer or none, or from a cast", async () => {
+    const k = await stopper("transient");
+    const err = await rejection(k.call("acme", "s", "refuse"));
+    assert.deepEqual(err.details.answer, { code: "closing", message: "closing down" });
+    await until("stopped", () => k.status("acme", "s").state === "stopped");
+    await k.restart("acme", "s");
+    assert.equal(await k.call("acme", "s", "quietly"), undefined);
+    await until("stopped again", () => k.status("acme", "s").state === "stopped");
+    await k.restart("acme", "s");
+    await k.cast("acme", "s", {});
+    await until("stopped by a cast", () => k.status("acme", "s").state === "stopped");
+  });
+
+  it("answers what waited in its mailbox, and calls it deferred, that it stopped", async () => {
+    const k = await stopper("transient");
+    const held = rejection(k.call("acme", "s", "hold"));
+    const slow = k.call("acme", "s", "slow");
+    const bye = k.call("acme", "s", "bye");
+    const behind = rejection(k.call("acme", "s", "x"));
+    assert.equal(await slow, 2);
+    assert.equal(await bye, "bye");
+    for (const err of [await held, await behind]) {
+      assert.equal(err.reason, "SOLO_ERR_SERVICE_STOPPED");
+      assert.match(err.message, /stopped normally/);
+    }
+  });
+
+  it("is started again by a kernel restart, as a reboot would, and can be killed while stopped", async () => {
+    const dir = kernels.freshDir();
+    const k = await kernels.start(dir);
+    await k.deploy({ tenant: "acme", service: "s", code: STOPPER, supervision: { restart: "transient" } });
+    await k.call("acme", "s", "bye");
+    await until("stopped", () => k.status("acme", "s").state === "stopped");
+    await k.close();
+    const again = await kernels.start(dir);
+    assert.equal(again.status("acme", "s").state, "running");
+    await again.call("acme", "s", "bye");
+    await until("stopped", () => again.status("acme", "s").state === "stopped");
+    await again.kill("acme", "s");
+    await again.close();
+    assert.deepEqual((await kernels.start(dir)).list("acme"), [], "the kill holds: nothing comes back");
+  });
+
+  it("is a wrong result when stop is not a boolean, or comes with noreply", async () => {
+    const k = await stopper("transient");
+    const bad = await rejection(k.call("acme", "s", "bad"));
+    assert.equal(bad.reason, "SOLO_ERR_HANDLER_RESULT_INVALID");
+    assert.match(bad.message, /stop must be true or false/);
+    await until("restarted", () => k.status("acme", "s").state === "running");
+    const both = await rejection(k.call("acme", "s", "both"));
+    assert.match(both.message, /returned stop with noreply/);
+  });
+});

@@ -20,6 +20,7 @@ The handlers (at least one of handleCall, handleCast, handleInfo):
 - init(args, ctx) -> the initial state (any JSON value). Runs at deploy and after every restart, with the deploy's args.
 - handleCall(request, state, ctx) -> { reply, state }, or { error: { code, message, details? }, state } to answer with an error of the service's own (code like "not_found"; the service keeps running and its state). The caller waits for the answer (default timeout 5 s); reply undefined (or none) answers no value. Or return { noreply: true, state } and answer later from any handler with solo.reply(ctx.replyTo, value) or solo.replyError(ctx.replyTo, { code, message }) (once per call; within the caller's timeout; catch SOLO_ERR_REPLY_TOO_LATE for callers that gave up).
 - handleCast(message, state, ctx) -> { state }. Fire and forget.
+- Any of the three may add stop: true to end the service normally after answering (terminate("normal") runs; a permanent service is restarted, a transient or temporary one stays down).
 - handleInfo(message, state, ctx) -> { state }. Timer messages from solo.sendAfter.
 - codeChange(fromVersion, state, ctx) -> the new state, synchronously. Runs on a hot swap instead of init.
 - terminate(reason, state, ctx). Runs when the service is killed.

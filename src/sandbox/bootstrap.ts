@@ -209,6 +209,21 @@ function finish(op, result) {
   }
   if (op === "terminate") return "S";
   const h = OP_HANDLER[op];
+  // { stop: true, ... }: the service ends normally once this message is answered.
+  if (result !== null && typeof result === "object" && !isArray(result)) {
+    const stop = result.stop;
+    if (stop !== undefined && stop !== false) {
+      if (stop !== true) return resultError(h + "'s stop must be true or false, got " + typeName(stop));
+      if (result.noreply !== undefined && result.noreply !== false) return resultError(h + " returned stop with noreply; a stopping service answers its call now (reply or error) or not at all");
+      const out = finishOp(op, result);
+      return apply(charAt, out, [0]) === "E" ? out : "X" + out;
+    }
+  }
+  return finishOp(op, result);
+}
+
+function finishOp(op, result) {
+  const h = OP_HANDLER[op];
   const shape = op === "call" ? "{ reply, state }" : "{ state }";
   if (result === null || typeof result !== "object" || isArray(result)) {
     return resultError(h + " must return " + shape + ", got " + (result === undefined ? "undefined" : typeName(result)));

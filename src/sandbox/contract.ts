@@ -40,6 +40,8 @@ export type Outcome =
   | { readonly t: "error-answer"; readonly json: string }
   /** The handler answered `noreply`: the call waits for `solo.reply(ctx.replyTo, ...)`. */
   | { readonly t: "deferred" }
+  /** The handler returned `stop: true`: `answer` is its last answer, then the service ends normally. */
+  | { readonly t: "stop"; readonly answer: Extract<Outcome, { readonly t: "reply" | "error-answer" | "done" }> }
   | { readonly t: "done" }
   | { readonly t: "missing" }
   | { readonly t: "pending" }
@@ -94,7 +96,7 @@ export interface GuestError {
 
 /** The dispatcher's outcome as decoded: a step's outcome, or the guest's own account of its failure. @internal */
 export type GuestOutcome =
-  | Extract<Outcome, { readonly t: "reply" | "error-answer" | "deferred" | "done" | "missing" | "pending" }>
+  | Extract<Outcome, { readonly t: "reply" | "error-answer" | "deferred" | "stop" | "done" | "missing" | "pending" }>
   | { readonly t: "threw"; readonly error: GuestError }
   /** Not an outcome the bootstrap makes (the engine mangled it, or had no memory to make it). */
   | { readonly t: "unreadable" };
@@ -102,6 +104,7 @@ export type GuestOutcome =
 const R = 82;
 const A = 65;
 const N = 78;
+const X = 88;
 const S = 83;
 const M = 77;
 const P = 80;
@@ -121,6 +124,10 @@ export function decodeOutcome(text: string): GuestOutcome {
       return { t: "error-answer", json: text.slice(1) };
     case N:
       return DEFERRED;
+    case X: {
+      const answer = decodeOutcome(text.slice(1));
+      return answer.t === "reply" || answer.t === "error-answer" || answer.t === "done" ? { t: "stop", answer } : UNREADABLE;
+    }
     case S:
       return DONE;
     case M:

@@ -177,7 +177,9 @@ export class Deployer {
     const record = this.p.registry.lookup(tenant, service);
     // Stopped and durably killed: done. Killed but not recorded (the store failed): write it again.
     // Stopped by a restart that is starting it again: killed now, and the restart stands down.
-    if (record.life.state === "stopped" && (!record.killed || killedDurably(record)) && !starting) return;
+    // Ended normally and left down by its supervisor: still deployed, so the kill goes on.
+    const exited = record.life.state === "stopped" && record.life.normal === true;
+    if (record.life.state === "stopped" && !exited && (!record.killed || killedDurably(record)) && !starting) return;
     const was = record.killed ? "stopped" : record.life.state;
     record.killed = true;
     cancelRestart(record, this.p.clock);

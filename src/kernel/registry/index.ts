@@ -8,6 +8,7 @@ export {
   crashOf,
   deploymentRow,
   EMPTY_USAGE,
+  EXITED,
   FAILED,
   grantsOf,
   infoOf,

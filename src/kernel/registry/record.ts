@@ -25,14 +25,14 @@ export interface SwapWatch {
 /**
  * A service's stage: running; restarting (when the supervisor's restart is due, and its timer);
  * crashed or failed (the crash is the record's `crash`); stopped (and whether the kill that stopped
- * it is in the store, so that it will not be recovered).
+ * it is in the store, so that it will not be recovered, or whether it ended normally on its own).
  */
 export type Lifecycle =
   | { readonly state: "running" }
   | { readonly state: "restarting"; readonly at: number; readonly timer: unknown }
   | { readonly state: "crashed" }
   | { readonly state: "failed" }
-  | { readonly state: "stopped"; readonly durable: boolean };
+  | { readonly state: "stopped"; readonly durable: boolean; readonly normal?: true };
 
 export const RUNNING: Lifecycle = Object.freeze({ state: "running" });
 export const CRASHED: Lifecycle = Object.freeze({ state: "crashed" });
@@ -40,6 +40,8 @@ export const FAILED: Lifecycle = Object.freeze({ state: "failed" });
 export const STOPPED: Lifecycle = Object.freeze({ state: "stopped", durable: false });
 /** Stopped by a kill that is in the store. */
 export const KILLED: Lifecycle = Object.freeze({ state: "stopped", durable: true });
+/** Ended on its own (a handler returned stop: true), and its supervisor left it down. */
+export const EXITED: Lifecycle = Object.freeze({ state: "stopped", durable: false, normal: true });
 
 /** Restarting, due at `at` (clock ms; 0 when no restart is pending) by `timer`. */
 export function restarting(at: number, timer: unknown): Lifecycle {

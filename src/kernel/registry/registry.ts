@@ -140,11 +140,18 @@ export class Registry {
       });
     }
     if (r.life.state === "stopped") {
-      throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} is stopped`, {
-        tenant: r.tenant,
-        service: r.service,
-        hint: "deploy it again to start it",
-      });
+      const normal = r.life.normal === true;
+      throw new SoloError(
+        "SOLO_ERR_SERVICE_STOPPED",
+        normal ? `service ${r.service} stopped normally` : `service ${r.service} is stopped`,
+        {
+          tenant: r.tenant,
+          service: r.service,
+          hint: normal
+            ? "it ended on its own (a handler returned stop: true) and its restart policy leaves it down; restart it, or deploy it again"
+            : "deploy it again to start it",
+        },
+      );
     }
     return r;
   }

@@ -16,6 +16,7 @@ import {
   cancelRestart,
   cancelSwapWatch,
   crashOf,
+  EXITED,
   FAILED,
   keyOf,
   type Registry,
@@ -83,13 +84,42 @@ export class Supervisor {
   exited(r: ServiceRecord, status: "crashed" | "stopped", crash: Crash | undefined, stalledMs: number | undefined): void {
     r.life = status === "crashed" ? CRASHED : STOPPED;
     if (crash) r.crash = crash;
-    if (status !== "crashed") return;
+    if (status !== "crashed") {
+      this.endedNormally(r);
+      return;
+    }
     // Held its thread far past its budget inside a built-in: its neighbours waited, so its
     // tenant cools down as if the watchdog had had to step in.
     if (stalledMs !== undefined) this.p.resources.strike(r.tenant);
     // Not under its name yet (the crash came right after init): whoever is starting it handles it.
     if (!this.p.registry.isCurrent(r)) r.earlyCrash = crash ?? null;
     else this.crashed(r, crash ?? null);
+  }
+
+  // A handler returned stop: true. Recorded, then decided as OTP does a normal exit: a permanent
+  // service is restarted (counting in its intensity), a transient or temporary one stays down.
+  private endedNormally(r: ServiceRecord): void {
+    if (this.p.closed() || !this.p.registry.isCurrent(r)) return;
+    const event = this.p.audit.record({
+      tenant: r.tenant,
+      type: "service_stopped",
+      subject: r.service,
+      payload: { version: r.version, reason: "normal", restart: r.supervision.restart },
+      causationId: r.causeId,
+    });
+    const now = this.p.clock.now();
+    const d = decide(r.supervision, r.restartTimes, false, now, this.p.clock.random());
+    if (d.action === "restart") {
+      r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
+      this.scheduleRestart(r, d.delayMs, async () => (await event)?.id ?? r.causeId);
+      return;
+    }
+    if (d.action === "fail") {
+      this.supervise(r, event);
+      return;
+    }
+    r.life = EXITED;
+    this.p.registry.wake(r);
   }
 
   // `innocent`: the service went down through no fault of its own (its scheduler was replaced for
@@ -216,7 +246,7 @@ export class Supervisor {
   /** An operator's restart: stopped (if running) and started again at once, as a revival. */
   async restart(r: ServiceRecord): Promise<Deployment> {
     this.p.resources.checkCooldown(r.tenant);
-    if (r.life.state === "stopped") {
+    if (r.life.state === "stopped" && r.life.normal !== true) {
       throw new SoloError("SOLO_ERR_SERVICE_STOPPED", `service ${r.service} was killed; deploy it to start it again`, {
         tenant: r.tenant,
         service: r.service,

@@ -12,9 +12,6 @@ import type { HostPowers } from "./host-powers.ts";
 import type { RunLoop } from "./run-loop.ts";
 import { errorOf, newTenant, Service, type Tenant } from "./service.ts";
 
-/** The most CPU `terminate` may take when a service is killed. */
-const TERMINATE_MS = 500;
-
 /** What the scheduler's lifecycle and usage parts work with. @internal */
 export interface CoreParts {
   readonly loop: RunLoop;
@@ -105,21 +102,7 @@ export class Lifecycle {
     // Its running message has been stopped (or it had none); terminate runs under its own budget.
     loop.board.killing(s.sid);
     if (s.live) {
-      if (s.status === "running" && !s.current) {
-        // terminate(reason, state) runs under the usual budget; what it returns or throws is not
-        // waited on beyond its own jobs: the service is going away either way.
-        try {
-          // At most half a second, so a kill completes well within the watchdog's grace.
-          const terminateMs = Math.min(s.sandbox.spec.limits.cpuMsPerMessage, TERMINATE_MS);
-          const o = loop.guest(s.sid, terminateMs, () => s.sandbox.begin("terminate", JSON.stringify(reason), "", terminateMs));
-          s.sandbox.endMessage();
-          if (o.t === "failed") {
-            loop.outbox.send({ op: "log", sid: s.sid, level: "warn", text: `terminate failed: ${o.crash.message}`, at: Date.now() });
-          }
-        } catch (err) {
-          if (err instanceof EngineFault) loop.poisonTenant(s.tenant, err);
-        }
-      }
+      if (s.status === "running" && !s.current) loop.terminate(s, reason);
       if (s.live) loop.stop(s, "stopped", errorOf("SOLO_ERR_SERVICE_STOPPED", `service ${s.name} was stopped (${reason})`));
     }
     loop.board.killing(0);

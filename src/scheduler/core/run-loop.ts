@@ -28,6 +28,8 @@ import {
 } from "./service.ts";
 import { collectSoon } from "./soon.ts";
 
+/** The most CPU `terminate` may take when a service is killed or stops. */
+const TERMINATE_MS = 500;
 /** The hold a scheduler applies by itself after a stall (the control plane's first cooldown). */
 const FIRST_HOLD_MS = 1000;
 /** An overrun past a message's budget longer than this (and than the budget) counts as a stall. */
@@ -161,6 +163,12 @@ export class RunLoop {
       });
       return;
     }
+    if (o.t === "stop") {
+      // Its last answer first, as any; then, unless that answer crashed it, it ends normally.
+      this.settle(s, o.answer);
+      if (s.status === "running") this.stopNormally(s);
+      return;
+    }
     s.current = undefined;
     s.sandbox.endMessage();
     s.messages++;
@@ -256,6 +264,33 @@ export class RunLoop {
       return;
     }
     s.deferred.set(s.replyTo, { rid: m.rid, from: m.from, deadline: m.deadline });
+  }
+
+  /**
+   * Runs `terminate(reason, state)` of a service between messages, under its budget (at most
+   * half a second): what it returns is not waited on, and a failure is logged, not a crash. The
+   * service is going away either way.
+   */
+  terminate(s: Service, reason: string): void {
+    try {
+      const terminateMs = Math.min(s.sandbox.spec.limits.cpuMsPerMessage, TERMINATE_MS);
+      const o = this.guest(s.sid, terminateMs, () => s.sandbox.begin("terminate", JSON.stringify(reason), "", terminateMs));
+      s.sandbox.endMessage();
+      if (o.t === "failed") {
+        this.outbox.send({ op: "log", sid: s.sid, level: "warn", text: `terminate failed: ${o.crash.message}`, at: Date.now() });
+      }
+    } catch (err) {
+      if (err instanceof EngineFault) this.poisonTenant(s.tenant, err);
+    }
+  }
+
+  // A handler returned stop: true. As in OTP: terminate("normal") runs, what waits in the mailbox
+  // (and calls it deferred) is answered that it stopped, and its supervisor hears of a normal exit.
+  private stopNormally(s: Service): void {
+    this.terminate(s, "normal");
+    if (!s.live) return; // terminate's own failure took it down already
+    this.stop(s, "stopped", errorOf("SOLO_ERR_SERVICE_STOPPED", `service ${s.name} stopped normally`));
+    this.outbox.send({ op: "status", sid: s.sid, status: "stopped" });
   }
 
   /** Answers a message's sender: the control plane, or a service awaiting a call. */
