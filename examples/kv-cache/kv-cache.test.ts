@@ -79,7 +79,7 @@ describe("the kv-cache example", () => {
   });
 
   it("never returns an expired value, even without the timers power", async () => {
-    await acme.deploy("cache-lazy", CODE, { grants: {} });
+    await acme.deploy("cache-lazy", CODE, { grants: { timers: false } });
     await acme.call("cache-lazy", { op: "set", key: "otp", value: 123456, ttlMs: 25 });
     assert.equal((await stats("cache-lazy")).sweeps, "lazy");
     await until("the entry to read as expired", async () => !(await acme.call<Got>("cache-lazy", { op: "get", key: "otp" })).hit);

@@ -61,3 +61,16 @@ export interface GrantsInput {
   /** `solo.fetch` to allow-listed hosts. */
   readonly fetch?: unknown;
 }
+
+/** The grants as plain data, as `status` shows them, the store keeps them and a service reads them (`solo.grants`). */
+export function grantsData(g: ServiceGrants): Record<string, unknown> {
+  return {
+    call: [...g.call],
+    storage: g.storage,
+    secrets: [...g.secrets],
+    emit: g.emit,
+    timers: g.timers,
+    log: g.logPerSecond === 0 ? false : { perSecond: g.logPerSecond },
+    ...(g.fetch ? { fetch: g.fetch } : {}),
+  };
+}

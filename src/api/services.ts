@@ -9,6 +9,12 @@ import type { SupervisionInput, SupervisionPolicy } from "./supervision.ts";
 export interface SwapOptions {
   /** How long a crash of the new version rolls it back (0 to 3600000 ms). Default 30000. */
   readonly rollbackWindowMs?: number;
+  /**
+   * The new version's grants, as `deploy` takes them (over the defaults); omitted: the running
+   * version's. A token may give only what it holds, as for a deploy. A rollback restores the
+   * grants of the version it returns to.
+   */
+  readonly grants?: GrantsInput;
 }
 
 /** What {@link Kernel.deploy} takes. */
@@ -68,6 +74,8 @@ export interface ServiceUsage {
   readonly unhandled: number;
   /** Casts and timer messages dropped because the mailbox was full (each reported as a resource_violation event). */
   readonly dropped: number;
+  /** Log lines dropped: written without the log grant (which never throws), or over its rate. */
+  readonly logDropped: number;
 }
 
 /** One service, as `list()` shows it. */

@@ -154,6 +154,7 @@ program
   .argument("<tenant/service>")
   .argument("<file>")
   .option("--window <ms>", "roll back if the new version crashes within this time", int("--window"))
+  .option("--grants <json>", "the new version's grants, as deploy takes them (default: the running version's)")
   .action(run(modules.deploy, "swap"));
 
 program

@@ -88,7 +88,10 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
         return { deployment: deployment(await as(ctx).restart(req.ref?.tenant ?? "", req.ref?.service ?? "")) };
       },
       async swap(req, ctx) {
-        const options = req.rollbackWindowMs > 0 ? { rollbackWindowMs: req.rollbackWindowMs } : {};
+        const options = {
+          ...(req.rollbackWindowMs > 0 ? { rollbackWindowMs: req.rollbackWindowMs } : {}),
+          ...(req.grants !== undefined ? { grants: req.grants } : {}),
+        };
         return { deployment: deployment(await as(ctx).swap(req.ref?.tenant ?? "", req.ref?.service ?? "", req.code, options)) };
       },
       async rollback(req, ctx) {

@@ -107,7 +107,21 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
         recast: (old, casts) => calls.recast(old, casts),
       },
     });
-    const hotswap = new HotSwap({ registry, launcher, supervisor, resources, breakers, checks, pool, store, log, audit, clock, closed });
+    const hotswap = new HotSwap({
+      registry,
+      launcher,
+      supervisor,
+      resources,
+      breakers,
+      checks,
+      authority,
+      pool,
+      store,
+      log,
+      audit,
+      clock,
+      closed,
+    });
     const lifecycle = new TenantLifecycle({
       assertOpen: () => assertOpen(lifetime),
       registry: tenants,

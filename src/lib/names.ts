@@ -115,3 +115,13 @@ export function checkMeta(tags: unknown, metadata: unknown): ServiceMeta {
   }
   return Object.freeze({ tags: Object.freeze([...new Set(t as string[])]), metadata: Object.freeze(out) });
 }
+
+/** A service pattern, as tokens' `call:`/`deploy:` and `grants.call` take it: a name, a prefix ending in `*` (`billing-*`), or `*`. */
+export const SERVICE_PATTERN = /^(?:\*|[a-z][a-z0-9_-]{0,62}\*?)$/;
+
+/** Whether service `name` is one that `pattern` (see {@link SERVICE_PATTERN}) names. */
+export function serviceMatches(pattern: string, name: string): boolean {
+  if (pattern === "*") return true;
+  if (pattern.endsWith("*")) return name.startsWith(pattern.slice(0, -1));
+  return pattern === name;
+}

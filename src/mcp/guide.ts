@@ -26,12 +26,12 @@ The handlers (at least one of handleCall, handleCast, handleInfo):
 - terminate(reason, state, ctx). Runs when the service is killed.
 Handlers may be async. ctx is { tenant, service, version, from }. Requests, replies, messages, args and state are JSON data only (no undefined in arrays, Map, Date, class instances, BigInt, NaN).
 
-The solo object (each member is a power the deployment must grant; the default grants are storage, emit, timers and log):
+The solo object (each member is a power the deployment must grant; every deployment has storage, emit, timers and log unless it switches them off, e.g. grants: { storage: false }; other grants add to these; solo.grants shows the service its own):
 - await solo.storage.get(key) / put(key, value) / delete(key) / list(prefix?, { after?, limit? }): durable key-value storage of this service. A put resolves once durable. State in memory is lost on a crash or restart; what must survive goes to storage, and init reads it back.
 - solo.sendAfter(ms, message) -> timer id, delivered to handleInfo; solo.cancelTimer(id).
 - await solo.emit(name, payload): appends the event svc.<service>.<name> to the tamper-evident log.
-- solo.log(...), solo.warn(...), solo.error(...) (also console.*): log lines.
-- await solo.call(service, request, { timeoutMs? }) and solo.cast(service, message): other services of the same tenant; grants: { call: ["that-service"] }.
+- solo.log(...), solo.warn(...), solo.error(...) (also console.*): log lines. They never throw; without the log grant the lines are dropped and counted.
+- await solo.call(service, request, { timeoutMs? }) and solo.cast(service, message): other services of the same tenant; grants: { call: ["that-service"] } (or a pattern: "billing-*", "*").
 - await solo.secrets.get(name): a tenant secret; grants: { secrets: ["NAME"] }.
 - await solo.fetch(url, { method?, headers?, body? }) -> { status, headers, body, ... }: HTTPS to allow-listed hosts; grants: { fetch: { hosts: ["api.example.com"] } }.
 Errors from solo.* are Errors named SoloError with code, reason and details. Using a power that was not granted throws SOLO_ERR_GRANT_MISSING.
@@ -40,7 +40,7 @@ The sandbox has no process, require, import (a service is one self-contained mod
 
 A throw in a handler answers the failing call with SOLO_ERR_HANDLER_THREW and restarts the service, losing its state: for a bad request, answer with an error instead, { error: { code: "invalid_argument", message: "..." }, state }. The caller then gets SOLO_ERR_APPLICATION_ERROR with details.answer = { code, message, details }; a calling service's solo.call rejects with it (catch it).
 
-Deploy with the deploy tool (tenant, service, code, args?, grants?). If the analyzer refuses the code, the result is an error whose findings give rule, line, column, message and hint for each problem: fix each one and deploy again. To change a running service without losing its state, use swap with new code (codeChange adapts the old state); read what runs with the source tool.
+Deploy with the deploy tool (tenant, service, code, args?, grants?). If the analyzer refuses the code, the result is an error whose findings give rule, line, column, message and hint for each problem: fix each one and deploy again. To change a running service without losing its state, use swap with new code (codeChange adapts the old state; swap may also change its grants); read what runs with the source tool.
 
 Example:
 export default {

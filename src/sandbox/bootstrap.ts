@@ -479,7 +479,18 @@ function soloFetch(input, init) {
   } catch (e) { return P.reject(e); }
 }
 
+// The service's own grants, as status shows them, read-only all the way down.
+function deepFreeze(v) {
+  if (v !== null && typeof v === "object") {
+    const keys = keysOf(v);
+    for (let i = 0; i < keys.length; i++) deepFreeze(v[keys[i]]);
+    freeze(v);
+  }
+  return v;
+}
+
 const solo = freeze({
+  grants: deepFreeze(meta.grants),
   call(service, request, options) {
     try {
       checkServiceName(service, "solo.call");

@@ -330,8 +330,9 @@ describe("a service tampering with the solo object", () => {
       frozen: true,
       writable: false,
       configurable: false,
-      // solo.reply and solo.replyError came with deferred replies (issue 17).
+      // solo.grants, solo.reply and solo.replyError came with issue 17.
       keys: [
+        "grants",
         "call",
         "cast",
         "sendAfter",

@@ -1,5 +1,6 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core";
 import type { Crash } from "../api/crash.ts";
+import { DEFAULT_GRANTS, grantsData } from "../api/grants.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { BOOTSTRAP_FILENAME, BOOTSTRAP_SOURCE } from "./bootstrap.ts";
 import {
@@ -165,6 +166,7 @@ export class ServiceSandbox {
           maxDepth: MAX_DEPTH,
           messageBytes: this.spec.limits.messageBytes,
           stateBytes: this.spec.limits.stateBytes,
+          grants: grantsData(this.spec.grants ?? DEFAULT_GRANTS),
         }),
       );
       const pair = this.guard(() => ctx.callFunction(boot.value, ctx.undefined, host, meta));

@@ -115,8 +115,8 @@ export interface Swapped {
   readonly timers: readonly PendingTimer[];
 }
 
-/** One usage sample: sid, messages handled, CPU ms, heap bytes, mailbox length, unhandled messages, dropped messages. @internal */
-export type UsageSample = readonly [number, number, number, number, number, number, number];
+/** One usage sample: sid, messages handled, CPU ms, heap bytes, mailbox length, unhandled messages, dropped messages, dropped log lines. @internal */
+export type UsageSample = readonly [number, number, number, number, number, number, number, number];
 
 /** A tenant whose instance or waiting messages changed: its linear memory, its maximum (0 and 0: it has none), and the bytes of its waiting messages. @internal */
 export type TenantSample = readonly [string, number, number, number];

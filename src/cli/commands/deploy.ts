@@ -38,10 +38,17 @@ export async function deploy(
 }
 
 /** `solo swap <tenant/service> <file>`: a hot swap, rolled back if it crashes within `--window`. */
-export async function swap(cli: Cli, c: Clients, target: string, file: string, o: { window?: number }): Promise<void> {
+export async function swap(cli: Cli, c: Clients, target: string, file: string, o: { window?: number; grants?: string }): Promise<void> {
   cli.codeFile = file;
-  const d = (await c.kernel.swap({ ref: ref(target), code: readCode(file), ...(o.window ? { rollbackWindowMs: o.window } : {}) }))
-    .deployment;
+  const grants = jsonObject(o.grants, "--grants");
+  const d = (
+    await c.kernel.swap({
+      ref: ref(target),
+      code: readCode(file),
+      ...(o.window ? { rollbackWindowMs: o.window } : {}),
+      ...(grants ? { grants } : {}),
+    })
+  ).deployment;
   cli.out(d, () => {
     process.stdout.write(`${green("swapped", colours())} ${target} to version ${d?.version}\n`);
     for (const f of d?.findings ?? []) printFinding(f, file);

@@ -1,5 +1,5 @@
 import { SoloError } from "../../lib/errors/errors.ts";
-import { describeType } from "../../lib/names.ts";
+import { describeType, SERVICE_PATTERN, serviceMatches } from "../../lib/names.ts";
 import { hostPatternCovers } from "../powers/fetch/index.ts";
 
 /**
@@ -41,7 +41,6 @@ export const UNSCOPED_ONLY: ReadonlySet<string> = new Set(["tenants:read", "tena
 /** Most permissions one token may carry. */
 export const MAX_PERMISSIONS = 64;
 const MAX_PERMISSION_LENGTH = 300;
-const SERVICE_PATTERN = /^(?:\*|[a-z][a-z0-9_-]{0,62}\*?)$/;
 const HOST_PATTERN = /^(?:\*|(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,62})(?:\.[a-z0-9](?:[a-z0-9-]{0,62}))*)(?::\d{1,5})?$/;
 
 /** Parses one permission string; `field` names it in the error. */
@@ -98,11 +97,9 @@ export function formatPermission(p: Permission): string {
   return "pattern" in p ? `${p.action}:${p.pattern}` : p.action;
 }
 
-/** Whether service pattern `outer` matches every name `inner` matches. */
+/** Whether service pattern `outer` matches every name `inner` matches (a name, or a narrower pattern). */
 function servicePatternCovers(outer: string, inner: string): boolean {
-  if (outer === "*") return true;
-  if (outer.endsWith("*")) return inner.startsWith(outer.slice(0, -1));
-  return outer === inner;
+  return serviceMatches(outer, inner);
 }
 
 /** Whether holding `held` implies holding `wanted`. */

@@ -4,6 +4,7 @@
 import type { ServiceGrants } from "../../api/grants.ts";
 import type { ServiceLimits } from "../../api/limits.ts";
 import type { SupervisionPolicy } from "../../api/supervision.ts";
+import type { Via } from "../../api/tokens.ts";
 import { type At, checkKeys, checkObject } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import {
@@ -18,8 +19,10 @@ import {
 import { encodeJson } from "../../sandbox/json.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import { analyze, type Finding } from "../analyzer/index.ts";
+import type { Authority } from "../auth/authority.ts";
+import type { Principal } from "../auth/tokens.ts";
 import { resolveLimits } from "../limits.ts";
-import { resolveGrants } from "../powers/grants.ts";
+import { grantPermissions, resolveGrants } from "../powers/grants.ts";
 import { resolveSupervision } from "../supervisor/policy.ts";
 
 const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants"]);
@@ -112,4 +115,14 @@ export function checkVersion(operation: string, version: number | undefined): vo
   if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) {
     throw new SoloError("SOLO_ERR_REQUEST_INVALID", `${operation}: version must be a positive integer`, { field: "version" });
   }
+}
+
+/** A token cannot give a service more than it holds: each grant needs its permission (the kernel itself holds all). */
+export async function permitGrants(
+  authority: Authority,
+  p: Principal,
+  at: { readonly operation: "deploy" | "swap"; readonly tenant: string; readonly subject: string; readonly via?: Via | undefined },
+  grants: ServiceGrants,
+): Promise<void> {
+  for (const need of grantPermissions(grants)) await authority.permit(p, at, need);
 }

@@ -14,7 +14,7 @@ import type { Authority } from "../auth/authority.ts";
 import type { Principal } from "../auth/tokens.ts";
 import type { Breakers } from "../breaker/index.ts";
 import type { EventLog } from "../log/event-log.ts";
-import { grantPermissions, grantsData } from "../powers/grants.ts";
+import { grantsData } from "../powers/grants.ts";
 import {
   CRASHED,
   cancelRestart,
@@ -33,7 +33,7 @@ import type { Resources } from "../resources/index.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { type TenantLifecycle, tenantBusy } from "../tenants/lifecycle.ts";
 import type { TenantRegistry } from "../tenants/tenants.ts";
-import { type CodeChecks, checkIdentity, checkVersion, FINDINGS_RECORDED } from "./checks.ts";
+import { type CodeChecks, checkIdentity, checkVersion, FINDINGS_RECORDED, permitGrants } from "./checks.ts";
 import type { Launcher } from "./launch.ts";
 
 export interface DeployerParts {
@@ -69,7 +69,7 @@ export class Deployer {
     const version = this.p.registry.highestVersion(key) + 1;
     try {
       const { code, args, limits, supervision, meta, grants } = this.p.checks.deploy(fields);
-      await this.checkGrantable(p, tenant, service, grants, via);
+      await permitGrants(this.p.authority, p, { operation: "deploy", tenant, subject: service, via }, grants);
       const previous = this.p.registry.current(tenant, service);
       if (this.p.registry.isBusy(key) || previous?.life.state === "running") {
         throw new SoloError(
@@ -158,12 +158,6 @@ export class Deployer {
       }
       throw error;
     }
-  }
-
-  // A token cannot give a service more than it holds: each grant needs its permission.
-  private async checkGrantable(p: Principal, tenant: string, service: string, grants: ServiceGrants, via?: Via): Promise<void> {
-    for (const need of grantPermissions(grants))
-      await this.p.authority.permit(p, { operation: "deploy", tenant, subject: service, via }, need);
   }
 
   async kill(tenant: string, service: string): Promise<void> {

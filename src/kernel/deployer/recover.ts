@@ -8,7 +8,7 @@ import type { ServiceLimits } from "../../api/limits.ts";
 import type { SupervisionPolicy } from "../../api/supervision.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import type { DeploymentRecord, Store } from "../../store/store.ts";
-import { resolveLimits } from "../limits.ts";
+import { clampStoredServiceLimits, resolveLimits } from "../limits.ts";
 import type { EventInput, EventLog } from "../log/event-log.ts";
 import { CRASHED, crashOf, EMPTY_USAGE, grantsOf, metaOf, type Registry, type ServiceRecord } from "../registry/index.ts";
 import { resolveSupervision } from "../supervisor/policy.ts";
@@ -44,7 +44,7 @@ export async function recover(k: RecoveryParts): Promise<void> {
       let supervision = k.supervision;
       try {
         // Limits are re-resolved over today's defaults: a field added since has its default.
-        limits = resolveLimits(JSON.parse(d.limits) as unknown, k.limits);
+        limits = resolveLimits(clampStoredServiceLimits(JSON.parse(d.limits) as unknown), k.limits);
         supervision = resolveSupervision(d.supervision ? (JSON.parse(d.supervision) as unknown) : undefined, k.supervision);
         up.push(
           await k.launcher.launch({

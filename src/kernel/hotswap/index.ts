@@ -6,16 +6,21 @@ import type { SoloEvent } from "../../api/events.ts";
 import type { ServiceGrants } from "../../api/grants.ts";
 import type { Clock } from "../../api/kernel.ts";
 import type { Deployment, SwapOptions } from "../../api/services.ts";
+import type { Via } from "../../api/tokens.ts";
+import { checkKeys } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import type { PendingTimer, SchedulerPool, Swapped } from "../../scheduler/index.ts";
 import type { Store } from "../../store/store.ts";
 import type { Audit } from "../audit/index.ts";
+import type { Authority } from "../auth/authority.ts";
+import type { Principal } from "../auth/tokens.ts";
 import type { Breakers } from "../breaker/index.ts";
 import type { CodeChecks } from "../deployer/checks.ts";
-import { checkVersion } from "../deployer/checks.ts";
+import { checkVersion, permitGrants } from "../deployer/checks.ts";
 import type { Launcher } from "../deployer/launch.ts";
 import type { EventLog } from "../log/event-log.ts";
+import { grantsData, resolveGrants } from "../powers/grants.ts";
 import {
   CRASHED,
   cancelSwapWatch,
@@ -41,6 +46,7 @@ export interface HotSwapParts {
   readonly resources: Resources;
   readonly breakers: Breakers;
   readonly checks: CodeChecks;
+  readonly authority: Authority;
   readonly pool: SchedulerPool;
   readonly store: Store;
   readonly log: EventLog;
@@ -57,17 +63,22 @@ export class HotSwap {
     this.p = parts;
   }
 
-  async swap(tenant: string, service: string, code: string, options: SwapOptions): Promise<Deployment> {
+  async swap(p: Principal, via: Via | undefined, tenant: string, service: string, code: string, options: SwapOptions): Promise<Deployment> {
     const r = this.p.registry.running(tenant, service);
     this.p.resources.checkCooldown(r.tenant);
     const checked = this.p.checks.code(code, "swap");
     const windowMs = checkWindow(options);
+    // New grants, if given, within what the swapping principal holds; else the running version's.
+    const given = (options as { grants?: unknown }).grants;
+    const grants = given === undefined ? r.grants : resolveGrants(given, "grants");
+    if (given !== undefined)
+      await permitGrants(this.p.authority, p, { operation: "swap", tenant: r.tenant, subject: r.service, via }, grants);
     const key = this.p.registry.claim(r);
     const version = this.p.registry.highestVersion(key) + 1;
     try {
       const { fresh, state, timers, findings } = await (async () => {
         const { stripped, findings } = this.p.checks.analyze(checked, r.service, "swap");
-        return { ...(await this.swapIn(r, checked, stripped, version, r.version, r.grants)), findings };
+        return { ...(await this.swapIn(r, checked, stripped, version, r.version, grants)), findings };
       })().catch(async (err: unknown) => {
         const error = SoloError.from(err);
         await this.p.audit.record({
@@ -99,13 +110,18 @@ export class HotSwap {
       // now on rolls it back (the timer starts once the swap is durable).
       fresh.swapWatch = { from: r, state, timers, timer: undefined };
       const { events } = await this.p.log.write(
-        [{ t: "deployment.put", deployment: deploymentRow({ ...r, version, code: checked }, Date.now()) }],
+        [{ t: "deployment.put", deployment: deploymentRow({ ...r, version, code: checked, grants }, Date.now()) }],
         [
           {
             tenant: r.tenant,
             type: "hot_swap_started",
             subject: r.service,
-            payload: { from: r.version, to: version, rollbackWindowMs: windowMs },
+            payload: {
+              from: r.version,
+              to: version,
+              rollbackWindowMs: windowMs,
+              ...(given !== undefined ? { grants: grantsData(grants) } : {}),
+            },
             causationId: r.causeId,
           },
         ],
@@ -276,6 +292,12 @@ function checkWindow(options: unknown): number {
       field: "options",
     });
   }
+  checkKeys(
+    options as Record<string, unknown>,
+    ["rollbackWindowMs", "grants"],
+    { reason: "SOLO_ERR_REQUEST_INVALID", field: "", label: "swap" },
+    "option",
+  );
   const w = (options as { rollbackWindowMs?: unknown }).rollbackWindowMs ?? DEFAULT_ROLLBACK_WINDOW_MS;
   if (typeof w !== "number" || !Number.isInteger(w) || w < 0 || w > MAX_ROLLBACK_WINDOW_MS) {
     throw new SoloError("SOLO_ERR_REQUEST_INVALID", "swap: rollbackWindowMs must be an integer from 0 to 3600000", {

@@ -96,8 +96,8 @@ export const swap: Operation<[tenant: string, service: string, code: string, opt
     const s = checkService(service);
     return g.require("swap", checkTenant(tenant), deploys(s), s);
   },
-  run: (k, _p, _via, tenant, service, code, options) =>
-    settled(k, () => k.hotswap.swap(tenant, service, code, options === undefined ? {} : options)),
+  run: (k, p, via, tenant, service, code, options) =>
+    settled(k, () => k.hotswap.swap(p, via, tenant, service, code, options === undefined ? {} : options)),
 };
 
 export const rollback: Operation<[tenant: string, service: string, version?: number], Promise<Deployment>> = {

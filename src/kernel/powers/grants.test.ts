@@ -29,6 +29,7 @@ export default {
       let ok = null;
       switch (req.op) {
         case "ping": ok = "pong"; break;
+        case "grants": return { reply: { grants: solo.grants, frozen: Object.isFrozen(solo.grants) && Object.isFrozen(solo.grants.call) }, state };
         case "put": await solo.storage.put(req.key, req.value); ok = await solo.storage.get(req.key); break;
         case "emit": ok = await solo.emit("probe", req.payload ?? null); break;
         case "timer": ok = solo.sendAfter(0, "tick"); break;
@@ -253,17 +254,29 @@ describe("service grants", () => {
       assert.equal(kernel.status("nodefaults", "probe").state, "running");
     });
 
-    it("grants: {} gives nothing: storage, emit, sendAfter and console.log all fail", async () => {
-      await kernel.deploy({ tenant: "bare", service: "probe", code: PROBE, grants: {} });
+    it("grants: {} keeps the defaults; each goes only when switched off", async () => {
+      await kernel.deploy({ tenant: "empty", service: "probe", code: PROBE, grants: {} });
+      assert.deepEqual(kernel.status("empty", "probe").grants, kernel.status("defaults", "probe").grants);
+    });
+
+    it("defaults switched off give nothing: storage, emit and sendAfter fail; console.log and solo.log are dropped and counted, never thrown", async () => {
+      await kernel.deploy({
+        tenant: "bare",
+        service: "probe",
+        code: PROBE,
+        grants: { storage: false, emit: false, timers: false, log: false },
+      });
       assert.deepEqual(kernel.status("bare", "probe").grants, NO_GRANTS);
       assertGrantMissing(await refused(kernel, "bare", "probe", { op: "put", key: "k", value: 1 }), "storage");
       assertGrantMissing(await refused(kernel, "bare", "probe", { op: "emit" }), "emit");
       assertGrantMissing(await refused(kernel, "bare", "probe", { op: "timer" }), "timers");
-      assertGrantMissing(await refused(kernel, "bare", "probe", { op: "console", text: "nope" }), "log");
-      assertGrantMissing(await refused(kernel, "bare", "probe", { op: "log", text: "nope" }), "log");
+      await ok(kernel, "bare", "probe", { op: "console", text: "nope" });
+      await ok(kernel, "bare", "probe", { op: "log", text: "nope" });
+      await until("the dropped lines in status", () => kernel.status("bare", "probe").usage.logDropped === 2);
       assert.deepEqual(kernel.logs("bare", "probe"), []);
       assert.deepEqual(await eventsOf(kernel, "bare", "svc.probe.probe"), []);
       assert.equal(await ok(kernel, "bare", "probe", { op: "ping" }), "pong");
+      assert.equal(kernel.status("bare", "probe").state, "running");
     });
 
     it("status().grants shows explicit grants, with fetch's defaults filled in", async () => {
@@ -283,8 +296,8 @@ describe("service grants", () => {
         call: ["ledger"],
         storage: true,
         secrets: ["API_KEY"],
-        emit: false,
-        timers: false,
+        emit: true,
+        timers: true,
         log: { perSecond: 5 },
         fetch: {
           hosts: ["api.example.com"],
@@ -312,8 +325,26 @@ describe("service grants", () => {
       assert.equal(call.details?.requested, "other");
       assertGrantMissing(await refused(kernel, "calls", "probe", { op: "cast", to: "other", body: 1 }), "call");
       assert.equal(await kernel.call("calls", "other", "casts"), 0);
-      // The grant gives call only: not the defaults.
-      assertGrantMissing(await refused(kernel, "calls", "probe", { op: "put", key: "k", value: 1 }), "storage");
+      // Issue 17: a grant given adds to the defaults (storage among them) instead of dropping them.
+      assert.deepEqual(await ok(kernel, "calls", "probe", { op: "put", key: "k", value: 1 }), 1);
+    });
+
+    it("solo.grants shows a service its own grants, read-only", async () => {
+      await kernel.deploy({ tenant: "mirror", service: "probe", code: PROBE, grants: { call: ["ledger"], emit: false } });
+      const seen = (await kernel.call("mirror", "probe", { op: "grants" })) as { grants: unknown; frozen: boolean };
+      assert.deepEqual(seen.grants, kernel.status("mirror", "probe").grants);
+      assert.equal(seen.frozen, true);
+    });
+
+    it("call: takes the patterns tokens take (billing-*, *), matching by prefix", async () => {
+      for (const name of ["billing-eu", "billing-us", "ledger"]) await kernel.deploy({ tenant: "patterns", service: name, code: LEDGER });
+      await kernel.deploy({ tenant: "patterns", service: "probe", code: PROBE, grants: { call: ["billing-*"] } });
+      assert.deepEqual(await ok(kernel, "patterns", "probe", { op: "call", to: "billing-eu", body: 1 }), { ledger: 1 });
+      assert.deepEqual(await ok(kernel, "patterns", "probe", { op: "call", to: "billing-us", body: 2 }), { ledger: 2 });
+      assertGrantMissing(await refused(kernel, "patterns", "probe", { op: "call", to: "ledger", body: 3 }), "call");
+      await kernel.deploy({ tenant: "patterns", service: "any", code: PROBE, grants: { call: ["*"] } });
+      assert.deepEqual(await ok(kernel, "patterns", "any", { op: "call", to: "ledger", body: 4 }), { ledger: 4 });
+      assert.deepEqual(kernel.status("patterns", "probe").grants.call, ["billing-*"]);
     });
 
     it("secrets: a listed secret's value is returned, audited before it is; an unlisted one is refused and audited by name", async () => {
@@ -544,6 +575,35 @@ describe("service grants", () => {
       assert.deepEqual(await ok(kernel, "sess", "caller", { op: "call", to: "ledger", body: 7 }), { ledger: 7 });
     });
 
+    it("a swap may change grants, within what the swapping token holds; the state is kept, and a rollback restores the old grants", async () => {
+      await kernel.deploy({ tenant: "sess", service: "growing", code: PROBE });
+      await ok(kernel, "sess", "growing", { op: "put", key: "k", value: 1 });
+      assertGrantMissing(await refused(kernel, "sess", "growing", { op: "call", to: "ledger", body: 1 }), "call");
+      const narrow = await session(["deploy:*"]);
+      const denied = await rejection(narrow.swap("sess", "growing", PROBE, { grants: { call: ["ledger"] } }));
+      assert.equal(denied.reason, "SOLO_ERR_PERMISSION_DENIED");
+      assert.equal(denied.details.required, "call:ledger");
+      assert.deepEqual(kernel.status("sess", "growing").grants.call, [], "the refused swap changed nothing");
+      assert.equal(kernel.status("sess", "growing").version, 1);
+      const wide = await session(["deploy:*", "call:ledger"]);
+      assert.equal((await wide.swap("sess", "growing", PROBE, { grants: { call: ["ledger"] }, rollbackWindowMs: 0 })).version, 2);
+      assert.deepEqual(await ok(kernel, "sess", "growing", { op: "call", to: "ledger", body: 2 }), { ledger: 2 });
+      assert.deepEqual(kernel.status("sess", "growing").grants.call, ["ledger"]);
+      const [started] = await eventsOf(kernel, "sess", "hot_swap_started", "growing");
+      assert.deepEqual((payloadOf(started).grants as { call: string[] }).call, ["ledger"]);
+      // A swap without grants keeps the running version's; a rollback brings back version 1's.
+      await kernel.swap("sess", "growing", PROBE, { rollbackWindowMs: 0 });
+      assert.deepEqual(kernel.status("sess", "growing").grants.call, ["ledger"]);
+      await kernel.rollback("sess", "growing", 1);
+      assert.deepEqual(kernel.status("sess", "growing").grants.call, []);
+      // A malformed grant or an unknown swap option is refused before anything changes.
+      const bad = await rejection(kernel.swap("sess", "growing", PROBE, { grants: { call: ["bil*ling"] } }));
+      assert.equal(bad.reason, "SOLO_ERR_GRANTS_INVALID");
+      const unknown = await rejection(kernel.swap("sess", "growing", PROBE, { grant: {} } as never));
+      assert.equal(unknown.reason, "SOLO_ERR_REQUEST_INVALID");
+      assert.match(unknown.message, /swap: unknown option "grant"/);
+    });
+
     it("secrets grants need secrets:read", async () => {
       const s = await session(["deploy:*"]);
       const err = await rejection(s.deploy({ tenant: "sess", service: "reader", code: PROBE, grants: { secrets: ["API_KEY"] } }));
@@ -597,7 +657,7 @@ describe("service grants", () => {
       try {
         await k.deploy({ tenant: "p", service: "ledger", code: LEDGER });
         await k.deploy({ tenant: "p", service: "other", code: LEDGER });
-        await k.deploy({ tenant: "p", service: "probe", code: PROBE, grants: { call: ["ledger"], emit: true } });
+        await k.deploy({ tenant: "p", service: "probe", code: PROBE, grants: { call: ["ledger"], storage: false } });
         const granted = k.status("p", "probe").grants;
         await k.close();
 

@@ -1,7 +1,10 @@
-import { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, type ServiceGrants } from "../../api/grants.ts";
+import { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, grantsData, type ServiceGrants } from "../../api/grants.ts";
+
+export { grantsData };
+
 import { type At, checkFlag, checkKeys, checkObject, checkWhole } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { describeType, NAME_PATTERN } from "../../lib/names.ts";
+import { describeType, SERVICE_PATTERN } from "../../lib/names.ts";
 import type { Permission } from "../auth/permissions.ts";
 import { SECRET_NAME_PATTERN } from "../vault/vault.ts";
 import { checkFetchGrant } from "./fetch/index.ts";
@@ -10,18 +13,23 @@ const MAX_LOG_PER_SECOND = 10_000;
 const MAX_LISTED = 256;
 const KEYS = new Set(["call", "storage", "secrets", "emit", "timers", "log", "fetch"]);
 
-/** Validates `deploy`'s `grants`; omitted means {@link DEFAULT_GRANTS}, `{}` means none. */
+/**
+ * Validates `deploy`'s `grants` over {@link DEFAULT_GRANTS}: what it names replaces the default,
+ * what it leaves out keeps it. So `{ call: ["billing"] }` adds a power to the defaults, and a
+ * default goes only when switched off (`{ storage: false, log: false }`).
+ */
 export function resolveGrants(input: unknown, field = "grants"): ServiceGrants {
   if (input === undefined) return DEFAULT_GRANTS;
   const g = checkObject(input, at(field), '{ call: ["billing"], storage: true }');
   checkKeys(g, KEYS, at(field), "power");
+  const d = DEFAULT_GRANTS;
   return {
-    call: names(g.call, `${field}.call`, NAME_PATTERN, "a service name"),
-    storage: checkFlag(g.storage, at(`${field}.storage`)),
+    call: names(g.call, `${field}.call`, SERVICE_PATTERN, 'a service name, a prefix ending in "*" (billing-*), or "*"'),
+    storage: checkFlag(g.storage, at(`${field}.storage`), d.storage),
     secrets: names(g.secrets, `${field}.secrets`, SECRET_NAME_PATTERN, "a secret name"),
-    emit: checkFlag(g.emit, at(`${field}.emit`)),
-    timers: checkFlag(g.timers, at(`${field}.timers`)),
-    logPerSecond: logRate(g.log, `${field}.log`),
+    emit: checkFlag(g.emit, at(`${field}.emit`), d.emit),
+    timers: checkFlag(g.timers, at(`${field}.timers`), d.timers),
+    logPerSecond: g.log === undefined ? d.logPerSecond : logRate(g.log, `${field}.log`),
     fetch: g.fetch === undefined || g.fetch === false ? null : checkFetchGrant(g.fetch, `${field}.fetch`),
   };
 }
@@ -32,19 +40,6 @@ export function grantPermissions(g: ServiceGrants): Permission[] {
   if (g.secrets.length > 0) out.push({ action: "secrets:read" });
   for (const host of g.fetch?.hosts ?? []) out.push({ action: "fetch", pattern: host });
   return out;
-}
-
-/** The grants as plain data, for `status` and the stored deployment. */
-export function grantsData(g: ServiceGrants): Record<string, unknown> {
-  return {
-    call: [...g.call],
-    storage: g.storage,
-    secrets: [...g.secrets],
-    emit: g.emit,
-    timers: g.timers,
-    log: g.logPerSecond === 0 ? false : { perSecond: g.logPerSecond },
-    ...(g.fetch ? { fetch: g.fetch } : {}),
-  };
 }
 
 function logRate(v: unknown, field: string): number {

@@ -102,7 +102,15 @@ export interface LaunchSpec {
   readonly deployedAt: string;
 }
 
-export const EMPTY_USAGE: ServiceUsage = Object.freeze({ messages: 0, cpuMs: 0, memoryBytes: 0, mailbox: 0, unhandled: 0, dropped: 0 });
+export const EMPTY_USAGE: ServiceUsage = Object.freeze({
+  messages: 0,
+  cpuMs: 0,
+  memoryBytes: 0,
+  mailbox: 0,
+  unhandled: 0,
+  dropped: 0,
+  logDropped: 0,
+});
 
 /** The key of a service's name: maps by tenant/service (breakers, versions, operations under way). */
 export function keyOf(tenant: string, service: string): string {

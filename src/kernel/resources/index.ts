@@ -52,11 +52,11 @@ export class Resources {
       if (bytes === 0 && queued === 0) this.tenantMemory.delete(tenant);
       else this.tenantMemory.set(tenant, { bytes, cap, queued });
     }
-    for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled, dropped] of samples) {
+    for (const [sid, messages, cpuMs, memoryBytes, mailbox, unhandled, dropped, logDropped] of samples) {
       const r = this.p.registry.instance(sid);
       if (!r) continue;
       const before = r.usage.dropped;
-      r.usage = { messages, cpuMs, memoryBytes, mailbox, unhandled, dropped };
+      r.usage = { messages, cpuMs, memoryBytes, mailbox, unhandled, dropped, logDropped };
       // At most one event per service per sample interval, however many messages were dropped.
       if (dropped > before) {
         void this.p.audit.record({

@@ -7,7 +7,7 @@
 import { DEFAULT_GRANTS, type ServiceGrants } from "../../api/grants.ts";
 import type { ErrorData } from "../../lib/errors/errors.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { NAME_PATTERN } from "../../lib/names.ts";
+import { NAME_PATTERN, serviceMatches } from "../../lib/names.ts";
 import { failed, type HostHandler, type HostRequest, type IoKind, replied, type SandboxSpec } from "../../sandbox/contract.ts";
 import type { TenantEngine } from "../../sandbox/engine.ts";
 import { overByteLimit } from "../../sandbox/json.ts";
@@ -279,7 +279,13 @@ export class HostPowers {
 
   private log(s: Service, req: Request<"log">): string {
     const rate = grantsOf(s).logPerSecond;
-    if (rate === 0) throw this.missing(s, "log", "", "solo.log and console need the grant log: true");
+    // Logging never throws: without the grant a line is dropped and counted (status shows how
+    // many in usage.logDropped), so a console.log left in the code cannot crash the service.
+    if (rate === 0) {
+      s.logLost++;
+      s.dirty = true;
+      return "";
+    }
     // A token bucket: `rate` lines a second, bursts of as many; beyond it lines are dropped and
     // counted, and the next line that gets through says how many.
     const now = performance.now();
@@ -287,6 +293,8 @@ export class HostPowers {
     s.logAt = now;
     if (s.logTokens < 1) {
       s.logDropped++;
+      s.logLost++;
+      s.dirty = true;
       return "";
     }
     s.logTokens -= 1;
@@ -306,7 +314,7 @@ export class HostPowers {
   }
 
   private needCall(s: Service, name: string, what: string): void {
-    if (!grantsOf(s).call.includes(name)) {
+    if (!grantsOf(s).call.some((pattern) => serviceMatches(pattern, name))) {
       throw this.missing(
         s,
         "call",

@@ -125,6 +125,8 @@ export class Service {
   logTokens = Number.POSITIVE_INFINITY;
   logAt = 0;
   logDropped = 0;
+  /** Log lines dropped in all: without the log grant, or over its rate. */
+  logLost = 0;
 
   constructor(sid: number, name: string, tenant: Tenant, sandbox: ServiceSandbox, code: string) {
     this.sid = sid;

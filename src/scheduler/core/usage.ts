@@ -45,7 +45,16 @@ export class Usage {
           loop.poisonTenant(s.tenant, err);
         }
       }
-      samples.push([s.sid, s.messages, Math.round(s.sandbox.cpuMs * 1000) / 1000, memory, s.mailbox.length, s.unhandled, s.dropped]);
+      samples.push([
+        s.sid,
+        s.messages,
+        Math.round(s.sandbox.cpuMs * 1000) / 1000,
+        memory,
+        s.mailbox.length,
+        s.unhandled,
+        s.dropped,
+        s.logLost,
+      ]);
     }
     // Each tenant's linear memory: what the host holds for it, which its memory limit caps.
     const memory: TenantSample[] = [];

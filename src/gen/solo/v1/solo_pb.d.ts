@@ -253,7 +253,7 @@ export declare type ServiceInfo = Message<"solo.v1.ServiceInfo"> & {
   limits?: JsonObject | undefined;
 
   /**
-   * messages, cpuMs, memoryBytes, mailbox, unhandled, dropped: sampled every 500 ms.
+   * messages, cpuMs, memoryBytes, mailbox, unhandled, dropped, logDropped: sampled every 500 ms.
    *
    * @generated from field: google.protobuf.Struct usage = 10;
    */
@@ -627,6 +627,14 @@ export declare type SwapRequest = Message<"solo.v1.SwapRequest"> & {
    * @generated from field: uint32 rollback_window_ms = 3;
    */
   rollbackWindowMs: number;
+
+  /**
+   * The new version's grants, as Deploy takes them (over the defaults; only what the token
+   * holds); unset: the running version's.
+   *
+   * @generated from field: google.protobuf.Struct grants = 4;
+   */
+  grants?: JsonObject | undefined;
 };
 
 /**
