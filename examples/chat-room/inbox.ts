@@ -99,7 +99,7 @@ export default {
     };
   },
 
-  async handleCast(message: unknown, state: State, ctx: Solo.Context): Promise<Solo.NoReply<State>> {
+  async handleCast(message: unknown, state: State, ctx: Solo.Context): Promise<Solo.Handled<State>> {
     const allowed = ctx.from !== null && (state.config.rooms.length === 0 || state.config.rooms.includes(ctx.from));
     const item = allowed && ctx.from !== null ? itemOf(message, state.last + 1, ctx.from) : null;
     if (item === null) {

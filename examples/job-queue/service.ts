@@ -424,7 +424,7 @@ export default {
     return { reply, state };
   },
 
-  async handleInfo(message: unknown, state: State): Promise<Solo.NoReply<State>> {
+  async handleInfo(message: unknown, state: State): Promise<Solo.Handled<State>> {
     const token = (message as { wake?: unknown } | null)?.wake;
     if (state.wake === null || token !== state.wake.token) return { state }; // a stale or cancelled timer
     state.wake = null;
