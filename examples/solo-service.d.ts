@@ -52,6 +52,7 @@ declare namespace Solo {
    */
   type CallResult<S, R> = Replied<S, R> | Refused<S> | Deferred<S>;
 
+  /** Answered with a value (or none). */
   interface Replied<S, R> {
     readonly reply?: R;
     readonly state: S;
@@ -59,6 +60,7 @@ declare namespace Solo {
     readonly noreply?: never;
   }
 
+  /** Answered with an error of the service's own; the service goes on with `state`. */
   interface Refused<S> {
     readonly error: ErrorAnswer;
     readonly state: S;
@@ -66,6 +68,7 @@ declare namespace Solo {
     readonly noreply?: never;
   }
 
+  /** Not answered yet: keep `ctx.replyTo` and answer with `solo.reply` or `solo.replyError`. */
   interface Deferred<S> {
     readonly noreply: true;
     readonly state: S;
@@ -133,7 +136,10 @@ declare namespace Solo {
      * answering callers that may have gone should catch. Needs no grant.
      */
     reply(replyTo: string, value?: SoloJson): void;
-    /** Answers such a call with an error of the service's own, as `{ error }` from `handleCall` would; throws as `reply` does. */
+    /**
+     * Answers such a call with an error of the service's own, as `{ error }` from `handleCall`
+     * would. Throws as `reply` does, and a TypeError for an error that is not `{ code, message, details? }`.
+     */
     replyError(replyTo: string, error: ErrorAnswer): void;
     log(...args: unknown[]): void;
     warn(...args: unknown[]): void;
