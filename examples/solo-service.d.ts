@@ -18,23 +18,81 @@ declare namespace Solo {
     readonly from: string | null;
   }
 
-  /** What `handleCall` returns (or resolves with). */
-  interface CallResult<S, R> {
-    readonly reply: R;
+  /** `handleCall`'s context: a call's also carries the handle to answer it later with. */
+  interface CallContext extends Context {
+    /**
+     * This call's reply handle, for `solo.reply(ctx.replyTo, value)` or `solo.replyError(...)`
+     * after `handleCall` returned `{ noreply: true, state }`. A short string unique to this service
+     * instance: keep it in the state until the answer is known.
+     */
+    readonly replyTo: string;
+  }
+
+  /**
+   * An error of the service's own, answering a call instead of a reply. The service does not
+   * crash and keeps the state it returned; the caller gets `SOLO_ERR_APPLICATION_ERROR`
+   * (`failed_precondition`) with `details: { service, answer: { code, message, details? } }`.
+   */
+  interface ErrorAnswer {
+    /** The service's own code: 1-64 of letters, digits, `_ . : -`, starting with a letter (`not_found`). */
+    readonly code: string;
+    /** At most 2000 characters. */
+    readonly message: string;
+    /** Anything else the caller may use (the field at fault, a retry hint): JSON data. */
+    readonly details?: SoloJson;
+  }
+
+  /**
+   * What `handleCall` returns (or resolves with), one of three answers:
+   * - `{ reply, state }`: the reply (`reply` undefined or left out: the caller gets no value);
+   * - `{ error: { code, message, details? }, state }`: an error of the service's own;
+   * - `{ noreply: true, state }`: no answer yet; answer later, from any handler, with
+   *   `solo.reply(ctx.replyTo, value)` or `solo.replyError(ctx.replyTo, error)`. The caller
+   *   still waits no longer than its own timeout (5 s by default).
+   */
+  type CallResult<S, R> = Replied<S, R> | Refused<S> | Deferred<S>;
+
+  /** Answered with a value (or none). */
+  interface Replied<S, R> {
+    readonly reply?: R;
+    readonly state: S;
+    readonly error?: never;
+    readonly noreply?: never;
+  }
+
+  /** Answered with an error of the service's own; the service goes on with `state`. */
+  interface Refused<S> {
+    readonly error: ErrorAnswer;
+    readonly state: S;
+    readonly reply?: never;
+    readonly noreply?: never;
+  }
+
+  /** Not answered yet: keep `ctx.replyTo` and answer with `solo.reply` or `solo.replyError`. */
+  interface Deferred<S> {
+    readonly noreply: true;
+    readonly state: S;
+    readonly reply?: never;
+    readonly error?: never;
+  }
+
+  /** What `handleCast` and `handleInfo` return (or resolve with): the next state. */
+  interface Handled<S> {
     readonly state: S;
   }
 
-  /** What `handleCast` and `handleInfo` return (or resolve with). */
-  interface NoReply<S> {
-    readonly state: S;
-  }
-
-  /** The errors `solo.call`, `solo.storage`, `solo.emit`, `solo.secrets` and `solo.fetch` reject with. */
+  /**
+   * The errors `solo.call`, `solo.storage`, `solo.emit`, `solo.secrets` and `solo.fetch` reject
+   * with, and `solo.reply` and `solo.replyError` throw.
+   */
   interface Error extends globalThis.Error {
     readonly name: "SoloError";
     /** A Connect code name: `not_found`, `permission_denied`, `unavailable`, ... */
     readonly code: string;
-    /** `SOLO_ERR_...` (docs/errors.md). */
+    /**
+     * `SOLO_ERR_...` (docs/errors.md). `SOLO_ERR_APPLICATION_ERROR` from `solo.call` is the called
+     * service's own error answer: its `details` are `{ service, answer: ErrorAnswer }`.
+     */
     readonly reason: string;
     readonly details: Record<string, SoloJson>;
   }
@@ -70,6 +128,19 @@ declare namespace Solo {
     /** Delivers `message` to this service's `handleInfo` after `ms` (0-86400000); returns the timer id. */
     sendAfter(ms: number, message: SoloJson): number;
     cancelTimer(id: number): boolean;
+    /**
+     * Answers a call whose `handleCall` returned `{ noreply: true, state }`, by its `ctx.replyTo`,
+     * with `value` (undefined: no value). A call is answered once: a handle answered already, or
+     * not this service's, throws `SOLO_ERR_REPLY_UNKNOWN`; a caller that gave up (its timeout
+     * passed, or the calling service stopped) throws `SOLO_ERR_REPLY_TOO_LATE`, which a service
+     * answering callers that may have gone should catch. Needs no grant.
+     */
+    reply(replyTo: string, value?: SoloJson): void;
+    /**
+     * Answers such a call with an error of the service's own, as `{ error }` from `handleCall`
+     * would. Throws as `reply` does, and a TypeError for an error that is not `{ code, message, details? }`.
+     */
+    replyError(replyTo: string, error: ErrorAnswer): void;
     log(...args: unknown[]): void;
     warn(...args: unknown[]): void;
     error(...args: unknown[]): void;

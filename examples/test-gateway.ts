@@ -175,3 +175,24 @@ export async function gatewayError(
   }
   return assert.fail("expected the gateway call to fail");
 }
+
+/** A service's own error answer (`{ error }` from its `handleCall`), as a client reads it. */
+export interface ErrorAnswer {
+  readonly code: string;
+  readonly message: string;
+  readonly details?: JsonValue;
+}
+
+/**
+ * Awaits a gateway call that the service must answer with an error of its own, checks that it
+ * came as one (`failed_precondition`, reason `SOLO_ERR_APPLICATION_ERROR`, naming the service),
+ * and returns the service's answer: its code, message and details.
+ */
+export async function errorAnswer(p: Promise<unknown>, service: string): Promise<ErrorAnswer> {
+  const e = await gatewayError(p);
+  assert.deepEqual([e.code, e.reason], ["failed_precondition", "SOLO_ERR_APPLICATION_ERROR"], e.message);
+  assert.equal(e.details.service, service);
+  const answer = e.details.answer as unknown as ErrorAnswer;
+  assert.equal(e.message, `service ${service} answered with an error: ${answer.code}: ${answer.message}`);
+  return answer;
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { JsonValue } from "@bufbuild/protobuf";
-import { exampleSource, gatewayError, startTestGateway, type TenantClient, type TestGateway, until } from "../test-gateway.ts";
+import { errorAnswer, exampleSource, gatewayError, startTestGateway, type TenantClient, type TestGateway, until } from "../test-gateway.ts";
 
 const ROOM = exampleSource(import.meta.url, "room.ts");
 const INBOX = exampleSource(import.meta.url, "inbox.ts");
@@ -24,6 +24,7 @@ interface InboxStats {
   kept: number;
   unread: number;
   last: number;
+  waiting: boolean;
   received: number;
   rejected: number;
   dropped: number;
@@ -32,9 +33,6 @@ interface Posted {
   seq: number;
   delivered: number;
   undelivered: Array<{ member: string; reason: string; message: string }>;
-}
-interface ErrorReply {
-  error: { code: string; field: string; message: string; reason?: string };
 }
 
 let gw: TestGateway;
@@ -99,12 +97,11 @@ describe("the chat-room example", () => {
   });
 
   it("refuses a member the room cannot reach, with the kernel's reason", async () => {
-    const notGranted = await acme.call<ErrorReply>("room", { op: "join", member: "inbox-dave" });
-    assert.equal(notGranted.error.code, "permission_denied");
-    assert.equal(notGranted.error.reason, "SOLO_ERR_GRANT_MISSING");
-    assert.equal(notGranted.error.field, "member");
-    const missing = await acme.call<ErrorReply>("room", { op: "join", member: "inbox-erin" });
-    assert.deepEqual([missing.error.code, missing.error.reason], ["not_found", "SOLO_ERR_SERVICE_NOT_FOUND"]);
+    const notGranted = await errorAnswer(acme.call("room", { op: "join", member: "inbox-dave" }), "room");
+    assert.equal(notGranted.code, "permission_denied");
+    assert.deepEqual(notGranted.details, { field: "member", reason: "SOLO_ERR_GRANT_MISSING" });
+    const missing = await errorAnswer(acme.call("room", { op: "join", member: "inbox-erin" }), "room");
+    assert.deepEqual([missing.code, missing.details], ["not_found", { field: "member", reason: "SOLO_ERR_SERVICE_NOT_FOUND" }]);
     assert.deepEqual((await acme.call<{ members: string[] }>("room", { op: "members" })).members, [
       "inbox-alice",
       "inbox-bob",
@@ -141,6 +138,48 @@ describe("the chat-room example", () => {
     assert.equal(posted.seq, seqBefore + 1, "the counter survived");
   });
 
+  it("answers a read with wait: true (a long poll) when the next message arrives, instead of being polled", async () => {
+    // A room of one, so this inbox gets nothing but what the test posts.
+    await acme.deploy("inbox-frank", INBOX, { args: { rooms: ["room-frank"] }, grants: { storage: true } });
+    await acme.deploy("room-frank", ROOM, { grants: { call: ["inbox-frank"], storage: true } });
+    await acme.call("room-frank", { op: "join", member: "inbox-frank" });
+    await received("inbox-frank", 1);
+    assert.equal((await acme.call<Read>("inbox-frank", { op: "read" })).items[0]?.type, "joined");
+    const waitingRead = (timeoutMs = 60_000) => acme.call<Read>("inbox-frank", { op: "read", wait: true }, timeoutMs);
+    const held = () => until("a read to wait", async () => (await inboxStats("inbox-frank")).waiting);
+
+    // Nothing unread: the read waits, and the next delivery answers it.
+    const next = waitingRead();
+    await held();
+    await acme.call("room-frank", { op: "post", from: "inbox-frank", text: "anyone up?" });
+    const got = await next;
+    assert.deepEqual([texts(got.items), got.unread], [["1 inbox-frank: anyone up?"], 0]);
+    assert.deepEqual((await acme.call<Read>("inbox-frank", { op: "read" })).items, [], "what the long poll got was read");
+
+    // With something unread, it is answered at once, as a plain read.
+    await acme.call("room-frank", { op: "post", from: "inbox-frank", text: "hello?" });
+    await received("inbox-frank", 3);
+    assert.deepEqual(texts((await waitingRead()).items), ["2 inbox-frank: hello?"]);
+
+    // A newer long poll lets the older one go, empty.
+    const older = waitingRead();
+    await held();
+    const newer = waitingRead();
+    assert.deepEqual(await older, { items: [], unread: 0 });
+    await acme.call("room-frank", { op: "post", from: "inbox-frank", text: "still here" });
+    assert.deepEqual(texts((await newer).items), ["3 inbox-frank: still here"]);
+
+    // A caller that gave up (its timeout passed) gets nothing, so the message stays unread.
+    const gaveUp = gatewayError(waitingRead(2000));
+    await held();
+    assert.equal((await gaveUp).reason, "SOLO_ERR_CALL_TIMEOUT");
+    await acme.call("room-frank", { op: "post", from: "inbox-frank", text: "too late" });
+    await received("inbox-frank", 5);
+    const after = await inboxStats("inbox-frank");
+    assert.deepEqual([after.unread, after.waiting, after.received], [1, false, 5], "the inbox caught SOLO_ERR_REPLY_TOO_LATE and went on");
+    assert.deepEqual(texts((await acme.call<Read>("inbox-frank", { op: "read" })).items), ["4 inbox-frank: too late"]);
+  });
+
   it("drops messages cast into an inbox from outside, so no one can forge a room's message", async () => {
     const before = await inboxStats("inbox-alice");
     await acme.cast("inbox-alice", { type: "message", room: "general", seq: 999, from: "inbox-bob", text: "send me your password", at: 0 });
@@ -149,7 +188,7 @@ describe("the chat-room example", () => {
     assert.deepEqual([after.received, after.kept], [before.received, before.kept]);
   });
 
-  it("answers malformed requests with a precise error and changes nothing", async () => {
+  it("answers malformed requests with an error of its own, naming the field, and changes nothing", async () => {
     const history = await acme.call("room", { op: "history" });
     const cases: Array<[string, JsonValue, string, string]> = [
       ["room", { op: "post", from: "inbox-alice", text: "   " }, "invalid_argument", "text"],
@@ -162,10 +201,12 @@ describe("the chat-room example", () => {
       ["room", "hello", "invalid_argument", ""],
       ["inbox-alice", { op: "read", limit: 5000 }, "invalid_argument", "limit"],
       ["inbox-alice", { op: "delete" }, "invalid_argument", "op"],
+      ["inbox-alice", { op: "read", wait: "yes" }, "invalid_argument", "wait"],
+      ["inbox-alice", 7, "invalid_argument", ""],
     ];
     for (const [service, request, code, field] of cases) {
-      const reply = await acme.call<ErrorReply>(service, request);
-      assert.deepEqual([reply.error?.code, reply.error?.field], [code, field], JSON.stringify(request).slice(0, 80));
+      const answer = await errorAnswer(acme.call(service, request), service);
+      assert.deepEqual([answer.code, answer.details], [code, field === "" ? undefined : { field }], JSON.stringify(request).slice(0, 80));
     }
     assert.deepEqual(await acme.call("room", { op: "history" }), history, "nothing was posted");
   });

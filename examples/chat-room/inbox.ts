@@ -7,6 +7,11 @@
  * (`rejected`), so holding `call:inbox-*` does not let anyone forge a room's message. Messages
  * are kept in `solo.storage` (the last `capacity` of them, oldest dropped first) with the read
  * position, so an inbox survives restarts with its unread count intact.
+ *
+ * `read` with `wait: true` is a long poll: with nothing unread, `handleCall` returns
+ * `{ noreply: true, state }` and keeps `ctx.replyTo`, and the next delivery (`handleCast`)
+ * answers it with `solo.reply`. Its caller's timeout bounds the wait; if that passed,
+ * `solo.reply` throws `SOLO_ERR_REPLY_TOO_LATE` and the message stays unread.
  */
 
 interface Config {
@@ -17,7 +22,7 @@ interface Config {
 }
 
 /** A delivered message, as the owner reads it. */
-interface Item {
+type Item = {
   /** Position in this inbox (1, 2, ...). */
   readonly n: number;
   readonly type: "message" | "joined";
@@ -28,7 +33,7 @@ interface Item {
   readonly at: number;
   /** The service that delivered it. */
   readonly via: string;
-}
+};
 
 interface State {
   readonly config: Config;
@@ -37,11 +42,9 @@ interface State {
   last: number;
   /** Positions up to this one have been read. */
   readUpTo: number;
+  /** The read waiting for the next message (`wait: true`): its reply handle and limit; in memory only. */
+  waiting: { to: string; limit: number } | null;
   counts: { received: number; rejected: number; dropped: number };
-}
-
-interface ErrorReply {
-  readonly error: { readonly code: "invalid_argument"; readonly message: string; readonly field?: string };
 }
 
 const SERVICE = /^[a-z](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
@@ -85,6 +88,28 @@ function unread(state: State): number {
   return state.items.filter((i) => i.n > state.readUpTo).length;
 }
 
+/** The first `limit` unread messages, oldest first. */
+function unreadItems(state: State, limit: number): Item[] {
+  return state.items.filter((i) => i.n > state.readUpTo).slice(0, limit);
+}
+
+/** Marks the messages up to position `n` read, durably. */
+async function markRead(state: State, n: number): Promise<void> {
+  state.readUpTo = n;
+  await solo.storage.put("meta", { last: state.last, readUpTo: state.readUpTo });
+}
+
+/** Answers a deferred read; false if its caller gave up (its timeout passed), so nothing was read. */
+function answer(to: string, reply: { items: Item[]; unread: number }): boolean {
+  try {
+    solo.reply(to, reply);
+    return true;
+  } catch (err) {
+    if ((err as Partial<Solo.Error>).reason !== "SOLO_ERR_REPLY_TOO_LATE") throw err;
+    return false;
+  }
+}
+
 export default {
   async init(args: unknown): Promise<State> {
     const config = checkConfig(args);
@@ -95,11 +120,12 @@ export default {
       items: items.slice(-config.capacity),
       last: Math.max(meta.last, items.at(-1)?.n ?? 0),
       readUpTo: meta.readUpTo,
+      waiting: null,
       counts: { received: 0, rejected: 0, dropped: 0 },
     };
   },
 
-  async handleCast(message: unknown, state: State, ctx: Solo.Context): Promise<Solo.NoReply<State>> {
+  async handleCast(message: unknown, state: State, ctx: Solo.Context): Promise<Solo.Handled<State>> {
     const allowed = ctx.from !== null && (state.config.rooms.length === 0 || state.config.rooms.includes(ctx.from));
     const item = allowed && ctx.from !== null ? itemOf(message, state.last + 1, ctx.from) : null;
     if (item === null) {
@@ -118,13 +144,22 @@ export default {
     }
     writes.push(solo.storage.put("meta", { last: state.last, readUpTo: state.readUpTo }));
     await Promise.all(writes);
+    // A read waiting for mail gets it, now that it is stored.
+    if (state.waiting) {
+      const { to, limit } = state.waiting;
+      state.waiting = null;
+      const items = unreadItems(state, limit);
+      const upTo = items.at(-1)?.n;
+      if (upTo !== undefined && answer(to, { items, unread: unread(state) - items.length })) await markRead(state, upTo);
+    }
     return { state };
   },
 
-  async handleCall(request: unknown, state: State): Promise<Solo.CallResult<State, unknown>> {
+  async handleCall(request: unknown, state: State, ctx: Solo.CallContext): Promise<Solo.CallResult<State, unknown>> {
     const r = (request ?? {}) as Record<string, unknown>;
-    const fail = (field: string, message: string): Solo.CallResult<State, ErrorReply> => ({
-      reply: { error: { code: "invalid_argument", field, message } },
+    // A malformed request is refused with an error of the inbox's own, naming the field.
+    const fail = (field: string, message: string): Solo.CallResult<State, never> => ({
+      error: { code: "invalid_argument", message, ...(field === "" ? {} : { details: { field } }) },
       state,
     });
     if (typeof request !== "object" || request === null || Array.isArray(request)) {
@@ -137,12 +172,17 @@ export default {
     switch (r.op) {
       case "read": {
         // The unread messages, oldest first, which are then read.
-        const items = state.items.filter((i) => i.n > state.readUpTo).slice(0, limit);
+        if (r.wait !== undefined && typeof r.wait !== "boolean") return fail("wait", "wait must be true or false");
+        const items = unreadItems(state, limit);
         const upTo = items.at(-1)?.n;
-        if (upTo !== undefined) {
-          state.readUpTo = upTo;
-          await solo.storage.put("meta", { last: state.last, readUpTo: state.readUpTo });
+        if (upTo === undefined && r.wait === true) {
+          // Nothing unread: a long poll, answered by the next delivery (handleCast). One read waits
+          // at a time; a newer one lets the older go, empty.
+          if (state.waiting) answer(state.waiting.to, { items: [], unread: 0 });
+          state.waiting = { to: ctx.replyTo, limit };
+          return { noreply: true, state };
         }
+        if (upTo !== undefined) await markRead(state, upTo);
         return { reply: { items, unread: unread(state) }, state };
       }
       case "list": {
@@ -153,7 +193,10 @@ export default {
         return { reply: { items: state.items.filter((i) => i.n > after).slice(0, limit), unread: unread(state) }, state };
       }
       case "stats":
-        return { reply: { kept: state.items.length, unread: unread(state), last: state.last, ...state.counts }, state };
+        return {
+          reply: { kept: state.items.length, unread: unread(state), last: state.last, waiting: Boolean(state.waiting), ...state.counts },
+          state,
+        };
       default:
         return fail("op", `unknown op ${JSON.stringify(r.op)}; the ops are read, list, stats`);
     }

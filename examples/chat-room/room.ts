@@ -12,6 +12,9 @@
  * it by casting a welcome notice, so a member the room could never reach is refused at once with
  * the kernel's reason. `storage` keeps the members and the message counter across restarts; the
  * recent history (`historySize` messages) is in memory.
+ *
+ * A request the room refuses is answered with an error of its own, `{ error: { code, message,
+ * details }, state }`: the field at fault, and for a member it cannot reach the kernel's reason.
  */
 
 interface Config {
@@ -39,20 +42,22 @@ interface State {
   history: Message[];
 }
 
-interface Refusal {
+/** A member the room could not cast to, and why (the kernel's reason). */
+interface Undelivered {
   readonly member: string;
   readonly reason: string;
   readonly message: string;
 }
 
-interface ErrorReply {
-  readonly error: {
-    readonly code: "invalid_argument" | "not_found" | "permission_denied" | "failed_precondition" | "resource_exhausted" | "unavailable";
-    readonly message: string;
-    readonly field?: string;
-    readonly reason?: string;
-  };
+type Code = "invalid_argument" | "not_found" | "permission_denied" | "failed_precondition" | "resource_exhausted" | "unavailable";
+
+/** A refused request: answered as `{ error, state }`. */
+interface Refusal {
+  readonly error: Solo.ErrorAnswer & { readonly code: Code };
 }
+
+/** How `handle` answers a request: a reply, or a refusal. */
+type Answer = { readonly reply: unknown } | Refusal;
 
 type Request =
   | { op: "join"; member: string }
@@ -88,11 +93,16 @@ function checkConfig(args: unknown): Config {
   return { title: (given.title as string | undefined) ?? null, ...(numbers as typeof DEFAULTS) };
 }
 
-function invalid(field: string, message: string): ErrorReply {
-  return { error: { code: "invalid_argument", field, message } };
+/** `details` names the field the caller got wrong (and, for a member out of reach, the kernel's reason). */
+function refuse(code: Code, message: string, details?: { field: string; reason?: string }): Refusal {
+  return { error: { code, message, ...(details === undefined ? {} : { details }) } };
 }
 
-function checkRequest(request: unknown, config: Config): Request | ErrorReply {
+function invalid(field: string, message: string): Refusal {
+  return refuse("invalid_argument", message, field === "" ? undefined : { field });
+}
+
+function checkRequest(request: unknown, config: Config): Request | Refusal {
   if (request === null || typeof request !== "object" || Array.isArray(request)) {
     return invalid("", 'the request must be an object like { op: "post", from: "inbox-ada", text: "hello" }');
   }
@@ -125,7 +135,7 @@ function checkRequest(request: unknown, config: Config): Request | ErrorReply {
 }
 
 /** Casts to one member; returns why it could not be sent, or null. */
-function send(member: string, message: SoloJson): Refusal | null {
+function send(member: string, message: SoloJson): Undelivered | null {
   try {
     solo.cast(member, message);
     return null;
@@ -135,32 +145,28 @@ function send(member: string, message: SoloJson): Refusal | null {
   }
 }
 
-const CODES: Record<string, ErrorReply["error"]["code"]> = {
+const CODES: Record<string, Code> = {
   SOLO_ERR_GRANT_MISSING: "permission_denied",
   SOLO_ERR_SERVICE_NOT_FOUND: "not_found",
   SOLO_ERR_SERVICE_STOPPED: "failed_precondition",
 };
 
-async function handle(state: State, r: Request, ctx: Solo.Context): Promise<unknown> {
+async function handle(state: State, r: Request, ctx: Solo.Context): Promise<Answer> {
   const room = state.config.title ?? ctx.service;
   switch (r.op) {
     case "join": {
-      if (state.members.includes(r.member)) return { joined: r.member, members: state.members.length, seq: state.seq };
+      if (state.members.includes(r.member)) return { reply: { joined: r.member, members: state.members.length, seq: state.seq } };
       if (state.members.length >= state.config.maxMembers) {
-        return {
-          error: { code: "resource_exhausted", message: `the room has ${state.config.maxMembers} members, its limit` },
-        } satisfies ErrorReply;
+        return refuse("resource_exhausted", `the room has ${state.config.maxMembers} members, its limit`);
       }
       // The welcome notice doubles as the check that the room can reach this inbox at all.
       const refused = send(r.member, { type: "joined", room, member: r.member, seq: state.seq, at: Date.now() });
       if (refused !== null) {
-        return {
-          error: { code: CODES[refused.reason] ?? "unavailable", field: "member", reason: refused.reason, message: refused.message },
-        } satisfies ErrorReply;
+        return refuse(CODES[refused.reason] ?? "unavailable", refused.message, { field: "member", reason: refused.reason });
       }
       state.members = [...state.members, r.member];
       await solo.storage.put("members", state.members);
-      return { joined: r.member, members: state.members.length, seq: state.seq };
+      return { reply: { joined: r.member, members: state.members.length, seq: state.seq } };
     }
     case "leave": {
       const was = state.members.includes(r.member);
@@ -168,38 +174,34 @@ async function handle(state: State, r: Request, ctx: Solo.Context): Promise<unkn
         state.members = state.members.filter((m) => m !== r.member);
         await solo.storage.put("members", state.members);
       }
-      return { left: was };
+      return { reply: { left: was } };
     }
     case "post": {
       if (!state.members.includes(r.from)) {
-        return {
-          error: { code: "failed_precondition", field: "from", message: `${r.from} is not a member of ${room}; join first` },
-        } satisfies ErrorReply;
+        return refuse("failed_precondition", `${r.from} is not a member of ${room}; join first`, { field: "from" });
       }
       // A service posts as itself: it may not speak for another member.
       if (ctx.from !== null && ctx.from !== r.from) {
-        return {
-          error: { code: "permission_denied", field: "from", message: `${ctx.from} cannot post as ${r.from}` },
-        } satisfies ErrorReply;
+        return refuse("permission_denied", `${ctx.from} cannot post as ${r.from}`, { field: "from" });
       }
       const message: Message = { room, seq: state.seq + 1, from: r.from, text: r.text, at: Date.now() };
       // The counter is durable before anyone sees the message, so a seq is never reused.
       await solo.storage.put("seq", message.seq);
       state.seq = message.seq;
       state.history = [...state.history.slice(-(state.config.historySize - 1)), message];
-      const undelivered: Refusal[] = [];
+      const undelivered: Undelivered[] = [];
       for (const member of state.members) {
         const refused = send(member, { type: "message", ...message });
         if (refused !== null) undelivered.push(refused);
       }
-      return { seq: message.seq, delivered: state.members.length - undelivered.length, undelivered };
+      return { reply: { seq: message.seq, delivered: state.members.length - undelivered.length, undelivered } };
     }
     case "history": {
       const messages = state.history.filter((m) => m.seq > r.after).slice(0, r.limit);
-      return { messages, oldest: state.history[0]?.seq ?? null, latest: state.seq };
+      return { reply: { messages, oldest: state.history[0]?.seq ?? null, latest: state.seq } };
     }
     case "members":
-      return { room, members: state.members };
+      return { reply: { room, members: state.members } };
   }
 }
 
@@ -213,7 +215,7 @@ export default {
 
   async handleCall(request: unknown, state: State, ctx: Solo.Context): Promise<Solo.CallResult<State, unknown>> {
     const r = checkRequest(request, state.config);
-    if ("error" in r) return { reply: r, state };
-    return { reply: await handle(state, r, ctx), state };
+    if ("error" in r) return { error: r.error, state };
+    return { ...(await handle(state, r, ctx)), state };
   },
 };

@@ -1,9 +1,15 @@
 /**
  * job-queue: a durable job queue with retries. Jobs are handed to a worker service with
  * `solo.call(worker, { id, attempt, payload })`, one at a time, in due order. A job that fails
- * (the worker replies `{ ok: false }`, throws, times out or is down) is retried after an
- * exponential backoff, up to `maxAttempts`; then it moves to the dead-letter list, where it can be
- * inspected, sent back to the queue (`redrive`) or discarded.
+ * (the worker answers with an error of its own or replies `{ ok: false }`, throws, times out or
+ * is down) is retried after an exponential backoff, up to `maxAttempts`; then it moves to the
+ * dead-letter list, where it can be inspected, sent back to the queue (`redrive`) or discarded.
+ *
+ * Waiting for a job: `wait` (or `enqueue` with `wait: true`) is a deferred call. `handleCall`
+ * returns `{ noreply: true, state }` and keeps the caller's `ctx.replyTo`; when the job succeeds,
+ * is dead-lettered or cancelled, `solo.reply` answers every caller waiting for it. The callers'
+ * handles live in memory only: a restart or a crash of the queue answers them with
+ * `SOLO_ERR_SERVICE_STOPPED` or `SOLO_ERR_SERVICE_CRASHED`, and the job itself carries on.
  *
  * Durability: every job lives in `solo.storage` (`job:<id>`, dead letters under `dead:<id>`), and
  * each attempt is recorded before the worker is called, so a restart resumes where the queue
@@ -31,10 +37,7 @@ interface Config {
   readonly maxJobs: number;
 }
 
-interface Failure {
-  readonly reason: string;
-  readonly message: string;
-}
+type Failure = { readonly reason: string; readonly message: string };
 
 interface Job {
   readonly id: string;
@@ -52,6 +55,11 @@ interface DeadJob extends Job {
   readonly diedAt: number;
 }
 
+/** What a waiting caller is answered with once its job's fate is known. */
+type Outcome =
+  | { readonly id: string; readonly status: "succeeded" | "cancelled"; readonly attempts: number }
+  | { readonly id: string; readonly status: "dead"; readonly attempts: number; readonly error: Failure | null };
+
 interface State {
   readonly config: Config;
   /** By id; read through own(), since an id may be named like an Object.prototype member. */
@@ -61,21 +69,23 @@ interface State {
   /** The single pending wake-up timer: its token (stale ones are ignored) and when it is due. */
   wake: { token: number; dueAt: number; timer: number } | null;
   wakeTokens: number;
+  /** By job id: the reply handles (`ctx.replyTo`) of the calls waiting for it; in memory only. */
+  waiters: Record<string, string[]>;
   counts: { enqueued: number; succeeded: number; failedAttempts: number; deadLettered: number; eventsNotRecorded: number };
   lastEventError: string | null;
 }
 
-interface ErrorReply {
-  readonly error: {
-    readonly code: "invalid_argument" | "not_found" | "already_exists" | "resource_exhausted";
-    readonly message: string;
-    readonly field?: string;
-  };
+/** A refused request: answered as `{ error, state }`, with the field at fault in `details`. */
+interface Refusal {
+  readonly error: Solo.ErrorAnswer & { readonly code: "invalid_argument" | "not_found" | "resource_exhausted" };
 }
 
+/** How `handle` answers a call: a reply, a refusal, or later (`noreply`, for `wait`). */
+type Answer = { readonly reply: unknown } | Refusal | { readonly noreply: true };
+
 type Request =
-  | { op: "enqueue"; payload: SoloJson; id?: string; delayMs?: number; maxAttempts?: number }
-  | { op: "get" | "cancel" | "redrive" | "discard"; id: string }
+  | { op: "enqueue"; payload: SoloJson; id?: string; delayMs?: number; maxAttempts?: number; wait: boolean }
+  | { op: "get" | "wait" | "cancel" | "redrive" | "discard"; id: string }
   | { op: "dead"; after?: string; limit?: number }
   | { op: "stats" };
 
@@ -129,11 +139,16 @@ function checkConfig(args: unknown): Config {
   return config as unknown as Config;
 }
 
-function invalid(field: string, message: string): ErrorReply {
-  return { error: { code: "invalid_argument", field, message } };
+/** `field` names what the caller got wrong ("" for the request as a whole). */
+function refuse(code: Refusal["error"]["code"], message: string, field = ""): Refusal {
+  return { error: { code, message, ...(field === "" ? {} : { details: { field } }) } };
 }
 
-function optionalInt(r: Record<string, unknown>, field: string, min: number, max: number): number | undefined | ErrorReply {
+function invalid(field: string, message: string): Refusal {
+  return refuse("invalid_argument", message, field);
+}
+
+function optionalInt(r: Record<string, unknown>, field: string, min: number, max: number): number | undefined | Refusal {
   const v = r[field];
   if (v === undefined) return undefined;
   if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max)
@@ -141,7 +156,7 @@ function optionalInt(r: Record<string, unknown>, field: string, min: number, max
   return v;
 }
 
-function checkRequest(request: unknown): Request | ErrorReply {
+function checkRequest(request: unknown): Request | Refusal {
   if (request === null || typeof request !== "object" || Array.isArray(request)) {
     return invalid("", 'the request must be an object like { op: "enqueue", payload: {...} }');
   }
@@ -156,9 +171,11 @@ function checkRequest(request: unknown): Request | ErrorReply {
       if (typeof delayMs === "object") return delayMs;
       const maxAttempts = optionalInt(r, "maxAttempts", 1, 100);
       if (typeof maxAttempts === "object") return maxAttempts;
-      return { op: "enqueue", payload: r.payload as SoloJson, id: r.id as string | undefined, delayMs, maxAttempts };
+      if (r.wait !== undefined && typeof r.wait !== "boolean") return invalid("wait", "wait must be true or false");
+      return { op: "enqueue", payload: r.payload as SoloJson, id: r.id as string | undefined, delayMs, maxAttempts, wait: r.wait === true };
     }
     case "get":
+    case "wait":
     case "cancel":
     case "redrive":
     case "discard":
@@ -173,7 +190,7 @@ function checkRequest(request: unknown): Request | ErrorReply {
     case "stats":
       return { op: "stats" };
     default:
-      return invalid("op", `unknown op ${JSON.stringify(r.op)}; the ops are enqueue, get, cancel, dead, redrive, discard, stats`);
+      return invalid("op", `unknown op ${JSON.stringify(r.op)}; the ops are enqueue, get, wait, cancel, dead, redrive, discard, stats`);
   }
 }
 
@@ -242,9 +259,21 @@ async function announce(state: State, name: string, payload: SoloJson): Promise<
   }
 }
 
-function failureOf(err: unknown): Failure {
-  const e = err as Partial<Solo.Error>;
-  return { reason: typeof e.reason === "string" ? e.reason : "WORKER_THREW", message: String(e.message ?? err).slice(0, 500) };
+/** Answers every call waiting for this job with its fate. */
+function release(state: State, id: string, outcome: Outcome): void {
+  for (const to of own(state.waiters, id) ?? []) {
+    try {
+      solo.reply(to, outcome);
+    } catch (err) {
+      // That caller gave up (its timeout passed, or it stopped): the job's fate stands all the same.
+      if ((err as Partial<Solo.Error>).reason !== "SOLO_ERR_REPLY_TOO_LATE") throw err;
+    }
+  }
+  delete state.waiters[id];
+}
+
+function deadOutcome(job: DeadJob): Outcome {
+  return { id: job.id, status: "dead", attempts: job.attempts, error: job.lastError };
 }
 
 /** Moves a job to the dead-letter list, durably. */
@@ -257,7 +286,36 @@ async function deadLetter(state: State, job: Job, failure: Failure, now: number)
   await solo.storage.put(`dead:${job.id}`, dead as unknown as SoloJson);
   await solo.storage.delete(`job:${job.id}`);
   state.counts.deadLettered++;
-  await announce(state, "job.dead", { id: job.id, attempts: job.attempts, error: { ...failure } });
+  release(state, job.id, deadOutcome(dead));
+  await announce(state, "job.dead", { id: job.id, attempts: job.attempts, error: failure });
+}
+
+/**
+ * Hands one attempt to the worker: null if it succeeded, or why it failed and whether that is
+ * final. A failure is an error answer of the worker's own (`{ error: { code, message, details:
+ * { retry: false }? } }`), a reply `{ ok: false, error, retry? }`, or the kernel's reason for a
+ * worker that threw, timed out, is down or behind an open breaker.
+ */
+async function work(config: Config, job: Job): Promise<{ failure: Failure; final: boolean } | null> {
+  try {
+    const reply = await solo.call<{ ok?: unknown; error?: unknown; retry?: unknown } | null | undefined>(
+      config.worker,
+      { id: job.id, attempt: job.attempts, payload: job.payload },
+      { timeoutMs: config.callTimeoutMs },
+    );
+    if (reply === null || typeof reply !== "object" || reply.ok !== false) return null;
+    const message = String(reply.error ?? "the worker replied ok: false").slice(0, 500);
+    return { failure: { reason: "WORKER_FAILED", message }, final: reply.retry === false };
+  } catch (err) {
+    const e = err as Partial<Solo.Error>;
+    if (e.reason === "SOLO_ERR_APPLICATION_ERROR") {
+      const answer = e.details?.answer as unknown as Solo.ErrorAnswer;
+      const details = answer.details as { retry?: unknown } | null | undefined;
+      return { failure: { reason: answer.code, message: answer.message.slice(0, 500) }, final: details?.retry === false };
+    }
+    const reason = typeof e.reason === "string" ? e.reason : "WORKER_THREW";
+    return { failure: { reason, message: String(e.message ?? err).slice(0, 500) }, final: false };
+  }
 }
 
 /** One attempt of one job: recorded, handed to the worker, and settled. */
@@ -272,31 +330,19 @@ async function attempt(state: State, job: Job): Promise<void> {
   }
   job.attempts++;
   await solo.storage.put(`job:${job.id}`, job as unknown as SoloJson);
-  let failure: Failure | null = null;
-  let permanent = false;
-  try {
-    const reply = await solo.call<{ ok?: unknown; error?: unknown; retry?: unknown } | null>(
-      config.worker,
-      { id: job.id, attempt: job.attempts, payload: job.payload },
-      { timeoutMs: config.callTimeoutMs },
-    );
-    if (reply !== null && typeof reply === "object" && reply.ok === false) {
-      failure = { reason: "WORKER_FAILED", message: String(reply.error ?? "the worker replied ok: false").slice(0, 500) };
-      permanent = reply.retry === false;
-    }
-  } catch (err) {
-    failure = failureOf(err);
-  }
+  const failed = await work(config, job);
   const now = Date.now();
-  if (failure === null) {
+  if (failed === null) {
     delete state.jobs[job.id];
     await solo.storage.delete(`job:${job.id}`);
     state.counts.succeeded++;
+    release(state, job.id, { id: job.id, status: "succeeded", attempts: job.attempts });
     await announce(state, "job.succeeded", { id: job.id, attempts: job.attempts });
     return;
   }
+  const { failure, final } = failed;
   state.counts.failedAttempts++;
-  if (permanent || job.attempts >= job.maxAttempts) {
+  if (final || job.attempts >= job.maxAttempts) {
     await deadLetter(state, job, failure, now);
     return;
   }
@@ -304,19 +350,23 @@ async function attempt(state: State, job: Job): Promise<void> {
   const delayMs = backoff(config, job.attempts);
   job.runAt = now + delayMs;
   await solo.storage.put(`job:${job.id}`, job as unknown as SoloJson);
-  await announce(state, "job.retrying", { id: job.id, attempt: job.attempts, delayMs, error: { ...failure } });
+  await announce(state, "job.retrying", { id: job.id, attempt: job.attempts, delayMs, error: failure });
 }
 
-async function enqueue(state: State, r: Extract<Request, { op: "enqueue" }>, now: number) {
+/** A wait for job `id`: answered at once if it is dead, deferred (`noreply`) while it is pending. */
+function waitFor(state: State, id: string, replyTo: string): Answer {
+  const dead = own(state.dead, id);
+  if (dead !== undefined) return { reply: deadOutcome(dead) };
+  if (own(state.jobs, id) === undefined) return refuse("not_found", `no pending or dead job ${id} (finished jobs are not kept)`, "id");
+  state.waiters[id] = [...(own(state.waiters, id) ?? []), replyTo];
+  return { noreply: true };
+}
+
+async function enqueue(state: State, r: Extract<Request, { op: "enqueue" }>, now: number, replyTo: string): Promise<Answer> {
   const existing = r.id === undefined ? undefined : (own(state.jobs, r.id) ?? own(state.dead, r.id));
-  if (existing !== undefined) return { id: existing.id, duplicate: true };
+  if (existing !== undefined) return r.wait ? waitFor(state, existing.id, replyTo) : { reply: { id: existing.id, duplicate: true } };
   if (Object.keys(state.jobs).length + Object.keys(state.dead).length >= state.config.maxJobs) {
-    return {
-      error: {
-        code: "resource_exhausted",
-        message: `the queue holds ${state.config.maxJobs} jobs; wait for some to finish, or discard dead letters`,
-      },
-    } satisfies ErrorReply;
+    return refuse("resource_exhausted", `the queue holds ${state.config.maxJobs} jobs; wait for some to finish, or discard dead letters`);
   }
   let id = r.id;
   if (id === undefined) {
@@ -337,57 +387,64 @@ async function enqueue(state: State, r: Extract<Request, { op: "enqueue" }>, now
   await solo.storage.put(`job:${id}`, job as unknown as SoloJson);
   state.jobs[id] = job;
   state.counts.enqueued++;
-  return { id, duplicate: false, runAt: job.runAt };
+  return r.wait ? waitFor(state, id, replyTo) : { reply: { id, duplicate: false, runAt: job.runAt } };
 }
 
-async function handle(state: State, r: Request, now: number): Promise<unknown> {
+async function handle(state: State, r: Request, now: number, replyTo: string): Promise<Answer> {
   switch (r.op) {
     case "enqueue":
-      return enqueue(state, r, now);
+      return enqueue(state, r, now, replyTo);
     case "get": {
       const pending = own(state.jobs, r.id);
-      if (pending !== undefined) return { status: "pending", job: pending };
+      if (pending !== undefined) return { reply: { status: "pending", job: pending } };
       const dead = own(state.dead, r.id);
-      if (dead !== undefined) return { status: "dead", job: dead };
-      return { error: { code: "not_found", field: "id", message: `no pending or dead job ${r.id} (finished jobs are not kept)` } };
+      if (dead !== undefined) return { reply: { status: "dead", job: dead } };
+      return refuse("not_found", `no pending or dead job ${r.id} (finished jobs are not kept)`, "id");
     }
+    case "wait":
+      return waitFor(state, r.id, replyTo);
     case "cancel": {
-      if (own(state.jobs, r.id) === undefined) return { error: { code: "not_found", field: "id", message: `no pending job ${r.id}` } };
+      const job = own(state.jobs, r.id);
+      if (job === undefined) return refuse("not_found", `no pending job ${r.id}`, "id");
       delete state.jobs[r.id];
       await solo.storage.delete(`job:${r.id}`);
-      return { cancelled: r.id };
+      release(state, r.id, { id: r.id, status: "cancelled", attempts: job.attempts });
+      return { reply: { cancelled: r.id } };
     }
     case "redrive": {
       const dead = own(state.dead, r.id);
-      if (dead === undefined) return { error: { code: "not_found", field: "id", message: `no dead job ${r.id}` } };
+      if (dead === undefined) return refuse("not_found", `no dead job ${r.id}`, "id");
       const { diedAt: _, ...rest } = dead;
       const job: Job = { ...rest, attempts: 0, runAt: now, lastError: null };
       await solo.storage.put(`job:${r.id}`, job as unknown as SoloJson);
       await solo.storage.delete(`dead:${r.id}`);
       delete state.dead[r.id];
       state.jobs[r.id] = job;
-      return { redriven: r.id };
+      return { reply: { redriven: r.id } };
     }
     case "discard": {
-      if (own(state.dead, r.id) === undefined) return { error: { code: "not_found", field: "id", message: `no dead job ${r.id}` } };
+      if (own(state.dead, r.id) === undefined) return refuse("not_found", `no dead job ${r.id}`, "id");
       delete state.dead[r.id];
       await solo.storage.delete(`dead:${r.id}`);
-      return { discarded: r.id };
+      return { reply: { discarded: r.id } };
     }
     case "dead": {
       const ids = Object.keys(state.dead)
         .filter((id) => r.after === undefined || id > r.after)
         .sort();
       const page = ids.slice(0, r.limit ?? 100);
-      return { jobs: page.map((id) => state.dead[id]), more: ids.length > page.length };
+      return { reply: { jobs: page.map((id) => state.dead[id]), more: ids.length > page.length } };
     }
     case "stats":
       return {
-        pending: Object.keys(state.jobs).length,
-        dead: Object.keys(state.dead).length,
-        ...state.counts,
-        lastEventError: state.lastEventError,
-        nextDueInMs: nextDueIn(state, now),
+        reply: {
+          pending: Object.keys(state.jobs).length,
+          dead: Object.keys(state.dead).length,
+          ...state.counts,
+          waiting: Object.values(state.waiters).reduce((n, handles) => n + handles.length, 0),
+          lastEventError: state.lastEventError,
+          nextDueInMs: nextDueIn(state, now),
+        },
       };
   }
 }
@@ -402,6 +459,7 @@ export default {
       seq: (await solo.storage.get<number>("meta:seq")) ?? 0,
       wake: null,
       wakeTokens: 0,
+      waiters: {},
       counts: { enqueued: 0, succeeded: 0, failedAttempts: 0, deadLettered: 0, eventsNotRecorded: 0 },
       lastEventError: null,
     };
@@ -415,16 +473,21 @@ export default {
     return state;
   },
 
-  async handleCall(request: unknown, state: State): Promise<Solo.CallResult<State, unknown>> {
+  async handleCall(request: unknown, state: State, ctx: Solo.CallContext): Promise<Solo.CallResult<State, unknown>> {
     const r = checkRequest(request);
-    if ("error" in r) return { reply: r, state };
-    const reply = await handle(state, r, Date.now());
+    if ("error" in r) return { error: r.error, state };
+    const answer = await handle(state, r, Date.now(), ctx.replyTo);
     // Every call also re-checks the wake-up timer, so a lost timer message cannot stall the queue.
     schedule(state, Date.now());
-    return { reply, state };
+    return { ...answer, state };
   },
 
-  async handleInfo(message: unknown, state: State): Promise<Solo.NoReply<State>> {
+  // A hot swap keeps the state as it was: one from a version that had no `wait` has no waiters.
+  codeChange(_fromVersion: number, state: State): State {
+    return { ...state, waiters: state.waiters ?? {} };
+  },
+
+  async handleInfo(message: unknown, state: State): Promise<Solo.Handled<State>> {
     const token = (message as { wake?: unknown } | null)?.wake;
     if (state.wake === null || token !== state.wake.token) return { state }; // a stale or cancelled timer
     state.wake = null;

@@ -11,6 +11,10 @@
  * Entries live in the service's memory: a restart empties the cache (it is a cache). Size is
  * bounded by `maxEntries` and `maxBytes` (keys and values as JSON text); beyond either, the least
  * recently used entries are evicted, expired ones first.
+ *
+ * A request the cache refuses (malformed, or a value over `maxValueBytes`) is answered with an
+ * error of its own, `{ error: { code, message, details? }, state }`, which the caller gets as an
+ * error; a miss is not an error but an answer, `{ hit: false }`.
  */
 
 interface Config {
@@ -66,8 +70,9 @@ type Request =
   | { op: "stats" }
   | { op: "clear" };
 
-interface ErrorReply {
-  readonly error: { readonly code: "invalid_argument" | "resource_exhausted"; readonly message: string; readonly field?: string };
+/** A refused request: answered as `{ error, state }`, with the field at fault in `details`. */
+interface Refusal {
+  readonly error: Solo.ErrorAnswer & { readonly code: "invalid_argument" | "resource_exhausted" };
 }
 
 const DEFAULTS: Config = {
@@ -105,11 +110,16 @@ function checkConfig(args: unknown): Config {
   return config as unknown as Config;
 }
 
-function invalid(field: string, message: string): ErrorReply {
-  return { error: { code: "invalid_argument", field, message } };
+/** `field` names what the caller got wrong ("" for the request as a whole). */
+function refuse(code: Refusal["error"]["code"], message: string, field = ""): Refusal {
+  return { error: { code, message, ...(field === "" ? {} : { details: { field } }) } };
 }
 
-function checkRequest(request: unknown, config: Config): Request | ErrorReply {
+function invalid(field: string, message: string): Refusal {
+  return refuse("invalid_argument", message, field);
+}
+
+function checkRequest(request: unknown, config: Config): Request | Refusal {
   if (request === null || typeof request !== "object" || Array.isArray(request)) {
     return invalid("", 'the request must be an object like { op: "get", key: "user:42" }');
   }
@@ -217,13 +227,8 @@ function set(state: State, r: Extract<Request, { op: "set" }>, now: number) {
   const { config } = state;
   const valueBytes = JSON.stringify(r.value).length;
   if (valueBytes > config.maxValueBytes) {
-    return {
-      error: {
-        code: "resource_exhausted",
-        field: "value",
-        message: `the value is ${valueBytes} bytes of JSON, over this cache's maxValueBytes of ${config.maxValueBytes}`,
-      },
-    } satisfies ErrorReply;
+    const message = `the value is ${valueBytes} bytes of JSON, over this cache's maxValueBytes of ${config.maxValueBytes}`;
+    return refuse("resource_exhausted", message, "value");
   }
   const slot = `k:${r.key}`;
   const bytes = r.key.length + valueBytes;
@@ -262,13 +267,15 @@ export default {
 
   handleCall(request: unknown, state: State): Solo.CallResult<State, unknown> {
     const r = checkRequest(request, state.config);
-    if ("error" in r) return { reply: r, state };
+    if ("error" in r) return { error: r.error, state };
     const now = Date.now();
     switch (r.op) {
       case "get":
         return { reply: get(state, r.key, now), state };
-      case "set":
-        return { reply: set(state, r, now), state };
+      case "set": {
+        const stored = set(state, r, now);
+        return "error" in stored ? { error: stored.error, state } : { reply: stored, state };
+      }
       case "delete": {
         const slot = `k:${r.key}`;
         const entry = state.entries[slot];
@@ -288,7 +295,7 @@ export default {
     }
   },
 
-  handleInfo(message: unknown, state: State): Solo.NoReply<State> {
+  handleInfo(message: unknown, state: State): Solo.Handled<State> {
     const token = (message as { sweep?: unknown } | null)?.sweep;
     if (state.sweep === null || token !== state.sweep.token) return { state }; // stale or cancelled
     const now = Date.now();

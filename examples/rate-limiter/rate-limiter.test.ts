@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { exampleSource, gatewayError, startTestGateway, type TenantClient, type TestGateway, until } from "../test-gateway.ts";
+import { errorAnswer, exampleSource, gatewayError, startTestGateway, type TenantClient, type TestGateway, until } from "../test-gateway.ts";
 
 const CODE = exampleSource(import.meta.url, "service.ts");
 
@@ -14,9 +14,6 @@ interface Stats {
   keys: number;
   allowed: number;
   denied: number;
-}
-interface ErrorReply {
-  error: { code: string; field: string; message: string };
 }
 
 const HOUR = 3_600_000;
@@ -91,7 +88,7 @@ describe("the rate-limiter example", () => {
     assert.deepEqual(await acme.call("limiter-fast", { key: "k" }), { allowed: true, remaining: 0, retryAfterMs: 0, limit: 1 });
   });
 
-  it("answers a malformed request with a precise error and changes nothing", async () => {
+  it("answers a malformed request with an error of its own, naming the field, and changes nothing", async () => {
     const before = await acme.call<Stats>("limiter", { op: "stats" });
     const cases: Array<[unknown, string]> = [
       [{ key: "" }, "key"],
@@ -102,13 +99,28 @@ describe("the rate-limiter example", () => {
       ["alice", ""],
     ];
     for (const [request, field] of cases) {
-      const reply = await acme.call<ErrorReply>("limiter", request as never);
-      assert.equal(reply.error?.code, "invalid_argument", JSON.stringify(request));
-      assert.equal(reply.error.field, field, JSON.stringify(request));
+      const answer = await errorAnswer(acme.call("limiter", request as never), "limiter");
+      assert.equal(answer.code, "invalid_argument", JSON.stringify(request));
+      assert.deepEqual(answer.details, field === "" ? undefined : { field }, JSON.stringify(request));
     }
-    assert.match((await acme.call<ErrorReply>("limiter", { key: "alice", cost: 4 })).error.message, /capacity \(3\)/);
+    assert.match((await errorAnswer(acme.call("limiter", { key: "alice", cost: 4 }), "limiter")).message, /capacity \(3\)/);
     assert.deepEqual(await acme.call<Stats>("limiter", { op: "stats" }), before, "nothing was counted or spent");
     assert.equal((await acme.call<Decision>("limiter", { op: "peek", key: "bob" })).remaining, 2);
+  });
+
+  it("refuses a new key beyond maxKeys, and keeps serving the keys it tracks", async () => {
+    await acme.deploy("limiter-small", CODE, { args: { capacity: 2, refillEveryMs: HOUR, maxKeys: 1 }, grants: { timers: true } });
+    assert.equal((await acme.call<Decision>("limiter-small", { key: "a" })).remaining, 1);
+    const full = await errorAnswer(acme.call("limiter-small", { key: "b" }), "limiter-small");
+    assert.equal(full.code, "resource_exhausted");
+    assert.match(full.message, /tracks 1 keys already/);
+    assert.deepEqual(await acme.call("limiter-small", { key: "a" }), { allowed: true, remaining: 0, retryAfterMs: 0, limit: 2 });
+    assert.deepEqual(await acme.call<Stats>("limiter-small", { op: "stats" }), {
+      keys: 1,
+      allowed: 2,
+      denied: 0,
+      config: { capacity: 2, refillTokens: 1, refillEveryMs: HOUR, maxKeys: 1, sweepEveryMs: 60_000 },
+    });
   });
 
   it("refuses a deploy whose settings are wrong, naming the setting", async () => {

@@ -11,6 +11,11 @@
  * Buckets live in the service's memory: a restart (or a crash) forgets them, which refills every
  * key. A full bucket is the same as no bucket, so a timer sweeps full buckets away every
  * `sweepEveryMs` and memory stays proportional to the keys that are actually limited.
+ *
+ * A request the limiter refuses (malformed, or a new key past `maxKeys`) is answered with an error
+ * of its own, `{ error: { code, message, details? }, state }`: the caller gets it as an error
+ * (`SOLO_ERR_APPLICATION_ERROR`), and the limiter goes on with its state. A take that finds too
+ * few tokens is not an error: it is the limiter's answer, `allowed: false`.
  */
 
 interface Config {
@@ -66,10 +71,11 @@ interface Stats {
   readonly config: Config;
 }
 
-type Reply = Decision | Stats | { readonly reset: boolean } | ErrorReply;
+type Reply = Decision | Stats | { readonly reset: boolean };
 
-interface ErrorReply {
-  readonly error: { readonly code: "invalid_argument" | "resource_exhausted"; readonly message: string; readonly field?: string };
+/** A refused request: answered as `{ error, state }`, with the field at fault in `details`. */
+interface Refusal {
+  readonly error: Solo.ErrorAnswer & { readonly code: "invalid_argument" | "resource_exhausted" };
 }
 
 const DEFAULTS: Config = { capacity: 10, refillTokens: 1, refillEveryMs: 1000, maxKeys: 100_000, sweepEveryMs: 60_000 };
@@ -97,12 +103,17 @@ function checkConfig(args: unknown): Config {
   return config as unknown as Config;
 }
 
-function invalid(field: string, message: string): ErrorReply {
-  return { error: { code: "invalid_argument", field, message } };
+/** `field` names what the caller got wrong ("" for the request as a whole). */
+function refuse(code: Refusal["error"]["code"], message: string, field = ""): Refusal {
+  return { error: { code, message, ...(field === "" ? {} : { details: { field } }) } };
 }
 
-/** Validates a request; returns the error reply for a malformed one. */
-function checkRequest(request: unknown, config: Config): Request | ErrorReply {
+function invalid(field: string, message: string): Refusal {
+  return refuse("invalid_argument", message, field);
+}
+
+/** Validates a request; returns the refusal for a malformed one. */
+function checkRequest(request: unknown, config: Config): Request | Refusal {
   if (request === null || typeof request !== "object" || Array.isArray(request)) {
     return invalid("", 'the request must be an object like { key: "user:42" } or { op: "stats" }');
   }
@@ -159,7 +170,7 @@ function armSweep(state: State, now: number): void {
   state.sweepDueAt = now + state.config.sweepEveryMs;
 }
 
-function decide(state: State, key: string, cost: number, consume: boolean): Decision | ErrorReply {
+function decide(state: State, key: string, cost: number, consume: boolean): Decision | Refusal {
   const { config } = state;
   const now = Date.now();
   const slot = `k:${key}`;
@@ -167,9 +178,7 @@ function decide(state: State, key: string, cost: number, consume: boolean): Deci
   if (bucket === undefined) {
     if (state.keys >= config.maxKeys) sweep(state, now);
     if (state.keys >= config.maxKeys) {
-      return {
-        error: { code: "resource_exhausted", message: `the limiter tracks ${config.maxKeys} keys already; raise maxKeys or retry later` },
-      };
+      return refuse("resource_exhausted", `the limiter tracks ${config.maxKeys} keys already; raise maxKeys or retry later`);
     }
     bucket = { tokens: config.capacity, at: now };
   } else {
@@ -201,7 +210,7 @@ export default {
 
   handleCall(request: unknown, state: State): Solo.CallResult<State, Reply> {
     const r = checkRequest(request, state.config);
-    if ("error" in r) return { reply: r, state };
+    if ("error" in r) return { error: r.error, state };
     switch (r.op) {
       case "stats":
         return { reply: { keys: state.keys, allowed: state.allowed, denied: state.denied, config: { ...state.config } }, state };
@@ -213,14 +222,14 @@ export default {
         }
         return { reply: { reset: existed }, state };
       }
-      case "peek":
-        return { reply: decide(state, r.key, r.cost ?? 1, false), state };
-      default:
-        return { reply: decide(state, r.key, r.cost ?? 1, true), state };
+      default: {
+        const d = decide(state, r.key, r.cost ?? 1, r.op !== "peek");
+        return "error" in d ? { error: d.error, state } : { reply: d, state };
+      }
     }
   },
 
-  handleInfo(message: unknown, state: State): Solo.NoReply<State> {
+  handleInfo(message: unknown, state: State): Solo.Handled<State> {
     if (message !== null && typeof message === "object" && (message as { sweep?: unknown }).sweep === true) {
       const now = Date.now();
       state.sweepDueAt = 0;

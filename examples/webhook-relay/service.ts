@@ -14,6 +14,9 @@
  *   the retries. Delivery is at-least-once; receivers dedupe on `x-solo-delivery`.
  * - A subscription may name a tenant secret (granted with `secrets`); its value is sent as
  *   `authorization: Bearer <value>` and never stored or echoed by the relay.
+ * - A request the relay refuses (malformed, an unknown subscription, one too many) is answered
+ *   with an error of its own, `{ error: { code, message, details? }, state }`. A delivery that
+ *   fails is not a refusal: `publish` succeeded, and its reply says how each delivery went.
  */
 
 interface Config {
@@ -68,13 +71,13 @@ interface State {
   lastEventError: string | null;
 }
 
-interface ErrorReply {
-  readonly error: {
-    readonly code: "invalid_argument" | "not_found" | "resource_exhausted";
-    readonly message: string;
-    readonly field?: string;
-  };
+/** A refused request: answered as `{ error, state }`, with the field at fault in `details`. */
+interface Refusal {
+  readonly error: Solo.ErrorAnswer & { readonly code: "invalid_argument" | "not_found" | "resource_exhausted" };
 }
+
+/** How `handle` answers a request: a reply, or a refusal. */
+type Answer = { readonly reply: unknown } | Refusal;
 
 type Request =
   | { op: "subscribe"; url: string; events: string[]; secret: string | null }
@@ -114,11 +117,16 @@ function checkConfig(args: unknown): Config {
   return config as unknown as Config;
 }
 
-function invalid(field: string, message: string): ErrorReply {
-  return { error: { code: "invalid_argument", field, message } };
+/** `field` names what the caller got wrong ("" for the request as a whole). */
+function refuse(code: Refusal["error"]["code"], message: string, field = ""): Refusal {
+  return { error: { code, message, ...(field === "" ? {} : { details: { field } }) } };
 }
 
-function checkRequest(request: unknown): Request | ErrorReply {
+function invalid(field: string, message: string): Refusal {
+  return refuse("invalid_argument", message, field);
+}
+
+function checkRequest(request: unknown): Request | Refusal {
   if (request === null || typeof request !== "object" || Array.isArray(request)) {
     return invalid("", 'the request must be an object like { op: "publish", event: "order.created", payload: {...} }');
   }
@@ -291,27 +299,25 @@ function nextId(state: State, prefix: string): string {
   return `${prefix}-${state.seq.toString(36)}-${Date.now().toString(36)}`;
 }
 
-async function handle(state: State, r: Request): Promise<unknown> {
+async function handle(state: State, r: Request): Promise<Answer> {
   switch (r.op) {
     case "subscribe": {
       const same = Object.values(state.subs).find((s) => s.url === r.url && s.secret === r.secret);
-      if (same !== undefined) return { id: same.id, duplicate: true };
+      if (same !== undefined) return { reply: { id: same.id, duplicate: true } };
       if (Object.keys(state.subs).length >= state.config.maxSubscriptions) {
-        return {
-          error: { code: "resource_exhausted", message: `the relay has ${state.config.maxSubscriptions} subscriptions, its limit` },
-        } satisfies ErrorReply;
+        return refuse("resource_exhausted", `the relay has ${state.config.maxSubscriptions} subscriptions, its limit`);
       }
       const sub: Subscription = { id: nextId(state, "sub"), url: r.url, events: r.events, secret: r.secret, createdAt: Date.now() };
       await solo.storage.put(`sub:${sub.id}`, sub as unknown as SoloJson);
       state.subs[sub.id] = sub;
-      return { id: sub.id, duplicate: false };
+      return { reply: { id: sub.id, duplicate: false } };
     }
     case "unsubscribe":
-      return (await unsubscribe(state, r.id))
-        ? { unsubscribed: r.id }
-        : ({ error: { code: "not_found", field: "id", message: `no subscription ${r.id}` } } satisfies ErrorReply);
+      return (await unsubscribe(state, r.id)) ? { reply: { unsubscribed: r.id } } : refuse("not_found", `no subscription ${r.id}`, "id");
     case "subscriptions":
-      return { subscriptions: Object.values(state.subs).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)) };
+      return {
+        reply: { subscriptions: Object.values(state.subs).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)) },
+      };
     case "publish": {
       const eventId = r.id ?? nextId(state, "evt");
       const occurredAt = Date.now();
@@ -333,14 +339,16 @@ async function handle(state: State, r: Request): Promise<unknown> {
           return { subscription: sub.id, url: sub.url, ...(await deliver(state, d, sub)) };
         }),
       );
-      return { id: eventId, deliveries: outcomes };
+      return { reply: { id: eventId, deliveries: outcomes } };
     }
     case "stats":
       return {
-        subscriptions: Object.keys(state.subs).length,
-        pending: Object.keys(state.pending).length,
-        ...state.counts,
-        lastEventError: state.lastEventError,
+        reply: {
+          subscriptions: Object.keys(state.subs).length,
+          pending: Object.keys(state.pending).length,
+          ...state.counts,
+          lastEventError: state.lastEventError,
+        },
       };
   }
 }
@@ -366,11 +374,11 @@ export default {
 
   async handleCall(request: unknown, state: State): Promise<Solo.CallResult<State, unknown>> {
     const r = checkRequest(request);
-    if ("error" in r) return { reply: r, state };
-    return { reply: await handle(state, r), state };
+    if ("error" in r) return { error: r.error, state };
+    return { ...(await handle(state, r)), state };
   },
 
-  async handleInfo(message: unknown, state: State): Promise<Solo.NoReply<State>> {
+  async handleInfo(message: unknown, state: State): Promise<Solo.Handled<State>> {
     const m = message as { retry?: unknown; attempt?: unknown } | null;
     const d = typeof m?.retry === "string" ? own(state.pending, m.retry) : undefined;
     if (d === undefined || d.attempts !== m?.attempt) return { state }; // already settled, or a stale timer

@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { createCa, issueCert } from "../../src/tls/certs.ts";
-import { exampleSource, startTestGateway, type TenantClient, type TestGateway, until } from "../test-gateway.ts";
+import { errorAnswer, exampleSource, startTestGateway, type TenantClient, type TestGateway, until } from "../test-gateway.ts";
 
 const CODE = exampleSource(import.meta.url, "service.ts");
 
@@ -31,9 +31,6 @@ interface Delivery {
 interface Published {
   id: string;
   deliveries: Delivery[];
-}
-interface ErrorReply {
-  error: { code: string; field: string; message: string };
 }
 
 let gw: TestGateway;
@@ -232,7 +229,7 @@ describe("the webhook-relay example", () => {
     assert.deepEqual([stats.pending, stats.retried], [1, 0], "the retry is still pending; the counters start again");
   });
 
-  it("answers malformed requests with a precise error and changes nothing", async () => {
+  it("answers malformed requests with an error of its own, naming the field, and changes nothing", async () => {
     const subs = await acme.call("relay", { op: "subscriptions" });
     const stats = await acme.call("relay", { op: "stats" });
     const cases: Array<[JsonValue, string]> = [
@@ -246,11 +243,27 @@ describe("the webhook-relay example", () => {
       [[], ""],
     ];
     for (const [request, field] of cases) {
-      const reply = await acme.call<ErrorReply>("relay", request);
-      assert.deepEqual([reply.error?.code, reply.error?.field], ["invalid_argument", field], JSON.stringify(request));
+      const answer = await errorAnswer(acme.call("relay", request), "relay");
+      assert.deepEqual([answer.code, answer.details], ["invalid_argument", field === "" ? undefined : { field }], JSON.stringify(request));
     }
-    assert.equal((await acme.call<ErrorReply>("relay", { op: "unsubscribe", id: "sub-nope" })).error.code, "not_found");
+    assert.deepEqual(await errorAnswer(acme.call("relay", { op: "unsubscribe", id: "sub-nope" }), "relay"), {
+      code: "not_found",
+      message: "no subscription sub-nope",
+      details: { field: "id" },
+    });
     assert.deepEqual(await acme.call("relay", { op: "subscriptions" }), subs);
     assert.deepEqual(await acme.call("relay", { op: "stats" }), stats);
+  });
+
+  it("refuses a subscription past maxSubscriptions, and keeps the ones it has", async () => {
+    await acme.deploy("relay-tiny", CODE, { args: { maxSubscriptions: 1 }, grants: GRANTS() });
+    const first = await acme.call<{ id: string }>("relay-tiny", { op: "subscribe", url: `https://hooks.test:${port}/ok` });
+    const full = await errorAnswer(acme.call("relay-tiny", { op: "subscribe", url: `https://hooks.test:${port}/gone` }), "relay-tiny");
+    assert.deepEqual(full, { code: "resource_exhausted", message: "the relay has 1 subscriptions, its limit" });
+    const subs = await acme.call<{ subscriptions: Array<{ id: string }> }>("relay-tiny", { op: "subscriptions" });
+    assert.deepEqual(
+      subs.subscriptions.map((s) => s.id),
+      [first.id],
+    );
   });
 });
