@@ -258,6 +258,16 @@ describe("a deferred reply", () => {
     assert.equal((await killed).reason, "SOLO_ERR_SERVICE_STOPPED");
   });
 
+  it("is answered that the service restarted when an operator restarts it", async () => {
+    const k = await gate();
+    const held = rejection(k.call("acme", "gate", { op: "wait" }));
+    await waiting(k, 1);
+    await k.restart("acme", "gate");
+    const err = await held;
+    assert.equal(err.reason, "SOLO_ERR_SERVICE_STOPPED");
+    assert.equal(err.message, "service gate was stopped (restart)");
+  });
+
   it("survives a hot swap: the new code answers calls the old one deferred", async () => {
     const k = await gate();
     const call = k.call("acme", "gate", { op: "wait" });
@@ -395,6 +405,25 @@ describe("a normal stop", () => {
     await again.kill("acme", "s");
     await again.close();
     assert.deepEqual((await kernels.start(dir)).list("acme"), [], "the kill holds: nothing comes back");
+  });
+
+  it("is a wrong result from a cast or timer handler when it carries an error or noreply (there is no caller)", async () => {
+    const k = await kernels.start(kernels.freshDir());
+    for (const [name, result] of [
+      ["erring", "{ error: { code: 'x', message: 'y' }, state: s }"],
+      ["deferring", "{ noreply: true, state: s }"],
+    ] as const) {
+      await k.deploy({
+        tenant: "acme",
+        service: name,
+        code: `export default { init() { return 0 }, handleCast(m, s) { return ${result} } }`,
+      });
+      await k.cast("acme", name, 1);
+      await until(`${name} crashed`, () => k.status("acme", name).crash !== undefined);
+      const crash = k.status("acme", name).crash;
+      assert.equal(crash?.reason, "SOLO_ERR_HANDLER_RESULT_INVALID");
+      assert.match(crash?.message ?? "", /handleCast has no caller to answer/);
+    }
   });
 
   it("is a wrong result when stop is not a boolean, or comes with noreply", async () => {

@@ -252,6 +252,10 @@ function finishOp(op, result) {
     state = next;
     return "R" + s;
   }
+  // A cast or timer message has no caller: an error or noreply for it is a mistake, said as one.
+  if (result.error !== undefined || (result.noreply !== undefined && result.noreply !== false)) {
+    return resultError(h + " has no caller to answer (it handles a cast or timer message); it returns { state }, without error or noreply");
+  }
   state = next;
   return "S";
 }

@@ -70,6 +70,8 @@ export interface KillOp {
   readonly op: "kill";
   readonly rid: number;
   readonly sid: number;
+  /** Why, as terminate and the answers to waiting callers say it: a kill (the default), or an operator's restart. */
+  readonly reason?: "killed" | "restart";
 }
 
 /** The control plane's answer to a service's `io` request (storage, events, secrets, fetch). @internal */

@@ -129,9 +129,9 @@ export class Launcher {
 
   // Asks the service's scheduler to stop it. If the scheduler is replaced meanwhile (the watchdog
   // stopped another service's runaway, or this one's), the service went with it: stopped as asked.
-  async stop(r: ServiceRecord): Promise<void> {
+  async stop(r: ServiceRecord, reason: "killed" | "restart" = "killed"): Promise<void> {
     try {
-      await this.p.pool.request(r.scheduler, (rid) => ({ op: "kill", rid, sid: r.sid })).promise;
+      await this.p.pool.request(r.scheduler, (rid) => ({ op: "kill", rid, sid: r.sid, reason })).promise;
     } catch (err) {
       if (!(err instanceof SoloError && err.reason === "SOLO_ERR_SCHEDULER_FAILED")) throw err;
     }

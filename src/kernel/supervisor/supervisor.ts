@@ -256,7 +256,7 @@ export class Supervisor {
     try {
       cancelRestart(r, this.p.clock);
       if (r.life.state === "running") {
-        await this.p.launcher.stop(r);
+        await this.p.launcher.stop(r, "restart");
         r.life = STOPPED;
       }
       // An operator's restart starts the intensity count afresh; a swap's rollback window goes on.

@@ -110,7 +110,7 @@ class SchedulerCore implements Scheduler {
       }
       case "kill": {
         const s = loop.services.get(op.sid);
-        if (s) this.lifecycle.kill(op.rid, s, "killed");
+        if (s) this.lifecycle.kill(op.rid, s, op.reason ?? "killed");
         else outbox.send({ op: "ok", rid: op.rid, value: "" });
         return;
       }
