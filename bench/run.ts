@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 const BENCHMARKS = [
   "spawn",
   "calls",
+  "answers",
   "isolation",
   "kernel",
   "store-append",
