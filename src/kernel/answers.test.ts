@@ -436,3 +436,26 @@ describe("a normal stop", () => {
     assert.match(both.message, /returned stop with noreply/);
   });
 });
+
+describe("version numbers", () => {
+  it("count deploys that start: one whose init fails gives its number back", async () => {
+    const k = await kernels.start(kernels.freshDir());
+    const failing = await rejection(
+      k.deploy({
+        tenant: "acme",
+        service: "v",
+        code: "export default { init() { throw new Error('no') }, handleCall(r, s) { return { reply: 1, state: s } } }",
+      }),
+    );
+    assert.equal(failing.reason, "SOLO_ERR_DEPLOY_INIT_FAILED");
+    assert.equal((await k.deploy({ tenant: "acme", service: "v", code: STOPPER })).version, 1);
+    await rejection(
+      k.swap("acme", "v", "export default { codeChange() { throw new Error('no') }, handleCall(r, s) { return { reply: 1, state: s } } }"),
+    );
+    assert.equal((await k.swap("acme", "v", STOPPER)).version, 2);
+    assert.deepEqual(
+      (await k.versions("acme", "v")).map((v) => v.version),
+      [1, 2],
+    );
+  });
+});

@@ -14,7 +14,7 @@ function guideText(): string {
 
 // What a model must know to write a service that deploys on the first try: the contract, the
 // `solo` object and its grants, what the sandbox lacks, and how to read the analyzer's findings.
-const CONTRACT = `You are writing a Solo service: one ES module (JavaScript or TypeScript; types are stripped) whose default export is an object literal of handlers. Solo runs it like an Erlang/OTP gen_server in a QuickJS sandbox: one message at a time, in mailbox order.
+const CONTRACT = `You are writing a Solo service: one ES module (JavaScript or TypeScript; types are stripped, never checked) whose default export is an object literal of handlers. Solo runs it like an Erlang/OTP gen_server in a QuickJS sandbox: one message at a time, in mailbox order.
 
 The handlers (at least one of handleCall, handleCast, handleInfo):
 - init(args, ctx) -> the initial state (any JSON value). Runs at deploy and after every restart, with the deploy's args.

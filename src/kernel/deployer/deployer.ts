@@ -83,8 +83,6 @@ export class Deployer {
       this.p.resources.checkRoom(tenant, service);
       const { stripped, findings } = this.p.checks.analyze(code, service, "deploy");
       if (this.p.lifecycle.isDeleting(tenant)) throw tenantBusy(tenant, "is being deleted");
-      // Taken now, so a number never comes back even if the outcome of the write is unknown.
-      this.p.registry.takeVersion(key, version);
       this.p.registry.hold(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
       const wasRestarting = previous?.life.state === "restarting";
@@ -97,6 +95,9 @@ export class Deployer {
         const deployedAt = Date.now();
         const spec = { tenant, service, version, code, stripped, args, limits, supervision, meta, grants };
         const record = await this.p.launcher.launch({ ...spec, deployedAt: new Date(deployedAt).toISOString() }, previous);
+        // Versions are numbered by deploys that start: one whose init failed gives its number
+        // back. Taken before the write, so a number never comes back once its outcome is unknown.
+        this.p.registry.takeVersion(key, version);
         // Acknowledged only once the deployment and its event are durable; if they cannot be
         // written, the new instance is stopped and nothing is left half-started.
         let event: SoloEvent;
