@@ -88,6 +88,24 @@ export default {
       assert.deepEqual([err.details.line, err.details.column], [2, 19]);
     });
 
+    it("gives every syntax error a line and column: an enum where it starts, an unfinished module at its end", async () => {
+      const enumErr = await rejection(
+        kernel.deploy({
+          tenant: "acme",
+          service: "enum2",
+          code: "const a = 1;\n  enum A { B }\nexport default { handleCall(r, s) { return { reply: 1, state: s } } }",
+        }),
+      );
+      assert.equal(enumErr.reason, "SOLO_ERR_DEPLOY_TYPESCRIPT_UNSUPPORTED");
+      assert.deepEqual([enumErr.details.line, enumErr.details.column], [2, 3]);
+      assert.match(enumErr.message, /at enum2\.ts:2:3$/);
+      const unfinished = await rejection(
+        kernel.deploy({ tenant: "acme", service: "eof", code: "export default {\n  handleCall(r, s) { return { reply: 1, state: s } }" }),
+      );
+      assert.equal(unfinished.reason, "SOLO_ERR_DEPLOY_SYNTAX");
+      assert.deepEqual([unfinished.details.line, unfinished.details.column], [2, 53], "just after the last character");
+    });
+
     it("refuses TypeScript that needs transforming, with a hint", async () => {
       const err = await rejection(
         kernel.deploy({

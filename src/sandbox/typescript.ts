@@ -10,14 +10,14 @@ export function stripTypes(code: string, filename: string): string {
   try {
     return stripTypeScriptTypes(code, { mode: "strip" });
   } catch (err) {
-    throw typeScriptError(err, filename);
+    throw typeScriptError(err, filename, code);
   }
 }
 
-function typeScriptError(err: unknown, filename: string): SoloError {
+function typeScriptError(err: unknown, filename: string, code: string): SoloError {
   const e = err as { code?: unknown; message?: unknown; stack?: unknown };
   const message = typeof e.message === "string" ? e.message : String(err);
-  const where = locate(typeof e.stack === "string" ? e.stack : "");
+  const where = locate(typeof e.stack === "string" ? e.stack : "", message, code);
   const at = where ? ` at ${filename}:${where.line}:${where.column}` : "";
   if (e.code === "ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX") {
     return new SoloError("SOLO_ERR_DEPLOY_TYPESCRIPT_UNSUPPORTED", `${message}${at}`, {
@@ -31,11 +31,18 @@ function typeScriptError(err: unknown, filename: string): SoloError {
   });
 }
 
-// Node decorates a type-stripping error's stack with the failing line and a caret under the
-// column ("<file>:<line>\n<source lines>\n<spaces>^"). That decoration is the only place the
-// position is given; a test pins the format so a Node change cannot silently lose it.
-function locate(stack: string): { line: number; column: number } | undefined {
-  const m = /^[^\n]*:(\d+)\n(?:[^\n]*\n)*?( *)\^ *\n/.exec(stack);
-  if (!m) return undefined;
-  return { line: Number(m[1]), column: (m[2] ?? "").length + 1 };
+// Node decorates a type-stripping error's stack with the failing line and carets under the
+// columns ("<file>:<line>\n<source lines>\n<spaces>^^^"). That decoration is the only place the
+// position is given; a test pins the format so a Node change cannot silently lose it. An error at
+// the end of the input ("got '<eof>'") has no caret: its position is the end of the code. Failing
+// all else, the decorated line at column 1: every syntax error says where.
+function locate(stack: string, message: string, code: string): { line: number; column: number } | undefined {
+  const m = /^[^\n]*:(\d+)\n(?:[^\n]*\n)*?( *)\^+ *\n/.exec(stack);
+  if (m) return { line: Number(m[1]), column: (m[2] ?? "").length + 1 };
+  if (message.includes("<eof>")) {
+    const lines = code.split("\n");
+    return { line: lines.length, column: (lines.at(-1) ?? "").length + 1 };
+  }
+  const l = /^[^\n]*:(\d+)\n/.exec(stack);
+  return l ? { line: Number(l[1]), column: 1 } : undefined;
 }
