@@ -2,6 +2,15 @@
  * The globals a Solo service sees (docs/programming-model.md), as types for authors writing
  * services in TypeScript. Types only: Solo strips them at deploy, so a service never imports this
  * file; an editor or `tsc` finds it through the project's `include`.
+ *
+ * Beyond `solo` (below), a service has `console` and these standard web APIs, which TypeScript's
+ * own `dom` library declares (`"lib": ["esnext", "dom"]`), so they are not declared again here:
+ * `URL`, `URLSearchParams`, `TextEncoder`, `TextDecoder` (UTF-8 only), `atob`, `btoa`,
+ * `structuredClone`, `crypto.getRandomValues`, `crypto.randomUUID`, and `crypto.subtle.digest`
+ * (SHA-1, SHA-256, SHA-384, SHA-512) with HMAC `importKey("raw", ...)`, `sign` and `verify`. Those
+ * libraries declare more than a service has: no `fetch` (use `solo.fetch`), `setTimeout`
+ * (`solo.sendAfter`), `localStorage` (`solo.storage`), `Blob`, `Intl`, nor the rest of
+ * `crypto.subtle`; the analyzer warns when code reads a global the sandbox lacks.
  */
 
 /** JSON data: what requests, replies, messages, state and stored values are made of. */

@@ -11,6 +11,8 @@
  * formats, and the host half, are in contract.ts.
  * @internal
  */
+import { STD_APIS_SOURCE } from "./std-apis.ts";
+
 export const BOOTSTRAP_FILENAME = "solo:bootstrap";
 
 export const BOOTSTRAP_SOURCE = String.raw`(function (host, metaJson) {
@@ -548,6 +550,9 @@ defineProperty(G, "console", {
   value: freeze({ log: logger("info"), info: logger("info"), debug: logger("debug"), warn: logger("warn"), error: logger("error") }),
   writable: false, configurable: false, enumerable: false,
 });
+
+// ---- The standard web APIs (URL, TextEncoder, atob, structuredClone, crypto, ...): std-apis.ts. ----
+${STD_APIS_SOURCE}(host, meta.messageBytes);
 
 function run(op, a, b) {
   switch (op) {

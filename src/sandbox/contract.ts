@@ -13,7 +13,11 @@
  * - the installed module: `S<handler names, comma-separated>`, or `E<guest error json>`;
  * - a host request: an operation name and one argument, its fields separated by newlines;
  * - the host's immediate answer: `I<value>`, or `E<error data json>` (the guest throws it);
- * - a result the guest awaited (`resolve`): `R<json>`, or `E<error data json>`.
+ * - a result the guest awaited (`resolve`): `R<json>`, or `E<error data json>`;
+ * - a standard API's request (`std`, std-apis.ts): `<function>\n<argument>`, with its data, if any,
+ *   as a third argument, an ArrayBuffer; its answer: `I=<json>` a value, `I!<json>` a web error
+ *   `{ name, message }` the guest throws as a TypeError or DOMException, or an ArrayBuffer of bytes
+ *   (`std` with `load\n` is the sandbox's own: it answers with the APIs' implementation).
  * @internal
  */
 import type { Crash } from "../api/crash.ts";
@@ -79,10 +83,15 @@ export type HostRequest =
   /** `solo.reply(to, value)` (`body` the reply's JSON, "" for no value) or `solo.replyError(to, error)` (`body` the error's JSON). */
   | { readonly op: "reply"; readonly to: string; readonly error: boolean; readonly body: string }
   /** Answered by the control plane later; `arg` is the bootstrap's framing, which the control plane reads. */
-  | { readonly op: IoKind; readonly arg: string };
+  | { readonly op: IoKind; readonly arg: string }
+  /** A standard web API's host work (std-host.ts): `arg` its framing, `bytes` its data (empty: none). */
+  | { readonly op: "std"; readonly fn: StdFunction; readonly arg: string; readonly bytes: Uint8Array };
 
-/** Handles a service's requests: returns the immediate answer for the guest, or throws a SoloError. */
-export type HostHandler = (request: HostRequest) => string;
+/**
+ * Handles a service's requests: returns the immediate answer for the guest, or throws a SoloError.
+ * Bytes (a standard API's answer only) reach the guest as an ArrayBuffer.
+ */
+export type HostHandler = (request: HostRequest) => string | Uint8Array;
 
 /** A failure as the guest describes it: untrusted text, parsed defensively. @internal */
 export interface GuestError {
@@ -163,8 +172,11 @@ export function encodeError(error: ErrorData): string {
   return `E${JSON.stringify(error)}`;
 }
 
-/** Decodes a host request the bootstrap framed. Throws a SoloError for an operation it does not know. @internal */
-export function decodeHostRequest(op: string, arg: string): HostRequest {
+/**
+ * Decodes a host request the bootstrap framed (`bytes`: a standard API's data). Throws a SoloError
+ * for an operation it does not know. @internal
+ */
+export function decodeHostRequest(op: string, arg: string, bytes?: Uint8Array): HostRequest {
   switch (op) {
     case "call": {
       const [service, rest] = splitOnce(arg);
@@ -196,6 +208,11 @@ export function decodeHostRequest(op: string, arg: string): HostRequest {
     case "secret":
     case "fetch":
       return { op, arg };
+    case "std": {
+      const [fn, rest] = splitOnce(arg);
+      if (!STD_SET.has(fn)) throw new SoloError("SOLO_ERR_INTERNAL", `unknown standard API function ${JSON.stringify(fn.slice(0, 40))}`);
+      return { op, fn: fn as StdFunction, arg: rest, bytes: bytes ?? EMPTY };
+    }
     default:
       throw new SoloError("SOLO_ERR_INTERNAL", `unknown host operation ${JSON.stringify(op.slice(0, 40))}`);
   }
@@ -231,4 +248,40 @@ export function parseGuestError(json: string): GuestError {
 /** `v` if it is a string (at most 4000 characters of it), else `fallback`. @internal */
 export function clipped(v: unknown, fallback: string): string {
   return typeof v === "string" ? v.slice(0, 4000) : fallback;
+}
+
+// ---- The standard web APIs' host requests (std-apis.ts, std-host.ts). ----
+
+/** The host functions of the standard web APIs (std-apis.ts, std-host.ts): a closed set. */
+export const STD_FUNCTIONS = [
+  "url",
+  "urlSet",
+  "qsParse",
+  "qsString",
+  "encode",
+  "decode",
+  "atob",
+  "btoa",
+  "random",
+  "uuid",
+  "digest",
+  "sign",
+  "verify",
+] as const;
+
+/** One of {@link STD_FUNCTIONS}. */
+export type StdFunction = (typeof STD_FUNCTIONS)[number];
+
+const STD_SET: ReadonlySet<string> = new Set(STD_FUNCTIONS);
+/** A standard API's request without data. */
+const EMPTY = new Uint8Array(0);
+
+/** Encodes a standard API's value for the guest (`I` is added by encodeAnswer). @internal */
+export function encodeStdValue(value: unknown): string {
+  return `=${JSON.stringify(value)}`;
+}
+
+/** Encodes a web error (`TypeError`, or a DOMException's name) a standard API throws in the guest. @internal */
+export function encodeStdError(name: string, message: string): string {
+  return `!${JSON.stringify({ name, message })}`;
 }

@@ -105,7 +105,7 @@ describe("a service looking for host authority", () => {
     );
   });
 
-  it("sees only standard JavaScript globals plus solo and console when it enumerates globalThis", async () => {
+  it("sees only standard JavaScript globals, the web APIs the sandbox provides, solo and console when it enumerates globalThis", async () => {
     const allowed = new Set([
       ...["Object", "Function", "Error", "EvalError", "RangeError", "ReferenceError", "SyntaxError", "TypeError", "URIError"],
       ...["InternalError", "AggregateError", "Iterator", "Array", "parseInt", "parseFloat", "isNaN", "isFinite", "queueMicrotask"],
@@ -114,6 +114,8 @@ describe("a service looking for host authority", () => {
       ...["WeakMap", "WeakSet", "ArrayBuffer", "Uint8ClampedArray", "Int8Array", "Uint8Array", "Int16Array", "Uint16Array"],
       ...["Int32Array", "Uint32Array", "BigInt64Array", "BigUint64Array", "Float16Array", "Float32Array", "Float64Array"],
       ...["DataView", "Promise", "BigInt", "DOMException", "solo", "console"],
+      // The standard web APIs the sandbox adds (std-apis.ts).
+      ...["URL", "URLSearchParams", "TextEncoder", "TextDecoder", "atob", "btoa", "structuredClone", "crypto"],
     ]);
     const reply = (await run(
       "globals-enumerate",

@@ -23,6 +23,7 @@ import { classify, cpuCrash, deployFailure, moduleFailure } from "./crash.ts";
 import { ensureRoomForRuntime, HostMemoryFull, RuntimeMemory, type TenantEngine } from "./engine.ts";
 import { FastCall } from "./fast-call.ts";
 import { MAX_DEPTH } from "./json.ts";
+import { STD_APIS_FILENAME, STD_APIS_IMPL, STD_APIS_LOAD } from "./std-apis.ts";
 
 /** How a sandbox is run, beyond its spec. @internal */
 export interface SandboxOptions {
@@ -42,6 +43,8 @@ export class EngineFault extends Error {
 }
 
 const SETTLE = "settle";
+/** The standard web APIs' host requests (std-apis.ts): the only ones that carry bytes, either way. */
+const STD = "std";
 /** How a failure the guest could not describe is read when the engine refused it memory. */
 const OUT_OF_MEMORY: GuestError = { kind: "exception", name: "InternalError", message: "out of memory", stack: "" };
 const BOOTSTRAP_BUDGET_MS = 5000;
@@ -93,6 +96,10 @@ export class ServiceSandbox {
   private readonly shouldStop: () => boolean;
   /** Set when the host stopped the message because the service is being killed. */
   private stopping = false;
+  /** Set while the standard APIs' implementation compiles the first time: the kernel's work, not the message's. */
+  private compilingStd = false;
+  /** The standard APIs' implementation was asked for already (a second compile, after a failure, is the message's). */
+  private stdAsked = false;
 
   constructor(engine: TenantEngine, spec: SandboxSpec, onHost: HostHandler, options: SandboxOptions = {}) {
     this.clock = options.cpuClock ?? threadClock;
@@ -157,7 +164,7 @@ export class ServiceSandbox {
     try {
       const boot = this.guard(() => ctx.evalCode(BOOTSTRAP_SOURCE, BOOTSTRAP_FILENAME));
       if (boot.error) throw this.internalFailure(boot.error, "the bootstrap failed to evaluate");
-      const host = ctx.newFunction("host", (opH, argH) => this.hostCall(opH, argH));
+      const host = ctx.newFunction("host", (opH, argH, bytesH) => this.hostCall(opH, argH, bytesH));
       const meta = ctx.newString(
         JSON.stringify({
           tenant: this.spec.tenant,
@@ -306,7 +313,7 @@ export class ServiceSandbox {
       this.stopping = true;
       return true;
     }
-    if (this.overBudget()) {
+    if (!this.compilingStd && this.overBudget()) {
       this.interrupted = true;
       return true;
     }
@@ -422,7 +429,7 @@ export class ServiceSandbox {
     return undefined;
   }
 
-  private hostCall(opH: QuickJSHandle, argH: QuickJSHandle): QuickJSHandle | undefined {
+  private hostCall(opH: QuickJSHandle, argH: QuickJSHandle, bytesH?: QuickJSHandle): QuickJSHandle | undefined {
     const { ctx } = this;
     const op = ctx.getString(opH);
     const arg = ctx.typeof(argH) === "string" ? ctx.getString(argH) : "";
@@ -430,19 +437,87 @@ export class ServiceSandbox {
       if (this.awaitingSettle && this.settled === undefined) this.settled = arg;
       return undefined;
     }
-    let answer: string;
+    if (op === STD && arg === STD_APIS_LOAD) return this.loadStdApis();
+    let answer: string | Uint8Array;
     try {
-      answer = encodeAnswer(this.onHost(decodeHostRequest(op, arg)));
+      if (op === STD) this.stdAllowed();
+      const bytes = op === STD && bytesH !== undefined && ctx.typeof(bytesH) === "object" ? this.readBytes(bytesH) : undefined;
+      const out = this.onHost(decodeHostRequest(op, arg, bytes));
+      answer = typeof out === "string" ? encodeAnswer(out) : out;
     } catch (err) {
       answer = encodeError(SoloError.from(err).toData());
     }
     try {
+      if (typeof answer !== "string") return ctx.newArrayBuffer(ownBuffer(answer));
       return ctx.newString(answer);
     } catch (err) {
       // No room for the answer in a full tenant: the guest gets no string (its call then fails),
       // and the host counts the refusal as the evidence of a memory breach.
       if (!(err instanceof HostMemoryFull)) throw err;
       return undefined;
+    }
+  }
+
+  // The standard web APIs' implementation (std-apis.ts), compiled in this runtime the first time the
+  // service reads one of their globals: most services never do, and so never hold its ~130 KiB. It is
+  // the kernel's own code, so its first compile is taken out of the message's budget; should that
+  // fail (no memory left), trying again is the service's doing and counts.
+  private loadStdApis(): QuickJSHandle | undefined {
+    const cpu = this.clock.read();
+    const wall = performance.now();
+    const exempt = !this.stdAsked;
+    this.stdAsked = true;
+    this.compilingStd = exempt;
+    try {
+      const res = this.guard(() => this.ctx.evalCode(STD_APIS_IMPL, STD_APIS_FILENAME));
+      if (!res.error) return res.value;
+      const e = this.dumpError(res.error);
+      res.error.dispose();
+      return this.ctx.newString(
+        encodeError(new SoloError("SOLO_ERR_INTERNAL", `the standard APIs failed to load: ${e.name}: ${e.message}`).toData()),
+      );
+    } catch (err) {
+      if (!(err instanceof HostMemoryFull)) throw err;
+      return undefined;
+    } finally {
+      this.compilingStd = false;
+      if (exempt) {
+        this.stepCpu += this.clock.read() - cpu;
+        this.stepWall += performance.now() - wall;
+      }
+    }
+  }
+
+  // A standard API's host work (a digest, an HMAC of a large input) runs on this thread, so its CPU
+  // time is the message's; but QuickJS polls the budget only between bytecode branches, and a loop
+  // of such calls may branch little. Once the budget is spent, no more of that work is done.
+  private stdAllowed(): void {
+    if (!this.overBudget()) return;
+    this.interrupted = true;
+    const budget = this.spec.limits.cpuMsPerMessage;
+    throw new SoloError("SOLO_ERR_LIMIT_CPU", `the message used more than its CPU budget of ${budget} ms and was stopped`, {
+      field: "limits.cpuMsPerMessage",
+    });
+  }
+
+  // The bytes of an ArrayBuffer the guest handed the host (a standard API's data), copied out of
+  // the engine's memory before anything else can move it.
+  private readBytes(h: QuickJSHandle): Uint8Array {
+    let view: ReturnType<QuickJSContext["getArrayBuffer"]>;
+    try {
+      view = this.ctx.getArrayBuffer(h);
+    } catch (cause) {
+      throw new SoloError(
+        "SOLO_ERR_LIMIT_MEMORY",
+        `tenant ${this.spec.tenant}'s memory is full: no room to read a standard API's input`,
+        { hint: "use smaller inputs, or raise the tenant's memoryBytes" },
+        { cause },
+      );
+    }
+    try {
+      return view.value.slice();
+    } finally {
+      view.dispose();
     }
   }
 
@@ -521,4 +596,12 @@ export class ServiceSandbox {
       tenantCapBytes: this.tenantEngine.capBytes,
     });
   }
+}
+
+/** `bytes` as an ArrayBuffer of exactly its length (a Buffer may be a view into a shared pool). */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  const { buffer, byteOffset, byteLength } = bytes;
+  if (buffer instanceof ArrayBuffer && byteOffset === 0 && byteLength === buffer.byteLength) return buffer;
+  // Copied by the Uint8Array constructor: a Buffer's own slice() would share the pool.
+  return new Uint8Array(bytes).buffer;
 }

@@ -15,6 +15,7 @@ import { ServiceSandbox } from "../../sandbox/service.ts";
 import { type DeniedGrant, type PendingTimer, waitingBytes } from "../protocol.ts";
 import type { RunLoop } from "./run-loop.ts";
 import { applicationError, errorOf, parseErrorAnswer, type Service } from "./service.ts";
+import { stdCall } from "./std-host.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
 const IO_TIMEOUT_MS = 30_000;
@@ -38,11 +39,14 @@ export class HostPowers {
    */
   sandbox(engine: TenantEngine, spec: SandboxSpec, sid: number): ServiceSandbox {
     const { board } = this.loop;
-    return new ServiceSandbox(engine, spec, this.handlerFor(sid), { shouldStop: () => board.stopRequested(sid) });
+    return new ServiceSandbox(engine, spec, this.handlerFor(sid, spec), { shouldStop: () => board.stopRequested(sid) });
   }
 
-  private handlerFor(sid: number): HostHandler {
+  private handlerFor(sid: number, spec: SandboxSpec): HostHandler {
     return (req) => {
+      // The standard web APIs (URL, crypto, ...) touch nothing outside the service: no grant, and
+      // no service record needed (they work at module top level and while a new version loads).
+      if (req.op === "std") return stdCall(req, spec.limits);
       const s = this.loop.services.get(sid);
       if (!s) throw new SoloError("SOLO_ERR_SERVICE_STOPPED", "this service has been stopped");
       switch (req.op) {

@@ -7,7 +7,9 @@ import { isDeclared, type Reference, type RuleCheck, report } from "./helpers.ts
 
 /**
  * Globals a service's sandbox does not have, each with what to use instead. A test checks every name
- * against a real sandbox. (`queueMicrotask` is not here: QuickJS-ng provides it.)
+ * against a real sandbox. (`queueMicrotask` is not here: QuickJS-ng provides it; nor are `URL`,
+ * `URLSearchParams`, `TextEncoder`, `TextDecoder`, `atob`, `btoa`, `structuredClone` and `crypto`:
+ * the sandbox provides them, sandbox/std-apis.ts.)
  */
 export const MISSING_GLOBALS: Readonly<Record<string, string>> = {
   process: "there is no process in a service: pass configuration as deploy args (init's first argument)",
@@ -20,7 +22,8 @@ export const MISSING_GLOBALS: Readonly<Record<string, string>> = {
   document: "a service has no DOM: it handles messages and returns JSON data",
   navigator: "a service has no browser environment: its identity is in ctx (tenant, service, version)",
   localStorage: "use solo.storage (get, put, delete, list), which is durable and private to the service",
-  Buffer: "use strings or Uint8Array; messages and state are JSON, so carry binary data as strings (for example base64)",
+  Buffer:
+    "use Uint8Array, with TextEncoder / TextDecoder for UTF-8 and btoa / atob for base64; messages and state are JSON, so carry binary data as strings (for example base64)",
   fetch:
     "use solo.fetch(url, { method, headers, body }): outbound HTTP(S) to the hosts the deployment was granted (grants: { fetch: { hosts: [...] } })",
   XMLHttpRequest: "not available yet: network access arrives as a gated power; ask another service with solo.call",
@@ -29,8 +32,6 @@ export const MISSING_GLOBALS: Readonly<Record<string, string>> = {
   Response: "not available yet: network access arrives as a gated power",
   Headers: "not available yet: network access arrives as a gated power",
   AbortController: "not available: solo.call takes { timeoutMs } to bound a wait",
-  URL: "not available: parse the string yourself, or pass its parts in the request",
-  URLSearchParams: "not available: parse the string yourself, or pass the parameters as a JSON object",
   setTimeout: "use solo.sendAfter(ms, message): the message arrives at handleInfo",
   setInterval: "use solo.sendAfter(ms, message), and send the next one from handleInfo each time",
   setImmediate: "use solo.sendAfter(0, message) to continue in a later message",
@@ -42,12 +43,6 @@ export const MISSING_GLOBALS: Readonly<Record<string, string>> = {
   WebAssembly: "a service cannot compile code at run time: code arrives only through deploy",
   WeakRef: "garbage collection is not observable in a service: keep entries in a Map and delete them when done",
   FinalizationRegistry: "garbage collection is not observable in a service: clean up explicitly (terminate runs when the service stops)",
-  crypto: "there is no crypto in a service yet; Math.random() is available but not suitable for secrets",
-  structuredClone: "service data is JSON: copy it with JSON.parse(JSON.stringify(value))",
-  TextEncoder: "not available: messages and state are strings and JSON; carry bytes as strings (for example base64)",
-  TextDecoder: "not available: messages and state are strings and JSON; carry bytes as strings (for example base64)",
-  atob: "not available: decode base64 with your own function, or send the data as a string",
-  btoa: "not available: encode base64 with your own function, or send the data as a string",
   Intl: "not available: format numbers and dates with your own code (Date#toISOString works)",
   __dirname: "a service has no file system: its identity is in ctx (tenant, service, version)",
   __filename: "a service has no file system: its identity is in ctx (tenant, service, version)",
