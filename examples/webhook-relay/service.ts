@@ -13,7 +13,9 @@
  * - Subscriptions and pending retries are in `solo.storage`: a restart keeps both and re-arms
  *   the retries. Delivery is at-least-once; receivers dedupe on `x-solo-delivery`.
  * - A subscription may name a tenant secret (granted with `secrets`); its value is sent as
- *   `authorization: Bearer <value>` and never stored or echoed by the relay.
+ *   `authorization: Bearer <value>` and never stored or echoed by the relay. It may also name a
+ *   signing secret: each request then carries `x-solo-signature: sha256=<hex>`, the HMAC-SHA256
+ *   of the exact body under that secret (`crypto.subtle`), for the receiver to verify.
  * - A request the relay refuses (malformed, an unknown subscription, one too many) is answered
  *   with an error of its own, `{ error: { code, message, details? }, state }`. A delivery that
  *   fails is not a refusal: `publish` succeeded, and its reply says how each delivery went.
@@ -35,6 +37,8 @@ interface Subscription {
   readonly events: readonly string[];
   /** Name of a tenant secret sent as a bearer token, or null. */
   readonly secret: string | null;
+  /** Name of a tenant secret the body is signed with (HMAC-SHA256), or null. */
+  readonly signingSecret?: string | null;
   readonly createdAt: number;
 }
 
@@ -80,7 +84,7 @@ interface Refusal {
 type Answer = { readonly reply: unknown } | Refusal;
 
 type Request =
-  | { op: "subscribe"; url: string; events: string[]; secret: string | null }
+  | { op: "subscribe"; url: string; events: string[]; secret: string | null; signingSecret: string | null }
   | { op: "unsubscribe"; id: string }
   | { op: "subscriptions" }
   | { op: "publish"; event: string; payload: SoloJson; id: string | null }
@@ -145,10 +149,19 @@ function checkRequest(request: unknown): Request | Refusal {
       ) {
         return invalid("events", 'events must be a list of 1-50 event names (a-z 0-9 _ . -) or ["*"] for all');
       }
-      if (r.secret !== undefined && (typeof r.secret !== "string" || !SECRET.test(r.secret))) {
-        return invalid("secret", "secret must be the name of one of the tenant's secrets");
+      for (const field of ["secret", "signingSecret"] as const) {
+        const v = r[field];
+        if (v !== undefined && (typeof v !== "string" || !SECRET.test(v))) {
+          return invalid(field, `${field} must be the name of one of the tenant's secrets`);
+        }
       }
-      return { op: "subscribe", url: r.url, events: events as string[], secret: (r.secret as string | undefined) ?? null };
+      return {
+        op: "subscribe",
+        url: r.url,
+        events: events as string[],
+        secret: (r.secret as string | undefined) ?? null,
+        signingSecret: (r.signingSecret as string | undefined) ?? null,
+      };
     }
     case "unsubscribe":
       if (typeof r.id !== "string" || !ID.test(r.id)) return invalid("id", "unsubscribe needs the subscription's id");
@@ -205,12 +218,10 @@ async function attemptOnce(d: Delivery, sub: Subscription): Promise<Attempt> {
     "x-solo-attempt": String(d.attempts),
   };
   try {
+    const body = JSON.stringify({ id: d.eventId, event: d.event, occurredAt: new Date(d.occurredAt).toISOString(), payload: d.payload });
     if (sub.secret !== null) headers.authorization = `Bearer ${await solo.secrets.get(sub.secret)}`;
-    const res = await solo.fetch(sub.url, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({ id: d.eventId, event: d.event, occurredAt: new Date(d.occurredAt).toISOString(), payload: d.payload }),
-    });
+    if (sub.signingSecret) headers["x-solo-signature"] = `sha256=${await hmacSha256(await solo.secrets.get(sub.signingSecret), body)}`;
+    const res = await solo.fetch(sub.url, { method: "POST", headers, body });
     if (res.status >= 200 && res.status < 300) return { status: res.status, failure: null, refused: false, retryAfterMs: null };
     const seconds = /^\d{1,6}$/.test(res.headers["retry-after"] ?? "") ? Number(res.headers["retry-after"]) : null;
     return {
@@ -229,6 +240,14 @@ async function attemptOnce(d: Delivery, sub: Subscription): Promise<Attempt> {
       retryAfterMs: null,
     };
   }
+}
+
+/** The HMAC-SHA256 of `body` under `secret`, in hex, as GitHub and Stripe sign their webhooks. */
+async function hmacSha256(secret: string, body: string): Promise<string> {
+  const utf8 = new TextEncoder();
+  const key = await crypto.subtle.importKey("raw", utf8.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8.encode(body)));
+  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Events are for watchers: without `emit` the relay still delivers, and stats counts what was not recorded. */
@@ -302,12 +321,21 @@ function nextId(state: State, prefix: string): string {
 async function handle(state: State, r: Request): Promise<Answer> {
   switch (r.op) {
     case "subscribe": {
-      const same = Object.values(state.subs).find((s) => s.url === r.url && s.secret === r.secret);
+      const same = Object.values(state.subs).find(
+        (s) => s.url === r.url && s.secret === r.secret && (s.signingSecret ?? null) === r.signingSecret,
+      );
       if (same !== undefined) return { reply: { id: same.id, duplicate: true } };
       if (Object.keys(state.subs).length >= state.config.maxSubscriptions) {
         return refuse("resource_exhausted", `the relay has ${state.config.maxSubscriptions} subscriptions, its limit`);
       }
-      const sub: Subscription = { id: nextId(state, "sub"), url: r.url, events: r.events, secret: r.secret, createdAt: Date.now() };
+      const sub: Subscription = {
+        id: nextId(state, "sub"),
+        url: r.url,
+        events: r.events,
+        secret: r.secret,
+        signingSecret: r.signingSecret,
+        createdAt: Date.now(),
+      };
       await solo.storage.put(`sub:${sub.id}`, sub as unknown as SoloJson);
       state.subs[sub.id] = sub;
       return { reply: { id: sub.id, duplicate: false } };

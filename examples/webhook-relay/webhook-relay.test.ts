@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
 import type http from "node:http";
 import https from "node:https";
@@ -14,6 +15,8 @@ const CODE = exampleSource(import.meta.url, "service.ts");
 interface Received {
   host: string;
   path: string;
+  /** The body exactly as sent, for checking its signature. */
+  raw: string;
   headers: Record<string, string | string[] | undefined>;
   body: { id: string; event: string; occurredAt: string; payload: JsonValue };
 }
@@ -48,11 +51,13 @@ function receive(req: http.IncomingMessage, res: http.ServerResponse): void {
   req.on("data", (c: Buffer) => chunks.push(c));
   req.on("end", () => {
     const url = new URL(req.url ?? "/", "https://x");
+    const raw = Buffer.concat(chunks).toString("utf8");
     received.push({
       host: req.headers.host ?? "",
       path: url.pathname,
+      raw,
       headers: req.headers,
-      body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as Received["body"],
+      body: JSON.parse(raw) as Received["body"],
     });
     if (url.pathname === "/ok") res.writeHead(204).end();
     else if (url.pathname === "/gone") res.writeHead(410).end();
@@ -76,7 +81,13 @@ const relayEvents = async (delivery: string) =>
     .filter((e) => (e.payload as JsonObject).delivery === delivery)
     .map((e) => ({ type: e.type.replace("svc.relay.", ""), payload: e.payload as JsonObject }));
 
-const GRANTS = () => ({ fetch: { hosts: [`hooks.test:${port}`] }, secrets: ["HOOK_TOKEN"], storage: true, timers: true, emit: true });
+const GRANTS = () => ({
+  fetch: { hosts: [`hooks.test:${port}`] },
+  secrets: ["HOOK_TOKEN", "HOOK_SIGNING"],
+  storage: true,
+  timers: true,
+  emit: true,
+});
 
 async function subscribe(url: string, events: string[], extra: JsonObject = {}): Promise<string> {
   const r = await acme.call<{ id: string; duplicate: boolean }>("relay", { op: "subscribe", url, events, ...extra });
@@ -109,6 +120,7 @@ before(async () => {
     "events:read",
   ]);
   await acme.secrets.put({ tenant: "acme", name: "HOOK_TOKEN", value: "hook-s3cret" });
+  await acme.secrets.put({ tenant: "acme", name: "HOOK_SIGNING", value: "signing-k3y" });
   await acme.deploy("relay", CODE, { args: { maxAttempts: 3, backoffMs: 10 }, grants: GRANTS() });
 });
 
@@ -146,6 +158,20 @@ describe("the webhook-relay example", () => {
     assert.ok(!JSON.stringify(events).includes("hook-s3cret"));
     // Subscribers get only the events they asked for.
     assert.deepEqual((await acme.call<Published>("relay", { op: "publish", event: "order.refunded", payload: null })).deliveries, []);
+  });
+
+  it("signs each request with HMAC-SHA256 of its exact body under the subscription's signing secret", async () => {
+    const sub = await subscribe(`https://hooks.test:${port}/ok`, ["order.signed"], { signingSecret: "HOOK_SIGNING" });
+    const r = await acme.call<Published>("relay", { op: "publish", event: "order.signed", payload: { order: 18, note: "Grüße ✓" } });
+    assert.equal(r.deliveries[0]?.outcome, "delivered");
+    const [hook] = received.filter((x) => x.body.id === r.id);
+    assert.ok(hook, `the receiver got ${sub}'s delivery`);
+    // What a receiver does: the HMAC of the raw body under the shared secret, compared in constant time.
+    const expected = `sha256=${createHmac("sha256", "signing-k3y").update(hook.raw).digest("hex")}`;
+    assert.equal(hook.headers["x-solo-signature"], expected);
+    assert.ok(timingSafeEqual(Buffer.from(String(hook.headers["x-solo-signature"])), Buffer.from(expected)));
+    assert.equal(hook.headers.authorization, undefined, "no bearer secret was asked for");
+    assert.ok(!JSON.stringify(await relayEvents(`${r.id}/${sub}`)).includes("signing-k3y"));
   });
 
   it("retries a failing receiver with backoff, under the same delivery id, until it answers 2xx", async () => {
