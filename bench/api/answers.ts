@@ -1,4 +1,5 @@
-// What a call costs by how the service answers it: a reply (the baseline), an error answer of the
+// What a call costs by how the service answers it: a reply (the baseline, carrying the same value as
+// the error answer), an error answer of the
 // service's own (SOLO_ERR_APPLICATION_ERROR, caught by the caller), and a deferred reply (noreply,
 // answered by solo.reply from the next message). Same kernel, same service, same run, the three
 // alternating round by round, with 1 and 64 calls in flight.
@@ -15,16 +16,17 @@ const SERVICE = `export default {
   init() { return { n: 0, held: [], armed: false } },
   handleCall(req, s, ctx) {
     s.n++;
-    for (const to of s.held) solo.reply(to, s.n);
+    for (const to of s.held) solo.reply(to, { code: "not_found", message: "no such thing", details: { n: s.n } });
     s.held = [];
-    if (req === "reply") return { reply: s.n, state: s };
+    // Every answer carries the same value, so they differ only in how they travel.
+    if (req === "reply") return { reply: { code: "not_found", message: "no such thing", details: { n: s.n } }, state: s };
     if (req === "error") return { error: { code: "not_found", message: "no such thing", details: { n: s.n } }, state: s };
     s.held.push(ctx.replyTo);
     if (!s.armed) { solo.sendAfter(0, "release"); s.armed = true; }
     return { noreply: true, state: s };
   },
   handleInfo(msg, s) {
-    for (const to of s.held) solo.reply(to, s.n);
+    for (const to of s.held) solo.reply(to, { code: "not_found", message: "no such thing", details: { n: s.n } });
     s.held = [];
     s.armed = false;
     return { state: s };
