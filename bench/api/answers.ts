@@ -20,6 +20,7 @@ const SERVICE = `export default {
     s.held = [];
     // Every answer carries the same value, so they differ only in how they travel.
     if (req === "reply") return { reply: { code: "not_found", message: "no such thing", details: { n: s.n } }, state: s };
+    if (req === "number") return { reply: s.n, state: s };
     if (req === "error") return { error: { code: "not_found", message: "no such thing", details: { n: s.n } }, state: s };
     s.held.push(ctx.replyTo);
     if (!s.armed) { solo.sendAfter(0, "release"); s.armed = true; }
@@ -59,6 +60,8 @@ const subjects: Array<{ readonly name: string; readonly call: Call }> = [
       ),
   },
   { name: "deferred reply (solo.reply)", call: () => kernel.call("bench", "answers", "defer") },
+  // Not an answer form: what the same call costs when its reply is a number, not an object.
+  { name: "reply of a number (reference)", call: () => kernel.call("bench", "answers", "number") },
 ];
 
 console.log(
