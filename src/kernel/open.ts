@@ -19,6 +19,7 @@ import { HotSwap } from "./hotswap/index.ts";
 import { ServiceIo } from "./io/index.ts";
 import { KernelImpl } from "./kernel.ts";
 import { EventLog } from "./log/event-log.ts";
+import { LogLines } from "./log/lines.ts";
 import { checkOptions, type ResolvedOptions } from "./options.ts";
 import { assertOpen, type Lifetime, type Parts } from "./parts.ts";
 import { Registry, STOPPED } from "./registry/index.ts";
@@ -89,6 +90,7 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
     const io = new ServiceIo(store, log, () => vault as Vault, opts.fetch);
     const registry = new Registry(clock, opts.schedulers, closed);
     const audit = new Audit(log, clock);
+    const lines = new LogLines();
     const breakers = new Breakers(clock, audit);
     const resources = new Resources({ registry, tenants, pool, audit, clock });
     const calls = new Calls({ registry, breakers, resources, tenants, pool });
@@ -99,6 +101,7 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
       launcher,
       resources,
       audit,
+      lines,
       log,
       clock,
       closed,
@@ -138,6 +141,7 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
         for (const r of registry.services(tenant)) breakers.reset(tenant, r.service);
         registry.forgetTenant(tenant);
         resources.forgetTenant(tenant);
+        lines.forgetTenant(tenant);
       },
       limitsChanged: (tenant) => resources.limitsChanged(tenant),
     });
@@ -170,6 +174,7 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
       io,
       registry,
       audit,
+      lines,
       breakers,
       resources,
       calls,
@@ -180,7 +185,7 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
       deployer,
     };
     parts = assembled;
-    routed = { registry, supervisor, resources, audit, io, pool, onLog: opts.onLog };
+    routed = { registry, supervisor, resources, audit, io, pool, lines, onLog: opts.onLog };
     await pool.ready();
     await recover({ ...assembled, schedulers: opts.schedulers, limits: opts.limits, supervision: opts.supervision });
     return assembled;

@@ -13,6 +13,7 @@ import type { CodeChecks, Deployer, Launcher } from "./deployer/index.ts";
 import type { HotSwap } from "./hotswap/index.ts";
 import type { ServiceIo } from "./io/index.ts";
 import type { EventLog } from "./log/event-log.ts";
+import type { LogLines } from "./log/lines.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Registry } from "./registry/index.ts";
 import type { Resources } from "./resources/index.ts";
@@ -41,6 +42,8 @@ export interface Parts {
   readonly io: ServiceIo;
   readonly registry: Registry;
   readonly audit: Audit;
+  /** Each service's recent log lines, by name (they outlive its instances). */
+  readonly lines: LogLines;
   readonly breakers: Breakers;
   readonly resources: Resources;
   readonly calls: Calls;

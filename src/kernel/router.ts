@@ -6,12 +6,12 @@ import type { LogEntry } from "../api/services.ts";
 import type { FromScheduler, SchedulerPool } from "../scheduler/index.ts";
 import type { Audit } from "./audit/index.ts";
 import type { ServiceIo } from "./io/index.ts";
+import type { LogLines } from "./log/lines.ts";
 import type { Registry } from "./registry/index.ts";
 import type { Resources } from "./resources/index.ts";
 import type { Supervisor } from "./supervisor/index.ts";
 
 /** A service's log lines kept in memory. */
-const LOG_LINES_KEPT = 200;
 
 export interface RouterParts {
   readonly registry: Registry;
@@ -20,6 +20,7 @@ export interface RouterParts {
   readonly audit: Audit;
   readonly io: ServiceIo;
   readonly pool: SchedulerPool;
+  readonly lines: LogLines;
   readonly onLog: ((entry: LogEntry) => void) | undefined;
 }
 
@@ -59,8 +60,7 @@ export function route(k: RouterParts, msg: FromScheduler): void {
       if (!r) return;
       const level = msg.level === "debug" || msg.level === "warn" || msg.level === "error" ? msg.level : "info";
       const entry: LogEntry = { tenant: r.tenant, service: r.service, level, text: msg.text, at: new Date(msg.at).toISOString() };
-      r.logs.push(entry);
-      if (r.logs.length > LOG_LINES_KEPT) r.logs.splice(0, r.logs.length - LOG_LINES_KEPT);
+      k.lines.add(entry);
       k.onLog?.(entry);
       return;
     }

@@ -3,7 +3,6 @@
 
 import { hash } from "node:crypto";
 import type { SoloEvent } from "../../api/events.ts";
-import type { ServiceGrants } from "../../api/grants.ts";
 import type { Clock } from "../../api/kernel.ts";
 import type { Deployment, DeploySpec, ServiceSource, ServiceVersion } from "../../api/services.ts";
 import type { Via } from "../../api/tokens.ts";

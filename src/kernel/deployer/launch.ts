@@ -69,7 +69,6 @@ export class Launcher {
       life: RUNNING,
       handlers: [],
       usage: EMPTY_USAGE,
-      logs: [],
     };
     // Until init succeeds the new record is known only by its sid: the previous version (crashed
     // or stopped) stays visible under the name, and a failed deploy leaves nothing behind. A kill

@@ -171,6 +171,5 @@ function registerCrashed(
     handlers: [],
     usage: EMPTY_USAGE,
     crash: crashOf(error),
-    logs: [],
   });
 }

@@ -110,7 +110,10 @@ export const rollback: Operation<[tenant: string, service: string, version?: num
 
 export const logs: Operation<[tenant: string, service: string], LogEntry[]> = {
   admit: async (g, tenant, service) => g.require("logs", checkTenant(tenant), READ, checkService(service)),
-  run: (k, _p, _via, tenant, service) => [...k.registry.lookup(tenant, service).logs],
+  run: (k, _p, _via, tenant, service) => {
+    const r = k.registry.lookup(tenant, service);
+    return k.lines.read(r.tenant, r.service);
+  },
 };
 
 export const versions: Operation<[tenant: string, service: string], Promise<ServiceVersion[]>> = {

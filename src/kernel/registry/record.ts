@@ -5,7 +5,7 @@ import type { Crash } from "../../api/crash.ts";
 import type { ServiceGrants } from "../../api/grants.ts";
 import type { Clock } from "../../api/kernel.ts";
 import type { ServiceLimits } from "../../api/limits.ts";
-import type { LogEntry, ServiceInfo, ServiceUsage } from "../../api/services.ts";
+import type { ServiceInfo, ServiceUsage } from "../../api/services.ts";
 import type { SupervisionPolicy } from "../../api/supervision.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { NO_META, type ServiceMeta } from "../../lib/names.ts";
@@ -83,7 +83,6 @@ export interface ServiceRecord {
   handlers: readonly string[];
   usage: ServiceUsage;
   crash?: Crash;
-  logs: LogEntry[];
 }
 
 /** What starting one version of a service needs. */

@@ -11,6 +11,7 @@ import type { Culprit } from "../../scheduler/index.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Launcher } from "../deployer/launch.ts";
 import type { EventLog } from "../log/event-log.ts";
+import type { LogLines } from "../log/lines.ts";
 import {
   CRASHED,
   cancelRestart,
@@ -45,6 +46,7 @@ export interface SupervisorParts {
   readonly launcher: Launcher;
   readonly resources: Resources;
   readonly audit: Audit;
+  readonly lines: LogLines;
   readonly log: EventLog;
   readonly clock: Clock;
   readonly closed: () => boolean;
@@ -66,7 +68,8 @@ export class Supervisor {
       tenant: r.tenant,
       type: "service_crashed",
       subject: r.service,
-      payload: { version: r.version, crash, ...(phase ? { phase } : {}) },
+      // The lines just before the crash come with it (the rest: logs()).
+      payload: { version: r.version, crash, ...(phase ? { phase } : {}), logs: this.p.lines.forCrash(r.tenant, r.service) },
       causationId: r.causeId,
     });
     const watch = r.swapWatch;

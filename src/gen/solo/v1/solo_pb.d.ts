@@ -751,7 +751,7 @@ export declare const LogEntrySchema: GenMessage<LogEntry>;
  */
 export declare type LogsResponse = Message<"solo.v1.LogsResponse"> & {
   /**
-   * The service's last 200 lines, oldest first.
+   * The service's recent lines (up to 200 and 64 KiB, kept across its crashes and restarts), oldest first.
    *
    * @generated from field: repeated solo.v1.LogEntry entries = 1;
    */
@@ -2073,7 +2073,7 @@ export declare const KernelService: GenService<{
     output: typeof RollbackResponseSchema;
   },
   /**
-   * A service's last 200 log lines (`services:read`).
+   * A service's recent log lines (up to 200, across its crashes and restarts) (`services:read`).
    *
    * @generated from rpc solo.v1.KernelService.Logs
    */

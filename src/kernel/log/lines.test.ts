@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { rejection, until } from "../../../test/support/helpers.ts";
+import { allEvents, payloadOf, testKernels } from "../../../test/support/kernels.ts";
+import type { LogEntry } from "../../api/services.ts";
+import { BYTES_PER_SERVICE, BYTES_PER_TENANT, LINES_PER_SERVICE, LogLines } from "./lines.ts";
+
+const entry = (service: string, text: string, tenant = "acme"): LogEntry => ({
+  tenant,
+  service,
+  level: "info",
+  text,
+  at: "2026-12-07T00:00:00.000Z",
+});
+
+describe("LogLines", () => {
+  it("keeps the newest lines of each service within its line and byte bounds", () => {
+    const lines = new LogLines();
+    for (let i = 0; i < LINES_PER_SERVICE + 50; i++) lines.add(entry("a", `line ${i}`));
+    const kept = lines.read("acme", "a");
+    assert.equal(kept.length, LINES_PER_SERVICE);
+    assert.equal(kept[0]?.text, "line 50");
+    assert.equal(kept.at(-1)?.text, `line ${LINES_PER_SERVICE + 49}`);
+    const big = "x".repeat(8000);
+    for (let i = 0; i < 20; i++) lines.add(entry("b", big + i));
+    const b = lines.read("acme", "b");
+    assert.ok(b.length * 8000 <= BYTES_PER_SERVICE, `${b.length} lines of 8000`);
+    assert.equal(b.at(-1)?.text, `${big}19`);
+  });
+
+  it("bounds a tenant: a noisy service loses its own history, not a quiet neighbour's", () => {
+    const lines = new LogLines();
+    lines.add(entry("quiet", "the one line that explains everything"));
+    // Lines arrive clipped to 8,192 characters; 400 services writing a few of them each.
+    const big = "y".repeat(8192);
+    for (let s = 0; s < 400; s++) for (let i = 0; i < 3; i++) lines.add(entry(`noisy-${s}`, big));
+    assert.ok(lines.bytesOf("acme") <= BYTES_PER_TENANT, String(lines.bytesOf("acme")));
+    assert.deepEqual(
+      lines.read("acme", "quiet").map((l) => l.text),
+      ["the one line that explains everything"],
+    );
+    // Another tenant is untouched, and a tenant's deletion forgets only its own lines.
+    lines.add(entry("svc", "other tenant", "globex"));
+    lines.forgetTenant("acme");
+    assert.deepEqual(lines.read("acme", "quiet"), []);
+    assert.equal(lines.bytesOf("acme"), 0);
+    assert.equal(lines.read("globex", "svc").length, 1);
+  });
+
+  it("gives a crash the last lines, clipped to a few KiB, and says how many came before", () => {
+    const lines = new LogLines();
+    for (let i = 0; i < 100; i++) lines.add(entry("a", `step ${i} ${"z".repeat(1000)}`));
+    const crash = lines.forCrash("acme", "a");
+    assert.ok(crash.lines.length >= 1 && crash.lines.length <= 20);
+    assert.ok(crash.lines.every((l) => l.text.length <= 503));
+    assert.match(crash.lines.at(-1)?.text ?? "", /^step 99 /);
+    assert.equal(crash.earlier + crash.lines.length, lines.read("acme", "a").length, "the rest of what is kept");
+    assert.deepEqual(lines.forCrash("acme", "none"), { lines: [], earlier: 0 });
+  });
+});
+
+const kernels = testKernels("lines");
+
+describe("a service's log", () => {
+  it("survives its crash and restart, and the lines before the crash come with service_crashed", async () => {
+    const k = await kernels.start(kernels.freshDir());
+    await k.deploy({
+      tenant: "acme",
+      service: "fragile",
+      code: `export default {
+        init() { console.log("starting"); return 0 },
+        handleCall(req, n) { console.log("handling", req); if (req === "boom") { console.error("about to fail"); throw new Error("boom") } return { reply: n + 1, state: n + 1 } },
+      }`,
+      supervision: { backoffMs: 10 },
+    });
+    await k.call("acme", "fragile", "one");
+    await rejection(k.call("acme", "fragile", "boom"));
+    await until("restarted", () => k.status("acme", "fragile").state === "running" && k.status("acme", "fragile").restarts === 1);
+    await until("the restart's init line", () => k.logs("acme", "fragile").filter((l) => l.text === "starting").length === 2);
+    assert.deepEqual(
+      k.logs("acme", "fragile").map((l) => l.text),
+      ["starting", "handling one", "handling boom", "about to fail", "starting"],
+    );
+    const [crashed] = await allEvents(k, { tenant: "acme", types: ["service_crashed"] });
+    const { logs } = payloadOf<{ logs: { lines: Array<{ level: string; text: string }>; earlier: number } }>(crashed);
+    assert.deepEqual(
+      logs.lines.map((l) => [l.level, l.text]),
+      [
+        ["info", "starting"],
+        ["info", "handling one"],
+        ["info", "handling boom"],
+        ["error", "about to fail"],
+      ],
+    );
+    assert.equal(logs.earlier, 0);
+  });
+});

@@ -1,0 +1,112 @@
+// Each service's recent log lines, by name: a crash, a restart, a swap or a rollback starts a new
+// instance but not a new log, so the lines that explain a crash are still there after it. Bounded
+// per service (lines and bytes) and per tenant (bytes): past a bound the oldest lines go first.
+
+import type { LogEntry } from "../../api/services.ts";
+
+/** Lines kept per service. */
+export const LINES_PER_SERVICE = 200;
+/** Bytes (UTF-16 code units, as held) kept per service. */
+export const BYTES_PER_SERVICE = 64 * 1024;
+/** Bytes kept per tenant, all its services together. */
+export const BYTES_PER_TENANT = 1024 * 1024;
+/** What a crash record carries of the lines before it. */
+const CRASH_LINES = 20;
+const CRASH_LINE_CHARS = 500;
+const CRASH_BYTES = 4096;
+
+interface ServiceLog {
+  readonly lines: LogEntry[];
+  bytes: number;
+}
+
+/** What a crash record carries: the service's last lines, clipped. */
+export interface CrashLines {
+  readonly lines: ReadonlyArray<{ readonly at: string; readonly level: LogEntry["level"]; readonly text: string }>;
+  /** Lines before these that the service had kept (read them with logs()). */
+  readonly earlier: number;
+}
+
+export class LogLines {
+  private readonly byService = new Map<string, ServiceLog>();
+  private readonly tenantBytes = new Map<string, number>();
+
+  /** Keeps `entry` as its service's newest line. */
+  add(entry: LogEntry): void {
+    const key = keyOf(entry.tenant, entry.service);
+    let log = this.byService.get(key);
+    if (!log) {
+      log = { lines: [], bytes: 0 };
+      this.byService.set(key, log);
+    }
+    const size = sizeOf(entry);
+    log.lines.push(entry);
+    log.bytes += size;
+    this.tenantBytes.set(entry.tenant, (this.tenantBytes.get(entry.tenant) ?? 0) + size);
+    while (log.lines.length > LINES_PER_SERVICE || (log.bytes > BYTES_PER_SERVICE && log.lines.length > 1)) this.dropOldest(log);
+    // A tenant past its bound gives up lines of the service that wrote this one first (a noisy
+    // service loses its own history before a quiet neighbour's), then of its largest service.
+    while ((this.tenantBytes.get(entry.tenant) ?? 0) > BYTES_PER_TENANT && log.lines.length > 1) this.dropOldest(log);
+    while ((this.tenantBytes.get(entry.tenant) ?? 0) > BYTES_PER_TENANT) {
+      const largest = this.largestOf(entry.tenant);
+      if (!largest || largest.lines.length === 0) break;
+      this.dropOldest(largest);
+    }
+  }
+
+  /** The service's kept lines, oldest first. */
+  read(tenant: string, service: string): LogEntry[] {
+    return [...(this.byService.get(keyOf(tenant, service))?.lines ?? [])];
+  }
+
+  /** The last lines before a crash, clipped, for its service_crashed record. */
+  forCrash(tenant: string, service: string): CrashLines {
+    const lines = this.byService.get(keyOf(tenant, service))?.lines ?? [];
+    const out: Array<{ at: string; level: LogEntry["level"]; text: string }> = [];
+    let bytes = 0;
+    for (let i = lines.length - 1; i >= 0 && out.length < CRASH_LINES; i--) {
+      const l = lines[i] as LogEntry;
+      const text = l.text.length > CRASH_LINE_CHARS ? `${l.text.slice(0, CRASH_LINE_CHARS)}...` : l.text;
+      bytes += text.length;
+      if (bytes > CRASH_BYTES && out.length > 0) break;
+      out.push({ at: l.at, level: l.level, text });
+    }
+    out.reverse();
+    return { lines: out, earlier: lines.length - out.length };
+  }
+
+  /** Forgets a tenant's lines (its deletion). */
+  forgetTenant(tenant: string): void {
+    for (const key of [...this.byService.keys()]) if (key.startsWith(`${tenant}\0`)) this.byService.delete(key);
+    this.tenantBytes.delete(tenant);
+  }
+
+  /** Bytes kept for `tenant`'s lines. */
+  bytesOf(tenant: string): number {
+    return this.tenantBytes.get(tenant) ?? 0;
+  }
+
+  private largestOf(tenant: string): ServiceLog | undefined {
+    let largest: ServiceLog | undefined;
+    for (const [key, log] of this.byService) {
+      if (key.startsWith(`${tenant}\0`) && (!largest || log.bytes > largest.bytes)) largest = log;
+    }
+    return largest;
+  }
+
+  private dropOldest(log: ServiceLog): void {
+    const gone = log.lines.shift();
+    if (!gone) return;
+    const size = sizeOf(gone);
+    log.bytes -= size;
+    this.tenantBytes.set(gone.tenant, (this.tenantBytes.get(gone.tenant) ?? size) - size);
+  }
+}
+
+function keyOf(tenant: string, service: string): string {
+  return `${tenant}\0${service}`;
+}
+
+function sizeOf(e: LogEntry): number {
+  return e.text.length + e.at.length + e.level.length + 16;
+}
