@@ -102,8 +102,14 @@ export interface Kernel {
   swap(tenant: string, service: string, code: string, options?: SwapOptions): Promise<Deployment>;
   /** Swaps back to an earlier version's code (default: the one before the running one). */
   rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
-  /** The most recent log lines of a service (up to 200). */
+  /** The most recent log lines of a service (up to 200 and 64 KiB), kept across its crashes and restarts. */
   logs(tenant: string, service: string): LogEntry[];
+  /**
+   * A service's kept lines, then each new one as it is logged: iterate with `for await`; break,
+   * or abort `signal`, to stop (the kernel's close ends it too). A follower that falls more than
+   * 1,000 lines behind is told how many it missed, in a line of its own.
+   */
+  followLogs(tenant: string, service: string, options?: { readonly signal?: AbortSignal }): AsyncIterableIterator<LogEntry>;
   /** Every version of a service that ran, oldest first, with the current one marked (killed services' too). */
   versions(tenant: string, service: string): Promise<ServiceVersion[]>;
   /** The source of one version of a service, exactly as deployed (default: the current version). */
@@ -213,6 +219,7 @@ export interface KernelSession {
   swap(tenant: string, service: string, code: string, options?: SwapOptions): Promise<Deployment>;
   rollback(tenant: string, service: string, version?: number): Promise<Deployment>;
   logs(tenant: string, service: string): Promise<LogEntry[]>;
+  followLogs(tenant: string, service: string, options?: { readonly signal?: AbortSignal }): AsyncIterableIterator<LogEntry>;
   versions(tenant: string, service: string): Promise<ServiceVersion[]>;
   source(tenant: string, service: string, version?: number): Promise<ServiceSource>;
   /** Events of the token's tenant (an unscoped token: any tenant, or all). */

@@ -643,6 +643,56 @@ describe("solo (the command line against a running kernel)", () => {
     assert.match(human.stdout, /^wrote .*ci\.crt, .*ci\.key \(0600\) and .*ca\.crt\nuse: solo --url /);
   });
 
+  it("logs --follow prints the kept lines, then each new one as it is logged, across a restart; SIGINT ends it with exit 0", async () => {
+    await sh([
+      "deploy",
+      "acme/talker",
+      file(
+        "talker.js",
+        `export default { init() { console.log("ready"); return 0 }, handleCall(r, n) { console.log("said " + r); return { reply: n, state: n } } }`,
+      ),
+    ]);
+    const child = spawn(process.execPath, [...NODE_ARGS, "logs", "acme/talker", "--follow"], {
+      env: { ...inherited, SOLO_DATA_DIR: dataDir, SOLO_URL: url, NODE_COMPILE_CACHE: compileCache },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal })),
+    );
+    try {
+      // The kept line first: once it is printed, the follow is open and misses nothing after it.
+      await waitFor(
+        "the kept line",
+        () => out + err,
+        (o) => / info {2}ready\n/.test(o),
+      );
+      await sh(["call", "acme/talker", '"hi"']);
+      await waitFor(
+        "the new line",
+        () => out + err,
+        (o) => o.includes(" info  said hi\n"),
+      );
+      await sh(["restart", "acme/talker"]);
+      await waitFor(
+        "the restart's line",
+        () => out + err,
+        (o) => (o.match(/ info {2}ready\n/g) ?? []).length === 2,
+      );
+      assert.doesNotMatch(out, ANSI);
+      child.kill("SIGINT");
+      const { code, signal } = await exited;
+      assert.equal(signal, null, err);
+      assert.equal(code, 0, err);
+      assert.equal(err, "");
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+  });
+
   it("events --follow prints new events as they happen (and --since replays the log first); SIGINT ends it with exit 0", async () => {
     const history = await sj(["events", "--tenant", "acme"]);
     const lastId: number = history.events.at(-1).id;

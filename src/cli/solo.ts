@@ -164,7 +164,12 @@ program
   .argument("[version]", "the version", int("version"))
   .action(run(modules.deploy, "rollback"));
 
-program.command("logs").description("a service's recent log lines").argument("<tenant/service>").action(run(modules.services, "logs"));
+program
+  .command("logs")
+  .description("a service's recent log lines (kept across its crashes and restarts)")
+  .argument("<tenant/service>")
+  .option("--follow", "then print each new line as it is logged, until Ctrl-C")
+  .action(run(modules.services, "logs"));
 
 program
   .command("history")

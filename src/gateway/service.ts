@@ -102,6 +102,16 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
         const entries = await as(ctx).logs(req.ref?.tenant ?? "", req.ref?.service ?? "");
         return { entries: entries.map((e) => ({ level: e.level, text: e.text, at: e.at })) };
       },
+      async *followLogs(req, ctx) {
+        const lines = as(ctx).followLogs(req.ref?.tenant ?? "", req.ref?.service ?? "", { signal: ctx.signal });
+        try {
+          for await (const e of lines) yield { level: e.level, text: e.text, at: e.at };
+        } catch (err) {
+          // The client went away: the stream simply ends.
+          if (ctx.signal.aborted) return;
+          throw toConnectError(err);
+        }
+      },
       async history(req, ctx) {
         const versions = await as(ctx).versions(req.ref?.tenant ?? "", req.ref?.service ?? "");
         return { versions: versions.map((v) => ({ ...v, grants: plain(v.grants) })) };

@@ -85,6 +85,10 @@ export class KernelImpl implements Kernel {
     return services.logs.run(this.k, SYSTEM, undefined, tenant, service);
   }
 
+  followLogs(tenant: string, service: string, options?: { readonly signal?: AbortSignal }): AsyncIterableIterator<LogEntry> {
+    return services.followLogs.run(this.k, SYSTEM, undefined, tenant, service, options);
+  }
+
   versions(tenant: string, service: string): Promise<ServiceVersion[]> {
     return services.versions.run(this.k, SYSTEM, undefined, tenant, service);
   }

@@ -209,6 +209,7 @@ async function shutdown(k: Parts): Promise<void> {
   try {
     await k.vault.close();
     await k.pool.close(CLOSE_GRACE_MS);
+    k.lines.close(); // after the services' last lines are in
     for (const r of k.registry.instances()) if (r.life.state === "running" || r.life.state === "restarting") r.life = STOPPED;
     await k.authority.denials.flush();
     await k.log

@@ -19,7 +19,7 @@ import type { TokenInfo, Via } from "../api/tokens.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import type { Decision, Target } from "./auth/authority.ts";
 import type { Permission } from "./auth/permissions.ts";
-import type { TokenPrincipal } from "./auth/tokens.ts";
+import type { Principal, TokenPrincipal } from "./auth/tokens.ts";
 import { admin, events, type Gate, type HotOperation, type Operation, services, settled } from "./operations/index.ts";
 import { assertOpen, kernelClosed, type Parts } from "./parts.ts";
 
@@ -198,24 +198,13 @@ export class Session implements KernelSession {
   }
 
   subscribe(options?: SubscribeOptions): AsyncIterableIterator<SoloEvent> {
-    // The check is asynchronous; the iterator starts once it passes (and throws its error if not).
-    const admitted = events.subscribe.admit(this.gate, options);
-    admitted.catch(() => undefined); // reported by the first next()
-    let inner: AsyncIterableIterator<SoloEvent> | undefined;
-    const start = async (): Promise<AsyncIterableIterator<SoloEvent>> => {
-      const p = await admitted;
-      inner ??= events.subscribe.run(this.k, p, this.via, options);
-      return inner;
-    };
-    const it: AsyncIterableIterator<SoloEvent> = {
-      next: async () => (await start()).next(),
-      return: async (value?: unknown) => {
-        if (inner?.return) return inner.return(value);
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]: () => it,
-    };
-    return it;
+    return admittedStream(events.subscribe.admit(this.gate, options), (p) => events.subscribe.run(this.k, p, this.via, options));
+  }
+
+  followLogs(tenant: string, service: string, options?: { readonly signal?: AbortSignal }): AsyncIterableIterator<LogEntry> {
+    return admittedStream(services.followLogs.admit(this.gate, tenant, service, options), (p) =>
+      services.followLogs.run(this.k, p, this.via, tenant, service, options),
+    );
   }
 
   verify(): Promise<VerifyReport> {
@@ -270,4 +259,25 @@ export class Session implements KernelSession {
     };
     return this.apis.vault;
   }
+}
+
+// A stream whose check is asynchronous: the iterator starts once it passes (and its first next()
+// throws the check's error if not).
+function admittedStream<T>(admitted: Promise<Principal>, open: (p: Principal) => AsyncIterableIterator<T>): AsyncIterableIterator<T> {
+  admitted.catch(() => undefined); // reported by the first next()
+  let inner: AsyncIterableIterator<T> | undefined;
+  const start = async (): Promise<AsyncIterableIterator<T>> => {
+    const p = await admitted;
+    inner ??= open(p);
+    return inner;
+  };
+  const it: AsyncIterableIterator<T> = {
+    next: async () => (await start()).next(),
+    return: async (value?: unknown) => {
+      if (inner?.return) return inner.return(value);
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]: () => it,
+  };
+  return it;
 }

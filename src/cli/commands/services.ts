@@ -59,7 +59,22 @@ export async function restart(cli: Cli, c: Clients, target: string): Promise<voi
 }
 
 /** `solo logs <tenant/service>`: its recent log lines. */
-export async function logs(cli: Cli, c: Clients, target: string): Promise<void> {
+export async function logs(cli: Cli, c: Clients, target: string, o: { follow?: boolean } = {}): Promise<void> {
+  if (o.follow) {
+    // The kept lines, then each new one as it comes, until Ctrl-C (or the kernel goes away).
+    const abort = new AbortController();
+    process.once("SIGINT", () => abort.abort());
+    try {
+      for await (const e of c.kernel.followLogs({ ref: ref(target) }, { signal: abort.signal })) {
+        process.stdout.write(
+          cli.json ? `${JSON.stringify({ level: e.level, text: e.text, at: e.at })}\n` : `${e.at} ${e.level.padEnd(5)} ${e.text}\n`,
+        );
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+    }
+    return;
+  }
   const { entries } = await c.kernel.logs({ ref: ref(target) });
   cli.out(entries, () => {
     for (const e of entries) process.stdout.write(`${e.at} ${e.level.padEnd(5)} ${e.text}\n`);

@@ -95,3 +95,68 @@ describe("a service's log", () => {
     assert.equal(logs.earlier, 0);
   });
 });
+
+describe("following a service's log", () => {
+  const CHATTY = `export default {
+    init() { console.log("up"); return 0 },
+    handleCall(req, n) { for (let i = 0; i < (req.n ?? 1); i++) console.log(req.say + " " + i); return { reply: n + 1, state: n + 1 } },
+  }`;
+
+  it("yields the kept lines, then each new one, across a crash and restart, until aborted", async () => {
+    const k = await kernels.start(kernels.freshDir());
+    await k.deploy({ tenant: "acme", service: "chatty", code: CHATTY, supervision: { backoffMs: 10 } });
+    await until("init's line", () => k.logs("acme", "chatty").length === 1);
+    const abort = new AbortController();
+    const seen: string[] = [];
+    const done = (async () => {
+      for await (const line of k.followLogs("acme", "chatty", { signal: abort.signal })) seen.push(line.text);
+    })();
+    await k.call("acme", "chatty", { say: "hello" });
+    await until("hello", () => seen.includes("hello 0"));
+    await k.restart("acme", "chatty");
+    await until("the restart's init line", () => seen.filter((t) => t === "up").length === 2);
+    abort.abort();
+    await done;
+    assert.deepEqual(seen, ["up", "hello 0", "up"]);
+  });
+
+  it("tells a follower that falls behind how many lines it missed, and ends when the kernel closes", async () => {
+    const k = await kernels.start(kernels.freshDir());
+    await k.deploy({ tenant: "acme", service: "chatty", code: CHATTY, grants: { log: { perSecond: 10_000 } } });
+    const it = k.followLogs("acme", "chatty");
+    assert.equal((await it.next()).value?.text, "up");
+    // 1,500 lines while nobody reads: the oldest 500 past the follower's queue are dropped and counted.
+    await k.call("acme", "chatty", { say: "burst", n: 1500 });
+    await until("the lines arrived", () => k.logs("acme", "chatty").at(-1)?.text === "burst 1499");
+    const first = (await it.next()).value;
+    assert.equal(first?.level, "warn");
+    assert.match(first?.text ?? "", /^500 log lines not delivered: this follower fell more than 1000 lines behind$/);
+    assert.equal((await it.next()).value?.text, "burst 500");
+    const rest = (async () => {
+      let n = 0;
+      for await (const _ of it) n++;
+      return n;
+    })();
+    await k.close();
+    assert.equal(await rest, 999, "the queued lines, then the end");
+  });
+
+  it("is checked like logs(): a token needs services:read on the tenant, and the service must exist", async () => {
+    const k = await kernels.start(kernels.freshDir());
+    await k.deploy({ tenant: "acme", service: "chatty", code: CHATTY });
+    const { token } = await k.tokens.grant({ tenant: "acme", permissions: ["call:*"] });
+    const denied = await rejection(k.as(token).followLogs("acme", "chatty").next());
+    assert.equal(denied.reason, "SOLO_ERR_PERMISSION_DENIED");
+    // As with subscribe(), the embedder's call checks at once; a token's session, at the first next().
+    assert.throws(
+      () => k.followLogs("acme", "ghost"),
+      (e: { reason?: string }) => e.reason === "SOLO_ERR_SERVICE_NOT_FOUND",
+    );
+    const admin = (await k.tokens.grant({ tenant: null, permissions: ["*"] })).token;
+    assert.equal((await rejection(k.as(admin).followLogs("acme", "ghost").next())).reason, "SOLO_ERR_SERVICE_NOT_FOUND");
+    const reader = (await k.tokens.grant({ tenant: "acme", permissions: ["services:read"] })).token;
+    const it = k.as(reader).followLogs("acme", "chatty");
+    assert.equal((await it.next()).value?.text, "up");
+    await it.return?.();
+  });
+});

@@ -27,13 +27,32 @@ export interface CrashLines {
   readonly earlier: number;
 }
 
+/** Lines a follower may have waiting; past it the oldest go, and it is told how many. */
+export const FOLLOW_QUEUE = 1000;
+
+interface Follower {
+  readonly queue: LogEntry[];
+  dropped: number;
+  ended: boolean;
+  wake: (() => void) | undefined;
+}
+
 export class LogLines {
   private readonly byService = new Map<string, ServiceLog>();
   private readonly tenantBytes = new Map<string, number>();
+  private readonly followers = new Map<string, Set<Follower>>();
 
-  /** Keeps `entry` as its service's newest line. */
+  /** Keeps `entry` as its service's newest line, and hands it to those following the service. */
   add(entry: LogEntry): void {
     const key = keyOf(entry.tenant, entry.service);
+    for (const f of this.followers.get(key) ?? []) {
+      f.queue.push(entry);
+      if (f.queue.length > FOLLOW_QUEUE) {
+        f.queue.shift();
+        f.dropped++;
+      }
+      f.wake?.();
+    }
     let log = this.byService.get(key);
     if (!log) {
       log = { lines: [], bytes: 0 };
@@ -73,6 +92,75 @@ export class LogLines {
     }
     out.reverse();
     return { lines: out, earlier: lines.length - out.length };
+  }
+
+  /**
+   * The service's kept lines, then each new one as it is logged, until `signal` aborts, the
+   * iterator is returned, or `close()`. Nothing is missed or repeated between the two: the kept
+   * lines and the follow start in one step. A follower that falls more than {@link FOLLOW_QUEUE}
+   * lines behind loses the oldest and is told how many, in a line of its own.
+   */
+  follow(tenant: string, service: string, signal?: AbortSignal): AsyncIterableIterator<LogEntry> {
+    const key = keyOf(tenant, service);
+    const f: Follower = { queue: this.read(tenant, service), dropped: 0, ended: false, wake: undefined };
+    let set = this.followers.get(key);
+    if (!set) {
+      set = new Set();
+      this.followers.set(key, set);
+    }
+    set.add(f);
+    const end = (): void => {
+      f.ended = true;
+      const s = this.followers.get(key);
+      s?.delete(f);
+      if (s?.size === 0) this.followers.delete(key);
+      f.wake?.();
+    };
+    signal?.addEventListener("abort", end, { once: true });
+    if (signal?.aborted) end();
+    const it: AsyncIterableIterator<LogEntry> = {
+      next: async () => {
+        for (;;) {
+          if (f.dropped > 0) {
+            const n = f.dropped;
+            f.dropped = 0;
+            const text = `${n} log lines not delivered: this follower fell more than ${FOLLOW_QUEUE} lines behind`;
+            return { done: false, value: { tenant, service, level: "warn", text, at: new Date().toISOString() } };
+          }
+          const next = f.queue.shift();
+          if (next) return { done: false, value: next };
+          if (f.ended) return { done: true, value: undefined };
+          await new Promise<void>((resolve) => {
+            f.wake = resolve;
+          });
+          f.wake = undefined;
+        }
+      },
+      return: async () => {
+        end();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]: () => it,
+    };
+    return it;
+  }
+
+  /** Ends every follow (the kernel closes). */
+  close(): void {
+    for (const set of this.followers.values()) {
+      for (const f of set) {
+        f.ended = true;
+        f.wake?.();
+      }
+    }
+    this.followers.clear();
+  }
+
+  /** Followers of all services now. */
+  get following(): number {
+    let n = 0;
+    for (const set of this.followers.values()) n += set.size;
+    return n;
   }
 
   /** Forgets a tenant's lines (its deletion). */

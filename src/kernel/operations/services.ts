@@ -15,7 +15,7 @@ import { SoloError } from "../../lib/errors/errors.ts";
 import { checkService, checkTenant, TAG_PATTERN } from "../../lib/names.ts";
 import type { Permission } from "../auth/permissions.ts";
 import { checkIdentity } from "../deployer/index.ts";
-import type { Parts } from "../parts.ts";
+import { assertOpen, type Parts } from "../parts.ts";
 import { infoOf } from "../registry/index.ts";
 import { type HotOperation, type Operation, settled } from "./operation.ts";
 
@@ -113,6 +113,19 @@ export const logs: Operation<[tenant: string, service: string], LogEntry[]> = {
   run: (k, _p, _via, tenant, service) => {
     const r = k.registry.lookup(tenant, service);
     return k.lines.read(r.tenant, r.service);
+  },
+};
+
+/** A service's kept lines, then each new one as it is logged, until `signal` aborts or the kernel closes. */
+export const followLogs: Operation<
+  [tenant: string, service: string, options?: { readonly signal?: AbortSignal }],
+  AsyncIterableIterator<LogEntry>
+> = {
+  admit: async (g, tenant, service) => g.require("followLogs", checkTenant(tenant), READ, checkService(service)),
+  run: (k, _p, _via, tenant, service, options) => {
+    assertOpen(k.lifetime);
+    const r = k.registry.lookup(tenant, service);
+    return k.lines.follow(r.tenant, r.service, options?.signal);
   },
 };
 

@@ -715,6 +715,22 @@ export declare type LogsRequest = Message<"solo.v1.LogsRequest"> & {
 export declare const LogsRequestSchema: GenMessage<LogsRequest>;
 
 /**
+ * @generated from message solo.v1.FollowLogsRequest
+ */
+export declare type FollowLogsRequest = Message<"solo.v1.FollowLogsRequest"> & {
+  /**
+   * @generated from field: solo.v1.ServiceRef ref = 1;
+   */
+  ref?: ServiceRef | undefined;
+};
+
+/**
+ * Describes the message solo.v1.FollowLogsRequest.
+ * Use `create(FollowLogsRequestSchema)` to create a new message.
+ */
+export declare const FollowLogsRequestSchema: GenMessage<FollowLogsRequest>;
+
+/**
  * One line a service logged.
  *
  * @generated from message solo.v1.LogEntry
@@ -2081,6 +2097,17 @@ export declare const KernelService: GenService<{
     methodKind: "unary";
     input: typeof LogsRequestSchema;
     output: typeof LogsResponseSchema;
+  },
+  /**
+   * A service's kept lines, then each new one as it is logged, until the client goes away
+   * (`services:read`). Holds one of its tenant's stream slots while it runs.
+   *
+   * @generated from rpc solo.v1.KernelService.FollowLogs
+   */
+  followLogs: {
+    methodKind: "server_streaming";
+    input: typeof FollowLogsRequestSchema;
+    output: typeof LogEntrySchema;
   },
   /**
    * Every version of a service that ran, oldest first, the current one marked (`services:read`).
