@@ -107,6 +107,7 @@ export function recordingStore(inner: Store): { store: Store; samples: CommitSam
     kvList: (tenant, service, prefix, after, limit) => inner.kvList(tenant, service, prefix, after, limit),
     kvUsage: (tenant, service) => inner.kvUsage(tenant, service),
     tenants: () => inner.tenants(),
+    logLines: () => inner.logLines(),
     tokens: () => inner.tokens(),
     vaultKeys: () => inner.vaultKeys(),
     secret: (tenant, name) => inner.secret(tenant, name),

@@ -90,7 +90,10 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
     const io = new ServiceIo(store, log, () => vault as Vault, opts.fetch);
     const registry = new Registry(clock, opts.schedulers, closed);
     const audit = new Audit(log, clock);
-    const lines = new LogLines();
+    // Services' recent log lines, written to the store in batches and taken back at open.
+    const eventLog = log;
+    const lines = new LogLines((mutations) => eventLog.write(mutations, []));
+    lines.load(await store.logLines());
     const breakers = new Breakers(clock, audit);
     const resources = new Resources({ registry, tenants, pool, audit, clock });
     const calls = new Calls({ registry, breakers, resources, tenants, pool });
@@ -157,6 +160,7 @@ async function assemble(opts: ResolvedOptions, lock: DataDirLock, engine: Engine
       authority,
       store,
       log,
+      lines,
       clock,
     });
     const assembled: Parts = {
@@ -210,6 +214,7 @@ async function shutdown(k: Parts): Promise<void> {
     await k.vault.close();
     await k.pool.close(CLOSE_GRACE_MS);
     k.lines.close(); // after the services' last lines are in
+    await k.lines.flush();
     for (const r of k.registry.instances()) if (r.life.state === "running" || r.life.state === "restarting") r.life = STOPPED;
     await k.authority.denials.flush();
     await k.log

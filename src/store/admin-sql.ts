@@ -1,5 +1,5 @@
 import type { Row } from "./rows.ts";
-import type { Mutation, SecretRow, TenantRow, TokenRow, VaultKeyRow } from "./store.ts";
+import type { LogRow, Mutation, SecretRow, TenantRow, TokenRow, VaultKeyRow } from "./store.ts";
 
 /**
  * SQL shared by both backends for the tables of tenants, capability tokens and the vault: plain
@@ -17,7 +17,8 @@ export type AdminMutation = Extract<Mutation, { t: `tenant.${string}` | `token.$
 
 /** Whether a mutation is one of this module's. @internal */
 export function isAdminMutation(m: Mutation): m is AdminMutation {
-  return !m.t.startsWith("deployment.") && !m.t.startsWith("kv.");
+  // Named, not excluded: a new family of mutations is not taken for one of these by default.
+  return m.t.startsWith("tenant.") || m.t.startsWith("token.") || m.t.startsWith("vault.") || m.t.startsWith("secret.");
 }
 
 const SECRET_COLUMNS = "tenant, name, key_id, sealed, updated_at";
@@ -45,6 +46,7 @@ export function adminStatements(m: AdminMutation, eventsAfter: number): Statemen
         { sql: "UPDATE tenants SET deleted_at = ? WHERE name = ? AND deleted_at IS NULL", params: [m.deletedAt, m.name] },
         { sql: "DELETE FROM kv WHERE tenant = ?", params: [m.name] },
         { sql: "DELETE FROM kv_usage WHERE tenant = ?", params: [m.name] },
+        { sql: "DELETE FROM service_logs WHERE tenant = ?", params: [m.name] },
         { sql: "DELETE FROM secrets WHERE tenant = ?", params: [m.name] },
         { sql: "DELETE FROM deployments WHERE tenant = ?", params: [m.name] },
         { sql: "DELETE FROM deployment_versions WHERE tenant = ?", params: [m.name] },
@@ -106,6 +108,7 @@ export function adminStatements(m: AdminMutation, eventsAfter: number): Statemen
 /** The reads of these tables, with `?` placeholders. @internal */
 export const ADMIN_READS = {
   tenants: "SELECT name, incarnation, limits, created_at, events_after, deleted_at FROM tenants ORDER BY name, incarnation",
+  logLines: "SELECT tenant, service, seq, at, level, text FROM service_logs ORDER BY tenant, service, seq",
   tokens:
     "SELECT id, hash, tenant, permissions, expires_at, created_at, creator, parent, label, revoked_at FROM tokens ORDER BY created_at, id",
   vaultKeys: "SELECT id, master_key_id, wrapped, created_at FROM vault_keys ORDER BY id",
@@ -163,5 +166,17 @@ export function secretFromRow(r: Row): SecretRow {
     keyId: Number(r.key_id),
     sealed: String(r.sealed),
     updatedAt: Number(r.updated_at),
+  };
+}
+
+/** @internal */
+export function logRowFromRow(r: Record<string, unknown>): LogRow {
+  return {
+    tenant: String(r.tenant),
+    service: String(r.service),
+    seq: Number(r.seq),
+    at: String(r.at),
+    level: String(r.level),
+    text: String(r.text),
   };
 }

@@ -163,12 +163,12 @@ const FUTURE_SCHEMA: Record<StoreKind, string> = {
   postgres: "INSERT INTO solo_schema (version, applied_at) VALUES (99, 0)",
 };
 
-/** SQL that takes each backend's storage back to schema 3: before tenants, tokens and the vault. */
+/** SQL that takes each backend's storage back to schema 3: before tenants, tokens and the vault (4) and service logs (5). */
 const SCHEMA_3: Record<StoreKind, string> = {
   sqlite:
-    "DROP TABLE tenants; DROP TABLE tokens; DROP TABLE vault_keys; DROP TABLE secrets; ALTER TABLE deployment_versions DROP COLUMN grants; PRAGMA user_version = 3",
+    "DROP TABLE service_logs; DROP TABLE tenants; DROP TABLE tokens; DROP TABLE vault_keys; DROP TABLE secrets; ALTER TABLE deployment_versions DROP COLUMN grants; PRAGMA user_version = 3",
   postgres:
-    "DROP TABLE tenants, tokens, vault_keys, secrets; ALTER TABLE deployment_versions DROP COLUMN grants; DELETE FROM solo_schema WHERE version = 4",
+    "DROP TABLE service_logs, tenants, tokens, vault_keys, secrets; ALTER TABLE deployment_versions DROP COLUMN grants; DELETE FROM solo_schema WHERE version >= 4",
 };
 
 function tenantCreate(name: string, limits = '{"maxServices":10}', createdAt = WALL): Mutation {
@@ -542,6 +542,48 @@ function storeConformance(kind: StoreKind, factory: Factory): void {
         await store.commit([deployOp(deployment("counter", 2))]);
         assert.deepEqual(await store.activeDeployments(), [deployment("counter", 2)]);
         assert.deepEqual(await store.deploymentHistory("acme", "counter"), [deployment("counter", 1), deployment("counter", 2)]);
+      });
+    });
+
+    describe("service logs", () => {
+      const line = (service: string, seq: number, tenant = "acme") => ({
+        tenant,
+        service,
+        seq,
+        at: `2026-12-07T00:00:0${seq % 10}.000Z`,
+        level: "info",
+        text: `line ${seq} ✓`,
+      });
+      const append = (service: string, seqs: number[], keep = 3, tenant = "acme"): Mutation => ({
+        t: "logs.append",
+        tenant,
+        service,
+        lines: seqs.map((n) => line(service, n, tenant)),
+        keep,
+      });
+
+      it("keeps each service's last lines in order, and no more than it is told to keep", async () => {
+        assert.deepEqual(await store.logLines(), []);
+        await apply(store, append("a", [1, 2]));
+        await apply(store, append("a", [3, 4, 5]), append("b", [1]));
+        assert.deepEqual(await store.logLines(), [line("a", 3), line("a", 4), line("a", 5), line("b", 1)]);
+        // A line written twice (a retried batch) is kept once.
+        await apply(store, append("a", [5]));
+        assert.equal((await store.logLines()).filter((l) => l.service === "a").length, 3);
+      });
+
+      it("drops a service's lines when it is killed, and a tenant's when it is deleted; others are kept", async () => {
+        await apply(store, append("a", [1]), append("b", [1]), append("c", [1], 3, "globex"));
+        await store.commit([killOp("acme", "a")]);
+        assert.deepEqual(
+          (await store.logLines()).map((l) => `${l.tenant}/${l.service}`),
+          ["acme/b", "globex/c"],
+        );
+        await store.commit([adminOp("tenant.deleted", "acme", tenantDelete("acme", WALL))]);
+        assert.deepEqual(
+          (await store.logLines()).map((l) => `${l.tenant}/${l.service}`),
+          ["globex/c"],
+        );
       });
     });
 

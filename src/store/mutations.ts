@@ -42,6 +42,7 @@ export function* mutationSteps(m: Mutation, eventsAfter: number): Generator<Step
       return true;
     }
     case "deployment.kill": {
+      yield { sql: "DELETE FROM service_logs WHERE tenant = ? AND service = ?", params: [m.tenant, m.service], query: false };
       const r = yield {
         sql: "UPDATE deployments SET active = FALSE WHERE tenant = ? AND service = ? AND active",
         params: [m.tenant, m.service],
@@ -70,6 +71,23 @@ export function* mutationSteps(m: Mutation, eventsAfter: number): Generator<Step
       };
       yield { sql: SET_USAGE, params: [m.tenant, m.service, bytes, keys], query: false };
       return true;
+    }
+    case "logs.append": {
+      let last = 0;
+      for (const l of m.lines) {
+        yield {
+          sql: "INSERT INTO service_logs (tenant, service, seq, at, level, text) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, service, seq) DO NOTHING",
+          params: [m.tenant, m.service, l.seq, l.at, l.level, l.text],
+          query: false,
+        };
+        last = Math.max(last, l.seq);
+      }
+      yield {
+        sql: "DELETE FROM service_logs WHERE tenant = ? AND service = ? AND seq <= ?",
+        params: [m.tenant, m.service, last - m.keep],
+        query: false,
+      };
+      return m.lines.length > 0;
     }
     case "kv.delete": {
       const [old] = (yield { sql: KV_VALUE, params: [m.tenant, m.service, m.key], query: true }).rows;

@@ -39,6 +39,8 @@ export interface Store {
   kvUsage(tenant: string, service: string): Promise<{ bytes: number; keys: number }>;
   /** Every tenant ever created, live and deleted, by name and incarnation. */
   tenants(): Promise<TenantRow[]>;
+  /** Every service's kept log lines, by tenant, service and `seq`. */
+  logLines(): Promise<LogRow[]>;
   /** Every capability token ever granted (hashes only), revoked ones included. */
   tokens(): Promise<TokenRow[]>;
   /** The vault's data keys, each wrapped under a master key. */
@@ -104,6 +106,16 @@ export interface EventFilter {
   readonly until?: number;
   readonly order: "asc" | "desc";
   readonly limit: number;
+}
+
+/** One log line of a service, as the store keeps it. @internal */
+export interface LogRow {
+  readonly tenant: string;
+  readonly service: string;
+  readonly seq: number;
+  readonly at: string;
+  readonly level: string;
+  readonly text: string;
 }
 
 /** A deployed version of a service, as the store keeps it. @internal */
@@ -195,6 +207,14 @@ export type Mutation =
       readonly maxKeys: number;
     }
   | { readonly t: "kv.delete"; readonly tenant: string; readonly service: string; readonly key: string }
+  /** Appends a service's log lines (numbered by `seq`) and keeps only its last `keep`. */
+  | {
+      readonly t: "logs.append";
+      readonly tenant: string;
+      readonly service: string;
+      readonly lines: readonly LogRow[];
+      readonly keep: number;
+    }
   /** A new incarnation of a tenant; its `eventsAfter` is the id before its operation's first event. */
   | { readonly t: "tenant.create"; readonly name: string; readonly limits: string; readonly createdAt: number }
   | { readonly t: "tenant.limits"; readonly name: string; readonly limits: string }

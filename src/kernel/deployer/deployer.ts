@@ -13,6 +13,7 @@ import type { Authority } from "../auth/authority.ts";
 import type { Principal } from "../auth/tokens.ts";
 import type { Breakers } from "../breaker/index.ts";
 import type { EventLog } from "../log/event-log.ts";
+import type { LogLines } from "../log/lines.ts";
 import { grantsData } from "../powers/grants.ts";
 import {
   CRASHED,
@@ -47,6 +48,7 @@ export interface DeployerParts {
   readonly authority: Authority;
   readonly store: Store;
   readonly log: EventLog;
+  readonly lines: LogLines;
   readonly clock: Clock;
 }
 
@@ -181,6 +183,8 @@ export class Deployer {
     if (record.life.state === "running") await this.p.launcher.stop(record);
     record.life = STOPPED;
     this.p.registry.wake(record);
+    // Its stored log goes with the kill's write; lines still waiting are not written after it.
+    this.p.lines.killed(record.tenant, record.service);
     // A crashed service is still deployed (a restart would bring it back) until it is killed.
     await this.p.log.write(
       [{ t: "deployment.kill", tenant: record.tenant, service: record.service }],

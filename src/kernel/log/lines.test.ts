@@ -96,6 +96,37 @@ describe("a service's log", () => {
   });
 });
 
+describe("a service's log across a kernel restart", () => {
+  it("is in the store: a reopened kernel has the lines it kept, and new ones follow them; a kill drops them", async () => {
+    const dir = kernels.freshDir();
+    const k = await kernels.start(dir);
+    const code = `export default { init() { console.log("booted"); return 0 }, handleCall(r, n) { console.warn("asked " + r); return { reply: n, state: n } } }`;
+    await k.deploy({ tenant: "acme", service: "keeper", code });
+    await k.deploy({ tenant: "acme", service: "gone", code });
+    await k.call("acme", "keeper", "once");
+    await until("the line", () => k.logs("acme", "keeper").length === 2);
+    await k.close();
+
+    const again = await kernels.start(dir);
+    // What was kept before, then the recovered instance's own init line.
+    await until("the recovery's line", () => again.logs("acme", "keeper").length === 3);
+    assert.deepEqual(
+      again.logs("acme", "keeper").map((l) => [l.level, l.text]),
+      [
+        ["info", "booted"],
+        ["warn", "asked once"],
+        ["info", "booted"],
+      ],
+    );
+    await again.kill("acme", "gone");
+    await again.close();
+
+    const third = await kernels.start(dir);
+    await until("the third init line", () => third.logs("acme", "keeper").length === 4);
+    assert.equal(third.list("acme").length, 1, "the killed one is gone, and so is its log");
+  });
+});
+
 describe("following a service's log", () => {
   const CHATTY = `export default {
     init() { console.log("up"); return 0 },

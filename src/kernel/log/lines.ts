@@ -3,6 +3,7 @@
 // per service (lines and bytes) and per tenant (bytes): past a bound the oldest lines go first.
 
 import type { LogEntry } from "../../api/services.ts";
+import type { LogRow, Mutation } from "../../store/store.ts";
 
 /** Lines kept per service. */
 export const LINES_PER_SERVICE = 200;
@@ -27,6 +28,9 @@ export interface CrashLines {
   readonly earlier: number;
 }
 
+/** How long a line may wait before it is written to the store with the lines after it. */
+const FLUSH_MS = 200;
+
 /** Lines a follower may have waiting; past it the oldest go, and it is told how many. */
 export const FOLLOW_QUEUE = 1000;
 
@@ -41,10 +45,46 @@ export class LogLines {
   private readonly byService = new Map<string, ServiceLog>();
   private readonly tenantBytes = new Map<string, number>();
   private readonly followers = new Map<string, Set<Follower>>();
+  /** Each service's last line number, so lines keep their order in the store across restarts. */
+  private readonly seqs = new Map<string, number>();
+  /** Lines not yet in the store, by service. */
+  private pending = new Map<string, LogRow[]>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly persist: ((mutations: Mutation[]) => Promise<unknown>) | undefined;
 
-  /** Keeps `entry` as its service's newest line, and hands it to those following the service. */
+  /** `persist` writes lines to the store (batched); without it they live only in memory. */
+  constructor(persist?: (mutations: Mutation[]) => Promise<unknown>) {
+    this.persist = persist;
+  }
+
+  /** Takes back the lines the store kept (at open), without writing them again. */
+  load(rows: readonly LogRow[]): void {
+    for (const r of rows) {
+      const level = r.level === "debug" || r.level === "warn" || r.level === "error" ? r.level : "info";
+      this.keep({ tenant: r.tenant, service: r.service, level, text: r.text, at: r.at });
+      const key = keyOf(r.tenant, r.service);
+      this.seqs.set(key, Math.max(this.seqs.get(key) ?? 0, r.seq));
+    }
+  }
+
+  /** Keeps `entry` as its service's newest line, hands it to its followers, and writes it to the store soon. */
   add(entry: LogEntry): void {
     const key = keyOf(entry.tenant, entry.service);
+    if (this.persist) {
+      const seq = (this.seqs.get(key) ?? 0) + 1;
+      this.seqs.set(key, seq);
+      let rows = this.pending.get(key);
+      if (!rows) {
+        rows = [];
+        this.pending.set(key, rows);
+      }
+      rows.push({ tenant: entry.tenant, service: entry.service, seq, at: entry.at, level: entry.level, text: entry.text });
+      // Only the lines the store would keep are worth writing.
+      if (rows.length > LINES_PER_SERVICE) rows.shift();
+      this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
+      this.timer.unref();
+    }
     for (const f of this.followers.get(key) ?? []) {
       f.queue.push(entry);
       if (f.queue.length > FOLLOW_QUEUE) {
@@ -53,6 +93,12 @@ export class LogLines {
       }
       f.wake?.();
     }
+    this.keep(entry);
+  }
+
+  // Keeps a line within the bounds (no followers, no store).
+  private keep(entry: LogEntry): void {
+    const key = keyOf(entry.tenant, entry.service);
     let log = this.byService.get(key);
     if (!log) {
       log = { lines: [], bytes: 0 };
@@ -145,6 +191,38 @@ export class LogLines {
     return it;
   }
 
+  /** Writes the lines waiting for the store; resolves once they are in (or failed, which is reported). */
+  flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.persist || this.pending.size === 0) return this.flushing;
+    const batch = this.pending;
+    this.pending = new Map();
+    const mutations: Mutation[] = [...batch.values()].map((lines) => ({
+      t: "logs.append",
+      tenant: (lines[0] as LogRow).tenant,
+      service: (lines[0] as LogRow).service,
+      lines,
+      keep: LINES_PER_SERVICE,
+    }));
+    const persist = this.persist;
+    this.flushing = this.flushing
+      .then(() => persist(mutations))
+      .then(
+        () => undefined,
+        (err: unknown) => console.error("solo: writing log lines to the store failed:", err),
+      );
+    return this.flushing;
+  }
+
+  /**
+   * A service was killed: the store drops its lines with the kill, so the ones still waiting are
+   * not written. They stay readable (terminate's last words among them) until the kernel closes.
+   */
+  killed(tenant: string, service: string): void {
+    this.pending.delete(keyOf(tenant, service));
+  }
+
   /** Ends every follow (the kernel closes). */
   close(): void {
     for (const set of this.followers.values()) {
@@ -166,6 +244,7 @@ export class LogLines {
   /** Forgets a tenant's lines (its deletion). */
   forgetTenant(tenant: string): void {
     for (const key of [...this.byService.keys()]) if (key.startsWith(`${tenant}\0`)) this.byService.delete(key);
+    for (const key of [...this.pending.keys()]) if (key.startsWith(`${tenant}\0`)) this.pending.delete(key);
     this.tenantBytes.delete(tenant);
   }
 

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { ADMIN_READS, numbered, secretFromRow, tenantFromRow, tokenFromRow, vaultKeyFromRow } from "../admin-sql.ts";
+import { ADMIN_READS, logRowFromRow, numbered, secretFromRow, tenantFromRow, tokenFromRow, vaultKeyFromRow } from "../admin-sql.ts";
 import { nowMicros, seal } from "../chain.ts";
 import { mutationSteps } from "../mutations.ts";
 import { checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
@@ -9,6 +9,7 @@ import type {
   ChainHead,
   DeploymentRecord,
   EventFilter,
+  LogRow,
   Mutation,
   OpResult,
   SecretRow,
@@ -302,6 +303,10 @@ class PostgresStore implements Store {
   async kvUsage(tenant: string, service: string): Promise<{ bytes: number; keys: number }> {
     const r = (await this.query("SELECT bytes, keys FROM kv_usage WHERE tenant = $1 AND service = $2", [tenant, service]))[0];
     return r ? { bytes: Number(r.bytes), keys: Number(r.keys) } : { bytes: 0, keys: 0 };
+  }
+
+  async logLines(): Promise<LogRow[]> {
+    return (await this.query(ADMIN_READS.logLines)).map(logRowFromRow);
   }
 
   async tenants(): Promise<TenantRow[]> {

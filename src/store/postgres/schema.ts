@@ -106,4 +106,14 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX secrets_by_key ON secrets (key_id);
    ALTER TABLE deployment_versions ADD COLUMN grants TEXT NOT NULL DEFAULT '';`,
+  // 5: each service's recent log lines, so they outlive a kernel restart.
+  `CREATE TABLE service_logs (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     seq BIGINT NOT NULL,
+     at TEXT NOT NULL,
+     level TEXT NOT NULL,
+     text TEXT NOT NULL,
+     PRIMARY KEY (tenant, service, seq)
+   );`,
 ];

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { SoloError } from "../../lib/errors/errors.ts";
-import { ADMIN_READS, secretFromRow, tenantFromRow, tokenFromRow, vaultKeyFromRow } from "../admin-sql.ts";
+import { ADMIN_READS, logRowFromRow, secretFromRow, tenantFromRow, tokenFromRow, vaultKeyFromRow } from "../admin-sql.ts";
 import { nowMicros, seal } from "../chain.ts";
 import { mutationSteps } from "../mutations.ts";
 import { checkTail, deploymentFromRow, opFailure, prefixRun, type Row } from "../rows.ts";
@@ -10,6 +10,7 @@ import type {
   ChainHead,
   DeploymentRecord,
   EventFilter,
+  LogRow,
   Mutation,
   OpResult,
   SecretRow,
@@ -257,6 +258,12 @@ export class SqliteEngine {
 
   tenants(): TenantRow[] {
     return this.stmt(ADMIN_READS.tenants).all().map(tenantFromRow);
+  }
+
+  logLines(): LogRow[] {
+    return this.stmt(ADMIN_READS.logLines)
+      .all()
+      .map((r) => logRowFromRow(r as Record<string, unknown>));
   }
 
   tokens(): TokenRow[] {

@@ -20,6 +20,7 @@ export type SqliteRequest = { readonly id: number } & (
     }
   | { readonly method: "kvUsage"; readonly tenant: string; readonly service: string }
   | { readonly method: "tenants" }
+  | { readonly method: "logLines" }
   | { readonly method: "tokens" }
   | { readonly method: "vaultKeys" }
   | { readonly method: "secret"; readonly tenant: string; readonly name: string }

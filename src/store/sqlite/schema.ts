@@ -106,4 +106,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
    ) STRICT;
    CREATE INDEX secrets_by_key ON secrets (key_id);
    ALTER TABLE deployment_versions ADD COLUMN grants TEXT NOT NULL DEFAULT '';`,
+  // 5: each service's recent log lines, so they outlive a kernel restart (the kernel keeps the
+  // last ones per service; a kill or the tenant's deletion removes them).
+  `CREATE TABLE service_logs (
+     tenant TEXT NOT NULL,
+     service TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     at TEXT NOT NULL,
+     level TEXT NOT NULL,
+     text TEXT NOT NULL,
+     PRIMARY KEY (tenant, service, seq)
+   ) STRICT;`,
 ];

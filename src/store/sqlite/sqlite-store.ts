@@ -4,6 +4,7 @@ import type {
   ChainHead,
   DeploymentRecord,
   EventFilter,
+  LogRow,
   OpResult,
   SecretRow,
   Store,
@@ -120,6 +121,9 @@ class SqliteStore implements Store {
   }
   tenants(): Promise<TenantRow[]> {
     return this.request({ method: "tenants" });
+  }
+  logLines(): Promise<LogRow[]> {
+    return this.request({ method: "logLines" });
   }
   tokens(): Promise<TokenRow[]> {
     return this.request({ method: "tokens" });

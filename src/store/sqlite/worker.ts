@@ -40,6 +40,8 @@ function run(e: SqliteEngine, req: SqliteRequest): unknown {
       return e.usage(req.tenant, req.service);
     case "tenants":
       return e.tenants();
+    case "logLines":
+      return e.logLines();
     case "tokens":
       return e.tokens();
     case "vaultKeys":
