@@ -14,6 +14,7 @@ const BENCHMARKS = [
   "store-append",
   "store-query",
   "store-recovery",
+  "log-lines",
   "auth",
   "secrets",
   "storage",
@@ -23,7 +24,7 @@ const BENCHMARKS = [
   "limits",
   "edge",
 ] as const;
-const INTERNALS: ReadonlySet<string> = new Set(["store-append", "store-query", "store-recovery"]);
+const INTERNALS: ReadonlySet<string> = new Set(["store-append", "store-query", "store-recovery", "log-lines"]);
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.
 const CHILD_TIMEOUT_MS = 240_000;
 
