@@ -15,6 +15,8 @@ export interface SwapOptions {
    * grants of the version it returns to.
    */
   readonly grants?: GrantsInput;
+  /** The new code's file name, as `deploy` takes it; omitted: the running version's. */
+  readonly file?: string;
 }
 
 /** What {@link Kernel.deploy} takes. */
@@ -38,6 +40,11 @@ export interface DeploySpec {
    * events, timers and log. A session may grant only what its token holds.
    */
   readonly grants?: GrantsInput;
+  /**
+   * The name of the file as the author has it (`billing.ts`), for syntax errors, findings and
+   * crashes to name: 1-128 of letters, digits, `.`, `_`, `-`. Omitted: `<service>.ts` (or `.js`).
+   */
+  readonly file?: string;
 }
 
 /** What a successful deploy returns. */

@@ -278,6 +278,18 @@ describe("solo (the command line against a running kernel)", () => {
     assert.ok(h.stderr.includes(`${bad}:2:16 default-export `), h.stderr);
   });
 
+  it("names the file as deployed in a syntax error and in a crash (the CLI passes its name)", async () => {
+    const syntax = await sh(["deploy", "acme/named", file("named-broken.js", "export default {\n  oops(\n}")], 6);
+    assert.match(syntax.stderr, /syntax error at named-broken\.js:3:1/);
+    await sh([
+      "deploy",
+      "acme/named",
+      file("named-thrower.js", 'export default {\n  init() { return 0 },\n  handleCall() { throw new Error("boom") },\n};'),
+    ]);
+    const crashed = await sh(["call", "acme/named", "1"], 1);
+    assert.match(crashed.stderr, /Error: boom at named-thrower\.js:3:/);
+  });
+
   it("shows a service's history and prints any version's source exactly as deployed", async () => {
     const v1 = `${COUNTER}\n// first\n`;
     const v2 = `${COUNTER}\n// second\n`;

@@ -50,6 +50,7 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
           ...(req.tags.length > 0 ? { tags: req.tags } : {}),
           ...(req.metadata !== undefined ? { metadata: req.metadata as Record<string, string | number | boolean | null> } : {}),
           ...(req.grants !== undefined ? { grants: req.grants } : {}),
+          ...(req.file !== "" ? { file: req.file } : {}),
         });
         return { deployment: deployment(d) };
       },
@@ -91,6 +92,7 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
         const options = {
           ...(req.rollbackWindowMs > 0 ? { rollbackWindowMs: req.rollbackWindowMs } : {}),
           ...(req.grants !== undefined ? { grants: req.grants } : {}),
+          ...(req.file !== "" ? { file: req.file } : {}),
         };
         return { deployment: deployment(await as(ctx).swap(req.ref?.tenant ?? "", req.ref?.service ?? "", req.code, options)) };
       },

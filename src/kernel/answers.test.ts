@@ -459,3 +459,47 @@ describe("version numbers", () => {
     );
   });
 });
+
+describe("the file as deployed", () => {
+  const THROWER = `export default {
+  init() { return 0 },
+  handleCall(req, n) {
+    if (req === "boom") throw new Error("boom");
+    return { reply: n, state: n };
+  },
+};`;
+
+  it("is what syntax errors, crashes and recovered crashes name, and a swap may rename it; a rollback brings the old name back", async () => {
+    const dir = kernels.freshDir();
+    const k = await kernels.start(dir);
+    const syntax = await rejection(
+      k.deploy({ tenant: "acme", service: "billing", code: "export default {\n  oops(\n}", file: "billing.ts" }),
+    );
+    assert.match(syntax.message, /at billing\.ts:3:1/);
+    await k.deploy({ tenant: "acme", service: "billing", code: THROWER, file: "billing.ts", supervision: { backoffMs: 10 } });
+    const crash = await rejection(k.call("acme", "billing", "boom"));
+    assert.match(crash.message, /Error: boom at billing\.ts:4:35/);
+    await until("restarted", () => k.status("acme", "billing").state === "running");
+    await k.close();
+
+    const again = await kernels.start(dir);
+    await until("recovered", () => again.status("acme", "billing").state === "running");
+    assert.match((await rejection(again.call("acme", "billing", "boom"))).message, /at billing\.ts:4:35/);
+    await until("restarted again", () => again.status("acme", "billing").state === "running");
+    await again.swap("acme", "billing", `\n${THROWER}`, { file: "billing-v2.ts", rollbackWindowMs: 0 });
+    assert.match((await rejection(again.call("acme", "billing", "boom"))).message, /at billing-v2\.ts:5:35/);
+    await until("restarted after the swap", () => again.status("acme", "billing").state === "running");
+    await again.rollback("acme", "billing", 1);
+    assert.match((await rejection(again.call("acme", "billing", "boom"))).message, /at billing\.ts:4:35/);
+  });
+
+  it("is refused when it is not a plain file name, and nothing is deployed", async () => {
+    const k = await kernels.start(kernels.freshDir());
+    for (const file of ["../etc/passwd", "dir/billing.ts", "a b.ts", "", ".hidden", "x".repeat(129), 5]) {
+      const err = await rejection(k.deploy({ tenant: "acme", service: "named", code: THROWER, file: file as never }));
+      assert.equal(err.reason, "SOLO_ERR_REQUEST_INVALID", String(file));
+      assert.equal(err.details.field, "file");
+    }
+    assert.deepEqual(k.list("acme"), []);
+  });
+});

@@ -125,3 +125,18 @@ export function serviceMatches(pattern: string, name: string): boolean {
   if (pattern.endsWith("*")) return name.startsWith(pattern.slice(0, -1));
   return pattern === name;
 }
+
+/** A file name as an author deployed it: 1-128 of letters, digits, `.`, `_`, `-`, not starting with a dot. */
+export const FILE_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+
+/** `value` as a deployed file's name, or SOLO_ERR_REQUEST_INVALID naming `field`. */
+export function checkFile(value: unknown, field = "file"): string {
+  if (typeof value !== "string" || !FILE_PATTERN.test(value)) {
+    throw new SoloError(
+      "SOLO_ERR_REQUEST_INVALID",
+      `${field} must be a file name of 1-128 letters, digits, '.', '_' or '-' (like billing.ts), got ${typeof value === "string" ? JSON.stringify(value.slice(0, 80)) : describeType(value)}`,
+      { field, hint: "pass the file's name only, without a directory" },
+    );
+  }
+  return value;
+}

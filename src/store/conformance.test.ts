@@ -163,12 +163,12 @@ const FUTURE_SCHEMA: Record<StoreKind, string> = {
   postgres: "INSERT INTO solo_schema (version, applied_at) VALUES (99, 0)",
 };
 
-/** SQL that takes each backend's storage back to schema 3: before tenants, tokens and the vault (4) and service logs (5). */
+/** SQL that takes each backend's storage back to schema 3: before tenants, tokens and the vault (4), service logs (5) and file names (6). */
 const SCHEMA_3: Record<StoreKind, string> = {
   sqlite:
-    "DROP TABLE service_logs; DROP TABLE tenants; DROP TABLE tokens; DROP TABLE vault_keys; DROP TABLE secrets; ALTER TABLE deployment_versions DROP COLUMN grants; PRAGMA user_version = 3",
+    "DROP TABLE service_logs; DROP TABLE tenants; DROP TABLE tokens; DROP TABLE vault_keys; DROP TABLE secrets; ALTER TABLE deployment_versions DROP COLUMN grants; ALTER TABLE deployment_versions DROP COLUMN file; PRAGMA user_version = 3",
   postgres:
-    "DROP TABLE service_logs, tenants, tokens, vault_keys, secrets; ALTER TABLE deployment_versions DROP COLUMN grants; DELETE FROM solo_schema WHERE version >= 4",
+    "DROP TABLE service_logs, tenants, tokens, vault_keys, secrets; ALTER TABLE deployment_versions DROP COLUMN grants, DROP COLUMN file; DELETE FROM solo_schema WHERE version >= 4",
 };
 
 function tenantCreate(name: string, limits = '{"maxServices":10}', createdAt = WALL): Mutation {

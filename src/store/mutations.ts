@@ -30,8 +30,20 @@ export function* mutationSteps(m: Mutation, eventsAfter: number): Generator<Step
     case "deployment.put": {
       const d = m.deployment;
       yield {
-        sql: "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        params: [d.tenant, d.service, d.version, d.code, d.args, d.limits, d.supervision ?? "", d.meta ?? "", d.grants ?? "", d.deployedAt],
+        sql: "INSERT INTO deployment_versions (tenant, service, version, code, args, limits, supervision, meta, grants, file, deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params: [
+          d.tenant,
+          d.service,
+          d.version,
+          d.code,
+          d.args,
+          d.limits,
+          d.supervision ?? "",
+          d.meta ?? "",
+          d.grants ?? "",
+          d.file ?? "",
+          d.deployedAt,
+        ],
         query: false,
       };
       yield {

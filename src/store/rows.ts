@@ -50,6 +50,7 @@ export function deploymentFromRow(r: Row): DeploymentRecord {
     ...(typeof r.supervision === "string" && r.supervision !== "" ? { supervision: r.supervision } : {}),
     ...(typeof r.meta === "string" && r.meta !== "" ? { meta: r.meta } : {}),
     ...(typeof r.grants === "string" && r.grants !== "" ? { grants: r.grants } : {}),
+    ...(typeof r.file === "string" && r.file !== "" ? { file: r.file } : {}),
     deployedAt: Number(r.deployed_at),
   };
 }

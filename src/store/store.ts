@@ -135,6 +135,8 @@ export interface DeploymentRecord {
   readonly meta?: string;
   /** The powers granted, as JSON text ("" when deployed before grants existed: the defaults). */
   readonly grants?: string;
+  /** The file name the author deployed it as ("" when not given). */
+  readonly file?: string;
   readonly deployedAt: number;
 }
 

@@ -1,8 +1,10 @@
 /**
  * A service's code and its versions: `solo deploy`, `swap`, `rollback`, `history` and `source`.
  */
+import { basename } from "node:path";
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { FILE_PATTERN } from "../../lib/names.ts";
 import { type Cli, jsonObject, parseJson, readCode, ref } from "../command.ts";
 import type { Clients } from "../connection.ts";
 import { colours, green, printFinding, table } from "../output.ts";
@@ -29,6 +31,7 @@ export async function deploy(
     ...(grants ? { grants } : {}),
     ...(supervision ? { supervision } : {}),
     tags: o.tag,
+    file: deployedName(file),
   });
   const dep = d.deployment;
   cli.out(dep, () => {
@@ -47,6 +50,7 @@ export async function swap(cli: Cli, c: Clients, target: string, file: string, o
       code: readCode(file),
       ...(o.window ? { rollbackWindowMs: o.window } : {}),
       ...(grants ? { grants } : {}),
+      file: deployedName(file),
     })
   ).deployment;
   cli.out(d, () => {
@@ -76,4 +80,11 @@ export async function history(cli: Cli, c: Clients, target: string): Promise<voi
 export async function source(cli: Cli, c: Clients, target: string, version: number | undefined): Promise<void> {
   const s = await c.kernel.source({ ref: ref(target), ...(version ? { version } : {}) });
   cli.out(s, () => process.stdout.write(s.code.endsWith("\n") ? s.code : `${s.code}\n`));
+}
+
+/** The name the kernel gives the code in errors and crashes: the file's own name ("" for stdin, or a name it would refuse). */
+function deployedName(file: string): string {
+  if (file === "-") return "";
+  const name = basename(file);
+  return FILE_PATTERN.test(name) ? name : "";
 }

@@ -8,6 +8,7 @@ import type { Via } from "../../api/tokens.ts";
 import { type At, checkKeys, checkObject } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import {
+  checkFile,
   checkMeta,
   checkService,
   checkTenant,
@@ -25,7 +26,7 @@ import { resolveLimits } from "../limits.ts";
 import { grantPermissions, resolveGrants } from "../powers/grants.ts";
 import { resolveSupervision } from "../supervisor/policy.ts";
 
-const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants"]);
+const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants", "file"]);
 /** Findings kept in an error's details and in the deploy event. */
 export const FINDINGS_RECORDED = 50;
 
@@ -37,6 +38,7 @@ export interface CheckedDeploy {
   readonly supervision: SupervisionPolicy;
   readonly meta: ServiceMeta;
   readonly grants: ServiceGrants;
+  readonly file: string | undefined;
 }
 
 export class CodeChecks {
@@ -64,7 +66,8 @@ export class CodeChecks {
     const limits = resolveLimits(s.limits, this.limits);
     const supervision = resolveSupervision(s.supervision, this.supervision);
     const args = s.args === undefined ? "" : encodeJson(s.args, "deploy args", limits.messageBytes);
-    return { code, args, limits, supervision, meta: checkMeta(s.tags, s.metadata), grants: resolveGrants(s.grants) };
+    const file = s.file === undefined ? undefined : checkFile(s.file);
+    return { code, args, limits, supervision, meta: checkMeta(s.tags, s.metadata), grants: resolveGrants(s.grants), file };
   }
 
   code(code: unknown, what: string): string {
@@ -87,15 +90,15 @@ export class CodeChecks {
 
   // The analyzer reads the code with its types stripped (positions are the author's). Its errors
   // refuse the code with every finding attached; its warnings travel with the result.
-  analyze(code: string, service: string, what: string): { stripped: string; findings: Finding[] } {
-    const stripped = stripTypes(code, `${service}.ts`);
+  analyze(code: string, service: string, what: string, file?: string): { stripped: string; findings: Finding[] } {
+    const stripped = stripTypes(code, file ?? `${service}.ts`);
     const { findings } = analyze(stripped);
     const errors = findings.filter((f) => f.severity === "error");
     if (errors.length > 0 && this.mode === "enforce") {
       const first = errors[0] as Finding;
       throw new SoloError(
         "SOLO_ERR_DEPLOY_REJECTED",
-        `${what}: the analyzer found ${errors.length} error${errors.length === 1 ? "" : "s"}; first at line ${first.line}, column ${first.column}: ${first.message}`,
+        `${what}: the analyzer found ${errors.length} error${errors.length === 1 ? "" : "s"}; first at ${file === undefined ? "" : `${file}:`}line ${first.line}, column ${first.column}: ${first.message}`,
         { findings: findings.slice(0, FINDINGS_RECORDED), hint: first.hint },
       );
     }

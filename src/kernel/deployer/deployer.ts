@@ -69,7 +69,7 @@ export class Deployer {
     const key = keyOf(tenant, service);
     const version = this.p.registry.highestVersion(key) + 1;
     try {
-      const { code, args, limits, supervision, meta, grants } = this.p.checks.deploy(fields);
+      const { code, args, limits, supervision, meta, grants, file } = this.p.checks.deploy(fields);
       await permitGrants(this.p.authority, p, { operation: "deploy", tenant, subject: service, via }, grants);
       const previous = this.p.registry.current(tenant, service);
       if (this.p.registry.isBusy(key) || previous?.life.state === "running") {
@@ -82,7 +82,7 @@ export class Deployer {
         );
       }
       this.p.resources.checkRoom(tenant, service);
-      const { stripped, findings } = this.p.checks.analyze(code, service, "deploy");
+      const { stripped, findings } = this.p.checks.analyze(code, service, "deploy", file);
       if (this.p.lifecycle.isDeleting(tenant)) throw tenantBusy(tenant, "is being deleted");
       this.p.registry.hold(key);
       // A new version replaces a crashed, restarting or failed one: the supervisor stands down.
@@ -94,7 +94,7 @@ export class Deployer {
       }
       try {
         const deployedAt = Date.now();
-        const spec = { tenant, service, version, code, stripped, args, limits, supervision, meta, grants };
+        const spec = { tenant, service, version, code, stripped, args, limits, supervision, meta, grants, file };
         const record = await this.p.launcher.launch({ ...spec, deployedAt: new Date(deployedAt).toISOString() }, previous);
         // Versions are numbered by deploys that start: one whose init failed gives its number
         // back. Taken before the write, so a number never comes back once its outcome is unknown.

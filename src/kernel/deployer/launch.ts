@@ -44,9 +44,9 @@ export class Launcher {
    * `revive`: it brings `previous` back (a restart or rollback), so a kill of that stops it too.
    */
   async launch(spec: LaunchSpec, previous?: ServiceRecord, adopt?: Adopted, revive = false): Promise<ServiceRecord> {
-    const { tenant, service, version, code, args, limits, supervision, deployedAt, meta, grants } = spec;
-    const stripped = spec.stripped ?? stripTypes(code, `${service}.ts`);
-    const filename = stripped === code ? `${service}.js` : `${service}.ts`;
+    const { tenant, service, version, code, args, limits, supervision, deployedAt, meta, grants, file } = spec;
+    const stripped = spec.stripped ?? stripTypes(code, file ?? `${service}.ts`);
+    const filename = sourceName(service, file, stripped !== code);
     const scheduler = this.p.registry.place(tenant);
     const record: ServiceRecord = {
       tenant,
@@ -64,6 +64,7 @@ export class Launcher {
       scheduler,
       limits,
       deployedAt,
+      ...(file !== undefined ? { file } : {}),
       // Counted as running (for placement) from the start; it is reachable by name only once
       // init has succeeded, and a failed deploy removes it.
       life: RUNNING,
@@ -135,4 +136,9 @@ export class Launcher {
       if (!(err instanceof SoloError && err.reason === "SOLO_ERR_SCHEDULER_FAILED")) throw err;
     }
   }
+}
+
+/** The name errors and stack frames give a service's code: the file as deployed, else `<service>.ts` or `.js`. */
+export function sourceName(service: string, file: string | undefined, typescript: boolean): string {
+  return file ?? `${service}.${typescript ? "ts" : "js"}`;
 }

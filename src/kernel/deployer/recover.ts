@@ -53,6 +53,7 @@ export async function recover(k: RecoveryParts): Promise<void> {
             supervision,
             meta: metaOf(d),
             grants: grantsOf(d),
+            file: d.file,
             deployedAt: new Date(d.deployedAt).toISOString(),
           }),
         );
@@ -167,6 +168,7 @@ function registerCrashed(
     scheduler: -1,
     limits,
     deployedAt: new Date(d.deployedAt).toISOString(),
+    ...(d.file ? { file: d.file } : {}),
     life: CRASHED,
     handlers: [],
     usage: EMPTY_USAGE,

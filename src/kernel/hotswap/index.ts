@@ -9,6 +9,7 @@ import type { Deployment, SwapOptions } from "../../api/services.ts";
 import type { Via } from "../../api/tokens.ts";
 import { checkKeys } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { checkFile } from "../../lib/names.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
 import type { PendingTimer, SchedulerPool, Swapped } from "../../scheduler/index.ts";
 import type { Store } from "../../store/store.ts";
@@ -18,7 +19,7 @@ import type { Principal } from "../auth/tokens.ts";
 import type { Breakers } from "../breaker/index.ts";
 import type { CodeChecks } from "../deployer/checks.ts";
 import { checkVersion, permitGrants } from "../deployer/checks.ts";
-import type { Launcher } from "../deployer/launch.ts";
+import { type Launcher, sourceName } from "../deployer/launch.ts";
 import type { EventLog } from "../log/event-log.ts";
 import { grantsData, resolveGrants } from "../powers/grants.ts";
 import {
@@ -71,14 +72,16 @@ export class HotSwap {
     // New grants, if given, within what the swapping principal holds; else the running version's.
     const given = (options as { grants?: unknown }).grants;
     const grants = given === undefined ? r.grants : resolveGrants(given, "grants");
+    const fileGiven = (options as { file?: unknown }).file;
+    const file = fileGiven === undefined ? r.file : checkFile(fileGiven);
     if (given !== undefined)
       await permitGrants(this.p.authority, p, { operation: "swap", tenant: r.tenant, subject: r.service, via }, grants);
     const key = this.p.registry.claim(r);
     const version = this.p.registry.highestVersion(key) + 1;
     try {
       const { fresh, state, timers, findings } = await (async () => {
-        const { stripped, findings } = this.p.checks.analyze(checked, r.service, "swap");
-        return { ...(await this.swapIn(r, checked, stripped, version, r.version, grants)), findings };
+        const { stripped, findings } = this.p.checks.analyze(checked, r.service, "swap", file);
+        return { ...(await this.swapIn(r, checked, stripped, version, r.version, grants, file)), findings };
       })().catch(async (err: unknown) => {
         const error = SoloError.from(err);
         await this.p.audit.record({
@@ -110,7 +113,7 @@ export class HotSwap {
       // now on rolls it back (the timer starts once the swap is durable).
       fresh.swapWatch = { from: r, state, timers, timer: undefined };
       const { events } = await this.p.log.write(
-        [{ t: "deployment.put", deployment: deploymentRow({ ...r, version, code: checked, grants }, Date.now()) }],
+        [{ t: "deployment.put", deployment: deploymentRow({ ...r, version, code: checked, grants, file }, Date.now()) }],
         [
           {
             tenant: r.tenant,
@@ -179,10 +182,11 @@ export class HotSwap {
       const { fresh } = await this.swapIn(
         r,
         target.code,
-        stripTypes(target.code, `${r.service}.ts`),
+        stripTypes(target.code, target.file ?? `${r.service}.ts`),
         target.version,
         r.version,
         grantsOf(target),
+        target.file,
       );
       const { events } = await this.p.log.write(
         [{ t: "deployment.activate", tenant: r.tenant, service: r.service, version: target.version }],
@@ -212,8 +216,9 @@ export class HotSwap {
     version: number,
     fromVersion: number,
     grants: ServiceGrants,
+    file: string | undefined,
   ): Promise<{ fresh: ServiceRecord; state: string; timers: readonly PendingTimer[] }> {
-    const filename = stripped === code ? `${r.service}.js` : `${r.service}.ts`;
+    const filename = sourceName(r.service, file, stripped !== code);
     const reply = JSON.parse(
       await this.p.pool.request(r.scheduler, (rid) => ({
         op: "swap",
@@ -232,6 +237,7 @@ export class HotSwap {
       version,
       code,
       grants,
+      file,
       handlers: Object.freeze([...reply.handlers]),
       causeId: r.causeId,
       restarts: 0,
@@ -294,7 +300,7 @@ function checkWindow(options: unknown): number {
   }
   checkKeys(
     options as Record<string, unknown>,
-    ["rollbackWindowMs", "grants"],
+    ["rollbackWindowMs", "grants", "file"],
     { reason: "SOLO_ERR_REQUEST_INVALID", field: "", label: "swap" },
     "option",
   );

@@ -78,6 +78,8 @@ export interface ServiceRecord {
   readonly scheduler: number;
   readonly limits: ServiceLimits;
   readonly deployedAt: string;
+  /** The file name it was deployed as (errors and crashes name it); undefined: `<service>.ts`/`.js`. */
+  readonly file?: string | undefined;
   /** Where it is in its life, with what only that stage has. */
   life: Lifecycle;
   handlers: readonly string[];
@@ -98,6 +100,8 @@ export interface LaunchSpec {
   readonly limits: ServiceLimits;
   readonly supervision: SupervisionPolicy;
   readonly grants: ServiceGrants;
+  /** The file name it was deployed as; undefined: `<service>.ts` or `.js`. */
+  readonly file?: string | undefined;
   readonly deployedAt: string;
 }
 
@@ -164,7 +168,7 @@ export function crashOf(error: SoloError): Crash {
 
 /** The deployment row a version is stored as. */
 export function deploymentRow(
-  s: Pick<LaunchSpec, "tenant" | "service" | "version" | "code" | "args" | "limits" | "supervision" | "meta" | "grants">,
+  s: Pick<LaunchSpec, "tenant" | "service" | "version" | "code" | "args" | "limits" | "supervision" | "meta" | "grants" | "file">,
   deployedAt: number,
 ): DeploymentRecord {
   return {
@@ -177,6 +181,7 @@ export function deploymentRow(
     supervision: JSON.stringify(s.supervision),
     ...(s.meta !== NO_META ? { meta: JSON.stringify(s.meta) } : {}),
     grants: JSON.stringify(grantsData(s.grants)),
+    ...(s.file !== undefined ? { file: s.file } : {}),
     deployedAt,
   };
 }

@@ -257,7 +257,7 @@ class PostgresStore implements Store {
 
   async activeDeployments(): Promise<DeploymentRecord[]> {
     const rows = await this.query(
-      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.grants, v.deployed_at
+      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.grants, v.file, v.deployed_at
          FROM deployments d JOIN deployment_versions v
            ON v.tenant = d.tenant AND v.service = d.service AND v.version = d.version
         WHERE d.active ORDER BY v.tenant, v.service`,
@@ -267,7 +267,7 @@ class PostgresStore implements Store {
 
   async deploymentHistory(tenant: string, service: string): Promise<DeploymentRecord[]> {
     const rows = await this.query(
-      "SELECT tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at FROM deployment_versions WHERE tenant = $1 AND service = $2 ORDER BY version",
+      "SELECT tenant, service, version, code, args, limits, supervision, meta, grants, file, deployed_at FROM deployment_versions WHERE tenant = $1 AND service = $2 ORDER BY version",
       [tenant, service],
     );
     return rows.map(deploymentFromRow);

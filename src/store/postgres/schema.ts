@@ -116,4 +116,6 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      text TEXT NOT NULL,
      PRIMARY KEY (tenant, service, seq)
    );`,
+  // 6: the file name each version was deployed as.
+  `ALTER TABLE deployment_versions ADD COLUMN file TEXT NOT NULL DEFAULT '';`,
 ];

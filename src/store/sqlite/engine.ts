@@ -207,7 +207,7 @@ export class SqliteEngine {
 
   activeDeployments(): DeploymentRecord[] {
     return this.stmt(
-      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.grants, v.deployed_at
+      `SELECT v.tenant, v.service, v.version, v.code, v.args, v.limits, v.supervision, v.meta, v.grants, v.file, v.deployed_at
            FROM deployments d JOIN deployment_versions v
              ON v.tenant = d.tenant AND v.service = d.service AND v.version = d.version
           WHERE d.active = 1 ORDER BY v.tenant, v.service`,
@@ -218,7 +218,7 @@ export class SqliteEngine {
 
   deploymentHistory(tenant: string, service: string): DeploymentRecord[] {
     return this.stmt(
-      "SELECT tenant, service, version, code, args, limits, supervision, meta, grants, deployed_at FROM deployment_versions WHERE tenant = ? AND service = ? ORDER BY version",
+      "SELECT tenant, service, version, code, args, limits, supervision, meta, grants, file, deployed_at FROM deployment_versions WHERE tenant = ? AND service = ? ORDER BY version",
     )
       .all(tenant, service)
       .map(deploymentFromRow);

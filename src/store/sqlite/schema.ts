@@ -117,4 +117,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      text TEXT NOT NULL,
      PRIMARY KEY (tenant, service, seq)
    ) STRICT;`,
+  // 6: the file name each version was deployed as.
+  `ALTER TABLE deployment_versions ADD COLUMN file TEXT NOT NULL DEFAULT '';`,
 ];

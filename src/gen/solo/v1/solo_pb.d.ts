@@ -361,6 +361,14 @@ export declare type DeployRequest = Message<"solo.v1.DeployRequest"> & {
    * @generated from field: google.protobuf.Struct grants = 8;
    */
   grants?: JsonObject | undefined;
+
+  /**
+   * The file's name as the author has it (billing.ts), for errors and crashes to name; empty:
+   * <service>.ts or .js.
+   *
+   * @generated from field: string file = 9;
+   */
+  file: string;
 };
 
 /**
@@ -635,6 +643,13 @@ export declare type SwapRequest = Message<"solo.v1.SwapRequest"> & {
    * @generated from field: google.protobuf.Struct grants = 4;
    */
   grants?: JsonObject | undefined;
+
+  /**
+   * The new code's file name, as Deploy takes it; empty: the running version's.
+   *
+   * @generated from field: string file = 5;
+   */
+  file: string;
 };
 
 /**
