@@ -187,6 +187,70 @@ describe("the MCP server (stdio)", () => {
     assert.equal(none.isError, undefined, JSON.stringify(none.content));
   });
 
+  it("holds a deferred call until another tool call answers it, and reports a normal stop", async () => {
+    data(
+      await tool("deploy", {
+        tenant: "acme",
+        service: "gate",
+        code: `export default {
+          init() { return [] },
+          handleCall(req, waiting, ctx) {
+            if (req === "wait") return { noreply: true, state: [...waiting, ctx.replyTo] };
+            if (req === "open") { for (const to of waiting) solo.reply(to, "opened"); return { reply: waiting.length, state: [] }; }
+            if (req === "bye") return { reply: "bye", stop: true, state: waiting };
+          },
+        };`,
+      }),
+    );
+    const held = tool("call", { tenant: "acme", service: "gate", request: "wait" });
+    // The wait is held by the service: opening the gate answers it, as a reply like any other.
+    let opened = 0;
+    for (let i = 0; i < 50 && opened === 0; i++) {
+      opened = data<{ reply: number }>(await tool("call", { tenant: "acme", service: "gate", request: "open" })).reply;
+      if (opened === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(opened, 1);
+    assert.deepEqual(data<{ reply: string }>(await held).reply, "opened");
+    assert.equal(data<{ reply: string }>(await tool("call", { tenant: "acme", service: "gate", request: "bye" })).reply, "bye");
+    // A permanent service (the deploy tool's default) that stops normally is started again, and the stop is recorded.
+    for (let i = 0; i < 100; i++) {
+      const st = await tool("status", { tenant: "acme", service: "gate" });
+      if (!st.isError && (st.structuredContent as { service?: { restarts?: number } }).service?.restarts === 1) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const stopped = data<{ events: Array<{ type: string; subject: string }> }>(
+      await tool("events", { tenant: "acme", types: ["service_stopped"] }),
+    ).events;
+    assert.deepEqual(
+      stopped.map((e) => [e.type, e.subject]),
+      [["service_stopped", "gate"]],
+    );
+  });
+
+  it("names the file a model deployed in its crashes, and swaps with new grants", async () => {
+    data(
+      await tool("deploy", {
+        tenant: "acme",
+        service: "named",
+        file: "named.ts",
+        code: 'export default {\n  init() { return 0 },\n  handleCall(req, n) { if (req === "boom") throw new Error("boom"); return { reply: solo.grants.call, state: n } },\n};',
+      }),
+    );
+    const crashed = await tool("call", { tenant: "acme", service: "named", request: "boom" });
+    assert.equal(crashed.isError, true);
+    assert.match((crashed.content[0] as { text: string }).text, /Error: boom at named\.ts:3:/);
+    const code = "export default {\n  handleCall(req, n) { return { reply: solo.grants.call, state: n } },\n};";
+    for (let i = 0; i < 100; i++) {
+      const st = await tool("status", { tenant: "acme", service: "named" });
+      if ((st.structuredContent as { service?: { state?: string } }).service?.state === "running") break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    data(await tool("swap", { tenant: "acme", service: "named", code, grants: { call: ["gate"] } }));
+    assert.deepEqual(data<{ reply: string[] }>(await tool("call", { tenant: "acme", service: "named", request: "grants" })).reply, [
+      "gate",
+    ]);
+  });
+
   it("attenuates the token in use, and the derived token holds only what it was given", async () => {
     const t = data<{ token: string; permissions: string[] }>(
       await tool("attenuate_token", { permissions: ["call:counter"], label: "sub-agent" }),

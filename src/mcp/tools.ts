@@ -61,15 +61,17 @@ export const TOOLS: readonly Tool[] = [
       code: z.string().min(1).max(MAX_CODE).describe("the module's source"),
       args: z.unknown().optional().describe("the argument of init (any JSON value)"),
       grants: z.record(z.unknown()).optional().describe('powers, e.g. { "call": ["ledger"], "storage": true, "secrets": ["API_KEY"] }'),
+      file: z.string().max(128).optional().describe("the file's name as you wrote it (billing.ts): errors and crashes name it"),
     },
     rpc: "kernel.deploy",
     permission: "deploy:<service>",
-    run: async (solo, { tenant, service, code, args, grants }) => {
+    run: async (solo, { tenant, service, code, args, grants, file }) => {
       const d = await solo.kernel.deploy({
         ref: { tenant, service },
         code,
         ...(args !== undefined ? { args: value(args, "args") } : {}),
         ...(grants !== undefined ? { grants: shallow(grants, "grants") as { [k: string]: JsonValue } } : {}),
+        ...(file ? { file } : {}),
       });
       return { version: d.deployment?.version ?? 0, findings: findings(d.deployment?.findings ?? []) };
     },
@@ -79,11 +81,21 @@ export const TOOLS: readonly Tool[] = [
     name: "swap",
     description:
       "Hot-swap a running service's code, keeping its state (through codeChange(fromVersion, state) if the new code has one). If the new version crashes within the rollback window the old one comes back.",
-    inputSchema: { ...REF, code: z.string().min(1).max(MAX_CODE) },
+    inputSchema: {
+      ...REF,
+      code: z.string().min(1).max(MAX_CODE),
+      grants: z.record(z.unknown()).optional().describe("the new version's powers, as deploy takes them (default: the running version's)"),
+      file: z.string().max(128).optional().describe("the new code's file name (default: the running version's)"),
+    },
     rpc: "kernel.swap",
     permission: "deploy:<service>",
-    run: async (solo, { tenant, service, code }) => {
-      const d = await solo.kernel.swap({ ref: { tenant, service }, code });
+    run: async (solo, { tenant, service, code, grants, file }) => {
+      const d = await solo.kernel.swap({
+        ref: { tenant, service },
+        code,
+        ...(grants !== undefined ? { grants: shallow(grants, "grants") as { [k: string]: JsonValue } } : {}),
+        ...(file ? { file } : {}),
+      });
       return { version: d.deployment?.version ?? 0, findings: findings(d.deployment?.findings ?? []) };
     },
   }),
