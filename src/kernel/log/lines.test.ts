@@ -127,6 +127,31 @@ describe("a service's log across a kernel restart", () => {
   });
 });
 
+describe("a service's log in the store", () => {
+  it("holds no more than memory does: a service writing long lines keeps its byte bound across a restart", async () => {
+    const dir = kernels.freshDir();
+    const k = await kernels.start(dir);
+    await k.deploy({
+      tenant: "acme",
+      service: "wordy",
+      code: `export default { init() { return 0 }, handleCall(r, n) { for (let i = 0; i < 40; i++) console.log(i + " " + "w".repeat(8000)); return { reply: n, state: n } } }`,
+      grants: { log: { perSecond: 1000 } },
+    });
+    await k.call("acme", "wordy", 1);
+    await until("the lines", () => k.logs("acme", "wordy").at(-1)?.text.startsWith("39 ") === true);
+    const kept = k.logs("acme", "wordy").length;
+    assert.ok(kept * 8000 <= BYTES_PER_SERVICE && kept >= 1, String(kept));
+    await k.close();
+    const again = await kernels.start(dir);
+    const back = again.logs("acme", "wordy");
+    assert.ok(back.length <= kept, `${back.length} lines came back, ${kept} were kept`);
+    assert.ok(
+      back.some((l) => l.text.startsWith("39 ")),
+      "the newest is among them",
+    );
+  });
+});
+
 describe("following a service's log", () => {
   const CHATTY = `export default {
     init() { console.log("up"); return 0 },

@@ -198,12 +198,14 @@ export class LogLines {
     if (!this.persist || this.pending.size === 0) return this.flushing;
     const batch = this.pending;
     this.pending = new Map();
-    const mutations: Mutation[] = [...batch.values()].map((lines) => ({
+    // The store keeps what memory keeps of each service (its line, byte and tenant bounds applied),
+    // so a kernel that reopens holds no more than the one that closed.
+    const mutations: Mutation[] = [...batch.entries()].map(([key, lines]) => ({
       t: "logs.append",
       tenant: (lines[0] as LogRow).tenant,
       service: (lines[0] as LogRow).service,
       lines,
-      keep: LINES_PER_SERVICE,
+      keep: Math.max(1, this.byService.get(key)?.lines.length ?? LINES_PER_SERVICE),
     }));
     const persist = this.persist;
     this.flushing = this.flushing
