@@ -7,7 +7,7 @@ import type { ServiceGrants } from "../../api/grants.ts";
 import type { Clock } from "../../api/kernel.ts";
 import type { Deployment, SwapOptions } from "../../api/services.ts";
 import type { Via } from "../../api/tokens.ts";
-import { checkKeys } from "../../lib/check.ts";
+import { type At, checkKeys, checkObject, checkWhole } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { checkFile } from "../../lib/names.ts";
 import { stripTypes } from "../../sandbox/typescript.ts";
@@ -68,11 +68,9 @@ export class HotSwap {
     const r = this.p.registry.running(tenant, service);
     this.p.resources.checkCooldown(r.tenant);
     const checked = this.p.checks.code(code, "swap");
-    const windowMs = checkWindow(options);
+    const { windowMs, grants: given, file: fileGiven } = checkSwapOptions(options);
     // New grants, if given, within what the swapping principal holds; else the running version's.
-    const given = (options as { grants?: unknown }).grants;
     const grants = given === undefined ? r.grants : resolveGrants(given, "grants");
-    const fileGiven = (options as { file?: unknown }).file;
     const file = fileGiven === undefined ? r.file : checkFile(fileGiven);
     if (given !== undefined)
       await permitGrants(this.p.authority, p, { operation: "swap", tenant: r.tenant, subject: r.service, via }, grants);
@@ -292,23 +290,16 @@ export class HotSwap {
   }
 }
 
-function checkWindow(options: unknown): number {
-  if (options === null || typeof options !== "object") {
-    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "swap options must be an object like { rollbackWindowMs: 30000 }", {
-      field: "options",
-    });
-  }
-  checkKeys(
-    options as Record<string, unknown>,
-    ["rollbackWindowMs", "grants", "file"],
-    { reason: "SOLO_ERR_REQUEST_INVALID", field: "", label: "swap" },
-    "option",
+// A swap's options, checked as every other input is (lib/check): the window in range, only known
+// options; the grants and file are checked by their own parts.
+function checkSwapOptions(options: unknown): { readonly windowMs: number; readonly grants: unknown; readonly file: unknown } {
+  const at: At = { reason: "SOLO_ERR_REQUEST_INVALID", field: "options", label: "swap options" };
+  const o = checkObject(options, at, "{ rollbackWindowMs: 30000 }");
+  checkKeys(o, ["rollbackWindowMs", "grants", "file"], { ...at, field: "", label: "swap" }, "option");
+  const windowMs = checkWhole(
+    o.rollbackWindowMs ?? DEFAULT_ROLLBACK_WINDOW_MS,
+    { min: 0, max: MAX_ROLLBACK_WINDOW_MS },
+    { ...at, field: "rollbackWindowMs", label: "swap: rollbackWindowMs" },
   );
-  const w = (options as { rollbackWindowMs?: unknown }).rollbackWindowMs ?? DEFAULT_ROLLBACK_WINDOW_MS;
-  if (typeof w !== "number" || !Number.isInteger(w) || w < 0 || w > MAX_ROLLBACK_WINDOW_MS) {
-    throw new SoloError("SOLO_ERR_REQUEST_INVALID", "swap: rollbackWindowMs must be an integer from 0 to 3600000", {
-      field: "rollbackWindowMs",
-    });
-  }
-  return w;
+  return { windowMs, grants: o.grants, file: o.file };
 }

@@ -14,7 +14,7 @@ import { overByteLimit } from "../../sandbox/json.ts";
 import { ServiceSandbox } from "../../sandbox/service.ts";
 import { type DeniedGrant, type PendingTimer, waitingBytes } from "../protocol.ts";
 import type { RunLoop } from "./run-loop.ts";
-import { applicationError, errorOf, parseErrorAnswer, type Service } from "./service.ts";
+import { applicationError, callerGone, errorOf, parseErrorAnswer, type Service } from "./service.ts";
 import { stdCall } from "./std-host.ts";
 
 const DEFAULT_CALL_TIMEOUT_MS = 5000;
@@ -130,10 +130,7 @@ export class HostPowers {
       );
     }
     // Its caller gave up (timed out, or the calling service stopped): nobody would hear the reply.
-    const gone = waiting.from
-      ? !waiting.from.svc.outCalls.has(waiting.from.callId)
-      : waiting.deadline !== 0 && Date.now() > waiting.deadline;
-    if (gone) {
+    if (callerGone(waiting, Date.now())) {
       s.endReply(req.to, "gave_up");
       throw replyTooLate(what, JSON.stringify(req.to.slice(0, 80)));
     }

@@ -19,10 +19,11 @@ import { Queue } from "./queue.ts";
 import {
   applicationError,
   type Caller,
+  callerGone,
+  errorAnswerOf,
   errorOf,
   liveServices,
   type Message,
-  parseErrorAnswer,
   type Service,
   type Tenant,
 } from "./service.ts";
@@ -245,7 +246,7 @@ export class RunLoop {
     if (s.deferred.size >= limit) {
       const now = Date.now();
       for (const [handle, d] of s.deferred) {
-        if (d.from ? !d.from.svc.outCalls.has(d.from.callId) : d.deadline !== 0 && now > d.deadline) s.endReply(handle, "gave_up");
+        if (callerGone(d, now)) s.endReply(handle, "gave_up");
       }
     }
     if (s.deferred.size >= limit) {
@@ -412,18 +413,27 @@ export class RunLoop {
 
 function checkReply(s: Service, json: string): Crash | undefined {
   if (json === "") return undefined; // no value
+  const r = parseAnswer(s, json);
+  return "crash" in r ? r.crash : undefined;
+}
+
+// An answer's JSON as the sandbox produced it, parsed once: within the size limit and valid JSON.
+function parseAnswer(s: Service, json: string): { readonly value: unknown } | { readonly crash: Crash } {
   const limit = s.sandbox.spec.limits.messageBytes;
   if (overByteLimit(json, limit)) {
-    return { kind: "invalid_value", reason: "SOLO_ERR_VALUE_TOO_LARGE", message: `the reply is larger than ${limit} bytes of JSON` };
+    return {
+      crash: { kind: "invalid_value", reason: "SOLO_ERR_VALUE_TOO_LARGE", message: `the reply is larger than ${limit} bytes of JSON` },
+    };
   }
   try {
-    JSON.parse(json);
-    return undefined;
+    return { value: JSON.parse(json) };
   } catch {
     return {
-      kind: "invalid_value",
-      reason: "SOLO_ERR_VALUE_NOT_JSON",
-      message: "the service produced a reply that is not valid JSON (its intrinsics were tampered with)",
+      crash: {
+        kind: "invalid_value",
+        reason: "SOLO_ERR_VALUE_NOT_JSON",
+        message: "the service produced a reply that is not valid JSON (its intrinsics were tampered with)",
+      },
     };
   }
 }
@@ -439,10 +449,10 @@ function largestHolders(t: Tenant): Array<readonly [string, number]> {
 // An error answer as the sandbox produced it, checked again here: a service that tampered with
 // its own intrinsics could hand back anything.
 function checkErrorAnswer(s: Service, json: string): ApplicationError | { readonly crash: Crash } {
-  const bad = checkReply(s, json);
-  if (bad) return { crash: bad };
+  const parsed = json === "" ? { value: undefined } : parseAnswer(s, json);
+  if ("crash" in parsed) return parsed;
   return (
-    parseErrorAnswer(json) ?? {
+    errorAnswerOf(parsed.value) ?? {
       crash: {
         kind: "invalid_result",
         reason: "SOLO_ERR_HANDLER_RESULT_INVALID",

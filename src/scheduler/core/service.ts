@@ -45,6 +45,11 @@ export interface Deferred extends Caller {
   readonly deadline: number;
 }
 
+/** Whether a deferred call's caller gave up: the calling service no longer awaits it, or its deadline passed. @internal */
+export function callerGone(d: Deferred, now: number): boolean {
+  return d.from ? !d.from.svc.outCalls.has(d.from.callId) : d.deadline !== 0 && now > d.deadline;
+}
+
 /** How many answered or abandoned reply handles a service remembers, to say why a late reply fails. */
 const REMEMBERED_HANDLES = 256;
 
@@ -249,12 +254,15 @@ const ERROR_CODE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 
 /** A service's error answer from its JSON, if it is `{ code, message, details? }` as the contract says. @internal */
 export function parseErrorAnswer(json: string): ApplicationError | undefined {
-  let o: unknown;
   try {
-    o = JSON.parse(json);
+    return errorAnswerOf(JSON.parse(json));
   } catch {
     return undefined;
   }
+}
+
+/** A parsed value as a service's error answer, if it is `{ code, message, details? }`. @internal */
+export function errorAnswerOf(o: unknown): ApplicationError | undefined {
   if (o === null || typeof o !== "object" || Array.isArray(o)) return undefined;
   const r = o as Record<string, unknown>;
   const ok =
