@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { until } from "../../test/support/helpers.ts";
 import { openKernel } from "../index.ts";
 
 const SOLO = new URL("../cli/solo.ts", import.meta.url).pathname;
@@ -30,6 +31,12 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string }> {
 
 async function tool(name: string, args: Record<string, unknown>): Promise<CallToolResult> {
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+/** A service of acme as the status tool shows it (undefined while it answers with an error). */
+async function statusOf(service: string): Promise<{ state?: string; restarts?: number } | undefined> {
+  const st = await tool("status", { tenant: "acme", service });
+  return st.isError ? undefined : (st.structuredContent as { service?: { state?: string; restarts?: number } }).service;
 }
 
 function data<T>(r: CallToolResult): T {
@@ -205,19 +212,15 @@ describe("the MCP server (stdio)", () => {
     const held = tool("call", { tenant: "acme", service: "gate", request: "wait" });
     // The wait is held by the service: opening the gate answers it, as a reply like any other.
     let opened = 0;
-    for (let i = 0; i < 50 && opened === 0; i++) {
+    await until("the held call opened", async () => {
       opened = data<{ reply: number }>(await tool("call", { tenant: "acme", service: "gate", request: "open" })).reply;
-      if (opened === 0) await new Promise((r) => setTimeout(r, 20));
-    }
+      return opened !== 0;
+    });
     assert.equal(opened, 1);
     assert.deepEqual(data<{ reply: string }>(await held).reply, "opened");
     assert.equal(data<{ reply: string }>(await tool("call", { tenant: "acme", service: "gate", request: "bye" })).reply, "bye");
     // A permanent service (the deploy tool's default) that stops normally is started again, and the stop is recorded.
-    for (let i = 0; i < 100; i++) {
-      const st = await tool("status", { tenant: "acme", service: "gate" });
-      if (!st.isError && (st.structuredContent as { service?: { restarts?: number } }).service?.restarts === 1) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until("the restart after the stop", async () => (await statusOf("gate"))?.restarts === 1);
     const stopped = data<{ events: Array<{ type: string; subject: string }> }>(
       await tool("events", { tenant: "acme", types: ["service_stopped"] }),
     ).events;
@@ -240,11 +243,7 @@ describe("the MCP server (stdio)", () => {
     assert.equal(crashed.isError, true);
     assert.match((crashed.content[0] as { text: string }).text, /Error: boom at named\.ts:3:/);
     const code = "export default {\n  handleCall(req, n) { return { reply: solo.grants.call, state: n } },\n};";
-    for (let i = 0; i < 100; i++) {
-      const st = await tool("status", { tenant: "acme", service: "named" });
-      if ((st.structuredContent as { service?: { state?: string } }).service?.state === "running") break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until("running again after the crash", async () => (await statusOf("named"))?.state === "running");
     data(await tool("swap", { tenant: "acme", service: "named", code, grants: { call: ["gate"] } }));
     assert.deepEqual(data<{ reply: string[] }>(await tool("call", { tenant: "acme", service: "named", request: "grants" })).reply, [
       "gate",

@@ -236,13 +236,6 @@ export class LogLines {
     this.followers.clear();
   }
 
-  /** Followers of all services now. */
-  get following(): number {
-    let n = 0;
-    for (const set of this.followers.values()) n += set.size;
-    return n;
-  }
-
   /** Forgets a tenant's lines (its deletion). */
   forgetTenant(tenant: string): void {
     for (const key of [...this.byService.keys()]) if (key.startsWith(`${tenant}\0`)) this.byService.delete(key);
