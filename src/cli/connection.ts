@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { type Clients, clientsOver, gatewayTransport } from "../gateway/client.ts";
 import { credentialPaths } from "../gateway/credentials.ts";
+import { SURFACE_HEADER } from "../lib/errors/transport.ts";
 import { UsageError } from "./output.ts";
 
 /** How the CLI reaches a kernel: flags, else environment, else the local data directory. */
@@ -53,6 +54,8 @@ export function connect(o: ConnectionOptions): Clients {
     key: read("--key", o.key ?? env.SOLO_KEY, paths.adminKey),
     ca: read("--ca", o.ca ?? env.SOLO_CA, paths.caCert),
     token,
+    // The kernel's hints name CLI commands and flags for this client.
+    headers: { [SURFACE_HEADER]: "cli" },
   });
   return clientsOver(transport, url);
 }

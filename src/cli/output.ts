@@ -68,7 +68,7 @@ export function exitCodeOf(err: unknown): number {
 /** An error as data: for `--json`, and what the human form prints. */
 export function errorData(err: unknown): ErrorData {
   if (err instanceof UsageError) return { code: "usage", reason: "usage", message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
-  return lib.errorData(err);
+  return lib.errorData(err, "cli");
 }
 
 /** Prints an error for people (stderr), or as JSON (stdout) with --json; findings name `file`. */

@@ -271,6 +271,19 @@ describe("solo (the command line against a running kernel)", () => {
     assert.equal((await sj<JsonError>(["status", "acme/bad"], 4)).error.reason, "SOLO_ERR_SERVICE_NOT_FOUND");
   });
 
+  it("words its hints as CLI commands: a missing tenant or service says which solo command fixes it", async () => {
+    const code = file("nowhere.js", "export default { init() { return 0 }, handleCall(r, s) { return { reply: s, state: s } } };");
+    const [j, h, status] = await Promise.all([
+      sj<JsonError>(["deploy", "nowhere/svc", code], 4),
+      sh(["deploy", "nowhere/svc", code], 4),
+      sj<JsonError>(["status", "acme/no-such"], 4),
+    ]);
+    assert.equal(j.error.reason, "SOLO_ERR_TENANT_NOT_FOUND");
+    assert.equal(j.error.hint, "solo tenant create nowhere makes one");
+    assert.match(h.stderr, /^hint: solo tenant create nowhere makes one$/m);
+    assert.equal(status.error.hint, "solo ls acme shows the deployed services");
+  });
+
   it("names the deployed file in the rejected deploy's findings (<file>:<line>:<col>)", async () => {
     const bad = file("bad-named.js", REJECTED);
     const h = await sh(["deploy", "acme/bad", bad], 6);

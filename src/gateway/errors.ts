@@ -2,7 +2,7 @@ import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../gen/solo/v1/solo_pb.js";
 import { type ErrorCode, SoloError } from "../lib/errors/errors.ts";
-import { codeOfGrpc, TRANSPORT } from "../lib/errors/transport.ts";
+import { codeOfGrpc, type Surface, TRANSPORT } from "../lib/errors/transport.ts";
 
 /** The HTTP status that carries an error of this code. */
 export function httpStatus(code: ErrorCode): number {
@@ -16,13 +16,15 @@ export function codeName(code: Code): ErrorCode {
 
 /**
  * Any failure as the error a client sees: its Connect code, its message, and a
- * `solo.v1.ErrorDetail` with the reason, the field at fault, the hint and the other details.
- * Errors that are not SoloErrors are reported as internal without their text.
+ * `solo.v1.ErrorDetail` with the reason, the field at fault, the hint (in the words of the
+ * client's `surface`) and the other details. Errors that are not SoloErrors are reported as
+ * internal without their text.
  */
-export function toConnectError(err: unknown): ConnectError {
+export function toConnectError(err: unknown, surface: Surface = "rpc"): ConnectError {
   if (err instanceof ConnectError) return err;
   const e = err instanceof SoloError ? err : new SoloError("SOLO_ERR_INTERNAL", "the gateway failed unexpectedly; see the kernel's log");
-  const { field, hint, ...rest } = e.details as Record<string, unknown>;
+  const { field, hint: _, ...rest } = e.details as Record<string, unknown>;
+  const hint = e.hintFor(surface);
   const detail = create(ErrorDetailSchema, {
     reason: e.reason,
     field: typeof field === "string" ? field : "",

@@ -1,5 +1,6 @@
 import { createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import type { Kernel, Requester } from "../kernel/index.ts";
+import { SURFACE_HEADER } from "../lib/errors/transport.ts";
 import { bearer, type Clients, clientsOver } from "./client.ts";
 import { edge, routes, type VerifiedSession } from "./service.ts";
 import { Shedder, type ShedderLimits } from "./shedder.ts";
@@ -50,7 +51,8 @@ export function coreInterceptors(core: GatewayCore, requester?: Requester, verif
  */
 export function inProcessClients(core: GatewayCore, token: string, requester?: Requester, verified?: VerifiedSession): Clients {
   const transport = createRouterTransport(routes(core.kernel, core.started), {
-    transport: { interceptors: [bearer(token)] },
+    // In-process callers are MCP's tools: the kernel's hints name tools for them.
+    transport: { interceptors: [bearer(token, { [SURFACE_HEADER]: "mcp" })] },
     router: { interceptors: coreInterceptors(core, requester, verified), readMaxBytes: core.readMaxBytes },
   });
   return clientsOver(transport, "in-process");

@@ -19,6 +19,7 @@ import {
 } from "../gen/solo/v1/solo_pb.js";
 import type { Deployment, Kernel, KernelSession, Requester, ServiceInfo, SoloEvent, TenantInfo, TokenInfo } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { SURFACE_HEADER, surfaceOf } from "../lib/errors/transport.ts";
 import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 import { REQUEST_ID, REQUESTER, SESSION, viaOf } from "./requester.ts";
@@ -111,7 +112,7 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
         } catch (err) {
           // The client went away: the stream simply ends.
           if (ctx.signal.aborted) return;
-          throw toConnectError(err);
+          throw toConnectError(err, surfaceOf(ctx.requestHeader.get(SURFACE_HEADER)));
         }
       },
       async history(req, ctx) {
@@ -155,7 +156,7 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
         } catch (err) {
           // The client went away: the stream simply ends.
           if (ctx.signal.aborted) return;
-          throw toConnectError(err);
+          throw toConnectError(err, surfaceOf(ctx.requestHeader.get(SURFACE_HEADER)));
         }
       },
       async verify(_req, ctx) {
@@ -338,7 +339,7 @@ export function edge(
         shedder.release(lane);
       }
     } catch (err) {
-      const e = toConnectError(err);
+      const e = toConnectError(err, surfaceOf(req.header.get(SURFACE_HEADER)));
       noteDenial(e);
       throw e;
     }

@@ -4,6 +4,7 @@ import { errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-conn
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Requester } from "../api/tokens.ts";
 import { SoloError } from "../lib/errors/errors.ts";
+import { SURFACE_HEADER, surfaceOf, words } from "../lib/errors/transport.ts";
 import { requesterKey } from "../lib/requester.ts";
 import { envelope } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
@@ -122,7 +123,7 @@ export class DenialThrottle {
 export function throttledError(perSecond: number): SoloError {
   return new SoloError("SOLO_ERR_REQUESTER_THROTTLED", "this client was refused too often: its requests are refused for now", {
     retryAfterMs: Math.ceil(1000 / perSecond),
-    hint: "check its token (solo whoami): a client whose requests keep being denied is slowed until it stops",
+    hint: `check its token (${words("token.whoami")}): a client whose requests keep being denied is slowed until it stops`,
   });
 }
 
@@ -135,7 +136,7 @@ export function throttledError(perSecond: number): SoloError {
 export function tarpit(req: Http2ServerRequest, res: Http2ServerResponse, perSecond: number): void {
   const timer = setTimeout(() => {
     if (res.closed || res.destroyed || res.headersSent) return;
-    const err = toConnectError(throttledError(perSecond));
+    const err = toConnectError(throttledError(perSecond), surfaceOf(String(req.headers[SURFACE_HEADER] ?? "")));
     const ct = String(req.headers["content-type"] ?? "");
     if (ct.startsWith("application/grpc")) {
       const trailer = new Headers();

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { SoloError } from "../lib/errors/errors.ts";
+import { words } from "../lib/errors/transport.ts";
 import { tryLock } from "../lib/lock-file.ts";
 
 /** A data directory held by this process. @internal */
@@ -51,6 +52,6 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
   throw new SoloError("SOLO_ERR_KERNEL_DATA_DIR_LOCKED", `the data directory ${path} is in use by process ${taken.holder}`, {
     dataDir: path,
     pid: taken.holder,
-    hint: "stop that kernel first, or open this one with another dataDir",
+    hint: `stop that kernel first, or open this one with another ${words("kernel.dataDir")}`,
   });
 }

@@ -58,7 +58,7 @@ function registerServiceResources(server: McpServer, solo: Clients): void {
     return out.slice(0, MAX_LISTED);
   };
   const failed = (err: unknown): Error => {
-    const e = errorData(err);
+    const e = errorData(err, "mcp");
     return new Error(`${e.message} (${e.reason || e.code})${e.hint ? `; hint: ${e.hint}` : ""}`);
   };
 
@@ -126,7 +126,7 @@ async function toolResult(fn: () => Promise<Record<string, unknown>>): Promise<C
       structuredContent: plainJson(data),
     };
   } catch (err) {
-    const e = errorData(err);
+    const e = errorData(err, "mcp");
     const answer = applicationAnswer(e);
     const lines = answer
       ? [

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { GrantedToken, TokenInfo, Via } from "../../api/tokens.ts";
 import { type DetailsOf, SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import { checkName, describeType } from "../../lib/names.ts";
 import type { TokenRow } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
@@ -236,7 +237,7 @@ export class Authority {
     if (spec.tenant !== null && !this.tenantLive(spec.tenant)) {
       throw new SoloError("SOLO_ERR_TENANT_NOT_FOUND", `no tenant named ${spec.tenant}`, {
         tenant: spec.tenant,
-        hint: "create it first with tenants.create",
+        hint: `create it first with ${words("tenant.create", { name: spec.tenant })}`,
       });
     }
     let expiresAt = spec.ttlMs === undefined ? null : now + spec.ttlMs;
@@ -324,7 +325,7 @@ export class Authority {
     if (!row || !reachable) {
       const err = new SoloError("SOLO_ERR_TOKEN_NOT_FOUND", `no token ${id} within this principal's reach`, {
         tokenId: id,
-        hint: "tokens.list() shows the tokens you can revoke",
+        hint: `${words("tokens.list")} shows the tokens you can revoke`,
       });
       // Recorded alike whether the token exists or not: the record must not tell a tenant that.
       if (p.kind === "token") await this.denied(err, { operation: "tokens.revoke", tenant: p.tenant, subject: id, via }, p);

@@ -1,6 +1,7 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { TokenInfo } from "../../api/tokens.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import { describeType } from "../../lib/names.ts";
 import type { TokenRow } from "../../store/store.ts";
 import { formatPermission, type Permission, parsePermissions } from "./permissions.ts";
@@ -69,7 +70,7 @@ export class TokenTable {
   verify(token: unknown, now: number): TokenPrincipal {
     if (token === undefined || token === null || token === "") {
       throw new SoloError("SOLO_ERR_TOKEN_MISSING", "no capability token was given", {
-        hint: "pass a token granted by an admin (kernel.as(token)); see docs/security.md",
+        hint: `${words("token.pass")}; see docs/security.md`,
       });
     }
     if (typeof token !== "string" || !TOKEN_PATTERN.test(token)) {
@@ -186,7 +187,7 @@ export function checkTokenId(value: unknown, field = "id"): string {
   if (typeof value !== "string" || !ID_PATTERN.test(value)) {
     throw new SoloError("SOLO_ERR_REQUEST_INVALID", `${field} must be a token id like "tok_AbCdEfGhIjKl", got ${describeType(value)}`, {
       field,
-      hint: "token ids are shown by tokens.list(); a token itself (solo_...) is not its id",
+      hint: `token ids are shown by ${words("tokens.list")}; a token itself (solo_...) is not its id`,
     });
   }
   return value;

@@ -4,6 +4,7 @@
 
 import type { CallOptions } from "../../api/services.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import { describeType } from "../../lib/names.ts";
 import { crashError } from "../../sandbox/crash.ts";
 import { encodeJson } from "../../sandbox/json.ts";
@@ -198,7 +199,7 @@ function callTimeout(record: ServiceRecord, timeoutMs: number): SoloError {
     tenant: record.tenant,
     service: record.service,
     timeoutMs,
-    hint: "the service is slow or its mailbox is long; raise timeoutMs or look at list() usage",
+    hint: `the service is slow or its mailbox is long; raise ${words("call.timeout")} or look at ${words("services.usage", { tenant: record.tenant })}`,
   });
 }
 

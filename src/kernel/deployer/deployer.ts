@@ -7,6 +7,7 @@ import type { Clock } from "../../api/kernel.ts";
 import type { Deployment, DeploySpec, ServiceSource, ServiceVersion } from "../../api/services.ts";
 import type { Via } from "../../api/tokens.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import { checkService, checkTenant } from "../../lib/names.ts";
 import type { DeploymentRecord, Store } from "../../store/store.ts";
 import type { Authority } from "../auth/authority.ts";
@@ -78,7 +79,11 @@ export class Deployer {
           previous?.life.state === "running"
             ? `service ${service} already exists in tenant ${tenant} (version ${previous.version})`
             : `service ${service} is being deployed in tenant ${tenant}`,
-          { tenant, service, hint: "use swap() to replace its code keeping its state, or kill it first" },
+          {
+            tenant,
+            service,
+            hint: `use ${words("service.swap", { tenant, service })} to replace its code keeping its state, or stop it first with ${words("service.kill", { tenant, service })}`,
+          },
         );
       }
       this.p.resources.checkRoom(tenant, service);
@@ -230,7 +235,7 @@ export class Deployer {
         tenant,
         service,
         versions: history.map((h) => h.version),
-        hint: "versions(tenant, service) lists the versions there are",
+        hint: `${words("service.versions", { tenant, service })} lists the versions there are`,
       });
     }
     return {

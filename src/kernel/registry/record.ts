@@ -8,6 +8,7 @@ import type { ServiceLimits } from "../../api/limits.ts";
 import type { ServiceInfo, ServiceUsage } from "../../api/services.ts";
 import type { SupervisionPolicy } from "../../api/supervision.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import { NO_META, type ServiceMeta } from "../../lib/names.ts";
 import type { PendingTimer } from "../../scheduler/index.ts";
 import type { DeploymentRecord } from "../../store/store.ts";
@@ -145,7 +146,7 @@ export function serviceNotFound(tenant: string, service: string): SoloError {
   return new SoloError("SOLO_ERR_SERVICE_NOT_FOUND", `no service named ${service} in tenant ${tenant}`, {
     tenant,
     service,
-    hint: "list(tenant) shows the deployed services",
+    hint: `${words("services.list", { tenant })} shows the deployed services`,
   });
 }
 

@@ -6,6 +6,7 @@
 import type { Crash } from "../../api/crash.ts";
 import type { Clock } from "../../api/kernel.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import { checkService, checkTenant } from "../../lib/names.ts";
 import { crashError } from "../../sandbox/crash.ts";
 import { keyOf, type ServiceRecord, serviceNotFound } from "./record.ts";
@@ -127,7 +128,7 @@ export class Registry {
           tenant: r.tenant,
           service: r.service,
           ...(r.crash ? { crash: r.crash } : {}),
-          hint: "fix the cause and deploy a new version, or restart(tenant, service) to try again",
+          hint: `fix the cause and deploy a new version, or ${words("service.restart", { tenant: r.tenant, service: r.service })} to try again`,
         },
       );
     }

@@ -3,6 +3,7 @@ import type { TenantLimits } from "../../api/limits.ts";
 import type { TenantDeletion, TenantInfo, TenantsApi } from "../../api/tenants.ts";
 import { type At, checkFlag, checkKeys, checkObject } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import { checkTenant } from "../../lib/names.ts";
 import type { Store, TenantRow } from "../../store/store.ts";
 import type { Authority } from "../auth/authority.ts";
@@ -100,7 +101,7 @@ export class TenantLifecycle implements TenantsApi {
       if (reg.has(name)) {
         throw new SoloError("SOLO_ERR_TENANT_EXISTS", `tenant ${name} already exists`, {
           tenant: name,
-          hint: "tenants.update changes its limits",
+          hint: `${words("tenant.update", { name })} changes its limits`,
         });
       }
       const retired = reg.retiredRow(name);

@@ -1,6 +1,7 @@
 import type { TenantLimits } from "../../api/limits.ts";
 import type { TenantInfo } from "../../api/tenants.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import type { TenantRow } from "../../store/store.ts";
 import { clampStoredTenantLimits, resolveTenantLimits } from "../limits.ts";
 
@@ -66,13 +67,13 @@ export class TenantRegistry {
         `tenant ${name} was deleted${gone.deletedAt ? ` at ${new Date(gone.deletedAt).toISOString()}` : ""}`,
         {
           tenant: name,
-          hint: "create it again with tenants.create(name, { reuseName: true }) to start a new tenant of that name",
+          hint: `create it again with ${words("tenant.create.reuse", { name })} to start a new tenant of that name`,
         },
       );
     }
     return new SoloError("SOLO_ERR_TENANT_NOT_FOUND", `no tenant named ${name}`, {
       tenant: name,
-      hint: "tenants.create(name) makes one",
+      hint: `${words("tenant.create", { name })} makes one`,
     });
   }
 

@@ -1,5 +1,6 @@
 import type { SecretInfo, VaultStatus } from "../../api/secrets.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
+import { words } from "../../lib/errors/transport.ts";
 import { describeType } from "../../lib/names.ts";
 import type { SecretRow, Store } from "../../store/store.ts";
 import type { EventLog } from "../log/event-log.ts";
@@ -160,7 +161,7 @@ export class Vault {
       throw new SoloError("SOLO_ERR_SECRET_NOT_FOUND", `tenant ${tenant} has no secret named ${name}`, {
         tenant,
         name,
-        hint: "secrets.put(tenant, name, value) stores one",
+        hint: `${words("secret.put", { tenant, name })} stores one`,
       });
     }
     const value = this.open(row);

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../../gen/solo/v1/solo_pb.js";
 import { SoloError } from "./errors.ts";
-import { codeOfGrpc } from "./transport.ts";
+import { codeOfGrpc, type Surface } from "./transport.ts";
 
 /** An error as data: what the CLI prints (or emits with --json) and MCP tools answer. */
 export interface ErrorData {
@@ -14,12 +14,14 @@ export interface ErrorData {
 }
 
 /**
- * Any failure as {@link ErrorData}: a SoloError raised in this process, or a ConnectError from the
- * gateway with its `solo.v1.ErrorDetail`; anything else is `internal` with its message.
+ * Any failure as {@link ErrorData}: a SoloError raised in this process (its hint in the words of
+ * `surface`), or a ConnectError from the gateway with its `solo.v1.ErrorDetail` (whose hint the
+ * gateway worded for the surface its client named); anything else is `internal` with its message.
  */
-export function errorData(err: unknown): ErrorData {
+export function errorData(err: unknown, surface: Surface = "api"): ErrorData {
   if (err instanceof SoloError) {
-    const { field, hint, ...details } = err.details as Record<string, unknown>;
+    const { field, hint: _, ...details } = err.details as Record<string, unknown>;
+    const hint = err.hintFor(surface);
     return {
       code: err.code,
       reason: err.reason,
@@ -37,12 +39,20 @@ export function errorData(err: unknown): ErrorData {
       reason: d?.reason ?? (unreachable ? "unreachable" : ""),
       message: err.rawMessage,
       ...(d?.field ? { field: d.field } : {}),
-      ...(d?.hint ? { hint: d.hint } : unreachable ? { hint: "is the kernel running? start it with: npx solo start" } : {}),
+      ...(d?.hint ? { hint: d.hint } : unreachable ? { hint: UNREACHABLE[surface] } : {}),
       ...(d?.details && Object.keys(d.details).length > 0 ? { details: d.details } : {}),
     };
   }
   return { code: "internal", reason: "", message: err instanceof Error ? err.message : String(err) };
 }
+
+// What to do when the gateway cannot be reached, by who asks.
+const UNREACHABLE: Readonly<Record<Surface, string>> = {
+  api: "is the kernel running? start it with: npx solo start",
+  rpc: "is the kernel running? start it with: npx solo start",
+  cli: "is the kernel running? start it with: solo start (or npx solo start), or point --url at it",
+  mcp: "is the kernel running? start it with: npx solo start, or serve MCP with a kernel of its own: solo mcp --embedded",
+};
 
 /** A service's own error answer to a call, when `e` is one (SOLO_ERR_APPLICATION_ERROR). */
 export function applicationAnswer(e: ErrorData): { service: string; code: string; message: string; details?: unknown } | undefined {

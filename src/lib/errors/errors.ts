@@ -9,6 +9,7 @@
 
 import type { AnyDetails, DetailsOf, ErrorData } from "./details.ts";
 import { type ErrorCode, isReason, REASONS, type Reason } from "./reasons.ts";
+import { hasWords, renderHint, type Surface } from "./transport.ts";
 
 export type {
   AnyDetails,
@@ -35,12 +36,26 @@ export class SoloError<R extends Reason = Reason> extends Error {
   readonly reason: R;
   /** JSON details: the keys every reason may carry and the reason's own (details.ts). */
   readonly details: DetailsOf<R> & AnyDetails;
+  // The hint as written, naming operations as terms (transport.ts's words()); details.hint is
+  // it in the embedding API's words, and hintFor() in any interface's.
+  readonly #hint: string | undefined;
 
   constructor(reason: R, message: string, details?: NoInfer<DetailsOf<R>>, options?: { cause?: unknown }) {
     super(message, options);
     this.code = REASONS[reason];
     this.reason = reason;
-    this.details = (details ?? {}) as DetailsOf<R> & AnyDetails;
+    const hint = (details as AnyDetails | undefined)?.hint;
+    if (typeof hint === "string" && hasWords(hint)) {
+      this.#hint = hint;
+      this.details = { ...details, hint: renderHint(hint, "api") } as DetailsOf<R> & AnyDetails;
+    } else {
+      this.details = (details ?? {}) as DetailsOf<R> & AnyDetails;
+    }
+  }
+
+  /** What to do about it, in the words of the interface that shows it (`solo tenant create` on the CLI, ...). */
+  hintFor(surface: Surface): string | undefined {
+    return this.#hint === undefined ? this.details.hint : renderHint(this.#hint, surface);
   }
 
   /** Wraps anything thrown into a SoloError; a SoloError passes through unchanged. */
@@ -57,12 +72,17 @@ export class SoloError<R extends Reason = Reason> extends Error {
     return new SoloError(reason, data.message, data.details as DetailsOf<Reason>);
   }
 
-  /** The plain-data form, safe to send to a client: no stack, no cause. */
+  /**
+   * The plain-data form, to cross a thread (fromData rebuilds it, hint and all): no stack, no
+   * cause. A hint keeps its terms, for the interface that finally shows it.
+   */
   toData(): ErrorData {
-    return { code: this.code, reason: this.reason, message: this.message, details: this.details };
+    const details = this.#hint === undefined ? this.details : { ...this.details, hint: this.#hint };
+    return { code: this.code, reason: this.reason, message: this.message, details };
   }
 
+  /** The error as the embedding API shows it, safe to send to a client: no stack, no cause. */
   toJSON(): ErrorData {
-    return this.toData();
+    return { code: this.code, reason: this.reason, message: this.message, details: this.details };
   }
 }
