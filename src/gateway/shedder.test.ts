@@ -27,6 +27,7 @@ describe("the shedder", () => {
     assert.equal(refused.reason, "SOLO_ERR_OVERLOADED");
     assert.equal(refused.code, "resource_exhausted");
     assert.equal(refused.details.retryAfterMs, 100);
+    assert.equal(refused.details.tenant, "a");
     assert.deepEqual({ ...s.stats }, { running: 2, queued: 1, admitted: 2, shed: 1 });
     await s.admit("b"); // another lane is not held up
     await settled();
@@ -35,6 +36,19 @@ describe("the shedder", () => {
     await queued;
     assert.equal(third, true);
     assert.deepEqual({ ...s.stats }, { running: 3, queued: 0, admitted: 4, shed: 1 });
+  });
+
+  it("names no tenant for the lanes that are no one tenant's: unscoped tokens and unauthenticated callers", async () => {
+    const s = new Shedder({ maxInFlight: 100, maxInFlightPerLane: 1, maxQueuedPerLane: 0 });
+    for (const [lane, who] of [
+      ["*", "unscoped tokens"],
+      ["", "unauthenticated callers"],
+    ] as const) {
+      await s.admit(lane);
+      const refused = await rejection(s.admit(lane));
+      assert.equal(refused.details.tenant, null);
+      assert.match(refused.message, new RegExp(`at capacity for ${who}:`));
+    }
   });
 
   it("gives freed slots to waiting lanes in turn, so a flooding lane never takes another lane's turn", async () => {

@@ -57,9 +57,10 @@ export class Shedder {
       return Promise.reject(
         new SoloError(
           "SOLO_ERR_OVERLOADED",
-          `the gateway is at capacity for ${laneName === "" ? "unauthenticated callers" : `tenant ${laneName}`}: ${lane.running} calls running and ${lane.waiting.length} waiting`,
+          `the gateway is at capacity for ${laneName === "" ? "unauthenticated callers" : laneName === "*" ? "unscoped tokens" : `tenant ${laneName}`}: ${lane.running} calls running and ${lane.waiting.length} waiting`,
           {
-            tenant: laneName,
+            // null where the lane is no one tenant's (as every reason says it).
+            tenant: laneName === "" || laneName === "*" ? null : laneName,
             retryAfterMs: 100,
             hint: "retry after a short pause, with fewer calls in flight",
           },

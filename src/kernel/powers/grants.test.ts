@@ -515,6 +515,8 @@ describe("service grants", () => {
       const err = await refused(kernel, "patient", "probe", { op: "fetch", request: `https://api.test:${port}/slow` });
       assert.equal(err.reason, "SOLO_ERR_FETCH_TIMEOUT");
       assert.equal(err.code, "deadline_exceeded");
+      // Both paths to this reason name the time the same two ways.
+      assert.deepEqual([err.details?.timeoutMs, err.details?.limit], [200, 200]);
       assert.equal(await ok(kernel, "patient", "probe", { op: "ping" }), "pong");
       const res = (await ok(kernel, "patient", "probe", { op: "fetch", request: `https://api.test:${port}/echo` })) as { status: number };
       assert.equal(res.status, 200);

@@ -178,7 +178,7 @@ export class HostPowers {
       s,
       timeoutMs,
       kind === "fetch"
-        ? errorOf("SOLO_ERR_FETCH_TIMEOUT", `solo.fetch did not complete within ${timeoutMs} ms`, { timeoutMs })
+        ? errorOf("SOLO_ERR_FETCH_TIMEOUT", `solo.fetch did not complete within ${timeoutMs} ms`, { timeoutMs, limit: timeoutMs })
         : errorOf("SOLO_ERR_STORE_UNAVAILABLE", `the store did not answer within ${timeoutMs} ms`, { timeoutMs }),
     );
     this.loop.outbox.send({ op: "io", sid: s.sid, cid: callId, kind, arg });

@@ -460,7 +460,10 @@ describe("guardedFetch()", () => {
     it("times out a server that never answers, and closes the connection", async () => {
       const closed = once(events, "hang-closed");
       const err = await rejection(guardedFetch({ url: `${base}/hang` }, grant({ timeoutMs: 200 }), policy));
-      assert.deepEqual([err.reason, err.code, err.details.limit], ["SOLO_ERR_FETCH_TIMEOUT", "deadline_exceeded", 200]);
+      assert.deepEqual(
+        [err.reason, err.code, err.details.limit, err.details.timeoutMs],
+        ["SOLO_ERR_FETCH_TIMEOUT", "deadline_exceeded", 200, 200],
+      );
       await closed;
     });
 

@@ -29,7 +29,7 @@ export async function guardedFetch(request: unknown, grant: FetchGrant, policy: 
       new SoloError(
         "SOLO_ERR_FETCH_TIMEOUT",
         `fetching ${checked.url.origin} took longer than ${grant.timeoutMs} ms; try again, ask for less, or raise the grant's timeoutMs`,
-        { host: checked.url.hostname, limit: grant.timeoutMs },
+        { host: checked.url.hostname, limit: grant.timeoutMs, timeoutMs: grant.timeoutMs },
       ),
     );
   }, grant.timeoutMs);
