@@ -28,9 +28,10 @@ export function dataDirOf(given: string | undefined): string {
  * client certificate `--cert`/`--key` with the gateway's CA `--ca` (`SOLO_CERT`, `SOLO_KEY`,
  * `SOLO_CA`). What is not given is taken from the data directory (`--data-dir`, `SOLO_DATA_DIR`,
  * default `./.solo`), where `solo start` keeps the admin certificate and token: so on the
- * kernel's own machine every command works with no flags at all.
+ * kernel's own machine every command works with no flags at all. `surface` is who reads the
+ * kernel's hints: a person at the CLI, or a model through `solo mcp`.
  */
-export function connect(o: ConnectionOptions): Clients {
+export function connect(o: ConnectionOptions, surface: "cli" | "mcp" = "cli"): Clients {
   const env = process.env;
   const paths = credentialPaths(dataDirOf(o.dataDir));
   const url = o.url ?? env.SOLO_URL ?? DEFAULT_URL;
@@ -54,8 +55,8 @@ export function connect(o: ConnectionOptions): Clients {
     key: read("--key", o.key ?? env.SOLO_KEY, paths.adminKey),
     ca: read("--ca", o.ca ?? env.SOLO_CA, paths.caCert),
     token,
-    // The kernel's hints name CLI commands and flags for this client.
-    headers: { [SURFACE_HEADER]: "cli" },
+    // The kernel's hints name CLI commands and flags for this client (tools, for `solo mcp`'s).
+    headers: { [SURFACE_HEADER]: surface },
   });
   return clientsOver(transport, url);
 }

@@ -158,6 +158,8 @@ describe("the MCP server (stdio)", () => {
     const missing = await tool("call", { tenant: "acme", service: "ghost" });
     assert.equal(missing.isError, true);
     assert.equal((missing.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_SERVICE_NOT_FOUND");
+    // Through the gateway too, the hint names the tool a model has, not a CLI command or an RPC.
+    assert.equal((missing.structuredContent as { error: { hint: string } }).error.hint, "the list tool shows the deployed services");
     const unknown = await client.callTool({ name: "no_such_tool", arguments: {} }).catch((e: unknown) => e);
     assert.ok(unknown instanceof Error || (unknown as CallToolResult).isError === true);
     assert.equal(data<{ services: unknown[] }>(await tool("list", { tenant: "acme" })).services.length, before);

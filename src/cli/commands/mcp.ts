@@ -22,7 +22,7 @@ export async function mcp(cli: Cli, o: { embedded?: boolean; database?: string }
       });
       return;
     }
-    const server = createMcpServer(connect(cli.options), VERSION);
+    const server = createMcpServer(connect(cli.options, "mcp"), VERSION);
     await server.connect(new StdioServerTransport());
   } catch (err) {
     // stdout belongs to the protocol: report on stderr only.
