@@ -313,11 +313,11 @@ describe("the MCP server (stdio)", () => {
     try {
       const ok = (await scoped.callTool({ name: "call", arguments: { tenant: "acme", service: "counter" } })) as CallToolResult;
       assert.ok(!ok.isError, JSON.stringify(ok.content));
-      // It sees only the tools it may use; a tool it may not use is not there to call.
+      // It sees only the tools it may use; one it calls anyway is refused by the kernel, precisely.
       const seen = (await scoped.listTools()).tools.map((t) => t.name).sort();
       assert.deepEqual(seen, ["attenuate_token", "call", "cast", "whoami"]);
       const denied = (await scoped.callTool({ name: "kill", arguments: { tenant: "acme", service: "counter" } })) as CallToolResult;
-      assert.equal(denied.isError, true);
+      assert.equal((denied.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
       const other = (await scoped.callTool({ name: "call", arguments: { tenant: "acme", service: "named" } })) as CallToolResult;
       assert.equal((other.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
     } finally {
@@ -375,7 +375,7 @@ describe("solo mcp --embedded", () => {
       assert.equal(data<{ reply: number }>(await call(second, "call", { tenant: "solo", service: "counter" })).reply, 3);
       assert.ok(!(await second.listTools()).tools.some((t) => t.name === "kill"), "a call-only token sees no kill");
       const denied = await call(second, "kill", { tenant: "solo", service: "counter" });
-      assert.equal(denied.isError, true);
+      assert.equal((denied.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
     } finally {
       await second.close();
     }

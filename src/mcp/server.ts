@@ -1,8 +1,12 @@
-import { McpServer, type RegisteredTool, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { AnyObjectSchema } from "@modelcontextprotocol/sdk/server/zod-compat.js";
+import { toJsonSchemaCompat } from "@modelcontextprotocol/sdk/server/zod-json-schema-compat.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
   type CallToolResult,
   ErrorCode,
+  type Tool as ListedTool,
+  ListToolsRequestSchema,
   McpError,
   ReadResourceRequestSchema,
   type ReadResourceResult,
@@ -38,39 +42,53 @@ export function createMcpServer(solo: Clients, version: string): McpServer {
   return new SoloMcpServer(solo, version);
 }
 
+// Each tool's strict input schema, and its tools/list entry, made once for every session.
+const INPUTS = new Map(TOOLS.map((t) => [t, strictInput(t.name, t.inputSchema)] as const));
+const LISTED = new Map(
+  TOOLS.map((t) => {
+    const entry: ListedTool = {
+      name: t.name,
+      title: t.title,
+      description: t.description,
+      inputSchema: toJsonSchemaCompat(INPUTS.get(t) as AnyObjectSchema, {
+        strictUnions: true,
+        pipeStrategy: "input",
+      }) as ListedTool["inputSchema"],
+      annotations: { title: t.title, ...t.annotations },
+    };
+    return [t, entry] as const;
+  }),
+);
+
 // The MCP server, which learns its token's permissions before it serves its first request.
 class SoloMcpServer extends McpServer {
-  private readonly registered = new Map<Tool, RegisteredTool>();
   private readonly solo: Clients;
+  private listed: readonly ListedTool[] = [...LISTED.values()];
 
   constructor(solo: Clients, version: string) {
     super({ name: "solo", version }, { instructions: INSTRUCTIONS });
     this.solo = solo;
-    // tools/list shows them in the table's order; tools/call runs the one named, with arguments
-    // the SDK has checked against its strict schema.
+    // tools/call runs the tool named, with arguments the SDK has checked against its strict schema.
     for (const t of TOOLS) {
-      const handle = this.registerTool(
+      this.registerTool(
         t.name,
-        {
-          title: t.title,
-          description: t.description,
-          inputSchema: strictInput(t.name, t.inputSchema),
-          annotations: { title: t.title, ...t.annotations },
-        },
+        { title: t.title, description: t.description, inputSchema: INPUTS.get(t), annotations: { title: t.title, ...t.annotations } },
         async (args: Record<string, unknown>) => toolResult(t, () => t.run(solo, args)),
       );
-      this.registered.set(t, handle);
     }
+    // tools/list shows, in the table's order, only the tools the token may use. One it may not use
+    // can still be called, and is answered with the kernel's precise (and audited) denial.
+    this.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [...this.listed] }));
     const readers = registerServiceResources(this, solo);
     registerGuide(this);
     serveReads(this, readers);
   }
 
-  /** Removes the tools the token may not use, then serves `transport`. */
+  /** Learns which tools the token may use, then serves `transport`. */
   override async connect(transport: Transport): Promise<void> {
     const token = await whoAmI(this.solo);
-    // A token that cannot be read (revoked, say) keeps every tool: each call then says why it fails.
-    if (token) for (const [t, handle] of this.registered) if (!usableBy(t, token)) handle.remove();
+    // A token that cannot be read (revoked, say) is shown every tool: each call then says why it fails.
+    if (token) this.listed = TOOLS.filter((t) => usableBy(t, token)).map((t) => LISTED.get(t) as ListedTool);
     return super.connect(transport);
   }
 }
