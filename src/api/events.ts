@@ -79,7 +79,13 @@ export interface SoloEvent {
 
 /** What {@link EventLog.verify} found. */
 export type VerifyReport =
-  | { readonly ok: true; readonly events: number; readonly headHash: string }
+  | {
+      readonly ok: true;
+      readonly events: number;
+      readonly headHash: string;
+      /** Events 1..verifiedUpTo are intact: every event, the head's id (0 for an empty log). */
+      readonly verifiedUpTo: number;
+    }
   | {
       readonly ok: false;
       /** The first event id at fault. */

@@ -269,6 +269,8 @@ describe("solo (the command line against a running kernel)", () => {
     assert.doesNotMatch(h.stderr, ANSI);
     // Nothing was deployed.
     assert.equal((await sj<JsonError>(["status", "acme/bad"], 4)).error.reason, "SOLO_ERR_SERVICE_NOT_FOUND");
+    // A tenant that does not exist is said to be missing, not shown as empty.
+    assert.equal((await sj<JsonError>(["ls", "no-such-tenant"], 4)).error.reason, "SOLO_ERR_TENANT_NOT_FOUND");
   });
 
   it("words its hints as CLI commands: a missing tenant or service says which solo command fixes it", async () => {
@@ -804,6 +806,7 @@ describe("solo (the command line against a running kernel)", () => {
   });
 
   it("human output has no ANSI escapes off a terminal, and ls prints a header row", async () => {
+    await sh(["tenant", "create", "quiet"]);
     const runs = await Promise.all([
       sh(["ls", "acme"]),
       sh(["status", "acme/counter"]),
@@ -813,10 +816,13 @@ describe("solo (the command line against a running kernel)", () => {
       sh(["deploy", "acme/plain", file("plain.js", COUNTER)]),
       sh(["call", "acme/nope"], 4),
       sh(["deploy", "acme/bad", file("bad2.js", REJECTED)], 6),
-      sh(["ls", "nosuchtenant"]),
+      sh(["ls", "quiet"]),
+      sh(["ls", "nosuchtenant"], 4),
     ]);
     for (const r of runs) assert.doesNotMatch(r.stdout + r.stderr, ANSI, r.stdout + r.stderr);
-    assert.equal(runs[8]?.stdout, "no services in nosuchtenant\n");
+    // A tenant with no services lists none; one that does not exist is said not to.
+    assert.equal(runs[8]?.stdout, "no services in quiet\n");
+    assert.match(runs[9]?.stderr ?? "", /no tenant named nosuchtenant \(SOLO_ERR_TENANT_NOT_FOUND\)/);
     const [ls] = runs;
     const rows = (ls?.stdout ?? "").split("\n");
     assert.match(rows[0] ?? "", /^SERVICE {2,}VERSION {2,}STATE {2,}RESTARTS {2,}MESSAGES {2,}MEMORY {2,}TAGS$/);

@@ -42,6 +42,8 @@ before(async () => {
     writeFileSync(files[name], pem);
   }
   token = (await kernel.tokens.grant({ tenant: null, permissions: ["*"] })).token;
+  // The tenant the throttle tests list (a tenant that does not exist would be not_found).
+  await kernel.tenants.create("acme");
 });
 
 after(async () => {

@@ -136,6 +136,11 @@ describe("the gateway", () => {
     );
     const verified = await c.verify({});
     assert.equal(verified.ok, true);
+    // It says how far it checked: every event, up to the head's id, which the last page ends with.
+    const head = (await c.queryEvents({ descending: true, limit: 1 })).events[0]?.id ?? 0n;
+    assert.ok(head > 0n);
+    assert.equal(verified.verifiedUpTo, head);
+    assert.equal(verified.events, head);
   });
 
   it("serves a service's version history and each version's source, gated by services:read", async () => {

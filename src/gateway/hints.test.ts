@@ -83,7 +83,7 @@ describe("a hint", () => {
   it("names the tool to a model, both in the tool's result and through the in-process clients", async () => {
     const clients = inProcessClients(gatewayCore(kernel), token);
     const err = await failure(clients.kernel.deploy({ ref: { tenant: "nowhere", service: "svc" }, code: CODE }));
-    assert.equal(errorData(err, "mcp").hint, "the create_tenant tool makes one");
+    assert.equal(errorData(err, "mcp").hint, "the tenant_create tool makes one");
 
     const server = createMcpServer(clients, "0.0.0");
     const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
@@ -95,7 +95,7 @@ describe("a hint", () => {
       const r = await mcp.callTool({ name: "deploy", arguments: { tenant: "nowhere", service: "svc", code: CODE } });
       assert.equal(r.isError, true);
       const text = (r.content as Array<{ type: string; text: string }>).map((c) => c.text).join("\n");
-      assert.match(text, /^hint: the create_tenant tool makes one$/m);
+      assert.match(text, /^hint: the tenant_create tool makes one$/m);
       assert.doesNotMatch(text, /tenants\.create|TenantService/);
     } finally {
       await mcp.close();

@@ -162,7 +162,7 @@ export function routes(kernel: Kernel, started: number): (router: ConnectRouter)
       async verify(_req, ctx) {
         const r = await as(ctx).verify();
         return r.ok
-          ? { ok: true, events: BigInt(r.events), headHash: r.headHash }
+          ? { ok: true, events: BigInt(r.events), headHash: r.headHash, verifiedUpTo: BigInt(r.verifiedUpTo) }
           : { ok: false, at: BigInt(r.at), problem: r.problem, message: r.message, verifiedUpTo: BigInt(r.verifiedUpTo) };
       },
       async health() {

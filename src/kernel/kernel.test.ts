@@ -224,7 +224,8 @@ export default {
       assert.equal(missing.reason, "SOLO_ERR_SERVICE_NOT_FOUND");
       assert.equal(foreign.reason, "SOLO_ERR_SERVICE_NOT_FOUND");
       assert.equal(foreign.code, "not_found");
-      assert.deepEqual(kernel.list("bob"), []);
+      await kernel.tenants.create("bob");
+      assert.deepEqual(kernel.list("bob"), [], "a tenant with no services lists none, and never another tenant's");
     });
 
     it("times out with deadline_exceeded and then keeps serving", async () => {
@@ -449,6 +450,13 @@ export default {
       assert.throws(
         () => kernel.list("NOT VALID"),
         (e: unknown) => e instanceof SoloError && e.reason === "SOLO_ERR_NAME_INVALID",
+      );
+    });
+
+    it("says a tenant that does not exist does not exist, rather than listing nothing", () => {
+      assert.throws(
+        () => kernel.list("nobody-here"),
+        (e: unknown) => e instanceof SoloError && e.reason === "SOLO_ERR_TENANT_NOT_FOUND" && e.code === "not_found",
       );
     });
   });

@@ -376,7 +376,7 @@ describe("the kernel's memory budget", () => {
     await k.deploy({ tenant: "first", service: "n", code: NEIGHBOUR });
     const error = await rejection(k.deploy({ tenant: "second", service: "n", code: NEIGHBOUR }));
     assert.equal(error.reason, "SOLO_ERR_MEMORY_BUDGET");
-    assert.equal(k.list("second").length, 0);
+    assert.throws(() => k.list("second"), { reason: "SOLO_ERR_TENANT_NOT_FOUND" }, "the refused deploy made no tenant");
   });
 
   it("refuses a budget smaller than one tenant at the engine's minimum", async () => {

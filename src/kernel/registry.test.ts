@@ -97,6 +97,7 @@ describe("the registry", () => {
       () => k.status("b", "secret"),
       (e: { reason?: string }) => e.reason === "SOLO_ERR_SERVICE_NOT_FOUND",
     );
+    await k.tenants.create("b");
     assert.deepEqual(k.list("b"), []);
   });
 });

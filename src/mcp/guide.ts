@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { ReadResourceResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 
-const GUIDE_URI = "solo://guide/programming-model";
+/** The programming-model guide's resource URI. */
+export const GUIDE_URI = "solo://guide/programming-model";
 const GUIDE_FILE = new URL("../../docs/programming-model.md", import.meta.url);
 
 /** The programming-model guide, read once: docs/programming-model.md, the same text users read. */
@@ -40,7 +42,7 @@ The sandbox has the JavaScript built-ins and these web APIs: URL, URLSearchParam
 
 A throw in a handler answers the failing call with SOLO_ERR_HANDLER_THREW and restarts the service, losing its state: for a bad request, answer with an error instead, { error: { code: "invalid_argument", message: "..." }, state }. The caller then gets SOLO_ERR_APPLICATION_ERROR with details.answer = { code, message, details }; a calling service's solo.call rejects with it (catch it).
 
-Deploy with the deploy tool (tenant, service, code, args?, grants?). If the analyzer refuses the code, the result is an error whose findings give rule, line, column, message and hint for each problem: fix each one and deploy again. To change a running service without losing its state, use swap with new code (codeChange adapts the old state; swap may also change its grants); read what runs with the source tool.
+Deploy with the deploy tool (tenant, service, code, args?, grants?, limits?, supervision?, tags?) into a tenant that exists (tenant_create makes one; whoami tells the token's). If the analyzer refuses the code, the result is an error whose findings give rule, line, column, message and hint for each problem: fix each one and deploy again. To change a running service without losing its state, use swap with new code (codeChange adapts the old state; swap may also change its grants); read what runs with the source tool, what it logged with the logs tool.
 
 Example:
 export default {
@@ -54,6 +56,11 @@ export default {
   codeChange(fromVersion, state) { return state },
 };`;
 
+/** The guide as resources/read answers it. */
+export async function readGuide(uri: URL): Promise<ReadResourceResult> {
+  return { contents: [{ uri: uri.href, mimeType: "text/markdown", text: guideText() }] };
+}
+
 /** The programming-model guide as a resource, and the "write a Solo service" prompt. */
 export function registerGuide(server: McpServer): void {
   server.registerResource(
@@ -63,7 +70,7 @@ export function registerGuide(server: McpServer): void {
       description: "How to write a Solo service: handlers, the solo object, grants, the analyzer's rules, hot swap, supervision, limits.",
       mimeType: "text/markdown",
     },
-    async (uri) => ({ contents: [{ uri: uri.href, mimeType: "text/markdown", text: guideText() }] }),
+    readGuide,
   );
 
   server.registerPrompt(

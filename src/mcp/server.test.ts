@@ -79,7 +79,7 @@ after(async () => {
 });
 
 describe("the MCP server (stdio)", () => {
-  it("lists Solo's tools, each with a description and an input schema", async () => {
+  it("lists Solo's tools, each with a title, a description, annotations and a strict input schema", async () => {
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name).sort();
     assert.deepEqual(names, [
@@ -91,17 +91,62 @@ describe("the MCP server (stdio)", () => {
       "history",
       "kill",
       "list",
+      "logs",
       "restart",
       "rollback",
       "secret_names",
       "source",
       "status",
       "swap",
+      "tenant_create",
+      "tenant_get",
+      "tenant_list",
+      "tenant_update",
+      "usage",
       "verify",
+      "whoami",
     ]);
     for (const t of tools) {
       assert.ok((t.description ?? "").length > 20, `${t.name} has a description`);
+      assert.ok((t.title ?? "").length > 3, `${t.name} has a title`);
       assert.equal(t.inputSchema.type, "object");
+      assert.equal((t.inputSchema as { additionalProperties?: unknown }).additionalProperties, false, `${t.name} is strict`);
+      for (const k of ["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"] as const)
+        assert.equal(typeof t.annotations?.[k], "boolean", `${t.name}.${k}`);
+    }
+    const kill = tools.find((t) => t.name === "kill");
+    assert.deepEqual([kill?.annotations?.readOnlyHint, kill?.annotations?.destructiveHint], [false, true]);
+    assert.equal(tools.find((t) => t.name === "status")?.annotations?.readOnlyHint, true);
+  });
+
+  it("tells the model at initialize how to start", () => {
+    const text = client.getInstructions() ?? "";
+    for (const step of ["tenant_create", "solo://guide/programming-model", "write_service", "deploy", "call", "logs", "swap", "rollback"])
+      assert.ok(text.includes(step), `the instructions name ${step}`);
+  });
+
+  it("refuses an argument a tool does not take as a tool error naming it and the ones it takes, running nothing", async () => {
+    const r = await tool("call", { tenant: "acme", service: "counter", req: 1 });
+    assert.equal(r.isError, true);
+    const text = (r.content[0] as { text: string }).text;
+    assert.match(text, /call does not take "req": its arguments are tenant, service, request, timeoutMs/);
+  });
+
+  it("answers resource-not-found (-32002) for a missing service, a missing version and an unknown URI", async () => {
+    for (const uri of [
+      "solo://services/acme/ghost/source",
+      "solo://services/acme/ghost/history",
+      "solo://services/acme/counter/versions/99/source",
+      "solo://services/acme/counter/versions/0/source",
+      "solo://services/NOT%20A%20NAME/x/source",
+      "solo://nothing/here",
+      "https://example.com/",
+    ]) {
+      const err = await client.readResource({ uri }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: number; message?: string },
+      );
+      assert.equal(err?.code, -32002, `${uri}: ${err?.message}`);
     }
   });
 
@@ -270,9 +315,13 @@ describe("the MCP server (stdio)", () => {
     try {
       const ok = (await scoped.callTool({ name: "call", arguments: { tenant: "acme", service: "counter" } })) as CallToolResult;
       assert.ok(!ok.isError, JSON.stringify(ok.content));
+      // It sees only the tools it may use; one it calls anyway is refused by the kernel, precisely.
+      const seen = (await scoped.listTools()).tools.map((t) => t.name).sort();
+      assert.deepEqual(seen, ["attenuate_token", "call", "cast", "whoami"]);
       const denied = (await scoped.callTool({ name: "kill", arguments: { tenant: "acme", service: "counter" } })) as CallToolResult;
-      assert.equal(denied.isError, true);
       assert.equal((denied.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
+      const other = (await scoped.callTool({ name: "call", arguments: { tenant: "acme", service: "named" } })) as CallToolResult;
+      assert.equal((other.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
     } finally {
       await scoped.close();
     }
@@ -326,6 +375,7 @@ describe("solo mcp --embedded", () => {
     const second = await connectEmbedded(dataDir, scoped);
     try {
       assert.equal(data<{ reply: number }>(await call(second, "call", { tenant: "solo", service: "counter" })).reply, 3);
+      assert.ok(!(await second.listTools()).tools.some((t) => t.name === "kill"), "a call-only token sees no kill");
       const denied = await call(second, "kill", { tenant: "solo", service: "counter" });
       assert.equal((denied.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
     } finally {

@@ -707,7 +707,7 @@ describe("verify()", () => {
       assert.equal(k.store.location, join(dir, "solo.db"));
       const head = (await k.events({ order: "desc", limit: 1 })).events[0] as SoloEvent;
       assert.equal(head.id, events.length + 3, "then kernel_stopped, kernel_started and service_started of this open");
-      assert.deepEqual(await k.verify(), { ok: true, events: head.id, headHash: head.hash });
+      assert.deepEqual(await k.verify(), { ok: true, events: head.id, headHash: head.hash, verifiedUpTo: head.id });
     } finally {
       await k.close();
     }

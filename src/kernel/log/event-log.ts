@@ -323,7 +323,7 @@ export class EventLog {
     if (prev !== head.hash) {
       return broken(head.id, "head_mismatch", `the log's head record does not match event ${head.id}`, head.id);
     }
-    return { ok: true, events: head.id, headHash: head.hash };
+    return { ok: true, events: head.id, headHash: head.hash, verifiedUpTo: head.id };
   }
 
   /** Waits for every write already submitted to be committed (or to fail). */

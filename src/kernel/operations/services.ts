@@ -60,6 +60,8 @@ export const list: Operation<[tenant: string, filter?: { readonly tag?: string }
   admit: async (g, tenant) => g.require("list", checkTenant(tenant), READ),
   run: (k, _p, _via, tenant, filter = {}) => {
     const t = checkTenant(tenant);
+    // A tenant that does not exist is said so; one with no services lists [].
+    k.tenants.require(t);
     const tag = filter?.tag;
     if (tag !== undefined && (typeof tag !== "string" || !TAG_PATTERN.test(tag))) {
       throw new SoloError("SOLO_ERR_REQUEST_INVALID", "list: tag must be a valid tag", { field: "tag" });

@@ -40,7 +40,7 @@ describe("hints in the reader's words", () => {
     assert.equal(e.hintFor("api"), "tenants.create(name) makes one");
     assert.equal(e.hintFor("rpc"), "TenantService.Create makes one");
     assert.equal(e.hintFor("cli"), "solo tenant create acme makes one");
-    assert.equal(e.hintFor("mcp"), "the create_tenant tool makes one");
+    assert.equal(e.hintFor("mcp"), "the tenant_create tool makes one");
   });
 
   it("gives embedders their words in details.hint and JSON, with no markers", () => {

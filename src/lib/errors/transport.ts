@@ -63,7 +63,7 @@ export function codeOfGrpc(grpc: number): ErrorCode {
  * The interfaces an error reaches its reader through: the embedding API (`openKernel`), the
  * network API (gRPC, Connect), the `solo` CLI, and MCP tools. A hint that names an operation or an
  * option names it as that reader knows it: `solo tenant create acme` on a terminal, the
- * `create_tenant` tool to a model, `TenantService.Create` to an RPC client, `tenants.create(name)`
+ * `tenant_create` tool to a model, `TenantService.Create` to an RPC client, `tenants.create(name)`
  * to an embedder.
  */
 export type Surface = "api" | "rpc" | "cli" | "mcp";
@@ -86,25 +86,25 @@ export const WORDS = {
     api: "tenants.create(name)",
     rpc: "TenantService.Create",
     cli: "solo tenant create {name}",
-    mcp: "the create_tenant tool",
+    mcp: "the tenant_create tool",
   },
   "tenant.create.reuse": {
     api: "tenants.create(name, { reuseName: true })",
     rpc: "TenantService.Create with reuse_name",
     cli: "solo tenant create {name} --reuse-name",
-    mcp: "the create_tenant tool with reuseName: true",
+    mcp: "the tenant_create tool with reuseName: true",
   },
   "tenant.update": {
     api: "tenants.update",
     rpc: "TenantService.Update",
     cli: "solo tenant update {name} --limits",
-    mcp: "the update_tenant tool",
+    mcp: "the tenant_update tool",
   },
   "tenant.memory": {
     api: "the tenant's memoryBytes",
     rpc: "the tenant's memory_bytes (TenantService.Update)",
     cli: "the tenant's memoryBytes (solo tenant update {name} --limits)",
-    mcp: "the tenant's memoryBytes (the update_tenant tool)",
+    mcp: "the tenant's memoryBytes (the tenant_update tool)",
   },
   "tokens.list": {
     api: "tokens.list()",
@@ -122,7 +122,7 @@ export const WORDS = {
     api: "kernel.as(token).whoami()",
     rpc: "TokenService.WhoAmI",
     cli: "solo token whoami",
-    mcp: "solo token whoami, on an operator's CLI",
+    mcp: "the whoami tool",
   },
   "services.list": {
     api: "list(tenant)",
