@@ -1,10 +1,10 @@
 /**
- * What a command module in `commands/` gets from `solo.ts`: the global flags, `--json`, the
- * handler types the command table dispatches to, and the readers of arguments commands share.
+ * What a command module in `commands/` gets from `main.ts` (the command table): the global
+ * flags, `--json`, the handler types the command table dispatches to, and the readers of arguments commands share.
  */
 import { readFileSync } from "node:fs";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-// Types only: solo.ts loads the gateway client when a command connects, not to read its table.
+// Types only: main.ts loads the gateway client when a command connects, not to read its table.
 import type { Clients, ConnectionOptions } from "./connection.ts";
 import { jsonReplacer, UsageError } from "./output.ts";
 
@@ -38,7 +38,7 @@ export function cliOf(options: GlobalOptions, json: boolean): Cli {
 }
 
 /**
- * A command against a kernel, through the gateway: `solo.ts` connects first, and prints its
+ * A command against a kernel, through the gateway: `main.ts` connects first, and prints its
  * errors and sets the exit code. The rest are commander's arguments, then the options.
  */
 export type RemoteCommand = (cli: Cli, c: Clients, ...args: never[]) => Promise<void>;

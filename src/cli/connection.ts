@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { type Clients, clientsOver, gatewayTransport } from "../gateway/client.ts";
-import { credentialPaths } from "../gateway/credentials.ts";
+import { credentialPaths } from "../gateway/credential-paths.ts";
 import { UsageError } from "./output.ts";
 
 /** How the CLI reaches a kernel: flags, else environment, else the local data directory. */

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { issueClientCert } from "../../gateway/credentials.ts";
 import type { Cli } from "../command.ts";
 import { dataDirOf } from "../connection.ts";
-import { exitCodeOf, printError } from "../output.ts";
+import { exitCodeOf, printError } from "../errors.ts";
 
 /** `solo cert issue <name>`: writes `<name>.crt`, `<name>.key` (0600) and `ca.crt` to `--out`. */
 export async function issue(cli: Cli, name: string, o: { out: string; days?: number }): Promise<void> {

@@ -2,11 +2,13 @@
  * `solo start`: a kernel and its gateway on this machine (serve.ts), with the edge's limits from
  * the flags.
  */
+import { type ConnectionLimits, connectionLimits } from "../../gateway/connections.ts";
 import { type Cli, int } from "../command.ts";
 import { dataDirOf } from "../connection.ts";
-import { EXIT, exitCodeOf, printError } from "../output.ts";
+import { exitCodeOf, printError } from "../errors.ts";
+import { EXIT, UsageError } from "../output.ts";
 import { serve } from "../serve.ts";
-import { edgeLimits } from "./start-flags.ts";
+import { EDGE_FLAGS } from "./start-flags.ts";
 
 /** `solo start`'s options as commander parsed them (the edge's flags among the rest). */
 export type StartOptions = { host: string; port?: number; database?: string; hostname: string[]; memoryBudget?: number } & Record<
@@ -30,4 +32,23 @@ export async function start(cli: Cli, o: StartOptions): Promise<void> {
     printError(err, cli.json);
     process.exitCode = exitCodeOf(err) === EXIT.failed ? EXIT.unavailable : exitCodeOf(err);
   }
+}
+
+/** The edge limits given as flags, checked, in the flags' words. */
+export function edgeLimits(o: Record<string, unknown>): ConnectionLimits {
+  const given: Record<string, number> = {};
+  for (const [field, [flag]] of Object.entries(EDGE_FLAGS)) {
+    // commander's name for --body-min-rate is bodyMinRate.
+    const key = flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (typeof o[key] === "number") given[field] = o[key];
+  }
+  try {
+    connectionLimits(given);
+  } catch (err) {
+    const field = (err as { details?: { field?: string } }).details?.field as keyof ConnectionLimits | undefined;
+    const flag = field ? EDGE_FLAGS[field]?.[0] : undefined;
+    if (field && flag) throw new UsageError((err as Error).message.replace(field, flag));
+    throw err;
+  }
+  return given;
 }
