@@ -32,10 +32,23 @@ const baseEnv: NodeJS.ProcessEnv = {
   ...process.env,
   PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}`,
   SOLO_DATA_DIR: dataDir,
-  NODE_COMPILE_CACHE: join(work, "compile-cache"),
+  // The compile cache where solo.js puts it by default (<os temp dir>/node-compile-cache), in a
+  // temporary directory of its own: NODE_COMPILE_CACHE would turn the cache on before any entry
+  // point runs, and so hide what the TypeScript entry costs.
+  TMPDIR: work,
 };
-for (const k of ["SOLO_URL", "SOLO_TOKEN", "SOLO_CERT", "SOLO_KEY", "SOLO_CA", "SOLO_PORT", "NODE_DISABLE_COMPILE_CACHE"])
+for (const k of [
+  "SOLO_URL",
+  "SOLO_TOKEN",
+  "SOLO_CERT",
+  "SOLO_KEY",
+  "SOLO_CA",
+  "SOLO_PORT",
+  "NODE_COMPILE_CACHE",
+  "NODE_DISABLE_COMPILE_CACHE",
+]) {
   delete baseEnv[k];
+}
 
 // ---- the kernel -------------------------------------------------------------------------------
 
