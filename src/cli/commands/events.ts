@@ -114,12 +114,16 @@ async function follow(cli: Cli, c: Clients, filter: EventFilterInit, since: numb
   try {
     // Where "from now" is, as an id: so that a reconnect misses nothing even if nothing came yet.
     let last = since ?? (await newestId(c, filter, signal));
+    // Tries since the last event printed: a kernel that answers health but breaks each stream at
+    // once (streams full, say) is retried ever more slowly, not four times a second.
+    let tries = 0;
     for (;;) {
       let broke: string;
       try {
         for await (const e of c.kernel.followEvents({ filter, fromId: BigInt(last + 1) }, { signal })) {
           printEvent(cli, e);
           last = Number(e.id);
+          tries = 0;
         }
         broke = "the kernel ended the stream";
       } catch (err) {
@@ -129,7 +133,8 @@ async function follow(cli: Cli, c: Clients, filter: EventFilterInit, since: numb
       }
       const note = (text: string): boolean => process.stderr.write(`${dim(`solo events: ${text}`, colours(process.stderr))}\n`);
       note(`the event stream broke (${broke}); reconnecting (Ctrl-C stops)`);
-      if (!(await reconnect(c, signal, note))) return;
+      tries = await reconnect(c, signal, note, tries);
+      if (tries < 0) return;
       note(`reconnected to ${c.url}; following on after event ${last}`);
     }
   } catch (err) {
@@ -146,16 +151,19 @@ async function newestId(c: Clients, filter: EventFilterInit, signal: AbortSignal
   return Number(page.events[0]?.id ?? 0n);
 }
 
-/** Tries `health` until the kernel answers (true) or Ctrl-C (false); says each new reason it fails. */
-async function reconnect(c: Clients, signal: AbortSignal, note: (text: string) => void): Promise<boolean> {
+/**
+ * Tries `health` until the kernel answers, waiting longer each try (counting on from `tries`);
+ * the tries made so far, or -1 for Ctrl-C. Says each new reason a try fails.
+ */
+async function reconnect(c: Clients, signal: AbortSignal, note: (text: string) => void, tries: number): Promise<number> {
   let said = "";
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = tries; ; attempt++) {
     try {
       await sleep(backoffMs(attempt), undefined, { signal });
       await c.kernel.health({}, { signal, timeoutMs: 5000 });
-      return true;
+      return attempt + 1;
     } catch (err) {
-      if (signal.aborted) return false;
+      if (signal.aborted) return -1;
       if (!retriable(err)) throw err;
       const why = (err as Error).message;
       if (why !== said) note(`still cannot reach the kernel (${why}); retrying`);
