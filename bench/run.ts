@@ -23,6 +23,7 @@ const BENCHMARKS = [
   "mcp",
   "limits",
   "edge",
+  "cli-start",
 ] as const;
 const INTERNALS: ReadonlySet<string> = new Set(["store-append", "store-query", "store-recovery", "log-lines"]);
 // Each benchmark is meant to take about a minute; one that hangs is stopped after this long.

@@ -54,7 +54,7 @@ const TARGET_RATE = 20_000;
 const TARGET_RATIO = 0.4;
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const CLI = fileURLToPath(new URL("../../src/cli/solo.ts", import.meta.url));
+const CLI = fileURLToPath(new URL("../../src/cli/solo.js", import.meta.url));
 const execFileP = promisify(execFile);
 const us = (ms: number): string => (Number.isFinite(ms) ? `${(ms * 1000).toFixed(1)} µs` : "-");
 const ns = (n: number): string => (Number.isFinite(n) ? `${Math.round(n).toLocaleString("en-US")} ns` : "-");

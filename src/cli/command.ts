@@ -1,10 +1,11 @@
 /**
- * What a command module in `commands/` gets from `solo.ts`: the global flags, `--json`, the
- * handler types the command table dispatches to, and the readers of arguments commands share.
+ * What a command module in `commands/` gets from `main.ts` (the command table): the global
+ * flags, `--json`, the handler types the command table dispatches to, and the readers of arguments commands share.
  */
 import { readFileSync } from "node:fs";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-// Types only: solo.ts loads the gateway client when a command connects, not to read its table.
+import { SoloError } from "../lib/errors/errors.ts";
+// Types only: main.ts loads the gateway client when a command connects, not to read its table.
 import type { Clients, ConnectionOptions } from "./connection.ts";
 import { jsonReplacer, UsageError } from "./output.ts";
 
@@ -38,7 +39,7 @@ export function cliOf(options: GlobalOptions, json: boolean): Cli {
 }
 
 /**
- * A command against a kernel, through the gateway: `solo.ts` connects first, and prints its
+ * A command against a kernel, through the gateway: `main.ts` connects first, and prints its
  * errors and sets the exit code. The rest are commander's arguments, then the options.
  */
 export type RemoteCommand = (cli: Cli, c: Clients, ...args: never[]) => Promise<void>;
@@ -86,4 +87,20 @@ export function int(name: string): (v: string) => number {
     if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`${name} must be a whole number, got ${JSON.stringify(v)}`);
     return n;
   };
+}
+
+/**
+ * An options error of code this process ran for a command (openKernel, the gateway's
+ * credentials and edge limits) in the command line's words: a usage error naming the flag or
+ * argument (`flagOf` gives it for a field) where the error named the option's field. Any other
+ * error comes back as it was.
+ */
+export function inFlags(err: unknown, flagOf: (field: string) => string | undefined): unknown {
+  if (!(err instanceof SoloError) || err.reason !== "SOLO_ERR_KERNEL_OPTIONS_INVALID") return err;
+  const field = err.details.field;
+  const flag = typeof field === "string" ? flagOf(field) : undefined;
+  const at = flag && typeof field === "string" ? err.message.indexOf(field) : -1;
+  if (!flag || at < 0) return err;
+  // "openKernel: memoryBudgetBytes must be ..." becomes "--memory-budget must be ...".
+  return new UsageError(`${flag}${err.message.slice(at + (field as string).length)}`, err.details.hint);
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { type Clients, clientsOver, gatewayTransport } from "../gateway/client.ts";
-import { credentialPaths } from "../gateway/credentials.ts";
+import { credentialPaths } from "../gateway/credential-paths.ts";
 import { SURFACE_HEADER } from "../lib/errors/transport.ts";
 import { UsageError } from "./output.ts";
 

@@ -1,16 +1,16 @@
 /**
- * The CLI's output: tables and colours for people, JSON for scripts, errors in either form, and
- * the exit code an error gives.
+ * The CLI's output: tables and colours for people, JSON for scripts, and the usage error. Light
+ * on purpose: the command table loads it for `--help` and `--version`, so it imports no gateway
+ * client (errors.ts prints errors from the gateway).
  */
-import { ConnectError } from "@connectrpc/connect";
-import type { ErrorData } from "../lib/errors/data.ts";
-import * as lib from "../lib/errors/data.ts";
-import { SoloError } from "../lib/errors/errors.ts";
-import { codeOfGrpc, EXIT, TRANSPORT } from "../lib/errors/transport.ts";
+import { EXIT } from "../lib/errors/transport.ts";
 import { jsonReplacer, plainJson } from "../lib/json.ts";
 
 /** The CLI's exit codes (docs/cli.md; each error code's is in the one transport map), and the JSON helpers the commands print with. */
 export { EXIT, jsonReplacer, plainJson };
+
+/** The exit code when stdout or stderr is a pipe whose reader closed it: 128 + SIGPIPE, as a shell reports a tool that SIGPIPE ended. */
+export const EXIT_CLOSED_PIPE = 141;
 
 /** A mistake on the command line, reported with exit code 2. */
 export class UsageError extends Error {
@@ -53,45 +53,6 @@ export function table(rows: readonly (readonly string[])[], out: NodeJS.WriteStr
     const line = r.map((c, i) => (i === r.length - 1 ? c : c + " ".repeat((widths[i] ?? 0) - [...c].length))).join("  ");
     out.write(`${n === 0 ? bold(line, on) : line}\n`);
   });
-}
-
-/** The exit code for an error (the code's, from the one transport map). */
-export function exitCodeOf(err: unknown): number {
-  if (err instanceof UsageError) return EXIT.usage;
-  // A SoloError raised in this process (solo start opening its store, solo cert issue) exits as
-  // the same error would over the wire.
-  if (err instanceof SoloError) return TRANSPORT[err.code].exit;
-  if (err instanceof ConnectError) return TRANSPORT[codeOfGrpc(err.code)].exit;
-  return EXIT.failed;
-}
-
-/** An error as data: for `--json`, and what the human form prints. */
-export function errorData(err: unknown): ErrorData {
-  if (err instanceof UsageError) return { code: "usage", reason: "usage", message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
-  return lib.errorData(err, "cli");
-}
-
-/** Prints an error for people (stderr), or as JSON (stdout) with --json; findings name `file`. */
-export function printError(err: unknown, json: boolean, file = "code"): void {
-  const e = errorData(err);
-  if (json) {
-    process.stdout.write(`${JSON.stringify({ error: e })}\n`);
-    return;
-  }
-  const on = colours(process.stderr);
-  // The service's own answer, not a failure of Solo's: said as the service said it.
-  const answer = lib.applicationAnswer(e);
-  if (answer) {
-    process.stderr.write(`${yellow(`${answer.service} answered with an error`, on)}: ${answer.code}: ${answer.message}\n`);
-    if (answer.details !== undefined) process.stderr.write(`${dim("details", on)}: ${JSON.stringify(answer.details)}\n`);
-    return;
-  }
-  const findings = (
-    e.details as { findings?: Array<{ rule: string; line: number; column: number; message: string; hint?: string }> } | undefined
-  )?.findings;
-  process.stderr.write(`${red("error", on)}: ${e.message}${e.reason ? dim(` (${e.reason})`, on) : ""}\n`);
-  for (const f of findings ?? []) printFinding(f, file, process.stderr);
-  if (e.hint) process.stderr.write(`${dim("hint", on)}: ${e.hint}\n`);
 }
 
 /** One analyzer finding as `file:line:col rule message`, with its hint below. */

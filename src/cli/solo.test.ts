@@ -11,7 +11,7 @@ import { waitForOutput } from "../../test/support/helpers.ts";
  * its own process against it (as a person or a script would), checking exit codes and output.
  */
 
-const SOLO = new URL("./solo.ts", import.meta.url).pathname;
+const SOLO = new URL("./solo.js", import.meta.url).pathname;
 const NODE_ARGS = ["--disable-warning=ExperimentalWarning", SOLO];
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding escape codes is the point
 const ANSI = /\u001b\[/;

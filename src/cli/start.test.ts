@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 
+const SOLO = new URL("./solo.js", import.meta.url).pathname;
+
 describe("npm start (solo start)", () => {
   it("runs a kernel and its gateway on the data directory, says where and how to connect, and stops cleanly on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
@@ -71,6 +73,48 @@ describe("npm start (solo start)", () => {
     assert.equal(code, 2, err);
     assert.match(err, /--denial-burst must be a whole number from 1 to 1000000, got 0/);
     assert.equal(made, false);
+  });
+
+  it("refuses a memory budget below the least, a port above 65535 and a bad --hostname in the flags' words, and starts nothing", async () => {
+    for (const [flags, says] of [
+      [["--memory-budget", "1KiB"], /^error: --memory-budget must be an integer of at least \d+ bytes \(16 MiB\) \(usage\)$/m],
+      [["--port", "99999"], /^error: --port must be a port from 0 to 65535, got 99999 \(usage\)$/m],
+      [
+        ["--hostname", "ok.example.net", "--hostname", "bad host!"],
+        /^error: --hostname "bad host!" is neither a DNS name nor an IP address \(usage\)$/m,
+      ],
+    ] as const) {
+      const { code, err, made } = await start(...flags);
+      assert.equal(code, 2, err);
+      assert.match(err, says);
+      assert.doesNotMatch(err, /openKernel|memoryBudgetBytes|hostnames\[|options\.port/, "no embedding-API words");
+      assert.equal(made, false, flags.join(" "));
+    }
+  });
+
+  it("cert issue refuses a bad <name> and --days out of range (0 included) in the command's words, and writes nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "solo-cert-"));
+    try {
+      for (const [args, says] of [
+        [["bad name!"], /^error: <name> must be 1-64 of letters, digits/m],
+        [["laptop", "--days", "0"], /^error: --days must be an integer from 1 to 36500 \(usage\)$/m],
+        [["laptop", "--days", "99999"], /^error: --days must be an integer from 1 to 36500 \(usage\)$/m],
+      ] as const) {
+        const child = spawn(process.execPath, [SOLO, "cert", "issue", ...args, "--out", dir], {
+          env: { ...process.env, SOLO_DATA_DIR: join(dir, ".solo") },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let err = "";
+        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+        const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+        assert.equal(code, 2, err);
+        assert.match(err, says);
+        assert.doesNotMatch(err, /commonName|gateway credentials/, "no embedding-API words");
+        assert.equal(existsSync(join(dir, "laptop.crt")), false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("stops on SIGTERM even when clients left connections silent, mid-handshake or after a refused renegotiation", async () => {

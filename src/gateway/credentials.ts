@@ -25,24 +25,15 @@ import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from "
 import { constants } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Kernel } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { isAlive, syncDir, TEMP_NAME, tempName, tryLock } from "../lib/lock-file.ts";
 import { type AltName, createCa, issueCert, parseAltName } from "../tls/certs.ts";
+import { type CredentialPaths, credentialPaths } from "./credential-paths.ts";
 
-/** Where each credential lives, all under `<dataDir>/tls`. */
-export interface CredentialPaths {
-  readonly dir: string;
-  readonly caCert: string;
-  readonly caKey: string;
-  readonly serverCert: string;
-  readonly serverKey: string;
-  readonly adminCert: string;
-  readonly adminKey: string;
-  readonly adminToken: string;
-}
+export { type CredentialPaths, credentialPaths } from "./credential-paths.ts";
 
 /** A credential {@link ensureCredentials} can make. */
 export type CredentialName = "ca" | "server" | "admin";
@@ -95,7 +86,6 @@ export interface AdminToken {
   readonly created: boolean;
 }
 
-const TLS_DIR = "tls";
 const LOCK_FILE = ".lock";
 const DAY_MS = 24 * 60 * 60 * 1000;
 const RENEW_BEFORE_MS = 30 * DAY_MS;
@@ -108,21 +98,6 @@ const ADMIN_CN = "solo-admin";
 const CLIENT_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** A stored token: one run of printable ASCII without spaces. */
 const TOKEN_TEXT = /^[\x21-\x7e]{1,1024}$/;
-
-/** The paths of the credentials in a data directory (nothing is read or made). */
-export function credentialPaths(dataDir: string): CredentialPaths {
-  const dir = join(resolve(dataDir), TLS_DIR);
-  return {
-    dir,
-    caCert: join(dir, "ca.crt"),
-    caKey: join(dir, "ca.key"),
-    serverCert: join(dir, "server.crt"),
-    serverKey: join(dir, "server.key"),
-    adminCert: join(dir, "admin.crt"),
-    adminKey: join(dir, "admin.key"),
-    adminToken: join(dir, "admin.token"),
-  };
-}
 
 /**
  * Loads the gateway's CA, server and admin certificates from `<dataDir>/tls`, making whatever is

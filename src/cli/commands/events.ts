@@ -1,13 +1,17 @@
 /**
- * The event log and the kernel's state: `solo events` (a page, or `--follow`), `verify` and
- * `health`.
+ * The event log and the kernel's state: `solo events` (a page, every page with `--all`, or
+ * `--follow`, which reconnects when the kernel restarts), `verify` and `health`.
  */
-import { toJson } from "@bufbuild/protobuf";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type MessageInitShape, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import type { Event } from "../../gen/solo/v1/solo_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Event, EventFilterSchema } from "../../gen/solo/v1/solo_pb.js";
 import type { Cli } from "../command.ts";
 import type { Clients } from "../connection.ts";
-import { bold, colours, dim, EXIT, green } from "../output.ts";
+import { bold, colours, dim, EXIT, green, UsageError } from "../output.ts";
+
+type EventFilterInit = MessageInitShape<typeof EventFilterSchema>;
 
 /** `solo events`' options as commander parsed them. */
 export interface EventsOptions {
@@ -16,37 +20,173 @@ export interface EventsOptions {
   subject?: string;
   since?: number;
   limit?: number;
+  all?: boolean;
   follow?: boolean;
 }
 
-/** `solo events`: one page of the log, or with `--follow` every event as it comes until Ctrl-C. */
+/** A page's bounds, as `--limit` says and QueryEventsRequest allows. */
+const LIMIT = { min: 1, max: 1000 } as const;
+
+/**
+ * `solo events`: one page of the log (saying on stderr how to get the next when there is one),
+ * every page with `--all`, or with `--follow` every event as it comes until Ctrl-C.
+ */
 export async function events(cli: Cli, c: Clients, o: EventsOptions): Promise<void> {
-  const filter = { ...(o.tenant ? { tenant: o.tenant } : {}), types: o.type, ...(o.subject ? { subject: o.subject } : {}) };
-  if (o.follow) {
-    const abort = new AbortController();
-    process.once("SIGINT", () => abort.abort());
-    try {
-      for await (const e of c.kernel.followEvents(
-        { filter, fromId: BigInt((o.since ?? 0) + (o.since !== undefined ? 1 : 0)) },
-        { signal: abort.signal },
-      )) {
-        printEvent(cli, e);
-      }
-    } catch (err) {
-      if (!abort.signal.aborted) throw err;
-    }
+  if (o.limit !== undefined && (o.limit < LIMIT.min || o.limit > LIMIT.max)) {
+    throw new UsageError(
+      `--limit must be from ${LIMIT.min} to ${LIMIT.max}, got ${o.limit}`,
+      "a page holds 1 to 1000 events; --all reads them all, page after page",
+    );
+  }
+  if (o.all && o.follow) {
+    throw new UsageError(
+      "--all and --follow do not go together",
+      "solo events --follow --since 0 prints the whole log, then each new event",
+    );
+  }
+  const filter: EventFilterInit = {
+    ...(o.tenant ? { tenant: o.tenant } : {}),
+    types: o.type,
+    ...(o.subject ? { subject: o.subject } : {}),
+  };
+  if (o.follow) return follow(cli, c, filter, o.since);
+  const page = (cursor: string) =>
+    c.kernel.queryEvents({
+      filter,
+      ...(cursor ? { cursor } : o.since !== undefined ? { afterId: BigInt(o.since) } : {}),
+      ...(o.limit ? { limit: o.limit } : {}),
+    });
+  if (o.all) {
+    // One event a line, as --follow prints them: the whole log need not fit in one document.
+    let cursor = "";
+    do {
+      const p = await page(cursor);
+      for (const e of p.events) printEvent(cli, e);
+      cursor = p.cursor;
+    } while (cursor);
     return;
   }
-  const page = await c.kernel.queryEvents({
-    filter,
-    ...(o.since !== undefined ? { afterId: BigInt(o.since) } : {}),
-    ...(o.limit ? { limit: o.limit } : {}),
-  });
+  const p = await page("");
+  // The kernel gives a cursor only when later events pass the filter.
+  const more = p.cursor !== "";
   if (cli.json) {
-    cli.out({ events: page.events.map(eventData), cursor: page.cursor }, () => undefined);
+    cli.out({ events: p.events.map(eventData), cursor: p.cursor, more }, () => undefined);
     return;
   }
-  for (const e of page.events) printEvent(cli, e);
+  for (const e of p.events) printEvent(cli, e);
+  const last = p.events.at(-1);
+  if (more && last) process.stderr.write(`${dim(`… more events: ${nextPage(o, Number(last.id))}`, colours(process.stderr))}\n`);
+}
+
+/** The command line that prints the page after `lastId`: the same filters and limit, `--since` moved on. */
+function nextPage(o: EventsOptions, lastId: number): string {
+  const words = ["solo", "events"];
+  if (o.tenant) words.push("--tenant", o.tenant);
+  for (const t of o.type) words.push("--type", t);
+  if (o.subject) words.push("--subject", o.subject);
+  words.push("--since", String(lastId));
+  if (o.limit) words.push("--limit", String(o.limit));
+  return words.map(shellWord).join(" ");
+}
+
+/** A word as a POSIX shell reads it back: as it is when that is safe, else single-quoted. */
+function shellWord(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`;
+}
+
+// ---- --follow -------------------------------------------------------------------------------
+
+/** Waits before the n-th try to reconnect: 250 ms, doubling, at most 5 s. */
+const backoffMs = (attempt: number): number => Math.min(250 * 2 ** attempt, 5000);
+
+/**
+ * Follows the log until Ctrl-C. When the stream breaks (the kernel stopped or restarted, the
+ * network dropped) it says so on stderr, waits for the kernel to answer `health` again (backing
+ * off) and follows on from the last event it printed: none twice, none missed. Errors a retry
+ * cannot mend (a revoked token, a bad filter) end it as any command's error does.
+ */
+async function follow(cli: Cli, c: Clients, filter: EventFilterInit, since: number | undefined): Promise<void> {
+  const abort = new AbortController();
+  const stop = (): void => abort.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  const { signal } = abort;
+  try {
+    // Where "from now" is, as an id: so that a reconnect misses nothing even if nothing came yet.
+    let last = since ?? (await newestId(c, filter, signal));
+    // Tries since the last event printed: a kernel that answers health but breaks each stream at
+    // once (streams full, say) is retried ever more slowly, not four times a second.
+    let tries = 0;
+    for (;;) {
+      let broke: string;
+      try {
+        for await (const e of c.kernel.followEvents({ filter, fromId: BigInt(last + 1) }, { signal })) {
+          printEvent(cli, e);
+          last = Number(e.id);
+          tries = 0;
+        }
+        broke = "the kernel ended the stream";
+      } catch (err) {
+        if (signal.aborted) return;
+        if (!retriable(err)) throw err;
+        broke = (err as Error).message;
+      }
+      const note = (text: string): boolean => process.stderr.write(`${dim(`solo events: ${text}`, colours(process.stderr))}\n`);
+      note(`the event stream broke (${broke}); reconnecting (Ctrl-C stops)`);
+      tries = await reconnect(c, signal, note, tries);
+      if (tries < 0) return;
+      note(`reconnected to ${c.url}; following on after event ${last}`);
+    }
+  } catch (err) {
+    if (!signal.aborted) throw err;
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
+}
+
+/** The id of the newest event the filter passes (0 if none): where following "from now" starts. */
+async function newestId(c: Clients, filter: EventFilterInit, signal: AbortSignal): Promise<number> {
+  const page = await c.kernel.queryEvents({ filter, descending: true, limit: 1 }, { signal });
+  return Number(page.events[0]?.id ?? 0n);
+}
+
+/**
+ * Tries `health` until the kernel answers, waiting longer each try (counting on from `tries`);
+ * the tries made so far, or -1 for Ctrl-C. Says each new reason a try fails.
+ */
+async function reconnect(c: Clients, signal: AbortSignal, note: (text: string) => void, tries: number): Promise<number> {
+  let said = "";
+  for (let attempt = tries; ; attempt++) {
+    try {
+      await sleep(backoffMs(attempt), undefined, { signal });
+      await c.kernel.health({}, { signal, timeoutMs: 5000 });
+      return attempt + 1;
+    } catch (err) {
+      if (signal.aborted) return -1;
+      if (!retriable(err)) throw err;
+      const why = (err as Error).message;
+      if (why !== said) note(`still cannot reach the kernel (${why}); retrying`);
+      said = why;
+    }
+  }
+}
+
+/** Whether a broken stream may mend by itself: the kernel or the network went away, not the request. */
+function retriable(err: unknown): boolean {
+  if (!(err instanceof ConnectError)) return false;
+  switch (err.code) {
+    case Code.Unavailable:
+    case Code.Internal:
+    case Code.Unknown:
+    case Code.Aborted:
+    case Code.Canceled:
+    case Code.DeadlineExceeded:
+    case Code.ResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** `solo verify`: walks the hash chain; a broken chain exits 1. */

@@ -8,7 +8,7 @@ import { serveEmbedded } from "../../mcp/embedded.ts";
 import { createMcpServer } from "../../mcp/server.ts";
 import type { Cli } from "../command.ts";
 import { connect, dataDirOf } from "../connection.ts";
-import { exitCodeOf, printError } from "../output.ts";
+import { exitCodeOf, printError } from "../errors.ts";
 
 /** `solo mcp [--embedded]`: serves until stdin closes. */
 export async function mcp(cli: Cli, o: { embedded?: boolean; database?: string }): Promise<void> {

@@ -1,10 +1,9 @@
 /**
  * `solo start`'s flags for the edge's limits: the command table reads them for its help, and
- * `solo start` for the limits they give. Apart from start.ts so that the table can have them
- * without loading the kernel.
+ * `solo start` (edgeLimits) for the limits they give. Apart from start.ts so that the table can
+ * have them without loading the kernel.
  */
-import { type ConnectionLimits, connectionLimits } from "../../gateway/connections.ts";
-import { UsageError } from "../output.ts";
+import type { ConnectionLimits } from "../../gateway/connection-limits.ts";
 
 /** `solo start`'s flags for the edge's timeouts and caps, by the limit each sets. */
 export const EDGE_FLAGS: Readonly<Record<keyof ConnectionLimits, readonly [flag: string, what: string]>> = {
@@ -21,22 +20,3 @@ export const EDGE_FLAGS: Readonly<Record<keyof ConnectionLimits, readonly [flag:
   maxBodyBytesPerClient: ["--max-body-bytes-per-client", "request body bytes one client address may have held at once"],
   maxBodyBytes: ["--max-body-bytes", "request body bytes held at once in all"],
 };
-
-/** The edge limits given as flags, checked, in the flags' words. */
-export function edgeLimits(o: Record<string, unknown>): ConnectionLimits {
-  const given: Record<string, number> = {};
-  for (const [field, [flag]] of Object.entries(EDGE_FLAGS)) {
-    // commander's name for --body-min-rate is bodyMinRate.
-    const key = flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (typeof o[key] === "number") given[field] = o[key];
-  }
-  try {
-    connectionLimits(given);
-  } catch (err) {
-    const field = (err as { details?: { field?: string } }).details?.field as keyof ConnectionLimits | undefined;
-    const flag = field ? EDGE_FLAGS[field]?.[0] : undefined;
-    if (field && flag) throw new UsageError((err as Error).message.replace(field, flag));
-    throw err;
-  }
-  return given;
-}

@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { toConnectError } from "../gateway/errors.ts";
 import { SoloError } from "../lib/errors/errors.ts";
-import { EXIT, errorData, exitCodeOf } from "./output.ts";
+import { errorData, exitCodeOf } from "./errors.ts";
+import { EXIT } from "./output.ts";
 
 describe("the CLI's error output", () => {
   it("reports a SoloError raised in the CLI's own process as it would one from the gateway", () => {
