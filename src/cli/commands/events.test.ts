@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -299,6 +299,54 @@ describe("solo events", () => {
         assert.equal(followed.filter((e) => e.type === "kernel_started").length, 3);
       } finally {
         for (const r of [admin, tenant]) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
+      }
+    });
+
+    it("solo logs --follow survives a restart too: the kept lines it is sent again are not printed twice", async () => {
+      const code = join(dir, "logger.js");
+      writeFileSync(
+        code,
+        "export default { init() { return 0 }, handleCall(req, n) { solo.log(String(req)); return { reply: n + 1, state: n + 1 } } };",
+      );
+      await solo(["deploy", "acme/logger", code]);
+      await solo(["call", "acme/logger", '"one"']);
+      const follower = launch(["--json", "logs", "--follow", "acme/logger"], env());
+      try {
+        await waitFor(
+          "the log follower to print 'one'",
+          () => follower.out,
+          (o) => o.includes('"text":"one"'),
+        );
+        await solo(["call", "acme/logger", '"two"']);
+        await waitFor(
+          "the log follower to print 'two'",
+          () => follower.out,
+          (o) => o.includes('"text":"two"'),
+        );
+        await stopKernel("SIGTERM");
+        await waitFor(
+          "the log follower to say the stream broke",
+          () => follower.err,
+          (e) => e.includes("the log stream broke"),
+        );
+        kernel = await startKernel();
+        await solo(["call", "acme/logger", '"three"']);
+        await waitFor(
+          "the log follower to print 'three'",
+          () => follower.out,
+          (o) => o.includes('"text":"three"'),
+        );
+        assert.match(follower.err, /^solo logs: reconnected to https:\/\/127\.0\.0\.1:\d+; following on after the line at \S+$/m);
+        follower.child.kill("SIGINT");
+        const end = await follower.exited;
+        assert.equal(end.code, 0, follower.err);
+        const texts = follower.out
+          .split("\n")
+          .filter((l) => l !== "")
+          .map((l) => (JSON.parse(l) as { text: string }).text);
+        assert.deepEqual(texts, ["one", "two", "three"]);
+      } finally {
+        if (follower.child.exitCode === null && follower.child.signalCode === null) follower.child.kill("SIGKILL");
       }
     });
   });

@@ -2,14 +2,13 @@
  * The event log and the kernel's state: `solo events` (a page, every page with `--all`, or
  * `--follow`, which reconnects when the kernel restarts), `verify` and `health`.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { type MessageInitShape, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { Event, EventFilterSchema } from "../../gen/solo/v1/solo_pb.js";
 import type { Cli } from "../command.ts";
 import type { Clients } from "../connection.ts";
 import { bold, colours, dim, EXIT, green, UsageError } from "../output.ts";
+import { interrupted, noter, reconnect, retriable } from "../reconnect.ts";
 
 type EventFilterInit = MessageInitShape<typeof EventFilterSchema>;
 
@@ -96,9 +95,6 @@ function shellWord(w: string): string {
 
 // ---- --follow -------------------------------------------------------------------------------
 
-/** Waits before the n-th try to reconnect: 250 ms, doubling, at most 5 s. */
-const backoffMs = (attempt: number): number => Math.min(250 * 2 ** attempt, 5000);
-
 /**
  * Follows the log until Ctrl-C. When the stream breaks (the kernel stopped or restarted, the
  * network dropped) it says so on stderr, waits for the kernel to answer `health` again (backing
@@ -106,11 +102,8 @@ const backoffMs = (attempt: number): number => Math.min(250 * 2 ** attempt, 5000
  * cannot mend (a revoked token, a bad filter) end it as any command's error does.
  */
 async function follow(cli: Cli, c: Clients, filter: EventFilterInit, since: number | undefined): Promise<void> {
-  const abort = new AbortController();
-  const stop = (): void => abort.abort();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  const { signal } = abort;
+  const { signal, release } = interrupted();
+  const note = noter("events");
   try {
     // Where "from now" is, as an id: so that a reconnect misses nothing even if nothing came yet.
     let last = since ?? (await newestId(c, filter, signal));
@@ -131,7 +124,6 @@ async function follow(cli: Cli, c: Clients, filter: EventFilterInit, since: numb
         if (!retriable(err)) throw err;
         broke = (err as Error).message;
       }
-      const note = (text: string): boolean => process.stderr.write(`${dim(`solo events: ${text}`, colours(process.stderr))}\n`);
       note(`the event stream broke (${broke}); reconnecting (Ctrl-C stops)`);
       tries = await reconnect(c, signal, note, tries);
       if (tries < 0) return;
@@ -140,8 +132,7 @@ async function follow(cli: Cli, c: Clients, filter: EventFilterInit, since: numb
   } catch (err) {
     if (!signal.aborted) throw err;
   } finally {
-    process.off("SIGINT", stop);
-    process.off("SIGTERM", stop);
+    release();
   }
 }
 
@@ -149,44 +140,6 @@ async function follow(cli: Cli, c: Clients, filter: EventFilterInit, since: numb
 async function newestId(c: Clients, filter: EventFilterInit, signal: AbortSignal): Promise<number> {
   const page = await c.kernel.queryEvents({ filter, descending: true, limit: 1 }, { signal });
   return Number(page.events[0]?.id ?? 0n);
-}
-
-/**
- * Tries `health` until the kernel answers, waiting longer each try (counting on from `tries`);
- * the tries made so far, or -1 for Ctrl-C. Says each new reason a try fails.
- */
-async function reconnect(c: Clients, signal: AbortSignal, note: (text: string) => void, tries: number): Promise<number> {
-  let said = "";
-  for (let attempt = tries; ; attempt++) {
-    try {
-      await sleep(backoffMs(attempt), undefined, { signal });
-      await c.kernel.health({}, { signal, timeoutMs: 5000 });
-      return attempt + 1;
-    } catch (err) {
-      if (signal.aborted) return -1;
-      if (!retriable(err)) throw err;
-      const why = (err as Error).message;
-      if (why !== said) note(`still cannot reach the kernel (${why}); retrying`);
-      said = why;
-    }
-  }
-}
-
-/** Whether a broken stream may mend by itself: the kernel or the network went away, not the request. */
-function retriable(err: unknown): boolean {
-  if (!(err instanceof ConnectError)) return false;
-  switch (err.code) {
-    case Code.Unavailable:
-    case Code.Internal:
-    case Code.Unknown:
-    case Code.Aborted:
-    case Code.Canceled:
-    case Code.DeadlineExceeded:
-    case Code.ResourceExhausted:
-      return true;
-    default:
-      return false;
-  }
 }
 
 /** `solo verify`: walks the hash chain; a broken chain exits 1. */

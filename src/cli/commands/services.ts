@@ -5,6 +5,7 @@ import type { ServiceInfo } from "../../gen/solo/v1/solo_pb.js";
 import { type Cli, ref } from "../command.ts";
 import type { Clients } from "../connection.ts";
 import { bold, colours, kib, table } from "../output.ts";
+import { interrupted, noter, reconnect, retriable } from "../reconnect.ts";
 
 /** `solo ls <tenant>`: the services as a table, and the tenant's memory under it. */
 export async function ls(cli: Cli, c: Clients, tenant: string, o: { tag?: string }): Promise<void> {
@@ -58,27 +59,73 @@ export async function restart(cli: Cli, c: Clients, target: string): Promise<voi
   cli.out(d, () => process.stdout.write(`restarted ${target} version ${d?.version}\n`));
 }
 
-/** `solo logs <tenant/service>`: its recent log lines. */
+/** `solo logs <tenant/service>`: its recent log lines, or with `--follow` those and each new one. */
 export async function logs(cli: Cli, c: Clients, target: string, o: { follow?: boolean } = {}): Promise<void> {
-  if (o.follow) {
-    // The kept lines, then each new one as it comes, until Ctrl-C (or the kernel goes away).
-    const abort = new AbortController();
-    process.once("SIGINT", () => abort.abort());
-    try {
-      for await (const e of c.kernel.followLogs({ ref: ref(target) }, { signal: abort.signal })) {
-        process.stdout.write(
-          cli.json ? `${JSON.stringify({ level: e.level, text: e.text, at: e.at })}\n` : `${e.at} ${e.level.padEnd(5)} ${e.text}\n`,
-        );
-      }
-    } catch (err) {
-      if (!abort.signal.aborted) throw err;
-    }
-    return;
-  }
+  const print = (e: LogLine): void =>
+    void process.stdout.write(
+      cli.json ? `${JSON.stringify({ level: e.level, text: e.text, at: e.at })}\n` : `${e.at} ${e.level.padEnd(5)} ${e.text}\n`,
+    );
+  if (o.follow) return followLogs(c, ref(target), print);
   const { entries } = await c.kernel.logs({ ref: ref(target) });
   cli.out(entries, () => {
-    for (const e of entries) process.stdout.write(`${e.at} ${e.level.padEnd(5)} ${e.text}\n`);
+    for (const e of entries) print(e);
   });
+}
+
+interface LogLine {
+  readonly level: string;
+  readonly text: string;
+  /** ISO 8601, to the millisecond: lines compare in time as strings. */
+  readonly at: string;
+}
+
+/**
+ * The kept lines, then each new one as it comes, until Ctrl-C. When the stream breaks (the kernel
+ * stopped or restarted) it says so on stderr, waits for the kernel to answer again and follows on:
+ * the kept lines it sends again are skipped up to the last one printed. Lines carry no id, so a
+ * line logged in the same millisecond as the last one printed, and identical to it, can be taken
+ * for it; and when that line is no longer kept, those of its millisecond are skipped.
+ */
+async function followLogs(c: Clients, service: ReturnType<typeof ref>, print: (e: LogLine) => void): Promise<void> {
+  const { signal, release } = interrupted();
+  const note = noter("logs");
+  let last: LogLine | undefined;
+  let tries = 0;
+  try {
+    for (;;) {
+      // Until the stream passes the last line printed, what it sends was printed already.
+      let replaying = last !== undefined;
+      let broke: string;
+      try {
+        for await (const e of c.kernel.followLogs({ ref: service }, { signal })) {
+          if (replaying && last) {
+            if (e.at < last.at) continue;
+            if (e.at === last.at) {
+              if (e.level === last.level && e.text === last.text) replaying = false;
+              continue;
+            }
+            replaying = false;
+          }
+          print(e);
+          last = { level: e.level, text: e.text, at: e.at };
+          tries = 0;
+        }
+        broke = "the kernel ended the stream";
+      } catch (err) {
+        if (signal.aborted) return;
+        if (!retriable(err)) throw err;
+        broke = (err as Error).message;
+      }
+      note(`the log stream broke (${broke}); reconnecting (Ctrl-C stops)`);
+      tries = await reconnect(c, signal, note, tries);
+      if (tries < 0) return;
+      note(`reconnected to ${c.url}; following on after ${last ? `the line at ${last.at}` : "the start"}`);
+    }
+  } catch (err) {
+    if (!signal.aborted) throw err;
+  } finally {
+    release();
+  }
 }
 
 function printStatus(s: ServiceInfo | undefined): void {
