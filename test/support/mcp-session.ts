@@ -66,7 +66,10 @@ export async function modelSession(client: Client, tenant: string): Promise<void
     assert.ok(tools.includes(name), `${name} in ${tools.join(" ")}`);
 
   // No such tenant yet: the list says so, rather than showing an empty tenant.
-  assert.match(await fails(client, "list", { tenant }), /SOLO_ERR_TENANT_NOT_FOUND/);
+  const missing = await fails(client, "list", { tenant });
+  assert.match(missing, /SOLO_ERR_TENANT_NOT_FOUND/);
+  // The hint names the tool that mends it, in a model's words.
+  assert.match(missing, /^hint: the tenant_create tool makes one$/m);
   assert.match(await ok(client, "tenant_create", { tenant, limits: { maxServices: 5 } }), new RegExp(`created tenant ${tenant}`));
   assert.match(await ok(client, "tenant_list", {}), new RegExp(tenant));
   assert.match(await ok(client, "list", { tenant }), /has no services/);
