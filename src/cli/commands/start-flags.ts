@@ -4,6 +4,8 @@
  * without loading the kernel.
  */
 import { type ConnectionLimits, connectionLimits } from "../../gateway/connections.ts";
+import type { WebOptions } from "../../gateway/web.ts";
+import { int } from "../command.ts";
 import { UsageError } from "../output.ts";
 
 /** `solo start`'s flags for the edge's timeouts and caps, by the limit each sets. */
@@ -39,4 +41,38 @@ export function edgeLimits(o: Record<string, unknown>): ConnectionLimits {
     throw err;
   }
   return given;
+}
+
+/** The web listener as the flags ask for it (`--no-web`: none), checked, in the flags' words. */
+export function webOptions(o: {
+  host: string;
+  web?: boolean;
+  webPort?: number;
+  webHost?: string;
+  webCert?: string;
+  webKey?: string;
+  webOrigin?: string[];
+}): WebOptions | false {
+  if (o.web === false) return false;
+  const port = o.webPort ?? (process.env.SOLO_WEB_PORT !== undefined ? int("SOLO_WEB_PORT")(process.env.SOLO_WEB_PORT) : 7444);
+  if (port > 65535) throw new UsageError(`--web-port must be a port from 0 to 65535, got ${port}`);
+  if ((o.webCert === undefined) !== (o.webKey === undefined)) {
+    throw new UsageError(
+      `${o.webCert === undefined ? "--web-key" : "--web-cert"} needs ${o.webCert === undefined ? "--web-cert" : "--web-key"} too`,
+    );
+  }
+  for (const origin of o.webOrigin ?? []) {
+    const url = URL.canParse(origin) ? new URL(origin) : undefined;
+    if (url?.protocol !== "https:" || url.origin !== origin) {
+      throw new UsageError(
+        `--web-origin must be an https origin such as https://solo.example.com (no path), got ${JSON.stringify(origin)}`,
+      );
+    }
+  }
+  return {
+    host: o.webHost ?? o.host,
+    port,
+    ...(o.webCert !== undefined && o.webKey !== undefined ? { certFile: o.webCert, keyFile: o.webKey } : {}),
+    ...(o.webOrigin && o.webOrigin.length > 0 ? { origins: o.webOrigin } : {}),
+  };
 }

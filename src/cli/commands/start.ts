@@ -6,13 +6,22 @@ import { type Cli, int } from "../command.ts";
 import { dataDirOf } from "../connection.ts";
 import { EXIT, exitCodeOf, printError } from "../output.ts";
 import { serve } from "../serve.ts";
-import { edgeLimits } from "./start-flags.ts";
+import { edgeLimits, webOptions } from "./start-flags.ts";
 
 /** `solo start`'s options as commander parsed them (the edge's flags among the rest). */
-export type StartOptions = { host: string; port?: number; database?: string; hostname: string[]; memoryBudget?: number } & Record<
-  string,
-  unknown
->;
+export type StartOptions = {
+  host: string;
+  port?: number;
+  database?: string;
+  hostname: string[];
+  memoryBudget?: number;
+  web: boolean;
+  webPort?: number;
+  webHost?: string;
+  webCert?: string;
+  webKey?: string;
+  webOrigin: string[];
+} & Record<string, unknown>;
 
 /** `solo start`: runs until SIGINT or SIGTERM; a failure to start exits as unavailable unless its code says more. */
 export async function start(cli: Cli, o: StartOptions): Promise<void> {
@@ -25,6 +34,7 @@ export async function start(cli: Cli, o: StartOptions): Promise<void> {
       port: o.port ?? (process.env.SOLO_PORT !== undefined ? int("SOLO_PORT")(process.env.SOLO_PORT) : 7443),
       hostnames: o.hostname,
       connections: edgeLimits(o),
+      web: webOptions(o),
     });
   } catch (err) {
     printError(err, cli.json);
