@@ -545,3 +545,43 @@ describe("the web listener's operator certificate", () => {
     rmSync(certDir, { recursive: true, force: true });
   });
 });
+
+describe("the web listener beside the main port", () => {
+  it("shares the main port's MCP session limits per tenant, and closes with the gateway", async () => {
+    const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+    const clientCert = await issueCert(ca, { commonName: "agent", usage: "client" });
+    const g = await startGateway(kernel, {
+      port: 0,
+      tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+      web: { port: 0 },
+      mcp: { maxSessionsPerTenant: 2 },
+    });
+    const webUrl = g.web?.url as string;
+    const open = async (url: string, agent: Agent): Promise<Response> =>
+      (await undiciFetch(`${url}/mcp`, {
+        method: "POST",
+        headers: { ...MCP_HEADERS, authorization: `Bearer ${acme}` },
+        body: initialize,
+        dispatcher: agent,
+      })) as unknown as Response;
+    const mtls = new Agent({ allowH2: true, connect: { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem } });
+    const plain = new Agent({ allowH2: false, connect: { ca: ca.certPem } });
+    agents.push(mtls, plain);
+    try {
+      assert.equal((await open(g.url, mtls)).status, 200);
+      assert.equal((await open(webUrl, plain)).status, 200);
+      // acme's third session, on either port, is over its limit.
+      const third = await open(webUrl, plain);
+      assert.equal(third.status, 429);
+      assert.match(await third.text(), /tenant acme has 2 MCP sessions open/);
+    } finally {
+      await g.close(500);
+    }
+    const url = new URL(webUrl);
+    const refused = await new Promise<string>((resolve) => {
+      const s = tlsConnect({ host: url.hostname, port: Number(url.port), ca: ca.certPem }, () => resolve("connected"));
+      s.once("error", (e: NodeJS.ErrnoException) => resolve(String(e.code)));
+    });
+    assert.equal(refused, "ECONNREFUSED");
+  });
+});

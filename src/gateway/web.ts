@@ -8,7 +8,7 @@
 import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { createSecureServer, type Http2SecureServer } from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { createSecureContext } from "node:tls";
 import type { Kernel } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
@@ -127,6 +127,9 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
     onClose: shared.onEdgeClose,
   });
   server.on("sessionError", () => undefined);
+  // An HTTP/1.1 answer goes out in several small writes (headers, then each event of a stream);
+  // with Nagle's algorithm each waits on the client's delayed ACK, tens of ms per call.
+  server.on("connection", (socket: Socket) => socket.setNoDelay(true));
 
   function handle(req: HttpRequest, res: HttpResponse): void {
     const out = plain(res);
