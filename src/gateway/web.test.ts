@@ -140,6 +140,11 @@ async function login(token: string): Promise<string> {
   return `${SESSION_COOKIE}=${m[1]}`;
 }
 
+/** Waits until `ok()` holds (tried again every 20 ms). */
+async function until(ok: () => Promise<boolean>): Promise<void> {
+  while (!(await ok())) await new Promise((r) => setTimeout(r, 20));
+}
+
 /** Waits for `socket` to close; what the server sent on it. */
 function closed(socket: TLSSocket): Promise<string> {
   let text = "";
@@ -306,6 +311,15 @@ describe("the web listener", () => {
       );
       assert.equal(loginFromAfar.status, 403);
       assert.equal(loginFromAfar.headers.get("set-cookie"), null);
+    });
+
+    it("makes a cookie that expires with its token", async () => {
+      const t = await kernel.tokens.grant({ tenant: "acme", permissions: ["*"], label: "short", ttlMs: 60_000 });
+      const r = await send("POST", "/login", { "content-type": "application/json", origin: web }, JSON.stringify({ token: t.token }));
+      assert.equal(r.status, 200, r.body);
+      const maxAge = Number(/Max-Age=(\d+)/.exec(r.headers.get("set-cookie") ?? "")?.[1]);
+      assert.ok(maxAge > 0 && maxAge <= 60, String(maxAge));
+      assert.equal(r.json().expiresAt, t.expiresAt);
     });
 
     it("ends a revoked token's cookie sessions at once, as it refuses its bearer", async () => {
@@ -547,6 +561,41 @@ describe("the web listener's operator certificate", () => {
 });
 
 describe("the web listener beside the main port", () => {
+  it("caps the connections one address may hold open, and serves it again once it closes some", async () => {
+    const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+    const g = await startGateway(kernel, {
+      port: 0,
+      tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+      web: { port: 0 },
+      connections: { maxConnectionsPerAddress: 2 },
+    });
+    const url = new URL(g.web?.url as string);
+    const connect = (): Promise<TLSSocket | string> =>
+      new Promise((resolve) => {
+        const s = tlsConnect({ host: url.hostname, port: Number(url.port), ca: ca.certPem, ALPNProtocols: ["http/1.1"] }, () => resolve(s));
+        s.once("error", (e: NodeJS.ErrnoException) => resolve(String(e.code)));
+        s.once("close", () => resolve("closed"));
+      });
+    try {
+      const held = [await connect(), await connect()];
+      assert.ok(held.every((s) => typeof s !== "string"));
+      assert.equal(typeof (await connect()), "string");
+      const first = held[0] as TLSSocket;
+      const gone = new Promise((resolve) => first.once("close", resolve));
+      first.destroy();
+      await gone;
+      await until(async () => {
+        const s = await connect();
+        if (typeof s === "string") return false;
+        s.destroy();
+        return true;
+      });
+      (held[1] as TLSSocket).destroy();
+    } finally {
+      await g.close(500);
+    }
+  });
+
   it("shares the main port's MCP session limits per tenant, and closes with the gateway", async () => {
     const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
     const clientCert = await issueCert(ca, { commonName: "agent", usage: "client" });
