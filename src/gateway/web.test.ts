@@ -16,6 +16,7 @@ import { type Kernel, openKernel } from "../index.ts";
 import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
 import { bearer } from "./client.ts";
 import { type Gateway, startGateway } from "./server.ts";
+import { createLogger, createTelemetry } from "./telemetry.ts";
 import { SESSION_COOKIE } from "./web-auth.ts";
 
 // The web listener, driven by real clients over real TLS: the MCP SDK's client over HTTP/1.1 and
@@ -561,6 +562,38 @@ describe("the web listener's operator certificate", () => {
 });
 
 describe("the web listener beside the main port", () => {
+  it("serves /metrics as the main port does: a token with services:read, a tenant's series only to its tenant", async () => {
+    const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+    const g = await startGateway(kernel, {
+      port: 0,
+      tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+      web: { port: 0 },
+      telemetry: createTelemetry(createLogger({ level: "silent", pretty: false })),
+    });
+    const agent = new Agent({ allowH2: false, connect: { ca: ca.certPem } });
+    agents.push(agent);
+    const metrics = async (token?: string): Promise<{ status: number; text: string }> => {
+      const r = await undiciFetch(`${g.web?.url}/metrics`, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        dispatcher: agent,
+      });
+      return { status: r.status, text: await r.text() };
+    };
+    await kernel.deploy({ tenant: "other", service: "metered", code: COUNTER });
+    try {
+      assert.equal((await metrics()).status, 401);
+      const all = await metrics(admin);
+      assert.equal(all.status, 200);
+      assert.match(all.text, /solo_gateway_calls_in_flight/);
+      assert.match(all.text, /tenant="other"/);
+      const mine = await metrics(acme);
+      assert.equal(mine.status, 200);
+      assert.doesNotMatch(mine.text, /tenant="other"/);
+    } finally {
+      await g.close(500);
+    }
+  });
+
   it("caps the connections one address may hold open, and serves it again once it closes some", async () => {
     const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
     const g = await startGateway(kernel, {
