@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect as netConnect } from "node:net";
+import { type AddressInfo, createServer, connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -67,6 +67,19 @@ describe("npm start (solo start)", () => {
     assert.equal(code, 2, err);
     assert.match(err, /--memory-budget must be a size such as 8GiB or 512MiB, got "lots"/);
     assert.equal(made, false);
+  });
+
+  it("says which flag to change when the web listener's port is taken, and leaves nothing running", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const { code, err } = await start("--web-port", String((taken.address() as AddressInfo).port));
+      assert.notEqual(code, 0, err);
+      assert.match(err, /the web listener cannot listen on 127\.0\.0\.1:\d+/);
+      assert.match(err, /--web-port, or --no-web/);
+    } finally {
+      taken.close();
+    }
   });
 
   it("refuses --web-cert without --web-key, naming both, and starts nothing", async () => {
