@@ -1,5 +1,5 @@
 import { constants as cryptoConstants } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Http2SecureServer, type Http2Session, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -392,12 +392,15 @@ export class ConnectionGuard {
    * connection is what ends it (HTTP/1.1 has no other way to abandon a request). Node's own
    * `headersTimeout` guards its headers.
    */
-  request(req: IncomingMessage, lasting: boolean): void {
+  request(req: IncomingMessage, res: ServerResponse, lasting: boolean): void {
     const socket = req.socket;
     const now = performance.now();
     const address = addressOf(socket);
+    let settled = false;
     const watch: StreamWatch = {
-      done: () => req.destroyed || socket.destroyed || (!watch.receiving && req.complete && watch.answered === true),
+      // Watched until answered and its body has all arrived: an answered request (refused early,
+      // say) whose client keeps dribbling the rest of its body is still held to the body rate.
+      done: () => settled,
       kill: () => socket.destroy(),
       address,
       started: now,
@@ -418,27 +421,38 @@ export class ConnectionGuard {
       if (req.complete) {
         watch.receiving = false;
         socket.off("data", onData);
+        settle();
         return;
       }
       watch.windowBytes += chunk.length;
       this.hold(watch, chunk.length);
     };
-    if (watch.receiving) socket.on("data", onData);
-    const finished = (): void => {
-      if (watch.answered) return;
-      watch.answered = true;
+    const settle = (): void => {
+      if (settled || !(socket.destroyed || (watch.answered && req.complete))) return;
+      settled = true;
       // A kept-alive connection carries many requests: none leaves a listener on it.
       socket.off("data", onData);
-      socket.off("close", finished);
+      socket.off("close", gone);
       this.release(watch);
       this.streams.delete(watch);
+    };
+    const answered = (): void => {
+      if (watch.answered) return;
+      watch.answered = true;
       const left = (this.h1Open.get(socket) ?? 1) - 1;
       if (left > 0) this.h1Open.set(socket, left);
       else this.h1Open.delete(socket);
       // A closing listener lets an HTTP/1.1 connection go as soon as it has no request open.
       if (this.closing && left <= 0) socket.destroy();
+      settle();
     };
-    req.once("close", finished);
-    socket.on("close", finished);
+    const gone = (): void => {
+      answered();
+      settle();
+    };
+    if (watch.receiving) socket.on("data", onData);
+    req.once("end", settle);
+    res.once("close", answered);
+    socket.on("close", gone);
   }
 }

@@ -594,6 +594,57 @@ describe("the web listener beside the main port", () => {
     }
   });
 
+  it("closes gracefully over HTTP/1.1: idle kept-alive connections go at once, a request in flight is answered first", {
+    timeout: 30_000,
+  }, async () => {
+    const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+    const g = await startGateway(kernel, {
+      port: 0,
+      tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+      web: { port: 0 },
+    });
+    const url = new URL(g.web?.url as string);
+    const open = (): Promise<TLSSocket> =>
+      new Promise((resolve, reject) => {
+        const s = tlsConnect({ host: url.hostname, port: Number(url.port), ca: ca.certPem, ALPNProtocols: ["http/1.1"] }, () => resolve(s));
+        s.once("error", reject);
+      });
+    const received = (s: TLSSocket, what: RegExp): Promise<string> => {
+      let text = "";
+      return new Promise((resolve) => {
+        const on = (d: Buffer): void => {
+          text += d.toString("latin1");
+          if (what.test(text)) {
+            s.off("data", on);
+            resolve(text);
+          }
+        };
+        s.on("data", on);
+      });
+    };
+    // A kept-alive connection, idle after one request.
+    const idle = await open();
+    const answered = received(idle, /\{"status":"ok"\}/);
+    idle.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    await answered;
+    const idleClosed = closed(idle);
+    // A login whose body is still arriving (the server has taken it: it asked for the body).
+    const busy = await open();
+    const body = JSON.stringify({ token: acme });
+    const continued = received(busy, /100 Continue/);
+    busy.write(
+      `POST /login HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nexpect: 100-continue\r\n\r\n`,
+    );
+    await continued;
+    const closing = g.close(30_000);
+    await idleClosed;
+    const answer = received(busy, /"tenant":"acme"/);
+    busy.write(body);
+    assert.match(await answer, /HTTP\/1\.1 200 /);
+    await closed(busy);
+    await closing;
+  });
+
   it("caps the connections one address may hold open, and serves it again once it closes some", async () => {
     const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
     const g = await startGateway(kernel, {

@@ -6,7 +6,7 @@
  * shedder, denial throttle and telemetry, so a tenant's limits hold across both ports.
  */
 import { readFileSync, unwatchFile, watchFile } from "node:fs";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createSecureServer, type Http2SecureServer } from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import { createSecureContext } from "node:tls";
@@ -148,7 +148,7 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
       );
       return;
     }
-    if (req.httpVersionMajor === 1) guard.request(req as IncomingMessage, req.method === "GET" && path === "/mcp");
+    if (req.httpVersionMajor === 1) guard.request(req as IncomingMessage, res as ServerResponse, req.method === "GET" && path === "/mcp");
     // Health answers everyone, before the throttle: a load balancer's probe must not be slowed.
     if (path === "/healthz") {
       if (req.method !== "GET" && req.method !== "HEAD") {
