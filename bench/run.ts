@@ -21,6 +21,7 @@ const BENCHMARKS = [
   "gateway",
   "admission",
   "mcp",
+  "web",
   "limits",
   "edge",
   "cli-start",

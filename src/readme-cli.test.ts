@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { Agent, fetch as undiciFetch } from "undici";
 import { waitForOutput } from "../test/support/helpers.ts";
 
 /**
@@ -144,7 +146,7 @@ describe("the README's CLI tour", () => {
     chmodSync(join(bin, "npx"), 0o755);
     server = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", SOLO, "start"], {
       cwd: work,
-      env: { ...inherited, SOLO_PORT: "0" },
+      env: { ...inherited, SOLO_PORT: "0", SOLO_WEB_PORT: "0" },
       stdio: ["pipe", "pipe", "pipe"],
     });
     const s = server;
@@ -262,12 +264,8 @@ describe("the README's CLI tour", () => {
     const { output: token } = await terminal.run(`printf '%s' "$TOKEN"`);
     assert.match(token, /^solo_[A-Za-z0-9_-]{43}$/);
     const section = README.slice(README.indexOf("## Connect an MCP client"));
-    const mcp = section.slice(0, section.indexOf("\n## ", 1));
+    const mcp = section.slice(0, section.indexOf("### Over HTTP (the web listener)"));
     assert.match(mcp, /^claude mcp add solo -- npx solo mcp$/m);
-    assert.match(
-      mcp,
-      /^Streamable HTTP: `https:\/\/127\.0\.0\.1:7443\/mcp` on the gateway port \(mutual TLS and the bearer token; see docs\/mcp\.md\)\.$/m,
-    );
     const configs = [...mcp.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((m) => JSON.parse(m[1] as string));
     assert.equal(configs.length, 2, "Claude Desktop and Cursor's mcpServers, and VS Code's servers");
     let count = 21; // the tour's counter after its last call
@@ -293,6 +291,53 @@ describe("the README's CLI tour", () => {
       } finally {
         await client.close();
       }
+    }
+  });
+
+  it("gives MCP client configurations over HTTP that reach the web listener with a bearer token and Solo's CA", async () => {
+    assert.ok(terminal, "the tour ran");
+    const { output: token } = await terminal.run(`printf '%s' "$TOKEN"`);
+    const section = README.slice(README.indexOf("### Over HTTP (the web listener)"));
+    const http = section.slice(0, section.indexOf("\n## ", 1));
+    assert.match(
+      http,
+      /^NODE_EXTRA_CA_CERTS=\/path\/to\/solo\/\.solo\/tls\/ca\.crt claude mcp add --transport http solo https:\/\/127\.0\.0\.1:7444\/mcp --header "Authorization: Bearer <token>"$/m,
+    );
+    // The banner lines the README shows are the ones solo start prints (but for the free port).
+    const web = /^ {2}web +(https:\/\/127\.0\.0\.1:\d+) /m.exec(serverOut)?.[1];
+    assert.ok(web, serverOut);
+    assert.match(http, /^ {2}web +https:\/\/127\.0\.0\.1:7444 {2}\(HTTP\/1\.1 and HTTP\/2; bearer token/m);
+    assert.ok(serverOut.includes(`NODE_EXTRA_CA_CERTS=${join(work, ".solo", "tls", "ca.crt")}`), serverOut);
+    const configs = [...http.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((m) => JSON.parse(m[1] as string));
+    assert.equal(configs.length, 2, "Claude Desktop and Cursor's mcpServers, and VS Code's servers");
+    // Over HTTP/1.1, as Node clients' fetch speaks it, trusting only Solo's CA.
+    const agent = new Agent({ allowH2: false, connect: { ca: readFileSync(join(work, ".solo", "tls", "ca.crt")) } });
+    try {
+      for (const config of configs) {
+        const s = (config.mcpServers ?? config.servers).solo as { type?: string; url: string; headers: Record<string, string> };
+        if (config.servers) assert.equal(s.type, "http");
+        assert.equal(s.url, "https://127.0.0.1:7444/mcp");
+        assert.deepEqual(s.headers, { Authorization: "Bearer solo_..." });
+        const transport = new StreamableHTTPClientTransport(new URL(s.url.replace("https://127.0.0.1:7444", web)), {
+          fetch: ((url: string | URL, init?: RequestInit) =>
+            undiciFetch(url, { ...(init as object), dispatcher: agent } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch,
+          requestInit: { headers: { Authorization: (s.headers.Authorization as string).replace("solo_...", token) } },
+        });
+        const client = new Client({ name: "readme-http-client", version: "1.0.0" });
+        await client.connect(transport);
+        try {
+          const called = (await client.callTool({ name: "call", arguments: { tenant: "acme", service: "counter" } })) as CallToolResult;
+          assert.ok(!called.isError, JSON.stringify(called.content));
+          assert.equal(typeof (called.structuredContent as { reply: unknown }).reply, "number");
+          const killed = (await client.callTool({ name: "kill", arguments: { tenant: "acme", service: "counter" } })) as CallToolResult;
+          assert.equal((killed.structuredContent as { error: { reason: string } }).error.reason, "SOLO_ERR_PERMISSION_DENIED");
+        } finally {
+          await transport.terminateSession();
+          await client.close();
+        }
+      }
+    } finally {
+      await agent.close();
     }
   });
 });

@@ -53,7 +53,7 @@ for (const k of [
 // ---- the kernel -------------------------------------------------------------------------------
 
 const kernel = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", BIN, "start"], {
-  env: { ...baseEnv, SOLO_PORT: "0" },
+  env: { ...baseEnv, SOLO_PORT: "0", SOLO_WEB_PORT: "0" },
   stdio: ["ignore", "pipe", "pipe"],
 });
 let kernelOut = "";

@@ -102,6 +102,13 @@ const start = program
       return n;
     },
   );
+start
+  .option("--web-port <port>", "the web listener's port (default $SOLO_WEB_PORT, else 7444; 0 picks a free one)", int("--web-port"))
+  .option("--web-host <host>", "address the web listener listens on (default: --host's)")
+  .option("--no-web", "open no web listener (only the mutual-TLS port)")
+  .option("--web-cert <file>", "a PEM certificate for the web listener instead of Solo's own (reloaded when it changes)")
+  .option("--web-key <file>", "the PEM private key of --web-cert")
+  .option("--web-origin <origin>", "another origin the web listener answers as, e.g. https://solo.example.com (repeatable)", collect, []);
 for (const [field, [flag, what]] of Object.entries(EDGE_FLAGS)) {
   start.option(`${flag} <n>`, `${what} (default ${DEFAULT_CONNECTION_LIMITS[field as keyof ConnectionLimits]})`, int(flag));
 }

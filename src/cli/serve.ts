@@ -2,6 +2,7 @@ import type { ConnectionLimits } from "../gateway/connections.ts";
 import { adminToken, credentialPaths, ensureCredentials } from "../gateway/credentials.ts";
 import { startGateway } from "../gateway/server.ts";
 import { createLogger, createTelemetry } from "../gateway/telemetry.ts";
+import type { WebOptions } from "../gateway/web.ts";
 import { openKernel } from "../index.ts";
 
 /** What `solo start` takes. */
@@ -16,6 +17,8 @@ export interface ServeOptions {
   readonly memoryBudgetBytes?: number;
   /** The edge's timeouts and caps (defaults: DEFAULT_CONNECTION_LIMITS). */
   readonly connections?: ConnectionLimits;
+  /** The web listener (default 127.0.0.1:7444 with Solo's server certificate); `false` opens none. */
+  readonly web?: WebOptions | false;
 }
 
 /**
@@ -49,6 +52,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       tls: { cert: credentials.serverCertPem, key: credentials.serverKeyPem, ca: credentials.caPem },
       telemetry: createTelemetry(logger),
       ...(o.connections ? { connections: o.connections } : {}),
+      ...(o.web !== false ? { web: o.web ?? {} } : {}),
     });
   } catch (err) {
     await kernel.close();
@@ -85,6 +89,13 @@ export async function serve(o: ServeOptions): Promise<void> {
       `  CA              ${paths.caCert} (sha256 ${credentials.caFingerprint.slice(0, 23)}...)`,
       `  metrics         ${gateway.url}/metrics (Prometheus; mutual TLS + a token with services:read)`,
       `  MCP             ${gateway.url}/mcp (Streamable HTTP; mutual TLS + bearer token), or npx solo mcp (stdio)`,
+      ...(gateway.web
+        ? [
+            `  web             ${gateway.web.url}  (HTTP/1.1 and HTTP/2; bearer token, no client certificate; --no-web to close)`,
+            `  MCP (web)       ${gateway.web.url}/mcp  (for Claude Code, Cursor, the MCP SDKs: Authorization: Bearer <token>;`,
+            `                  they trust Solo's CA with NODE_EXTRA_CA_CERTS=${paths.caCert})`,
+          ]
+        : []),
       "Try:            npx solo tenant create acme && npx solo ls acme",
       `                (the CLI finds the admin credentials in ${kernel.dataDir} by itself; npx solo --help lists every command)`,
       "Press Ctrl-C to stop.",

@@ -26,7 +26,18 @@ interface Result {
 
 // The environment every CLI run starts from: nothing inherited that would pick credentials.
 const inherited: NodeJS.ProcessEnv = { ...process.env };
-for (const k of ["SOLO_URL", "SOLO_TOKEN", "SOLO_CERT", "SOLO_KEY", "SOLO_CA", "SOLO_DATA_DIR", "SOLO_PORT", "NO_COLOR", "FORCE_COLOR"]) {
+for (const k of [
+  "SOLO_URL",
+  "SOLO_TOKEN",
+  "SOLO_CERT",
+  "SOLO_KEY",
+  "SOLO_CA",
+  "SOLO_DATA_DIR",
+  "SOLO_PORT",
+  "SOLO_WEB_PORT",
+  "NO_COLOR",
+  "FORCE_COLOR",
+]) {
   delete inherited[k];
 }
 
@@ -138,7 +149,7 @@ describe("solo (the command line against a running kernel)", () => {
     dataDir = join(dir, ".solo");
     compileCache = join(dir, "compile-cache");
     server = spawn(process.execPath, [...NODE_ARGS, "start"], {
-      env: { ...inherited, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0" },
+      env: { ...inherited, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0", SOLO_WEB_PORT: "0" },
       stdio: ["pipe", "pipe", "pipe"],
     });
     const s = server;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect as netConnect } from "node:net";
+import { type AddressInfo, createServer, connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -17,7 +17,7 @@ describe("npm start (solo start)", () => {
       process.execPath,
       ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start", "--memory-budget", "1.5GiB"],
       {
-        env: { ...process.env, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0" },
+        env: { ...process.env, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0", SOLO_WEB_PORT: "0" },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
@@ -48,7 +48,10 @@ describe("npm start (solo start)", () => {
       const child = spawn(
         process.execPath,
         ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start", ...flags],
-        { env: { ...process.env, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] },
+        {
+          env: { ...process.env, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0", SOLO_WEB_PORT: "0" },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
       );
       let err = "";
       child.stderr.on("data", (d: Buffer) => {
@@ -66,6 +69,75 @@ describe("npm start (solo start)", () => {
     assert.equal(code, 2, err);
     assert.match(err, /--memory-budget must be a size such as 8GiB or 512MiB, got "lots"/);
     assert.equal(made, false);
+  });
+
+  it("says which flag to change when the web listener's port is taken, and leaves nothing running", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const { code, err } = await start("--web-port", String((taken.address() as AddressInfo).port));
+      assert.notEqual(code, 0, err);
+      assert.match(err, /the web listener cannot listen on 127\.0\.0\.1:\d+/);
+      assert.match(err, /--web-port, or --no-web/);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it("refuses --web-cert without --web-key, naming both, and starts nothing", async () => {
+    const { code, err, made } = await start("--web-cert", "/nonexistent.crt");
+    assert.equal(code, 2, err);
+    assert.match(err, /--web-cert needs --web-key too/);
+    assert.equal(made, false);
+  });
+
+  it("opens the web listener on --web-port 0, prints its real URL, and serves it with Solo's CA; --no-web opens none", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "solo-start-"));
+    const dataDir = join(dir, ".solo");
+    const run = async (...flags: string[]): Promise<{ out: string; health?: string }> => {
+      const { SOLO_WEB_PORT: _, ...env } = process.env;
+      const child = spawn(
+        process.execPath,
+        ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start", ...flags],
+        { env: { ...env, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let out = "";
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("Press Ctrl-C")) resolve();
+        });
+        child.once("exit", () => reject(new Error(`solo start exited early: ${out}`)));
+      });
+      const m = /web +https:\/\/127\.0\.0\.1:(\d+) /.exec(out);
+      let health: string | undefined;
+      if (m) {
+        // What the banner says to trust: the CA in the data directory.
+        const ca = readFileSync(join(dataDir, "tls", "ca.crt"));
+        health = await new Promise<string>((resolve, reject) => {
+          const s = tlsConnect({ port: Number(m[1]), host: "127.0.0.1", ca, ALPNProtocols: ["http/1.1"] }, () =>
+            s.end("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+          );
+          let text = "";
+          s.on("data", (d: Buffer) => {
+            text += d.toString();
+          });
+          s.once("close", () => resolve(text));
+          s.once("error", reject);
+        });
+      }
+      child.kill("SIGTERM");
+      assert.equal(await new Promise<number | null>((resolve) => child.on("exit", resolve)), 0, out);
+      return { out, ...(health !== undefined ? { health } : {}) };
+    };
+    const opened = await run("--web-port", "0");
+    assert.match(opened.out, /web +https:\/\/127\.0\.0\.1:\d+ /);
+    assert.doesNotMatch(opened.out, /:7444/);
+    assert.match(opened.out, /NODE_EXTRA_CA_CERTS=.*ca\.crt/);
+    assert.match(opened.health ?? "", /^HTTP\/1\.1 200 [\s\S]*\{"status":"ok"\}/);
+    const closed = await run("--no-web");
+    assert.doesNotMatch(closed.out, /web +https/);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("refuses an edge limit out of range, naming its flag, and starts nothing", async () => {
@@ -124,7 +196,7 @@ describe("npm start (solo start)", () => {
       process.execPath,
       ["--disable-warning=ExperimentalWarning", new URL("./solo.ts", import.meta.url).pathname, "start"],
       {
-        env: { ...process.env, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0" },
+        env: { ...process.env, SOLO_DATA_DIR: dataDir, SOLO_PORT: "0", SOLO_WEB_PORT: "0" },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );

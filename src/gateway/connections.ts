@@ -1,4 +1,5 @@
 import { constants as cryptoConstants } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Http2SecureServer, type Http2Session, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -85,7 +86,12 @@ export function connectionLimits(given: ConnectionLimits = {}): Required<Connect
 }
 
 interface StreamWatch {
-  readonly stream: ServerHttp2Stream;
+  /** Whether the request has ended (closed or destroyed). */
+  readonly done: () => boolean;
+  /** Ends it at once (an HTTP/2 stream is reset and its connection sent GOAWAY; an HTTP/1.1 one's connection closed). */
+  readonly kill: () => void;
+  /** Its client's address (for the log). */
+  readonly address: string;
   readonly started: number;
   /** Streams (FollowEvents, MCP's event stream) live as long as their client wants, once their request has arrived. */
   readonly lasting: boolean;
@@ -96,6 +102,10 @@ interface StreamWatch {
   bytes: number;
   windowStart: number;
   windowBytes: number;
+  /** An HTTP/1.1 request only: it has been answered (or abandoned)... */
+  answered?: boolean;
+  /** ...and whether its body has all arrived. */
+  complete?: () => boolean;
 }
 
 interface SessionWatch {
@@ -106,7 +116,8 @@ interface SessionWatch {
 }
 
 /**
- * Enforces {@link ConnectionLimits} on an HTTP/2 server and holds every socket it accepted, so
+ * Enforces {@link ConnectionLimits} on an HTTP/2 server (and its HTTP/1.1 requests, through
+ * {@link ConnectionGuard.request}) and holds every socket it accepted, so
  * that {@link ConnectionGuard.destroyAll} frees them whatever state a client left them in.
  */
 export class ConnectionGuard {
@@ -125,6 +136,8 @@ export class ConnectionGuard {
   private readonly onClose: (why: EdgeClosure, address: string) => void;
   private readonly lasting: (headers: IncomingHttpHeaders) => boolean;
   private closing = false;
+  /** HTTP/1.1 connections, with their requests open. */
+  private readonly h1Open = new Map<Socket, number>();
 
   constructor(
     server: Http2SecureServer,
@@ -156,6 +169,8 @@ export class ConnectionGuard {
   drain(): void {
     this.closing = true;
     for (const session of this.sessions.keys()) session.close();
+    // HTTP/1.1 connections with no request open (kept alive) close now; the others once answered.
+    for (const s of this.secure) if (s.alpnProtocol !== "h2" && !this.h1Open.has(s)) s.destroy();
   }
 
   /** Frees every socket at once, and stops the guard's timer. */
@@ -231,7 +246,15 @@ export class ConnectionGuard {
     }
     const now = performance.now();
     const watch: StreamWatch = {
-      stream,
+      done: () => stream.destroyed || stream.closed,
+      kill: () => {
+        stream.close(h2.NGHTTP2_CANCEL);
+        // And GOAWAY: its other requests finish, and the client starts its next ones on a new
+        // connection (node:http2's client counts a reset upload's unsent bytes against its session
+        // for good; a few such resets and it refuses every later answer on that connection).
+        if (session && !session.closed && !session.destroyed) session.close();
+      },
+      address: addressOf(session?.socket),
       started: now,
       lasting: this.lasting(headers),
       receiving: !stream.readableEnded && !(stream.endAfterHeaders ?? false),
@@ -264,7 +287,7 @@ export class ConnectionGuard {
     this.bodyBytesTotal += n;
     const here = (this.bodyBytes.get(w.client) ?? 0) + n;
     this.bodyBytes.set(w.client, here);
-    if ((here > this.limits.maxBodyBytesPerClient || this.bodyBytesTotal > this.limits.maxBodyBytes) && !w.stream.closed) {
+    if ((here > this.limits.maxBodyBytesPerClient || this.bodyBytesTotal > this.limits.maxBodyBytes) && !w.done()) {
       this.release(w);
       this.reset(w, "body_bytes");
     }
@@ -283,7 +306,8 @@ export class ConnectionGuard {
     const now = performance.now();
     const { bodyWindowMs, bodyMinBytesPerSecond, requestTimeoutMs } = this.limits;
     for (const w of this.streams) {
-      if (w.stream.destroyed || w.stream.closed) continue;
+      if (w.done()) continue;
+      if (w.complete?.()) w.receiving = false;
       // A stream lasts as long as its client wants once its request has arrived; until then, and
       // for any other request, the request timeout holds.
       if ((!w.lasting || w.receiving) && now - w.started > requestTimeoutMs) {
@@ -302,12 +326,77 @@ export class ConnectionGuard {
 
   private reset(w: StreamWatch, why: EdgeClosure): void {
     this.streams.delete(w);
-    const session = w.stream.session;
-    this.onClose(why, addressOf(session?.socket));
-    w.stream.close(h2.NGHTTP2_CANCEL);
-    // And GOAWAY: its other requests finish, and the client starts its next ones on a new
-    // connection (node:http2's client counts a reset upload's unsent bytes against its session
-    // for good; a few such resets and it refuses every later answer on that connection).
-    if (session && !session.closed && !session.destroyed) session.close();
+    this.onClose(why, w.address);
+    w.kill();
+  }
+
+  /**
+   * Watches an HTTP/1.1 request (the web listener's) as {@link stream} watches an HTTP/2 one: the
+   * request timeout (unless `lasting`), its body's rate, and the body bytes its client holds. Its
+   * connection is what ends it (HTTP/1.1 has no other way to abandon a request). Node's own
+   * `headersTimeout` guards its headers.
+   */
+  request(req: IncomingMessage, res: ServerResponse, lasting: boolean): void {
+    const socket = req.socket;
+    const now = performance.now();
+    const address = addressOf(socket);
+    let settled = false;
+    const watch: StreamWatch = {
+      // Watched until answered and its body has all arrived: an answered request (refused early,
+      // say) whose client keeps dribbling the rest of its body is still held to the body rate.
+      done: () => settled,
+      kill: () => socket.destroy(),
+      address,
+      started: now,
+      lasting,
+      receiving: !req.complete,
+      windowStart: now,
+      windowBytes: 0,
+      client: requesterKey({ address }),
+      bytes: 0,
+      answered: false,
+      complete: () => req.complete,
+    };
+    this.streams.add(watch);
+    this.h1Open.set(socket, (this.h1Open.get(socket) ?? 0) + 1);
+    // The body's bytes are counted off the socket: a "data" listener on the request would set it
+    // flowing before its handler reads it, and lose what arrived in between.
+    const onData = (chunk: Buffer): void => {
+      if (req.complete) {
+        watch.receiving = false;
+        socket.off("data", onData);
+        settle();
+        return;
+      }
+      watch.windowBytes += chunk.length;
+      this.hold(watch, chunk.length);
+    };
+    const settle = (): void => {
+      if (settled || !(socket.destroyed || (watch.answered && req.complete))) return;
+      settled = true;
+      // A kept-alive connection carries many requests: none leaves a listener on it.
+      socket.off("data", onData);
+      socket.off("close", gone);
+      this.release(watch);
+      this.streams.delete(watch);
+    };
+    const answered = (): void => {
+      if (watch.answered) return;
+      watch.answered = true;
+      const left = (this.h1Open.get(socket) ?? 1) - 1;
+      if (left > 0) this.h1Open.set(socket, left);
+      else this.h1Open.delete(socket);
+      // A closing listener lets an HTTP/1.1 connection go as soon as it has no request open.
+      if (this.closing && left <= 0) socket.destroy();
+      settle();
+    };
+    const gone = (): void => {
+      answered();
+      settle();
+    };
+    if (watch.receiving) socket.on("data", onData);
+    req.once("end", settle);
+    res.once("close", answered);
+    socket.on("close", gone);
   }
 }

@@ -1,8 +1,9 @@
-import type { Http2ServerRequest, Http2Session } from "node:http2";
+import type { Http2Session } from "node:http2";
 import type { TLSSocket } from "node:tls";
 import { createContextKey } from "@connectrpc/connect";
 import type { KernelSession, Requester, Via } from "../kernel/index.ts";
 import { REQUEST_ID_PATTERN } from "../lib/names.ts";
+import type { HttpRequest } from "./http-types.ts";
 
 /** The requester of a call, as the gateway's socket saw it (set on every call from the port). */
 export const REQUESTER = createContextKey<Requester | undefined>(undefined, { description: "solo requester" });
@@ -36,9 +37,9 @@ export function requesterOfSession(session: Http2Session): Requester {
   return r;
 }
 
-/** Who sent `req` (see {@link requesterOfSession}). */
-export function requesterOf(req: Http2ServerRequest): Requester {
-  const session = req.stream.session;
+/** Who sent `req` (see {@link requesterOfSession}); an HTTP/1.1 request is known by its address. */
+export function requesterOf(req: HttpRequest): Requester {
+  const session = "stream" in req ? req.stream.session : undefined;
   return session ? requesterOfSession(session) : { address: addressOf(req.socket) };
 }
 
@@ -56,7 +57,7 @@ export function viaOf(requester: Requester | undefined, requestId: string | null
 }
 
 /** The `via` of a plain-HTTP request (`/metrics`, `/mcp`): its requester and its `x-request-id`. */
-export function viaOfRequest(req: Http2ServerRequest): Via | undefined {
+export function viaOfRequest(req: HttpRequest): Via | undefined {
   const rid = req.headers["x-request-id"];
   return viaOf(requesterOf(req), typeof rid === "string" ? rid : undefined);
 }

@@ -1,20 +1,17 @@
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
+import { createSecureServer, type Http2SecureServer } from "node:http2";
 import type { AddressInfo } from "node:net";
-import { createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Kernel } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import { VERSION } from "../lib/version.ts";
 import { createMcpHttp, type McpHttpOptions } from "../mcp/http.ts";
-import { checkBodies } from "./body-check.ts";
 import { ConnectionGuard, type ConnectionLimits, connectionLimits, type EdgeClosure, TLS_POLICY } from "./connections.ts";
-import { httpStatus } from "./errors.ts";
-import { coreInterceptors, DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
-import { REQUESTER, requesterOf, viaOfRequest } from "./requester.ts";
-import { bearer, routes } from "./service.ts";
+import { apiHandler, serveMetrics } from "./handlers.ts";
+import { DEFAULT_STREAM_LIMITS, gatewayCore, inProcessClients } from "./local.ts";
+import { requesterOf } from "./requester.ts";
 import { Shedder, type ShedderLimits, type ShedderStats } from "./shedder.ts";
-import { type Telemetry, tenantSeries } from "./telemetry.ts";
-import { DenialThrottle, TICKET, tarpit } from "./throttle.ts";
+import type { Telemetry } from "./telemetry.ts";
+import { DenialThrottle, tarpit } from "./throttle.ts";
+import { startWebListener, type WebListener, type WebOptions } from "./web.ts";
 
 /** Where and how the gateway listens. */
 export interface GatewayOptions {
@@ -43,6 +40,12 @@ export interface GatewayOptions {
   readonly version?: string;
   /** Timeouts and caps on connections and requests (see {@link ConnectionLimits} for the defaults). */
   readonly connections?: ConnectionLimits;
+  /**
+   * The web listener (see web.ts): a second TLS port without client certificates, for MCP clients
+   * and browsers, sharing this gateway's admission, throttle and telemetry. Off unless given
+   * (`solo start` opens it on 127.0.0.1:7444).
+   */
+  readonly web?: WebOptions;
 }
 
 /** A running gateway. */
@@ -54,10 +57,12 @@ export interface Gateway {
   readonly admission: ShedderStats;
   /** MCP sessions open at `/mcp`. */
   readonly mcpSessions: number;
-  /** TCP connections open now, whatever their state. */
+  /** TCP connections open now, whatever their state (on the main port). */
   readonly connections: number;
+  /** The web listener, if it was asked for. */
+  readonly web?: WebListener;
   /**
-   * Stops admitting (new connections and streams are refused), lets calls in flight finish for up
+   * Stops admitting (on both ports) (new connections and streams are refused), lets calls in flight finish for up
    * to `graceMs` (default 5000), then closes every connection.
    */
   close(graceMs?: number): Promise<void>;
@@ -84,21 +89,7 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     ...(options.readMaxBytes !== undefined ? { readMaxBytes: options.readMaxBytes } : {}),
   });
   const { shedder, telemetry } = core;
-  const connectHandler = connectNodeAdapter({
-    routes: (router) => {
-      routes(kernel, core.started)(router);
-      checkBodies(router, core.readMaxBytes);
-    },
-    // A field this server does not know is refused, naming it: a misspelled one must not be
-    // silently ignored (a deploy whose "grants" is misspelled would run with the defaults).
-    jsonOptions: { ignoreUnknownFields: false },
-    contextValues: (req) =>
-      createContextValues()
-        .set(REQUESTER, requesterOf(req as Http2ServerRequest))
-        .set(TICKET, throttle.ticketOf(req)),
-    interceptors: coreInterceptors(core),
-    readMaxBytes: core.readMaxBytes,
-  });
+  const connectHandler = apiHandler(core, throttle, { grpc: true });
   const mcp =
     options.mcp === false
       ? undefined
@@ -146,21 +137,22 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
   const edgeLogged = new Map<EdgeClosure, { at: number; unlogged: number }>();
   // A client that fails the handshake (no certificate, a foreign one, plaintext, too slow) is
   // refused there, and its socket freed by the guard; its error concerns only that connection.
+  const onEdgeClose = (why: EdgeClosure, address: string): void => {
+    telemetry?.edgeClosed(why);
+    // One line per reason per 10 s at most, saying how many went unlogged: a flood of refused
+    // connections must not become a flood of log lines (the counter has them all).
+    const now = performance.now();
+    const last = edgeLogged.get(why);
+    if (last && now - last.at < EDGE_LOG_INTERVAL_MS) {
+      last.unlogged++;
+      return;
+    }
+    telemetry?.logger.warn({ address, why, ...(last?.unlogged ? { unloggedSince: last.unlogged } : {}) }, "edge closed a connection");
+    edgeLogged.set(why, { at: now, unlogged: 0 });
+  };
   const guard = new ConnectionGuard(server, limits, {
     lasting: (h) => h[":path"] === FOLLOW_EVENTS || (h[":method"] === "GET" && String(h[":path"] ?? "").startsWith("/mcp")),
-    onClose: (why, address) => {
-      telemetry?.edgeClosed(why);
-      // One line per reason per 10 s at most, saying how many went unlogged: a flood of refused
-      // connections must not become a flood of log lines (the counter has them all).
-      const now = performance.now();
-      const last = edgeLogged.get(why);
-      if (last && now - last.at < EDGE_LOG_INTERVAL_MS) {
-        last.unlogged++;
-        return;
-      }
-      telemetry?.logger.warn({ address, why, ...(last?.unlogged ? { unloggedSince: last.unlogged } : {}) }, "edge closed a connection");
-      edgeLogged.set(why, { at: now, unlogged: 0 });
-    },
+    onClose: onEdgeClose,
   });
   server.on("sessionError", () => undefined);
   await new Promise<void>((resolve, reject) => {
@@ -177,6 +169,29 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     server.listen(options.port ?? DEFAULT_PORT, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  let web: WebListener | undefined;
+  if (options.web) {
+    try {
+      web = await startWebListener(
+        { core, throttle, limits, mcp, tls: { cert: options.tls.cert, key: options.tls.key }, onEdgeClose },
+        {
+          ...options.web,
+          onCertificate:
+            options.web.onCertificate ??
+            ((e) =>
+              e.loaded
+                ? telemetry?.logger.info("the web listener loaded its certificate again")
+                : telemetry?.logger.error({ why: e.why }, "the web listener kept its certificate: the changed files cannot be used")),
+        },
+      );
+    } catch (err) {
+      guard.destroyAll();
+      detach?.();
+      await Promise.resolve(mcp?.close());
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
+  }
   let closing: Promise<void> | undefined;
   return {
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
@@ -188,7 +203,9 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
     get connections() {
       return guard.connections;
     },
+    ...(web ? { web } : {}),
     close(graceMs = 5000) {
+      const webClosed = web?.close(graceMs);
       closing ??= new Promise<void>((resolve) => {
         // After the grace every socket goes, whatever state its client left it in (half-open,
         // mid-handshake, mid-request): shutting down never waits on a client.
@@ -201,7 +218,10 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
           clearTimeout(timer);
           guard.destroyAll();
           detach?.();
-          void Promise.resolve(mcp?.close()).then(() => resolve());
+          // MCP's sessions are both ports': they close once both have.
+          void Promise.resolve(webClosed)
+            .then(() => mcp?.close())
+            .then(() => resolve());
         });
         // MCP clients' standing event streams end now (tool calls in flight finish).
         mcp?.drain();
@@ -211,35 +231,4 @@ export async function startGateway(kernel: Kernel, options: GatewayOptions): Pro
       return closing;
     },
   };
-}
-
-/**
- * `GET /metrics`, per principal: the bearer token's holder must have `services:read`; an
- * unscoped token reads every series, a tenant's token only its tenant's. A certificate alone
- * reads nothing (401).
- */
-function serveMetrics(
-  kernel: Kernel,
-  telemetry: Telemetry,
-  req: Http2ServerRequest,
-  res: Http2ServerResponse,
-  throttle: DenialThrottle,
-): void {
-  const session = kernel.as(bearer(req.headers.authorization ?? null), viaOfRequest(req));
-  session
-    .metricsScope()
-    .then(async (scope) => {
-      const text = await telemetry.registry.metrics();
-      res.writeHead(200, { "content-type": telemetry.registry.contentType });
-      res.end(scope.tenant === null ? text : tenantSeries(text, scope.tenant));
-    })
-    .catch((err: unknown) => {
-      const e = SoloError.from(err);
-      if (e.code === "unauthenticated" || e.code === "permission_denied") throttle.denied(requesterOf(req), throttle.ticketOf(req));
-      res.writeHead(httpStatus(e.code), {
-        "content-type": "text/plain; charset=utf-8",
-        ...(e.code === "unauthenticated" ? { "www-authenticate": 'Bearer realm="solo"' } : {}),
-      });
-      res.end(`${e.message} (${e.reason})\n`);
-    });
 }

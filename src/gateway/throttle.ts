@@ -1,4 +1,3 @@
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { createContextKey } from "@connectrpc/connect";
 import { errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -7,7 +6,8 @@ import { SoloError } from "../lib/errors/errors.ts";
 import { SURFACE_HEADER, surfaceOf, words } from "../lib/errors/transport.ts";
 import { requesterKey } from "../lib/requester.ts";
 import { envelope } from "./body-check.ts";
-import { toConnectError } from "./errors.ts";
+import { httpStatus, toConnectError } from "./errors.ts";
+import { type HttpRequest, type HttpResponse, plain } from "./http-types.ts";
 
 /** How long a throttled requester's requests are held before they are answered. */
 export const TARPIT_MS = 1000;
@@ -129,43 +129,53 @@ export function throttledError(perSecond: number): SoloError {
 
 /**
  * Holds a throttled requester's request for {@link TARPIT_MS}, then answers it
- * `resource_exhausted` (`SOLO_ERR_REQUESTER_THROTTLED`) in its protocol: gRPC and gRPC-Web in
- * trailers, Connect streams in their end-of-stream message, anything else (Connect unary,
- * /metrics, /mcp) as HTTP 429 with a Connect error body and `retry-after` (whole seconds).
+ * `resource_exhausted` (`SOLO_ERR_REQUESTER_THROTTLED`) in its protocol (see {@link refuseCall}):
+ * Connect unary, /metrics and /mcp get HTTP 429 with `retry-after` (whole seconds).
  */
-export function tarpit(req: Http2ServerRequest, res: Http2ServerResponse, perSecond: number): void {
+export function tarpit(req: HttpRequest, response: HttpResponse, perSecond: number): void {
+  const res = plain(response);
   const timer = setTimeout(() => {
     if (res.closed || res.destroyed || res.headersSent) return;
-    const err = toConnectError(throttledError(perSecond), surfaceOf(String(req.headers[SURFACE_HEADER] ?? "")));
-    const ct = String(req.headers["content-type"] ?? "");
-    if (ct.startsWith("application/grpc")) {
-      const trailer = new Headers();
-      setTrailerStatus(trailer, err);
-      const fields = Object.fromEntries(trailer.entries());
-      if (ct.startsWith("application/grpc-web")) {
-        const text = Buffer.from(
-          Object.entries(fields)
-            .map(([k, v]) => `${k}: ${v}\r\n`)
-            .join(""),
-        );
-        res.writeHead(200, { "content-type": ct });
-        // The trailers travel in a body frame flagged 0x80.
-        res.end(envelope(0x80, text));
-        return;
-      }
-      res.writeHead(200, { "content-type": ct, ...fields });
-      res.end();
-      return;
-    }
-    if (ct.startsWith("application/connect+")) {
-      // Connect's streaming protocol: 200, and the error in the end-of-stream message.
-      res.writeHead(200, { "content-type": ct });
-      res.end(envelope(0x02, Buffer.from(JSON.stringify({ error: errorToJson(err, {}) }))));
-      return;
-    }
-    res.writeHead(429, { "content-type": "application/json", "retry-after": String(Math.max(1, Math.ceil(1 / perSecond))) });
-    res.end(Buffer.from(errorToJsonBytes(err, {})));
+    refuseCall(req, response, throttledError(perSecond), { "retry-after": String(Math.max(1, Math.ceil(1 / perSecond))) });
   }, TARPIT_MS);
   timer.unref();
   res.once("close", () => clearTimeout(timer));
+}
+
+/**
+ * Answers a call with `error` in its own protocol, without reaching its handler: gRPC and gRPC-Web
+ * in trailers, Connect streams in their end-of-stream message, anything else (Connect unary, plain
+ * HTTP) with the code's HTTP status and a Connect error body.
+ */
+export function refuseCall(req: HttpRequest, response: HttpResponse, error: SoloError, headers: Record<string, string> = {}): void {
+  const res = plain(response);
+  const err = toConnectError(error, surfaceOf(String(req.headers[SURFACE_HEADER] ?? "")));
+  const ct = String(req.headers["content-type"] ?? "");
+  if (ct.startsWith("application/grpc")) {
+    const trailer = new Headers();
+    setTrailerStatus(trailer, err);
+    const fields = Object.fromEntries(trailer.entries());
+    if (ct.startsWith("application/grpc-web")) {
+      const text = Buffer.from(
+        Object.entries(fields)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join(""),
+      );
+      res.writeHead(200, { "content-type": ct });
+      // The trailers travel in a body frame flagged 0x80.
+      res.end(envelope(0x80, text));
+      return;
+    }
+    res.writeHead(200, { "content-type": ct, ...fields });
+    res.end();
+    return;
+  }
+  if (ct.startsWith("application/connect+")) {
+    // Connect's streaming protocol: 200, and the error in the end-of-stream message.
+    res.writeHead(200, { "content-type": ct });
+    res.end(envelope(0x02, Buffer.from(JSON.stringify({ error: errorToJson(err, {}) }))));
+    return;
+  }
+  res.writeHead(httpStatus(error.code), { "content-type": "application/json", ...headers });
+  res.end(Buffer.from(errorToJsonBytes(err, {})));
 }

@@ -2,11 +2,11 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { isUtf8 } from "node:buffer";
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type Http2ServerRequest, type Http2ServerResponse, constants as http2 } from "node:http2";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { Clients } from "../gateway/client.ts";
+import { type HttpRequest, type HttpResponse, plain } from "../gateway/http-types.ts";
 import { requesterOf, viaOfRequest } from "../gateway/requester.ts";
 import { bearer, type VerifiedSession } from "../gateway/service.ts";
 import type { Kernel, KernelSession, Requester } from "../kernel/index.ts";
@@ -25,7 +25,7 @@ export interface McpHttpOptions {
    */
   readonly clientsFor: (token: string, requester?: Requester, verified?: VerifiedSession) => Clients;
   /** Told of each request refused for its token (the gateway throttles requesters that keep being). */
-  readonly onDenied?: (req: Http2ServerRequest) => void;
+  readonly onDenied?: (req: HttpRequest) => void;
   readonly version: string;
   /** Sessions open at once, in all (default 1024) and per tenant a token reaches (default 32). */
   readonly maxSessions?: number;
@@ -44,8 +44,12 @@ export interface McpHttpOptions {
 
 /** The `/mcp` endpoint: one MCP server per session, each bound to the token that opened it. */
 export interface McpHttp {
-  /** Serves one request to `/mcp` (POST, GET or DELETE). */
-  handle(req: Http2ServerRequest, res: Http2ServerResponse): void;
+  /**
+   * Serves one request to `/mcp` (POST, GET or DELETE), over HTTP/2 or HTTP/1.1. A listener that
+   * authenticates the request itself (the web listener: a bearer token or a session cookie, and
+   * its Origin checked by the listener's own rules) passes `auth`.
+   */
+  handle(req: HttpRequest, res: HttpResponse, auth?: McpAuth): void;
   /** Sessions open now. */
   readonly sessions: number;
   /** Ends every session's standing and resumed event streams (GET), so a closing gateway is not held open by idle clients. */
@@ -58,6 +62,14 @@ export interface McpHttp {
   sweep(now?: number): void;
   /** Closes every session and its streams. */
   close(): Promise<void>;
+}
+
+/** How a request to `/mcp` was authenticated by the listener that took it. */
+export interface McpAuth {
+  /** The token the request acts with (from its bearer header, or its session cookie). */
+  readonly token: string | undefined;
+  /** Its Origin was checked by the listener (so `allowedOrigins` does not apply). */
+  readonly originChecked: boolean;
 }
 
 interface Session {
@@ -103,7 +115,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   const perLane = new Map<string, number>();
   // Streams resumed with Last-Event-ID: the SDK keeps one open after its replay (for what may
   // follow) and ends it only with its session, so drain() ends them itself.
-  const resumed = new Set<Http2ServerResponse>();
+  const resumed = new Set<HttpResponse>();
 
   const drop = (id: string): void => {
     const s = sessions.get(id);
@@ -177,11 +189,11 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     return session;
   }
 
-  async function serve(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  async function serve(req: HttpRequest, res: HttpResponse, auth: McpAuth | undefined): Promise<void> {
     // MCP asks servers to check Origin against DNS rebinding: agents' clients send none, and a
-    // web page may call only from an origin the operator allowed.
+    // web page may call only from an origin the operator allowed (or, on the web listener, its own).
     const origin = req.headers.origin;
-    if (origin !== undefined && !o.allowedOrigins.includes(origin)) {
+    if (origin !== undefined && !auth?.originChecked && !o.allowedOrigins.includes(origin)) {
       throw new SoloError(
         "SOLO_ERR_MCP_ORIGIN_DENIED",
         `requests from the web origin ${JSON.stringify(origin.slice(0, 200))} are not allowed`,
@@ -191,7 +203,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
         },
       );
     }
-    const token = bearer(req.headers.authorization ?? null);
+    const token = auth ? auth.token : bearer(req.headers.authorization ?? null);
     const requester = requesterOf(req);
     // The request's one verification of its token: the tools it calls act on this session too.
     const verified = o.kernel.as(token, viaOfRequest(req));
@@ -231,15 +243,15 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     const s = session;
     s.lastSeen = Date.now();
     s.inFlight++;
-    res.once("close", () => {
+    plain(res).once("close", () => {
       s.inFlight--;
       s.lastSeen = Date.now();
     });
     if (req.method === "GET" && req.headers["last-event-id"] !== undefined) {
       resumed.add(res);
-      res.once("close", () => resumed.delete(res));
+      plain(res).once("close", () => resumed.delete(res));
     }
-    withoutConnectionHeaders(res);
+    if (req.httpVersionMajor === 2) withoutConnectionHeaders(res);
     // The SDK converts Node's request and response with @hono/node-server's listener, which takes
     // node:http2's compatibility objects as well as node:http's; its types name only the latter.
     await current.run(verified, () => s.transport.handleRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, body));
@@ -251,8 +263,8 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   }
 
   return {
-    handle(req, res) {
-      serve(req, res).catch((err: unknown) => {
+    handle(req, res, auth) {
+      serve(req, res, auth).catch((err: unknown) => {
         if (err instanceof SoloError && (err.code === "unauthenticated" || err.code === "permission_denied")) o.onDenied?.(req);
         refuse(res, err);
       });
@@ -264,7 +276,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       for (const s of sessions.values()) s.transport.closeStandaloneSSEStream();
       for (const res of resumed) {
         if (res.headersSent) res.end();
-        else res.stream.close(http2.NGHTTP2_NO_ERROR);
+        else plain(res).destroy();
       }
     },
     sweep,
@@ -281,9 +293,9 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
 // HTTP/2 forbids HTTP/1's connection-specific headers; the SDK's event streams set
 // `connection: keep-alive`, which node:http2 would drop with a warning on every stream.
 const CONNECTION_HEADERS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
-function withoutConnectionHeaders(res: Http2ServerResponse): void {
-  const writeHead = res.writeHead.bind(res) as (status: number, headers?: unknown) => Http2ServerResponse;
-  const patched = (status: number, ...rest: unknown[]): Http2ServerResponse => {
+function withoutConnectionHeaders(res: HttpResponse): void {
+  const writeHead = res.writeHead.bind(res) as (status: number, headers?: unknown) => HttpResponse;
+  const patched = (status: number, ...rest: unknown[]): HttpResponse => {
     const headers = rest.find((h) => h !== null && typeof h === "object");
     if (headers && !Array.isArray(headers)) {
       for (const k of Object.keys(headers)) if (CONNECTION_HEADERS.has(k.toLowerCase())) delete (headers as Record<string, unknown>)[k];
@@ -293,7 +305,7 @@ function withoutConnectionHeaders(res: Http2ServerResponse): void {
   res.writeHead = patched as typeof res.writeHead;
 }
 
-async function readJson(req: Http2ServerRequest, max: number): Promise<unknown> {
+async function readJson(req: HttpRequest, max: number): Promise<unknown> {
   const tooLarge = (): SoloError =>
     new SoloError("SOLO_ERR_MCP_REQUEST_TOO_LARGE", `the request body is over ${max} bytes`, {
       maxBytes: max,
@@ -336,7 +348,8 @@ async function readJson(req: Http2ServerRequest, max: number): Promise<unknown> 
 
 // A refusal as MCP clients expect it: an HTTP status and a JSON-RPC error whose data carries
 // Solo's code, reason, field and hint.
-function refuse(res: Http2ServerResponse, err: unknown): void {
+function refuse(response: HttpResponse, err: unknown): void {
+  const res = plain(response);
   const e =
     err instanceof SoloError ? err : new SoloError("SOLO_ERR_INTERNAL", "the MCP endpoint failed unexpectedly; see the kernel's log");
   if (res.headersSent) {

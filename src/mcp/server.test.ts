@@ -51,7 +51,7 @@ before(async () => {
     string
   >;
   server = spawn(process.execPath, [...NODE_FLAGS, SOLO, "start"], {
-    env: { ...base, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0" },
+    env: { ...base, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0", SOLO_WEB_PORT: "0" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((resolve, reject) => {

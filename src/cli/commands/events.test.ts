@@ -79,7 +79,7 @@ const lines = (text: string): EventLine[] =>
 
 /** `solo start` on the data directory (the port found the first time, then the same one), once it is ready. */
 async function startKernel(): Promise<Running> {
-  const k = launch(["start"], { ...env(), SOLO_PORT: String(port) });
+  const k = launch(["start"], { ...env(), SOLO_PORT: String(port), SOLO_WEB_PORT: "0" });
   await Promise.race([
     waitForOutput(
       "solo start to say 'Press Ctrl-C'",

@@ -3,6 +3,7 @@
  * the flags.
  */
 import { type ConnectionLimits, connectionLimits } from "../../gateway/connections.ts";
+import type { WebOptions } from "../../gateway/web.ts";
 import { parseAltName } from "../../tls/certs.ts";
 import { type Cli, inFlags, int } from "../command.ts";
 import { dataDirOf } from "../connection.ts";
@@ -12,10 +13,19 @@ import { serve } from "../serve.ts";
 import { EDGE_FLAGS } from "./start-flags.ts";
 
 /** `solo start`'s options as commander parsed them (the edge's flags among the rest). */
-export type StartOptions = { host: string; port?: number; database?: string; hostname: string[]; memoryBudget?: number } & Record<
-  string,
-  unknown
->;
+export type StartOptions = {
+  host: string;
+  port?: number;
+  database?: string;
+  hostname: string[];
+  memoryBudget?: number;
+  web: boolean;
+  webPort?: number;
+  webHost?: string;
+  webCert?: string;
+  webKey?: string;
+  webOrigin: string[];
+} & Record<string, unknown>;
 
 /** `solo start`: runs until SIGINT or SIGTERM; a failure to start exits as unavailable unless its code says more. */
 export async function start(cli: Cli, o: StartOptions): Promise<void> {
@@ -28,6 +38,7 @@ export async function start(cli: Cli, o: StartOptions): Promise<void> {
       port: portOf(o),
       hostnames: hostnamesOf(o),
       connections: edgeLimits(o),
+      web: webOptions(o),
     });
   } catch (thrown) {
     const err = inFlags(thrown, (field) => (field === "memoryBudgetBytes" ? "--memory-budget" : undefined));
@@ -75,4 +86,30 @@ export function edgeLimits(o: Record<string, unknown>): ConnectionLimits {
     throw inFlags(err, (field) => (Object.hasOwn(EDGE_FLAGS, field) ? EDGE_FLAGS[field as keyof ConnectionLimits][0] : undefined));
   }
   return given;
+}
+
+/** The web listener as the flags ask for it (`--no-web`: none), checked, in the flags' words. */
+export function webOptions(o: StartOptions): WebOptions | false {
+  if (o.web === false) return false;
+  const port = o.webPort ?? (process.env.SOLO_WEB_PORT !== undefined ? int("SOLO_WEB_PORT")(process.env.SOLO_WEB_PORT) : 7444);
+  if (port > 65535) throw new UsageError(`--web-port must be a port from 0 to 65535, got ${port}`, "0 picks a free one");
+  if ((o.webCert === undefined) !== (o.webKey === undefined)) {
+    throw new UsageError(
+      `${o.webCert === undefined ? "--web-key" : "--web-cert"} needs ${o.webCert === undefined ? "--web-cert" : "--web-key"} too`,
+    );
+  }
+  for (const origin of o.webOrigin ?? []) {
+    const url = URL.canParse(origin) ? new URL(origin) : undefined;
+    if (url?.protocol !== "https:" || url.origin !== origin) {
+      throw new UsageError(
+        `--web-origin must be an https origin such as https://solo.example.com (no path), got ${JSON.stringify(origin)}`,
+      );
+    }
+  }
+  return {
+    host: o.webHost ?? o.host,
+    port,
+    ...(o.webCert !== undefined && o.webKey !== undefined ? { certFile: o.webCert, keyFile: o.webKey } : {}),
+    ...(o.webOrigin && o.webOrigin.length > 0 ? { origins: o.webOrigin } : {}),
+  };
 }

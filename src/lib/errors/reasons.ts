@@ -118,6 +118,13 @@ export const REASONS = {
   SOLO_ERR_MCP_SESSION_NOT_FOUND: "not_found",
   SOLO_ERR_MCP_SESSION_FORBIDDEN: "permission_denied",
   SOLO_ERR_MCP_ORIGIN_DENIED: "permission_denied",
+  SOLO_ERR_WEB_ORIGIN_DENIED: "permission_denied",
+  SOLO_ERR_WEB_COOKIE_REFUSED: "unauthenticated",
+  SOLO_ERR_WEB_SESSION_ENDED: "unauthenticated",
+  SOLO_ERR_WEB_LOGIN_INVALID: "invalid_argument",
+  SOLO_ERR_WEB_NOT_FOUND: "not_found",
+  SOLO_ERR_WEB_HEADERS_TOO_LARGE: "resource_exhausted",
+  SOLO_ERR_WEB_PROTOCOL_UNSUPPORTED: "unimplemented",
   SOLO_ERR_INTERNAL: "internal",
 } as const satisfies Record<string, ErrorCode>;
 

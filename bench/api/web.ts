@@ -1,0 +1,144 @@
+// What the web listener costs per tool call, against the mutual-TLS port, in one run (kernel,
+// gateway and clients share the cores). The same `call` of a counter service, four ways, with
+// rounds alternating (the starting subject rotates) so drift hits them alike:
+//   connect      the baseline: Connect (binary) `kernel.call` on the main port (HTTP/2, mutual TLS)
+//   connect-web  the same Connect call on the web listener (HTTP/2, bearer token only)
+//   mcp-web-h1   the MCP SDK's client, `call` tool, over the web listener on HTTP/1.1 (undici)
+//   mcp-web-h2   the same over HTTP/2
+// at 1 and 16 calls in flight.
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Agent, fetch as undiciFetch } from "undici";
+import { bearer, gatewayTransport } from "../../src/gateway/client.ts";
+import { startGateway } from "../../src/gateway/server.ts";
+import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
+import { openKernel } from "../../src/index.ts";
+import { createCa, issueCert } from "../../src/tls/certs.ts";
+import { type Call, fmtMs, fmtRate, fmtRatio, median, percentile, pooled, printTable, type Round, round } from "../stats.ts";
+
+const COUNTER = "export default { init(){return 0}, handleCall(r,n){ return { reply: n+1, state: n+1 } } }";
+const ROUNDS = 5;
+const CALLS = { 1: 300, 16: 1500 } as const;
+
+const dir = mkdtempSync(join(tmpdir(), "solo-bench-web-"));
+const kernel = await openKernel({ dataDir: dir });
+const ca = await createCa({ commonName: "bench ca" });
+const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+const clientCert = await issueCert(ca, { commonName: "bench", usage: "client" });
+const gateway = await startGateway(kernel, {
+  port: 0,
+  tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+  web: { port: 0 },
+});
+const web = gateway.web?.url as string;
+const token = (await kernel.tokens.grant({ tenant: null, permissions: ["*"] })).token;
+await kernel.tenants.create("bench");
+await kernel.deploy({ tenant: "bench", service: "counter", code: COUNTER, limits: { mailbox: 100_000 } });
+const ref = { tenant: "bench", service: "counter" };
+
+const main = createClient(
+  KernelService,
+  gatewayTransport({
+    url: gateway.url,
+    ca: ca.certPem,
+    cert: clientCert.certPem,
+    key: clientCert.keyPem,
+    token,
+    protocol: "connect-binary",
+  }),
+);
+const onWeb = createClient(
+  KernelService,
+  createConnectTransport({
+    baseUrl: web,
+    httpVersion: "2",
+    useBinaryFormat: true,
+    nodeOptions: { ca: ca.certPem },
+    interceptors: [bearer(token)],
+  }),
+);
+
+const agents: Agent[] = [];
+async function mcpOver(h2: boolean): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  // undici 8 offers HTTP/2 unless told not to.
+  const agent = new Agent({ allowH2: h2, connect: { ca: ca.certPem, allowH2: h2 } });
+  agents.push(agent);
+  const f = ((url: string | URL, init?: RequestInit) =>
+    undiciFetch(url, { ...(init as object), dispatcher: agent } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
+  const transport = new StreamableHTTPClientTransport(new URL(`${web}/mcp`), {
+    fetch: f,
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  });
+  const client = new Client({ name: "bench-web", version: "1" });
+  await client.connect(transport);
+  return { client, transport };
+}
+const h1 = await mcpOver(false);
+const h2 = await mcpOver(true);
+
+const toolCall =
+  (c: Client): Call =>
+  async () => {
+    const r = await c.callTool({ name: "call", arguments: ref });
+    if (r.isError) throw new Error(JSON.stringify(r.content));
+  };
+const subjects: Record<string, Call> = {
+  connect: async () => {
+    await main.call({ ref });
+  },
+  "connect-web": async () => {
+    await onWeb.call({ ref });
+  },
+  "mcp-web-h1": toolCall(h1.client),
+  "mcp-web-h2": toolCall(h2.client),
+};
+const names = Object.keys(subjects);
+
+console.log(
+  `load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}; ${ROUNDS} rounds per subject, alternating`,
+);
+const rows: string[][] = [["subject", "in flight", "calls/s", "p50", "p99", "p50 / connect's", "calls/s / connect's"]];
+for (const inFlight of [1, 16] as const) {
+  const rounds = new Map<string, Round[]>(names.map((n) => [n, []]));
+  for (const n of names) await round(subjects[n] as Call, inFlight, 100); // warm-up
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let i = 0; i < names.length; i++) {
+      const n = names[(r + i) % names.length] as string;
+      rounds.get(n)?.push(await round(subjects[n] as Call, inFlight, CALLS[inFlight]));
+    }
+  }
+  const base = rounds.get("connect") ?? [];
+  const baseP50 = median(pooled(base));
+  const baseRate = median(base.map((x) => x.rate));
+  for (const n of names) {
+    const rs = rounds.get(n) ?? [];
+    const all = pooled(rs);
+    const rate = median(rs.map((x) => x.rate));
+    rows.push([
+      n,
+      String(inFlight),
+      fmtRate(rate),
+      fmtMs(median(all)),
+      fmtMs(percentile(all, 99)),
+      fmtRatio(median(all) / baseP50),
+      fmtRatio(rate / baseRate),
+    ]);
+  }
+}
+printTable(rows);
+
+for (const c of [h1, h2]) {
+  await c.transport.terminateSession();
+  await c.client.close();
+}
+await gateway.close(1000);
+await kernel.close();
+for (const a of agents) await a.close();
+rmSync(dir, { recursive: true, force: true });
