@@ -69,6 +69,11 @@ export class ServiceSandbox {
   /** CPU milliseconds the current message may still use, and what it has used. */
   private budgetMs = Number.POSITIVE_INFINITY;
   private usedMs = 0;
+  /** The part of usedMs that is the wall time of steps charged to the clock (see stepEnd). */
+  private chargedMs = 0;
+  private readonly countCpu = (ms: number): void => {
+    this.cpuMs += ms;
+  };
   /** When the current step began: wall clock (cheap) and the thread's CPU time. */
   private stepWall = 0;
   private stepCpu = 0;
@@ -187,7 +192,7 @@ export class ServiceSandbox {
       for (const op of ["call", "cast", "info", "init", "terminate", "resolve", "export", "adopt"]) this.ops.set(op, ctx.newString(op));
       this.fast = new FastCall(this.engine, ctx);
 
-      this.stepEnd();
+      this.stepEnd(false);
       this.beginMessage();
       this.stepStart();
       const evaluated = this.guard(() => ctx.evalCode(code, this.spec.filename, { type: "module" }));
@@ -244,7 +249,7 @@ export class ServiceSandbox {
       if (!(err instanceof HostMemoryFull)) throw err;
       throw deployFailure(this.crashFrom(OUT_OF_MEMORY));
     } finally {
-      this.stepEnd();
+      this.stepEnd(false);
       this.endMessage();
     }
   }
@@ -268,8 +273,10 @@ export class ServiceSandbox {
   endMessage(): void {
     this.awaitingSettle = false;
     this.budgetMs = Number.POSITIVE_INFINITY;
-    this.cpuMs += this.usedMs;
+    // What was charged to the clock reaches cpuMs when the clock is next read.
+    this.cpuMs += this.usedMs - this.chargedMs;
     this.usedMs = 0;
+    this.chargedMs = 0;
   }
 
   /** Bytes the service's runtime holds now, as the engine's allocator counts them. */
@@ -335,6 +342,7 @@ export class ServiceSandbox {
     this.interrupted = false;
     this.overrunMs = 0;
     this.usedMs = 0;
+    this.chargedMs = 0;
     this.budgetMs = this.spec.limits.cpuMsPerMessage;
     this.refusedBefore = this.memory.refused();
     this.exhaustedBefore = this.memory.exhausted();
@@ -346,7 +354,18 @@ export class ServiceSandbox {
     this.stepCpu = this.clock.recent();
   }
 
-  private stepEnd(): void {
+  // A message's last step that cannot have put it over its budget (its wall time fits in what is
+  // left, and CPU time never runs ahead of wall time) is charged to the clock, which counts its CPU
+  // time at its next reading, instead of reading the clock now: most messages are one short step.
+  // Every other step is read at once, so that a decision on the budget is made on CPU time.
+  private stepEnd(last: boolean): void {
+    const wallMs = performance.now() - this.stepWall;
+    if (last && this.clock.charge && this.usedMs + wallMs <= this.budgetMs) {
+      this.usedMs += wallMs;
+      this.chargedMs += wallMs;
+      this.clock.charge(wallMs, this.countCpu);
+      return;
+    }
     this.usedMs += this.clock.read() - this.stepCpu;
   }
 
@@ -373,7 +392,17 @@ export class ServiceSandbox {
 
   private stepInner(op: string, a: string, b: string): Outcome {
     this.stepStart();
+    let outcome: Outcome | undefined;
     try {
+      outcome = this.stepBody(op, a, b);
+      return outcome;
+    } finally {
+      this.stepEnd(outcome !== undefined && outcome.t !== "pending");
+    }
+  }
+
+  private stepBody(op: string, a: string, b: string): Outcome {
+    {
       const raw = this.callRun(op, a, b);
       if (typeof raw !== "string") return { t: "failed", crash: this.crashFrom(raw.error) };
       const o = decodeOutcome(raw);
@@ -393,8 +422,6 @@ export class ServiceSandbox {
         return this.outcome(decodeOutcome(s));
       }
       return { t: "pending" };
-    } finally {
-      this.stepEnd();
     }
   }
 

@@ -5,7 +5,7 @@
  * @internal
  */
 import { SoloError } from "../../lib/errors/errors.ts";
-import { threadCpuMs } from "../../sandbox/cpu-clock.ts";
+import { threadClock, threadCpuMs } from "../../sandbox/cpu-clock.ts";
 import { ENGINE_MIN_BYTES, instanceCapBytes, instantiateEngine, type TenantEngine } from "../../sandbox/engine.ts";
 import { EngineFault, type ServiceSandbox } from "../../sandbox/service.ts";
 import type { TenantSample, UsageSample } from "../protocol.ts";
@@ -33,6 +33,9 @@ export class Usage {
   /** Sends what changed since the last sample: each service's usage, each tenant's memory. */
   sample(): void {
     const { loop } = this.c;
+    // Settles the CPU time of the steps charged to the clock since its last reading (their
+    // services were marked dirty when they ran), so what is sent counts them.
+    threadClock.read();
     const samples: UsageSample[] = [];
     for (const s of loop.services.values()) {
       if (!s.dirty) continue;
