@@ -113,3 +113,44 @@ export function pooled(rounds: readonly { readonly latencies: Float64Array }[]):
   }
   return all;
 }
+
+/**
+ * Runs every subject at each number of calls in flight, a warm-up round first, then `rounds`
+ * rounds in which the subjects take turns (each round starting with the next one), and tabulates
+ * each subject's median rate and latency against the `baseline` subject's of the same run.
+ */
+export async function alternating(
+  subjects: Readonly<Record<string, Call>>,
+  o: { readonly baseline: string; readonly rounds: number; readonly warmup: number; readonly calls: Readonly<Record<number, number>> },
+): Promise<string[][]> {
+  const names = Object.keys(subjects);
+  const rows: string[][] = [["subject", "in flight", "calls/s", "p50", "p99", `p50 / ${o.baseline}'s`, `calls/s / ${o.baseline}'s`]];
+  for (const [inFlight, calls] of Object.entries(o.calls).map(([k, v]) => [Number(k), v] as const)) {
+    const rounds = new Map<string, Round[]>(names.map((n) => [n, []]));
+    for (const n of names) await round(subjects[n] as Call, inFlight, o.warmup);
+    for (let r = 0; r < o.rounds; r++) {
+      for (let i = 0; i < names.length; i++) {
+        const n = names[(r + i) % names.length] as string;
+        rounds.get(n)?.push(await round(subjects[n] as Call, inFlight, calls));
+      }
+    }
+    const base = rounds.get(o.baseline) ?? [];
+    const baseP50 = median(pooled(base));
+    const baseRate = median(base.map((x) => x.rate));
+    for (const n of names) {
+      const rs = rounds.get(n) ?? [];
+      const all = pooled(rs);
+      const rate = median(rs.map((x) => x.rate));
+      rows.push([
+        n,
+        String(inFlight),
+        fmtRate(rate),
+        fmtMs(median(all)),
+        fmtMs(percentile(all, 99)),
+        fmtRatio(median(all) / baseP50),
+        fmtRatio(rate / baseRate),
+      ]);
+    }
+  }
+  return rows;
+}

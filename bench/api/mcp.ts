@@ -22,7 +22,7 @@ import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
 import { openKernel } from "../../src/index.ts";
 import { createMcpServer } from "../../src/mcp/server.ts";
 import { createCa, issueCert } from "../../src/tls/certs.ts";
-import { type Call, fmtMs, fmtRate, fmtRatio, median, percentile, pooled, printTable, type Round, round } from "../stats.ts";
+import { alternating, type Call, fmtMs, median, percentile, printTable } from "../stats.ts";
 
 const COUNTER = "export default { init(){return 0}, handleCall(r,n){ return { reply: n+1, state: n+1 } } }";
 const ROUNDS = 5;
@@ -85,41 +85,13 @@ const subjects: Record<string, Call> = {
   "mcp-http": toolCall(http.client),
   "mcp-mem": toolCall(mem),
 };
-const names = Object.keys(subjects);
 
 console.log(
   `load average ${loadavg()
     .map((l) => l.toFixed(2))
     .join(" ")}; ${ROUNDS} rounds per subject, alternating`,
 );
-const rows: string[][] = [["subject", "in flight", "calls/s", "p50", "p99", "p50 / connect's", "calls/s / connect's"]];
-for (const inFlight of [1, 16] as const) {
-  const rounds = new Map<string, Round[]>(names.map((n) => [n, []]));
-  for (const n of names) await round(subjects[n] as Call, inFlight, 200); // warm-up
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let i = 0; i < names.length; i++) {
-      const n = names[(r + i) % names.length] as string;
-      rounds.get(n)?.push(await round(subjects[n] as Call, inFlight, CALLS[inFlight]));
-    }
-  }
-  const base = rounds.get("connect") ?? [];
-  const baseP50 = median(pooled(base));
-  const baseRate = median(base.map((x) => x.rate));
-  for (const n of names) {
-    const rs = rounds.get(n) ?? [];
-    const all = pooled(rs);
-    const rate = median(rs.map((x) => x.rate));
-    rows.push([
-      n,
-      String(inFlight),
-      fmtRate(rate),
-      fmtMs(median(all)),
-      fmtMs(percentile(all, 99)),
-      fmtRatio(median(all) / baseP50),
-      fmtRatio(rate / baseRate),
-    ]);
-  }
-}
+const rows = await alternating(subjects, { baseline: "connect", rounds: ROUNDS, warmup: 200, calls: CALLS });
 printTable(rows);
 
 // Opening a session: initialize and the initialized notification over HTTP/2, then DELETE.

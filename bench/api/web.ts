@@ -19,7 +19,7 @@ import { startGateway } from "../../src/gateway/server.ts";
 import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
 import { openKernel } from "../../src/index.ts";
 import { createCa, issueCert } from "../../src/tls/certs.ts";
-import { type Call, fmtMs, fmtRate, fmtRatio, median, percentile, pooled, printTable, type Round, round } from "../stats.ts";
+import { alternating, type Call, printTable } from "../stats.ts";
 
 const COUNTER = "export default { init(){return 0}, handleCall(r,n){ return { reply: n+1, state: n+1 } } }";
 const ROUNDS = 5;
@@ -97,41 +97,13 @@ const subjects: Record<string, Call> = {
   "mcp-web-h1": toolCall(h1.client),
   "mcp-web-h2": toolCall(h2.client),
 };
-const names = Object.keys(subjects);
 
 console.log(
   `load average ${loadavg()
     .map((l) => l.toFixed(2))
     .join(" ")}; ${ROUNDS} rounds per subject, alternating`,
 );
-const rows: string[][] = [["subject", "in flight", "calls/s", "p50", "p99", "p50 / connect's", "calls/s / connect's"]];
-for (const inFlight of [1, 16] as const) {
-  const rounds = new Map<string, Round[]>(names.map((n) => [n, []]));
-  for (const n of names) await round(subjects[n] as Call, inFlight, 100); // warm-up
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let i = 0; i < names.length; i++) {
-      const n = names[(r + i) % names.length] as string;
-      rounds.get(n)?.push(await round(subjects[n] as Call, inFlight, CALLS[inFlight]));
-    }
-  }
-  const base = rounds.get("connect") ?? [];
-  const baseP50 = median(pooled(base));
-  const baseRate = median(base.map((x) => x.rate));
-  for (const n of names) {
-    const rs = rounds.get(n) ?? [];
-    const all = pooled(rs);
-    const rate = median(rs.map((x) => x.rate));
-    rows.push([
-      n,
-      String(inFlight),
-      fmtRate(rate),
-      fmtMs(median(all)),
-      fmtMs(percentile(all, 99)),
-      fmtRatio(median(all) / baseP50),
-      fmtRatio(rate / baseRate),
-    ]);
-  }
-}
+const rows = await alternating(subjects, { baseline: "connect", rounds: ROUNDS, warmup: 100, calls: CALLS });
 printTable(rows);
 
 for (const c of [h1, h2]) {

@@ -16,6 +16,44 @@ export function noter(command: string): (text: string) => void {
 }
 
 /**
+ * Reads the streams `open` makes, one after another, handing each item to `take`, until `signal`
+ * aborts (Ctrl-C). When a stream breaks in a way that may mend (the kernel stopped or restarted,
+ * the network dropped) it says so, waits for the kernel to answer `health` again and opens the
+ * next, saying where it follows on (`resumed()`). Errors a retry cannot mend end it.
+ */
+export async function followAcrossRestarts<T>(
+  c: Clients,
+  signal: AbortSignal,
+  note: (text: string) => void,
+  what: string,
+  open: () => AsyncIterable<T>,
+  take: (item: T) => void,
+  resumed: () => string,
+): Promise<void> {
+  // Tries since the last item taken: a kernel that answers health but breaks each stream at once
+  // (streams full, say) is retried ever more slowly, not four times a second.
+  let tries = 0;
+  for (;;) {
+    let broke: string;
+    try {
+      for await (const item of open()) {
+        take(item);
+        tries = 0;
+      }
+      broke = "the kernel ended the stream";
+    } catch (err) {
+      if (signal.aborted) return;
+      if (!retriable(err)) throw err;
+      broke = (err as Error).message;
+    }
+    note(`the ${what} stream broke (${broke}); reconnecting (Ctrl-C stops)`);
+    tries = await reconnect(c, signal, note, tries);
+    if (tries < 0) return;
+    note(`reconnected to ${c.url}; following on after ${resumed()}`);
+  }
+}
+
+/**
  * Tries `health` until the kernel answers, waiting longer each try (counting on from `tries`);
  * the tries made so far, or -1 when `signal` aborts (Ctrl-C). Says each new reason a try fails.
  */

@@ -37,8 +37,24 @@ export function requesterOfSession(session: Http2Session): Requester {
   return r;
 }
 
+// Requests the web listener knows more of than their connection says (see markRequester).
+const marked = new WeakMap<HttpRequest, Requester>();
+
+/**
+ * Says who sent `req` where its connection cannot: on the web listener, where clients bring no
+ * certificate, a request that presents a valid credential is known by it (a digest, beside its
+ * address), so that the throttle counts its denials apart from those of everyone else at its
+ * address: requests with no credential or a bad one, from anywhere on that address (a web page
+ * the user visits included), cannot get a token holder throttled.
+ */
+export function markRequester(req: HttpRequest, r: Requester & { readonly credential: string }): void {
+  marked.set(req, r);
+}
+
 /** Who sent `req` (see {@link requesterOfSession}); an HTTP/1.1 request is known by its address. */
 export function requesterOf(req: HttpRequest): Requester {
+  const known = marked.get(req);
+  if (known) return known;
   const session = "stream" in req ? req.stream.session : undefined;
   return session ? requesterOfSession(session) : { address: addressOf(req.socket) };
 }

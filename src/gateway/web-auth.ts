@@ -19,6 +19,8 @@ export const SESSION_COOKIE = "__Host-solo-session";
 export const DEFAULT_SESSION_MAX_MS = 12 * 60 * 60 * 1000;
 /** Cookie sessions held at once (default 10,000): beyond it the oldest ends. */
 export const DEFAULT_MAX_COOKIE_SESSIONS = 10_000;
+/** Sessions one token may hold at once (a browser and a few more); its oldest ends past that. */
+export const MAX_SESSIONS_PER_TOKEN = 16;
 /** The largest login body (a token is at most 1 KiB). */
 export const MAX_LOGIN_BYTES = 4096;
 
@@ -66,14 +68,27 @@ export class CookieSessions {
     return this.table.size;
   }
 
-  /** A new session for `token` (expiring with it, if sooner than the cap): its id and lifetime in seconds. */
+  /**
+   * A new session for `token` (expiring with it, if sooner than the cap): its id and lifetime in
+   * seconds. A token holds at most {@link MAX_SESSIONS_PER_TOKEN}, its own oldest ending past
+   * that; when the table is full of others' live sessions the login is refused, never another's
+   * session ended (one token's logins must not log everyone else out).
+   */
   open(token: string, tokenExpires: number | null): { id: string; maxAgeSeconds: number } {
     const now = this.now();
     const expires = Math.min(now + this.maxMs, tokenExpires ?? Number.POSITIVE_INFINITY);
-    while (this.table.size >= this.max) {
-      const oldest = this.table.keys().next().value;
-      if (oldest === undefined) break;
-      this.table.delete(oldest);
+    const own: string[] = [];
+    for (const [id, s] of this.table) if (s.token === token) own.push(id);
+    while (own.length >= MAX_SESSIONS_PER_TOKEN) this.table.delete(own.shift() as string);
+    if (this.table.size >= this.max) {
+      for (const [id, s] of this.table) if (s.expires <= now) this.table.delete(id);
+    }
+    if (this.table.size >= this.max) {
+      throw new SoloError("SOLO_ERR_OVERLOADED", `the web listener holds ${this.max} login sessions, its limit`, {
+        tenant: null,
+        retryAfterMs: 60_000,
+        hint: "log out the sessions you no longer use (POST /logout), or use a bearer token instead of a cookie",
+      });
     }
     const id = randomBytes(32).toString("base64url");
     this.table.set(id, { token, expires });

@@ -35,16 +35,17 @@ let web: string;
 let ca: CertAndKey;
 let admin: string;
 let acme: string;
+let serverPair: CertAndKey;
 const agents: Agent[] = [];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "solo-web-"));
   kernel = await openKernel({ dataDir: dir, schedulers: 1 });
   ca = await createCa({ commonName: "solo web test ca" });
-  const server = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
+  serverPair = await issueCert(ca, { commonName: "localhost", dnsNames: ["localhost"], ips: ["127.0.0.1"], usage: "server" });
   gateway = await startGateway(kernel, {
     port: 0,
-    tls: { cert: server.certPem, key: server.keyPem, ca: ca.certPem },
+    tls: { cert: serverPair.certPem, key: serverPair.keyPem, ca: ca.certPem },
     web: { port: 0 },
     mcp: { maxBodyBytes: 64 * 1024 },
     // The hostile cases below are denied many times from one address: not throttled here (the
@@ -312,6 +313,19 @@ describe("the web listener", () => {
       );
       assert.equal(loginFromAfar.status, 403);
       assert.equal(loginFromAfar.headers.get("set-cookie"), null);
+      // Nor may another site's form clear the browser's cookie, with the cookie or without it.
+      const logoutFromAfar = await send("POST", "/logout", { origin: "https://evil.example" });
+      assert.equal(logoutFromAfar.status, 403);
+      assert.equal(logoutFromAfar.headers.get("set-cookie"), null);
+    });
+
+    it("keeps one token's logins from ending others' sessions: a token holds at most 16, and a full table refuses logins", async () => {
+      const kept = await login(admin);
+      const first = await login(acme);
+      for (let i = 0; i < 16; i++) await login(acme);
+      // acme's own oldest session went; the admin's did not.
+      assert.equal((await send("GET", "/session", { cookie: first })).status, 401);
+      assert.equal((await send("GET", "/session", { cookie: kept })).status, 200);
     });
 
     it("makes a cookie that expires with its token", async () => {
@@ -494,6 +508,70 @@ describe("the web listener", () => {
       session.close();
       assert.equal(answered.filter((s) => s === 400).length, 1000);
     });
+  });
+});
+
+describe("the web listener against abuse from its clients' own address", () => {
+  it("throttles requests with no credential or a bad one apart from those of a valid token's holder", async () => {
+    // The default denial limits (the file's gateway lifts them): 20 at once, then 5 a second.
+    const g = await startGateway(kernel, {
+      port: 0,
+      tls: { cert: serverPair.certPem, key: serverPair.keyPem, ca: ca.certPem },
+      web: { port: 0 },
+    });
+    try {
+      const at = async (path: string, headers: Record<string, string> = {}): Promise<number> => {
+        const r = await h1fetch(`${g.web?.url}${path}`, { headers });
+        await r.text();
+        return r.status;
+      };
+      // What an <img> on any web page (or any local process) can send, ten at a time, for as long
+      // as the test runs: no credential, or a made-up one.
+      const seen: number[] = [];
+      let flooding = true;
+      const flood = (async () => {
+        while (flooding) {
+          seen.push(
+            ...(await Promise.all(
+              Array.from({ length: 10 }, (_, i) => at("/session", i % 2 ? { authorization: "Bearer solo_made_up" } : {})),
+            )),
+          );
+        }
+      })();
+      try {
+        await until(async () => seen.includes(429));
+        // A valid token's holder at the same address is served all the while.
+        for (let i = 0; i < 5; i++) assert.equal(await at("/session", { authorization: `Bearer ${admin}` }), 200);
+        assert.ok(seen.filter((x) => x === 429).length > 0);
+      } finally {
+        flooding = false;
+        await flood;
+      }
+    } finally {
+      await g.close(500);
+    }
+  });
+
+  it("answers MCP's event streams no-store, as every other response, over HTTP/1.1 and HTTP/2", async () => {
+    for (const h2 of [false, true]) {
+      const f = fetchOver(agentFor(h2).agent);
+      const open = await f(`${web}/mcp`, {
+        method: "POST",
+        headers: { ...MCP_HEADERS, authorization: `Bearer ${admin}` },
+        body: initialize,
+      });
+      await open.text();
+      const sid = open.headers.get("mcp-session-id") as string;
+      assert.equal(open.headers.get("cache-control"), "no-store");
+      const stream = await f(`${web}/mcp`, {
+        method: "GET",
+        headers: { accept: "text/event-stream", authorization: `Bearer ${admin}`, "mcp-session-id": sid },
+      });
+      assert.equal(stream.headers.get("content-type"), "text/event-stream");
+      assert.equal(stream.headers.get("cache-control"), "no-store");
+      await stream.body?.cancel();
+      await f(`${web}/mcp`, { method: "DELETE", headers: { authorization: `Bearer ${admin}`, "mcp-session-id": sid } });
+    }
   });
 });
 

@@ -5,6 +5,7 @@
  * cookie made from one at `POST /login`. It shares the main port's GatewayCore: one admission
  * shedder, denial throttle and telemetry, so a tenant's limits hold across both ports.
  */
+import { createHash } from "node:crypto";
 import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createSecureServer, type Http2SecureServer } from "node:http2";
@@ -17,7 +18,7 @@ import { ConnectionGuard, type ConnectionLimits, type EdgeClosure, TLS_POLICY } 
 import { apiHandler, serveMetrics } from "./handlers.ts";
 import { type HttpRequest, type HttpResponse, plain } from "./http-types.ts";
 import type { GatewayCore } from "./local.ts";
-import { requesterOf, viaOfRequest } from "./requester.ts";
+import { markRequester, requesterOf, viaOfRequest } from "./requester.ts";
 import { bearer } from "./service.ts";
 import { type DenialThrottle, refuseCall, tarpit } from "./throttle.ts";
 import { CookieSessions, checkCookieOrigin, readLogin, SECURITY_HEADERS, sessionCookie, setCookie, webError, webJson } from "./web-auth.ts";
@@ -158,6 +159,11 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
       webJson(res, 200, { status: "ok" });
       return;
     }
+    // A request that presents a valid credential is throttled apart from its address (markRequester).
+    const presented = presentedToken(req);
+    if (presented !== undefined && kernel.as(presented).reach().valid) {
+      markRequester(req, { ...requesterOf(req), credential: credentialDigest(presented) });
+    }
     const ticket = throttle.admit(requesterOf(req), req);
     if (!ticket) {
       core.telemetry?.edgeClosed("throttled");
@@ -236,6 +242,13 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
     api(req, res);
   }
 
+  /** The token a request presents, by bearer header or session cookie, unchecked (for the throttle's key). */
+  function presentedToken(req: HttpRequest): string | undefined {
+    if (req.headers.authorization !== undefined) return bearer(req.headers.authorization);
+    const id = sessionCookie(req);
+    return id === undefined ? undefined : cookies.tokenOf(id);
+  }
+
   /** The token a request acts with: its bearer header, else its session cookie (Origin-checked). */
   function tokenOf(req: HttpRequest): { token: string | undefined; cookie: string | undefined } {
     if (req.headers.authorization !== undefined) return { token: bearer(req.headers.authorization), cookie: undefined };
@@ -296,15 +309,16 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
 
   function logout(req: HttpRequest, res: HttpResponse): void {
     req.resume();
-    const id = sessionCookie(req);
-    if (id === undefined) {
-      webJson(res, 200, { ended: false }, { "set-cookie": setCookie("", 0) });
-      return;
-    }
+    // Checked with or without a cookie: another site's form must not clear the browser's cookie.
     try {
       checkCookieOrigin(req, own);
     } catch (err) {
       webError(res, err);
+      return;
+    }
+    const id = sessionCookie(req);
+    if (id === undefined) {
+      webJson(res, 200, { ended: false }, { "set-cookie": setCookie("", 0) });
       return;
     }
     webJson(res, 200, { ended: cookies.end(id) }, { "set-cookie": setCookie("", 0) });
@@ -451,4 +465,10 @@ function watchOperatorPair(server: Http2SecureServer, o: WebOptions): () => void
     clearTimeout(timer);
     for (const f of files) unwatchFile(f, reload);
   };
+}
+
+// Names a credential for the throttle without being one, nor the store's key for it: a salted,
+// truncated SHA-256.
+function credentialDigest(token: string): string {
+  return createHash("sha256").update("solo web requester\0").update(token).digest("base64url").slice(0, 22);
 }

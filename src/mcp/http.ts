@@ -251,7 +251,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       resumed.add(res);
       plain(res).once("close", () => resumed.delete(res));
     }
-    if (req.httpVersionMajor === 2) withoutConnectionHeaders(res);
+    ownHeaders(res, req.httpVersionMajor === 2);
     // The SDK converts Node's request and response with @hono/node-server's listener, which takes
     // node:http2's compatibility objects as well as node:http's; its types name only the latter.
     await current.run(verified, () => s.transport.handleRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, body));
@@ -265,7 +265,11 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   return {
     handle(req, res, auth) {
       serve(req, res, auth).catch((err: unknown) => {
-        if (err instanceof SoloError && (err.code === "unauthenticated" || err.code === "permission_denied")) o.onDenied?.(req);
+        if (
+          err instanceof SoloError &&
+          (err.code === "unauthenticated" || (err.code === "permission_denied" && err.reason !== "SOLO_ERR_MCP_ORIGIN_DENIED"))
+        )
+          o.onDenied?.(req);
         refuse(res, err);
       });
     },
@@ -291,16 +295,23 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
 }
 
 // HTTP/2 forbids HTTP/1's connection-specific headers; the SDK's event streams set
-// `connection: keep-alive`, which node:http2 would drop with a warning on every stream.
+// `connection: keep-alive`, which node:http2 would drop with a warning on every stream. And the
+// SDK's streams say `cache-control: no-cache`: nothing /mcp answers may be stored by a cache
+// (results carry services' data), so every answer says no-store, on either HTTP version.
 const CONNECTION_HEADERS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
-function withoutConnectionHeaders(res: HttpResponse): void {
+function ownHeaders(res: HttpResponse, http2: boolean): void {
   const writeHead = res.writeHead.bind(res) as (status: number, headers?: unknown) => HttpResponse;
   const patched = (status: number, ...rest: unknown[]): HttpResponse => {
     const headers = rest.find((h) => h !== null && typeof h === "object");
     if (headers && !Array.isArray(headers)) {
-      for (const k of Object.keys(headers)) if (CONNECTION_HEADERS.has(k.toLowerCase())) delete (headers as Record<string, unknown>)[k];
+      const h = headers as Record<string, unknown>;
+      for (const k of Object.keys(h)) {
+        if (http2 && CONNECTION_HEADERS.has(k.toLowerCase())) delete h[k];
+        if (k.toLowerCase() === "cache-control") delete h[k];
+      }
+      h["cache-control"] = "no-store";
     }
-    return writeHead(status, headers);
+    return writeHead(status, headers ?? { "cache-control": "no-store" });
   };
   res.writeHead = patched as typeof res.writeHead;
 }

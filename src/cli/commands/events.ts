@@ -8,7 +8,7 @@ import type { Event, EventFilterSchema } from "../../gen/solo/v1/solo_pb.js";
 import type { Cli } from "../command.ts";
 import type { Clients } from "../connection.ts";
 import { bold, colours, dim, EXIT, green, UsageError } from "../output.ts";
-import { interrupted, noter, reconnect, retriable } from "../reconnect.ts";
+import { followAcrossRestarts, interrupted, noter } from "../reconnect.ts";
 
 type EventFilterInit = MessageInitShape<typeof EventFilterSchema>;
 
@@ -103,32 +103,21 @@ function shellWord(w: string): string {
  */
 async function follow(cli: Cli, c: Clients, filter: EventFilterInit, since: number | undefined): Promise<void> {
   const { signal, release } = interrupted();
-  const note = noter("events");
   try {
     // Where "from now" is, as an id: so that a reconnect misses nothing even if nothing came yet.
     let last = since ?? (await newestId(c, filter, signal));
-    // Tries since the last event printed: a kernel that answers health but breaks each stream at
-    // once (streams full, say) is retried ever more slowly, not four times a second.
-    let tries = 0;
-    for (;;) {
-      let broke: string;
-      try {
-        for await (const e of c.kernel.followEvents({ filter, fromId: BigInt(last + 1) }, { signal })) {
-          printEvent(cli, e);
-          last = Number(e.id);
-          tries = 0;
-        }
-        broke = "the kernel ended the stream";
-      } catch (err) {
-        if (signal.aborted) return;
-        if (!retriable(err)) throw err;
-        broke = (err as Error).message;
-      }
-      note(`the event stream broke (${broke}); reconnecting (Ctrl-C stops)`);
-      tries = await reconnect(c, signal, note, tries);
-      if (tries < 0) return;
-      note(`reconnected to ${c.url}; following on after event ${last}`);
-    }
+    await followAcrossRestarts(
+      c,
+      signal,
+      noter("events"),
+      "event",
+      () => c.kernel.followEvents({ filter, fromId: BigInt(last + 1) }, { signal }),
+      (e) => {
+        printEvent(cli, e);
+        last = Number(e.id);
+      },
+      () => `event ${last}`,
+    );
   } catch (err) {
     if (!signal.aborted) throw err;
   } finally {

@@ -5,7 +5,7 @@ import type { ServiceInfo } from "../../gen/solo/v1/solo_pb.js";
 import { type Cli, ref } from "../command.ts";
 import type { Clients } from "../connection.ts";
 import { bold, colours, kib, table } from "../output.ts";
-import { interrupted, noter, reconnect, retriable } from "../reconnect.ts";
+import { followAcrossRestarts, interrupted, noter } from "../reconnect.ts";
 
 /** `solo ls <tenant>`: the services as a table, and the tenant's memory under it. */
 export async function ls(cli: Cli, c: Clients, tenant: string, o: { tag?: string }): Promise<void> {
@@ -88,39 +88,33 @@ interface LogLine {
  */
 async function followLogs(c: Clients, service: ReturnType<typeof ref>, print: (e: LogLine) => void): Promise<void> {
   const { signal, release } = interrupted();
-  const note = noter("logs");
   let last: LogLine | undefined;
-  let tries = 0;
+  // Until a stream passes the last line printed, what it sends was printed already.
+  let replaying = false;
   try {
-    for (;;) {
-      // Until the stream passes the last line printed, what it sends was printed already.
-      let replaying = last !== undefined;
-      let broke: string;
-      try {
-        for await (const e of c.kernel.followLogs({ ref: service }, { signal })) {
-          if (replaying && last) {
-            if (e.at < last.at) continue;
-            if (e.at === last.at) {
-              if (e.level === last.level && e.text === last.text) replaying = false;
-              continue;
-            }
-            replaying = false;
+    await followAcrossRestarts(
+      c,
+      signal,
+      noter("logs"),
+      "log",
+      () => {
+        replaying = last !== undefined;
+        return c.kernel.followLogs({ ref: service }, { signal });
+      },
+      (e) => {
+        if (replaying && last) {
+          if (e.at < last.at) return;
+          if (e.at === last.at) {
+            if (e.level === last.level && e.text === last.text) replaying = false;
+            return;
           }
-          print(e);
-          last = { level: e.level, text: e.text, at: e.at };
-          tries = 0;
+          replaying = false;
         }
-        broke = "the kernel ended the stream";
-      } catch (err) {
-        if (signal.aborted) return;
-        if (!retriable(err)) throw err;
-        broke = (err as Error).message;
-      }
-      note(`the log stream broke (${broke}); reconnecting (Ctrl-C stops)`);
-      tries = await reconnect(c, signal, note, tries);
-      if (tries < 0) return;
-      note(`reconnected to ${c.url}; following on after ${last ? `the line at ${last.at}` : "the start"}`);
-    }
+        print(e);
+        last = { level: e.level, text: e.text, at: e.at };
+      },
+      () => (last ? `the line at ${last.at}` : "the start"),
+    );
   } catch (err) {
     if (!signal.aborted) throw err;
   } finally {
