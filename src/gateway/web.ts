@@ -175,30 +175,18 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
       serveApi(req, res);
       return;
     }
+    const page = PAGES.get(path);
+    if (page) {
+      if (req.method !== page.method) {
+        webError(res, notFound(req, path, page.method));
+        return;
+      }
+      Promise.resolve(page.serve(req, res)).catch((err: unknown) => webError(res, err));
+      return;
+    }
     switch (path) {
       case "/mcp":
         serveMcp(req, res);
-        return;
-      case "/login":
-        if (req.method !== "POST") {
-          webError(res, notFound(req, path, "POST"));
-          return;
-        }
-        login(req, res).catch((err: unknown) => webError(res, err));
-        return;
-      case "/logout":
-        if (req.method !== "POST") {
-          webError(res, notFound(req, path, "POST"));
-          return;
-        }
-        logout(req, res);
-        return;
-      case "/session":
-        if (req.method !== "GET") {
-          webError(res, notFound(req, path, "GET"));
-          return;
-        }
-        session(req, res).catch((err: unknown) => webError(res, err));
         return;
       case "/metrics":
         if (core.telemetry && req.method === "GET") {
@@ -211,6 +199,13 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
     req.resume();
     webError(res, notFound(req, path));
   }
+
+  // The session's pages: each answers one method, and any other is told which.
+  const PAGES: ReadonlyMap<string, { method: string; serve: (req: HttpRequest, res: HttpResponse) => void | Promise<void> }> = new Map([
+    ["/login", { method: "POST", serve: login }],
+    ["/logout", { method: "POST", serve: logout }],
+    ["/session", { method: "GET", serve: session }],
+  ]);
 
   function serveApi(req: HttpRequest, res: HttpResponse): void {
     const ct = String(req.headers["content-type"] ?? "");
