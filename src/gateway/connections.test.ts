@@ -352,12 +352,11 @@ describe("the gateway's timeouts", () => {
 });
 
 describe("the gateway's caps", () => {
-  it("refuses connections beyond the cap for one address, and admits again when one leaves", async () => {
+  it("at the cap for one address, closes its oldest idle connection to admit a new one, and refuses one only when all are busy", async () => {
     const gateway = await gatewayWith({ maxConnectionsPerAddress: 3 });
     const sessions: ClientHttp2Session[] = [];
-    try {
-      for (let i = 0; i < 3; i++) sessions.push(await h2Session(gateway));
-      const refused = await new Promise<string>((resolve) => {
+    const tryConnect = (): Promise<string> =>
+      new Promise<string>((resolve) => {
         const t = tlsConnect({
           port: gateway.port,
           host: "127.0.0.1",
@@ -366,17 +365,49 @@ describe("the gateway's caps", () => {
           key: client.keyPem,
           servername: "localhost",
         });
-        t.once("secureConnect", () => resolve("connected"));
+        t.once("secureConnect", () => {
+          t.destroy();
+          resolve("connected");
+        });
         t.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        t.once("close", () => resolve("closed"));
       });
-      assert.notEqual(refused, "connected");
+    try {
+      for (let i = 0; i < 3; i++) sessions.push(await h2Session(gateway));
+      // Each connection busy: a request whose body is still coming, then an answered one behind it
+      // (frames on one connection are handled in order, so the first is open by then).
+      const held = sessions.map((s) => {
+        const req = s.request({ ":method": "POST", ":path": "/solo.v1.KernelService/Deploy", "content-type": "application/json" });
+        req.on("error", () => undefined);
+        req.write(" ");
+        return req;
+      });
+      for (const s of sessions) {
+        await new Promise<void>((resolve, reject) => {
+          const req = s.request({
+            ":method": "POST",
+            ":path": "/solo.v1.KernelService/Health",
+            "content-type": "application/json",
+            authorization: `Bearer ${token}`,
+          });
+          req.on("response", () => resolve());
+          req.on("error", reject);
+          req.resume();
+          req.end("{}");
+        });
+      }
+      assert.notEqual(await tryConnect(), "connected", "every connection is busy: the new one is refused");
+      // The first connection's request ends: it is idle now, and the next connection takes its place.
       const first = sessions.shift() as ClientHttp2Session;
-      first.close();
-      await closed(first);
-      await until("the slot is free", () => gateway.connections === 2);
+      const firstGone = closed(first);
+      (held[0] as ReturnType<ClientHttp2Session["request"]>).close();
+      await until("the first connection's requests are done", () => (held[0] as { closed: boolean }).closed);
       assert.equal(await health(gateway), 200);
+      await firstGone;
+      // The busy ones were kept.
+      for (const s of sessions) assert.equal(s.closed || s.destroyed, false);
     } finally {
-      for (const s of sessions) s.close();
+      for (const s of sessions) s.destroy();
       await gateway.close(1000);
     }
   });

@@ -138,6 +138,11 @@ export class ConnectionGuard {
   private closing = false;
   /** HTTP/1.1 connections, with their requests open. */
   private readonly h1Open = new Map<Socket, number>();
+  /**
+   * HTTP/2 connections' sessions by the connection's remote address and port (a session's `socket`
+   * is a proxy, not the TLS socket the guard holds): whether one has requests open.
+   */
+  private readonly sessionOf = new Map<string, SessionWatch>();
 
   constructor(
     server: Http2SecureServer,
@@ -184,13 +189,24 @@ export class ConnectionGuard {
     for (const s of this.sockets) s.destroy();
   }
 
+  // At its cap, an address's oldest connection with nothing in flight (kept alive, idle) makes
+  // room for the new one; only when every one is busy is the new one refused. So connections held
+  // open and idle (by anyone at the address: another local process, say) cannot shut it out.
   private accept(socket: Socket): void {
     const address = addressOf(socket);
     const n = (this.perAddress.get(address) ?? 0) + 1;
-    if (this.closing || n > this.limits.maxConnectionsPerAddress) {
-      if (!this.closing) this.onClose("too_many_connections", address);
+    if (this.closing) {
       socket.destroy();
       return;
+    }
+    if (n > this.limits.maxConnectionsPerAddress) {
+      this.onClose("too_many_connections", address);
+      const idle = this.oldestIdle(address);
+      if (!idle) {
+        socket.destroy();
+        return;
+      }
+      idle.destroy();
     }
     this.perAddress.set(address, n);
     this.sockets.add(socket);
@@ -200,6 +216,18 @@ export class ConnectionGuard {
       if (left <= 0) this.perAddress.delete(address);
       else this.perAddress.set(address, left);
     });
+  }
+
+  /** The address's oldest secured connection with no request open, if it has one. */
+  private oldestIdle(address: string): TLSSocket | undefined {
+    // `secure` keeps the order connections were secured in: oldest first.
+    for (const s of this.secure) {
+      if (s.destroyed || addressOf(s) !== address) continue;
+      const session = this.sessionOf.get(peerOf(s));
+      const idle = session ? session.open === 0 : s.alpnProtocol !== "h2" && !this.h1Open.has(s);
+      if (idle) return s;
+    }
+    return undefined;
   }
 
   private secured(socket: TLSSocket): void {
@@ -218,10 +246,13 @@ export class ConnectionGuard {
   private session(session: Http2Session): void {
     const w: SessionWatch = { client: requesterKey(requesterOfSession(session)), open: 0, timer: undefined };
     this.sessions.set(session, w);
+    const peer = peerOf(session.socket);
+    this.sessionOf.set(peer, w);
     this.arm(session, w, this.limits.headersTimeoutMs, "headers_timeout");
     session.once("close", () => {
       clearTimeout(w.timer);
       this.sessions.delete(session);
+      if (this.sessionOf.get(peer) === w) this.sessionOf.delete(peer);
     });
   }
 
@@ -399,4 +430,9 @@ export class ConnectionGuard {
     res.once("close", answered);
     socket.on("close", gone);
   }
+}
+
+// A connection's far end, as address and port: what names it on both sides of node:http2's socket proxy.
+function peerOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
+  return `${socket.remoteAddress ?? ""}:${socket.remotePort ?? ""}`;
 }
