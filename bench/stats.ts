@@ -1,3 +1,4 @@
+import { loadavg } from "node:os";
 // Shared helpers of the benchmarks: order statistics, number formatting and a plain-text table.
 
 /** The p-th percentile (0..100) of `xs` by nearest rank; NaN for no samples. */
@@ -124,6 +125,10 @@ export async function alternating(
   o: { readonly baseline: string; readonly rounds: number; readonly warmup: number; readonly calls: Readonly<Record<number, number>> },
 ): Promise<string[][]> {
   const names = Object.keys(subjects);
+  const load = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+  console.log(`load average ${load}; ${o.rounds} rounds per subject, alternating`);
   const rows: string[][] = [["subject", "in flight", "calls/s", "p50", "p99", `p50 / ${o.baseline}'s`, `calls/s / ${o.baseline}'s`]];
   for (const [inFlight, calls] of Object.entries(o.calls).map(([k, v]) => [Number(k), v] as const)) {
     const rounds = new Map<string, Round[]>(names.map((n) => [n, []]));

@@ -9,7 +9,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { Agent, fetch as undiciFetch } from "undici";
-import { waitForOutput } from "../test/support/helpers.ts";
+import { soloFreeEnv, waitForOutput } from "../test/support/helpers.ts";
 
 /**
  * The README's five-minute CLI tour, run as pasted into a terminal. Its ```sh blocks marked
@@ -75,8 +75,7 @@ function prints(output: string, expected: string): boolean {
 }
 
 // The environment the tour runs in: nothing inherited that would pick other credentials.
-const inherited: NodeJS.ProcessEnv = { ...process.env };
-for (const k of Object.keys(inherited)) if (k.startsWith("SOLO_") || k === "NO_COLOR" || k === "FORCE_COLOR") delete inherited[k];
+const inherited = soloFreeEnv();
 
 let dir = "";
 let work = "";
@@ -161,7 +160,7 @@ describe("the README's CLI tour", () => {
     assert.ok(url, `no gateway line in:\n${serverOut}`);
     // Only the URL differs from the README's setup (a free port); the CLI finds ./.solo by itself.
     env = {
-      ...(inherited as Record<string, string>),
+      ...inherited,
       PATH: `${bin}:${process.env.PATH ?? ""}`,
       SOLO_URL: url,
       NODE_COMPILE_CACHE: join(dir, "compile-cache"),

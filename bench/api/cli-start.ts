@@ -13,6 +13,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { soloFreeEnv } from "../../test/support/helpers.ts";
 import { fmtMs, fmtRatio, median, printTable, verdict } from "../stats.ts";
 
 const ROUNDS = 15;
@@ -29,7 +30,7 @@ const work = mkdtempSync(join(tmpdir(), "solo-bench-cli-"));
 const dataDir = join(work, ".solo");
 // This Node first on PATH (the bin's shebang runs the first `node`), and nothing that picks other credentials.
 const baseEnv: NodeJS.ProcessEnv = {
-  ...process.env,
+  ...soloFreeEnv(),
   PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}`,
   SOLO_DATA_DIR: dataDir,
   // The compile cache where solo.js puts it by default (<os temp dir>/node-compile-cache), in a
@@ -37,18 +38,8 @@ const baseEnv: NodeJS.ProcessEnv = {
   // point runs, and so hide what the TypeScript entry costs.
   TMPDIR: work,
 };
-for (const k of [
-  "SOLO_URL",
-  "SOLO_TOKEN",
-  "SOLO_CERT",
-  "SOLO_KEY",
-  "SOLO_CA",
-  "SOLO_PORT",
-  "NODE_COMPILE_CACHE",
-  "NODE_DISABLE_COMPILE_CACHE",
-]) {
-  delete baseEnv[k];
-}
+delete baseEnv.NODE_COMPILE_CACHE;
+delete baseEnv.NODE_DISABLE_COMPILE_CACHE;
 
 // ---- the kernel -------------------------------------------------------------------------------
 

@@ -8,13 +8,11 @@
 //             gateway's handlers in process: MCP's own cost without HTTP
 // at 1 and 16 calls in flight; and the cost of opening an MCP session (initialize + initialized).
 import { mkdtempSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import { Agent, fetch as undiciFetch } from "undici";
 import { gatewayTransport } from "../../src/gateway/client.ts";
 import { gatewayCore, inProcessClients } from "../../src/gateway/local.ts";
 import { startGateway } from "../../src/gateway/server.ts";
@@ -22,7 +20,8 @@ import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
 import { openKernel } from "../../src/index.ts";
 import { createMcpServer } from "../../src/mcp/server.ts";
 import { createCa, issueCert } from "../../src/tls/certs.ts";
-import { alternating, type Call, fmtMs, median, percentile, printTable } from "../stats.ts";
+import { caFetch, mcpOverHttp, toolCall } from "../../test/support/web.ts";
+import { alternating, type Call, fmtMs, fmtRatio, median, percentile, printTable } from "../stats.ts";
 
 const COUNTER = "export default { init(){return 0}, handleCall(r,n){ return { reply: n+1, state: n+1 } } }";
 const ROUNDS = 5;
@@ -52,18 +51,8 @@ const connect = createClient(
 );
 const ref = { tenant: "bench", service: "counter" };
 
-const agent = new Agent({ allowH2: true, connect: { ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem } });
-const h2fetch = ((url: string | URL, init?: RequestInit) =>
-  undiciFetch(url, { ...(init as object), dispatcher: agent } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
-async function httpClient(): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-  const transport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), {
-    fetch: h2fetch,
-    requestInit: { headers: { authorization: `Bearer ${token}` } },
-  });
-  const client = new Client({ name: "bench", version: "1" });
-  await client.connect(transport);
-  return { client, transport };
-}
+const h2 = caFetch(ca.certPem, true, clientCert);
+const httpClient = () => mcpOverHttp(`${gateway.url}/mcp`, h2.fetch, token, "bench");
 const http = await httpClient();
 
 const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
@@ -72,39 +61,34 @@ await memServer.connect(serverSide);
 const mem = new Client({ name: "bench-mem", version: "1" });
 await mem.connect(clientSide);
 
-const toolCall =
-  (c: Client): Call =>
-  async () => {
-    const r = await c.callTool({ name: "call", arguments: ref });
-    if (r.isError) throw new Error(JSON.stringify(r.content));
-  };
 const subjects: Record<string, Call> = {
   connect: async () => {
     await connect.call({ ref });
   },
-  "mcp-http": toolCall(http.client),
-  "mcp-mem": toolCall(mem),
+  "mcp-http": toolCall(http.client, "call", ref),
+  "mcp-mem": toolCall(mem, "call", ref),
 };
 
-console.log(
-  `load average ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ")}; ${ROUNDS} rounds per subject, alternating`,
-);
 const rows = await alternating(subjects, { baseline: "connect", rounds: ROUNDS, warmup: 200, calls: CALLS });
 printTable(rows);
 
-// Opening a session: initialize and the initialized notification over HTTP/2, then DELETE.
+// Opening a session: initialize and the initialized notification over HTTP/2, then DELETE; against
+// the same-run baseline of two Connect calls (as many requests) on the gateway, taken in turn.
 const opens = new Float64Array(SESSIONS);
+const pairs = new Float64Array(SESSIONS);
 for (let i = 0; i < SESSIONS; i++) {
-  const started = performance.now();
+  let started = performance.now();
   const s = await httpClient();
   opens[i] = performance.now() - started;
   await s.transport.terminateSession();
   await s.client.close();
+  started = performance.now();
+  await connect.call({ ref });
+  await connect.call({ ref });
+  pairs[i] = performance.now() - started;
 }
 console.log(
-  `\nMCP session open over HTTP/2 (initialize + initialized): p50 ${fmtMs(median(opens))}, p99 ${fmtMs(percentile(opens, 99))} (${SESSIONS} sessions)`,
+  `\nMCP session open over HTTP/2 (initialize + initialized): p50 ${fmtMs(median(opens))}, p99 ${fmtMs(percentile(opens, 99))}; two Connect calls: p50 ${fmtMs(median(pairs))}; ratio ${fmtRatio(median(opens) / median(pairs))} (${SESSIONS} of each, in turn)`,
 );
 
 await http.transport.terminateSession();
@@ -112,5 +96,5 @@ await http.client.close();
 await mem.close();
 await gateway.close(1000);
 await kernel.close();
-await agent.close();
+await h2.close();
 rmSync(dir, { recursive: true, force: true });

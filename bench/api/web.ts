@@ -7,18 +7,16 @@
 //   mcp-web-h2   the same over HTTP/2
 // at 1 and 16 calls in flight.
 import { mkdtempSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { Agent, fetch as undiciFetch } from "undici";
 import { bearer, gatewayTransport } from "../../src/gateway/client.ts";
 import { startGateway } from "../../src/gateway/server.ts";
 import { KernelService } from "../../src/gen/solo/v1/solo_pb.js";
 import { openKernel } from "../../src/index.ts";
 import { createCa, issueCert } from "../../src/tls/certs.ts";
+import { type CaFetch, caFetch, mcpOverHttp, toolCall } from "../../test/support/web.ts";
 import { alternating, type Call, printTable } from "../stats.ts";
 
 const COUNTER = "export default { init(){return 0}, handleCall(r,n){ return { reply: n+1, state: n+1 } } }";
@@ -63,30 +61,12 @@ const onWeb = createClient(
   }),
 );
 
-const agents: Agent[] = [];
-async function mcpOver(h2: boolean): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-  // undici 8 offers HTTP/2 unless told not to.
-  const agent = new Agent({ allowH2: h2, connect: { ca: ca.certPem, allowH2: h2 } });
-  agents.push(agent);
-  const f = ((url: string | URL, init?: RequestInit) =>
-    undiciFetch(url, { ...(init as object), dispatcher: agent } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
-  const transport = new StreamableHTTPClientTransport(new URL(`${web}/mcp`), {
-    fetch: f,
-    requestInit: { headers: { authorization: `Bearer ${token}` } },
-  });
-  const client = new Client({ name: "bench-web", version: "1" });
-  await client.connect(transport);
-  return { client, transport };
-}
+// The MCP SDK's client on undici, the fetch MCP clients use, with only a bearer token.
+const fetches = [caFetch(ca.certPem, false), caFetch(ca.certPem, true)];
+const mcpOver = (h2: boolean) => mcpOverHttp(`${web}/mcp`, (fetches[h2 ? 1 : 0] as CaFetch).fetch, token, "bench-web");
 const h1 = await mcpOver(false);
 const h2 = await mcpOver(true);
 
-const toolCall =
-  (c: Client): Call =>
-  async () => {
-    const r = await c.callTool({ name: "call", arguments: ref });
-    if (r.isError) throw new Error(JSON.stringify(r.content));
-  };
 const subjects: Record<string, Call> = {
   connect: async () => {
     await main.call({ ref });
@@ -94,15 +74,10 @@ const subjects: Record<string, Call> = {
   "connect-web": async () => {
     await onWeb.call({ ref });
   },
-  "mcp-web-h1": toolCall(h1.client),
-  "mcp-web-h2": toolCall(h2.client),
+  "mcp-web-h1": toolCall(h1.client, "call", ref),
+  "mcp-web-h2": toolCall(h2.client, "call", ref),
 };
 
-console.log(
-  `load average ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ")}; ${ROUNDS} rounds per subject, alternating`,
-);
 const rows = await alternating(subjects, { baseline: "connect", rounds: ROUNDS, warmup: 100, calls: CALLS });
 printTable(rows);
 
@@ -112,5 +87,5 @@ for (const c of [h1, h2]) {
 }
 await gateway.close(1000);
 await kernel.close();
-for (const a of agents) await a.close();
+for (const f of fetches) await f.close();
 rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { waitForOutput } from "../../test/support/helpers.ts";
+import { soloFreeEnv, waitForOutput } from "../../test/support/helpers.ts";
 
 /**
  * The `solo` command line end to end: one `solo start` for the file, and every command run as
@@ -25,21 +25,7 @@ interface Result {
 }
 
 // The environment every CLI run starts from: nothing inherited that would pick credentials.
-const inherited: NodeJS.ProcessEnv = { ...process.env };
-for (const k of [
-  "SOLO_URL",
-  "SOLO_TOKEN",
-  "SOLO_CERT",
-  "SOLO_KEY",
-  "SOLO_CA",
-  "SOLO_DATA_DIR",
-  "SOLO_PORT",
-  "SOLO_WEB_PORT",
-  "NO_COLOR",
-  "FORCE_COLOR",
-]) {
-  delete inherited[k];
-}
+const inherited = soloFreeEnv();
 
 let dir = "";
 let dataDir = "";

@@ -7,10 +7,11 @@ import { after, before, describe, it } from "node:test";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { Agent, buildConnector, fetch as undiciFetch } from "undici";
+import { Agent, fetch as undiciFetch } from "undici";
+import { until } from "../../test/support/helpers.ts";
+import { type CaFetch, caFetch, mcpOverHttp } from "../../test/support/web.ts";
 import { KernelService, TokenService } from "../gen/solo/v1/solo_pb.js";
 import { type Kernel, openKernel } from "../index.ts";
 import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
@@ -37,6 +38,7 @@ let admin: string;
 let acme: string;
 let serverPair: CertAndKey;
 const agents: Agent[] = [];
+const fetches: CaFetch[] = [];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "solo-web-"));
@@ -58,48 +60,25 @@ before(async () => {
   await kernel.tenants.create("acme");
   await kernel.tenants.create("other");
   acme = (await kernel.tokens.grant({ tenant: "acme", permissions: ["*"], label: "acme" })).token;
-  h1fetch = fetchOver(agentFor(false).agent);
+  h1fetch = fetchFor(false).fetch;
 });
 
 after(async () => {
   await gateway?.close(1000);
   await kernel?.close();
   for (const a of agents) await a.close();
+  for (const f of fetches) await f.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** An undici agent that trusts Solo's CA, recording the protocol each connection negotiated (ALPN). */
-function agentFor(h2: boolean): { agent: Agent; protocols: string[] } {
-  const protocols: string[] = [];
-  // undici 8 offers HTTP/2 by default: HTTP/1.1 is asked for explicitly.
-  const connector = buildConnector({ ca: ca.certPem, allowH2: h2 });
-  const agent = new Agent({
-    allowH2: h2,
-    connect: (opts, cb) =>
-      connector(opts, (...args) => {
-        const socket = args[1];
-        if (socket) protocols.push(String((socket as TLSSocket).alpnProtocol));
-        cb(...args);
-      }),
-  });
-  agents.push(agent);
-  return { agent, protocols };
+/** A fetch trusting the test CA, over HTTP/2 or HTTP/1.1, closed after the file's tests. */
+function fetchFor(h2: boolean): CaFetch {
+  const f = caFetch(ca.certPem, h2);
+  fetches.push(f);
+  return f;
 }
 
-function fetchOver(agent: Agent): typeof fetch {
-  return ((url: string | URL, init?: RequestInit) =>
-    undiciFetch(url, { ...(init as object), dispatcher: agent } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
-}
-
-async function mcpClient(f: typeof fetch, token: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-  const transport = new StreamableHTTPClientTransport(new URL(`${web}/mcp`), {
-    fetch: f,
-    requestInit: { headers: { authorization: `Bearer ${token}` } },
-  });
-  const client = new Client({ name: "solo-web-test", version: "1.0.0" });
-  await client.connect(transport);
-  return { client, transport };
-}
+const mcpClient = (f: typeof fetch, token: string) => mcpOverHttp(`${web}/mcp`, f, token, "solo-web-test");
 
 async function tool(c: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
   return (await c.callTool({ name, arguments: args })) as CallToolResult;
@@ -142,11 +121,6 @@ async function login(token: string): Promise<string> {
   return `${SESSION_COOKIE}=${m[1]}`;
 }
 
-/** Waits until `ok()` holds (tried again every 20 ms). */
-async function until(ok: () => Promise<boolean>): Promise<void> {
-  while (!(await ok())) await new Promise((r) => setTimeout(r, 20));
-}
-
 /** Waits for `socket` to close; what the server sent on it. */
 function closed(socket: TLSSocket): Promise<string> {
   let text = "";
@@ -168,8 +142,8 @@ describe("the web listener", () => {
   describe("MCP at /mcp with a bearer token (no client certificate)", () => {
     for (const h2 of [false, true]) {
       it(`serves the MCP SDK's client over HTTP/${h2 ? "2" : "1.1"}: initialize, tools, deploy, call`, async () => {
-        const { agent, protocols } = h2 ? agentFor(true) : agentFor(false);
-        const { client, transport } = await mcpClient(fetchOver(agent), acme);
+        const { fetch: f, protocols } = fetchFor(h2);
+        const { client, transport } = await mcpClient(f, acme);
         const tools = await client.listTools();
         assert.ok(tools.tools.some((t) => t.name === "deploy"));
         const service = h2 ? "counter2" : "counter1";
@@ -539,7 +513,7 @@ describe("the web listener against abuse from its clients' own address", () => {
         }
       })();
       try {
-        await until(async () => seen.includes(429));
+        await until("the anonymous requests to be throttled", () => seen.includes(429));
         // A valid token's holder at the same address is served all the while.
         for (let i = 0; i < 5; i++) assert.equal(await at("/session", { authorization: `Bearer ${admin}` }), 200);
         assert.ok(seen.filter((x) => x === 429).length > 0);
@@ -554,7 +528,7 @@ describe("the web listener against abuse from its clients' own address", () => {
 
   it("answers MCP's event streams no-store, as every other response, over HTTP/1.1 and HTTP/2", async () => {
     for (const h2 of [false, true]) {
-      const f = fetchOver(agentFor(h2).agent);
+      const f = fetchFor(h2).fetch;
       const open = await f(`${web}/mcp`, {
         method: "POST",
         headers: { ...MCP_HEADERS, authorization: `Bearer ${admin}` },

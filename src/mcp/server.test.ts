@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { until } from "../../test/support/helpers.ts";
+import { soloFreeEnv, until } from "../../test/support/helpers.ts";
 import { openKernel } from "../index.ts";
 
 const SOLO = new URL("../cli/solo.ts", import.meta.url).pathname;
@@ -46,10 +46,7 @@ function data<T>(r: CallToolResult): T {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "solo-mcp-"));
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => v !== undefined && !k.startsWith("SOLO_"))) as Record<
-    string,
-    string
-  >;
+  const base = soloFreeEnv();
   server = spawn(process.execPath, [...NODE_FLAGS, SOLO, "start"], {
     env: { ...base, SOLO_DATA_DIR: join(dir, ".solo"), SOLO_PORT: "0", SOLO_WEB_PORT: "0" },
     stdio: ["ignore", "pipe", "inherit"],

@@ -11,6 +11,7 @@ import { after, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { soloFreeEnv } from "../../test/support/helpers.ts";
 import { modelSession } from "../../test/support/mcp-session.ts";
 
 const SOLO = new URL("../cli/solo.ts", import.meta.url).pathname;
@@ -18,10 +19,7 @@ const NODE_FLAGS = ["--disable-warning=ExperimentalWarning"];
 
 /** Spawns `solo mcp --embedded` on `dataDir`, its stderr collected. */
 export function embeddedTransport(dataDir: string, token?: string): { transport: StdioClientTransport; stderr: () => string } {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => v !== undefined && !k.startsWith("SOLO_"))) as Record<
-    string,
-    string
-  >;
+  const env = soloFreeEnv();
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [...NODE_FLAGS, SOLO, "mcp", "--embedded", "--data-dir", dataDir],

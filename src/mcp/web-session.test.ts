@@ -7,12 +7,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { TLSSocket } from "node:tls";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { Agent, buildConnector, fetch as undiciFetch } from "undici";
-import { waitForOutput } from "../../test/support/helpers.ts";
+import { soloFreeEnv, waitForOutput } from "../../test/support/helpers.ts";
 import { modelSession } from "../../test/support/mcp-session.ts";
+import { caFetch, mcpOverHttp } from "../../test/support/web.ts";
 
 const SOLO = new URL("../cli/solo.js", import.meta.url).pathname;
 const WAIT_MS = 30_000;
@@ -24,7 +21,7 @@ let web = "";
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "solo-web-session-"));
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SOLO_")));
+  const env = soloFreeEnv();
   kernel = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", SOLO, "start", "--port", "0", "--web-port", "0"], {
     env: { ...env, SOLO_DATA_DIR: join(dir, ".solo") },
     stdio: ["pipe", "pipe", "pipe"],
@@ -57,33 +54,16 @@ describe("a model's session over the web listener's /mcp", () => {
     // What an operator hands the client: the admin token and the CA that signed the listener's certificate.
     const token = readFileSync(join(dir, ".solo", "tls", "admin.token"), "utf8").trim();
     const ca = readFileSync(join(dir, ".solo", "tls", "ca.crt"), "utf8");
-    const protocols: string[] = [];
-    const connector = buildConnector({ ca, allowH2: false });
-    const agent = new Agent({
-      allowH2: false,
-      connect: (opts, cb) =>
-        connector(opts, (...args) => {
-          const socket = args[1];
-          if (socket) protocols.push(String((socket as TLSSocket).alpnProtocol));
-          cb(...args);
-        }),
-    });
-    const viaAgent = ((url: string | URL, init?: RequestInit) =>
-      undiciFetch(url, { ...(init as object), dispatcher: agent } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
-    const transport = new StreamableHTTPClientTransport(new URL(`${web}/mcp`), {
-      fetch: viaAgent,
-      requestInit: { headers: { authorization: `Bearer ${token}` } },
-    });
-    const client = new Client({ name: "scripted-model", version: "1.0.0" });
-    await client.connect(transport);
+    const http1 = caFetch(ca, false);
+    const { client, transport } = await mcpOverHttp(`${web}/mcp`, http1.fetch, token, "scripted-model");
     try {
       await modelSession(client, "acme");
     } finally {
       await transport.terminateSession().catch(() => undefined);
       await client.close();
-      await agent.close();
+      await http1.close();
     }
-    assert.ok(protocols.length > 0, "no connection was made");
-    assert.deepEqual([...new Set(protocols)], ["http/1.1"], "every connection spoke HTTP/1.1");
+    assert.ok(http1.protocols.length > 0, "no connection was made");
+    assert.deepEqual([...new Set(http1.protocols)], ["http/1.1"], "every connection spoke HTTP/1.1");
   });
 });

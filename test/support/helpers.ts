@@ -97,3 +97,17 @@ export function waitForOutput(what: string, text: () => string, test: (s: string
     }, 20);
   });
 }
+
+/**
+ * This process's environment for a `solo` child process that must pick nothing up from the
+ * machine it runs on: no `SOLO_*` variable (credentials, ports, a database URL) and no colour
+ * switches. Values that are unset are left out, so it fits any child's `env`.
+ * @internal
+ */
+export function soloFreeEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith("SOLO_") && k !== "NO_COLOR" && k !== "FORCE_COLOR") env[k] = v;
+  }
+  return env;
+}

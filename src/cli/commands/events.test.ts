@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { waitForOutput } from "../../../test/support/helpers.ts";
+import { soloFreeEnv, waitForOutput } from "../../../test/support/helpers.ts";
 
 /**
  * `solo events` end to end, each run its own process against a `solo start` of this file's own
@@ -17,10 +17,7 @@ const NODE_ARGS = ["--disable-warning=ExperimentalWarning", SOLO];
 const WAIT_MS = 30_000;
 const CLOSED_PIPE = 141;
 
-const inherited: NodeJS.ProcessEnv = { ...process.env };
-for (const k of ["SOLO_URL", "SOLO_TOKEN", "SOLO_CERT", "SOLO_KEY", "SOLO_CA", "SOLO_DATA_DIR", "SOLO_PORT", "NO_COLOR", "FORCE_COLOR"]) {
-  delete inherited[k];
-}
+const inherited = soloFreeEnv();
 
 let dir = "";
 let dataDir = "";
