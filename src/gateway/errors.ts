@@ -9,6 +9,21 @@ export function httpStatus(code: ErrorCode): number {
   return TRANSPORT[code].http;
 }
 
+/**
+ * The status and headers of a refusal answered as plain HTTP with a JSON body (`/mcp`, the web
+ * listener's pages): the code's status (413 and 431 for bodies and headers too large), a Bearer
+ * challenge with 401, and `retry-after` (whole seconds) where the error says when.
+ */
+export function httpRefusal(e: SoloError): { status: number; headers: Record<string, string> } {
+  const status =
+    e.reason === "SOLO_ERR_MCP_REQUEST_TOO_LARGE" ? 413 : e.reason === "SOLO_ERR_WEB_HEADERS_TOO_LARGE" ? 431 : httpStatus(e.code);
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (status === 401) headers["www-authenticate"] = 'Bearer realm="solo"';
+  const retry = (e.details as { retryAfterMs?: unknown }).retryAfterMs;
+  if (typeof retry === "number") headers["retry-after"] = String(Math.max(1, Math.ceil(retry / 1000)));
+  return { status, headers };
+}
+
 /** A Connect code by Solo's name for it (`invalid_argument`, ...). */
 export function codeName(code: Code): ErrorCode {
   return codeOfGrpc(code);

@@ -62,7 +62,7 @@ export function serveMetrics(
     })
     .catch((err: unknown) => {
       const e = SoloError.from(err);
-      if (e.code === "unauthenticated" || e.code === "permission_denied") throttle.denied(requesterOf(req), throttle.ticketOf(req));
+      throttle.deniedBy(req, e);
       res.writeHead(httpStatus(e.code), {
         "content-type": "text/plain; charset=utf-8",
         ...(e.code === "unauthenticated" ? { "www-authenticate": 'Bearer realm="solo"' } : {}),

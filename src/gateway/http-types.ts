@@ -28,3 +28,25 @@ export interface Response {
 export function plain(res: HttpResponse): Response {
   return res as unknown as Response;
 }
+
+/**
+ * A request's whole body, at most `max` bytes; past that (declared or as it arrives) it throws
+ * `tooLarge()`. The rest of a body too large is read and dropped, not destroyed: a request left
+ * unread keeps its stream open for good (flow control stops the client and nothing reads it),
+ * holding a closing listener for its grace, and an HTTP/1.1 connection stays usable.
+ */
+export async function readBody(req: HttpRequest, max: number, tooLarge: () => Error): Promise<Buffer> {
+  if (Number(req.headers["content-length"] ?? 0) > max) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) break;
+    chunks.push(chunk);
+  }
+  if (size > max) {
+    req.resume();
+    throw tooLarge();
+  }
+  return Buffer.concat(chunks);
+}

@@ -2,7 +2,7 @@ import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
-import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import {
   type Deployment as DeploymentMsg,
   DeploymentSchema,
@@ -24,7 +24,7 @@ import { BODY_ERROR } from "./body-check.ts";
 import { toConnectError } from "./errors.ts";
 import { REQUEST_ID, REQUESTER, SESSION, viaOf } from "./requester.ts";
 import type { Shedder } from "./shedder.ts";
-import { type DenialThrottle, TICKET, throttledError } from "./throttle.ts";
+import { type DenialThrottle, isDenial, TICKET, throttledError } from "./throttle.ts";
 
 /**
  * The four services of `proto/solo/v1/solo.proto`, each call acting through the session of the
@@ -349,8 +349,7 @@ export function edge(
       const e = ConnectError.from(err);
       // In-process callers (MCP's sessions) name their requester when their clients are made.
       const who = req.contextValues.get(REQUESTER) ?? requester;
-      if (throttle && who && (e.code === Code.Unauthenticated || e.code === Code.PermissionDenied))
-        throttle.denied(who, req.contextValues.get(TICKET));
+      if (throttle && who && isDenial(e)) throttle.denied(who, req.contextValues.get(TICKET));
     }
   };
 }

@@ -1,4 +1,4 @@
-import { createContextKey } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import { errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Requester } from "../api/tokens.ts";
@@ -8,6 +8,7 @@ import { requesterKey } from "../lib/requester.ts";
 import { envelope } from "./body-check.ts";
 import { httpStatus, toConnectError } from "./errors.ts";
 import { type HttpRequest, type HttpResponse, plain } from "./http-types.ts";
+import { requesterOf } from "./requester.ts";
 
 /** How long a throttled requester's requests are held before they are answered. */
 export const TARPIT_MS = 1000;
@@ -71,6 +72,11 @@ export class DenialThrottle {
   }
 
   /** Counts a denial against `r` (once per request: a charged request has paid already). */
+  /** Counts `err` against the requester of `req` if it is a denial ({@link isDenial}). */
+  deniedBy(req: HttpRequest, err: unknown): void {
+    if (isDenial(err)) this.denied(requesterOf(req), this.ticketOf(req));
+  }
+
   denied(r: Requester, ticket?: Ticket): void {
     if (ticket) {
       if (ticket.denied) return;
@@ -117,6 +123,19 @@ export class DenialThrottle {
     b.at = now;
     return b;
   }
+}
+
+/**
+ * Whether a refusal counts against its requester: its credential was missing, malformed, unknown,
+ * revoked or expired, or lacks the permission. Not where a request came from (a web origin is the
+ * page's doing, not the credential holder's), and not anything else that went wrong.
+ */
+export function isDenial(err: unknown): boolean {
+  if (err instanceof SoloError) {
+    if (err.reason === "SOLO_ERR_MCP_ORIGIN_DENIED" || err.reason === "SOLO_ERR_WEB_ORIGIN_DENIED") return false;
+    return err.code === "unauthenticated" || err.code === "permission_denied";
+  }
+  return err instanceof ConnectError && (err.code === Code.Unauthenticated || err.code === Code.PermissionDenied);
 }
 
 /** The refusal of a throttled requester's request; `perSecond` is its bucket's refill rate. */

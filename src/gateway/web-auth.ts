@@ -6,8 +6,8 @@
 import { isUtf8 } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import { SoloError } from "../lib/errors/errors.ts";
-import { TRANSPORT } from "../lib/errors/transport.ts";
-import { type HttpRequest, type HttpResponse, plain } from "./http-types.ts";
+import { httpRefusal } from "./errors.ts";
+import { type HttpRequest, type HttpResponse, plain, readBody } from "./http-types.ts";
 
 /**
  * The session cookie's name. `__Host-` makes browsers take it only when Secure, with Path=/ and no
@@ -168,20 +168,7 @@ export async function readLogin(req: HttpRequest): Promise<string> {
   const invalid = (message: string, hint: string): SoloError =>
     new SoloError("SOLO_ERR_WEB_LOGIN_INVALID", message, { field: "body", hint });
   const how = 'POST /login with {"token": "<token>"} as application/json, or token=<token> as a form';
-  if (Number(req.headers["content-length"] ?? 0) > MAX_LOGIN_BYTES) throw invalid(`the login body is over ${MAX_LOGIN_BYTES} bytes`, how);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_LOGIN_BYTES) break;
-    chunks.push(chunk);
-  }
-  if (size > MAX_LOGIN_BYTES) {
-    // The rest is read and dropped, so the connection stays usable.
-    req.resume();
-    throw invalid(`the login body is over ${MAX_LOGIN_BYTES} bytes`, how);
-  }
-  const bytes = Buffer.concat(chunks);
+  const bytes = await readBody(req, MAX_LOGIN_BYTES, () => invalid(`the login body is over ${MAX_LOGIN_BYTES} bytes`, how));
   if (!isUtf8(bytes)) throw invalid("the login body is not valid UTF-8", how);
   const text = bytes.toString("utf8");
   const type = String(req.headers["content-type"] ?? "")
@@ -212,12 +199,11 @@ export function webError(response: HttpResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  const { hint, field } = e.details as { hint?: string; field?: string };
-  const status = e.reason === "SOLO_ERR_WEB_HEADERS_TOO_LARGE" ? 431 : TRANSPORT[e.code].http;
-  res.writeHead(status, {
-    "content-type": "application/json",
-    ...(status === 401 ? { "www-authenticate": 'Bearer realm="solo"' } : {}),
-  });
+  const { field } = e.details as { field?: string };
+  // The web listener's HTTP clients read the network API's words.
+  const hint = e.hintFor("rpc");
+  const { status, headers } = httpRefusal(e);
+  res.writeHead(status, headers);
   res.end(JSON.stringify({ code: e.code, reason: e.reason, message: e.message, ...(field ? { field } : {}), ...(hint ? { hint } : {}) }));
 }
 

@@ -18,7 +18,7 @@ import { type CertAndKey, createCa, issueCert } from "../tls/certs.ts";
 import { bearer } from "./client.ts";
 import { type Gateway, startGateway } from "./server.ts";
 import { createLogger, createTelemetry } from "./telemetry.ts";
-import { SESSION_COOKIE } from "./web-auth.ts";
+import { CookieSessions, SECURITY_HEADERS, SESSION_COOKIE } from "./web-auth.ts";
 
 // The web listener, driven by real clients over real TLS: the MCP SDK's client over HTTP/1.1 and
 // HTTP/2 with only a bearer token, Connect and gRPC-Web clients, browsers' cookies by hand, and
@@ -373,6 +373,8 @@ describe("the web listener", () => {
         assert.equal(r.headers.get("x-content-type-options"), "nosniff");
         assert.equal(r.headers.get("referrer-policy"), "no-referrer");
         assert.match(r.headers.get("strict-transport-security") ?? "", /max-age=\d+/);
+        // And every other header of the listener's policy, as it is written.
+        for (const [k, v] of Object.entries(SECURITY_HEADERS)) assert.equal(r.headers.get(k), v, k);
       }
     });
   });
@@ -482,6 +484,52 @@ describe("the web listener", () => {
       session.close();
       assert.equal(answered.filter((s) => s === 400).length, 1000);
     });
+  });
+});
+
+describe("login sessions", () => {
+  it("end at the cap on their length (12 hours) even while their token lives on, and at once when the token expires", () => {
+    let now = 0;
+    const sessions = new CookieSessions({ now: () => now });
+    const capped = sessions.open("solo_lasting", null);
+    assert.equal(capped.maxAgeSeconds, 12 * 60 * 60);
+    const short = sessions.open("solo_short", 60_000);
+    assert.equal(short.maxAgeSeconds, 60);
+    now = 60_000;
+    assert.equal(sessions.tokenOf(short.id), undefined, "gone with its token's expiry");
+    assert.equal(sessions.tokenOf(capped.id), "solo_lasting");
+    now = 12 * 60 * 60 * 1000;
+    assert.equal(sessions.tokenOf(capped.id), undefined, "gone at the cap");
+  });
+
+  it("refuse a login when the table is full of others' live sessions, ending none of them", async () => {
+    const g = await startGateway(kernel, {
+      port: 0,
+      tls: { cert: serverPair.certPem, key: serverPair.keyPem, ca: ca.certPem },
+      web: { port: 0, maxCookieSessions: 2 },
+      connections: { denialBurst: 100_000 },
+    });
+    try {
+      const post = (token: string) =>
+        h1fetch(`${g.web?.url}/login`, {
+          method: "POST",
+          headers: { "content-type": "application/json", origin: g.web?.url as string },
+          body: JSON.stringify({ token }),
+        });
+      const cookieOf = (r: Response) => (r.headers.get("set-cookie") ?? "").split(";")[0] as string;
+      const [a, b] = [await post(admin), await post(acme)];
+      assert.deepEqual([a.status, b.status], [200, 200]);
+      const full = await post(acme);
+      assert.equal(full.status, 429);
+      assert.equal((JSON.parse(await full.text()) as { reason: string }).reason, "SOLO_ERR_OVERLOADED");
+      assert.ok(Number(full.headers.get("retry-after")) >= 1, "says when to try again");
+      for (const r of [a, b]) {
+        const who = await h1fetch(`${g.web?.url}/session`, { headers: { cookie: cookieOf(r) } });
+        assert.equal(who.status, 200, "no one's session was ended to make room");
+      }
+    } finally {
+      await g.close(500);
+    }
   });
 });
 

@@ -11,7 +11,6 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createSecureServer, type Http2SecureServer } from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import { createSecureContext } from "node:tls";
-import type { Kernel } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
 import type { McpHttp } from "../mcp/http.ts";
 import { ConnectionGuard, type ConnectionLimits, type EdgeClosure, TLS_POLICY } from "./connections.ts";
@@ -160,9 +159,9 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
       return;
     }
     // A request that presents a valid credential is throttled apart from its address (markRequester).
-    const presented = presentedToken(req);
-    if (presented !== undefined && kernel.as(presented).reach().valid) {
-      markRequester(req, { ...requesterOf(req), credential: credentialDigest(presented) });
+    const presented = presentedBy(req);
+    if (presented.valid && presented.token !== undefined) {
+      markRequester(req, { ...requesterOf(req), credential: credentialDigest(presented.token) });
     }
     const ticket = throttle.admit(requesterOf(req), req);
     if (!ticket) {
@@ -181,19 +180,18 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
         webError(res, notFound(req, path, page.method));
         return;
       }
-      Promise.resolve(page.serve(req, res)).catch((err: unknown) => webError(res, err));
+      // A denial counts against the requester here, once, whichever page refused.
+      Promise.resolve()
+        .then(() => page.serve(req, res, presented))
+        .catch((err: unknown) => {
+          throttle.deniedBy(req, err);
+          webError(res, err);
+        });
       return;
     }
-    switch (path) {
-      case "/mcp":
-        serveMcp(req, res);
-        return;
-      case "/metrics":
-        if (core.telemetry && req.method === "GET") {
-          serveMetrics(kernel, core.telemetry, req, res, throttle);
-          return;
-        }
-        break;
+    if (path === "/mcp") {
+      serveMcp(req, res, presented);
+      return;
     }
     // The body of a request to nowhere is read and dropped, so the connection stays usable.
     req.resume();
@@ -201,10 +199,12 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
   }
 
   // The session's pages: each answers one method, and any other is told which.
-  const PAGES: ReadonlyMap<string, { method: string; serve: (req: HttpRequest, res: HttpResponse) => void | Promise<void> }> = new Map([
+  type Page = { method: string; serve: (req: HttpRequest, res: HttpResponse, presented: Presented) => void | Promise<void> };
+  const PAGES: ReadonlyMap<string, Page> = new Map<string, Page>([
     ["/login", { method: "POST", serve: login }],
     ["/logout", { method: "POST", serve: logout }],
     ["/session", { method: "GET", serve: session }],
+    ...(core.telemetry ? ([["/metrics", { method: "GET", serve: metrics }]] as const) : []),
   ]);
 
   function serveApi(req: HttpRequest, res: HttpResponse): void {
@@ -237,32 +237,36 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
     api(req, res);
   }
 
-  /** The token a request presents, by bearer header or session cookie, unchecked (for the throttle's key). */
-  function presentedToken(req: HttpRequest): string | undefined {
-    if (req.headers.authorization !== undefined) return bearer(req.headers.authorization);
-    const id = sessionCookie(req);
-    return id === undefined ? undefined : cookies.tokenOf(id);
+  /**
+   * What a request presents to act with, looked up and verified once: a bearer token, or a session
+   * cookie (`token` then is its session's, undefined if it has none), and whether the token is valid.
+   */
+  function presentedBy(req: HttpRequest): Presented {
+    if (req.headers.authorization !== undefined) {
+      const token = bearer(req.headers.authorization);
+      return { token, cookie: undefined, valid: token !== undefined && kernel.as(token).reach().valid };
+    }
+    const cookie = sessionCookie(req);
+    const token = cookie === undefined ? undefined : cookies.tokenOf(cookie);
+    return { token, cookie, valid: token !== undefined && kernel.as(token).reach().valid };
   }
 
   /** The token a request acts with: its bearer header, else its session cookie (Origin-checked). */
-  function tokenOf(req: HttpRequest): { token: string | undefined; cookie: string | undefined } {
-    if (req.headers.authorization !== undefined) return { token: bearer(req.headers.authorization), cookie: undefined };
-    const id = sessionCookie(req);
-    if (id === undefined) return { token: undefined, cookie: undefined };
-    const token = cookies.tokenOf(id);
-    if (token === undefined) {
+  function tokenOf(req: HttpRequest, p: Presented): string | undefined {
+    if (p.cookie === undefined) return p.token;
+    if (p.token === undefined) {
       throw new SoloError("SOLO_ERR_WEB_SESSION_ENDED", "the session cookie names no session: it ended or expired", {
         field: "cookie",
         hint: "log in again (POST /login with a token)",
       });
     }
     checkCookieOrigin(req, own);
-    // The token is verified on every request: one revoked (or expired) ends its sessions at once.
-    if (!kernel.as(token).reach().valid) cookies.endToken(token);
-    return { token, cookie: id };
+    // Verified on every request: a token revoked (or expired) ends its sessions at once.
+    if (!p.valid) cookies.endToken(p.token);
+    return p.token;
   }
 
-  function serveMcp(req: HttpRequest, res: HttpResponse): void {
+  function serveMcp(req: HttpRequest, res: HttpResponse, presented: Presented): void {
     if (!mcp) {
       req.resume();
       webError(res, notFound(req, "/mcp"));
@@ -270,10 +274,10 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
     }
     let token: string | undefined;
     try {
-      token = tokenOf(req).token;
+      token = tokenOf(req, presented);
     } catch (err) {
       req.resume();
-      if (err instanceof SoloError && err.code === "unauthenticated") throttle.denied(requesterOf(req), throttle.ticketOf(req));
+      throttle.deniedBy(req, err);
       webError(res, err);
       return;
     }
@@ -290,14 +294,7 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
       checkCookieOrigin(req, own); // throws: the origin is not this listener's
     }
     const token = await readLogin(req);
-    let info: Awaited<ReturnType<ReturnType<Kernel["as"]>["whoami"]>>;
-    try {
-      info = await kernel.as(token, viaOfRequest(req)).whoami();
-    } catch (err) {
-      const e = SoloError.from(err);
-      if (e.code === "unauthenticated" || e.code === "permission_denied") throttle.denied(requesterOf(req), throttle.ticketOf(req));
-      throw e;
-    }
+    const info = await kernel.as(token, viaOfRequest(req)).whoami();
     const { id, maxAgeSeconds } = cookies.open(token, info.expiresAt === null ? null : Date.parse(info.expiresAt));
     webJson(res, 200, principal(info), { "set-cookie": setCookie(id, maxAgeSeconds) });
   }
@@ -312,24 +309,16 @@ export async function startWebListener(shared: WebShared, options: WebOptions = 
       return;
     }
     const id = sessionCookie(req);
-    if (id === undefined) {
-      webJson(res, 200, { ended: false }, { "set-cookie": setCookie("", 0) });
-      return;
-    }
-    webJson(res, 200, { ended: cookies.end(id) }, { "set-cookie": setCookie("", 0) });
+    webJson(res, 200, { ended: id !== undefined && cookies.end(id) }, { "set-cookie": setCookie("", 0) });
   }
 
-  async function session(req: HttpRequest, res: HttpResponse): Promise<void> {
-    const { token, cookie } = tokenOf(req);
-    let info: Awaited<ReturnType<ReturnType<Kernel["as"]>["whoami"]>>;
-    try {
-      info = await kernel.as(token, viaOfRequest(req)).whoami();
-    } catch (err) {
-      const e = SoloError.from(err);
-      if (e.code === "unauthenticated" || e.code === "permission_denied") throttle.denied(requesterOf(req), throttle.ticketOf(req));
-      throw e;
-    }
-    webJson(res, 200, { ...principal(info), via: cookie !== undefined ? "cookie" : "bearer" });
+  async function session(req: HttpRequest, res: HttpResponse, presented: Presented): Promise<void> {
+    const info = await kernel.as(tokenOf(req, presented), viaOfRequest(req)).whoami();
+    webJson(res, 200, { ...principal(info), via: presented.cookie !== undefined ? "cookie" : "bearer" });
+  }
+
+  function metrics(req: HttpRequest, res: HttpResponse): void {
+    if (core.telemetry) serveMetrics(kernel, core.telemetry, req, res, throttle);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -466,4 +455,12 @@ function watchOperatorPair(server: Http2SecureServer, o: WebOptions): () => void
 // truncated SHA-256.
 function credentialDigest(token: string): string {
   return createHash("sha256").update("solo web requester\0").update(token).digest("base64url").slice(0, 22);
+}
+
+/** What a request presents to act with (see presentedBy). */
+interface Presented {
+  readonly token: string | undefined;
+  /** The session cookie's id, when it came by cookie. */
+  readonly cookie: string | undefined;
+  readonly valid: boolean;
 }

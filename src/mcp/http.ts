@@ -6,12 +6,13 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { Clients } from "../gateway/client.ts";
-import { type HttpRequest, type HttpResponse, plain } from "../gateway/http-types.ts";
+import { httpRefusal } from "../gateway/errors.ts";
+import { type HttpRequest, type HttpResponse, plain, readBody } from "../gateway/http-types.ts";
 import { requesterOf, viaOfRequest } from "../gateway/requester.ts";
 import { bearer, type VerifiedSession } from "../gateway/service.ts";
+import { isDenial } from "../gateway/throttle.ts";
 import type { Kernel, KernelSession, Requester } from "../kernel/index.ts";
 import { SoloError } from "../lib/errors/errors.ts";
-import { TRANSPORT } from "../lib/errors/transport.ts";
 import { createMcpServer } from "./server.ts";
 
 /** How the gateway serves MCP's Streamable HTTP transport at `/mcp`. */
@@ -265,11 +266,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   return {
     handle(req, res, auth) {
       serve(req, res, auth).catch((err: unknown) => {
-        if (
-          err instanceof SoloError &&
-          (err.code === "unauthenticated" || (err.code === "permission_denied" && err.reason !== "SOLO_ERR_MCP_ORIGIN_DENIED"))
-        )
-          o.onDenied?.(req);
+        if (isDenial(err)) o.onDenied?.(req);
         refuse(res, err);
       });
     },
@@ -322,23 +319,7 @@ async function readJson(req: HttpRequest, max: number): Promise<unknown> {
       maxBytes: max,
       hint: "send smaller arguments (deploy takes code up to 1 MiB)",
     });
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > max) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // Not destroyed when reading stops at the limit: the rest is read and dropped. A request left
-  // unread keeps its stream open for good (flow control stops the client, and nothing reads it),
-  // holding a closing gateway for its grace.
-  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) break;
-    chunks.push(chunk);
-  }
-  if (size > max) {
-    req.resume();
-    throw tooLarge();
-  }
-  const bytes = Buffer.concat(chunks);
+  const bytes = await readBody(req, max, tooLarge);
   // Read leniently, invalid bytes would become U+FFFD in a tool's arguments (and so in code or secrets).
   if (!isUtf8(bytes)) {
     throw new SoloError("SOLO_ERR_MCP_REQUEST_INVALID", "the request body is not valid UTF-8", {
@@ -367,12 +348,10 @@ function refuse(response: HttpResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  const { hint, field, ...details } = e.details as Record<string, unknown>;
+  const { hint: _, field, ...details } = e.details as Record<string, unknown>;
+  const hint = e.hintFor("mcp");
   const jsonRpcCode = e.reason === "SOLO_ERR_MCP_REQUEST_INVALID" && field === "body" ? -32700 : -32000;
-  const status = e.reason === "SOLO_ERR_MCP_REQUEST_TOO_LARGE" ? 413 : TRANSPORT[e.code].http;
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (status === 401) headers["www-authenticate"] = 'Bearer realm="solo"';
-  if (typeof details.retryAfterMs === "number") headers["retry-after"] = String(Math.ceil(details.retryAfterMs / 1000));
+  const { status, headers } = httpRefusal(e);
   res.writeHead(status, headers);
   res.end(
     JSON.stringify({
