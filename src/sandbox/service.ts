@@ -402,27 +402,25 @@ export class ServiceSandbox {
   }
 
   private stepBody(op: string, a: string, b: string): Outcome {
-    {
-      const raw = this.callRun(op, a, b);
-      if (typeof raw !== "string") return { t: "failed", crash: this.crashFrom(raw.error) };
-      const o = decodeOutcome(raw);
-      if (o.t === "threw") return this.outcome(o);
-      // A reply (or no handler) is final once the jobs it left have run; so is a message done,
-      // unless it is the resolution of a call, which may settle the message it resumes.
-      if ((o.t !== "pending" && o.t !== "done") || (o.t === "done" && op !== "resolve")) {
-        const failure = this.drain();
-        return failure ? { t: "failed", crash: failure } : this.outcome(o);
-      }
+    const raw = this.callRun(op, a, b);
+    if (typeof raw !== "string") return { t: "failed", crash: this.crashFrom(raw.error) };
+    const o = decodeOutcome(raw);
+    if (o.t === "threw") return this.outcome(o);
+    // A reply (or no handler) is final once the jobs it left have run; so is a message done,
+    // unless it is the resolution of a call, which may settle the message it resumes.
+    if ((o.t !== "pending" && o.t !== "done") || (o.t === "done" && op !== "resolve")) {
       const failure = this.drain();
-      if (failure) return { t: "failed", crash: failure };
-      if (this.settled !== undefined) {
-        const s = this.settled;
-        this.settled = undefined;
-        this.awaitingSettle = false;
-        return this.outcome(decodeOutcome(s));
-      }
-      return { t: "pending" };
+      return failure ? { t: "failed", crash: failure } : this.outcome(o);
     }
+    const failure = this.drain();
+    if (failure) return { t: "failed", crash: failure };
+    if (this.settled !== undefined) {
+      const s = this.settled;
+      this.settled = undefined;
+      this.awaitingSettle = false;
+      return this.outcome(decodeOutcome(s));
+    }
+    return { t: "pending" };
   }
 
   private callRun(op: string, a: string, b: string): string | { error: GuestError } {
@@ -521,10 +519,8 @@ export class ServiceSandbox {
   private stdAllowed(): void {
     if (!this.overBudget()) return;
     this.interrupted = true;
-    const budget = this.spec.limits.cpuMsPerMessage;
-    throw new SoloError("SOLO_ERR_LIMIT_CPU", `the message used more than its CPU budget of ${budget} ms and was stopped`, {
-      field: "limits.cpuMsPerMessage",
-    });
+    const crash = cpuCrash(this.spec.limits.cpuMsPerMessage);
+    throw new SoloError(crash.reason, crash.message, { field: "limits.cpuMsPerMessage" });
   }
 
   // The bytes of an ArrayBuffer the guest handed the host (a standard API's data), copied out of

@@ -97,17 +97,12 @@ export function formatPermission(p: Permission): string {
   return "pattern" in p ? `${p.action}:${p.pattern}` : p.action;
 }
 
-/** Whether service pattern `outer` matches every name `inner` matches (a name, or a narrower pattern). */
-function servicePatternCovers(outer: string, inner: string): boolean {
-  return serviceMatches(outer, inner);
-}
-
 /** Whether holding `held` implies holding `wanted`. */
 export function covers(held: Permission, wanted: Permission): boolean {
   if (held.action === "*") return true;
   if (held.action !== wanted.action) return false;
   if ("pattern" in held && "pattern" in wanted) {
-    return held.action === "fetch" ? hostPatternCovers(held.pattern, wanted.pattern) : servicePatternCovers(held.pattern, wanted.pattern);
+    return held.action === "fetch" ? hostPatternCovers(held.pattern, wanted.pattern) : serviceMatches(held.pattern, wanted.pattern);
   }
   return true;
 }

@@ -25,6 +25,7 @@ import type { Principal } from "../auth/tokens.ts";
 import { resolveLimits } from "../limits.ts";
 import { grantPermissions, resolveGrants } from "../powers/grants.ts";
 import { resolveSupervision } from "../supervisor/policy.ts";
+import { sourceName } from "./launch.ts";
 
 const DEPLOY_KEYS = new Set(["tenant", "service", "code", "args", "limits", "supervision", "tags", "metadata", "grants", "file"]);
 /** Findings kept in an error's details and in the deploy event. */
@@ -91,7 +92,7 @@ export class CodeChecks {
   // The analyzer reads the code with its types stripped (positions are the author's). Its errors
   // refuse the code with every finding attached; its warnings travel with the result.
   analyze(code: string, service: string, what: string, file?: string): { stripped: string; findings: Finding[] } {
-    const stripped = stripTypes(code, file ?? `${service}.ts`);
+    const stripped = stripTypes(code, sourceName(service, file, true));
     const { findings } = analyze(stripped);
     const errors = findings.filter((f) => f.severity === "error");
     if (errors.length > 0 && this.mode === "enforce") {

@@ -3,6 +3,7 @@
 
 import { hash } from "node:crypto";
 import type { SoloEvent } from "../../api/events.ts";
+import { grantsData } from "../../api/grants.ts";
 import type { Clock } from "../../api/kernel.ts";
 import type { Deployment, DeploySpec, ServiceSource, ServiceVersion } from "../../api/services.ts";
 import type { Via } from "../../api/tokens.ts";
@@ -15,7 +16,6 @@ import type { Principal } from "../auth/tokens.ts";
 import type { Breakers } from "../breaker/index.ts";
 import type { EventLog } from "../log/event-log.ts";
 import type { LogLines } from "../log/lines.ts";
-import { grantsData } from "../powers/grants.ts";
 import {
   CRASHED,
   cancelRestart,

@@ -45,7 +45,7 @@ export class Launcher {
    */
   async launch(spec: LaunchSpec, previous?: ServiceRecord, adopt?: Adopted, revive = false): Promise<ServiceRecord> {
     const { tenant, service, version, code, args, limits, supervision, deployedAt, meta, grants, file } = spec;
-    const stripped = spec.stripped ?? stripTypes(code, file ?? `${service}.ts`);
+    const stripped = spec.stripped ?? stripTypes(code, sourceName(service, file, true));
     const filename = sourceName(service, file, stripped !== code);
     const scheduler = this.p.registry.place(tenant);
     const record: ServiceRecord = {

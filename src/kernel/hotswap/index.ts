@@ -4,6 +4,7 @@
 
 import type { SoloEvent } from "../../api/events.ts";
 import type { ServiceGrants } from "../../api/grants.ts";
+import { grantsData } from "../../api/grants.ts";
 import type { Clock } from "../../api/kernel.ts";
 import type { Deployment, SwapOptions } from "../../api/services.ts";
 import type { Via } from "../../api/tokens.ts";
@@ -21,7 +22,7 @@ import type { CodeChecks } from "../deployer/checks.ts";
 import { checkVersion, permitGrants } from "../deployer/checks.ts";
 import { type Launcher, sourceName } from "../deployer/launch.ts";
 import type { EventLog } from "../log/event-log.ts";
-import { grantsData, resolveGrants } from "../powers/grants.ts";
+import { resolveGrants } from "../powers/grants.ts";
 import {
   CRASHED,
   cancelSwapWatch,
@@ -180,7 +181,7 @@ export class HotSwap {
       const { fresh } = await this.swapIn(
         r,
         target.code,
-        stripTypes(target.code, target.file ?? `${r.service}.ts`),
+        stripTypes(target.code, sourceName(r.service, target.file, true)),
         target.version,
         r.version,
         grantsOf(target),

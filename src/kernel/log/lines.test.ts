@@ -47,6 +47,31 @@ describe("LogLines", () => {
     assert.equal(lines.read("globex", "svc").length, 1);
   });
 
+  it("takes a tenant's excess from the service that wrote it, even when a neighbour holds more", () => {
+    const lines = new LogLines();
+    // 18 services holding 7 lines of 8,192 characters each: just under the tenant's bound, and
+    // each of them larger than what the noisy one writes before the tenant goes over it.
+    const big = "z".repeat(8192);
+    for (let s = 0; s < 18; s++) for (let i = 0; i < 7; i++) lines.add(entry(`steady-${s}`, big));
+    for (let i = 0; i < 100; i++) lines.add(entry("noisy", `${"n".repeat(1000)} ${i}`));
+    assert.ok(lines.bytesOf("acme") <= BYTES_PER_TENANT, String(lines.bytesOf("acme")));
+    for (let s = 0; s < 18; s++) assert.equal(lines.read("acme", `steady-${s}`).length, 7, `steady-${s} kept its lines`);
+    const noisy = lines.read("acme", "noisy");
+    assert.ok(noisy.length < 100);
+    assert.match(noisy.at(-1)?.text ?? "", / 99$/);
+  });
+
+  it("ends the followers of a deleted tenant's services, and only those", async () => {
+    const lines = new LogLines();
+    const gone = lines.follow("acme", "svc");
+    const kept = lines.follow("globex", "svc");
+    lines.forgetTenant("acme");
+    assert.equal((await gone.next()).done, true);
+    lines.add(entry("svc", "still followed", "globex"));
+    assert.equal((await kept.next()).value?.text, "still followed");
+    await kept.return?.();
+  });
+
   it("gives a crash the last lines, clipped to a few KiB, and says how many came before", () => {
     const lines = new LogLines();
     for (let i = 0; i < 100; i++) lines.add(entry("a", `step ${i} ${"z".repeat(1000)}`));

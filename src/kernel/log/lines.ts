@@ -227,20 +227,30 @@ export class LogLines {
 
   /** Ends every follow (the kernel closes). */
   close(): void {
-    for (const set of this.followers.values()) {
+    this.endFollowers(() => true);
+  }
+
+  /**
+   * Forgets a tenant's lines (its deletion), and ends its followers: a follower of a deleted
+   * tenant's service must not go on, nor see the lines of a new tenant given the same name.
+   */
+  forgetTenant(tenant: string): void {
+    const ofTenant = (key: string): boolean => key.startsWith(`${tenant}\0`);
+    for (const key of [...this.byService.keys()]) if (ofTenant(key)) this.byService.delete(key);
+    for (const key of [...this.pending.keys()]) if (ofTenant(key)) this.pending.delete(key);
+    this.endFollowers(ofTenant);
+    this.tenantBytes.delete(tenant);
+  }
+
+  private endFollowers(of: (key: string) => boolean): void {
+    for (const [key, set] of this.followers) {
+      if (!of(key)) continue;
       for (const f of set) {
         f.ended = true;
         f.wake?.();
       }
+      this.followers.delete(key);
     }
-    this.followers.clear();
-  }
-
-  /** Forgets a tenant's lines (its deletion). */
-  forgetTenant(tenant: string): void {
-    for (const key of [...this.byService.keys()]) if (key.startsWith(`${tenant}\0`)) this.byService.delete(key);
-    for (const key of [...this.pending.keys()]) if (key.startsWith(`${tenant}\0`)) this.pending.delete(key);
-    this.tenantBytes.delete(tenant);
   }
 
   /** Bytes kept for `tenant`'s lines. */

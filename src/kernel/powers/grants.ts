@@ -1,7 +1,4 @@
-import { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, grantsData, type ServiceGrants } from "../../api/grants.ts";
-
-export { grantsData };
-
+import { DEFAULT_GRANTS, DEFAULT_LOG_PER_SECOND, type ServiceGrants } from "../../api/grants.ts";
 import { type At, checkFlag, checkKeys, checkObject, checkWhole } from "../../lib/check.ts";
 import { SoloError } from "../../lib/errors/errors.ts";
 import { describeType, SERVICE_PATTERN } from "../../lib/names.ts";
@@ -43,7 +40,7 @@ export function grantPermissions(g: ServiceGrants): Permission[] {
 }
 
 function logRate(v: unknown, field: string): number {
-  if (v === undefined || v === false) return 0;
+  if (v === false) return 0;
   if (v === true) return DEFAULT_LOG_PER_SECOND;
   if (v !== null && typeof v === "object" && !Array.isArray(v)) {
     const o = v as Record<string, unknown>;

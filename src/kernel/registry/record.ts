@@ -3,6 +3,7 @@
 
 import type { Crash } from "../../api/crash.ts";
 import type { ServiceGrants } from "../../api/grants.ts";
+import { grantsData } from "../../api/grants.ts";
 import type { Clock } from "../../api/kernel.ts";
 import type { ServiceLimits } from "../../api/limits.ts";
 import type { ServiceInfo, ServiceUsage } from "../../api/services.ts";
@@ -12,7 +13,7 @@ import { words } from "../../lib/errors/transport.ts";
 import { NO_META, type ServiceMeta } from "../../lib/names.ts";
 import type { PendingTimer } from "../../scheduler/index.ts";
 import type { DeploymentRecord } from "../../store/store.ts";
-import { grantsData, resolveGrants } from "../powers/grants.ts";
+import { resolveGrants } from "../powers/grants.ts";
 
 /** A hot swap's rollback window: the version to go back to and the state captured at the swap. */
 export interface SwapWatch {

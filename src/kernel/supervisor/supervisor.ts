@@ -113,7 +113,7 @@ export class Supervisor {
     const now = this.p.clock.now();
     const d = decide(r.supervision, r.restartTimes, false, now, this.p.clock.random());
     if (d.action === "restart") {
-      r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
+      noteRestart(r, now);
       this.scheduleRestart(r, d.delayMs, async () => (await event)?.id ?? r.causeId);
       return;
     }
@@ -157,7 +157,7 @@ export class Supervisor {
       );
       return;
     }
-    if (!innocent) r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
+    if (!innocent) noteRestart(r, now);
     this.scheduleRestart(r, d.delayMs, causeId);
   }
 
@@ -366,4 +366,9 @@ export class Supervisor {
       cancelSwapWatch(r, this.p.clock);
     }
   }
+}
+
+/** Counts a restart at `now` against the service's intensity: the restarts of its period, and this one. */
+function noteRestart(r: ServiceRecord, now: number): void {
+  r.restartTimes = [...r.restartTimes.filter((t) => t > now - r.supervision.periodMs), now];
 }

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../../gen/solo/v1/solo_pb.js";
 import { SoloError } from "./errors.ts";
-import { codeOfGrpc, type Surface } from "./transport.ts";
+import { codeOfGrpc, renderHint, type Surface, words } from "./transport.ts";
 
 /** An error as data: what the CLI prints (or emits with --json) and MCP tools answer. */
 export interface ErrorData {
@@ -39,20 +39,15 @@ export function errorData(err: unknown, surface: Surface = "api"): ErrorData {
       reason: d?.reason ?? (unreachable ? "unreachable" : ""),
       message: err.rawMessage,
       ...(d?.field ? { field: d.field } : {}),
-      ...(d?.hint ? { hint: d.hint } : unreachable ? { hint: UNREACHABLE[surface] } : {}),
+      ...(d?.hint ? { hint: d.hint } : unreachable ? { hint: renderHint(UNREACHABLE, surface) } : {}),
       ...(d?.details && Object.keys(d.details).length > 0 ? { details: d.details } : {}),
     };
   }
   return { code: "internal", reason: "", message: err instanceof Error ? err.message : String(err) };
 }
 
-// What to do when the gateway cannot be reached, by who asks.
-const UNREACHABLE: Readonly<Record<Surface, string>> = {
-  api: "is the kernel running? start it with: npx solo start",
-  rpc: "is the kernel running? start it with: npx solo start",
-  cli: "is the kernel running? start it with: solo start (or npx solo start), or point --url at it",
-  mcp: "is the kernel running? start it with: npx solo start, or serve MCP with a kernel of its own: solo mcp --embedded",
-};
+// What to do when the gateway cannot be reached, in the words of who asks.
+const UNREACHABLE = `is the kernel running? start it with: ${words("kernel.start")}`;
 
 /** A service's own error answer to a call, when `e` is one (SOLO_ERR_APPLICATION_ERROR). */
 export function applicationAnswer(e: ErrorData): { service: string; code: string; message: string; details?: unknown } | undefined {

@@ -172,6 +172,12 @@ export const WORDS = {
     cli: "solo secret put {tenant} {name}",
     mcp: "solo secret put {tenant} {name} (an operator's CLI: secrets' values never pass through MCP)",
   },
+  "kernel.start": {
+    api: "npx solo start",
+    rpc: "npx solo start",
+    cli: "solo start (or npx solo start), or point --url at it",
+    mcp: "npx solo start, or serve MCP with a kernel of its own: solo mcp --embedded",
+  },
   "kernel.dataDir": {
     api: "dataDir",
     rpc: "data directory",

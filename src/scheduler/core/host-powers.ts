@@ -135,11 +135,12 @@ export class HostPowers {
       throw replyTooLate(what, JSON.stringify(req.to.slice(0, 80)));
     }
     if (req.error) {
+      // Its size first, as for a reply: a body over the limit is not parsed at all.
+      checkSize(s, req.body, `${what}: the error`);
       const answer = parseErrorAnswer(req.body);
       if (!answer) {
         throw new SoloError("SOLO_ERR_REPLY_UNKNOWN", `${what}: the error is not { code, message, details? }`, { service: s.name });
       }
-      checkSize(s, req.body, `${what}: the error`);
       this.loop.respond(waiting, failed(applicationError(s.name, answer)));
     } else {
       checkSize(s, req.body, `${what}: the reply`);
