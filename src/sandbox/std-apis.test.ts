@@ -223,7 +223,7 @@ describe("URL", () => {
   });
 
   it("keeps searchParams and search in step both ways, as Node's URL does", async () => {
-    const reply = await run(`
+    const script = `
       const u = new URL("https://example.com/p?a=1&b=2#h");
       const p = u.searchParams;
       const seen = [p === u.searchParams, u.href];
@@ -238,22 +238,9 @@ describe("URL", () => {
       seen.push(p.get("k"), p.has("z"));
       p.delete("k");
       seen.push(u.href, u.search);
-      return seen;`);
-    const u = new URL("https://example.com/p?a=1&b=2#h");
-    const p = u.searchParams;
-    const seen: unknown[] = [true, u.href];
-    p.append("c", "x y");
-    seen.push(u.href);
-    p.set("a", "ü");
-    p.delete("b");
-    seen.push(u.href, u.search);
-    u.search = "?z=9&z=8";
-    seen.push(p.getAll("z"), p.size, p.toString());
-    u.href = "https://example.com/q?k=v";
-    seen.push(p.get("k"), p.has("z"));
-    p.delete("k");
-    seen.push(u.href, u.search);
-    assert.deepEqual(reply, seen);
+      return seen;`;
+    // The same script under Node's own URL: what the sandbox's must agree with, step by step.
+    assert.deepEqual(await run(script), new Function(script)());
   });
 });
 
